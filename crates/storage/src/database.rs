@@ -1,0 +1,211 @@
+//! Connecting to SQLite or PostgreSQL through sqlx's `Any` driver.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
+
+/// Which database engine a [`Database`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    #[error("unsupported database url scheme (expected sqlite: or postgres:)")]
+    UnsupportedUrl,
+    #[error("invalid schema name {0:?} (lowercase letters and _ only)")]
+    InvalidSchema(String),
+    #[error("could not connect to the {backend} database")]
+    Connect {
+        backend: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("migrations of schema {schema} failed")]
+    Migrate {
+        schema: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+/// The migrations of one service, one set per backend (their SQL dialects differ in triggers
+/// and key generation, the tables are the same).
+pub struct Migrations {
+    pub sqlite: &'static Migrator,
+    pub postgres: &'static Migrator,
+}
+
+/// A connection pool for one service's schema.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Database {
+    /// Connects to `url` (`sqlite://path/to/file.db` or `postgres://…`) for the service that
+    /// owns `schema`, creating the SQLite file or the PostgreSQL schema if missing, and runs
+    /// the service's migrations.
+    pub async fn connect(
+        url: &str,
+        schema: &str,
+        migrations: &Migrations,
+    ) -> Result<Database, DatabaseError> {
+        sqlx::any::install_default_drivers();
+        if schema.is_empty() || !schema.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            return Err(DatabaseError::InvalidSchema(schema.to_owned()));
+        }
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(DatabaseError::UnsupportedUrl);
+        };
+        let connect_error = |source| DatabaseError::Connect {
+            backend: backend.as_str(),
+            source,
+        };
+        let pool = match backend {
+            Backend::Sqlite => {
+                let url = if url.contains('?') {
+                    url.to_owned()
+                } else {
+                    format!("{url}?mode=rwc")
+                };
+                let options = AnyConnectOptions::from_str(&url).map_err(connect_error)?;
+                // SQLite allows one writer at a time; a single connection serialises every
+                // transaction in the process instead of failing them with SQLITE_BUSY.
+                AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(|connection, _meta| {
+                        Box::pin(async move {
+                            connection
+                                .execute(
+                                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                                )
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await
+                    .map_err(connect_error)?
+            }
+            Backend::Postgres => {
+                let options = AnyConnectOptions::from_str(url).map_err(connect_error)?;
+                let mut first = options.connect().await.map_err(connect_error)?;
+                first
+                    .execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
+                    .await
+                    .map_err(connect_error)?;
+                first.close().await.map_err(connect_error)?;
+                let search_path = format!("SET search_path TO {schema}");
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(move |connection, _meta| {
+                        let search_path = search_path.clone();
+                        Box::pin(async move {
+                            connection.execute(search_path.as_str()).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await
+                    .map_err(connect_error)?
+            }
+        };
+        let migrator = match backend {
+            Backend::Sqlite => migrations.sqlite,
+            Backend::Postgres => migrations.postgres,
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|source| DatabaseError::Migrate {
+                schema: schema.to_owned(),
+                source,
+            })?;
+        tracing::info!(backend = backend.as_str(), schema, "database ready");
+        Ok(Database { pool, backend })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// True when `error` is a unique-constraint violation (on either backend).
+pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(database_error) => database_error.is_unique_violation(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    static EMPTY: Migrator = Migrator::DEFAULT;
+
+    #[tokio::test]
+    async fn sqlite_file_is_created_and_reachable() {
+        let directory = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", directory.path().join("x.db").display());
+        let migrations = Migrations {
+            sqlite: &EMPTY,
+            postgres: &EMPTY,
+        };
+        let database = Database::connect(&url, "x", &migrations).await.unwrap();
+        assert_eq!(database.backend(), Backend::Sqlite);
+        let (value,): (i64,) = sqlx::query_as("SELECT 1 + 1")
+            .fetch_one(database.pool())
+            .await
+            .unwrap();
+        assert_eq!(value, 2);
+    }
+
+    #[tokio::test]
+    async fn unknown_scheme_and_bad_schema_are_refused() {
+        let migrations = Migrations {
+            sqlite: &EMPTY,
+            postgres: &EMPTY,
+        };
+        assert!(matches!(
+            Database::connect("mysql://x", "x", &migrations).await,
+            Err(DatabaseError::UnsupportedUrl)
+        ));
+        assert!(matches!(
+            Database::connect("sqlite://x.db", "x; DROP", &migrations).await,
+            Err(DatabaseError::InvalidSchema(_))
+        ));
+    }
+}

@@ -1,0 +1,19 @@
+//! Storage plumbing shared by the services: one connection pool type that speaks SQLite (the
+//! embedded default) or PostgreSQL (production), chosen by URL at start, and the AEAD used to
+//! encrypt protected personal data at rest.
+//!
+//! Invariants:
+//! - This crate knows no table of any service: each service owns its schema and migrations,
+//!   one directory per backend, and this crate only connects and runs them.
+//! - Every query a service writes runs unchanged on both backends (`$1` placeholders, TEXT ids,
+//!   BIGINT times and flags); the per-service conformance suites run on both to keep it so.
+//! - On PostgreSQL each service lives in its own schema; on SQLite in its own file.
+//! - Sealed values are bound to their context (service, row id, field): a ciphertext moved to
+//!   another row or field does not open.
+#![forbid(unsafe_code)]
+
+mod database;
+mod sealing;
+
+pub use database::{Backend, Database, DatabaseError, Migrations, is_unique_violation};
+pub use sealing::{FieldCipher, FieldKey, SealingError};
