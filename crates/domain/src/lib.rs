@@ -1,1 +1,52 @@
-//! tryggdel-domain
+//! tryggdel-domain: the pure domain of Tryggdel, the service through which Swedish social
+//! services and healthcare disclose information to the police under 10 kap. 18 c § OSL.
+//!
+//! Modules:
+//! - [`identity`]: personnummer and samordningsnummer, validated and always masked when printed.
+//! - [`organisation`]: organisations, the secrecy they are under, and routing to the seven
+//!   police regions.
+//! - [`registry`]: legal bases and the crime catalogue as effective-dated, content-versioned data.
+//! - [`assessment`]: assessing a draft against a basis as the registry stood on a date.
+//! - [`lifecycle`]: the disclosure state machine as a pure function.
+//! - [`payload`]: what goes to the police and the SHA-256 an approval binds.
+//!
+//! Invariants:
+//! - No I/O: no network, no database, no files except data handed in as strings or bytes
+//!   (the default registry is embedded at compile time).
+//! - Parse, don't validate: every value type has private fields and is built only through a
+//!   `parse`/`new` that refuses invalid input, including when deserialised.
+//! - No panics outside tests.
+//! - Identity numbers and protected data never appear in `Debug`, `Display` or error messages.
+//! - Legal rules live in the registry data, not in code; every assessment is stamped with the
+//!   registry and catalogue versions it used.
+//! - An assessment that passes permits a disclosure; it never decides one.
+
+#![forbid(unsafe_code)]
+
+pub mod assessment;
+pub mod identity;
+pub mod lifecycle;
+pub mod organisation;
+pub mod payload;
+pub mod registry;
+
+mod serde_support;
+
+#[cfg(any(test, feature = "testing"))]
+pub use identity::testing;
+
+pub use assessment::{
+    Assessment, AssessmentInputError, CaseFacts, ChecklistAnswer, ConditionResult, ConsentRecord,
+    CrimeTime, Relation, assess,
+};
+pub use identity::{IdentityKind, IdentityNumber, IdentityNumberError};
+pub use lifecycle::{DisclosureState, LifecycleAction, TransitionError, transition};
+pub use organisation::{
+    CountyCode, MunicipalityCode, Organisation, OrganisationCode, OrganisationError,
+    OrganisationKind, PoliceRegion, Recipient, SecrecyProvision,
+};
+pub use payload::{DataItem, PayloadError, PolicePayload, PolicePayloadInput};
+pub use registry::{
+    ChecklistItem, Crime, CrimeFilter, CrimeId, CrimeLaw, CrimeTimeRequirement, LegalBasis,
+    LegalBasisId, LegalRegistry, RegistryError, SourceKind,
+};

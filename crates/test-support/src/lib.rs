@@ -1,1 +1,242 @@
-//! tryggdel-test-support
+//! Test harness shared by the services' integration tests and the end-to-end tests: a
+//! throw-away PKI and token keys, authenticated gRPC channels, and a fresh database per test
+//! on SQLite or on the PostgreSQL server named by `TRYGGDEL_TEST_POSTGRES_URL`.
+//!
+//! Invariant: the PostgreSQL suite is skipped only when that variable is unset, and then says
+//! so; with `TRYGGDEL_REQUIRE_POSTGRES=1` (set by CI) a skip is a failure.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::Connection;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::Channel;
+use tryggdel_auth::{
+    Role, SignerConfig, SigningKeyPair, TokenRequest, TokenSigner, VerifierConfig,
+    generate_ed25519_key_pair,
+};
+use tryggdel_tls::{CertificateAuthority, ClientIdentitySpec, IssuedCertificate};
+
+pub const ISSUER: &str = "https://idp.test.tryggdel.se";
+pub const AUDIENCE: &str = "tryggdel";
+pub const POSTGRES_URL_VARIABLE: &str = "TRYGGDEL_TEST_POSTGRES_URL";
+pub const REQUIRE_POSTGRES_VARIABLE: &str = "TRYGGDEL_REQUIRE_POSTGRES";
+
+/// A CA with a server certificate, and the token-signing key pair, made for one test.
+pub struct TestIdentity {
+    pub ca: CertificateAuthority,
+    pub server: IssuedCertificate,
+    pub keys: SigningKeyPair,
+}
+
+impl TestIdentity {
+    pub fn generate() -> TestIdentity {
+        tryggdel_tls::install_crypto_provider();
+        let ca = CertificateAuthority::generate("Tryggdel test CA").unwrap();
+        let server = ca
+            .issue_server(
+                "disclosure",
+                &["localhost".to_owned()],
+                &["127.0.0.1".parse().unwrap()],
+            )
+            .unwrap();
+        TestIdentity {
+            ca,
+            server,
+            keys: generate_ed25519_key_pair().unwrap(),
+        }
+    }
+
+    /// A client certificate of `organisation` (its O attribute), as a user client presents.
+    pub fn client_certificate(&self, organisation: &str) -> IssuedCertificate {
+        self.ca
+            .issue_client(&ClientIdentitySpec {
+                common_name: format!("client.{organisation}"),
+                organisation: organisation.to_owned(),
+            })
+            .unwrap()
+    }
+
+    pub fn verifier_config(&self) -> VerifierConfig {
+        VerifierConfig {
+            issuer: ISSUER.to_owned(),
+            audience: AUDIENCE.to_owned(),
+            public_key_pem: self.keys.public_key_pem.clone(),
+            leeway_seconds: 5,
+        }
+    }
+
+    pub fn signer(&self) -> TokenSigner {
+        TokenSigner::new(SignerConfig {
+            issuer: ISSUER.to_owned(),
+            audience: AUDIENCE.to_owned(),
+            private_key_pem: self.keys.private_key_pem.clone(),
+        })
+        .unwrap()
+    }
+
+    /// A valid token for `user` of `organisation` with `roles`.
+    pub fn token(&self, user: &str, organisation: &str, roles: &[Role]) -> String {
+        self.signer()
+            .mint(&TokenRequest {
+                user_id: user.to_owned(),
+                organisation: organisation.to_owned(),
+                unit: Some("Enheten för våld i nära relationer".to_owned()),
+                roles: roles.to_vec(),
+                police_region: None,
+                display_name: None,
+                valid_for: Duration::from_secs(600),
+            })
+            .unwrap()
+    }
+
+    /// An mTLS channel to `address` with a client certificate of `organisation`.
+    pub async fn channel(&self, address: SocketAddr, organisation: &str) -> Channel {
+        let client = self.client_certificate(organisation);
+        tryggdel_tls::connect_channel(
+            &format!("https://{address}"),
+            "localhost",
+            self.ca.cert_pem(),
+            &client.cert_pem,
+            &client.key_pem,
+        )
+        .await
+        .unwrap()
+    }
+}
+
+/// Adds `authorization: Bearer <token>` to every request.
+#[derive(Clone)]
+pub struct BearerInterceptor(MetadataValue<Ascii>);
+
+impl BearerInterceptor {
+    pub fn new(token: &str) -> BearerInterceptor {
+        BearerInterceptor(format!("Bearer {token}").parse().unwrap())
+    }
+}
+
+impl tonic::service::Interceptor for BearerInterceptor {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+/// Which database a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestBackend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database that exists only for one test.
+pub struct TestDatabase {
+    pub url: String,
+    _directory: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+/// The PostgreSQL server for tests, or None (with a note on stderr) when it is not configured.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var(POSTGRES_URL_VARIABLE) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var(REQUIRE_POSTGRES_VARIABLE).is_ok_and(|value| value == "1") {
+                panic!("{REQUIRE_POSTGRES_VARIABLE}=1 but {POSTGRES_URL_VARIABLE} is not set");
+            }
+            eprintln!(
+                "postgres suite skipped: set {POSTGRES_URL_VARIABLE}=postgres://user@host:port/db to run it"
+            );
+            None
+        }
+    }
+}
+
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let after_scheme = base.find("://").map(|index| index + 3).unwrap_or(0);
+    let host_end = base[after_scheme..]
+        .find('/')
+        .map(|index| after_scheme + index)
+        .unwrap_or(base.len());
+    let mut result = format!("{}/{database}", &base[..host_end]);
+    if let Some(query) = query {
+        result.push('?');
+        result.push_str(query);
+    }
+    result
+}
+
+impl TestDatabase {
+    /// A fresh, empty database, or None when the backend is PostgreSQL and none is configured.
+    pub async fn create(backend: TestBackend) -> Option<TestDatabase> {
+        match backend {
+            TestBackend::Sqlite => {
+                let directory = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", directory.path().join("test.db").display());
+                Some(TestDatabase {
+                    url,
+                    _directory: Some(directory),
+                    postgres: None,
+                })
+            }
+            TestBackend::Postgres => {
+                let admin_url = postgres_admin_url()?;
+                let run = std::env::var("TRYGGDEL_TEST_RUN_ID").unwrap_or_else(|_| "local".into());
+                let name = format!("tryggdel_test_{run}_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = sqlx::PgConnection::connect(&admin_url)
+                    .await
+                    .with_context(|| format!("connecting to {POSTGRES_URL_VARIABLE}"))
+                    .unwrap();
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+                admin.close().await.unwrap();
+                Some(TestDatabase {
+                    url: with_database(&admin_url, &name),
+                    _directory: None,
+                    postgres: Some((admin_url, name)),
+                })
+            }
+        }
+    }
+
+    /// Removes a PostgreSQL test database (SQLite files go with their directory).
+    pub async fn remove(self) {
+        if let Some((admin_url, name)) = &self.postgres {
+            if let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await;
+                let _ = admin.close().await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_name_is_replaced_in_urls() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/test?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h:5432", "x"), "postgres://h:5432/x");
+    }
+}

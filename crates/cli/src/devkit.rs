@@ -1,0 +1,153 @@
+//! The development data directory: a CA, server and per-organisation client certificates, the
+//! token-signing key pair and the field-encryption key, created on first start and reused.
+//!
+//! Nothing here is for production: the keys sit unencrypted on disk (mode 0600).
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use tryggdel_tls::{CertificateAuthority, ClientIdentitySpec};
+
+pub const ISSUER: &str = "https://idp.dev.tryggdel.local";
+pub const AUDIENCE: &str = "tryggdel";
+
+/// Paths inside a development data directory.
+pub struct DataDirectory {
+    pub root: PathBuf,
+}
+
+impl DataDirectory {
+    pub fn new(root: impl Into<PathBuf>) -> DataDirectory {
+        DataDirectory { root: root.into() }
+    }
+
+    pub fn ca_cert(&self) -> PathBuf {
+        self.root.join("pki/ca.pem")
+    }
+    pub fn ca_key(&self) -> PathBuf {
+        self.root.join("pki/ca-key.pem")
+    }
+    pub fn server_cert(&self, service: &str) -> PathBuf {
+        self.root.join(format!("pki/{service}.pem"))
+    }
+    pub fn server_key(&self, service: &str) -> PathBuf {
+        self.root.join(format!("pki/{service}-key.pem"))
+    }
+    pub fn client_cert(&self, organisation: &str) -> PathBuf {
+        self.root.join(format!("pki/clients/{organisation}.pem"))
+    }
+    pub fn client_key(&self, organisation: &str) -> PathBuf {
+        self.root.join(format!("pki/clients/{organisation}-key.pem"))
+    }
+    pub fn signing_key(&self) -> PathBuf {
+        self.root.join("keys/token-signing-key.pem")
+    }
+    pub fn verifying_key(&self) -> PathBuf {
+        self.root.join("keys/token-signing-public.pem")
+    }
+    pub fn field_key(&self) -> PathBuf {
+        self.root.join("keys/field-encryption.key")
+    }
+    pub fn sqlite_url(&self, service: &str) -> String {
+        format!("sqlite://{}", self.root.join(format!("{service}.db")).display())
+    }
+
+    /// Creates whatever is missing; returns true when anything was created.
+    pub fn ensure(&self, services: &[&str], organisations: &[String]) -> anyhow::Result<bool> {
+        let mut created = false;
+        fs::create_dir_all(self.root.join("pki/clients"))
+            .with_context(|| format!("creating {}", self.root.display()))?;
+        fs::create_dir_all(self.root.join("keys"))?;
+        let ca = if self.ca_cert().exists() && self.ca_key().exists() {
+            CertificateAuthority::from_pem(&read(&self.ca_cert())?, &read(&self.ca_key())?)
+                .context("loading the development CA")?
+        } else {
+            let ca = CertificateAuthority::generate("Tryggdel development CA")?;
+            write_public(&self.ca_cert(), ca.cert_pem())?;
+            write_secret(&self.ca_key(), &ca.key_pem())?;
+            created = true;
+            ca
+        };
+        for service in services {
+            if !self.server_cert(service).exists() || !self.server_key(service).exists() {
+                let issued = ca.issue_server(
+                    service,
+                    &["localhost".to_owned(), (*service).to_owned()],
+                    &["127.0.0.1".parse()?, "::1".parse()?],
+                )?;
+                write_public(&self.server_cert(service), &issued.cert_pem)?;
+                write_secret(&self.server_key(service), &issued.key_pem)?;
+                created = true;
+            }
+        }
+        for organisation in organisations {
+            if !self.client_cert(organisation).exists() || !self.client_key(organisation).exists() {
+                let issued = ca.issue_client(&ClientIdentitySpec {
+                    common_name: format!("dev-client.{organisation}"),
+                    organisation: organisation.clone(),
+                })?;
+                write_public(&self.client_cert(organisation), &issued.cert_pem)?;
+                write_secret(&self.client_key(organisation), &issued.key_pem)?;
+                created = true;
+            }
+        }
+        if !self.signing_key().exists() || !self.verifying_key().exists() {
+            let pair = tryggdel_auth::generate_ed25519_key_pair()?;
+            write_secret(&self.signing_key(), &pair.private_key_pem)?;
+            write_public(&self.verifying_key(), &pair.public_key_pem)?;
+            created = true;
+        }
+        if !self.field_key().exists() {
+            write_secret(
+                &self.field_key(),
+                &tryggdel_storage::FieldKey::generate_base64(),
+            )?;
+            created = true;
+        }
+        Ok(created)
+    }
+}
+
+pub fn read(path: &Path) -> anyhow::Result<String> {
+    fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn write_public(path: &Path, contents: &str) -> anyhow::Result<()> {
+    fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
+}
+
+fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_once_then_reused() {
+        let directory = tempfile::tempdir().unwrap();
+        let data = DataDirectory::new(directory.path());
+        let organisations = vec!["bollnas-kommun".to_owned()];
+        assert!(data.ensure(&["disclosure"], &organisations).unwrap());
+        let ca_before = read(&data.ca_cert()).unwrap();
+        let key_before = read(&data.signing_key()).unwrap();
+        assert!(!data.ensure(&["disclosure"], &organisations).unwrap());
+        assert_eq!(read(&data.ca_cert()).unwrap(), ca_before);
+        assert_eq!(read(&data.signing_key()).unwrap(), key_before);
+        let mode = fs::metadata(data.signing_key()).unwrap().permissions();
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+        assert!(data.client_cert("bollnas-kommun").exists());
+    }
+}

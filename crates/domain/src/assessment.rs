@@ -1,0 +1,1232 @@
+//! Assessing a draft disclosure against a legal basis as the registry stood on a date.
+//!
+//! [`assess`] is a pure function of the registry, the basis id, the case facts and the date.
+//! Every condition of the basis appears in the result with pass or fail and a reason in
+//! English, so a decision maker sees exactly what holds and what does not, and a compliance
+//! officer can re-run the assessment for any past decision date. Passing the assessment is
+//! never a decision: disclosure under these provisions is a permission that needs an
+//! individual judgement (JO 682-2014).
+//!
+//! Reasons never contain personal data: no names, identity numbers or justification text.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::Date;
+
+use crate::identity::full_years_between;
+use crate::organisation::{Recipient, SecrecyProvision};
+use crate::registry::{
+    CrimeId, CrimeTimeRequirement, LegalBasis, LegalBasisId, LegalRegistry, RegistryError,
+    SourceKind,
+};
+use crate::serde_support::{iso_date, serde_via_string};
+
+/// Errors from parsing assessment input values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AssessmentInputError {
+    #[error("unknown relation {0:?}")]
+    UnknownRelation(String),
+    #[error("unknown crime time {0:?}: expected future_risk or committed")]
+    UnknownCrimeTime(String),
+}
+
+/// Whether the draft concerns a risk of a future crime or a committed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CrimeTime {
+    FutureRisk,
+    Committed,
+}
+
+/// The victim's relation to the perpetrator (den enskilde).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Relation {
+    Spouse,
+    Cohabitant,
+    PartnerNotCohabiting,
+    FormerPartner,
+    Parent,
+    Child,
+    Sibling,
+    OtherRelative,
+    /// Not a närstående by itself; counts only with a recorded justification.
+    Other,
+}
+
+/// One answered checklist item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChecklistAnswer {
+    pub key: String,
+    pub answer: bool,
+    pub justification: String,
+}
+
+/// A record of consent (samtycke) under 12 kap. 2 § OSL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRecord {
+    pub given_by: String,
+    pub given_at: Date,
+    pub scope: String,
+    pub how: String,
+}
+
+/// The facts of a draft that the assessment needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseFacts {
+    /// The secrecy the disclosing organisation is actually under, from its kind.
+    pub organisation_secrecy: Option<SecrecyProvision>,
+    /// The secrecy the draft claims to break.
+    pub claimed_secrecy: Option<SecrecyProvision>,
+    pub recipient: Recipient,
+    pub crime: Option<CrimeId>,
+    pub crime_time: CrimeTime,
+    pub relation: Relation,
+    /// Why a relation of kind [`Relation::Other`] is nevertheless a närstående.
+    pub relation_justification: Option<String>,
+    pub victim_birth_date: Option<Date>,
+    pub subject_birth_date: Option<Date>,
+    pub checklist: Vec<ChecklistAnswer>,
+    pub consent: Option<ConsentRecord>,
+}
+
+/// The outcome of one condition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConditionResult {
+    key: String,
+    passed: bool,
+    reason: String,
+}
+
+/// The outcome of assessing a draft against one legal basis on one date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assessment {
+    basis: LegalBasisId,
+    #[serde(with = "iso_date")]
+    as_of: Date,
+    registry_version: String,
+    catalogue_version: String,
+    conditions: Vec<ConditionResult>,
+    suggestions: Vec<LegalBasisId>,
+}
+
+impl CrimeTime {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrimeTime::FutureRisk => "future_risk",
+            CrimeTime::Committed => "committed",
+        }
+    }
+
+    pub fn parse(input: &str) -> Result<CrimeTime, AssessmentInputError> {
+        match input {
+            "future_risk" => Ok(CrimeTime::FutureRisk),
+            "committed" => Ok(CrimeTime::Committed),
+            _ => Err(AssessmentInputError::UnknownCrimeTime(input.to_owned())),
+        }
+    }
+}
+
+impl Relation {
+    pub const ALL: [Relation; 9] = [
+        Relation::Spouse,
+        Relation::Cohabitant,
+        Relation::PartnerNotCohabiting,
+        Relation::FormerPartner,
+        Relation::Parent,
+        Relation::Child,
+        Relation::Sibling,
+        Relation::OtherRelative,
+        Relation::Other,
+    ];
+
+    /// snake_case identifier, e.g. `partner_not_cohabiting`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Relation::Spouse => "spouse",
+            Relation::Cohabitant => "cohabitant",
+            Relation::PartnerNotCohabiting => "partner_not_cohabiting",
+            Relation::FormerPartner => "former_partner",
+            Relation::Parent => "parent",
+            Relation::Child => "child",
+            Relation::Sibling => "sibling",
+            Relation::OtherRelative => "other_relative",
+            Relation::Other => "other",
+        }
+    }
+
+    pub fn parse(input: &str) -> Result<Relation, AssessmentInputError> {
+        Relation::ALL
+            .into_iter()
+            .find(|relation| relation.as_str() == input)
+            .ok_or_else(|| AssessmentInputError::UnknownRelation(input.to_owned()))
+    }
+
+    /// Whether the relation by itself makes the victim a närstående (all but `Other`).
+    pub fn is_close_relative(self) -> bool {
+        !matches!(self, Relation::Other)
+    }
+}
+
+impl ConditionResult {
+    /// E.g. `basis_in_force`, `minimum_penalty`, `checklist.not_unsuitable`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub fn passed(&self) -> bool {
+        self.passed
+    }
+
+    /// Why the condition passed or failed, in English.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl Assessment {
+    pub fn basis(&self) -> &LegalBasisId {
+        &self.basis
+    }
+
+    pub fn as_of(&self) -> Date {
+        self.as_of
+    }
+
+    /// The legal-bases file version the assessment was made under.
+    pub fn registry_version(&self) -> &str {
+        &self.registry_version
+    }
+
+    /// The crime-catalogue version the assessment was made under.
+    pub fn catalogue_version(&self) -> &str {
+        &self.catalogue_version
+    }
+
+    pub fn conditions(&self) -> &[ConditionResult] {
+        &self.conditions
+    }
+
+    /// The condition with this key, if the basis has it.
+    pub fn condition(&self, key: &str) -> Option<&ConditionResult> {
+        self.conditions
+            .iter()
+            .find(|condition| condition.key == key)
+    }
+
+    /// The conditions that failed.
+    pub fn failed_conditions(&self) -> impl Iterator<Item = &ConditionResult> {
+        self.conditions.iter().filter(|condition| !condition.passed)
+    }
+
+    /// Other bases to consider, e.g. for a committed crime refused under 18 c §.
+    pub fn suggestions(&self) -> &[LegalBasisId] {
+        &self.suggestions
+    }
+
+    /// Whether every condition passed. This permits a disclosure; it never decides one.
+    pub fn passed(&self) -> bool {
+        !self.conditions.is_empty() && self.conditions.iter().all(|condition| condition.passed)
+    }
+}
+
+/// Assesses `facts` against the basis `basis` as the registry stood on `as_of`.
+///
+/// An unknown basis id is an error. A known basis not in force on `as_of` gives an assessment
+/// whose `basis_in_force` condition fails, evaluated against the nearest version.
+pub fn assess(
+    registry: &LegalRegistry,
+    basis: &LegalBasisId,
+    facts: &CaseFacts,
+    as_of: Date,
+) -> Result<Assessment, RegistryError> {
+    let (legal_basis, in_force) = registry.basis_for_assessment(basis, as_of)?;
+    let mut conditions = Vec::new();
+    let mut suggestions = Vec::new();
+
+    conditions.push(basis_in_force_condition(legal_basis, in_force, as_of));
+    conditions.push(recipient_condition(legal_basis, facts));
+    conditions.push(source_secrecy_condition(legal_basis, facts));
+    conditions.push(claimed_secrecy_condition(facts));
+    if let Some(source_kinds) = legal_basis.source_kinds() {
+        conditions.push(source_kind_condition(legal_basis, source_kinds, facts));
+    }
+    let crime_time = crime_time_condition(legal_basis, facts);
+    if !crime_time.passed {
+        suggestions.extend(legal_basis.suggest_instead().iter().cloned());
+    }
+    conditions.push(crime_time);
+    if legal_basis.crime_filter().is_some() {
+        conditions.extend(crime_conditions(registry, legal_basis, facts, as_of));
+    }
+    if legal_basis.requires_close_relative() {
+        conditions.push(close_relative_condition(facts));
+    }
+    if let Some(maximum_age) = legal_basis.victim_max_age_exclusive() {
+        conditions.push(age_condition(
+            "victim_age",
+            "victim",
+            legal_basis,
+            maximum_age,
+            facts.victim_birth_date,
+            as_of,
+        ));
+    }
+    if let Some(maximum_age) = legal_basis.subject_max_age_exclusive() {
+        conditions.push(age_condition(
+            "subject_age",
+            "subject (den enskilde)",
+            legal_basis,
+            maximum_age,
+            facts.subject_birth_date,
+            as_of,
+        ));
+    }
+    if legal_basis.requires_consent_record() {
+        conditions.push(consent_condition(facts, as_of));
+    }
+    for item in legal_basis.checklist() {
+        conditions.push(checklist_condition(
+            item.key(),
+            item.justification_required(),
+            facts,
+        ));
+    }
+
+    Ok(Assessment {
+        basis: basis.clone(),
+        as_of,
+        registry_version: registry.registry_version().to_owned(),
+        catalogue_version: registry.catalogue_version().to_owned(),
+        conditions,
+        suggestions,
+    })
+}
+
+fn condition(key: &str, passed: bool, reason: String) -> ConditionResult {
+    ConditionResult {
+        key: key.to_owned(),
+        passed,
+        reason,
+    }
+}
+
+fn basis_in_force_condition(basis: &LegalBasis, in_force: bool, as_of: Date) -> ConditionResult {
+    let period = match basis.valid_to() {
+        Some(valid_to) => format!("from {} to {valid_to}", basis.valid_from()),
+        None => format!("from {}", basis.valid_from()),
+    };
+    let reason = if in_force {
+        format!("{} is in force on {as_of} ({period})", basis.id())
+    } else {
+        format!(
+            "{} is not in force on {as_of}; it applies {period}",
+            basis.id()
+        )
+    };
+    condition("basis_in_force", in_force, reason)
+}
+
+fn recipient_condition(basis: &LegalBasis, facts: &CaseFacts) -> ConditionResult {
+    let allowed = join_display(
+        basis
+            .recipients()
+            .iter()
+            .map(|recipient| recipient.display_name()),
+    );
+    let passed = basis.recipients().contains(&facts.recipient);
+    let reason = if passed {
+        format!(
+            "{} is an allowed recipient under {}",
+            facts.recipient.display_name(),
+            basis.id()
+        )
+    } else {
+        format!(
+            "{} allows only {allowed} as recipient; the draft names {}",
+            basis.id(),
+            facts.recipient.display_name()
+        )
+    };
+    condition("recipient", passed, reason)
+}
+
+fn source_secrecy_condition(basis: &LegalBasis, facts: &CaseFacts) -> ConditionResult {
+    let Some(secrecy) = facts.organisation_secrecy else {
+        return condition(
+            "source_secrecy",
+            false,
+            format!(
+                "the organisation is not bound by healthcare (OSL-25-1) or social-services (OSL-26-1) secrecy, so there is no secrecy for {} to break",
+                basis.id()
+            ),
+        );
+    };
+    if basis.breaks().is_empty() {
+        return condition(
+            "source_secrecy",
+            true,
+            format!(
+                "{} may break any secrecy protecting an individual, including {secrecy}",
+                basis.id()
+            ),
+        );
+    }
+    let breaks = join_display(basis.breaks().iter());
+    if basis.breaks().contains(&secrecy) {
+        condition(
+            "source_secrecy",
+            true,
+            format!(
+                "the organisation is under {secrecy}, which {} breaks",
+                basis.id()
+            ),
+        )
+    } else {
+        condition(
+            "source_secrecy",
+            false,
+            format!(
+                "{} breaks only {breaks}; the organisation is under {secrecy}",
+                basis.id()
+            ),
+        )
+    }
+}
+
+fn claimed_secrecy_condition(facts: &CaseFacts) -> ConditionResult {
+    match (facts.claimed_secrecy, facts.organisation_secrecy) {
+        (None, _) => condition(
+            "claimed_secrecy",
+            false,
+            "the draft does not state which secrecy provision the disclosure breaks".to_owned(),
+        ),
+        (Some(claimed), None) => condition(
+            "claimed_secrecy",
+            false,
+            format!("the draft claims {claimed} but the organisation is not bound by it"),
+        ),
+        (Some(claimed), Some(actual)) if claimed == actual => condition(
+            "claimed_secrecy",
+            true,
+            format!("the draft claims {claimed}, which is the organisation's secrecy"),
+        ),
+        (Some(claimed), Some(actual)) => condition(
+            "claimed_secrecy",
+            false,
+            format!("the draft claims {claimed} but the organisation is under {actual}"),
+        ),
+    }
+}
+
+fn source_kind_condition(
+    basis: &LegalBasis,
+    source_kinds: &[SourceKind],
+    facts: &CaseFacts,
+) -> ConditionResult {
+    let allowed = join_display(source_kinds.iter());
+    match facts.organisation_secrecy.map(SourceKind::from_secrecy) {
+        Some(kind) if source_kinds.contains(&kind) => condition(
+            "source_kind",
+            true,
+            format!(
+                "{} applies to {kind}, the organisation's activity",
+                basis.id()
+            ),
+        ),
+        Some(kind) => condition(
+            "source_kind",
+            false,
+            format!(
+                "{} applies only to {allowed}; the organisation is {kind}",
+                basis.id()
+            ),
+        ),
+        None => condition(
+            "source_kind",
+            false,
+            format!(
+                "{} applies only to {allowed}; the organisation is neither",
+                basis.id()
+            ),
+        ),
+    }
+}
+
+fn crime_time_condition(basis: &LegalBasis, facts: &CaseFacts) -> ConditionResult {
+    let suggestions = join_display(basis.suggest_instead().iter());
+    let consider = if suggestions.is_empty() {
+        String::new()
+    } else {
+        format!(": consider {suggestions}")
+    };
+    match (basis.crime_time(), facts.crime_time) {
+        (CrimeTimeRequirement::FutureRisk, CrimeTime::FutureRisk) => condition(
+            "crime_time",
+            true,
+            format!("{} covers a risk of a future crime", basis.id()),
+        ),
+        (CrimeTimeRequirement::FutureRisk, CrimeTime::Committed) => condition(
+            "crime_time",
+            false,
+            format!(
+                "{} covers only a risk of a future crime; information about a committed crime may be disclosed only under other provisions{consider}",
+                basis.id()
+            ),
+        ),
+        (CrimeTimeRequirement::Committed, CrimeTime::Committed) => condition(
+            "crime_time",
+            true,
+            format!("{} covers a suspected committed crime", basis.id()),
+        ),
+        (CrimeTimeRequirement::Committed, CrimeTime::FutureRisk) => condition(
+            "crime_time",
+            false,
+            format!(
+                "{} covers only a suspected committed crime, not a risk of a future one{consider}",
+                basis.id()
+            ),
+        ),
+        (CrimeTimeRequirement::Any, _) => condition(
+            "crime_time",
+            true,
+            format!("{} covers both future risk and committed crime", basis.id()),
+        ),
+        (CrimeTimeRequirement::NotApplicable, _) => condition(
+            "crime_time",
+            true,
+            format!(
+                "{} does not depend on whether a crime is future or committed",
+                basis.id()
+            ),
+        ),
+    }
+}
+
+/// `crime_catalogue` and, when the filter has a minimum, `minimum_penalty`.
+fn crime_conditions(
+    registry: &LegalRegistry,
+    basis: &LegalBasis,
+    facts: &CaseFacts,
+    as_of: Date,
+) -> Vec<ConditionResult> {
+    let Some(filter) = basis.crime_filter() else {
+        return Vec::new();
+    };
+    let laws = filter.describe_laws();
+    let mut results = Vec::new();
+    let crime = match &facts.crime {
+        None => {
+            results.push(condition(
+                "crime_catalogue",
+                false,
+                format!(
+                    "no crime category is recorded; {} requires a crime in {laws}",
+                    basis.id()
+                ),
+            ));
+            None
+        }
+        Some(crime_id) => match registry.crime_as_of(crime_id, as_of) {
+            Ok(crime) => {
+                let passed = filter.allows_law_of(crime);
+                let name = crime.name_sv().to_lowercase();
+                let reason = if passed {
+                    format!(
+                        "{name} ({}) is in {laws}, which {} covers",
+                        crime.reference(),
+                        basis.id()
+                    )
+                } else {
+                    format!(
+                        "{name} ({}) is not in {laws}, which {} requires",
+                        crime.reference(),
+                        basis.id()
+                    )
+                };
+                results.push(condition("crime_catalogue", passed, reason));
+                Some(crime)
+            }
+            Err(error) => {
+                results.push(condition("crime_catalogue", false, error.to_string()));
+                None
+            }
+        },
+    };
+    if let Some(required_months) = filter.min_penalty_months() {
+        let result = match crime {
+            None => condition(
+                "minimum_penalty",
+                false,
+                format!(
+                    "the minimum penalty cannot be determined without a crime in the catalogue on {as_of}; {} requires at least {required_months} months",
+                    basis.id()
+                ),
+            ),
+            Some(crime) => {
+                let months = crime.minimum_penalty_months();
+                let carried = if months == 0 {
+                    "no special minimum penalty".to_owned()
+                } else {
+                    format!("a minimum of {months} months")
+                };
+                condition(
+                    "minimum_penalty",
+                    months >= required_months,
+                    format!(
+                        "{} carried {carried} on {as_of}; {} requires at least {required_months}",
+                        crime.name_sv().to_lowercase(),
+                        basis.id()
+                    ),
+                )
+            }
+        };
+        results.push(result);
+    }
+    results
+}
+
+fn close_relative_condition(facts: &CaseFacts) -> ConditionResult {
+    let relation = facts.relation;
+    if relation.is_close_relative() {
+        return condition(
+            "close_relative",
+            true,
+            format!("relation '{}' is a närstående", relation.as_str()),
+        );
+    }
+    let justified = facts
+        .relation_justification
+        .as_deref()
+        .is_some_and(|justification| !justification.trim().is_empty());
+    if justified {
+        condition(
+            "close_relative",
+            true,
+            "relation 'other' is treated as a närstående on the recorded justification".to_owned(),
+        )
+    } else {
+        condition(
+            "close_relative",
+            false,
+            "relation 'other' is not a närstående without a recorded justification".to_owned(),
+        )
+    }
+}
+
+fn age_condition(
+    key: &str,
+    person: &str,
+    basis: &LegalBasis,
+    maximum_age_exclusive: u32,
+    birth_date: Option<Date>,
+    as_of: Date,
+) -> ConditionResult {
+    match birth_date {
+        None => condition(
+            key,
+            false,
+            format!(
+                "the {person}'s birth date is not recorded; {} requires the {person} to be under {maximum_age_exclusive}",
+                basis.id()
+            ),
+        ),
+        Some(birth_date) => {
+            let age = full_years_between(birth_date, as_of);
+            let passed = age < maximum_age_exclusive;
+            let relation = if passed { "under" } else { "not under" };
+            condition(
+                key,
+                passed,
+                format!(
+                    "the {person} is {age} on {as_of}, {relation} {maximum_age_exclusive} as {} requires",
+                    basis.id()
+                ),
+            )
+        }
+    }
+}
+
+fn consent_condition(facts: &CaseFacts, as_of: Date) -> ConditionResult {
+    let Some(consent) = &facts.consent else {
+        return condition(
+            "consent_record",
+            false,
+            "no consent record: who gave consent, when, its scope and how it was given must be recorded".to_owned(),
+        );
+    };
+    let missing: Vec<&str> = [
+        ("given_by", consent.given_by.as_str()),
+        ("scope", consent.scope.as_str()),
+        ("how", consent.how.as_str()),
+    ]
+    .into_iter()
+    .filter(|(_, value)| value.trim().is_empty())
+    .map(|(field, _)| field)
+    .collect();
+    if !missing.is_empty() {
+        return condition(
+            "consent_record",
+            false,
+            format!("the consent record is missing {}", missing.join(", ")),
+        );
+    }
+    if consent.given_at > as_of {
+        return condition(
+            "consent_record",
+            false,
+            format!(
+                "the consent is dated {}, after the assessment date {as_of}",
+                consent.given_at
+            ),
+        );
+    }
+    condition(
+        "consent_record",
+        true,
+        format!(
+            "consent is recorded as given on {} with who, scope and how",
+            consent.given_at
+        ),
+    )
+}
+
+fn checklist_condition(
+    key: &str,
+    justification_required: bool,
+    facts: &CaseFacts,
+) -> ConditionResult {
+    let condition_key = format!("checklist.{key}");
+    let answer = facts.checklist.iter().find(|answer| answer.key == key);
+    let (passed, reason) = match answer {
+        None => (false, format!("checklist item '{key}' is not answered")),
+        Some(answer) if !answer.answer => (false, format!("checklist item '{key}' is answered no")),
+        Some(answer) if justification_required && answer.justification.trim().is_empty() => (
+            false,
+            format!("checklist item '{key}' is answered yes but has no written justification"),
+        ),
+        Some(_) if justification_required => (
+            true,
+            format!("checklist item '{key}' is answered yes with a written justification"),
+        ),
+        Some(_) => (true, format!("checklist item '{key}' is answered yes")),
+    };
+    condition(&condition_key, passed, reason)
+}
+
+fn join_display<T: fmt::Display>(items: impl Iterator<Item = T>) -> String {
+    items
+        .map(|item| item.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl fmt::Display for CrimeTime {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Relation {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+serde_via_string!(CrimeTime);
+serde_via_string!(Relation);
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use time::macros::date;
+
+    fn registry() -> LegalRegistry {
+        LegalRegistry::embedded().unwrap()
+    }
+
+    fn osl_18c() -> LegalBasisId {
+        LegalBasisId::parse("OSL-10-18c").unwrap()
+    }
+
+    fn answer(key: &str) -> ChecklistAnswer {
+        ChecklistAnswer {
+            key: key.to_owned(),
+            answer: true,
+            justification: "Skriftlig motivering finns i akten".to_owned(),
+        }
+    }
+
+    /// A social-services draft that meets every condition of 18 c § on 2022-06-01.
+    fn happy_facts() -> CaseFacts {
+        CaseFacts {
+            organisation_secrecy: Some(SecrecyProvision::SocialServices26_1),
+            claimed_secrecy: Some(SecrecyProvision::SocialServices26_1),
+            recipient: Recipient::Polismyndigheten,
+            crime: Some(CrimeId::parse("grov-kvinnofridskrankning").unwrap()),
+            crime_time: CrimeTime::FutureRisk,
+            relation: Relation::Cohabitant,
+            relation_justification: None,
+            victim_birth_date: Some(date!(1990 - 05 - 05)),
+            subject_birth_date: Some(date!(1988 - 02 - 02)),
+            checklist: vec![
+                answer("special_circumstances"),
+                answer("contributes_to_prevention"),
+                answer("not_unsuitable"),
+            ],
+            consent: None,
+        }
+    }
+
+    fn assess_18c(facts: &CaseFacts, as_of: Date) -> Assessment {
+        assess(&registry(), &osl_18c(), facts, as_of).unwrap()
+    }
+
+    fn failed_keys(assessment: &Assessment) -> Vec<&str> {
+        assessment
+            .failed_conditions()
+            .map(ConditionResult::key)
+            .collect()
+    }
+
+    #[test]
+    fn happy_path_under_18c_passes_every_condition() {
+        let assessment = assess_18c(&happy_facts(), date!(2022 - 06 - 01));
+        assert!(assessment.passed(), "{:?}", failed_keys(&assessment));
+        let keys: Vec<&str> = assessment
+            .conditions()
+            .iter()
+            .map(ConditionResult::key)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "basis_in_force",
+                "recipient",
+                "source_secrecy",
+                "claimed_secrecy",
+                "crime_time",
+                "crime_catalogue",
+                "minimum_penalty",
+                "close_relative",
+                "checklist.special_circumstances",
+                "checklist.contributes_to_prevention",
+                "checklist.not_unsuitable",
+            ]
+        );
+        assert!(assessment.suggestions().is_empty());
+        assert_eq!(assessment.registry_version(), registry().registry_version());
+        assert_eq!(
+            assessment.catalogue_version(),
+            registry().catalogue_version()
+        );
+        assert_eq!(assessment.as_of(), date!(2022 - 06 - 01));
+        assert!(
+            assessment
+                .conditions()
+                .iter()
+                .all(|condition| !condition.reason().is_empty())
+        );
+    }
+
+    #[test]
+    fn healthcare_source_also_passes() {
+        let facts = CaseFacts {
+            organisation_secrecy: Some(SecrecyProvision::Healthcare25_1),
+            claimed_secrecy: Some(SecrecyProvision::Healthcare25_1),
+            ..happy_facts()
+        };
+        assert!(assess_18c(&facts, date!(2022 - 06 - 01)).passed());
+    }
+
+    #[test]
+    fn committed_crime_is_refused_with_both_suggestions() {
+        let facts = CaseFacts {
+            crime_time: CrimeTime::Committed,
+            ..happy_facts()
+        };
+        let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
+        assert!(!assessment.passed());
+        assert_eq!(failed_keys(&assessment), ["crime_time"]);
+        assert_eq!(
+            assessment.suggestions(),
+            &[
+                LegalBasisId::parse("OSL-10-21").unwrap(),
+                LegalBasisId::parse("OSL-10-23").unwrap()
+            ]
+        );
+        let reason = assessment.condition("crime_time").unwrap().reason();
+        assert!(
+            reason.contains("OSL-10-21") && reason.contains("OSL-10-23"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn grov_kvinnofridskrankning_failed_in_autumn_2021_and_passes_in_2022() {
+        let autumn = assess_18c(&happy_facts(), date!(2021 - 10 - 01));
+        assert_eq!(failed_keys(&autumn), ["minimum_penalty"]);
+        assert_eq!(
+            autumn.condition("minimum_penalty").unwrap().reason(),
+            "grov kvinnofridskränkning carried a minimum of 9 months on 2021-10-01; OSL-10-18c requires at least 12"
+        );
+        let summer = assess_18c(&happy_facts(), date!(2022 - 06 - 01));
+        assert!(summer.passed());
+    }
+
+    #[test]
+    fn olaga_hot_is_refused_for_its_minimum_penalty() {
+        let facts = CaseFacts {
+            crime: Some(CrimeId::parse("olaga-hot").unwrap()),
+            ..happy_facts()
+        };
+        let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
+        assert_eq!(failed_keys(&assessment), ["minimum_penalty"]);
+        assert!(
+            assessment
+                .condition("minimum_penalty")
+                .unwrap()
+                .reason()
+                .contains("no special minimum")
+        );
+    }
+
+    #[test]
+    fn missing_or_unknown_crime_is_refused() {
+        let facts = CaseFacts {
+            crime: None,
+            ..happy_facts()
+        };
+        let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
+        assert_eq!(
+            failed_keys(&assessment),
+            ["crime_catalogue", "minimum_penalty"]
+        );
+        let facts = CaseFacts {
+            crime: Some(CrimeId::parse("okant-brott").unwrap()),
+            ..happy_facts()
+        };
+        let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
+        assert_eq!(
+            failed_keys(&assessment),
+            ["crime_catalogue", "minimum_penalty"]
+        );
+    }
+
+    #[test]
+    fn crime_outside_the_chapters_is_refused() {
+        let facts = CaseFacts {
+            crime: Some(CrimeId::parse("konsstympning").unwrap()),
+            ..happy_facts()
+        };
+        let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
+        assert!(failed_keys(&assessment).contains(&"crime_catalogue"));
+    }
+
+    #[test]
+    fn prosecutor_as_recipient_is_refused() {
+        let facts = CaseFacts {
+            recipient: Recipient::Aklagarmyndigheten,
+            ..happy_facts()
+        };
+        let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
+        assert_eq!(failed_keys(&assessment), ["recipient"]);
+        assert!(
+            assessment
+                .condition("recipient")
+                .unwrap()
+                .reason()
+                .contains("Åklagarmyndigheten")
+        );
+    }
+
+    #[test]
+    fn healthcare_organisation_claiming_social_services_secrecy_is_refused() {
+        let facts = CaseFacts {
+            organisation_secrecy: Some(SecrecyProvision::Healthcare25_1),
+            claimed_secrecy: Some(SecrecyProvision::SocialServices26_1),
+            ..happy_facts()
+        };
+        let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
+        assert_eq!(failed_keys(&assessment), ["claimed_secrecy"]);
+        assert_eq!(
+            assessment.condition("claimed_secrecy").unwrap().reason(),
+            "the draft claims OSL-26-1 but the organisation is under OSL-25-1"
+        );
+    }
+
+    #[test]
+    fn organisation_without_secrecy_is_refused() {
+        let facts = CaseFacts {
+            organisation_secrecy: None,
+            ..happy_facts()
+        };
+        let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
+        assert_eq!(
+            failed_keys(&assessment),
+            ["source_secrecy", "claimed_secrecy"]
+        );
+        let facts = CaseFacts {
+            organisation_secrecy: None,
+            claimed_secrecy: None,
+            ..happy_facts()
+        };
+        let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
+        assert_eq!(
+            failed_keys(&assessment),
+            ["source_secrecy", "claimed_secrecy"]
+        );
+    }
+
+    #[test]
+    fn relation_other_needs_a_justification() {
+        let facts = CaseFacts {
+            relation: Relation::Other,
+            ..happy_facts()
+        };
+        let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
+        assert_eq!(failed_keys(&assessment), ["close_relative"]);
+        assert_eq!(
+            assessment.condition("close_relative").unwrap().reason(),
+            "relation 'other' is not a närstående without a recorded justification"
+        );
+        let blank = CaseFacts {
+            relation: Relation::Other,
+            relation_justification: Some("  \t".to_owned()),
+            ..happy_facts()
+        };
+        assert!(!assess_18c(&blank, date!(2022 - 06 - 01)).passed());
+        let justified = CaseFacts {
+            relation: Relation::Other,
+            relation_justification: Some("Bor tillsammans sedan 2020 som ett par".to_owned()),
+            ..happy_facts()
+        };
+        assert!(assess_18c(&justified, date!(2022 - 06 - 01)).passed());
+    }
+
+    #[test]
+    fn checklist_answers_must_be_yes_with_justification() {
+        let mut blank = happy_facts();
+        blank.checklist[1].justification = " \n ".to_owned();
+        let assessment = assess_18c(&blank, date!(2022 - 06 - 01));
+        assert_eq!(
+            failed_keys(&assessment),
+            ["checklist.contributes_to_prevention"]
+        );
+
+        let mut answered_no = happy_facts();
+        answered_no.checklist[2].answer = false;
+        let assessment = assess_18c(&answered_no, date!(2022 - 06 - 01));
+        assert_eq!(failed_keys(&assessment), ["checklist.not_unsuitable"]);
+
+        let mut missing = happy_facts();
+        missing.checklist.remove(0);
+        let assessment = assess_18c(&missing, date!(2022 - 06 - 01));
+        assert_eq!(
+            failed_keys(&assessment),
+            ["checklist.special_circumstances"]
+        );
+    }
+
+    #[test]
+    fn basis_before_2021_08_01_is_not_in_force() {
+        let assessment = assess_18c(&happy_facts(), date!(2021 - 07 - 31));
+        assert!(!assessment.passed());
+        assert!(failed_keys(&assessment).contains(&"basis_in_force"));
+        assert_eq!(
+            assessment.condition("basis_in_force").unwrap().reason(),
+            "OSL-10-18c is not in force on 2021-07-31; it applies from 2021-08-01"
+        );
+    }
+
+    #[test]
+    fn unknown_basis_is_an_error() {
+        let result = assess(
+            &registry(),
+            &LegalBasisId::parse("OSL-99-9").unwrap(),
+            &happy_facts(),
+            date!(2022 - 06 - 01),
+        );
+        assert!(matches!(result, Err(RegistryError::UnknownLegalBasis(_))));
+    }
+
+    #[test]
+    fn osl_10_21_checks_victim_age_and_allows_the_prosecutor() {
+        let basis = LegalBasisId::parse("OSL-10-21").unwrap();
+        let facts = CaseFacts {
+            recipient: Recipient::Aklagarmyndigheten,
+            crime: Some(CrimeId::parse("misshandel").unwrap()),
+            crime_time: CrimeTime::Committed,
+            relation: Relation::Child,
+            victim_birth_date: Some(date!(2012 - 01 - 01)),
+            checklist: vec![answer("suspicion_of_crime")],
+            ..happy_facts()
+        };
+        let assessment = assess(&registry(), &basis, &facts, date!(2024 - 01 - 01)).unwrap();
+        assert!(assessment.passed(), "{:?}", failed_keys(&assessment));
+        assert!(assessment.condition("victim_age").is_some());
+
+        let adult_victim = CaseFacts {
+            victim_birth_date: Some(date!(2000 - 01 - 01)),
+            ..facts.clone()
+        };
+        let assessment = assess(&registry(), &basis, &adult_victim, date!(2024 - 01 - 01)).unwrap();
+        assert_eq!(failed_keys(&assessment), ["victim_age"]);
+
+        let unknown_age = CaseFacts {
+            victim_birth_date: None,
+            ..facts
+        };
+        let assessment = assess(&registry(), &basis, &unknown_age, date!(2024 - 01 - 01)).unwrap();
+        assert_eq!(failed_keys(&assessment), ["victim_age"]);
+    }
+
+    #[test]
+    fn osl_10_18a_is_social_services_only_and_under_21() {
+        let basis = LegalBasisId::parse("OSL-10-18a").unwrap();
+        let facts = CaseFacts {
+            subject_birth_date: Some(date!(2006 - 01 - 01)),
+            checklist: vec![answer("needed_to_prevent_crime")],
+            ..happy_facts()
+        };
+        let assessment = assess(&registry(), &basis, &facts, date!(2024 - 01 - 01)).unwrap();
+        assert!(assessment.passed(), "{:?}", failed_keys(&assessment));
+
+        let healthcare = CaseFacts {
+            organisation_secrecy: Some(SecrecyProvision::Healthcare25_1),
+            claimed_secrecy: Some(SecrecyProvision::Healthcare25_1),
+            ..facts.clone()
+        };
+        let assessment = assess(&registry(), &basis, &healthcare, date!(2024 - 01 - 01)).unwrap();
+        assert_eq!(failed_keys(&assessment), ["source_secrecy", "source_kind"]);
+
+        let too_old = CaseFacts {
+            subject_birth_date: Some(date!(2000 - 01 - 01)),
+            ..facts
+        };
+        let assessment = assess(&registry(), &basis, &too_old, date!(2024 - 01 - 01)).unwrap();
+        assert_eq!(failed_keys(&assessment), ["subject_age"]);
+    }
+
+    #[test]
+    fn osl_12_2_requires_a_complete_consent_record() {
+        let basis = LegalBasisId::parse("OSL-12-2").unwrap();
+        let consent = ConsentRecord {
+            given_by: "Den enskilde".to_owned(),
+            given_at: date!(2023 - 12 - 01),
+            scope: "Uppgifter om hot till Polismyndigheten".to_owned(),
+            how: "Muntligt vid möte, antecknat i akten".to_owned(),
+        };
+        let facts = CaseFacts {
+            crime: None,
+            checklist: vec![answer("consent_covers_disclosure")],
+            consent: Some(consent.clone()),
+            ..happy_facts()
+        };
+        let assessment = assess(&registry(), &basis, &facts, date!(2024 - 01 - 01)).unwrap();
+        assert!(assessment.passed(), "{:?}", failed_keys(&assessment));
+
+        let reason_text: String = assessment
+            .conditions()
+            .iter()
+            .map(ConditionResult::reason)
+            .collect();
+        assert!(!reason_text.contains("Den enskilde"));
+
+        let no_consent = CaseFacts {
+            consent: None,
+            ..facts.clone()
+        };
+        let assessment = assess(&registry(), &basis, &no_consent, date!(2024 - 01 - 01)).unwrap();
+        assert_eq!(failed_keys(&assessment), ["consent_record"]);
+
+        let incomplete = CaseFacts {
+            consent: Some(ConsentRecord {
+                how: " ".to_owned(),
+                ..consent.clone()
+            }),
+            ..facts.clone()
+        };
+        let assessment = assess(&registry(), &basis, &incomplete, date!(2024 - 01 - 01)).unwrap();
+        assert_eq!(
+            assessment.condition("consent_record").unwrap().reason(),
+            "the consent record is missing how"
+        );
+
+        let future = CaseFacts {
+            consent: Some(ConsentRecord {
+                given_at: date!(2024 - 02 - 01),
+                ..consent
+            }),
+            ..facts
+        };
+        let assessment = assess(&registry(), &basis, &future, date!(2024 - 01 - 01)).unwrap();
+        assert_eq!(failed_keys(&assessment), ["consent_record"]);
+    }
+
+    #[test]
+    fn assessment_serialises_with_iso_date_and_round_trips() {
+        let assessment = assess_18c(&happy_facts(), date!(2022 - 06 - 01));
+        let json = serde_json::to_string(&assessment).unwrap();
+        assert!(json.contains("\"as_of\":\"2022-06-01\""), "{json}");
+        assert!(json.contains("\"basis\":\"OSL-10-18c\""), "{json}");
+        let back: Assessment = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, assessment);
+    }
+
+    #[test]
+    fn relation_round_trips_and_only_other_is_not_close() {
+        for relation in Relation::ALL {
+            assert_eq!(Relation::parse(relation.as_str()), Ok(relation));
+            assert_eq!(relation.is_close_relative(), relation != Relation::Other);
+        }
+        assert_eq!(
+            Relation::PartnerNotCohabiting.as_str(),
+            "partner_not_cohabiting"
+        );
+        assert!(Relation::parse("Spouse").is_err());
+        assert_eq!(CrimeTime::parse("committed"), Ok(CrimeTime::Committed));
+    }
+
+    fn any_secrecy() -> impl Strategy<Value = Option<SecrecyProvision>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(SecrecyProvision::Healthcare25_1)),
+            Just(Some(SecrecyProvision::SocialServices26_1)),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the facts, every 18 c § condition is reported, and the assessment passes
+        /// only if the organisation's own secrecy is claimed and the recipient is the police.
+        #[test]
+        fn every_condition_is_always_reported(
+            organisation_secrecy in any_secrecy(),
+            claimed_secrecy in any_secrecy(),
+            recipient_index in 0usize..3,
+            relation_index in 0usize..9,
+            committed in any::<bool>(),
+            year in 2019i32..2026,
+        ) {
+            let facts = CaseFacts {
+                organisation_secrecy,
+                claimed_secrecy,
+                recipient: Recipient::ALL[recipient_index],
+                relation: Relation::ALL[relation_index],
+                crime_time: if committed { CrimeTime::Committed } else { CrimeTime::FutureRisk },
+                ..happy_facts()
+            };
+            let as_of = Date::from_calendar_date(year, time::Month::June, 1).unwrap();
+            let assessment = assess_18c(&facts, as_of);
+            prop_assert_eq!(assessment.conditions().len(), 11);
+            if assessment.passed() {
+                prop_assert!(organisation_secrecy.is_some());
+                prop_assert_eq!(claimed_secrecy, organisation_secrecy);
+                prop_assert_eq!(facts.recipient, Recipient::Polismyndigheten);
+                prop_assert!(!committed);
+                prop_assert!(year >= 2022);
+            }
+        }
+    }
+}

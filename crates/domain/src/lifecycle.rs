@@ -1,0 +1,367 @@
+//! The lifecycle of a disclosure as a pure function.
+//!
+//! `DRAFT → SUBMITTED → APPROVED → DELIVERED → ACKNOWLEDGED`, with `REJECTED`, `WITHDRAWN` and
+//! `EXPIRED` as ends. [`transition`] is the only place the allowed moves are defined; services
+//! call it before committing a state change. Nothing leaves a terminal state, and nothing is
+//! ever approved on a timeout: a timeout can only expire a draft or a submitted disclosure.
+
+use std::fmt;
+
+use crate::serde_support::serde_via_string;
+
+/// The state of a disclosure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DisclosureState {
+    Draft,
+    Submitted,
+    Approved,
+    Delivered,
+    Acknowledged,
+    Rejected,
+    Withdrawn,
+    Expired,
+}
+
+/// What someone (or the deadline) does to a disclosure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LifecycleAction {
+    /// The caseworker edits the draft.
+    Update,
+    /// The caseworker submits the draft for decision.
+    Submit,
+    /// The decision maker sends it back for changes.
+    ReturnToDraft,
+    Approve,
+    Reject,
+    /// Withdrawn before delivery.
+    Withdraw,
+    Deliver,
+    /// The police acknowledge receipt.
+    Acknowledge,
+    /// The deadline passed before a decision.
+    Expire,
+}
+
+/// A refused transition, or an unknown state/action name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("action '{action}' is not allowed in state '{from}'")]
+    NotAllowed {
+        from: DisclosureState,
+        action: LifecycleAction,
+    },
+    #[error("unknown disclosure state {0:?}")]
+    UnknownState(String),
+    #[error("unknown lifecycle action {0:?}")]
+    UnknownAction(String),
+}
+
+impl DisclosureState {
+    pub const ALL: [DisclosureState; 8] = [
+        DisclosureState::Draft,
+        DisclosureState::Submitted,
+        DisclosureState::Approved,
+        DisclosureState::Delivered,
+        DisclosureState::Acknowledged,
+        DisclosureState::Rejected,
+        DisclosureState::Withdrawn,
+        DisclosureState::Expired,
+    ];
+
+    /// Lowercase identifier: `draft`, `submitted`, …
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisclosureState::Draft => "draft",
+            DisclosureState::Submitted => "submitted",
+            DisclosureState::Approved => "approved",
+            DisclosureState::Delivered => "delivered",
+            DisclosureState::Acknowledged => "acknowledged",
+            DisclosureState::Rejected => "rejected",
+            DisclosureState::Withdrawn => "withdrawn",
+            DisclosureState::Expired => "expired",
+        }
+    }
+
+    pub fn parse(input: &str) -> Result<DisclosureState, TransitionError> {
+        DisclosureState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == input)
+            .ok_or_else(|| TransitionError::UnknownState(input.to_owned()))
+    }
+
+    /// Acknowledged, rejected, withdrawn and expired are ends.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            DisclosureState::Acknowledged
+                | DisclosureState::Rejected
+                | DisclosureState::Withdrawn
+                | DisclosureState::Expired
+        )
+    }
+}
+
+impl LifecycleAction {
+    pub const ALL: [LifecycleAction; 9] = [
+        LifecycleAction::Update,
+        LifecycleAction::Submit,
+        LifecycleAction::ReturnToDraft,
+        LifecycleAction::Approve,
+        LifecycleAction::Reject,
+        LifecycleAction::Withdraw,
+        LifecycleAction::Deliver,
+        LifecycleAction::Acknowledge,
+        LifecycleAction::Expire,
+    ];
+
+    /// snake_case identifier: `update`, `return_to_draft`, …
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleAction::Update => "update",
+            LifecycleAction::Submit => "submit",
+            LifecycleAction::ReturnToDraft => "return_to_draft",
+            LifecycleAction::Approve => "approve",
+            LifecycleAction::Reject => "reject",
+            LifecycleAction::Withdraw => "withdraw",
+            LifecycleAction::Deliver => "deliver",
+            LifecycleAction::Acknowledge => "acknowledge",
+            LifecycleAction::Expire => "expire",
+        }
+    }
+
+    pub fn parse(input: &str) -> Result<LifecycleAction, TransitionError> {
+        LifecycleAction::ALL
+            .into_iter()
+            .find(|action| action.as_str() == input)
+            .ok_or_else(|| TransitionError::UnknownAction(input.to_owned()))
+    }
+}
+
+/// The state after `action` in state `from`, or an error naming both.
+pub fn transition(
+    from: DisclosureState,
+    action: LifecycleAction,
+) -> Result<DisclosureState, TransitionError> {
+    use DisclosureState as State;
+    use LifecycleAction as Action;
+    match (from, action) {
+        (State::Draft, Action::Update) => Ok(State::Draft),
+        (State::Draft, Action::Submit) => Ok(State::Submitted),
+        (State::Submitted, Action::ReturnToDraft) => Ok(State::Draft),
+        (State::Submitted, Action::Approve) => Ok(State::Approved),
+        (State::Submitted, Action::Reject) => Ok(State::Rejected),
+        (State::Draft | State::Submitted | State::Approved, Action::Withdraw) => {
+            Ok(State::Withdrawn)
+        }
+        (State::Approved, Action::Deliver) => Ok(State::Delivered),
+        (State::Delivered, Action::Acknowledge) => Ok(State::Acknowledged),
+        (State::Draft | State::Submitted, Action::Expire) => Ok(State::Expired),
+        _ => Err(TransitionError::NotAllowed { from, action }),
+    }
+}
+
+impl fmt::Display for DisclosureState {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for LifecycleAction {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+serde_via_string!(DisclosureState);
+serde_via_string!(LifecycleAction);
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use DisclosureState::*;
+    use LifecycleAction::*;
+    use proptest::prelude::*;
+
+    /// Every (state, action) pair and its expected outcome, written out in full.
+    const EXPECTED: [(DisclosureState, LifecycleAction, Option<DisclosureState>); 72] = [
+        (Draft, Update, Some(Draft)),
+        (Draft, Submit, Some(Submitted)),
+        (Draft, ReturnToDraft, None),
+        (Draft, Approve, None),
+        (Draft, Reject, None),
+        (Draft, Withdraw, Some(Withdrawn)),
+        (Draft, Deliver, None),
+        (Draft, Acknowledge, None),
+        (Draft, Expire, Some(Expired)),
+        (Submitted, Update, None),
+        (Submitted, Submit, None),
+        (Submitted, ReturnToDraft, Some(Draft)),
+        (Submitted, Approve, Some(Approved)),
+        (Submitted, Reject, Some(Rejected)),
+        (Submitted, Withdraw, Some(Withdrawn)),
+        (Submitted, Deliver, None),
+        (Submitted, Acknowledge, None),
+        (Submitted, Expire, Some(Expired)),
+        (Approved, Update, None),
+        (Approved, Submit, None),
+        (Approved, ReturnToDraft, None),
+        (Approved, Approve, None),
+        (Approved, Reject, None),
+        (Approved, Withdraw, Some(Withdrawn)),
+        (Approved, Deliver, Some(Delivered)),
+        (Approved, Acknowledge, None),
+        (Approved, Expire, None),
+        (Delivered, Update, None),
+        (Delivered, Submit, None),
+        (Delivered, ReturnToDraft, None),
+        (Delivered, Approve, None),
+        (Delivered, Reject, None),
+        (Delivered, Withdraw, None),
+        (Delivered, Deliver, None),
+        (Delivered, Acknowledge, Some(Acknowledged)),
+        (Delivered, Expire, None),
+        (Acknowledged, Update, None),
+        (Acknowledged, Submit, None),
+        (Acknowledged, ReturnToDraft, None),
+        (Acknowledged, Approve, None),
+        (Acknowledged, Reject, None),
+        (Acknowledged, Withdraw, None),
+        (Acknowledged, Deliver, None),
+        (Acknowledged, Acknowledge, None),
+        (Acknowledged, Expire, None),
+        (Rejected, Update, None),
+        (Rejected, Submit, None),
+        (Rejected, ReturnToDraft, None),
+        (Rejected, Approve, None),
+        (Rejected, Reject, None),
+        (Rejected, Withdraw, None),
+        (Rejected, Deliver, None),
+        (Rejected, Acknowledge, None),
+        (Rejected, Expire, None),
+        (Withdrawn, Update, None),
+        (Withdrawn, Submit, None),
+        (Withdrawn, ReturnToDraft, None),
+        (Withdrawn, Approve, None),
+        (Withdrawn, Reject, None),
+        (Withdrawn, Withdraw, None),
+        (Withdrawn, Deliver, None),
+        (Withdrawn, Acknowledge, None),
+        (Withdrawn, Expire, None),
+        (Expired, Update, None),
+        (Expired, Submit, None),
+        (Expired, ReturnToDraft, None),
+        (Expired, Approve, None),
+        (Expired, Reject, None),
+        (Expired, Withdraw, None),
+        (Expired, Deliver, None),
+        (Expired, Acknowledge, None),
+        (Expired, Expire, None),
+    ];
+
+    #[test]
+    fn every_state_action_pair_matches_the_table() {
+        for (from, action, expected) in EXPECTED {
+            match expected {
+                Some(to) => assert_eq!(transition(from, action), Ok(to), "{from} + {action}"),
+                None => assert_eq!(
+                    transition(from, action),
+                    Err(TransitionError::NotAllowed { from, action }),
+                    "{from} + {action}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn the_table_covers_every_pair_exactly_once() {
+        for from in DisclosureState::ALL {
+            for action in LifecycleAction::ALL {
+                let rows = EXPECTED
+                    .iter()
+                    .filter(|(state, row_action, _)| *state == from && *row_action == action)
+                    .count();
+                assert_eq!(rows, 1, "{from} + {action}");
+            }
+        }
+    }
+
+    #[test]
+    fn refusal_names_state_and_action() {
+        let error = transition(Delivered, Withdraw).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "action 'withdraw' is not allowed in state 'delivered'"
+        );
+    }
+
+    #[test]
+    fn names_round_trip_and_terminal_states() {
+        for state in DisclosureState::ALL {
+            assert_eq!(DisclosureState::parse(state.as_str()), Ok(state));
+        }
+        for action in LifecycleAction::ALL {
+            assert_eq!(LifecycleAction::parse(action.as_str()), Ok(action));
+        }
+        let terminal: Vec<DisclosureState> = DisclosureState::ALL
+            .into_iter()
+            .filter(|state| state.is_terminal())
+            .collect();
+        assert_eq!(terminal, [Acknowledged, Rejected, Withdrawn, Expired]);
+        assert!(DisclosureState::parse("DRAFT").is_err());
+        assert!(LifecycleAction::parse("returntodraft").is_err());
+    }
+
+    #[test]
+    fn terminal_states_allow_no_action() {
+        for state in DisclosureState::ALL
+            .into_iter()
+            .filter(|state| state.is_terminal())
+        {
+            for action in LifecycleAction::ALL {
+                assert!(transition(state, action).is_err(), "{state} + {action}");
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn no_sequence_of_actions_leaves_a_terminal_state(
+            start in 0usize..8,
+            actions in proptest::collection::vec(0usize..9, 0..40),
+        ) {
+            let mut state = DisclosureState::ALL[start];
+            let mut reached_terminal = state.is_terminal();
+            for action_index in actions {
+                let action = LifecycleAction::ALL[action_index];
+                match transition(state, action) {
+                    Ok(next) => {
+                        prop_assert!(!reached_terminal, "left terminal state {} by {}", state, action);
+                        state = next;
+                        reached_terminal = state.is_terminal();
+                    }
+                    Err(error) => {
+                        prop_assert_eq!(error, TransitionError::NotAllowed { from: state, action });
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn delivery_only_follows_approval(actions in proptest::collection::vec(0usize..9, 0..40)) {
+            let mut state = Draft;
+            let mut approved = false;
+            for action_index in actions {
+                if let Ok(next) = transition(state, LifecycleAction::ALL[action_index]) {
+                    if next == Approved {
+                        approved = true;
+                    }
+                    if next == Delivered {
+                        prop_assert!(approved);
+                    }
+                    state = next;
+                }
+            }
+        }
+    }
+}

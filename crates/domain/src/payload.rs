@@ -1,0 +1,634 @@
+//! What goes to the police, and the hash the approval binds.
+//!
+//! A [`PolicePayload`] holds exactly the data items the caseworker chose under minimisation.
+//! Its canonical bytes are compact JSON with fields in declaration order and items sorted by
+//! name, so the same payload always hashes the same. Approving binds the SHA-256 of these
+//! bytes; any change afterwards gives another hash and voids the approval.
+//!
+//! `Debug` prints item names only, never their values (they are personal data).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::organisation::{OrganisationCode, PoliceRegion};
+use crate::registry::{CrimeId, LegalBasisId};
+use crate::serde_support::serde_via_string;
+
+const MAXIMUM_DISCLOSURE_ID_LENGTH: usize = 128;
+
+/// Errors from building or reading a payload.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("unknown data item {0:?}")]
+    UnknownDataItem(String),
+    #[error("{0} must not be blank")]
+    BlankField(&'static str),
+    #[error("disclosure_id must be at most 128 characters without control characters")]
+    InvalidDisclosureId,
+    #[error("{0} must be 'sha256:' followed by 64 lowercase hex digits")]
+    InvalidVersion(&'static str),
+    #[error("payload must contain at least one data item")]
+    NoItems,
+    #[error("data item {0} has a blank value")]
+    BlankItemValue(DataItem),
+    #[error("payload bytes are not valid payload json: {0}")]
+    Malformed(String),
+    #[error("payload bytes are not in canonical form")]
+    NotCanonical,
+}
+
+/// A data item the caseworker may choose to disclose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DataItem {
+    SubjectIdentityNumber,
+    SubjectName,
+    VictimIdentityNumber,
+    VictimName,
+    /// Protected (domain.md §6): only with the decision maker's explicit approval of the item.
+    VictimAddress,
+    /// Protected (domain.md §6): only with the decision maker's explicit approval of the item.
+    VictimWorkplace,
+    Relation,
+    RiskDescription,
+    CrimeCategory,
+    CaseReference,
+    ContactPerson,
+}
+
+/// Everything needed to build a [`PolicePayload`]; validated by [`PolicePayload::new`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicePayloadInput {
+    pub disclosure_id: String,
+    pub organisation_code: OrganisationCode,
+    pub organisation_name: String,
+    pub unit: String,
+    pub police_region: PoliceRegion,
+    pub legal_basis: LegalBasisId,
+    pub registry_version: String,
+    pub crime: Option<CrimeId>,
+    pub catalogue_version: String,
+    pub urgent: bool,
+    pub items: BTreeMap<DataItem, String>,
+}
+
+/// The notification delivered to the police. Field order here is the canonical order.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct PolicePayload {
+    disclosure_id: String,
+    organisation_code: OrganisationCode,
+    organisation_name: String,
+    unit: String,
+    police_region: PoliceRegion,
+    legal_basis: LegalBasisId,
+    registry_version: String,
+    crime: Option<CrimeId>,
+    catalogue_version: String,
+    urgent: bool,
+    items: BTreeMap<String, String>,
+}
+
+impl DataItem {
+    pub const ALL: [DataItem; 11] = [
+        DataItem::SubjectIdentityNumber,
+        DataItem::SubjectName,
+        DataItem::VictimIdentityNumber,
+        DataItem::VictimName,
+        DataItem::VictimAddress,
+        DataItem::VictimWorkplace,
+        DataItem::Relation,
+        DataItem::RiskDescription,
+        DataItem::CrimeCategory,
+        DataItem::CaseReference,
+        DataItem::ContactPerson,
+    ];
+
+    /// snake_case identifier, e.g. `victim_address`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataItem::SubjectIdentityNumber => "subject_identity_number",
+            DataItem::SubjectName => "subject_name",
+            DataItem::VictimIdentityNumber => "victim_identity_number",
+            DataItem::VictimName => "victim_name",
+            DataItem::VictimAddress => "victim_address",
+            DataItem::VictimWorkplace => "victim_workplace",
+            DataItem::Relation => "relation",
+            DataItem::RiskDescription => "risk_description",
+            DataItem::CrimeCategory => "crime_category",
+            DataItem::CaseReference => "case_reference",
+            DataItem::ContactPerson => "contact_person",
+        }
+    }
+
+    pub fn parse(input: &str) -> Result<DataItem, PayloadError> {
+        DataItem::ALL
+            .into_iter()
+            .find(|item| item.as_str() == input)
+            .ok_or_else(|| PayloadError::UnknownDataItem(input.to_owned()))
+    }
+
+    /// Protected personal data (domain.md §6): encrypted at rest, masked by default, and sent
+    /// only when the decision maker approved that item for that disclosure.
+    pub fn is_protected(self) -> bool {
+        matches!(self, DataItem::VictimAddress | DataItem::VictimWorkplace)
+    }
+}
+
+impl PolicePayload {
+    /// Validates the input: non-blank ids and names, well-formed versions, at least one item,
+    /// no blank item values.
+    pub fn new(input: PolicePayloadInput) -> Result<PolicePayload, PayloadError> {
+        if input.disclosure_id.trim().is_empty() {
+            return Err(PayloadError::BlankField("disclosure_id"));
+        }
+        if input.disclosure_id.chars().count() > MAXIMUM_DISCLOSURE_ID_LENGTH
+            || input.disclosure_id.chars().any(char::is_control)
+        {
+            return Err(PayloadError::InvalidDisclosureId);
+        }
+        if input.organisation_name.trim().is_empty() {
+            return Err(PayloadError::BlankField("organisation_name"));
+        }
+        if input.unit.trim().is_empty() {
+            return Err(PayloadError::BlankField("unit"));
+        }
+        if !is_content_version(&input.registry_version) {
+            return Err(PayloadError::InvalidVersion("registry_version"));
+        }
+        if !is_content_version(&input.catalogue_version) {
+            return Err(PayloadError::InvalidVersion("catalogue_version"));
+        }
+        if input.items.is_empty() {
+            return Err(PayloadError::NoItems);
+        }
+        if let Some((item, _)) = input
+            .items
+            .iter()
+            .find(|(_, value)| value.trim().is_empty())
+        {
+            return Err(PayloadError::BlankItemValue(*item));
+        }
+        let items = input
+            .items
+            .into_iter()
+            .map(|(item, value)| (item.as_str().to_owned(), value))
+            .collect();
+        Ok(PolicePayload {
+            disclosure_id: input.disclosure_id,
+            organisation_code: input.organisation_code,
+            organisation_name: input.organisation_name,
+            unit: input.unit,
+            police_region: input.police_region,
+            legal_basis: input.legal_basis,
+            registry_version: input.registry_version,
+            crime: input.crime,
+            catalogue_version: input.catalogue_version,
+            urgent: input.urgent,
+            items,
+        })
+    }
+
+    /// Reads a payload from its canonical bytes, refusing anything that is not exactly the
+    /// canonical form (so the hash of the received bytes is the hash of the payload).
+    pub fn from_canonical_bytes(bytes: &[u8]) -> Result<PolicePayload, PayloadError> {
+        let raw: RawPolicePayload = serde_json::from_slice(bytes)
+            .map_err(|error| PayloadError::Malformed(error.to_string()))?;
+        let items = raw
+            .items
+            .into_iter()
+            .map(|(name, value)| DataItem::parse(&name).map(|item| (item, value)))
+            .collect::<Result<BTreeMap<_, _>, _>>()?;
+        let payload = PolicePayload::new(PolicePayloadInput {
+            disclosure_id: raw.disclosure_id,
+            organisation_code: raw.organisation_code,
+            organisation_name: raw.organisation_name,
+            unit: raw.unit,
+            police_region: raw.police_region,
+            legal_basis: raw.legal_basis,
+            registry_version: raw.registry_version,
+            crime: raw.crime,
+            catalogue_version: raw.catalogue_version,
+            urgent: raw.urgent,
+            items,
+        })?;
+        if payload.canonical_bytes() == bytes {
+            Ok(payload)
+        } else {
+            Err(PayloadError::NotCanonical)
+        }
+    }
+
+    /// Compact JSON of the payload: fields in declaration order, items sorted by name.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        // Serialising plain strings, booleans and a string map to a Vec cannot fail; fall
+        // back to an empty vector rather than panic.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Lowercase hex SHA-256 of [`PolicePayload::canonical_bytes`]: what an approval binds.
+    pub fn sha256_hex(&self) -> String {
+        hex::encode(Sha256::digest(self.canonical_bytes()))
+    }
+
+    pub fn disclosure_id(&self) -> &str {
+        &self.disclosure_id
+    }
+
+    pub fn organisation_code(&self) -> &OrganisationCode {
+        &self.organisation_code
+    }
+
+    pub fn organisation_name(&self) -> &str {
+        &self.organisation_name
+    }
+
+    pub fn unit(&self) -> &str {
+        &self.unit
+    }
+
+    pub fn police_region(&self) -> PoliceRegion {
+        self.police_region
+    }
+
+    pub fn legal_basis(&self) -> &LegalBasisId {
+        &self.legal_basis
+    }
+
+    pub fn registry_version(&self) -> &str {
+        &self.registry_version
+    }
+
+    pub fn crime(&self) -> Option<&CrimeId> {
+        self.crime.as_ref()
+    }
+
+    pub fn catalogue_version(&self) -> &str {
+        &self.catalogue_version
+    }
+
+    pub fn urgent(&self) -> bool {
+        self.urgent
+    }
+
+    /// The chosen items and their values, keyed by [`DataItem::as_str`].
+    pub fn items(&self) -> &BTreeMap<String, String> {
+        &self.items
+    }
+
+    /// The value of one item, if chosen.
+    pub fn item(&self, item: DataItem) -> Option<&str> {
+        self.items.get(item.as_str()).map(String::as_str)
+    }
+
+    /// The chosen items, in canonical order.
+    pub fn data_items(&self) -> Vec<DataItem> {
+        self.items
+            .keys()
+            .filter_map(|name| DataItem::parse(name).ok())
+            .collect()
+    }
+
+    /// The protected items in the payload; each needs the decision maker's explicit approval.
+    pub fn protected_items(&self) -> Vec<DataItem> {
+        self.data_items()
+            .into_iter()
+            .filter(|item| item.is_protected())
+            .collect()
+    }
+}
+
+impl fmt::Debug for PolicePayload {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("PolicePayload")
+            .field("disclosure_id", &self.disclosure_id)
+            .field("organisation_code", &self.organisation_code)
+            .field("unit", &self.unit)
+            .field("police_region", &self.police_region)
+            .field("legal_basis", &self.legal_basis)
+            .field("crime", &self.crime)
+            .field("urgent", &self.urgent)
+            .field("items", &self.items.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for DataItem {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+serde_via_string!(DataItem);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicePayload {
+    disclosure_id: String,
+    organisation_code: OrganisationCode,
+    organisation_name: String,
+    unit: String,
+    police_region: PoliceRegion,
+    legal_basis: LegalBasisId,
+    registry_version: String,
+    crime: Option<CrimeId>,
+    catalogue_version: String,
+    urgent: bool,
+    items: BTreeMap<String, String>,
+}
+
+fn is_content_version(version: &str) -> bool {
+    version.strip_prefix("sha256:").is_some_and(|digest| {
+        digest.len() == 64
+            && digest
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const VERSION_A: &str =
+        "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    const VERSION_B: &str =
+        "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    fn input() -> PolicePayloadInput {
+        PolicePayloadInput {
+            disclosure_id: "0190d4a2-0000-7000-8000-000000000001".to_owned(),
+            organisation_code: OrganisationCode::parse("bollnas-kommun").unwrap(),
+            organisation_name: "Bollnäs kommun".to_owned(),
+            unit: "Individ- och familjeomsorgen".to_owned(),
+            police_region: PoliceRegion::Mitt,
+            legal_basis: LegalBasisId::parse("OSL-10-18c").unwrap(),
+            registry_version: VERSION_A.to_owned(),
+            crime: Some(CrimeId::parse("grov-kvinnofridskrankning").unwrap()),
+            catalogue_version: VERSION_A.to_owned(),
+            urgent: false,
+            items: BTreeMap::from([
+                (DataItem::SubjectName, "Testperson Ett".to_owned()),
+                (DataItem::RiskDescription, "Upprepade hot".to_owned()),
+                (DataItem::VictimAddress, "Testgatan 1".to_owned()),
+            ]),
+        }
+    }
+
+    type InputChange = Box<dyn Fn(&mut PolicePayloadInput)>;
+
+    fn hash_of(input: PolicePayloadInput) -> String {
+        PolicePayload::new(input).unwrap().sha256_hex()
+    }
+
+    #[test]
+    fn hash_is_stable_across_constructions_and_item_insertion_order() {
+        let first = hash_of(input());
+        let mut reordered = input();
+        reordered.items = BTreeMap::new();
+        reordered
+            .items
+            .insert(DataItem::VictimAddress, "Testgatan 1".to_owned());
+        reordered
+            .items
+            .insert(DataItem::RiskDescription, "Upprepade hot".to_owned());
+        reordered
+            .items
+            .insert(DataItem::SubjectName, "Testperson Ett".to_owned());
+        assert_eq!(first, hash_of(reordered));
+        assert_eq!(first, hash_of(input()));
+        assert_eq!(first.len(), 64);
+    }
+
+    #[test]
+    fn canonical_bytes_have_fields_in_declaration_order() {
+        let payload = PolicePayload::new(input()).unwrap();
+        let text = String::from_utf8(payload.canonical_bytes()).unwrap();
+        let positions: Vec<usize> = [
+            "\"disclosure_id\"",
+            "\"organisation_code\"",
+            "\"organisation_name\"",
+            "\"unit\"",
+            "\"police_region\"",
+            "\"legal_basis\"",
+            "\"registry_version\"",
+            "\"crime\"",
+            "\"catalogue_version\"",
+            "\"urgent\"",
+            "\"items\"",
+        ]
+        .iter()
+        .map(|field| text.find(field).unwrap())
+        .collect();
+        assert!(positions.windows(2).all(|pair| pair[0] < pair[1]), "{text}");
+        assert!(text.contains("\"police_region\":\"mitt\""), "{text}");
+        assert_eq!(
+            hex::encode(Sha256::digest(text.as_bytes())),
+            payload.sha256_hex()
+        );
+    }
+
+    #[test]
+    fn hash_changes_when_any_field_or_item_changes() {
+        let original = hash_of(input());
+        let changes: Vec<(&str, InputChange)> = vec![
+            (
+                "disclosure_id",
+                Box::new(|input| input.disclosure_id.push('2')),
+            ),
+            (
+                "organisation_code",
+                Box::new(|input| {
+                    input.organisation_code = OrganisationCode::parse("ovanaker-kommun").unwrap()
+                }),
+            ),
+            (
+                "organisation_name",
+                Box::new(|input| input.organisation_name.push('s')),
+            ),
+            (
+                "unit",
+                Box::new(|input| input.unit = "Vuxenenheten".to_owned()),
+            ),
+            (
+                "police_region",
+                Box::new(|input| input.police_region = PoliceRegion::Nord),
+            ),
+            (
+                "legal_basis",
+                Box::new(|input| input.legal_basis = LegalBasisId::parse("OSL-10-21").unwrap()),
+            ),
+            (
+                "registry_version",
+                Box::new(|input| input.registry_version = VERSION_B.to_owned()),
+            ),
+            (
+                "crime",
+                Box::new(|input| input.crime = Some(CrimeId::parse("mord").unwrap())),
+            ),
+            ("crime none", Box::new(|input| input.crime = None)),
+            (
+                "catalogue_version",
+                Box::new(|input| input.catalogue_version = VERSION_B.to_owned()),
+            ),
+            ("urgent", Box::new(|input| input.urgent = true)),
+            (
+                "item value",
+                Box::new(|input| {
+                    input
+                        .items
+                        .insert(DataItem::SubjectName, "Testperson Två".to_owned());
+                }),
+            ),
+            (
+                "item added",
+                Box::new(|input| {
+                    input
+                        .items
+                        .insert(DataItem::CaseReference, "IFO-2024-17".to_owned());
+                }),
+            ),
+            (
+                "item removed",
+                Box::new(|input| {
+                    input.items.remove(&DataItem::VictimAddress);
+                }),
+            ),
+            (
+                "item renamed",
+                Box::new(|input| {
+                    let value = input.items.remove(&DataItem::VictimAddress).unwrap();
+                    input.items.insert(DataItem::VictimWorkplace, value);
+                }),
+            ),
+        ];
+        for (name, change) in changes {
+            let mut changed = input();
+            change(&mut changed);
+            assert_ne!(hash_of(changed), original, "{name}");
+        }
+    }
+
+    #[test]
+    fn invalid_inputs_are_refused() {
+        let mut blank_id = input();
+        blank_id.disclosure_id = "  ".to_owned();
+        assert_eq!(
+            PolicePayload::new(blank_id),
+            Err(PayloadError::BlankField("disclosure_id"))
+        );
+        let mut blank_unit = input();
+        blank_unit.unit = String::new();
+        assert_eq!(
+            PolicePayload::new(blank_unit),
+            Err(PayloadError::BlankField("unit"))
+        );
+        let mut bad_version = input();
+        bad_version.registry_version = "sha256:ABC".to_owned();
+        assert_eq!(
+            PolicePayload::new(bad_version),
+            Err(PayloadError::InvalidVersion("registry_version"))
+        );
+        let mut no_items = input();
+        no_items.items.clear();
+        assert_eq!(PolicePayload::new(no_items), Err(PayloadError::NoItems));
+        let mut blank_value = input();
+        blank_value
+            .items
+            .insert(DataItem::CaseReference, " ".to_owned());
+        assert_eq!(
+            PolicePayload::new(blank_value),
+            Err(PayloadError::BlankItemValue(DataItem::CaseReference))
+        );
+    }
+
+    #[test]
+    fn protected_items_are_reported() {
+        let payload = PolicePayload::new(input()).unwrap();
+        assert_eq!(payload.protected_items(), [DataItem::VictimAddress]);
+        let protected: Vec<DataItem> = DataItem::ALL
+            .into_iter()
+            .filter(|item| item.is_protected())
+            .collect();
+        assert_eq!(
+            protected,
+            [DataItem::VictimAddress, DataItem::VictimWorkplace]
+        );
+        assert_eq!(payload.item(DataItem::VictimAddress), Some("Testgatan 1"));
+        assert_eq!(payload.item(DataItem::VictimName), None);
+    }
+
+    #[test]
+    fn debug_does_not_print_item_values() {
+        let payload = PolicePayload::new(input()).unwrap();
+        let debug = format!("{payload:?}");
+        assert!(!debug.contains("Testgatan"), "{debug}");
+        assert!(!debug.contains("Testperson"), "{debug}");
+        assert!(debug.contains("victim_address"), "{debug}");
+    }
+
+    #[test]
+    fn canonical_bytes_round_trip_and_non_canonical_bytes_are_refused() {
+        let payload = PolicePayload::new(input()).unwrap();
+        let bytes = payload.canonical_bytes();
+        assert_eq!(
+            PolicePayload::from_canonical_bytes(&bytes),
+            Ok(payload.clone())
+        );
+
+        let pretty = serde_json::to_vec_pretty(&payload).unwrap();
+        assert_eq!(
+            PolicePayload::from_canonical_bytes(&pretty),
+            Err(PayloadError::NotCanonical)
+        );
+        let text = String::from_utf8(bytes).unwrap();
+        let unknown_item = text.replace("\"subject_name\"", "\"shoe_size\"");
+        assert!(matches!(
+            PolicePayload::from_canonical_bytes(unknown_item.as_bytes()),
+            Err(PayloadError::UnknownDataItem(_))
+        ));
+        assert!(matches!(
+            PolicePayload::from_canonical_bytes(b"{}"),
+            Err(PayloadError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn data_item_names_round_trip() {
+        for item in DataItem::ALL {
+            assert_eq!(DataItem::parse(item.as_str()), Ok(item));
+        }
+        assert!(DataItem::parse("VictimAddress").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn any_item_value_change_changes_the_hash(
+            value in "\\PC{1,40}",
+            other in "\\PC{1,40}",
+            item_index in 0usize..11,
+        ) {
+            prop_assume!(value != other && !value.trim().is_empty() && !other.trim().is_empty());
+            let item = DataItem::ALL[item_index];
+            let mut first = input();
+            first.items.insert(item, value);
+            let mut second = input();
+            second.items.insert(item, other);
+            prop_assert_ne!(hash_of(first.clone()), hash_of(second));
+            let payload = PolicePayload::new(first).unwrap();
+            prop_assert_eq!(
+                PolicePayload::from_canonical_bytes(&payload.canonical_bytes()),
+                Ok(payload)
+            );
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = PolicePayload::from_canonical_bytes(&bytes);
+        }
+    }
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The test command: every test on SQLite, and the PostgreSQL suite when a server is reachable.
+#
+#   TRYGGDEL_TEST_POSTGRES_URL  admin URL of the PostgreSQL server for tests
+#                               (default postgres://postgres@127.0.0.1:5432/test); each test
+#                               creates its own fresh database there and drops it afterwards.
+#   TRYGGDEL_REQUIRE_POSTGRES=1 fail instead of skipping when PostgreSQL is unreachable (CI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+admin_url="${TRYGGDEL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+require="${TRYGGDEL_REQUIRE_POSTGRES:-0}"
+
+postgres=0
+if command -v psql >/dev/null 2>&1 && psql "$admin_url" -qtAc 'SELECT 1' >/dev/null 2>&1; then
+  postgres=1
+elif [ "$require" = "1" ]; then
+  echo "error: TRYGGDEL_REQUIRE_POSTGRES=1 but PostgreSQL at $admin_url is unreachable" >&2
+  exit 1
+fi
+
+run_id="$(date +%s)_$$"
+cleanup() {
+  if [ "$postgres" = "1" ]; then
+    psql "$admin_url" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'tryggdel_test_${run_id}_%'" 2>/dev/null |
+      while read -r name; do
+        [ -n "$name" ] && psql "$admin_url" -qc "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null 2>&1 || true
+      done
+  fi
+}
+trap cleanup EXIT
+
+if [ "$postgres" = "1" ]; then
+  export TRYGGDEL_TEST_POSTGRES_URL="$admin_url"
+  export TRYGGDEL_TEST_RUN_ID="$run_id"
+else
+  unset TRYGGDEL_TEST_POSTGRES_URL
+fi
+
+log="$(mktemp)"
+status=0
+cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
+if [ "${PIPESTATUS[0]:-$status}" != "0" ] || grep -q '^test result: FAILED' "$log"; then
+  status=1
+fi
+
+postgres_tests=$(grep -cE '^test postgres::[a-z_:]+ \.\.\. ok$' "$log" || true)
+echo
+if [ "$postgres" = "1" ]; then
+  echo "PostgreSQL suite: ${postgres_tests} tests ran against ${admin_url} (a fresh database each)"
+  if [ "$postgres_tests" = "0" ]; then
+    echo "error: PostgreSQL was reachable but no PostgreSQL test ran" >&2
+    status=1
+  fi
+else
+  echo "NOTE: the PostgreSQL suite did NOT run: no server answered at ${admin_url}."
+  echo "      Only SQLite was tested. To run it, start PostgreSQL and run:"
+  echo "      TRYGGDEL_TEST_POSTGRES_URL=postgres://USER@HOST:PORT/DB scripts/test.sh"
+fi
+rm -f "$log"
+exit "$status"

@@ -1,0 +1,237 @@
+//! The organisations of a deployment and their delegations, loaded from configuration.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+use tryggdel_domain::{
+    CountyCode, LegalBasisId, LegalRegistry, MunicipalityCode, Organisation, OrganisationCode,
+    OrganisationKind,
+};
+
+/// The development default, embedded so a fresh checkout starts without files.
+pub const DEVELOPMENT_DIRECTORY: &str = include_str!("../config/organisations.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("directory file is not valid: {0}")]
+    Syntax(String),
+    #[error("organisations[{index}].{field}: {problem}")]
+    Organisation {
+        index: usize,
+        field: &'static str,
+        problem: String,
+    },
+    #[error("delegations[{index}].{field}: {problem}")]
+    Delegation {
+        index: usize,
+        field: &'static str,
+        problem: String,
+    },
+}
+
+/// Registered organisations and who holds which delegation in each.
+#[derive(Clone, Debug)]
+pub struct Directory {
+    organisations: BTreeMap<OrganisationCode, Organisation>,
+    /// (organisation, user) → legal bases the user may decide under.
+    delegations: BTreeMap<(OrganisationCode, String), BTreeSet<LegalBasisId>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirectoryFile {
+    #[serde(default)]
+    organisations: Vec<OrganisationEntry>,
+    #[serde(default)]
+    delegations: Vec<DelegationEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrganisationEntry {
+    code: String,
+    name: String,
+    kind: String,
+    municipality_code: Option<String>,
+    county: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DelegationEntry {
+    organisation: String,
+    user: String,
+    legal_bases: Vec<String>,
+}
+
+impl Directory {
+    /// Parses and checks a directory file: organisation codes and kinds valid and unique,
+    /// delegations only in registered organisations that hold a secrecy, under legal bases the
+    /// registry knows.
+    pub fn from_toml(text: &str, registry: &LegalRegistry) -> Result<Directory, DirectoryError> {
+        let file: DirectoryFile =
+            toml::from_str(text).map_err(|error| DirectoryError::Syntax(error.to_string()))?;
+        let mut organisations = BTreeMap::new();
+        for (index, entry) in file.organisations.into_iter().enumerate() {
+            let organisation_error = |field, problem: String| DirectoryError::Organisation {
+                index,
+                field,
+                problem,
+            };
+            let code = OrganisationCode::parse(&entry.code)
+                .map_err(|error| organisation_error("code", error.to_string()))?;
+            if entry.name.trim().is_empty() {
+                return Err(organisation_error("name", "must not be empty".into()));
+            }
+            let kind = match entry.kind.as_str() {
+                "municipality" => {
+                    let text = entry.municipality_code.ok_or_else(|| {
+                        organisation_error("municipality_code", "required for a municipality".into())
+                    })?;
+                    OrganisationKind::Municipality {
+                        municipality_code: MunicipalityCode::parse(&text).map_err(|error| {
+                            organisation_error("municipality_code", error.to_string())
+                        })?,
+                    }
+                }
+                "healthcare_provider" => {
+                    let text = entry.county.ok_or_else(|| {
+                        organisation_error("county", "required for a healthcare provider".into())
+                    })?;
+                    OrganisationKind::HealthcareProvider {
+                        county: CountyCode::parse(&text)
+                            .map_err(|error| organisation_error("county", error.to_string()))?,
+                    }
+                }
+                "police" => OrganisationKind::Police,
+                "supervisor" => OrganisationKind::Supervisor,
+                other => {
+                    return Err(organisation_error(
+                        "kind",
+                        format!(
+                            "unknown kind {other:?} (municipality, healthcare_provider, police, supervisor)"
+                        ),
+                    ));
+                }
+            };
+            if organisations.contains_key(&code) {
+                return Err(organisation_error("code", format!("{code} is listed twice")));
+            }
+            organisations.insert(
+                code.clone(),
+                Organisation::new(code, entry.name.trim().to_owned(), kind),
+            );
+        }
+        let mut delegations: BTreeMap<(OrganisationCode, String), BTreeSet<LegalBasisId>> =
+            BTreeMap::new();
+        for (index, entry) in file.delegations.into_iter().enumerate() {
+            let delegation_error = |field, problem: String| DirectoryError::Delegation {
+                index,
+                field,
+                problem,
+            };
+            let code = OrganisationCode::parse(&entry.organisation)
+                .map_err(|error| delegation_error("organisation", error.to_string()))?;
+            let organisation = organisations.get(&code).ok_or_else(|| {
+                delegation_error("organisation", format!("{code} is not registered"))
+            })?;
+            if organisation.secrecy().is_none() {
+                return Err(delegation_error(
+                    "organisation",
+                    format!("{code} holds no secrecy that a disclosure could break"),
+                ));
+            }
+            if entry.user.trim().is_empty() {
+                return Err(delegation_error("user", "must not be empty".into()));
+            }
+            let bases = delegations
+                .entry((code, entry.user.trim().to_owned()))
+                .or_default();
+            for text in &entry.legal_bases {
+                let id = LegalBasisId::parse(text)
+                    .map_err(|error| delegation_error("legal_bases", error.to_string()))?;
+                if !registry.knows_basis(&id) {
+                    return Err(delegation_error(
+                        "legal_bases",
+                        format!("{id} is not in the legal-basis registry"),
+                    ));
+                }
+                bases.insert(id);
+            }
+        }
+        Ok(Directory {
+            organisations,
+            delegations,
+        })
+    }
+
+    /// The codes of every registered organisation.
+    pub fn codes(&self) -> Vec<String> {
+        self.organisations
+            .keys()
+            .map(|code| code.as_str().to_owned())
+            .collect()
+    }
+
+    pub fn organisation(&self, code: &OrganisationCode) -> Option<&Organisation> {
+        self.organisations.get(code)
+    }
+
+    /// Whether `user` of `organisation` holds the delegation to decide under `basis`.
+    pub fn holds_delegation(
+        &self,
+        organisation: &OrganisationCode,
+        user: &str,
+        basis: &LegalBasisId,
+    ) -> bool {
+        self.delegations
+            .get(&(organisation.clone(), user.to_owned()))
+            .is_some_and(|bases| bases.contains(basis))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use tryggdel_domain::PoliceRegion;
+
+    fn registry() -> LegalRegistry {
+        LegalRegistry::embedded().unwrap()
+    }
+
+    #[test]
+    fn development_directory_loads_and_routes_bollnas_to_mitt() {
+        let directory = Directory::from_toml(DEVELOPMENT_DIRECTORY, &registry()).unwrap();
+        let bollnas = directory
+            .organisation(&OrganisationCode::parse("bollnas-kommun").unwrap())
+            .unwrap();
+        assert_eq!(bollnas.police_region(), Some(PoliceRegion::Mitt));
+        let basis = LegalBasisId::parse("OSL-10-18c").unwrap();
+        assert!(directory.holds_delegation(bollnas.code(), "beslut-bollnas", &basis));
+        assert!(!directory.holds_delegation(bollnas.code(), "handlaggare-bollnas", &basis));
+    }
+
+    #[test]
+    fn bad_entries_name_their_field() {
+        let registry = registry();
+        let error = Directory::from_toml(
+            "[[organisations]]\ncode = \"x-kommun\"\nname = \"X\"\nkind = \"municipality\"\nmunicipality_code = \"9999\"\n",
+            &registry,
+        )
+        .unwrap_err();
+        assert!(error.to_string().starts_with("organisations[0].municipality_code"));
+        let error = Directory::from_toml(
+            "[[delegations]]\norganisation = \"nowhere\"\nuser = \"u\"\nlegal_bases = []\n",
+            &registry,
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("not registered"));
+        let error = Directory::from_toml(
+            "[[organisations]]\ncode = \"a-kommun\"\nname = \"A\"\nkind = \"municipality\"\nmunicipality_code = \"2183\"\n[[delegations]]\norganisation = \"a-kommun\"\nuser = \"u\"\nlegal_bases = [\"OSL-99-1\"]\n",
+            &registry,
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("not in the legal-basis registry"));
+    }
+}

@@ -1,0 +1,100 @@
+//! The service's errors and their one mapping to gRPC statuses.
+
+use tonic::{Code, Status};
+
+/// What went wrong, by what the caller must do differently.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// Also returned when the disclosure exists but the caller may not know it does.
+    #[error("disclosure not found")]
+    NotFound,
+    #[error("{field}: {problem}")]
+    InvalidArgument { field: String, problem: String },
+    #[error("stale version: expected {expected}, the disclosure is at version {current}")]
+    StaleVersion { expected: i64, current: i64 },
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// A fault of ours; the cause is logged, never returned.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ServiceError {
+    pub fn invalid(field: impl Into<String>, problem: impl ToString) -> ServiceError {
+        ServiceError::InvalidArgument {
+            field: field.into(),
+            problem: problem.to_string(),
+        }
+    }
+
+    pub fn internal(error: impl Into<anyhow::Error>) -> ServiceError {
+        ServiceError::Internal(error.into())
+    }
+}
+
+impl From<ServiceError> for Status {
+    fn from(error: ServiceError) -> Status {
+        let code = match &error {
+            ServiceError::Unauthenticated(_) => Code::Unauthenticated,
+            ServiceError::PermissionDenied(_) => Code::PermissionDenied,
+            ServiceError::NotFound => Code::NotFound,
+            ServiceError::InvalidArgument { .. } => Code::InvalidArgument,
+            ServiceError::StaleVersion { .. } => Code::Aborted,
+            ServiceError::FailedPrecondition(_) => Code::FailedPrecondition,
+            ServiceError::AlreadyExists(_) => Code::AlreadyExists,
+            ServiceError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error");
+                Code::Internal
+            }
+        };
+        Status::new(code, error.to_string())
+    }
+}
+
+impl From<tryggdel_auth::AuthError> for ServiceError {
+    fn from(error: tryggdel_auth::AuthError) -> ServiceError {
+        ServiceError::Unauthenticated(error.to_status().message().to_owned())
+    }
+}
+
+impl From<sqlx::Error> for ServiceError {
+    fn from(error: sqlx::Error) -> ServiceError {
+        ServiceError::Internal(anyhow::Error::new(error).context("database"))
+    }
+}
+
+impl From<tryggdel_storage::SealingError> for ServiceError {
+    fn from(error: tryggdel_storage::SealingError) -> ServiceError {
+        ServiceError::Internal(anyhow::Error::new(error).context("field encryption"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_do_not_leak() {
+        let status: Status =
+            ServiceError::internal(anyhow::anyhow!("connection to 10.0.0.5 refused")).into();
+        assert_eq!(status.code(), Code::Internal);
+        assert_eq!(status.message(), "internal error");
+    }
+
+    #[test]
+    fn invalid_argument_names_the_field() {
+        let status: Status =
+            ServiceError::invalid("content.victim.identity_number", "check digit mismatch").into();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(
+            status.message(),
+            "content.victim.identity_number: check digit mismatch"
+        );
+    }
+}

@@ -1,0 +1,982 @@
+//! The `DisclosureService` gRPC handlers: authentication, authorisation (deny by default),
+//! the lifecycle through the domain's pure state machine, and persistence with the outbox.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use prost::Message;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use tonic::{Request, Response, Status};
+use tryggdel_auth::{Principal, Role, TokenVerifier, bearer_token};
+use tryggdel_domain::{
+    DisclosureState, LegalBasisId, LegalRegistry, LifecycleAction, Organisation,
+    OrganisationCode, OrganisationKind, PolicePayload, transition,
+};
+use tryggdel_proto::common::v1::DisclosureState as WireState;
+use tryggdel_proto::disclosure::v1::{
+    ApproveRequest, Assessment as WireAssessment, AssessLegalBasisRequest, Condition,
+    CreateDraftRequest, Decision, Disclosure, DisclosureSummary, DraftContent, GetRequest,
+    ListRequest, ListResponse, ProtectedDetails, RejectRequest, SubmitRequest,
+    UpdateDraftRequest, WithdrawRequest, assess_legal_basis_request::Target,
+    disclosure_service_server::DisclosureService,
+};
+use tryggdel_storage::FieldCipher;
+
+use crate::content::{self, ValidatedDraft};
+use crate::directory::Directory;
+use crate::error::ServiceError;
+use crate::store::{DisclosureRow, DisclosureStore, InsertOutcome, ListFilter, OutboxEvent};
+
+const MAX_PAGE_SIZE: u32 = 200;
+const DEFAULT_PAGE_SIZE: u32 = 50;
+
+/// The handlers and everything they need.
+#[derive(Clone)]
+pub struct DisclosureApi {
+    store: DisclosureStore,
+    registry: Arc<LegalRegistry>,
+    directory: Arc<Directory>,
+    verifier: Arc<TokenVerifier>,
+    cipher: FieldCipher,
+}
+
+/// An authenticated caller: a verified token whose organisation is registered and matches the
+/// client certificate.
+struct Caller {
+    principal: Principal,
+    organisation: Organisation,
+}
+
+impl Caller {
+    fn user(&self) -> &str {
+        &self.principal.user_id
+    }
+
+    fn has(&self, role: Role) -> bool {
+        self.principal.has_role(role)
+    }
+
+    fn require_any(&self, roles: &[Role], action: &str) -> Result<(), ServiceError> {
+        if roles.iter().any(|role| self.has(*role)) {
+            Ok(())
+        } else {
+            let names: Vec<&str> = roles.iter().map(|role| role.as_str()).collect();
+            Err(ServiceError::PermissionDenied(format!(
+                "{action} requires the role {}",
+                names.join(" or ")
+            )))
+        }
+    }
+}
+
+fn now_unix_ms() -> i64 {
+    let now = OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn today() -> time::Date {
+    OffsetDateTime::now_utc().date()
+}
+
+fn wire_state(state: DisclosureState) -> WireState {
+    match state {
+        DisclosureState::Draft => WireState::Draft,
+        DisclosureState::Submitted => WireState::Submitted,
+        DisclosureState::Approved => WireState::Approved,
+        DisclosureState::Delivered => WireState::Delivered,
+        DisclosureState::Acknowledged => WireState::Acknowledged,
+        DisclosureState::Rejected => WireState::Rejected,
+        DisclosureState::Withdrawn => WireState::Withdrawn,
+        DisclosureState::Expired => WireState::Expired,
+    }
+}
+
+fn stored_state(row: &DisclosureRow) -> Result<DisclosureState, ServiceError> {
+    DisclosureState::parse(&row.state).map_err(|_| {
+        ServiceError::internal(anyhow::anyhow!(
+            "disclosure {} has unknown state {:?}",
+            row.id,
+            row.state
+        ))
+    })
+}
+
+fn parse_disclosure_id(text: &str) -> Result<String, ServiceError> {
+    uuid::Uuid::parse_str(text.trim())
+        .map(|id| id.to_string())
+        .map_err(|_| ServiceError::invalid("disclosure_id", "must be a disclosure id (a UUID)"))
+}
+
+fn check_expected_version(expected: i64, row: &DisclosureRow) -> Result<(), ServiceError> {
+    if expected < 1 {
+        return Err(ServiceError::invalid(
+            "expected_version",
+            "required: the version you last saw (1 or more)",
+        ));
+    }
+    if expected != row.version {
+        return Err(ServiceError::StaleVersion {
+            expected,
+            current: row.version,
+        });
+    }
+    Ok(())
+}
+
+fn reason_text(field: &str, text: &str, required: bool) -> Result<String, ServiceError> {
+    let trimmed = text.trim();
+    if required && trimmed.is_empty() {
+        return Err(ServiceError::invalid(field, "required"));
+    }
+    let count = trimmed.chars().count();
+    if count > content::MAX_TEXT_CHARS {
+        return Err(ServiceError::invalid(
+            field,
+            format!(
+                "is {count} characters, at most {} allowed",
+                content::MAX_TEXT_CHARS
+            ),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn apply(row: &DisclosureRow, action: LifecycleAction) -> Result<DisclosureState, ServiceError> {
+    let state = stored_state(row)?;
+    transition(state, action).map_err(|error| ServiceError::FailedPrecondition(error.to_string()))
+}
+
+fn wire_assessment(assessment: &tryggdel_domain::Assessment) -> WireAssessment {
+    WireAssessment {
+        legal_basis_id: assessment.basis.as_str().to_owned(),
+        as_of: content::format_date(assessment.as_of),
+        registry_version: assessment.registry_version.clone(),
+        catalogue_version: assessment.catalogue_version.clone(),
+        passed: assessment.passed(),
+        conditions: assessment
+            .conditions
+            .iter()
+            .map(|condition| Condition {
+                key: condition.key.clone(),
+                passed: condition.passed,
+                reason: condition.reason.clone(),
+            })
+            .collect(),
+        suggested_bases: assessment
+            .suggestions
+            .iter()
+            .map(|id| id.as_str().to_owned())
+            .collect(),
+    }
+}
+
+impl DisclosureApi {
+    pub fn new(
+        store: DisclosureStore,
+        registry: Arc<LegalRegistry>,
+        directory: Arc<Directory>,
+        verifier: Arc<TokenVerifier>,
+        cipher: FieldCipher,
+    ) -> DisclosureApi {
+        DisclosureApi {
+            store,
+            registry,
+            directory,
+            verifier,
+            cipher,
+        }
+    }
+
+    pub fn store(&self) -> &DisclosureStore {
+        &self.store
+    }
+
+    fn authenticate<T>(&self, request: &Request<T>) -> Result<Caller, ServiceError> {
+        let peer = tryggdel_tls::peer_identity(request).ok_or_else(|| {
+            ServiceError::Unauthenticated("a client certificate is required".into())
+        })?;
+        let token = bearer_token(request.metadata())?;
+        let principal = self.verifier.verify(token)?;
+        let code = OrganisationCode::parse(&principal.organisation).map_err(|_| {
+            ServiceError::Unauthenticated("the token names an invalid organisation".into())
+        })?;
+        let organisation = self.directory.organisation(&code).cloned().ok_or_else(|| {
+            ServiceError::PermissionDenied(format!(
+                "organisation {code} is not registered in this deployment"
+            ))
+        })?;
+        if peer.organisation.as_deref() != Some(code.as_str()) {
+            return Err(ServiceError::PermissionDenied(
+                "the client certificate does not belong to the token's organisation".into(),
+            ));
+        }
+        Ok(Caller {
+            principal,
+            organisation,
+        })
+    }
+
+    /// Whether the caller may see a disclosure at all. Everyone else is told it does not exist.
+    fn may_see(caller: &Caller, row: &DisclosureRow) -> bool {
+        let same_organisation = caller.organisation.code().as_str() == row.organisation;
+        let in_organisation_roles = [Role::Caseworker, Role::DecisionMaker, Role::ComplianceOfficer];
+        let supervisor = matches!(caller.organisation.kind(), OrganisationKind::Supervisor)
+            && caller.has(Role::ComplianceOfficer);
+        (same_organisation && in_organisation_roles.iter().any(|role| caller.has(*role)))
+            || supervisor
+    }
+
+    async fn load_visible(&self, caller: &Caller, id: &str) -> Result<DisclosureRow, ServiceError> {
+        let id = parse_disclosure_id(id)?;
+        let row = self.store.get(&id).await?.ok_or(ServiceError::NotFound)?;
+        if !Self::may_see(caller, &row) {
+            return Err(ServiceError::NotFound);
+        }
+        Ok(row)
+    }
+
+    fn organisation_of(&self, row: &DisclosureRow) -> Result<Organisation, ServiceError> {
+        OrganisationCode::parse(&row.organisation)
+            .ok()
+            .and_then(|code| self.directory.organisation(&code).cloned())
+            .ok_or_else(|| {
+                ServiceError::FailedPrecondition(format!(
+                    "organisation {} is no longer registered in this deployment",
+                    row.organisation
+                ))
+            })
+    }
+
+    fn open_content(&self, row: &DisclosureRow) -> Result<DraftContent, ServiceError> {
+        let bytes = self
+            .cipher
+            .open(&row.content_sealed, &format!("disclosure:{}:content", row.id))?;
+        DraftContent::decode(bytes.as_slice())
+            .map_err(|error| ServiceError::internal(anyhow::Error::new(error).context("content")))
+    }
+
+    fn open_protected(&self, row: &DisclosureRow) -> Result<ProtectedDetails, ServiceError> {
+        let bytes = self
+            .cipher
+            .open(&row.protected_sealed, &format!("disclosure:{}:protected", row.id))?;
+        ProtectedDetails::decode(bytes.as_slice())
+            .map_err(|error| ServiceError::internal(anyhow::Error::new(error).context("protected")))
+    }
+
+    /// The stored draft, parsed again (the stored form is already validated).
+    fn stored_draft(&self, row: &DisclosureRow) -> Result<ValidatedDraft, ServiceError> {
+        let mut content = self.open_content(row)?;
+        content.victim_protected = Some(self.open_protected(row)?);
+        content::validate(&content, today())
+    }
+
+    fn seal_draft(&self, row: &mut DisclosureRow, draft: &ValidatedDraft) -> Result<(), ServiceError> {
+        row.content_sealed = self.cipher.seal(
+            &draft.content.encode_to_vec(),
+            &format!("disclosure:{}:content", row.id),
+        )?;
+        row.protected_sealed = self.cipher.seal(
+            &draft.protected.encode_to_vec(),
+            &format!("disclosure:{}:protected", row.id),
+        )?;
+        row.legal_basis_id = draft
+            .legal_basis
+            .as_ref()
+            .map(|id| id.as_str().to_owned())
+            .unwrap_or_default();
+        row.urgent = i64::from(draft.content.urgent);
+        Ok(())
+    }
+
+    fn event(
+        &self,
+        caller: &Caller,
+        row: &DisclosureRow,
+        event_type: &str,
+        details: serde_json::Value,
+    ) -> OutboxEvent {
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let occurred_at = now_unix_ms();
+        let roles: Vec<&str> = caller.principal.roles.iter().map(|role| role.as_str()).collect();
+        let payload = serde_json::json!({
+            "event_id": event_id,
+            "event_type": event_type,
+            "occurred_at_unix_ms": occurred_at,
+            "disclosure_id": row.id,
+            "organisation": row.organisation,
+            "police_region": row.police_region,
+            "actor": {
+                "user_id": caller.principal.user_id,
+                "roles": roles,
+                "organisation": caller.organisation.code().as_str(),
+                "unit": caller.principal.unit,
+            },
+            "state": row.state,
+            "version": row.version,
+            "legal_basis_id": row.legal_basis_id,
+            "urgent": row.urgent != 0,
+            "details": details,
+        });
+        OutboxEvent {
+            event_id,
+            event_type: event_type.to_owned(),
+            disclosure_id: row.id.clone(),
+            organisation: row.organisation.clone(),
+            payload: payload.to_string(),
+            created_at: occurred_at,
+        }
+    }
+
+    fn to_wire(&self, row: &DisclosureRow, reveal: bool) -> Result<Disclosure, ServiceError> {
+        let mut content = self.open_content(row)?;
+        let protected = self.open_protected(row)?;
+        content.victim_protected = Some(if reveal {
+            protected
+        } else {
+            content::masked(&protected)
+        });
+        let decision = if row.decision_outcome.is_empty() {
+            None
+        } else {
+            let assessment = match &row.assessment {
+                Some(bytes) => Some(WireAssessment::decode(bytes.as_slice()).map_err(|error| {
+                    ServiceError::internal(anyhow::Error::new(error).context("assessment"))
+                })?),
+                None => None,
+            };
+            Some(Decision {
+                outcome: row.decision_outcome.clone(),
+                decided_by: row.decided_by.clone(),
+                decided_at_unix_ms: row.decided_at,
+                reason: row.decision_reason.clone(),
+                payload_sha256: row.payload_sha256.clone(),
+                registry_version: row.registry_version.clone(),
+                catalogue_version: row.catalogue_version.clone(),
+                assessment,
+            })
+        };
+        Ok(Disclosure {
+            id: row.id.clone(),
+            version: row.version,
+            state: wire_state(stored_state(row)?) as i32,
+            organisation: row.organisation.clone(),
+            police_region: row.police_region.clone(),
+            content: Some(content),
+            protected_revealed: reveal,
+            drafted_by: row.drafted_by.clone(),
+            created_at_unix_ms: row.created_at,
+            updated_at_unix_ms: row.updated_at,
+            submitted_by: row.submitted_by.clone(),
+            submitted_at_unix_ms: row.submitted_at,
+            decision,
+        })
+    }
+
+    /// Writes a changed row under the caller's expected version, or reports the conflict.
+    async fn save(
+        &self,
+        row: &DisclosureRow,
+        expected_version: i64,
+        event: &OutboxEvent,
+    ) -> Result<(), ServiceError> {
+        if self.store.update(row, expected_version, event).await? {
+            return Ok(());
+        }
+        let current = self
+            .store
+            .get(&row.id)
+            .await?
+            .map(|stored| stored.version)
+            .unwrap_or_default();
+        Err(ServiceError::StaleVersion {
+            expected: expected_version,
+            current,
+        })
+    }
+
+    fn assess_draft(
+        &self,
+        draft: &ValidatedDraft,
+        organisation: &Organisation,
+        as_of: time::Date,
+    ) -> Result<tryggdel_domain::Assessment, ServiceError> {
+        let basis = draft.legal_basis.as_ref().ok_or_else(|| {
+            ServiceError::invalid("content.legal_basis_id", "required for an assessment")
+        })?;
+        let facts = draft.case_facts(organisation)?;
+        tryggdel_domain::assess(&self.registry, basis, &facts, as_of)
+            .map_err(|error| ServiceError::invalid("content.legal_basis_id", error))
+    }
+
+    /// A decision maker may decide a case of their organisation under a basis they hold the
+    /// delegation for, and never a case they drafted.
+    fn require_decider(&self, caller: &Caller, row: &DisclosureRow) -> Result<(), ServiceError> {
+        caller.require_any(&[Role::DecisionMaker], "deciding a disclosure")?;
+        if caller.organisation.code().as_str() != row.organisation {
+            return Err(ServiceError::NotFound);
+        }
+        if caller.user() == row.drafted_by {
+            return Err(ServiceError::PermissionDenied(
+                "four-eyes rule: the drafter of a disclosure may not decide it".into(),
+            ));
+        }
+        let basis = LegalBasisId::parse(&row.legal_basis_id).map_err(|_| {
+            ServiceError::FailedPrecondition("the disclosure names no legal basis".into())
+        })?;
+        if !self
+            .directory
+            .holds_delegation(caller.organisation.code(), caller.user(), &basis)
+        {
+            return Err(ServiceError::PermissionDenied(format!(
+                "you hold no delegation to decide under {basis} in {}",
+                row.organisation
+            )));
+        }
+        Ok(())
+    }
+
+    fn require_drafter(caller: &Caller, row: &DisclosureRow, action: &str) -> Result<(), ServiceError> {
+        caller.require_any(&[Role::Caseworker], action)?;
+        if caller.user() != row.drafted_by {
+            return Err(ServiceError::PermissionDenied(format!(
+                "only the drafter may {action}"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn create_draft(
+        &self,
+        caller: &Caller,
+        request: CreateDraftRequest,
+    ) -> Result<Disclosure, ServiceError> {
+        caller.require_any(&[Role::Caseworker], "drafting a disclosure")?;
+        let police_region = match (caller.organisation.secrecy(), caller.organisation.police_region())
+        {
+            (Some(_), Some(region)) => region,
+            _ => {
+                return Err(ServiceError::PermissionDenied(format!(
+                    "organisation {} holds no secrecy a disclosure could break",
+                    caller.organisation.code()
+                )));
+            }
+        };
+        let request_id = request.client_request_id.trim();
+        if !(8..=64).contains(&request_id.len())
+            || !request_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(ServiceError::invalid(
+                "client_request_id",
+                "must be 8-64 characters of letters, digits, - and _",
+            ));
+        }
+        let content = request.content.unwrap_or_default();
+        let fingerprint = hex::encode(Sha256::digest(content.encode_to_vec()));
+        let organisation_code = caller.organisation.code().as_str().to_owned();
+        if let Some(existing) = self
+            .store
+            .find_by_client_request(&organisation_code, caller.user(), request_id)
+            .await?
+        {
+            return self.replay(existing, &fingerprint);
+        }
+        let draft = content::validate(&content, today())?;
+        let now = now_unix_ms();
+        let mut row = DisclosureRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            organisation: organisation_code.clone(),
+            police_region: police_region.as_str().to_owned(),
+            state: DisclosureState::Draft.as_str().to_owned(),
+            version: 1,
+            urgent: 0,
+            legal_basis_id: String::new(),
+            drafted_by: caller.user().to_owned(),
+            client_request_id: request_id.to_owned(),
+            request_fingerprint: fingerprint.clone(),
+            content_sealed: String::new(),
+            protected_sealed: String::new(),
+            created_at: now,
+            updated_at: now,
+            submitted_by: String::new(),
+            submitted_at: 0,
+            decision_outcome: String::new(),
+            decided_by: String::new(),
+            decided_at: 0,
+            decision_reason: String::new(),
+            payload_sha256: String::new(),
+            payload_sealed: String::new(),
+            registry_version: String::new(),
+            catalogue_version: String::new(),
+            assessment: None,
+        };
+        self.seal_draft(&mut row, &draft)?;
+        let event = self.event(caller, &row, "disclosure.draft_created", serde_json::json!({}));
+        match self.store.insert_draft(&row, &event).await? {
+            InsertOutcome::Inserted => {
+                tracing::info!(disclosure_id = %row.id, organisation = %row.organisation, "draft created");
+                self.to_wire(&row, false)
+            }
+            InsertOutcome::DuplicateRequest => {
+                let existing = self
+                    .store
+                    .find_by_client_request(&organisation_code, caller.user(), request_id)
+                    .await?
+                    .ok_or_else(|| {
+                        ServiceError::internal(anyhow::anyhow!("duplicate request id vanished"))
+                    })?;
+                self.replay(existing, &fingerprint)
+            }
+        }
+    }
+
+    /// The answer to a retried CreateDraft: the draft it created, if the request is the same.
+    fn replay(&self, existing: DisclosureRow, fingerprint: &str) -> Result<Disclosure, ServiceError> {
+        if existing.request_fingerprint != fingerprint {
+            return Err(ServiceError::AlreadyExists(
+                "client_request_id was already used for a draft with other content".into(),
+            ));
+        }
+        self.to_wire(&existing, false)
+    }
+
+    async fn update_draft(
+        &self,
+        caller: &Caller,
+        request: UpdateDraftRequest,
+    ) -> Result<Disclosure, ServiceError> {
+        caller.require_any(&[Role::Caseworker], "changing a draft")?;
+        let mut row = self.load_visible(caller, &request.disclosure_id).await?;
+        Self::require_drafter(caller, &row, "change a draft")?;
+        check_expected_version(request.expected_version, &row)?;
+        let next = apply(&row, LifecycleAction::Update)?;
+        let draft = content::validate(&request.content.unwrap_or_default(), today())?;
+        self.seal_draft(&mut row, &draft)?;
+        row.state = next.as_str().to_owned();
+        row.version += 1;
+        row.updated_at = now_unix_ms();
+        let event = self.event(caller, &row, "disclosure.draft_updated", serde_json::json!({}));
+        self.save(&row, request.expected_version, &event).await?;
+        self.to_wire(&row, false)
+    }
+
+    async fn assess(
+        &self,
+        caller: &Caller,
+        request: AssessLegalBasisRequest,
+    ) -> Result<WireAssessment, ServiceError> {
+        caller.require_any(
+            &[Role::Caseworker, Role::DecisionMaker, Role::ComplianceOfficer],
+            "assessing a legal basis",
+        )?;
+        let as_of = if request.as_of.trim().is_empty() {
+            today()
+        } else {
+            content::parse_date(&request.as_of)
+                .map_err(|problem| ServiceError::invalid("as_of", problem))?
+        };
+        let (draft, organisation) = match request.target {
+            Some(Target::DisclosureId(id)) => {
+                let row = self.load_visible(caller, &id).await?;
+                (self.stored_draft(&row)?, self.organisation_of(&row)?)
+            }
+            Some(Target::Content(content)) => (
+                content::validate(&content, today())?,
+                caller.organisation.clone(),
+            ),
+            None => {
+                return Err(ServiceError::invalid(
+                    "target",
+                    "give a disclosure_id or the content to assess",
+                ));
+            }
+        };
+        let assessment = self.assess_draft(&draft, &organisation, as_of)?;
+        Ok(wire_assessment(&assessment))
+    }
+
+    async fn submit(&self, caller: &Caller, request: SubmitRequest) -> Result<Disclosure, ServiceError> {
+        caller.require_any(&[Role::Caseworker], "submitting a disclosure")?;
+        let mut row = self.load_visible(caller, &request.disclosure_id).await?;
+        Self::require_drafter(caller, &row, "submit a draft")?;
+        check_expected_version(request.expected_version, &row)?;
+        let next = apply(&row, LifecycleAction::Submit)?;
+        let missing = self.stored_draft(&row)?.missing_for_submission();
+        if !missing.is_empty() {
+            return Err(ServiceError::FailedPrecondition(format!(
+                "the draft is incomplete: missing {}",
+                missing.join(", ")
+            )));
+        }
+        let now = now_unix_ms();
+        row.state = next.as_str().to_owned();
+        row.version += 1;
+        row.updated_at = now;
+        row.submitted_by = caller.user().to_owned();
+        row.submitted_at = now;
+        let event = self.event(caller, &row, "disclosure.submitted", serde_json::json!({}));
+        self.save(&row, request.expected_version, &event).await?;
+        tracing::info!(disclosure_id = %row.id, "submitted");
+        self.to_wire(&row, false)
+    }
+
+    async fn approve(&self, caller: &Caller, request: ApproveRequest) -> Result<Disclosure, ServiceError> {
+        caller.require_any(&[Role::DecisionMaker], "approving a disclosure")?;
+        let mut row = self.load_visible(caller, &request.disclosure_id).await?;
+        self.require_decider(caller, &row)?;
+        check_expected_version(request.expected_version, &row)?;
+        let comment = reason_text("comment", &request.comment, false)?;
+        let next = apply(&row, LifecycleAction::Approve)?;
+        let draft = self.stored_draft(&row)?;
+        let missing = draft.missing_for_submission();
+        if !missing.is_empty() {
+            return Err(ServiceError::FailedPrecondition(format!(
+                "the disclosure is incomplete: missing {}",
+                missing.join(", ")
+            )));
+        }
+        let organisation = self.organisation_of(&row)?;
+        let assessment = self.assess_draft(&draft, &organisation, today())?;
+        if !assessment.passed() {
+            let failures: Vec<String> = assessment
+                .conditions
+                .iter()
+                .filter(|condition| !condition.passed)
+                .map(|condition| format!("{}: {}", condition.key, condition.reason))
+                .collect();
+            let mut message = format!("the legal assessment does not pass: {}", failures.join("; "));
+            if !assessment.suggestions.is_empty() {
+                let names: Vec<&str> = assessment.suggestions.iter().map(|id| id.as_str()).collect();
+                message.push_str(&format!(" (consider {})", names.join(" or ")));
+            }
+            return Err(ServiceError::FailedPrecondition(message));
+        }
+        let crime = draft.crime.clone().ok_or_else(|| {
+            ServiceError::FailedPrecondition("the disclosure names no crime".into())
+        })?;
+        let payload = PolicePayload {
+            disclosure_id: row.id.clone(),
+            organisation_code: organisation.code().as_str().to_owned(),
+            organisation_name: organisation.name().to_owned(),
+            unit: draft.content.unit.clone(),
+            police_region: row.police_region.clone(),
+            legal_basis: assessment.basis.as_str().to_owned(),
+            registry_version: assessment.registry_version.clone(),
+            crime: crime.as_str().to_owned(),
+            catalogue_version: assessment.catalogue_version.clone(),
+            urgent: draft.content.urgent,
+            items: draft.payload_items(),
+        };
+        let now = now_unix_ms();
+        row.state = next.as_str().to_owned();
+        row.version += 1;
+        row.updated_at = now;
+        row.decision_outcome = "approved".into();
+        row.decided_by = caller.user().to_owned();
+        row.decided_at = now;
+        row.decision_reason = comment;
+        row.payload_sha256 = payload.sha256_hex();
+        row.payload_sealed = self.cipher.seal(
+            &payload.canonical_bytes(),
+            &format!("disclosure:{}:payload", row.id),
+        )?;
+        row.registry_version = assessment.registry_version.clone();
+        row.catalogue_version = assessment.catalogue_version.clone();
+        row.assessment = Some(wire_assessment(&assessment).encode_to_vec());
+        let event = self.event(
+            caller,
+            &row,
+            "disclosure.approved",
+            serde_json::json!({
+                "payload_sha256": row.payload_sha256,
+                "registry_version": row.registry_version,
+                "catalogue_version": row.catalogue_version,
+                "data_items": draft.data_items.iter().map(|item| item.as_str()).collect::<Vec<_>>(),
+            }),
+        );
+        self.save(&row, request.expected_version, &event).await?;
+        tracing::info!(disclosure_id = %row.id, "approved");
+        self.to_wire(&row, false)
+    }
+
+    async fn reject(&self, caller: &Caller, request: RejectRequest) -> Result<Disclosure, ServiceError> {
+        caller.require_any(&[Role::DecisionMaker], "rejecting a disclosure")?;
+        let mut row = self.load_visible(caller, &request.disclosure_id).await?;
+        self.require_decider(caller, &row)?;
+        let reason = reason_text("reason", &request.reason, true)?;
+        check_expected_version(request.expected_version, &row)?;
+        let next = apply(&row, LifecycleAction::Reject)?;
+        let now = now_unix_ms();
+        row.state = next.as_str().to_owned();
+        row.version += 1;
+        row.updated_at = now;
+        row.decision_outcome = "rejected".into();
+        row.decided_by = caller.user().to_owned();
+        row.decided_at = now;
+        row.decision_reason = reason.clone();
+        let event = self.event(caller, &row, "disclosure.rejected", serde_json::json!({ "reason": reason }));
+        self.save(&row, request.expected_version, &event).await?;
+        self.to_wire(&row, false)
+    }
+
+    async fn withdraw(&self, caller: &Caller, request: WithdrawRequest) -> Result<Disclosure, ServiceError> {
+        caller.require_any(&[Role::Caseworker, Role::DecisionMaker], "withdrawing a disclosure")?;
+        let mut row = self.load_visible(caller, &request.disclosure_id).await?;
+        let is_drafter = caller.has(Role::Caseworker) && caller.user() == row.drafted_by;
+        if !is_drafter {
+            self.require_decider(caller, &row)?;
+        }
+        let reason = reason_text("reason", &request.reason, false)?;
+        check_expected_version(request.expected_version, &row)?;
+        let next = apply(&row, LifecycleAction::Withdraw)?;
+        let now = now_unix_ms();
+        row.state = next.as_str().to_owned();
+        row.version += 1;
+        row.updated_at = now;
+        row.decision_outcome = "withdrawn".into();
+        row.decided_by = caller.user().to_owned();
+        row.decided_at = now;
+        row.decision_reason = reason.clone();
+        let event = self.event(caller, &row, "disclosure.withdrawn", serde_json::json!({ "reason": reason }));
+        self.save(&row, request.expected_version, &event).await?;
+        self.to_wire(&row, false)
+    }
+
+    async fn get(&self, caller: &Caller, request: GetRequest) -> Result<Disclosure, ServiceError> {
+        let row = self.load_visible(caller, &request.disclosure_id).await?;
+        if request.reveal_protected {
+            let is_drafter = caller.has(Role::Caseworker) && caller.user() == row.drafted_by;
+            let is_decider = self.require_decider(caller, &row).is_ok();
+            if !(is_drafter || is_decider) {
+                return Err(ServiceError::PermissionDenied(
+                    "only the drafter or a decision maker of this case may reveal protected details"
+                        .into(),
+                ));
+            }
+            // Recorded before the data leaves: no event, no reveal.
+            let event = self.event(
+                caller,
+                &row,
+                "disclosure.protected_revealed",
+                serde_json::json!({ "fields": ["address", "workplace", "school", "shelter"] }),
+            );
+            self.store.append_event(&event).await?;
+            tracing::info!(disclosure_id = %row.id, user = %caller.user(), "protected details revealed");
+        }
+        self.to_wire(&row, request.reveal_protected)
+    }
+
+    async fn list(&self, caller: &Caller, request: ListRequest) -> Result<ListResponse, ServiceError> {
+        caller.require_any(
+            &[Role::Caseworker, Role::DecisionMaker, Role::ComplianceOfficer],
+            "listing disclosures",
+        )?;
+        let supervisor = matches!(caller.organisation.kind(), OrganisationKind::Supervisor)
+            && caller.has(Role::ComplianceOfficer);
+        let state = match WireState::try_from(request.state) {
+            Ok(WireState::Unspecified) => None,
+            Ok(state) => Some(
+                state
+                    .as_str_name()
+                    .trim_start_matches("DISCLOSURE_STATE_")
+                    .to_ascii_lowercase(),
+            ),
+            Err(_) => return Err(ServiceError::invalid("state", "unknown state")),
+        };
+        if request.page_size > MAX_PAGE_SIZE {
+            return Err(ServiceError::invalid(
+                "page_size",
+                format!("at most {MAX_PAGE_SIZE}"),
+            ));
+        }
+        if request.created_from_unix_ms < 0 || request.created_until_unix_ms < 0 {
+            return Err(ServiceError::invalid(
+                "created_from_unix_ms",
+                "times must not be negative",
+            ));
+        }
+        let page_size = if request.page_size == 0 {
+            DEFAULT_PAGE_SIZE
+        } else {
+            request.page_size
+        };
+        let after = if request.page_token.is_empty() {
+            None
+        } else {
+            Some(decode_page_token(&request.page_token)?)
+        };
+        let rows = self
+            .store
+            .list(&ListFilter {
+                organisation: (!supervisor).then(|| caller.organisation.code().as_str().to_owned()),
+                state,
+                created_from: request.created_from_unix_ms,
+                created_until: request.created_until_unix_ms,
+                after,
+                limit: i64::from(page_size) + 1,
+            })
+            .await?;
+        let has_more = rows.len() > page_size as usize;
+        let page: Vec<&DisclosureRow> = rows.iter().take(page_size as usize).collect();
+        let next_page_token = match (has_more, page.last()) {
+            (true, Some(last)) => encode_page_token(last.created_at, &last.id),
+            _ => String::new(),
+        };
+        let disclosures = page
+            .into_iter()
+            .map(|row| {
+                Ok(DisclosureSummary {
+                    id: row.id.clone(),
+                    version: row.version,
+                    state: wire_state(stored_state(row)?) as i32,
+                    organisation: row.organisation.clone(),
+                    legal_basis_id: row.legal_basis_id.clone(),
+                    urgent: row.urgent != 0,
+                    drafted_by: row.drafted_by.clone(),
+                    created_at_unix_ms: row.created_at,
+                    updated_at_unix_ms: row.updated_at,
+                })
+            })
+            .collect::<Result<Vec<_>, ServiceError>>()?;
+        Ok(ListResponse {
+            disclosures,
+            next_page_token,
+        })
+    }
+}
+
+fn encode_page_token(created_at: i64, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{created_at}:{id}"))
+}
+
+fn decode_page_token(token: &str) -> Result<(i64, String), ServiceError> {
+    let invalid = || ServiceError::invalid("page_token", "not a token this service issued");
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let (time, id) = text.split_once(':').ok_or_else(invalid)?;
+    let time = time.parse::<i64>().map_err(|_| invalid())?;
+    let id = uuid::Uuid::parse_str(id).map_err(|_| invalid())?;
+    Ok((time, id.to_string()))
+}
+
+/// Runs a handler body with the authenticated caller, mapping errors to statuses once.
+macro_rules! handle {
+    ($self:ident, $request:ident, $method:ident) => {{
+        let caller = $self.authenticate(&$request)?;
+        let result = $self.$method(&caller, $request.into_inner()).await;
+        match result {
+            Ok(reply) => Ok(Response::new(reply)),
+            Err(error) => {
+                tracing::debug!(user = %caller.user(), error = %error, concat!(stringify!($method), " refused"));
+                Err(Status::from(error))
+            }
+        }
+    }};
+}
+
+#[tonic::async_trait]
+impl DisclosureService for DisclosureApi {
+    async fn create_draft(&self, request: Request<CreateDraftRequest>) -> Result<Response<Disclosure>, Status> {
+        handle!(self, request, create_draft)
+    }
+
+    async fn update_draft(&self, request: Request<UpdateDraftRequest>) -> Result<Response<Disclosure>, Status> {
+        handle!(self, request, update_draft)
+    }
+
+    async fn assess_legal_basis(
+        &self,
+        request: Request<AssessLegalBasisRequest>,
+    ) -> Result<Response<WireAssessment>, Status> {
+        handle!(self, request, assess)
+    }
+
+    async fn submit(&self, request: Request<SubmitRequest>) -> Result<Response<Disclosure>, Status> {
+        handle!(self, request, submit)
+    }
+
+    async fn approve(&self, request: Request<ApproveRequest>) -> Result<Response<Disclosure>, Status> {
+        handle!(self, request, approve)
+    }
+
+    async fn reject(&self, request: Request<RejectRequest>) -> Result<Response<Disclosure>, Status> {
+        handle!(self, request, reject)
+    }
+
+    async fn withdraw(&self, request: Request<WithdrawRequest>) -> Result<Response<Disclosure>, Status> {
+        handle!(self, request, withdraw)
+    }
+
+    async fn get(&self, request: Request<GetRequest>) -> Result<Response<Disclosure>, Status> {
+        handle!(self, request, get)
+    }
+
+    async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        handle!(self, request, list)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_garbage_is_refused() {
+        let id = uuid::Uuid::now_v7().to_string();
+        let token = encode_page_token(1_700_000_000_000, &id);
+        assert_eq!(decode_page_token(&token).unwrap(), (1_700_000_000_000, id));
+        assert!(decode_page_token("garbage!").is_err());
+        assert!(decode_page_token(&URL_SAFE_NO_PAD.encode("12:not-a-uuid")).is_err());
+    }
+
+    #[test]
+    fn versions_must_be_given_and_current() {
+        let row = DisclosureRow {
+            version: 3,
+            ..sample_row()
+        };
+        assert!(matches!(
+            check_expected_version(0, &row),
+            Err(ServiceError::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            check_expected_version(2, &row),
+            Err(ServiceError::StaleVersion { expected: 2, current: 3 })
+        ));
+        assert!(check_expected_version(3, &row).is_ok());
+    }
+
+    fn sample_row() -> DisclosureRow {
+        DisclosureRow {
+            id: String::new(),
+            organisation: String::new(),
+            police_region: String::new(),
+            state: "draft".into(),
+            version: 1,
+            urgent: 0,
+            legal_basis_id: String::new(),
+            drafted_by: String::new(),
+            client_request_id: String::new(),
+            request_fingerprint: String::new(),
+            content_sealed: String::new(),
+            protected_sealed: String::new(),
+            created_at: 0,
+            updated_at: 0,
+            submitted_by: String::new(),
+            submitted_at: 0,
+            decision_outcome: String::new(),
+            decided_by: String::new(),
+            decided_at: 0,
+            decision_reason: String::new(),
+            payload_sha256: String::new(),
+            payload_sealed: String::new(),
+            registry_version: String::new(),
+            catalogue_version: String::new(),
+            assessment: None,
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Persistence of disclosures and their outbox. Every state change is one transaction that
+//! updates the row under its version and appends one outbox event.
+
+use tryggdel_storage::{Database, Migrations, is_unique_violation};
+
+pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The disclosure service's migrations on both backends.
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &SQLITE_MIGRATIONS,
+    postgres: &POSTGRES_MIGRATIONS,
+};
+
+const COLUMNS: &str = "id, organisation, police_region, state, version, urgent, legal_basis_id, \
+    drafted_by, client_request_id, request_fingerprint, content_sealed, protected_sealed, \
+    created_at, updated_at, submitted_by, submitted_at, decision_outcome, decided_by, \
+    decided_at, decision_reason, payload_sha256, payload_sealed, registry_version, \
+    catalogue_version, assessment";
+
+/// One disclosure as stored. Personal data only in the sealed columns.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct DisclosureRow {
+    pub id: String,
+    pub organisation: String,
+    pub police_region: String,
+    pub state: String,
+    pub version: i64,
+    pub urgent: i64,
+    pub legal_basis_id: String,
+    pub drafted_by: String,
+    pub client_request_id: String,
+    pub request_fingerprint: String,
+    pub content_sealed: String,
+    pub protected_sealed: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub submitted_by: String,
+    pub submitted_at: i64,
+    pub decision_outcome: String,
+    pub decided_by: String,
+    pub decided_at: i64,
+    pub decision_reason: String,
+    pub payload_sha256: String,
+    pub payload_sealed: String,
+    pub registry_version: String,
+    pub catalogue_version: String,
+    pub assessment: Option<Vec<u8>>,
+}
+
+/// An event for the audit log and the police delivery, written with the change it records.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct OutboxEvent {
+    pub event_id: String,
+    pub event_type: String,
+    pub disclosure_id: String,
+    pub organisation: String,
+    pub payload: String,
+    pub created_at: i64,
+}
+
+/// What inserting a new draft did.
+#[derive(Debug)]
+pub enum InsertOutcome {
+    Inserted,
+    /// Another draft with the same (organisation, drafter, client request id) exists.
+    DuplicateRequest,
+}
+
+/// Filters for [`DisclosureStore::list`].
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    /// None: every organisation (supervisors only).
+    pub organisation: Option<String>,
+    pub state: Option<String>,
+    pub created_from: i64,
+    pub created_until: i64,
+    /// Keyset cursor: rows strictly after (created_at, id) in descending order.
+    pub after: Option<(i64, String)>,
+    pub limit: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct DisclosureStore {
+    database: Database,
+}
+
+impl DisclosureStore {
+    pub fn new(database: Database) -> DisclosureStore {
+        DisclosureStore { database }
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    pub async fn insert_draft(
+        &self,
+        row: &DisclosureRow,
+        event: &OutboxEvent,
+    ) -> Result<InsertOutcome, sqlx::Error> {
+        let mut transaction = self.database.pool().begin().await?;
+        let inserted = bind_row(
+            sqlx::query(&format!(
+                "INSERT INTO disclosures ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+                 $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
+            )),
+            row,
+        )
+        .execute(&mut *transaction)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(error) if is_unique_violation(&error) => {
+                transaction.rollback().await?;
+                return Ok(InsertOutcome::DuplicateRequest);
+            }
+            Err(error) => return Err(error),
+        }
+        insert_event(&mut transaction, event).await?;
+        transaction.commit().await?;
+        Ok(InsertOutcome::Inserted)
+    }
+
+    pub async fn find_by_client_request(
+        &self,
+        organisation: &str,
+        drafted_by: &str,
+        client_request_id: &str,
+    ) -> Result<Option<DisclosureRow>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM disclosures \
+             WHERE organisation = $1 AND drafted_by = $2 AND client_request_id = $3"
+        ))
+        .bind(organisation)
+        .bind(drafted_by)
+        .bind(client_request_id)
+        .fetch_optional(self.database.pool())
+        .await
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<DisclosureRow>, sqlx::Error> {
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM disclosures WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.database.pool())
+            .await
+    }
+
+    /// Writes `row` if the stored version is still `expected_version`, with `event`, in one
+    /// transaction. Returns false (and writes nothing) when the version moved on.
+    pub async fn update(
+        &self,
+        row: &DisclosureRow,
+        expected_version: i64,
+        event: &OutboxEvent,
+    ) -> Result<bool, sqlx::Error> {
+        let mut transaction = self.database.pool().begin().await?;
+        let result = sqlx::query(
+            "UPDATE disclosures SET state = $1, version = $2, urgent = $3, legal_basis_id = $4, \
+             content_sealed = $5, protected_sealed = $6, updated_at = $7, submitted_by = $8, \
+             submitted_at = $9, decision_outcome = $10, decided_by = $11, decided_at = $12, \
+             decision_reason = $13, payload_sha256 = $14, payload_sealed = $15, \
+             registry_version = $16, catalogue_version = $17, assessment = $18 \
+             WHERE id = $19 AND version = $20",
+        )
+        .bind(&row.state)
+        .bind(row.version)
+        .bind(row.urgent)
+        .bind(&row.legal_basis_id)
+        .bind(&row.content_sealed)
+        .bind(&row.protected_sealed)
+        .bind(row.updated_at)
+        .bind(&row.submitted_by)
+        .bind(row.submitted_at)
+        .bind(&row.decision_outcome)
+        .bind(&row.decided_by)
+        .bind(row.decided_at)
+        .bind(&row.decision_reason)
+        .bind(&row.payload_sha256)
+        .bind(&row.payload_sealed)
+        .bind(&row.registry_version)
+        .bind(&row.catalogue_version)
+        .bind(row.assessment.clone())
+        .bind(&row.id)
+        .bind(expected_version)
+        .execute(&mut *transaction)
+        .await?;
+        if result.rows_affected() != 1 {
+            transaction.rollback().await?;
+            return Ok(false);
+        }
+        insert_event(&mut transaction, event).await?;
+        transaction.commit().await?;
+        Ok(true)
+    }
+
+    /// Appends an event that records a read (no state change).
+    pub async fn append_event(&self, event: &OutboxEvent) -> Result<(), sqlx::Error> {
+        let mut transaction = self.database.pool().begin().await?;
+        insert_event(&mut transaction, event).await?;
+        transaction.commit().await
+    }
+
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<DisclosureRow>, sqlx::Error> {
+        let (after_time, after_id) = filter
+            .after
+            .clone()
+            .unwrap_or((i64::MAX, String::new()));
+        let until = if filter.created_until > 0 {
+            filter.created_until
+        } else {
+            i64::MAX
+        };
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM disclosures \
+             WHERE ($1 = '' OR organisation = $1) AND ($2 = '' OR state = $2) \
+             AND created_at >= $3 AND created_at < $4 \
+             AND (created_at < $5 OR (created_at = $5 AND ($6 = '' OR id < $6))) \
+             ORDER BY created_at DESC, id DESC LIMIT $7"
+        ))
+        .bind(filter.organisation.clone().unwrap_or_default())
+        .bind(filter.state.clone().unwrap_or_default())
+        .bind(filter.created_from)
+        .bind(until)
+        .bind(after_time)
+        .bind(after_id)
+        .bind(filter.limit)
+        .fetch_all(self.database.pool())
+        .await
+    }
+
+    /// Outbox events of one disclosure, oldest first.
+    pub async fn events_of(&self, disclosure_id: &str) -> Result<Vec<OutboxEvent>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT event_id, event_type, disclosure_id, organisation, payload, created_at \
+             FROM outbox WHERE disclosure_id = $1 ORDER BY seq",
+        )
+        .bind(disclosure_id)
+        .fetch_all(self.database.pool())
+        .await
+    }
+}
+
+fn bind_row<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    row: &'q DisclosureRow,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(&row.id)
+        .bind(&row.organisation)
+        .bind(&row.police_region)
+        .bind(&row.state)
+        .bind(row.version)
+        .bind(row.urgent)
+        .bind(&row.legal_basis_id)
+        .bind(&row.drafted_by)
+        .bind(&row.client_request_id)
+        .bind(&row.request_fingerprint)
+        .bind(&row.content_sealed)
+        .bind(&row.protected_sealed)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+        .bind(&row.submitted_by)
+        .bind(row.submitted_at)
+        .bind(&row.decision_outcome)
+        .bind(&row.decided_by)
+        .bind(row.decided_at)
+        .bind(&row.decision_reason)
+        .bind(&row.payload_sha256)
+        .bind(&row.payload_sealed)
+        .bind(&row.registry_version)
+        .bind(&row.catalogue_version)
+        .bind(row.assessment.clone())
+}
+
+async fn insert_event(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    event: &OutboxEvent,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO outbox (event_id, event_type, disclosure_id, organisation, payload, \
+         created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&event.event_id)
+    .bind(&event.event_type)
+    .bind(&event.disclosure_id)
+    .bind(&event.organisation)
+    .bind(&event.payload)
+    .bind(event.created_at)
+    .execute(&mut **transaction)
+    .await?;
+    Ok(())
+}

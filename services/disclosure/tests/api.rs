@@ -1,0 +1,807 @@
+//! Integration tests: the real server on 127.0.0.1:0 with real mTLS and real tokens, on SQLite
+//! and on PostgreSQL (when `TRYGGDEL_TEST_POSTGRES_URL` is set; CI requires it).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tryggdel_auth::Role;
+use tryggdel_disclosure::{DEVELOPMENT_DIRECTORY, Directory, RunningService, ServerTls, Settings};
+use tryggdel_domain::LegalRegistry;
+use tryggdel_proto::common::v1::{DisclosureState, Person};
+use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
+use tryggdel_proto::disclosure::v1::*;
+use tryggdel_storage::FieldKey;
+use tryggdel_test_support::{BearerInterceptor, TestBackend, TestDatabase, TestIdentity};
+
+type Client = DisclosureServiceClient<InterceptedService<Channel, BearerInterceptor>>;
+
+const BOLLNAS: &str = "bollnas-kommun";
+const GAVLEBORG: &str = "region-gavleborg";
+const JONKOPING: &str = "jonkoping-kommun";
+
+struct Harness {
+    identity: TestIdentity,
+    service: RunningService,
+    database: TestDatabase,
+}
+
+impl Harness {
+    async fn start(backend: TestBackend) -> Option<Harness> {
+        let database = TestDatabase::create(backend).await?;
+        let identity = TestIdentity::generate();
+        let registry = Arc::new(LegalRegistry::embedded().unwrap());
+        let directory = Arc::new(Directory::from_toml(DEVELOPMENT_DIRECTORY, &registry).unwrap());
+        let settings = Settings {
+            database_url: database.url.clone(),
+            tls: ServerTls {
+                cert_chain_pem: identity.server.cert_pem.clone(),
+                key_pem: identity.server.key_pem.clone(),
+                client_ca_pem: identity.ca.cert_pem().to_owned(),
+            },
+            token: identity.verifier_config(),
+            field_key: FieldKey::from_base64(&FieldKey::generate_base64()).unwrap(),
+            registry,
+            directory,
+        };
+        let service = tryggdel_disclosure::spawn(&settings, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        Some(Harness {
+            identity,
+            service,
+            database,
+        })
+    }
+
+    async fn client_with_token(&self, organisation: &str, token: &str) -> Client {
+        let channel = self
+            .identity
+            .channel(self.service.local_addr, organisation)
+            .await;
+        DisclosureServiceClient::with_interceptor(channel, BearerInterceptor::new(token))
+    }
+
+    async fn client(&self, user: &str, organisation: &str, roles: &[Role]) -> Client {
+        let token = self.identity.token(user, organisation, roles);
+        self.client_with_token(organisation, &token).await
+    }
+
+    async fn caseworker(&self, organisation: &str) -> Client {
+        let user = format!("handlaggare-{}", organisation.split('-').next().unwrap());
+        self.client(&user, organisation, &[Role::Caseworker]).await
+    }
+
+    async fn decision_maker(&self, organisation: &str) -> Client {
+        let user = format!("beslut-{}", organisation.split('-').next().unwrap());
+        self.client(&user, organisation, &[Role::DecisionMaker]).await
+    }
+
+    async fn stop(self) {
+        self.service.stop().await.unwrap();
+        self.database.remove().await;
+    }
+}
+
+fn personnummer(year: i32, month: u8, day: u8, birth_number: u16) -> String {
+    let date =
+        time::Date::from_calendar_date(year, time::Month::try_from(month).unwrap(), day).unwrap();
+    tryggdel_domain::testing::personnummer_from(date, birth_number)
+}
+
+fn checklist() -> Vec<ChecklistAnswer> {
+    [
+        ("special_circumstances", "Upprepade hot om våld senaste veckan; tidigare misshandel 2025; riskbedömning SARA:SV 2026-11-01 visar hög risk."),
+        ("contributes_to_prevention", "Polisen kan genomföra skyddsåtgärder och ett personsäkerhetsarbete för den närstående."),
+        ("not_unsuitable", "Pågående insatser påverkas inte negativt; den närstående har själv uttryckt oro och önskar skydd."),
+    ]
+    .into_iter()
+    .map(|(key, justification)| ChecklistAnswer {
+        key: key.into(),
+        answer: true,
+        justification: justification.into(),
+    })
+    .collect()
+}
+
+fn item(name: &str) -> SelectedItem {
+    SelectedItem {
+        item: name.into(),
+        reason: "behövs för att polisen ska kunna identifiera och skydda".into(),
+    }
+}
+
+/// A social-services case in Bollnäs: a risk of grov kvinnofridskränkning against a cohabitant.
+fn social_services_content() -> DraftContent {
+    DraftContent {
+        unit: "Socialtjänsten, vuxenenheten".into(),
+        case_reference: "BOL-2026-0042".into(),
+        subject: Some(Person {
+            identity_number: personnummer(1985, 3, 14, 123),
+            name: "Testperson Ett".into(),
+        }),
+        victim: Some(Person {
+            identity_number: personnummer(1988, 7, 2, 456),
+            name: "Testperson Två".into(),
+        }),
+        relation: "cohabitant".into(),
+        relation_justification: String::new(),
+        victim_protection: "skyddad_folkbokforing".into(),
+        victim_protected: Some(ProtectedDetails {
+            address: "Skyddad väg 1, 821 00 Bollnäs".into(),
+            workplace: "Arbetsplatsen AB".into(),
+            school: String::new(),
+            shelter: String::new(),
+        }),
+        legal_basis_id: "OSL-10-18c".into(),
+        claimed_secrecy: "OSL-26-1".into(),
+        recipient: "polismyndigheten".into(),
+        crime_id: "grov-kvinnofridskrankning".into(),
+        crime_time: "future_risk".into(),
+        risk_description: "Hot om att skada den närstående vid hennes flytt.".into(),
+        checklist: checklist(),
+        data_items: vec![
+            item("subject_identity_number"),
+            item("subject_name"),
+            item("victim_name"),
+            item("relation"),
+            item("risk_description"),
+        ],
+        alternatives_considered: "Samtycke övervägt men bedöms öka risken.".into(),
+        urgent: false,
+        consent: None,
+        contact_person: "Handläggare Bollnäs, 0278-250 00".into(),
+    }
+}
+
+fn healthcare_content() -> DraftContent {
+    DraftContent {
+        unit: "Psykiatriska mottagningen Bollnäs".into(),
+        case_reference: "JOURNAL-77".into(),
+        claimed_secrecy: "OSL-25-1".into(),
+        crime_id: "grov-misshandel".into(),
+        relation: "child".into(),
+        ..social_services_content()
+    }
+}
+
+async fn create(client: &mut Client, request_id: &str, content: DraftContent) -> Disclosure {
+    client
+        .create_draft(CreateDraftRequest {
+            client_request_id: request_id.into(),
+            content: Some(content),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn submit(client: &mut Client, disclosure: &Disclosure) -> Disclosure {
+    client
+        .submit(SubmitRequest {
+            disclosure_id: disclosure.id.clone(),
+            expected_version: disclosure.version,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn approve(client: &mut Client, disclosure: &Disclosure) -> Result<Disclosure, tonic::Status> {
+    client
+        .approve(ApproveRequest {
+            disclosure_id: disclosure.id.clone(),
+            expected_version: disclosure.version,
+            comment: "Beslutat enligt delegation".into(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+fn assert_code<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code, contains: &str) {
+    let status = result.expect_err("call should have been refused");
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(
+        status.message().contains(contains),
+        "message {:?} should contain {contains:?}",
+        status.message()
+    );
+}
+
+async fn bollnas_happy_path(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend).await else { return };
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    let draft = create(&mut caseworker, "req-bollnas-0001", social_services_content()).await;
+    assert_eq!(draft.state, DisclosureState::Draft as i32);
+    assert_eq!(draft.police_region, "mitt");
+    assert_eq!(draft.version, 1);
+    let subject = draft.content.as_ref().unwrap().subject.as_ref().unwrap();
+    assert_eq!(subject.identity_number.len(), 13, "normalised to YYYYMMDD-NNNC");
+
+    let assessment = caseworker
+        .assess_legal_basis(AssessLegalBasisRequest {
+            target: Some(assess_legal_basis_request::Target::DisclosureId(draft.id.clone())),
+            as_of: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(assessment.passed, "{assessment:?}");
+    assert!(assessment.registry_version.starts_with("sha256:"));
+    assert!(assessment.conditions.iter().any(|c| c.key == "minimum_penalty" && c.passed));
+
+    let submitted = submit(&mut caseworker, &draft).await;
+    assert_eq!(submitted.state, DisclosureState::Submitted as i32);
+
+    let mut decision_maker = harness.decision_maker(BOLLNAS).await;
+    let approved = approve(&mut decision_maker, &submitted).await.unwrap();
+    assert_eq!(approved.state, DisclosureState::Approved as i32);
+    let decision = approved.decision.as_ref().unwrap();
+    assert_eq!(decision.outcome, "approved");
+    assert_eq!(decision.decided_by, "beslut-bollnas");
+    assert_eq!(decision.payload_sha256.len(), 64);
+    assert!(decision.registry_version.starts_with("sha256:"));
+    assert!(decision.assessment.as_ref().unwrap().passed);
+
+    // Every state change left one outbox event, in order.
+    let events = harness.service.api.store().events_of(&draft.id).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["disclosure.draft_created", "disclosure.submitted", "disclosure.approved"]
+    );
+    assert!(events[2].payload.contains(&decision.payload_sha256));
+    for event in &events {
+        assert!(!event.payload.contains("Skyddad väg"), "no protected data in events");
+        assert!(!event.payload.contains(&subject.identity_number[9..]), "no identity numbers in events");
+    }
+    harness.stop().await;
+}
+
+async fn healthcare_happy_path_and_wrong_secrecy(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend).await else { return };
+    let mut caseworker = harness.caseworker(GAVLEBORG).await;
+    let draft = create(&mut caseworker, "req-gavle-0001", healthcare_content()).await;
+    assert_eq!(draft.police_region, "mitt");
+    let submitted = submit(&mut caseworker, &draft).await;
+    let mut decision_maker = harness.decision_maker(GAVLEBORG).await;
+    let approved = approve(&mut decision_maker, &submitted).await.unwrap();
+    assert_eq!(approved.state, DisclosureState::Approved as i32);
+
+    // A healthcare provider claiming social-services secrecy is refused.
+    let wrong = DraftContent {
+        claimed_secrecy: "OSL-26-1".into(),
+        ..healthcare_content()
+    };
+    let assessment = caseworker
+        .assess_legal_basis(AssessLegalBasisRequest {
+            target: Some(assess_legal_basis_request::Target::Content(wrong.clone())),
+            as_of: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!assessment.passed);
+    assert!(assessment.conditions.iter().any(|c| c.key == "claimed_secrecy" && !c.passed));
+    let draft = create(&mut caseworker, "req-gavle-0002", wrong).await;
+    let submitted = submit(&mut caseworker, &draft).await;
+    assert_code(
+        approve(&mut decision_maker, &submitted).await,
+        Code::FailedPrecondition,
+        "claimed_secrecy",
+    );
+    harness.stop().await;
+}
+
+async fn four_eyes_and_delegation(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend).await else { return };
+    // A user who is both caseworker and decision maker drafts: they may not approve it.
+    let mut both = harness
+        .client("beslut-bollnas", BOLLNAS, &[Role::Caseworker, Role::DecisionMaker])
+        .await;
+    let draft = create(&mut both, "req-4eyes-0001", social_services_content()).await;
+    let submitted = submit(&mut both, &draft).await;
+    assert_code(approve(&mut both, &submitted).await, Code::PermissionDenied, "four-eyes");
+
+    // A decision maker without the delegation may not approve.
+    let mut undelegated = harness
+        .client("annan-chef", BOLLNAS, &[Role::DecisionMaker])
+        .await;
+    assert_code(
+        approve(&mut undelegated, &submitted).await,
+        Code::PermissionDenied,
+        "no delegation",
+    );
+    // Police and compliance roles can neither draft nor approve.
+    let mut police = harness
+        .client("polis-1", BOLLNAS, &[Role::PoliceOfficer, Role::ComplianceOfficer])
+        .await;
+    assert_code(
+        police
+            .create_draft(CreateDraftRequest {
+                client_request_id: "req-police-0001".into(),
+                content: Some(social_services_content()),
+            })
+            .await,
+        Code::PermissionDenied,
+        "caseworker",
+    );
+    assert_code(approve(&mut police, &submitted).await, Code::PermissionDenied, "decision_maker");
+    // A reject needs a reason.
+    let mut decision_maker = harness.decision_maker(BOLLNAS).await;
+    assert_code(
+        decision_maker
+            .reject(RejectRequest {
+                disclosure_id: submitted.id.clone(),
+                expected_version: submitted.version,
+                reason: "  ".into(),
+            })
+            .await,
+        Code::InvalidArgument,
+        "reason",
+    );
+    let rejected = decision_maker
+        .reject(RejectRequest {
+            disclosure_id: submitted.id.clone(),
+            expected_version: submitted.version,
+            reason: "Underlaget räcker inte".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rejected.state, DisclosureState::Rejected as i32);
+    harness.stop().await;
+}
+
+async fn other_organisation_is_not_told(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend).await else { return };
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    let draft = create(&mut caseworker, "req-other-0001", social_services_content()).await;
+    let mut stranger = harness.caseworker(JONKOPING).await;
+    let get = stranger
+        .get(GetRequest {
+            disclosure_id: draft.id.clone(),
+            reveal_protected: false,
+        })
+        .await;
+    assert_code(get, Code::NotFound, "not found");
+    let missing = stranger
+        .get(GetRequest {
+            disclosure_id: uuid::Uuid::now_v7().to_string(),
+            reveal_protected: false,
+        })
+        .await;
+    assert_code(missing, Code::NotFound, "not found");
+    let listed = stranger.list(ListRequest::default()).await.unwrap().into_inner();
+    assert!(listed.disclosures.is_empty());
+    // A certificate of another organisation than the token's is refused.
+    let token = harness.identity.token("handlaggare-bollnas", BOLLNAS, &[Role::Caseworker]);
+    let mut mismatched = harness.client_with_token(JONKOPING, &token).await;
+    assert_code(
+        mismatched
+            .get(GetRequest {
+                disclosure_id: draft.id.clone(),
+                reveal_protected: false,
+            })
+            .await,
+        Code::PermissionDenied,
+        "certificate",
+    );
+    harness.stop().await;
+}
+
+async fn tokens_are_checked(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend).await else { return };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let expired = tryggdel_auth::Claims {
+        iss: tryggdel_test_support::ISSUER.into(),
+        aud: tryggdel_test_support::AUDIENCE.into(),
+        sub: "handlaggare-bollnas".into(),
+        exp: now - 3600,
+        nbf: now - 7200,
+        iat: now - 7200,
+        jti: "expired-1".into(),
+        org: BOLLNAS.into(),
+        unit: None,
+        roles: vec![Role::Caseworker],
+        region: None,
+        name: None,
+    };
+    let token = harness.identity.signer().mint_claims(&expired).unwrap();
+    let mut client = harness.client_with_token(BOLLNAS, &token).await;
+    assert_code(client.list(ListRequest::default()).await, Code::Unauthenticated, "expired");
+
+    // The classic key-confusion attack: HS256 with the public key as the HMAC secret.
+    let claims = tryggdel_auth::Claims {
+        exp: now + 600,
+        nbf: now - 10,
+        iat: now - 10,
+        jti: "hs256-1".into(),
+        ..expired
+    };
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(harness.identity.keys.public_key_pem.as_bytes()),
+    )
+    .unwrap();
+    let mut client = harness.client_with_token(BOLLNAS, &forged).await;
+    assert_code(client.list(ListRequest::default()).await, Code::Unauthenticated, "");
+
+    // No token at all.
+    let channel = harness.identity.channel(harness.service.local_addr, BOLLNAS).await;
+    let mut anonymous = DisclosureServiceClient::new(channel);
+    assert_code(anonymous.list(ListRequest::default()).await, Code::Unauthenticated, "bearer");
+    harness.stop().await;
+}
+
+async fn transport_security(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend).await else { return };
+    let address = format!("https://{}", harness.service.local_addr);
+    // No client certificate: the handshake is refused, so no call gets through.
+    let without_certificate = tonic::transport::Endpoint::from_shared(address.clone())
+        .unwrap()
+        .tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(harness.identity.ca.cert_pem()))
+                .domain_name("localhost"),
+        )
+        .unwrap();
+    let token = harness.identity.token("handlaggare-bollnas", BOLLNAS, &[Role::Caseworker]);
+    let outcome = match without_certificate.connect().await {
+        Ok(channel) => DisclosureServiceClient::with_interceptor(channel, BearerInterceptor::new(&token))
+            .list(ListRequest::default())
+            .await
+            .map(|_| ()),
+        Err(error) => Err(tonic::Status::unavailable(error.to_string())),
+    };
+    assert!(outcome.is_err(), "a call without a client certificate must fail");
+
+    // A certificate from another CA.
+    let foreign = TestIdentity::generate();
+    let foreign_client = foreign.client_certificate(BOLLNAS);
+    let outcome = tryggdel_tls::connect_channel(
+        &address,
+        "localhost",
+        harness.identity.ca.cert_pem(),
+        &foreign_client.cert_pem,
+        &foreign_client.key_pem,
+    )
+    .await;
+    let outcome = match outcome {
+        Ok(channel) => DisclosureServiceClient::with_interceptor(channel, BearerInterceptor::new(&token))
+            .list(ListRequest::default())
+            .await
+            .map(|_| ()),
+        Err(error) => Err(tonic::Status::unavailable(error.to_string())),
+    };
+    assert!(outcome.is_err(), "a certificate from an unknown CA must be refused");
+
+    // Plaintext HTTP/2.
+    let plaintext = tonic::transport::Endpoint::from_shared(format!("http://{}", harness.service.local_addr))
+        .unwrap()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(5));
+    let outcome = match plaintext.connect().await {
+        Ok(channel) => DisclosureServiceClient::new(channel)
+            .list(ListRequest::default())
+            .await
+            .map(|_| ()),
+        Err(error) => Err(tonic::Status::unavailable(error.to_string())),
+    };
+    assert!(outcome.is_err(), "plaintext must be refused");
+
+    // The server still serves a proper client afterwards.
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    caseworker.list(ListRequest::default()).await.unwrap();
+    harness.stop().await;
+}
+
+async fn committed_crime_and_effective_dates(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend).await else { return };
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    let committed = DraftContent {
+        crime_time: "committed".into(),
+        ..social_services_content()
+    };
+    let assessment = caseworker
+        .assess_legal_basis(AssessLegalBasisRequest {
+            target: Some(assess_legal_basis_request::Target::Content(committed)),
+            as_of: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!assessment.passed);
+    assert!(assessment.conditions.iter().any(|c| c.key == "crime_time" && !c.passed));
+    assert!(assessment.suggested_bases.contains(&"OSL-10-21".to_owned()));
+    assert!(assessment.suggested_bases.contains(&"OSL-10-23".to_owned()));
+
+    // Grov kvinnofridskränkning: minimum nine months until 2021-12-31, one year from 2022.
+    let draft = create(&mut caseworker, "req-dates-0001", social_services_content()).await;
+    let as_of = |date: &str| AssessLegalBasisRequest {
+        target: Some(assess_legal_basis_request::Target::DisclosureId(draft.id.clone())),
+        as_of: date.into(),
+    };
+    let autumn_2021 = caseworker.assess_legal_basis(as_of("2021-10-01")).await.unwrap().into_inner();
+    assert!(!autumn_2021.passed);
+    let penalty = autumn_2021
+        .conditions
+        .iter()
+        .find(|c| c.key == "minimum_penalty")
+        .unwrap();
+    assert!(!penalty.passed && penalty.reason.contains('9'), "{penalty:?}");
+    let summer_2022 = caseworker.assess_legal_basis(as_of("2022-06-01")).await.unwrap().into_inner();
+    assert!(summer_2022.passed, "{summer_2022:?}");
+    assert_code(
+        caseworker.assess_legal_basis(as_of("2022-13-01")).await,
+        Code::InvalidArgument,
+        "as_of",
+    );
+    harness.stop().await;
+}
+
+async fn concurrent_updates_one_wins(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend).await else { return };
+    let mut first = harness.caseworker(BOLLNAS).await;
+    let mut second = harness.caseworker(BOLLNAS).await;
+    let draft = create(&mut first, "req-race-0001", social_services_content()).await;
+    let update = |text: &str| UpdateDraftRequest {
+        disclosure_id: draft.id.clone(),
+        expected_version: draft.version,
+        content: Some(DraftContent {
+            risk_description: text.into(),
+            ..social_services_content()
+        }),
+    };
+    let (a, b) = tokio::join!(
+        first.update_draft(update("version A")),
+        second.update_draft(update("version B"))
+    );
+    let outcomes = [a.is_ok(), b.is_ok()];
+    assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 1, "exactly one update wins");
+    let loser = if a.is_err() { a.unwrap_err() } else { b.unwrap_err() };
+    assert_eq!(loser.code(), Code::Aborted, "{loser:?}");
+    assert!(loser.message().contains("stale version"));
+    let current = first
+        .get(GetRequest {
+            disclosure_id: draft.id.clone(),
+            reveal_protected: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(current.version, 2);
+    harness.stop().await;
+}
+
+async fn invalid_input_names_the_field(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend).await else { return };
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    let mut content = social_services_content();
+    let mut victim = content.victim.clone().unwrap();
+    let last = victim.identity_number.pop().unwrap();
+    victim.identity_number.push(char::from(b'0' + (last.to_digit(10).unwrap() as u8 + 1) % 10));
+    content.victim = Some(victim);
+    assert_code(
+        caseworker
+            .create_draft(CreateDraftRequest {
+                client_request_id: "req-invalid-0001".into(),
+                content: Some(content),
+            })
+            .await,
+        Code::InvalidArgument,
+        "content.victim.identity_number",
+    );
+    assert_code(
+        caseworker
+            .create_draft(CreateDraftRequest {
+                client_request_id: "short".into(),
+                content: Some(social_services_content()),
+            })
+            .await,
+        Code::InvalidArgument,
+        "client_request_id",
+    );
+    let oversized = DraftContent {
+        risk_description: "x".repeat(10_000),
+        ..social_services_content()
+    };
+    assert_code(
+        caseworker
+            .create_draft(CreateDraftRequest {
+                client_request_id: "req-invalid-0002".into(),
+                content: Some(oversized),
+            })
+            .await,
+        Code::InvalidArgument,
+        "content.risk_description",
+    );
+    assert_code(
+        caseworker
+            .get(GetRequest {
+                disclosure_id: "not-an-id".into(),
+                reveal_protected: false,
+            })
+            .await,
+        Code::InvalidArgument,
+        "disclosure_id",
+    );
+    // Nothing was half-written.
+    assert!(caseworker.list(ListRequest::default()).await.unwrap().into_inner().disclosures.is_empty());
+    // An incomplete draft cannot be submitted, and says what is missing.
+    let partial = create(
+        &mut caseworker,
+        "req-partial-0001",
+        DraftContent {
+            unit: "Vuxenenheten".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_code(
+        caseworker
+            .submit(SubmitRequest {
+                disclosure_id: partial.id.clone(),
+                expected_version: partial.version,
+            })
+            .await,
+        Code::FailedPrecondition,
+        "content.subject.identity_number",
+    );
+    harness.stop().await;
+}
+
+async fn create_is_idempotent(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend).await else { return };
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    let first = create(&mut caseworker, "req-retry-0001", social_services_content()).await;
+    let again = create(&mut caseworker, "req-retry-0001", social_services_content()).await;
+    assert_eq!(first.id, again.id);
+    let different = caseworker
+        .create_draft(CreateDraftRequest {
+            client_request_id: "req-retry-0001".into(),
+            content: Some(healthcare_content()),
+        })
+        .await;
+    assert_code(different, Code::AlreadyExists, "client_request_id");
+    let listed = caseworker.list(ListRequest::default()).await.unwrap().into_inner();
+    assert_eq!(listed.disclosures.len(), 1);
+    harness.stop().await;
+}
+
+async fn protected_details_masked_and_reveals_recorded(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend).await else { return };
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    let draft = create(&mut caseworker, "req-protect-01", social_services_content()).await;
+    let protected = draft.content.as_ref().unwrap().victim_protected.as_ref().unwrap();
+    assert_eq!(protected.address, "***");
+    assert!(!draft.protected_revealed);
+
+    let revealed = caseworker
+        .get(GetRequest {
+            disclosure_id: draft.id.clone(),
+            reveal_protected: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(revealed.protected_revealed);
+    assert_eq!(
+        revealed.content.unwrap().victim_protected.unwrap().address,
+        "Skyddad väg 1, 821 00 Bollnäs"
+    );
+    // Another caseworker of the same organisation sees the case, masked, and may not reveal.
+    let mut colleague = harness
+        .client("handlaggare-2", BOLLNAS, &[Role::Caseworker])
+        .await;
+    assert_code(
+        colleague
+            .get(GetRequest {
+                disclosure_id: draft.id.clone(),
+                reveal_protected: true,
+            })
+            .await,
+        Code::PermissionDenied,
+        "reveal",
+    );
+    let events = harness.service.api.store().events_of(&draft.id).await.unwrap();
+    let reveals: Vec<_> = events
+        .iter()
+        .filter(|event| event.event_type == "disclosure.protected_revealed")
+        .collect();
+    assert_eq!(reveals.len(), 1);
+    assert!(reveals[0].payload.contains("handlaggare-bollnas"));
+    // The sealed columns hold no clear text.
+    let row = harness.service.api.store().get(&draft.id).await.unwrap().unwrap();
+    assert!(!row.protected_sealed.contains("Skyddad"));
+    assert!(!row.content_sealed.contains("Testperson"));
+    harness.stop().await;
+}
+
+async fn list_pages_and_filters(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend).await else { return };
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    let mut ids = Vec::new();
+    for index in 0..5 {
+        let draft = create(&mut caseworker, &format!("req-page-{index:04}"), social_services_content()).await;
+        ids.push(draft.id);
+    }
+    let first = ids[0].clone();
+    let draft = caseworker
+        .get(GetRequest { disclosure_id: first, reveal_protected: false })
+        .await
+        .unwrap()
+        .into_inner();
+    submit(&mut caseworker, &draft).await;
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = caseworker
+            .list(ListRequest {
+                page_size: 2,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.disclosures.len() <= 2);
+        seen.extend(page.disclosures.into_iter().map(|d| d.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let mut expected = ids.clone();
+    expected.reverse();
+    assert_eq!(seen, expected, "newest first, each once");
+    let submitted = caseworker
+        .list(ListRequest {
+            state: DisclosureState::Submitted as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(submitted.disclosures.len(), 1);
+    assert_eq!(submitted.disclosures[0].id, ids[0]);
+    assert_code(
+        caseworker
+            .list(ListRequest { page_size: 1000, ..Default::default() })
+            .await,
+        Code::InvalidArgument,
+        "page_size",
+    );
+    harness.stop().await;
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::TestBackend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::TestBackend::Postgres).await })*
+        }
+    };
+}
+
+on_both_backends!(
+    bollnas_happy_path,
+    healthcare_happy_path_and_wrong_secrecy,
+    four_eyes_and_delegation,
+    other_organisation_is_not_told,
+    tokens_are_checked,
+    transport_security,
+    committed_crime_and_effective_dates,
+    concurrent_updates_one_wins,
+    invalid_input_names_the_field,
+    create_is_idempotent,
+    protected_details_masked_and_reveals_recorded,
+    list_pages_and_filters,
+);

@@ -1,1 +1,0 @@
-//! tryggdel-e2e

@@ -1,0 +1,160 @@
+//! The system started exactly as `tryggdel start` starts it, in a fresh data directory, and
+//! called the way a newcomer would: with the generated client certificate and a development
+//! token.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use tonic::transport::Channel;
+use tryggdel::devkit::{AUDIENCE, DataDirectory, ISSUER, read};
+use tryggdel::system::{SystemOptions, start_system};
+use tryggdel_auth::{Role, SignerConfig, TokenRequest, TokenSigner};
+use tryggdel_proto::common::v1::{DisclosureState, Person};
+use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
+use tryggdel_proto::disclosure::v1::*;
+use tryggdel_test_support::BearerInterceptor;
+
+fn token(data: &DataDirectory, user: &str, organisation: &str, role: Role) -> String {
+    TokenSigner::new(SignerConfig {
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
+        private_key_pem: read(&data.signing_key()).unwrap(),
+    })
+    .unwrap()
+    .mint(&TokenRequest {
+        user_id: user.into(),
+        organisation: organisation.into(),
+        unit: None,
+        roles: vec![role],
+        police_region: None,
+        display_name: None,
+        valid_for: Duration::from_secs(300),
+    })
+    .unwrap()
+}
+
+async fn channel(data: &DataDirectory, address: std::net::SocketAddr, organisation: &str) -> Channel {
+    tryggdel_tls::connect_channel(
+        &format!("https://{address}"),
+        "localhost",
+        &read(&data.ca_cert()).unwrap(),
+        &read(&data.client_cert(organisation)).unwrap(),
+        &read(&data.client_key(organisation)).unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+fn content() -> DraftContent {
+    let person = |year, birth| Person {
+        identity_number: tryggdel_domain::testing::personnummer_from(
+            time::Date::from_calendar_date(year, time::Month::May, 17).unwrap(),
+            birth,
+        ),
+        name: format!("Testperson {birth}"),
+    };
+    let answer = |key: &str| ChecklistAnswer {
+        key: key.into(),
+        answer: true,
+        justification: "Skriftlig motivering enligt riskbedömning".into(),
+    };
+    DraftContent {
+        unit: "Socialtjänsten".into(),
+        case_reference: "E2E-1".into(),
+        subject: Some(person(1980, 111)),
+        victim: Some(person(1982, 222)),
+        relation: "spouse".into(),
+        victim_protection: "none".into(),
+        legal_basis_id: "OSL-10-18c".into(),
+        claimed_secrecy: "OSL-26-1".into(),
+        recipient: "polismyndigheten".into(),
+        crime_id: "mord".into(),
+        crime_time: "future_risk".into(),
+        risk_description: "Allvarliga hot".into(),
+        checklist: vec![
+            answer("special_circumstances"),
+            answer("contributes_to_prevention"),
+            answer("not_unsuitable"),
+        ],
+        data_items: vec![SelectedItem {
+            item: "subject_name".into(),
+            reason: "identifiering".into(),
+        }],
+        urgent: true,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it() {
+    let directory = tempfile::tempdir().unwrap();
+    let options = SystemOptions {
+        data_dir: directory.path().join("data"),
+        disclosure_listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: None,
+        directory: None,
+    };
+    let system = start_system(&options).await.unwrap();
+    let data = DataDirectory::new(&options.data_dir);
+    let address = system.disclosure.local_addr;
+    let ca_before = read(&data.ca_cert()).unwrap();
+
+    let mut caseworker = DisclosureServiceClient::with_interceptor(
+        channel(&data, address, "bollnas-kommun").await,
+        BearerInterceptor::new(&token(&data, "handlaggare-bollnas", "bollnas-kommun", Role::Caseworker)),
+    );
+    let draft = caseworker
+        .create_draft(CreateDraftRequest {
+            client_request_id: "e2e-request-1".into(),
+            content: Some(content()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(draft.police_region, "mitt");
+    let submitted = caseworker
+        .submit(SubmitRequest {
+            disclosure_id: draft.id.clone(),
+            expected_version: draft.version,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut decision_maker = DisclosureServiceClient::with_interceptor(
+        channel(&data, address, "bollnas-kommun").await,
+        BearerInterceptor::new(&token(&data, "beslut-bollnas", "bollnas-kommun", Role::DecisionMaker)),
+    );
+    let approved = decision_maker
+        .approve(ApproveRequest {
+            disclosure_id: submitted.id.clone(),
+            expected_version: submitted.version,
+            comment: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(approved.state, DisclosureState::Approved as i32);
+    system.stop().await.unwrap();
+
+    // A second start reuses the certificates and keys, and the approval is still there.
+    let system = start_system(&options).await.unwrap();
+    assert_eq!(read(&data.ca_cert()).unwrap(), ca_before);
+    let mut caseworker = DisclosureServiceClient::with_interceptor(
+        channel(&data, system.disclosure.local_addr, "bollnas-kommun").await,
+        BearerInterceptor::new(&token(&data, "handlaggare-bollnas", "bollnas-kommun", Role::Caseworker)),
+    );
+    let again = caseworker
+        .get(GetRequest {
+            disclosure_id: draft.id.clone(),
+            reveal_protected: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.state, DisclosureState::Approved as i32);
+    assert_eq!(
+        again.decision.unwrap().payload_sha256,
+        approved.decision.unwrap().payload_sha256
+    );
+    system.stop().await.unwrap();
+}
