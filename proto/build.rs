@@ -14,7 +14,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     for proto in PROTOS {
-        println!("cargo:rerun-if-changed={}", manifest_dir.join(proto).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            manifest_dir.join(proto).display()
+        );
     }
     let file_descriptors = protox::compile(PROTOS, [&manifest_dir])?;
     std::fs::write(

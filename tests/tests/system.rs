@@ -33,7 +33,11 @@ fn token(data: &DataDirectory, user: &str, organisation: &str, role: Role) -> St
     .unwrap()
 }
 
-async fn channel(data: &DataDirectory, address: std::net::SocketAddr, organisation: &str) -> Channel {
+async fn channel(
+    data: &DataDirectory,
+    address: std::net::SocketAddr,
+    organisation: &str,
+) -> Channel {
     tryggdel_tls::connect_channel(
         &format!("https://{address}"),
         "localhost",
@@ -101,7 +105,12 @@ async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it()
 
     let mut caseworker = DisclosureServiceClient::with_interceptor(
         channel(&data, address, "bollnas-kommun").await,
-        BearerInterceptor::new(&token(&data, "handlaggare-bollnas", "bollnas-kommun", Role::Caseworker)),
+        BearerInterceptor::new(&token(
+            &data,
+            "handlaggare-bollnas",
+            "bollnas-kommun",
+            Role::Caseworker,
+        )),
     );
     let draft = caseworker
         .create_draft(CreateDraftRequest {
@@ -122,7 +131,12 @@ async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it()
         .into_inner();
     let mut decision_maker = DisclosureServiceClient::with_interceptor(
         channel(&data, address, "bollnas-kommun").await,
-        BearerInterceptor::new(&token(&data, "beslut-bollnas", "bollnas-kommun", Role::DecisionMaker)),
+        BearerInterceptor::new(&token(
+            &data,
+            "beslut-bollnas",
+            "bollnas-kommun",
+            Role::DecisionMaker,
+        )),
     );
     let approved = decision_maker
         .approve(ApproveRequest {
@@ -141,7 +155,12 @@ async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it()
     assert_eq!(read(&data.ca_cert()).unwrap(), ca_before);
     let mut caseworker = DisclosureServiceClient::with_interceptor(
         channel(&data, system.disclosure.local_addr, "bollnas-kommun").await,
-        BearerInterceptor::new(&token(&data, "handlaggare-bollnas", "bollnas-kommun", Role::Caseworker)),
+        BearerInterceptor::new(&token(
+            &data,
+            "handlaggare-bollnas",
+            "bollnas-kommun",
+            Role::Caseworker,
+        )),
     );
     let again = caseworker
         .get(GetRequest {

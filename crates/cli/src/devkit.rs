@@ -40,7 +40,8 @@ impl DataDirectory {
         self.root.join(format!("pki/clients/{organisation}.pem"))
     }
     pub fn client_key(&self, organisation: &str) -> PathBuf {
-        self.root.join(format!("pki/clients/{organisation}-key.pem"))
+        self.root
+            .join(format!("pki/clients/{organisation}-key.pem"))
     }
     pub fn signing_key(&self) -> PathBuf {
         self.root.join("keys/token-signing-key.pem")
@@ -52,7 +53,10 @@ impl DataDirectory {
         self.root.join("keys/field-encryption.key")
     }
     pub fn sqlite_url(&self, service: &str) -> String {
-        format!("sqlite://{}", self.root.join(format!("{service}.db")).display())
+        format!(
+            "sqlite://{}",
+            self.root.join(format!("{service}.db")).display()
+        )
     }
 
     /// Creates whatever is missing; returns true when anything was created.
@@ -147,7 +151,10 @@ mod tests {
         assert_eq!(read(&data.ca_cert()).unwrap(), ca_before);
         assert_eq!(read(&data.signing_key()).unwrap(), key_before);
         let mode = fs::metadata(data.signing_key()).unwrap().permissions();
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
         assert!(data.client_cert("bollnas-kommun").exists());
     }
 }

@@ -14,13 +14,22 @@ use tryggdel::devkit::{AUDIENCE, DataDirectory, ISSUER, read};
 use tryggdel::system::{SystemOptions, start_system};
 
 #[derive(Parser)]
-#[command(name = "tryggdel", version, about = "Secure disclosures to the police under OSL 10 kap. 18 c §")]
+#[command(
+    name = "tryggdel",
+    version,
+    about = "Secure disclosures to the police under OSL 10 kap. 18 c §"
+)]
 struct Cli {
     /// Where development certificates, keys and SQLite databases live.
     #[arg(long, global = true, env = "TRYGGDEL_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
     /// Log format: text or json.
-    #[arg(long, global = true, env = "TRYGGDEL_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "TRYGGDEL_LOG_FORMAT",
+        default_value = "text"
+    )]
     log_format: String,
     #[command(subcommand)]
     command: Command,
@@ -31,7 +40,11 @@ enum Command {
     /// Start the system in development mode (creates the data directory on first start).
     Start {
         /// Address of the disclosure service.
-        #[arg(long, env = "TRYGGDEL_DISCLOSURE_LISTEN", default_value = "127.0.0.1:50051")]
+        #[arg(
+            long,
+            env = "TRYGGDEL_DISCLOSURE_LISTEN",
+            default_value = "127.0.0.1:50051"
+        )]
         disclosure_listen: SocketAddr,
         /// Database URL; the default is a SQLite file in the data directory.
         #[arg(long, env = "TRYGGDEL_DATABASE_URL")]
@@ -95,7 +108,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 })
                 .await?;
                 system.print_banner();
-                tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+                tokio::signal::ctrl_c()
+                    .await
+                    .context("waiting for Ctrl-C")?;
                 println!("stopping");
                 system.stop().await
             })
@@ -141,4 +156,3 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
 }
-

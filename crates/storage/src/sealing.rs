@@ -131,7 +131,9 @@ mod tests {
     #[test]
     fn round_trip_and_no_plaintext_in_sealed_text() {
         let cipher = cipher();
-        let sealed = cipher.seal(b"Storgatan 1, Bollnas", "d:1:protected").unwrap();
+        let sealed = cipher
+            .seal(b"Storgatan 1, Bollnas", "d:1:protected")
+            .unwrap();
         assert!(!sealed.contains("Storgatan"));
         let opened = cipher.open(&sealed, "d:1:protected").unwrap();
         assert_eq!(opened.as_slice(), b"Storgatan 1, Bollnas");

@@ -119,7 +119,10 @@ impl BearerInterceptor {
 }
 
 impl tonic::service::Interceptor for BearerInterceptor {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         request
             .metadata_mut()
             .insert("authorization", self.0.clone());
@@ -237,6 +240,9 @@ mod tests {
             with_database("postgres://u:p@h/test?sslmode=disable", "x"),
             "postgres://u:p@h/x?sslmode=disable"
         );
-        assert_eq!(with_database("postgres://h:5432", "x"), "postgres://h:5432/x");
+        assert_eq!(
+            with_database("postgres://h:5432", "x"),
+            "postgres://h:5432/x"
+        );
     }
 }

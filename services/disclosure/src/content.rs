@@ -55,11 +55,11 @@ fn bounded(field: &str, value: &str, max_chars: usize) -> Result<(), ServiceErro
             format!("is {count} characters, at most {max_chars} allowed"),
         ));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
-        return Err(ServiceError::invalid(
-            field,
-            "contains control characters",
-        ));
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
+        return Err(ServiceError::invalid(field, "contains control characters"));
     }
     Ok(())
 }
@@ -112,8 +112,16 @@ fn person(
 pub fn validate(content: &DraftContent, today: Date) -> Result<ValidatedDraft, ServiceError> {
     let field = |name: &str| format!("content.{name}");
     bounded(&field("unit"), &content.unit, MAX_NAME_CHARS)?;
-    bounded(&field("case_reference"), &content.case_reference, MAX_REFERENCE_CHARS)?;
-    bounded(&field("contact_person"), &content.contact_person, MAX_NAME_CHARS)?;
+    bounded(
+        &field("case_reference"),
+        &content.case_reference,
+        MAX_REFERENCE_CHARS,
+    )?;
+    bounded(
+        &field("contact_person"),
+        &content.contact_person,
+        MAX_NAME_CHARS,
+    )?;
     for (name, value) in [
         ("relation_justification", &content.relation_justification),
         ("risk_description", &content.risk_description),
@@ -166,17 +174,22 @@ pub fn validate(content: &DraftContent, today: Date) -> Result<ValidatedDraft, S
     )?;
     let recipient = optional(&field("recipient"), &content.recipient, Recipient::parse)?;
     let crime = optional(&field("crime_id"), &content.crime_id, CrimeId::parse)?;
-    let crime_time = optional(&field("crime_time"), &content.crime_time, |text| {
-        match text {
+    let crime_time = optional(
+        &field("crime_time"),
+        &content.crime_time,
+        |text| match text {
             "future_risk" => Ok(CrimeTime::FutureRisk),
             "committed" => Ok(CrimeTime::Committed),
             _ => Err("must be future_risk or committed"),
-        }
-    })?;
+        },
+    )?;
     if content.checklist.len() > MAX_LIST_ITEMS {
         return Err(ServiceError::invalid(
             field("checklist"),
-            format!("has {} items, at most {MAX_LIST_ITEMS} allowed", content.checklist.len()),
+            format!(
+                "has {} items, at most {MAX_LIST_ITEMS} allowed",
+                content.checklist.len()
+            ),
         ));
     }
     let mut keys = BTreeSet::new();
@@ -189,7 +202,10 @@ pub fn validate(content: &DraftContent, today: Date) -> Result<ValidatedDraft, S
             MAX_TEXT_CHARS,
         )?;
         if answer.key.trim().is_empty() {
-            return Err(ServiceError::invalid(format!("{item}.key"), "must not be empty"));
+            return Err(ServiceError::invalid(
+                format!("{item}.key"),
+                "must not be empty",
+            ));
         }
         if !keys.insert(answer.key.trim()) {
             return Err(ServiceError::invalid(
@@ -201,7 +217,10 @@ pub fn validate(content: &DraftContent, today: Date) -> Result<ValidatedDraft, S
     if content.data_items.len() > MAX_LIST_ITEMS {
         return Err(ServiceError::invalid(
             field("data_items"),
-            format!("has {} items, at most {MAX_LIST_ITEMS} allowed", content.data_items.len()),
+            format!(
+                "has {} items, at most {MAX_LIST_ITEMS} allowed",
+                content.data_items.len()
+            ),
         ));
     }
     let mut data_items = Vec::new();
@@ -281,24 +300,39 @@ impl ValidatedDraft {
         let subject = self.content.subject.clone().unwrap_or_default();
         let victim = self.content.victim.clone().unwrap_or_default();
         require(!self.content.unit.trim().is_empty(), "unit");
-        require(!self.content.case_reference.trim().is_empty(), "case_reference");
+        require(
+            !self.content.case_reference.trim().is_empty(),
+            "case_reference",
+        );
         require(self.subject_identity.is_some(), "subject.identity_number");
         require(!subject.name.is_empty(), "subject.name");
         require(self.victim_identity.is_some(), "victim.identity_number");
         require(!victim.name.is_empty(), "victim.name");
         require(self.relation.is_some(), "relation");
-        require(!self.content.victim_protection.is_empty(), "victim_protection");
+        require(
+            !self.content.victim_protection.is_empty(),
+            "victim_protection",
+        );
         require(self.legal_basis.is_some(), "legal_basis_id");
         require(self.claimed_secrecy.is_some(), "claimed_secrecy");
         require(self.recipient.is_some(), "recipient");
         require(self.crime_time.is_some(), "crime_time");
-        require(!self.content.risk_description.trim().is_empty(), "risk_description");
+        require(
+            !self.content.risk_description.trim().is_empty(),
+            "risk_description",
+        );
         require(!self.data_items.is_empty(), "data_items");
         for (index, selected) in self.content.data_items.iter().enumerate() {
-            require(!selected.reason.trim().is_empty(), &format!("data_items[{index}].reason"));
+            require(
+                !selected.reason.trim().is_empty(),
+                &format!("data_items[{index}].reason"),
+            );
         }
         for item in &self.data_items {
-            if self.item_value(*item).is_none_or(|value| value.trim().is_empty()) {
+            if self
+                .item_value(*item)
+                .is_none_or(|value| value.trim().is_empty())
+            {
                 missing.push(format!(
                     "a value for the chosen data item {}",
                     item.as_str()
@@ -310,15 +344,15 @@ impl ValidatedDraft {
 
     /// The facts the legal assessment needs, or the field that is missing for it.
     pub fn case_facts(&self, organisation: &Organisation) -> Result<CaseFacts, ServiceError> {
-        let recipient = self
-            .recipient
-            .ok_or_else(|| ServiceError::invalid("content.recipient", "required for an assessment"))?;
+        let recipient = self.recipient.ok_or_else(|| {
+            ServiceError::invalid("content.recipient", "required for an assessment")
+        })?;
         let crime_time = self.crime_time.ok_or_else(|| {
             ServiceError::invalid("content.crime_time", "required for an assessment")
         })?;
-        let relation = self
-            .relation
-            .ok_or_else(|| ServiceError::invalid("content.relation", "required for an assessment"))?;
+        let relation = self.relation.ok_or_else(|| {
+            ServiceError::invalid("content.relation", "required for an assessment")
+        })?;
         let justification = self.content.relation_justification.trim();
         Ok(CaseFacts {
             organisation_secrecy: organisation.secrecy(),
@@ -328,8 +362,14 @@ impl ValidatedDraft {
             crime_time,
             relation,
             relation_justification: (!justification.is_empty()).then(|| justification.to_owned()),
-            victim_birth_date: self.victim_identity.as_ref().map(IdentityNumber::birth_date),
-            subject_birth_date: self.subject_identity.as_ref().map(IdentityNumber::birth_date),
+            victim_birth_date: self
+                .victim_identity
+                .as_ref()
+                .map(IdentityNumber::birth_date),
+            subject_birth_date: self
+                .subject_identity
+                .as_ref()
+                .map(IdentityNumber::birth_date),
             checklist: self
                 .content
                 .checklist
@@ -365,13 +405,10 @@ impl ValidatedDraft {
     }
 
     /// The chosen items and their values, as they go to the police.
-    pub fn payload_items(&self) -> BTreeMap<String, String> {
+    pub fn payload_items(&self) -> BTreeMap<DataItem, String> {
         self.data_items
             .iter()
-            .filter_map(|item| {
-                self.item_value(*item)
-                    .map(|value| (item.as_str().to_owned(), value))
-            })
+            .filter_map(|item| self.item_value(*item).map(|value| (*item, value)))
             .collect()
     }
 }
@@ -426,7 +463,9 @@ mod tests {
         };
         let error = validate(&content, today()).unwrap_err();
         assert!(
-            error.to_string().starts_with("content.victim.identity_number:"),
+            error
+                .to_string()
+                .starts_with("content.victim.identity_number:"),
             "{error}"
         );
     }

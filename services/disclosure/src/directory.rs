@@ -86,7 +86,10 @@ impl Directory {
             let kind = match entry.kind.as_str() {
                 "municipality" => {
                     let text = entry.municipality_code.ok_or_else(|| {
-                        organisation_error("municipality_code", "required for a municipality".into())
+                        organisation_error(
+                            "municipality_code",
+                            "required for a municipality".into(),
+                        )
                     })?;
                     OrganisationKind::Municipality {
                         municipality_code: MunicipalityCode::parse(&text).map_err(|error| {
@@ -115,12 +118,14 @@ impl Directory {
                 }
             };
             if organisations.contains_key(&code) {
-                return Err(organisation_error("code", format!("{code} is listed twice")));
+                return Err(organisation_error(
+                    "code",
+                    format!("{code} is listed twice"),
+                ));
             }
-            organisations.insert(
-                code.clone(),
-                Organisation::new(code, entry.name.trim().to_owned(), kind),
-            );
+            let organisation = Organisation::new(code.clone(), entry.name.trim(), kind)
+                .map_err(|error| organisation_error("name", error.to_string()))?;
+            organisations.insert(code, organisation);
         }
         let mut delegations: BTreeMap<(OrganisationCode, String), BTreeSet<LegalBasisId>> =
             BTreeMap::new();
@@ -150,7 +155,7 @@ impl Directory {
             for text in &entry.legal_bases {
                 let id = LegalBasisId::parse(text)
                     .map_err(|error| delegation_error("legal_bases", error.to_string()))?;
-                if !registry.knows_basis(&id) {
+                if registry.basis_versions(&id).is_empty() {
                     return Err(delegation_error(
                         "legal_bases",
                         format!("{id} is not in the legal-basis registry"),
@@ -220,7 +225,11 @@ mod tests {
             &registry,
         )
         .unwrap_err();
-        assert!(error.to_string().starts_with("organisations[0].municipality_code"));
+        assert!(
+            error
+                .to_string()
+                .starts_with("organisations[0].municipality_code")
+        );
         let error = Directory::from_toml(
             "[[delegations]]\norganisation = \"nowhere\"\nuser = \"u\"\nlegal_bases = []\n",
             &registry,
@@ -232,6 +241,10 @@ mod tests {
             &registry,
         )
         .unwrap_err();
-        assert!(error.to_string().contains("not in the legal-basis registry"));
+        assert!(
+            error
+                .to_string()
+                .contains("not in the legal-basis registry")
+        );
     }
 }

@@ -96,8 +96,7 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tryggdel_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("reflection service")?;
-    let disclosure = DisclosureServiceServer::new(api)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let disclosure = DisclosureServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES);
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)

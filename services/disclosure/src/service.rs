@@ -11,15 +11,15 @@ use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
 use tryggdel_auth::{Principal, Role, TokenVerifier, bearer_token};
 use tryggdel_domain::{
-    DisclosureState, LegalBasisId, LegalRegistry, LifecycleAction, Organisation,
-    OrganisationCode, OrganisationKind, PolicePayload, transition,
+    DisclosureState, LegalBasisId, LegalRegistry, LifecycleAction, Organisation, OrganisationCode,
+    OrganisationKind, PolicePayload, PolicePayloadInput, transition,
 };
 use tryggdel_proto::common::v1::DisclosureState as WireState;
 use tryggdel_proto::disclosure::v1::{
-    ApproveRequest, Assessment as WireAssessment, AssessLegalBasisRequest, Condition,
+    ApproveRequest, AssessLegalBasisRequest, Assessment as WireAssessment, Condition,
     CreateDraftRequest, Decision, Disclosure, DisclosureSummary, DraftContent, GetRequest,
-    ListRequest, ListResponse, ProtectedDetails, RejectRequest, SubmitRequest,
-    UpdateDraftRequest, WithdrawRequest, assess_legal_basis_request::Target,
+    ListRequest, ListResponse, ProtectedDetails, RejectRequest, SubmitRequest, UpdateDraftRequest,
+    WithdrawRequest, assess_legal_basis_request::Target,
     disclosure_service_server::DisclosureService,
 };
 use tryggdel_storage::FieldCipher;
@@ -150,22 +150,22 @@ fn apply(row: &DisclosureRow, action: LifecycleAction) -> Result<DisclosureState
 
 fn wire_assessment(assessment: &tryggdel_domain::Assessment) -> WireAssessment {
     WireAssessment {
-        legal_basis_id: assessment.basis.as_str().to_owned(),
-        as_of: content::format_date(assessment.as_of),
-        registry_version: assessment.registry_version.clone(),
-        catalogue_version: assessment.catalogue_version.clone(),
+        legal_basis_id: assessment.basis().as_str().to_owned(),
+        as_of: content::format_date(assessment.as_of()),
+        registry_version: assessment.registry_version().to_owned(),
+        catalogue_version: assessment.catalogue_version().to_owned(),
         passed: assessment.passed(),
         conditions: assessment
-            .conditions
+            .conditions()
             .iter()
             .map(|condition| Condition {
-                key: condition.key.clone(),
-                passed: condition.passed,
-                reason: condition.reason.clone(),
+                key: condition.key().to_owned(),
+                passed: condition.passed(),
+                reason: condition.reason().to_owned(),
             })
             .collect(),
         suggested_bases: assessment
-            .suggestions
+            .suggestions()
             .iter()
             .map(|id| id.as_str().to_owned())
             .collect(),
@@ -221,7 +221,11 @@ impl DisclosureApi {
     /// Whether the caller may see a disclosure at all. Everyone else is told it does not exist.
     fn may_see(caller: &Caller, row: &DisclosureRow) -> bool {
         let same_organisation = caller.organisation.code().as_str() == row.organisation;
-        let in_organisation_roles = [Role::Caseworker, Role::DecisionMaker, Role::ComplianceOfficer];
+        let in_organisation_roles = [
+            Role::Caseworker,
+            Role::DecisionMaker,
+            Role::ComplianceOfficer,
+        ];
         let supervisor = matches!(caller.organisation.kind(), OrganisationKind::Supervisor)
             && caller.has(Role::ComplianceOfficer);
         (same_organisation && in_organisation_roles.iter().any(|role| caller.has(*role)))
@@ -250,17 +254,19 @@ impl DisclosureApi {
     }
 
     fn open_content(&self, row: &DisclosureRow) -> Result<DraftContent, ServiceError> {
-        let bytes = self
-            .cipher
-            .open(&row.content_sealed, &format!("disclosure:{}:content", row.id))?;
+        let bytes = self.cipher.open(
+            &row.content_sealed,
+            &format!("disclosure:{}:content", row.id),
+        )?;
         DraftContent::decode(bytes.as_slice())
             .map_err(|error| ServiceError::internal(anyhow::Error::new(error).context("content")))
     }
 
     fn open_protected(&self, row: &DisclosureRow) -> Result<ProtectedDetails, ServiceError> {
-        let bytes = self
-            .cipher
-            .open(&row.protected_sealed, &format!("disclosure:{}:protected", row.id))?;
+        let bytes = self.cipher.open(
+            &row.protected_sealed,
+            &format!("disclosure:{}:protected", row.id),
+        )?;
         ProtectedDetails::decode(bytes.as_slice())
             .map_err(|error| ServiceError::internal(anyhow::Error::new(error).context("protected")))
     }
@@ -272,7 +278,11 @@ impl DisclosureApi {
         content::validate(&content, today())
     }
 
-    fn seal_draft(&self, row: &mut DisclosureRow, draft: &ValidatedDraft) -> Result<(), ServiceError> {
+    fn seal_draft(
+        &self,
+        row: &mut DisclosureRow,
+        draft: &ValidatedDraft,
+    ) -> Result<(), ServiceError> {
         row.content_sealed = self.cipher.seal(
             &draft.content.encode_to_vec(),
             &format!("disclosure:{}:content", row.id),
@@ -299,7 +309,12 @@ impl DisclosureApi {
     ) -> OutboxEvent {
         let event_id = uuid::Uuid::now_v7().to_string();
         let occurred_at = now_unix_ms();
-        let roles: Vec<&str> = caller.principal.roles.iter().map(|role| role.as_str()).collect();
+        let roles: Vec<&str> = caller
+            .principal
+            .roles
+            .iter()
+            .map(|role| role.as_str())
+            .collect();
         let payload = serde_json::json!({
             "event_id": event_id,
             "event_type": event_type,
@@ -437,7 +452,11 @@ impl DisclosureApi {
         Ok(())
     }
 
-    fn require_drafter(caller: &Caller, row: &DisclosureRow, action: &str) -> Result<(), ServiceError> {
+    fn require_drafter(
+        caller: &Caller,
+        row: &DisclosureRow,
+        action: &str,
+    ) -> Result<(), ServiceError> {
         caller.require_any(&[Role::Caseworker], action)?;
         if caller.user() != row.drafted_by {
             return Err(ServiceError::PermissionDenied(format!(
@@ -453,8 +472,10 @@ impl DisclosureApi {
         request: CreateDraftRequest,
     ) -> Result<Disclosure, ServiceError> {
         caller.require_any(&[Role::Caseworker], "drafting a disclosure")?;
-        let police_region = match (caller.organisation.secrecy(), caller.organisation.police_region())
-        {
+        let police_region = match (
+            caller.organisation.secrecy(),
+            caller.organisation.police_region(),
+        ) {
             (Some(_), Some(region)) => region,
             _ => {
                 return Err(ServiceError::PermissionDenied(format!(
@@ -514,7 +535,12 @@ impl DisclosureApi {
             assessment: None,
         };
         self.seal_draft(&mut row, &draft)?;
-        let event = self.event(caller, &row, "disclosure.draft_created", serde_json::json!({}));
+        let event = self.event(
+            caller,
+            &row,
+            "disclosure.draft_created",
+            serde_json::json!({}),
+        );
         match self.store.insert_draft(&row, &event).await? {
             InsertOutcome::Inserted => {
                 tracing::info!(disclosure_id = %row.id, organisation = %row.organisation, "draft created");
@@ -534,7 +560,11 @@ impl DisclosureApi {
     }
 
     /// The answer to a retried CreateDraft: the draft it created, if the request is the same.
-    fn replay(&self, existing: DisclosureRow, fingerprint: &str) -> Result<Disclosure, ServiceError> {
+    fn replay(
+        &self,
+        existing: DisclosureRow,
+        fingerprint: &str,
+    ) -> Result<Disclosure, ServiceError> {
         if existing.request_fingerprint != fingerprint {
             return Err(ServiceError::AlreadyExists(
                 "client_request_id was already used for a draft with other content".into(),
@@ -558,7 +588,12 @@ impl DisclosureApi {
         row.state = next.as_str().to_owned();
         row.version += 1;
         row.updated_at = now_unix_ms();
-        let event = self.event(caller, &row, "disclosure.draft_updated", serde_json::json!({}));
+        let event = self.event(
+            caller,
+            &row,
+            "disclosure.draft_updated",
+            serde_json::json!({}),
+        );
         self.save(&row, request.expected_version, &event).await?;
         self.to_wire(&row, false)
     }
@@ -569,7 +604,11 @@ impl DisclosureApi {
         request: AssessLegalBasisRequest,
     ) -> Result<WireAssessment, ServiceError> {
         caller.require_any(
-            &[Role::Caseworker, Role::DecisionMaker, Role::ComplianceOfficer],
+            &[
+                Role::Caseworker,
+                Role::DecisionMaker,
+                Role::ComplianceOfficer,
+            ],
             "assessing a legal basis",
         )?;
         let as_of = if request.as_of.trim().is_empty() {
@@ -598,7 +637,11 @@ impl DisclosureApi {
         Ok(wire_assessment(&assessment))
     }
 
-    async fn submit(&self, caller: &Caller, request: SubmitRequest) -> Result<Disclosure, ServiceError> {
+    async fn submit(
+        &self,
+        caller: &Caller,
+        request: SubmitRequest,
+    ) -> Result<Disclosure, ServiceError> {
         caller.require_any(&[Role::Caseworker], "submitting a disclosure")?;
         let mut row = self.load_visible(caller, &request.disclosure_id).await?;
         Self::require_drafter(caller, &row, "submit a draft")?;
@@ -623,7 +666,11 @@ impl DisclosureApi {
         self.to_wire(&row, false)
     }
 
-    async fn approve(&self, caller: &Caller, request: ApproveRequest) -> Result<Disclosure, ServiceError> {
+    async fn approve(
+        &self,
+        caller: &Caller,
+        request: ApproveRequest,
+    ) -> Result<Disclosure, ServiceError> {
         caller.require_any(&[Role::DecisionMaker], "approving a disclosure")?;
         let mut row = self.load_visible(caller, &request.disclosure_id).await?;
         self.require_decider(caller, &row)?;
@@ -642,34 +689,47 @@ impl DisclosureApi {
         let assessment = self.assess_draft(&draft, &organisation, today())?;
         if !assessment.passed() {
             let failures: Vec<String> = assessment
-                .conditions
+                .conditions()
                 .iter()
-                .filter(|condition| !condition.passed)
-                .map(|condition| format!("{}: {}", condition.key, condition.reason))
+                .filter(|condition| !condition.passed())
+                .map(|condition| format!("{}: {}", condition.key(), condition.reason()))
                 .collect();
-            let mut message = format!("the legal assessment does not pass: {}", failures.join("; "));
-            if !assessment.suggestions.is_empty() {
-                let names: Vec<&str> = assessment.suggestions.iter().map(|id| id.as_str()).collect();
+            let mut message = format!(
+                "the legal assessment does not pass: {}",
+                failures.join("; ")
+            );
+            if !assessment.suggestions().is_empty() {
+                let names: Vec<&str> = assessment
+                    .suggestions()
+                    .iter()
+                    .map(|id| id.as_str())
+                    .collect();
                 message.push_str(&format!(" (consider {})", names.join(" or ")));
             }
             return Err(ServiceError::FailedPrecondition(message));
         }
-        let crime = draft.crime.clone().ok_or_else(|| {
-            ServiceError::FailedPrecondition("the disclosure names no crime".into())
+        let police_region = organisation.police_region().ok_or_else(|| {
+            ServiceError::FailedPrecondition(format!(
+                "organisation {} routes to no police region",
+                row.organisation
+            ))
         })?;
-        let payload = PolicePayload {
+        let payload = PolicePayload::new(PolicePayloadInput {
             disclosure_id: row.id.clone(),
-            organisation_code: organisation.code().as_str().to_owned(),
+            organisation_code: organisation.code().clone(),
             organisation_name: organisation.name().to_owned(),
             unit: draft.content.unit.clone(),
-            police_region: row.police_region.clone(),
-            legal_basis: assessment.basis.as_str().to_owned(),
-            registry_version: assessment.registry_version.clone(),
-            crime: crime.as_str().to_owned(),
-            catalogue_version: assessment.catalogue_version.clone(),
+            police_region,
+            legal_basis: assessment.basis().clone(),
+            registry_version: assessment.registry_version().to_owned(),
+            crime: draft.crime.clone(),
+            catalogue_version: assessment.catalogue_version().to_owned(),
             urgent: draft.content.urgent,
             items: draft.payload_items(),
-        };
+        })
+        .map_err(|error| {
+            ServiceError::FailedPrecondition(format!("the police payload: {error}"))
+        })?;
         let now = now_unix_ms();
         row.state = next.as_str().to_owned();
         row.version += 1;
@@ -683,8 +743,8 @@ impl DisclosureApi {
             &payload.canonical_bytes(),
             &format!("disclosure:{}:payload", row.id),
         )?;
-        row.registry_version = assessment.registry_version.clone();
-        row.catalogue_version = assessment.catalogue_version.clone();
+        row.registry_version = assessment.registry_version().to_owned();
+        row.catalogue_version = assessment.catalogue_version().to_owned();
         row.assessment = Some(wire_assessment(&assessment).encode_to_vec());
         let event = self.event(
             caller,
@@ -702,7 +762,11 @@ impl DisclosureApi {
         self.to_wire(&row, false)
     }
 
-    async fn reject(&self, caller: &Caller, request: RejectRequest) -> Result<Disclosure, ServiceError> {
+    async fn reject(
+        &self,
+        caller: &Caller,
+        request: RejectRequest,
+    ) -> Result<Disclosure, ServiceError> {
         caller.require_any(&[Role::DecisionMaker], "rejecting a disclosure")?;
         let mut row = self.load_visible(caller, &request.disclosure_id).await?;
         self.require_decider(caller, &row)?;
@@ -717,13 +781,25 @@ impl DisclosureApi {
         row.decided_by = caller.user().to_owned();
         row.decided_at = now;
         row.decision_reason = reason.clone();
-        let event = self.event(caller, &row, "disclosure.rejected", serde_json::json!({ "reason": reason }));
+        let event = self.event(
+            caller,
+            &row,
+            "disclosure.rejected",
+            serde_json::json!({ "reason": reason }),
+        );
         self.save(&row, request.expected_version, &event).await?;
         self.to_wire(&row, false)
     }
 
-    async fn withdraw(&self, caller: &Caller, request: WithdrawRequest) -> Result<Disclosure, ServiceError> {
-        caller.require_any(&[Role::Caseworker, Role::DecisionMaker], "withdrawing a disclosure")?;
+    async fn withdraw(
+        &self,
+        caller: &Caller,
+        request: WithdrawRequest,
+    ) -> Result<Disclosure, ServiceError> {
+        caller.require_any(
+            &[Role::Caseworker, Role::DecisionMaker],
+            "withdrawing a disclosure",
+        )?;
         let mut row = self.load_visible(caller, &request.disclosure_id).await?;
         let is_drafter = caller.has(Role::Caseworker) && caller.user() == row.drafted_by;
         if !is_drafter {
@@ -740,7 +816,12 @@ impl DisclosureApi {
         row.decided_by = caller.user().to_owned();
         row.decided_at = now;
         row.decision_reason = reason.clone();
-        let event = self.event(caller, &row, "disclosure.withdrawn", serde_json::json!({ "reason": reason }));
+        let event = self.event(
+            caller,
+            &row,
+            "disclosure.withdrawn",
+            serde_json::json!({ "reason": reason }),
+        );
         self.save(&row, request.expected_version, &event).await?;
         self.to_wire(&row, false)
     }
@@ -769,9 +850,17 @@ impl DisclosureApi {
         self.to_wire(&row, request.reveal_protected)
     }
 
-    async fn list(&self, caller: &Caller, request: ListRequest) -> Result<ListResponse, ServiceError> {
+    async fn list(
+        &self,
+        caller: &Caller,
+        request: ListRequest,
+    ) -> Result<ListResponse, ServiceError> {
         caller.require_any(
-            &[Role::Caseworker, Role::DecisionMaker, Role::ComplianceOfficer],
+            &[
+                Role::Caseworker,
+                Role::DecisionMaker,
+                Role::ComplianceOfficer,
+            ],
             "listing disclosures",
         )?;
         let supervisor = matches!(caller.organisation.kind(), OrganisationKind::Supervisor)
@@ -879,11 +968,17 @@ macro_rules! handle {
 
 #[tonic::async_trait]
 impl DisclosureService for DisclosureApi {
-    async fn create_draft(&self, request: Request<CreateDraftRequest>) -> Result<Response<Disclosure>, Status> {
+    async fn create_draft(
+        &self,
+        request: Request<CreateDraftRequest>,
+    ) -> Result<Response<Disclosure>, Status> {
         handle!(self, request, create_draft)
     }
 
-    async fn update_draft(&self, request: Request<UpdateDraftRequest>) -> Result<Response<Disclosure>, Status> {
+    async fn update_draft(
+        &self,
+        request: Request<UpdateDraftRequest>,
+    ) -> Result<Response<Disclosure>, Status> {
         handle!(self, request, update_draft)
     }
 
@@ -894,19 +989,31 @@ impl DisclosureService for DisclosureApi {
         handle!(self, request, assess)
     }
 
-    async fn submit(&self, request: Request<SubmitRequest>) -> Result<Response<Disclosure>, Status> {
+    async fn submit(
+        &self,
+        request: Request<SubmitRequest>,
+    ) -> Result<Response<Disclosure>, Status> {
         handle!(self, request, submit)
     }
 
-    async fn approve(&self, request: Request<ApproveRequest>) -> Result<Response<Disclosure>, Status> {
+    async fn approve(
+        &self,
+        request: Request<ApproveRequest>,
+    ) -> Result<Response<Disclosure>, Status> {
         handle!(self, request, approve)
     }
 
-    async fn reject(&self, request: Request<RejectRequest>) -> Result<Response<Disclosure>, Status> {
+    async fn reject(
+        &self,
+        request: Request<RejectRequest>,
+    ) -> Result<Response<Disclosure>, Status> {
         handle!(self, request, reject)
     }
 
-    async fn withdraw(&self, request: Request<WithdrawRequest>) -> Result<Response<Disclosure>, Status> {
+    async fn withdraw(
+        &self,
+        request: Request<WithdrawRequest>,
+    ) -> Result<Response<Disclosure>, Status> {
         handle!(self, request, withdraw)
     }
 
@@ -945,7 +1052,10 @@ mod tests {
         ));
         assert!(matches!(
             check_expected_version(2, &row),
-            Err(ServiceError::StaleVersion { expected: 2, current: 3 })
+            Err(ServiceError::StaleVersion {
+                expected: 2,
+                current: 3
+            })
         ));
         assert!(check_expected_version(3, &row).is_ok());
     }

@@ -202,10 +202,7 @@ impl DisclosureStore {
     }
 
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<DisclosureRow>, sqlx::Error> {
-        let (after_time, after_id) = filter
-            .after
-            .clone()
-            .unwrap_or((i64::MAX, String::new()));
+        let (after_time, after_id) = filter.after.clone().unwrap_or((i64::MAX, String::new()));
         let until = if filter.created_until > 0 {
             filter.created_until
         } else {

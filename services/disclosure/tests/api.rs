@@ -76,7 +76,8 @@ impl Harness {
 
     async fn decision_maker(&self, organisation: &str) -> Client {
         let user = format!("beslut-{}", organisation.split('-').next().unwrap());
-        self.client(&user, organisation, &[Role::DecisionMaker]).await
+        self.client(&user, organisation, &[Role::DecisionMaker])
+            .await
     }
 
     async fn stop(self) {
@@ -189,7 +190,10 @@ async fn submit(client: &mut Client, disclosure: &Disclosure) -> Disclosure {
         .into_inner()
 }
 
-async fn approve(client: &mut Client, disclosure: &Disclosure) -> Result<Disclosure, tonic::Status> {
+async fn approve(
+    client: &mut Client,
+    disclosure: &Disclosure,
+) -> Result<Disclosure, tonic::Status> {
     client
         .approve(ApproveRequest {
             disclosure_id: disclosure.id.clone(),
@@ -211,18 +215,31 @@ fn assert_code<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code,
 }
 
 async fn bollnas_happy_path(backend: TestBackend) {
-    let Some(harness) = Harness::start(backend).await else { return };
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
     let mut caseworker = harness.caseworker(BOLLNAS).await;
-    let draft = create(&mut caseworker, "req-bollnas-0001", social_services_content()).await;
+    let draft = create(
+        &mut caseworker,
+        "req-bollnas-0001",
+        social_services_content(),
+    )
+    .await;
     assert_eq!(draft.state, DisclosureState::Draft as i32);
     assert_eq!(draft.police_region, "mitt");
     assert_eq!(draft.version, 1);
     let subject = draft.content.as_ref().unwrap().subject.as_ref().unwrap();
-    assert_eq!(subject.identity_number.len(), 13, "normalised to YYYYMMDD-NNNC");
+    assert_eq!(
+        subject.identity_number.len(),
+        13,
+        "normalised to YYYYMMDD-NNNC"
+    );
 
     let assessment = caseworker
         .assess_legal_basis(AssessLegalBasisRequest {
-            target: Some(assess_legal_basis_request::Target::DisclosureId(draft.id.clone())),
+            target: Some(assess_legal_basis_request::Target::DisclosureId(
+                draft.id.clone(),
+            )),
             as_of: String::new(),
         })
         .await
@@ -230,7 +247,12 @@ async fn bollnas_happy_path(backend: TestBackend) {
         .into_inner();
     assert!(assessment.passed, "{assessment:?}");
     assert!(assessment.registry_version.starts_with("sha256:"));
-    assert!(assessment.conditions.iter().any(|c| c.key == "minimum_penalty" && c.passed));
+    assert!(
+        assessment
+            .conditions
+            .iter()
+            .any(|c| c.key == "minimum_penalty" && c.passed)
+    );
 
     let submitted = submit(&mut caseworker, &draft).await;
     assert_eq!(submitted.state, DisclosureState::Submitted as i32);
@@ -246,22 +268,40 @@ async fn bollnas_happy_path(backend: TestBackend) {
     assert!(decision.assessment.as_ref().unwrap().passed);
 
     // Every state change left one outbox event, in order.
-    let events = harness.service.api.store().events_of(&draft.id).await.unwrap();
+    let events = harness
+        .service
+        .api
+        .store()
+        .events_of(&draft.id)
+        .await
+        .unwrap();
     let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(
         kinds,
-        ["disclosure.draft_created", "disclosure.submitted", "disclosure.approved"]
+        [
+            "disclosure.draft_created",
+            "disclosure.submitted",
+            "disclosure.approved"
+        ]
     );
     assert!(events[2].payload.contains(&decision.payload_sha256));
     for event in &events {
-        assert!(!event.payload.contains("Skyddad väg"), "no protected data in events");
-        assert!(!event.payload.contains(&subject.identity_number[9..]), "no identity numbers in events");
+        assert!(
+            !event.payload.contains("Skyddad väg"),
+            "no protected data in events"
+        );
+        assert!(
+            !event.payload.contains(&subject.identity_number[9..]),
+            "no identity numbers in events"
+        );
     }
     harness.stop().await;
 }
 
 async fn healthcare_happy_path_and_wrong_secrecy(backend: TestBackend) {
-    let Some(harness) = Harness::start(backend).await else { return };
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
     let mut caseworker = harness.caseworker(GAVLEBORG).await;
     let draft = create(&mut caseworker, "req-gavle-0001", healthcare_content()).await;
     assert_eq!(draft.police_region, "mitt");
@@ -284,7 +324,12 @@ async fn healthcare_happy_path_and_wrong_secrecy(backend: TestBackend) {
         .unwrap()
         .into_inner();
     assert!(!assessment.passed);
-    assert!(assessment.conditions.iter().any(|c| c.key == "claimed_secrecy" && !c.passed));
+    assert!(
+        assessment
+            .conditions
+            .iter()
+            .any(|c| c.key == "claimed_secrecy" && !c.passed)
+    );
     let draft = create(&mut caseworker, "req-gavle-0002", wrong).await;
     let submitted = submit(&mut caseworker, &draft).await;
     assert_code(
@@ -296,14 +341,24 @@ async fn healthcare_happy_path_and_wrong_secrecy(backend: TestBackend) {
 }
 
 async fn four_eyes_and_delegation(backend: TestBackend) {
-    let Some(harness) = Harness::start(backend).await else { return };
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
     // A user who is both caseworker and decision maker drafts: they may not approve it.
     let mut both = harness
-        .client("beslut-bollnas", BOLLNAS, &[Role::Caseworker, Role::DecisionMaker])
+        .client(
+            "beslut-bollnas",
+            BOLLNAS,
+            &[Role::Caseworker, Role::DecisionMaker],
+        )
         .await;
     let draft = create(&mut both, "req-4eyes-0001", social_services_content()).await;
     let submitted = submit(&mut both, &draft).await;
-    assert_code(approve(&mut both, &submitted).await, Code::PermissionDenied, "four-eyes");
+    assert_code(
+        approve(&mut both, &submitted).await,
+        Code::PermissionDenied,
+        "four-eyes",
+    );
 
     // A decision maker without the delegation may not approve.
     let mut undelegated = harness
@@ -316,7 +371,11 @@ async fn four_eyes_and_delegation(backend: TestBackend) {
     );
     // Police and compliance roles can neither draft nor approve.
     let mut police = harness
-        .client("polis-1", BOLLNAS, &[Role::PoliceOfficer, Role::ComplianceOfficer])
+        .client(
+            "polis-1",
+            BOLLNAS,
+            &[Role::PoliceOfficer, Role::ComplianceOfficer],
+        )
         .await;
     assert_code(
         police
@@ -328,7 +387,11 @@ async fn four_eyes_and_delegation(backend: TestBackend) {
         Code::PermissionDenied,
         "caseworker",
     );
-    assert_code(approve(&mut police, &submitted).await, Code::PermissionDenied, "decision_maker");
+    assert_code(
+        approve(&mut police, &submitted).await,
+        Code::PermissionDenied,
+        "decision_maker",
+    );
     // A reject needs a reason.
     let mut decision_maker = harness.decision_maker(BOLLNAS).await;
     assert_code(
@@ -356,7 +419,9 @@ async fn four_eyes_and_delegation(backend: TestBackend) {
 }
 
 async fn other_organisation_is_not_told(backend: TestBackend) {
-    let Some(harness) = Harness::start(backend).await else { return };
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
     let mut caseworker = harness.caseworker(BOLLNAS).await;
     let draft = create(&mut caseworker, "req-other-0001", social_services_content()).await;
     let mut stranger = harness.caseworker(JONKOPING).await;
@@ -374,10 +439,16 @@ async fn other_organisation_is_not_told(backend: TestBackend) {
         })
         .await;
     assert_code(missing, Code::NotFound, "not found");
-    let listed = stranger.list(ListRequest::default()).await.unwrap().into_inner();
+    let listed = stranger
+        .list(ListRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert!(listed.disclosures.is_empty());
     // A certificate of another organisation than the token's is refused.
-    let token = harness.identity.token("handlaggare-bollnas", BOLLNAS, &[Role::Caseworker]);
+    let token = harness
+        .identity
+        .token("handlaggare-bollnas", BOLLNAS, &[Role::Caseworker]);
     let mut mismatched = harness.client_with_token(JONKOPING, &token).await;
     assert_code(
         mismatched
@@ -393,7 +464,9 @@ async fn other_organisation_is_not_told(backend: TestBackend) {
 }
 
 async fn tokens_are_checked(backend: TestBackend) {
-    let Some(harness) = Harness::start(backend).await else { return };
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let expired = tryggdel_auth::Claims {
         iss: tryggdel_test_support::ISSUER.into(),
@@ -411,7 +484,11 @@ async fn tokens_are_checked(backend: TestBackend) {
     };
     let token = harness.identity.signer().mint_claims(&expired).unwrap();
     let mut client = harness.client_with_token(BOLLNAS, &token).await;
-    assert_code(client.list(ListRequest::default()).await, Code::Unauthenticated, "expired");
+    assert_code(
+        client.list(ListRequest::default()).await,
+        Code::Unauthenticated,
+        "expired",
+    );
 
     // The classic key-confusion attack: HS256 with the public key as the HMAC secret.
     let claims = tryggdel_auth::Claims {
@@ -428,36 +505,58 @@ async fn tokens_are_checked(backend: TestBackend) {
     )
     .unwrap();
     let mut client = harness.client_with_token(BOLLNAS, &forged).await;
-    assert_code(client.list(ListRequest::default()).await, Code::Unauthenticated, "");
+    assert_code(
+        client.list(ListRequest::default()).await,
+        Code::Unauthenticated,
+        "",
+    );
 
     // No token at all.
-    let channel = harness.identity.channel(harness.service.local_addr, BOLLNAS).await;
+    let channel = harness
+        .identity
+        .channel(harness.service.local_addr, BOLLNAS)
+        .await;
     let mut anonymous = DisclosureServiceClient::new(channel);
-    assert_code(anonymous.list(ListRequest::default()).await, Code::Unauthenticated, "bearer");
+    assert_code(
+        anonymous.list(ListRequest::default()).await,
+        Code::Unauthenticated,
+        "bearer",
+    );
     harness.stop().await;
 }
 
 async fn transport_security(backend: TestBackend) {
-    let Some(harness) = Harness::start(backend).await else { return };
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
     let address = format!("https://{}", harness.service.local_addr);
     // No client certificate: the handshake is refused, so no call gets through.
     let without_certificate = tonic::transport::Endpoint::from_shared(address.clone())
         .unwrap()
         .tls_config(
             tonic::transport::ClientTlsConfig::new()
-                .ca_certificate(tonic::transport::Certificate::from_pem(harness.identity.ca.cert_pem()))
+                .ca_certificate(tonic::transport::Certificate::from_pem(
+                    harness.identity.ca.cert_pem(),
+                ))
                 .domain_name("localhost"),
         )
         .unwrap();
-    let token = harness.identity.token("handlaggare-bollnas", BOLLNAS, &[Role::Caseworker]);
+    let token = harness
+        .identity
+        .token("handlaggare-bollnas", BOLLNAS, &[Role::Caseworker]);
     let outcome = match without_certificate.connect().await {
-        Ok(channel) => DisclosureServiceClient::with_interceptor(channel, BearerInterceptor::new(&token))
-            .list(ListRequest::default())
-            .await
-            .map(|_| ()),
+        Ok(channel) => {
+            DisclosureServiceClient::with_interceptor(channel, BearerInterceptor::new(&token))
+                .list(ListRequest::default())
+                .await
+                .map(|_| ())
+        }
         Err(error) => Err(tonic::Status::unavailable(error.to_string())),
     };
-    assert!(outcome.is_err(), "a call without a client certificate must fail");
+    assert!(
+        outcome.is_err(),
+        "a call without a client certificate must fail"
+    );
 
     // A certificate from another CA.
     let foreign = TestIdentity::generate();
@@ -471,19 +570,25 @@ async fn transport_security(backend: TestBackend) {
     )
     .await;
     let outcome = match outcome {
-        Ok(channel) => DisclosureServiceClient::with_interceptor(channel, BearerInterceptor::new(&token))
-            .list(ListRequest::default())
-            .await
-            .map(|_| ()),
+        Ok(channel) => {
+            DisclosureServiceClient::with_interceptor(channel, BearerInterceptor::new(&token))
+                .list(ListRequest::default())
+                .await
+                .map(|_| ())
+        }
         Err(error) => Err(tonic::Status::unavailable(error.to_string())),
     };
-    assert!(outcome.is_err(), "a certificate from an unknown CA must be refused");
+    assert!(
+        outcome.is_err(),
+        "a certificate from an unknown CA must be refused"
+    );
 
     // Plaintext HTTP/2.
-    let plaintext = tonic::transport::Endpoint::from_shared(format!("http://{}", harness.service.local_addr))
-        .unwrap()
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(std::time::Duration::from_secs(5));
+    let plaintext =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", harness.service.local_addr))
+            .unwrap()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(5));
     let outcome = match plaintext.connect().await {
         Ok(channel) => DisclosureServiceClient::new(channel)
             .list(ListRequest::default())
@@ -500,7 +605,9 @@ async fn transport_security(backend: TestBackend) {
 }
 
 async fn committed_crime_and_effective_dates(backend: TestBackend) {
-    let Some(harness) = Harness::start(backend).await else { return };
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
     let mut caseworker = harness.caseworker(BOLLNAS).await;
     let committed = DraftContent {
         crime_time: "committed".into(),
@@ -515,25 +622,43 @@ async fn committed_crime_and_effective_dates(backend: TestBackend) {
         .unwrap()
         .into_inner();
     assert!(!assessment.passed);
-    assert!(assessment.conditions.iter().any(|c| c.key == "crime_time" && !c.passed));
+    assert!(
+        assessment
+            .conditions
+            .iter()
+            .any(|c| c.key == "crime_time" && !c.passed)
+    );
     assert!(assessment.suggested_bases.contains(&"OSL-10-21".to_owned()));
     assert!(assessment.suggested_bases.contains(&"OSL-10-23".to_owned()));
 
     // Grov kvinnofridskränkning: minimum nine months until 2021-12-31, one year from 2022.
     let draft = create(&mut caseworker, "req-dates-0001", social_services_content()).await;
     let as_of = |date: &str| AssessLegalBasisRequest {
-        target: Some(assess_legal_basis_request::Target::DisclosureId(draft.id.clone())),
+        target: Some(assess_legal_basis_request::Target::DisclosureId(
+            draft.id.clone(),
+        )),
         as_of: date.into(),
     };
-    let autumn_2021 = caseworker.assess_legal_basis(as_of("2021-10-01")).await.unwrap().into_inner();
+    let autumn_2021 = caseworker
+        .assess_legal_basis(as_of("2021-10-01"))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!autumn_2021.passed);
     let penalty = autumn_2021
         .conditions
         .iter()
         .find(|c| c.key == "minimum_penalty")
         .unwrap();
-    assert!(!penalty.passed && penalty.reason.contains('9'), "{penalty:?}");
-    let summer_2022 = caseworker.assess_legal_basis(as_of("2022-06-01")).await.unwrap().into_inner();
+    assert!(
+        !penalty.passed && penalty.reason.contains('9'),
+        "{penalty:?}"
+    );
+    let summer_2022 = caseworker
+        .assess_legal_basis(as_of("2022-06-01"))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(summer_2022.passed, "{summer_2022:?}");
     assert_code(
         caseworker.assess_legal_basis(as_of("2022-13-01")).await,
@@ -544,7 +669,9 @@ async fn committed_crime_and_effective_dates(backend: TestBackend) {
 }
 
 async fn concurrent_updates_one_wins(backend: TestBackend) {
-    let Some(harness) = Harness::start(backend).await else { return };
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
     let mut first = harness.caseworker(BOLLNAS).await;
     let mut second = harness.caseworker(BOLLNAS).await;
     let draft = create(&mut first, "req-race-0001", social_services_content()).await;
@@ -561,8 +688,16 @@ async fn concurrent_updates_one_wins(backend: TestBackend) {
         second.update_draft(update("version B"))
     );
     let outcomes = [a.is_ok(), b.is_ok()];
-    assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 1, "exactly one update wins");
-    let loser = if a.is_err() { a.unwrap_err() } else { b.unwrap_err() };
+    assert_eq!(
+        outcomes.iter().filter(|ok| **ok).count(),
+        1,
+        "exactly one update wins"
+    );
+    let loser = if a.is_err() {
+        a.unwrap_err()
+    } else {
+        b.unwrap_err()
+    };
     assert_eq!(loser.code(), Code::Aborted, "{loser:?}");
     assert!(loser.message().contains("stale version"));
     let current = first
@@ -578,12 +713,16 @@ async fn concurrent_updates_one_wins(backend: TestBackend) {
 }
 
 async fn invalid_input_names_the_field(backend: TestBackend) {
-    let Some(harness) = Harness::start(backend).await else { return };
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
     let mut caseworker = harness.caseworker(BOLLNAS).await;
     let mut content = social_services_content();
     let mut victim = content.victim.clone().unwrap();
     let last = victim.identity_number.pop().unwrap();
-    victim.identity_number.push(char::from(b'0' + (last.to_digit(10).unwrap() as u8 + 1) % 10));
+    victim.identity_number.push(char::from(
+        b'0' + (last.to_digit(10).unwrap() as u8 + 1) % 10,
+    ));
     content.victim = Some(victim);
     assert_code(
         caseworker
@@ -630,7 +769,15 @@ async fn invalid_input_names_the_field(backend: TestBackend) {
         "disclosure_id",
     );
     // Nothing was half-written.
-    assert!(caseworker.list(ListRequest::default()).await.unwrap().into_inner().disclosures.is_empty());
+    assert!(
+        caseworker
+            .list(ListRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .disclosures
+            .is_empty()
+    );
     // An incomplete draft cannot be submitted, and says what is missing.
     let partial = create(
         &mut caseworker,
@@ -655,7 +802,9 @@ async fn invalid_input_names_the_field(backend: TestBackend) {
 }
 
 async fn create_is_idempotent(backend: TestBackend) {
-    let Some(harness) = Harness::start(backend).await else { return };
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
     let mut caseworker = harness.caseworker(BOLLNAS).await;
     let first = create(&mut caseworker, "req-retry-0001", social_services_content()).await;
     let again = create(&mut caseworker, "req-retry-0001", social_services_content()).await;
@@ -667,16 +816,28 @@ async fn create_is_idempotent(backend: TestBackend) {
         })
         .await;
     assert_code(different, Code::AlreadyExists, "client_request_id");
-    let listed = caseworker.list(ListRequest::default()).await.unwrap().into_inner();
+    let listed = caseworker
+        .list(ListRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(listed.disclosures.len(), 1);
     harness.stop().await;
 }
 
 async fn protected_details_masked_and_reveals_recorded(backend: TestBackend) {
-    let Some(harness) = Harness::start(backend).await else { return };
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
     let mut caseworker = harness.caseworker(BOLLNAS).await;
     let draft = create(&mut caseworker, "req-protect-01", social_services_content()).await;
-    let protected = draft.content.as_ref().unwrap().victim_protected.as_ref().unwrap();
+    let protected = draft
+        .content
+        .as_ref()
+        .unwrap()
+        .victim_protected
+        .as_ref()
+        .unwrap();
     assert_eq!(protected.address, "***");
     assert!(!draft.protected_revealed);
 
@@ -707,7 +868,13 @@ async fn protected_details_masked_and_reveals_recorded(backend: TestBackend) {
         Code::PermissionDenied,
         "reveal",
     );
-    let events = harness.service.api.store().events_of(&draft.id).await.unwrap();
+    let events = harness
+        .service
+        .api
+        .store()
+        .events_of(&draft.id)
+        .await
+        .unwrap();
     let reveals: Vec<_> = events
         .iter()
         .filter(|event| event.event_type == "disclosure.protected_revealed")
@@ -715,23 +882,40 @@ async fn protected_details_masked_and_reveals_recorded(backend: TestBackend) {
     assert_eq!(reveals.len(), 1);
     assert!(reveals[0].payload.contains("handlaggare-bollnas"));
     // The sealed columns hold no clear text.
-    let row = harness.service.api.store().get(&draft.id).await.unwrap().unwrap();
+    let row = harness
+        .service
+        .api
+        .store()
+        .get(&draft.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!row.protected_sealed.contains("Skyddad"));
     assert!(!row.content_sealed.contains("Testperson"));
     harness.stop().await;
 }
 
 async fn list_pages_and_filters(backend: TestBackend) {
-    let Some(harness) = Harness::start(backend).await else { return };
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
     let mut caseworker = harness.caseworker(BOLLNAS).await;
     let mut ids = Vec::new();
     for index in 0..5 {
-        let draft = create(&mut caseworker, &format!("req-page-{index:04}"), social_services_content()).await;
+        let draft = create(
+            &mut caseworker,
+            &format!("req-page-{index:04}"),
+            social_services_content(),
+        )
+        .await;
         ids.push(draft.id);
     }
     let first = ids[0].clone();
     let draft = caseworker
-        .get(GetRequest { disclosure_id: first, reveal_protected: false })
+        .get(GetRequest {
+            disclosure_id: first,
+            reveal_protected: false,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -770,7 +954,10 @@ async fn list_pages_and_filters(backend: TestBackend) {
     assert_eq!(submitted.disclosures[0].id, ids[0]);
     assert_code(
         caseworker
-            .list(ListRequest { page_size: 1000, ..Default::default() })
+            .list(ListRequest {
+                page_size: 1000,
+                ..Default::default()
+            })
             .await,
         Code::InvalidArgument,
         "page_size",
