@@ -3,7 +3,11 @@
 //! Invariant: this crate owns all generated code; services and clients depend on it and never
 //! on each other. The encoded descriptor set is exported for gRPC reflection.
 #![forbid(unsafe_code)]
-#![allow(clippy::derive_partial_eq_without_eq, clippy::doc_lazy_continuation)]
+#![allow(
+    clippy::derive_partial_eq_without_eq,
+    clippy::doc_lazy_continuation,
+    clippy::large_enum_variant
+)]
 
 pub mod common {
     pub mod v1 {

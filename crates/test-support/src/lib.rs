@@ -215,13 +215,13 @@ impl TestDatabase {
 
     /// Removes a PostgreSQL test database (SQLite files go with their directory).
     pub async fn remove(self) {
-        if let Some((admin_url, name)) = &self.postgres {
-            if let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut admin)
-                    .await;
-                let _ = admin.close().await;
-            }
+        if let Some((admin_url, name)) = &self.postgres
+            && let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await
+        {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await;
+            let _ = admin.close().await;
         }
     }
 }

@@ -703,10 +703,9 @@ async fn concurrent_updates_one_wins(backend: TestBackend) {
         1,
         "exactly one update wins"
     );
-    let loser = if a.is_err() {
-        a.unwrap_err()
-    } else {
-        b.unwrap_err()
+    let loser = match (a, b) {
+        (Err(status), Ok(_)) | (Ok(_), Err(status)) => status,
+        _ => unreachable!("exactly one update won"),
     };
     assert_eq!(loser.code(), Code::Aborted, "{loser:?}");
     assert!(loser.message().contains("stale version"));
