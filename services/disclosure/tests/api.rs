@@ -974,6 +974,29 @@ async fn list_pages_and_filters(backend: TestBackend) {
     harness.stop().await;
 }
 
+async fn health_is_served_over_mtls(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
+    let channel = harness
+        .identity
+        .channel(harness.service.local_addr, BOLLNAS)
+        .await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let reply = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "tryggdel.disclosure.v1.DisclosureService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        reply.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    harness.stop().await;
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1000,4 +1023,5 @@ on_both_backends!(
     create_is_idempotent,
     protected_details_masked_and_reveals_recorded,
     list_pages_and_filters,
+    health_is_served_over_mtls,
 );
