@@ -506,34 +506,14 @@ impl DisclosureApi {
             return self.replay(existing, &fingerprint);
         }
         let draft = content::validate(&content, today())?;
-        let now = now_unix_ms();
-        let mut row = DisclosureRow {
-            id: uuid::Uuid::now_v7().to_string(),
-            organisation: organisation_code.clone(),
-            police_region: police_region.as_str().to_owned(),
-            state: DisclosureState::Draft.as_str().to_owned(),
-            version: 1,
-            urgent: 0,
-            legal_basis_id: String::new(),
-            drafted_by: caller.user().to_owned(),
-            client_request_id: request_id.to_owned(),
-            request_fingerprint: fingerprint.clone(),
-            content_sealed: String::new(),
-            protected_sealed: String::new(),
-            created_at: now,
-            updated_at: now,
-            submitted_by: String::new(),
-            submitted_at: 0,
-            decision_outcome: String::new(),
-            decided_by: String::new(),
-            decided_at: 0,
-            decision_reason: String::new(),
-            payload_sha256: String::new(),
-            payload_sealed: String::new(),
-            registry_version: String::new(),
-            catalogue_version: String::new(),
-            assessment: None,
-        };
+        let mut row = DisclosureRow::new_draft(
+            &organisation_code,
+            police_region.as_str(),
+            caller.user(),
+            request_id,
+            &fingerprint,
+            now_unix_ms(),
+        );
         self.seal_draft(&mut row, &draft)?;
         let event = self.event(
             caller,
@@ -1061,32 +1041,6 @@ mod tests {
     }
 
     fn sample_row() -> DisclosureRow {
-        DisclosureRow {
-            id: String::new(),
-            organisation: String::new(),
-            police_region: String::new(),
-            state: "draft".into(),
-            version: 1,
-            urgent: 0,
-            legal_basis_id: String::new(),
-            drafted_by: String::new(),
-            client_request_id: String::new(),
-            request_fingerprint: String::new(),
-            content_sealed: String::new(),
-            protected_sealed: String::new(),
-            created_at: 0,
-            updated_at: 0,
-            submitted_by: String::new(),
-            submitted_at: 0,
-            decision_outcome: String::new(),
-            decided_by: String::new(),
-            decided_at: 0,
-            decision_reason: String::new(),
-            payload_sha256: String::new(),
-            payload_sealed: String::new(),
-            registry_version: String::new(),
-            catalogue_version: String::new(),
-            assessment: None,
-        }
+        DisclosureRow::new_draft("bollnas-kommun", "mitt", "u", "request-1", "f", 0)
     }
 }

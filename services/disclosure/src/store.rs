@@ -48,6 +48,46 @@ pub struct DisclosureRow {
     pub assessment: Option<Vec<u8>>,
 }
 
+impl DisclosureRow {
+    /// A new draft at version 1: nothing submitted or decided, content not yet sealed.
+    pub fn new_draft(
+        organisation: &str,
+        police_region: &str,
+        drafted_by: &str,
+        client_request_id: &str,
+        request_fingerprint: &str,
+        now: i64,
+    ) -> DisclosureRow {
+        DisclosureRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            organisation: organisation.to_owned(),
+            police_region: police_region.to_owned(),
+            state: tryggdel_domain::DisclosureState::Draft.as_str().to_owned(),
+            version: 1,
+            urgent: 0,
+            legal_basis_id: String::new(),
+            drafted_by: drafted_by.to_owned(),
+            client_request_id: client_request_id.to_owned(),
+            request_fingerprint: request_fingerprint.to_owned(),
+            content_sealed: String::new(),
+            protected_sealed: String::new(),
+            created_at: now,
+            updated_at: now,
+            submitted_by: String::new(),
+            submitted_at: 0,
+            decision_outcome: String::new(),
+            decided_by: String::new(),
+            decided_at: 0,
+            decision_reason: String::new(),
+            payload_sha256: String::new(),
+            payload_sealed: String::new(),
+            registry_version: String::new(),
+            catalogue_version: String::new(),
+            assessment: None,
+        }
+    }
+}
+
 /// An event for the audit log and the police delivery, written with the change it records.
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct OutboxEvent {
