@@ -108,9 +108,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 })
                 .await?;
                 system.print_banner();
-                tokio::signal::ctrl_c()
-                    .await
-                    .context("waiting for Ctrl-C")?;
+                wait_for_stop_signal().await?;
                 println!("stopping");
                 system.stop().await
             })
@@ -154,5 +152,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+    }
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM, whichever comes first.
+async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C"),
+        _ = terminate.recv() => Ok(()),
     }
 }

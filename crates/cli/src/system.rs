@@ -93,7 +93,7 @@ impl RunningSystem {
         println!(
             "  a token               cargo run --bin tryggdel -- dev-token --role caseworker --user handlaggare-bollnas --org bollnas-kommun"
         );
-        println!("stop with Ctrl-C");
+        println!("stop with Ctrl-C (or SIGTERM)");
     }
 
     /// Stops every service, letting in-flight calls finish.
