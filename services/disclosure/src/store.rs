@@ -195,36 +195,12 @@ impl DisclosureStore {
         event: &OutboxEvent,
     ) -> Result<bool, sqlx::Error> {
         let mut transaction = self.database.pool().begin().await?;
-        let result = sqlx::query(
-            "UPDATE disclosures SET state = $1, version = $2, urgent = $3, legal_basis_id = $4, \
-             content_sealed = $5, protected_sealed = $6, updated_at = $7, submitted_by = $8, \
-             submitted_at = $9, decision_outcome = $10, decided_by = $11, decided_at = $12, \
-             decision_reason = $13, payload_sha256 = $14, payload_sealed = $15, \
-             registry_version = $16, catalogue_version = $17, assessment = $18 \
-             WHERE id = $19 AND version = $20",
-        )
-        .bind(&row.state)
-        .bind(row.version)
-        .bind(row.urgent)
-        .bind(&row.legal_basis_id)
-        .bind(&row.content_sealed)
-        .bind(&row.protected_sealed)
-        .bind(row.updated_at)
-        .bind(&row.submitted_by)
-        .bind(row.submitted_at)
-        .bind(&row.decision_outcome)
-        .bind(&row.decided_by)
-        .bind(row.decided_at)
-        .bind(&row.decision_reason)
-        .bind(&row.payload_sha256)
-        .bind(&row.payload_sealed)
-        .bind(&row.registry_version)
-        .bind(&row.catalogue_version)
-        .bind(row.assessment.clone())
-        .bind(&row.id)
-        .bind(expected_version)
-        .execute(&mut *transaction)
-        .await?;
+        // Every column but the id is written (the immutable ones with their stored values),
+        // so one binding list serves insert and update alike.
+        let result = bind_row(sqlx::query(&update_statement()), row)
+            .bind(expected_version)
+            .execute(&mut *transaction)
+            .await?;
         if result.rows_affected() != 1 {
             transaction.rollback().await?;
             return Ok(false);
@@ -278,6 +254,24 @@ impl DisclosureStore {
     }
 }
 
+/// `UPDATE disclosures SET <column> = $n, … WHERE id = $1 AND version = $26`, with the
+/// placeholders numbered in [`COLUMNS`] order to match [`bind_row`].
+fn update_statement() -> String {
+    let assignments: Vec<String> = COLUMNS
+        .split(',')
+        .map(str::trim)
+        .enumerate()
+        .skip(1)
+        .map(|(index, column)| format!("{column} = ${}", index + 1))
+        .collect();
+    let version_placeholder = COLUMNS.split(',').count() + 1;
+    format!(
+        "UPDATE disclosures SET {} WHERE id = $1 AND version = ${version_placeholder}",
+        assignments.join(", ")
+    )
+}
+
+/// Binds every column of `row` in [`COLUMNS`] order.
 fn bind_row<'q>(
     query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     row: &'q DisclosureRow,
