@@ -59,7 +59,12 @@ impl From<ServiceError> for Status {
 
 impl From<tryggdel_auth::AuthError> for ServiceError {
     fn from(error: tryggdel_auth::AuthError) -> ServiceError {
-        ServiceError::Unauthenticated(error.to_status().message().to_owned())
+        if error.is_caller_error() {
+            ServiceError::Unauthenticated(error.to_status().message().to_owned())
+        } else {
+            // A bad verification key or configuration is our fault, not the caller's.
+            ServiceError::Internal(anyhow::Error::new(error).context("token verification"))
+        }
     }
 }
 
@@ -83,6 +88,16 @@ mod tests {
     fn internal_errors_do_not_leak() {
         let status: Status =
             ServiceError::internal(anyhow::anyhow!("connection to 10.0.0.5 refused")).into();
+        assert_eq!(status.code(), Code::Internal);
+        assert_eq!(status.message(), "internal error");
+    }
+
+    #[test]
+    fn token_problems_are_unauthenticated_and_key_problems_internal() {
+        let status: Status = ServiceError::from(tryggdel_auth::AuthError::Expired).into();
+        assert_eq!(status.code(), Code::Unauthenticated);
+        let status: Status =
+            ServiceError::from(tryggdel_auth::AuthError::Key { context: "pem" }).into();
         assert_eq!(status.code(), Code::Internal);
         assert_eq!(status.message(), "internal error");
     }
