@@ -4,6 +4,9 @@
 //!
 //! Invariant: the PostgreSQL suite is skipped only when that variable is unset, and then says
 //! so; with `TRYGGDEL_REQUIRE_POSTGRES=1` (set by CI) a skip is a failure.
+//!
+//! Only ever a dev-dependency: a set-up failure here (no PostgreSQL, a certificate that will
+//! not generate) should stop the test at once with its cause, so this crate unwraps.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

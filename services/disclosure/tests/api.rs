@@ -186,6 +186,18 @@ async fn create(client: &mut Client, request_id: &str, content: DraftContent) ->
         .into_inner()
 }
 
+/// A dry-run assessment of content that is not stored, as of today.
+async fn assess_content(client: &mut Client, content: DraftContent) -> Assessment {
+    client
+        .assess_legal_basis(AssessLegalBasisRequest {
+            target: Some(assess_legal_basis_request::Target::Content(content)),
+            as_of: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 async fn submit(client: &mut Client, disclosure: &Disclosure) -> Disclosure {
     client
         .submit(SubmitRequest {
@@ -325,14 +337,7 @@ async fn healthcare_happy_path_and_wrong_secrecy(backend: TestBackend) {
         claimed_secrecy: "OSL-26-1".into(),
         ..healthcare_content()
     };
-    let assessment = caseworker
-        .assess_legal_basis(AssessLegalBasisRequest {
-            target: Some(assess_legal_basis_request::Target::Content(wrong.clone())),
-            as_of: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let assessment = assess_content(&mut caseworker, wrong.clone()).await;
     assert!(!assessment.passed);
     assert!(
         assessment
@@ -623,14 +628,7 @@ async fn committed_crime_and_effective_dates(backend: TestBackend) {
         crime_time: "committed".into(),
         ..social_services_content()
     };
-    let assessment = caseworker
-        .assess_legal_basis(AssessLegalBasisRequest {
-            target: Some(assess_legal_basis_request::Target::Content(committed)),
-            as_of: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let assessment = assess_content(&mut caseworker, committed).await;
     assert!(!assessment.passed);
     assert!(
         assessment
