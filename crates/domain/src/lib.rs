@@ -9,6 +9,8 @@
 //! - [`assessment`]: assessing a draft against a basis as the registry stood on a date.
 //! - [`lifecycle`]: the disclosure state machine as a pure function.
 //! - [`payload`]: what goes to the police and the SHA-256 an approval binds.
+//! - [`directory`]: the organisations of a deployment and their delegations.
+//! - [`person_ref`]: keyed hashes that let the audit log find a person without naming them.
 //!
 //! Invariants:
 //! - No I/O: no network, no database, no files except data handed in as strings or bytes
@@ -24,10 +26,12 @@
 #![forbid(unsafe_code)]
 
 pub mod assessment;
+pub mod directory;
 pub mod identity;
 pub mod lifecycle;
 pub mod organisation;
 pub mod payload;
+pub mod person_ref;
 pub mod registry;
 
 mod serde_support;
@@ -45,6 +49,8 @@ pub use organisation::{
     CountyCode, MunicipalityCode, Organisation, OrganisationCode, OrganisationError,
     OrganisationKind, PoliceRegion, Recipient, SecrecyProvision,
 };
+pub use directory::{DEVELOPMENT_DIRECTORY, Directory, DirectoryError};
+pub use person_ref::{PersonKey, PersonKeyError, PersonRef};
 pub use payload::{DataItem, PayloadError, PolicePayload, PolicePayloadInput};
 pub use registry::{
     ChecklistItem, Crime, CrimeFilter, CrimeId, CrimeLaw, CrimeTimeRequirement, LegalBasis,

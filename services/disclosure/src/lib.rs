@@ -14,7 +14,6 @@
 #![forbid(unsafe_code)]
 
 pub mod content;
-pub mod directory;
 pub mod error;
 pub mod service;
 pub mod store;
@@ -30,7 +29,7 @@ use tryggdel_domain::LegalRegistry;
 use tryggdel_proto::disclosure::v1::disclosure_service_server::DisclosureServiceServer;
 use tryggdel_storage::{Database, FieldCipher, FieldKey};
 
-pub use directory::{DEVELOPMENT_DIRECTORY, Directory};
+pub use tryggdel_domain::{DEVELOPMENT_DIRECTORY, Directory};
 pub use service::DisclosureApi;
 pub use store::{DisclosureStore, MIGRATIONS};
 

@@ -25,7 +25,7 @@ use tryggdel_proto::disclosure::v1::{
 use tryggdel_storage::FieldCipher;
 
 use crate::content::{self, ValidatedDraft};
-use crate::directory::Directory;
+use tryggdel_domain::Directory;
 use crate::error::ServiceError;
 use crate::store::{DisclosureRow, DisclosureStore, InsertOutcome, ListFilter, OutboxEvent};
 

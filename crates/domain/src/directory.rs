@@ -3,13 +3,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
-use tryggdel_domain::{
+use crate::{
     CountyCode, LegalBasisId, LegalRegistry, MunicipalityCode, Organisation, OrganisationCode,
     OrganisationKind,
 };
 
 /// The development default, embedded so a fresh checkout starts without files.
-pub const DEVELOPMENT_DIRECTORY: &str = include_str!("../config/organisations.toml");
+pub const DEVELOPMENT_DIRECTORY: &str = include_str!("../data/organisations.toml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
@@ -199,7 +199,7 @@ impl Directory {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use tryggdel_domain::PoliceRegion;
+    use crate::PoliceRegion;
 
     fn registry() -> LegalRegistry {
         LegalRegistry::embedded().unwrap()
