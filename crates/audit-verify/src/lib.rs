@@ -1,0 +1,1 @@
+//! The audit log export format and its offline verifier.
