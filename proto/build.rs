@@ -8,6 +8,7 @@ use prost::Message;
 const PROTOS: &[&str] = &[
     "tryggdel/common/v1/common.proto",
     "tryggdel/disclosure/v1/disclosure.proto",
+    "tryggdel/audit/v1/audit.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

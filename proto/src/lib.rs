@@ -21,6 +21,12 @@ pub mod disclosure {
     }
 }
 
+pub mod audit {
+    pub mod v1 {
+        tonic::include_proto!("tryggdel.audit.v1");
+    }
+}
+
 /// The encoded `FileDescriptorSet` of every contract, for `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/tryggdel_descriptor.bin"));

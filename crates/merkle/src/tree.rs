@@ -63,6 +63,19 @@ impl MerkleTree {
         index
     }
 
+    /// Drops every leaf from index `len` on, as if they had never been pushed (a no-op when
+    /// the tree is not longer than `len`). For a writer whose append did not become durable.
+    pub fn truncate(&mut self, len: u64) {
+        for (level, nodes) in self.levels.iter_mut().enumerate() {
+            let keep = usize::try_from(len >> level.min(63)).unwrap_or(usize::MAX);
+            nodes.truncate(keep);
+        }
+        // Level k exists once some subtree of 2^k leaves did; keep the shape `push` builds.
+        while self.levels.len() > 1 && self.levels.last().is_some_and(Vec::is_empty) {
+            self.levels.pop();
+        }
+    }
+
     /// Number of leaves.
     #[must_use]
     pub fn len(&self) -> u64 {
@@ -224,6 +237,21 @@ impl MerkleTree {
 mod tests {
     use super::*;
     use crate::{consistency_proof, inclusion_proof, leaf_hash, root_from_leaf_hashes};
+
+    #[test]
+    fn truncate_is_as_if_the_leaves_were_never_pushed() {
+        let leaves: Vec<Hash> = (0u32..70).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+        for len in [0usize, 1, 2, 3, 31, 32, 33, 64, 69, 70, 100] {
+            let mut tree = MerkleTree::from_leaf_hashes(leaves.iter().copied());
+            tree.truncate(len as u64);
+            let kept = &leaves[..len.min(leaves.len())];
+            assert_eq!(tree, MerkleTree::from_leaf_hashes(kept.iter().copied()), "{len}");
+            tree.push(leaf_hash(b"after"));
+            let mut expected = kept.to_vec();
+            expected.push(leaf_hash(b"after"));
+            assert_eq!(tree.root(), root_from_leaf_hashes(&expected), "{len}");
+        }
+    }
 
     #[test]
     fn storage_is_about_two_hashes_per_leaf() {

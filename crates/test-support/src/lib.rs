@@ -21,6 +21,8 @@ use tryggdel_auth::{
     Role, SignerConfig, SigningKeyPair, TokenRequest, TokenSigner, VerifierConfig,
     generate_ed25519_key_pair,
 };
+use tryggdel_domain::PersonKey;
+use tryggdel_service_kit::{AuditEndpoint, ClientTls, ServerTls};
 use tryggdel_tls::{CertificateAuthority, ClientIdentitySpec, IssuedCertificate};
 
 pub const ISSUER: &str = "https://idp.test.tryggdel.se";
@@ -96,6 +98,61 @@ impl TestIdentity {
             .unwrap()
     }
 
+    /// A certificate of the Tryggdel service `name` (server and client use), for 127.0.0.1.
+    pub fn service_certificate(&self, name: &str) -> IssuedCertificate {
+        self.ca
+            .issue_server(
+                name,
+                &["localhost".to_owned()],
+                &["127.0.0.1".parse().unwrap()],
+            )
+            .unwrap()
+    }
+
+    /// The listener TLS of service `name`.
+    pub fn server_tls(&self, name: &str) -> ServerTls {
+        let certificate = self.service_certificate(name);
+        ServerTls {
+            cert_chain_pem: certificate.cert_pem,
+            key_pem: certificate.key_pem,
+            client_ca_pem: self.ca.cert_pem().to_owned(),
+        }
+    }
+
+    /// What service `name` presents when it calls another service.
+    pub fn client_tls(&self, name: &str) -> ClientTls {
+        let certificate = self.service_certificate(name);
+        ClientTls {
+            ca_pem: self.ca.cert_pem().to_owned(),
+            cert_pem: certificate.cert_pem,
+            key_pem: certificate.key_pem,
+        }
+    }
+
+    /// How service `name` reaches the audit service at `address`.
+    pub fn audit_endpoint(&self, name: &str, address: SocketAddr) -> AuditEndpoint {
+        AuditEndpoint {
+            uri: format!("https://{address}"),
+            server_name: "localhost".to_owned(),
+            tls: self.client_tls(name),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// An mTLS channel to `address` as the Tryggdel service `name`.
+    pub async fn service_channel(&self, address: SocketAddr, name: &str) -> Channel {
+        let certificate = self.service_certificate(name);
+        tryggdel_tls::connect_channel(
+            &format!("https://{address}"),
+            "localhost",
+            self.ca.cert_pem(),
+            &certificate.cert_pem,
+            &certificate.key_pem,
+        )
+        .await
+        .unwrap()
+    }
+
     /// An mTLS channel to `address` with a client certificate of `organisation`.
     pub async fn channel(&self, address: SocketAddr, organisation: &str) -> Channel {
         let client = self.client_certificate(organisation);
@@ -109,6 +166,19 @@ impl TestIdentity {
         .await
         .unwrap()
     }
+}
+
+/// A random per-deployment person key.
+pub fn person_key() -> PersonKey {
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    PersonKey::from_bytes(bytes)
+}
+
+/// A random Ed25519 key for signing checkpoints.
+pub fn log_signing_key() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng)
 }
 
 /// Adds `authorization: Bearer <token>` to every request.

@@ -13,7 +13,7 @@ use tryggdel_domain::{
 use tryggdel_proto::common::v1::Person;
 use tryggdel_proto::disclosure::v1::{DraftContent, ProtectedDetails};
 
-use crate::error::ServiceError;
+use tryggdel_service_kit::ServiceError;
 
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_REFERENCE_CHARS: usize = 100;

@@ -9,46 +9,38 @@
 //! - Lifecycle transitions come only from `tryggdel_domain::transition`; this crate persists
 //!   their results under optimistic versions, each with one outbox event in the same
 //!   transaction.
+//! - Every outbox event reaches the audit log exactly once in effect (the relay retries; the
+//!   log dedupes by event id). Events carry keyed hashes of identity numbers, never the numbers.
 //! - Personal data is sealed at rest; protected details are masked unless revealed to the
-//!   drafter or a decision maker of the case, and every reveal is recorded first.
+//!   drafter or a decision maker of the case. A reveal, and any read by a compliance officer,
+//!   is in the audit log before the data is returned: if the log cannot be reached, the read
+//!   fails.
 #![forbid(unsafe_code)]
 
 pub mod content;
-pub mod error;
+pub mod relay;
 pub mod service;
 pub mod store;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tryggdel_auth::{TokenVerifier, VerifierConfig};
-use tryggdel_domain::LegalRegistry;
+use tryggdel_domain::{LegalRegistry, PersonKey};
 use tryggdel_proto::disclosure::v1::disclosure_service_server::DisclosureServiceServer;
+use tryggdel_service_kit::{AuditEndpoint, AuditLink, Authenticator, RunningServer};
 use tryggdel_storage::{Database, FieldCipher, FieldKey};
 
-pub use tryggdel_domain::{DEVELOPMENT_DIRECTORY, Directory};
+pub use relay::{AuditRelay, RelayConfig};
 pub use service::DisclosureApi;
 pub use store::{DisclosureStore, MIGRATIONS};
+pub use tryggdel_domain::{DEVELOPMENT_DIRECTORY, Directory};
+pub use tryggdel_service_kit::{ClientTls, ServerTls};
 
 /// The largest request the service decodes.
 const MAX_MESSAGE_BYTES: usize = 512 * 1024;
-
-/// PEM material for the service's TLS listener.
-#[derive(Clone)]
-pub struct ServerTls {
-    pub cert_chain_pem: String,
-    pub key_pem: String,
-    pub client_ca_pem: String,
-}
-
-impl std::fmt::Debug for ServerTls {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str("ServerTls { .. }")
-    }
-}
 
 /// Everything the service needs, already loaded (files are read by the binary).
 #[derive(Debug)]
@@ -57,8 +49,11 @@ pub struct Settings {
     pub tls: ServerTls,
     pub token: VerifierConfig,
     pub field_key: FieldKey,
+    pub person_key: PersonKey,
     pub registry: Arc<LegalRegistry>,
     pub directory: Arc<Directory>,
+    pub audit: AuditEndpoint,
+    pub relay: RelayConfig,
 }
 
 /// Connects the database (running migrations) and builds the handlers.
@@ -70,83 +65,61 @@ pub async fn build(settings: &Settings) -> anyhow::Result<DisclosureApi> {
     Ok(DisclosureApi::new(
         DisclosureStore::new(database),
         settings.registry.clone(),
-        settings.directory.clone(),
-        Arc::new(verifier),
+        Authenticator::new(Arc::new(verifier), settings.directory.clone()),
         FieldCipher::new(&settings.field_key),
+        settings.person_key.clone(),
+        AuditLink::new(&settings.audit)?,
+        Arc::new(Notify::new()),
     ))
 }
 
-/// Serves the API, gRPC health and reflection on `listener` over mTLS until `shutdown`.
-pub async fn serve(
-    api: DisclosureApi,
-    tls: &ServerTls,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    tryggdel_tls::install_crypto_provider();
-    let tls_config =
-        tryggdel_tls::server_config(&tls.cert_chain_pem, &tls.key_pem, &tls.client_ca_pem)
-            .context("server tls configuration")?;
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<DisclosureServiceServer<DisclosureApi>>()
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tryggdel_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("reflection service")?;
-    let disclosure = DisclosureServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES);
-    tonic::transport::Server::builder()
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(disclosure)
-        .serve_with_incoming_shutdown(tryggdel_tls::tls_incoming(listener, tls_config), shutdown)
-        .await
-        .context("disclosure server")
+/// The gRPC routes of the service.
+pub fn routes(api: DisclosureApi) -> tonic::service::Routes {
+    tonic::service::Routes::new(
+        DisclosureServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES),
+    )
 }
 
-/// A service started in the background (tests and the all-in-one binary).
+/// A service started in the background, with its outbox relay.
 pub struct RunningService {
     pub local_addr: SocketAddr,
     pub api: DisclosureApi,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    server: RunningServer,
+    relay: AuditRelay,
 }
 
 impl RunningService {
-    /// Stops accepting, lets in-flight calls finish, and waits for the server to end.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        self.task.await.context("disclosure server task")??;
+    /// Stops accepting, lets in-flight calls finish, stops the relay, closes the database.
+    /// Events not yet relayed stay in the outbox for the next start.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.server.stop().await?;
+        self.relay.stop().await;
         self.api.store().database().close().await;
         Ok(())
     }
 }
 
-/// Builds and starts the service on `address` (port 0 for any free port).
+/// Builds and starts the service and its relay on `address` (port 0 for any free port).
 pub async fn spawn(settings: &Settings, address: SocketAddr) -> anyhow::Result<RunningService> {
     let api = build(settings).await?;
-    let listener = TcpListener::bind(address)
-        .await
-        .with_context(|| format!("binding {address}"))?;
-    let local_addr = listener.local_addr().context("listener address")?;
-    let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
-    let tls = settings.tls.clone();
-    let served = api.clone();
-    let task = tokio::spawn(async move {
-        serve(served, &tls, listener, async {
-            let _ = signal.await;
-        })
-        .await
-    });
-    tracing::info!(%local_addr, "disclosure service listening");
+    let server = RunningServer::start(
+        "tryggdel.disclosure.v1.DisclosureService",
+        routes(api.clone()),
+        &settings.tls,
+        address,
+    )
+    .await?;
+    let relay = AuditRelay::start(
+        api.store().clone(),
+        api.audit_link().clone(),
+        api.outbox_signal(),
+        settings.relay.clone(),
+    );
     Ok(RunningService {
-        local_addr,
+        local_addr: server.local_addr,
         api,
-        shutdown: Some(shutdown),
-        task,
+        server,
+        relay,
     })
 }
 

@@ -9,7 +9,7 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
-use tryggdel_auth::{Principal, Role, TokenVerifier, bearer_token};
+use tryggdel_auth::Role;
 use tryggdel_domain::{
     DisclosureState, LegalBasisId, LegalRegistry, LifecycleAction, Organisation, OrganisationCode,
     OrganisationKind, PolicePayload, PolicePayloadInput, transition,
@@ -25,9 +25,13 @@ use tryggdel_proto::disclosure::v1::{
 use tryggdel_storage::FieldCipher;
 
 use crate::content::{self, ValidatedDraft};
-use tryggdel_domain::Directory;
-use crate::error::ServiceError;
-use crate::store::{DisclosureRow, DisclosureStore, InsertOutcome, ListFilter, OutboxEvent};
+use tryggdel_domain::{Directory, IdentityNumber, PersonKey};
+use tokio::sync::Notify;
+use tryggdel_service_kit::{AuditLink, Authenticator, Caller, ServiceError};
+use crate::store::{
+    DisclosureRow, DisclosureStore, InsertOutcome, ListFilter, OutboxActor, OutboxEvent,
+    OutboxPayload,
+};
 
 const MAX_PAGE_SIZE: u32 = 200;
 const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -37,38 +41,12 @@ const DEFAULT_PAGE_SIZE: u32 = 50;
 pub struct DisclosureApi {
     store: DisclosureStore,
     registry: Arc<LegalRegistry>,
-    directory: Arc<Directory>,
-    verifier: Arc<TokenVerifier>,
+    authenticator: Authenticator,
     cipher: FieldCipher,
-}
-
-/// An authenticated caller: a verified token whose organisation is registered and matches the
-/// client certificate.
-struct Caller {
-    principal: Principal,
-    organisation: Organisation,
-}
-
-impl Caller {
-    fn user(&self) -> &str {
-        &self.principal.user_id
-    }
-
-    fn has(&self, role: Role) -> bool {
-        self.principal.has_role(role)
-    }
-
-    fn require_any(&self, roles: &[Role], action: &str) -> Result<(), ServiceError> {
-        if roles.iter().any(|role| self.has(*role)) {
-            Ok(())
-        } else {
-            let names: Vec<&str> = roles.iter().map(|role| role.as_str()).collect();
-            Err(ServiceError::PermissionDenied(format!(
-                "{action} requires the role {}",
-                names.join(" or ")
-            )))
-        }
-    }
+    person_key: PersonKey,
+    audit: AuditLink,
+    /// Notified after every committed outbox event, to wake the relay.
+    outbox_signal: Arc<Notify>,
 }
 
 fn now_unix_ms() -> i64 {
@@ -176,16 +154,20 @@ impl DisclosureApi {
     pub fn new(
         store: DisclosureStore,
         registry: Arc<LegalRegistry>,
-        directory: Arc<Directory>,
-        verifier: Arc<TokenVerifier>,
+        authenticator: Authenticator,
         cipher: FieldCipher,
+        person_key: PersonKey,
+        audit: AuditLink,
+        outbox_signal: Arc<Notify>,
     ) -> DisclosureApi {
         DisclosureApi {
             store,
             registry,
-            directory,
-            verifier,
+            authenticator,
             cipher,
+            person_key,
+            audit,
+            outbox_signal,
         }
     }
 
@@ -193,29 +175,21 @@ impl DisclosureApi {
         &self.store
     }
 
+    pub fn audit_link(&self) -> &AuditLink {
+        &self.audit
+    }
+
+    /// Notified whenever an outbox event is committed.
+    pub fn outbox_signal(&self) -> Arc<Notify> {
+        self.outbox_signal.clone()
+    }
+
+    fn directory(&self) -> &Directory {
+        self.authenticator.directory()
+    }
+
     fn authenticate<T>(&self, request: &Request<T>) -> Result<Caller, ServiceError> {
-        let peer = tryggdel_tls::peer_identity(request).ok_or_else(|| {
-            ServiceError::Unauthenticated("a client certificate is required".into())
-        })?;
-        let token = bearer_token(request.metadata())?;
-        let principal = self.verifier.verify(token)?;
-        let code = OrganisationCode::parse(&principal.organisation).map_err(|_| {
-            ServiceError::Unauthenticated("the token names an invalid organisation".into())
-        })?;
-        let organisation = self.directory.organisation(&code).cloned().ok_or_else(|| {
-            ServiceError::PermissionDenied(format!(
-                "organisation {code} is not registered in this deployment"
-            ))
-        })?;
-        if peer.organisation.as_deref() != Some(code.as_str()) {
-            return Err(ServiceError::PermissionDenied(
-                "the client certificate does not belong to the token's organisation".into(),
-            ));
-        }
-        Ok(Caller {
-            principal,
-            organisation,
-        })
+        self.authenticator.user(request)
     }
 
     /// Whether the caller may see a disclosure at all. Everyone else is told it does not exist.
@@ -226,17 +200,16 @@ impl DisclosureApi {
             Role::DecisionMaker,
             Role::ComplianceOfficer,
         ];
-        let supervisor = matches!(caller.organisation.kind(), OrganisationKind::Supervisor)
-            && caller.has(Role::ComplianceOfficer);
+        let supervisor = caller.is_supervisor();
         (same_organisation && in_organisation_roles.iter().any(|role| caller.has(*role)))
             || supervisor
     }
 
     async fn load_visible(&self, caller: &Caller, id: &str) -> Result<DisclosureRow, ServiceError> {
         let id = parse_disclosure_id(id)?;
-        let row = self.store.get(&id).await?.ok_or(ServiceError::NotFound)?;
+        let row = self.store.get(&id).await?.ok_or(ServiceError::NotFound("disclosure"))?;
         if !Self::may_see(caller, &row) {
-            return Err(ServiceError::NotFound);
+            return Err(ServiceError::NotFound("disclosure"));
         }
         Ok(row)
     }
@@ -244,7 +217,7 @@ impl DisclosureApi {
     fn organisation_of(&self, row: &DisclosureRow) -> Result<Organisation, ServiceError> {
         OrganisationCode::parse(&row.organisation)
             .ok()
-            .and_then(|code| self.directory.organisation(&code).cloned())
+            .and_then(|code| self.directory().organisation(&code).cloned())
             .ok_or_else(|| {
                 ServiceError::FailedPrecondition(format!(
                     "organisation {} is no longer registered in this deployment",
@@ -300,48 +273,104 @@ impl DisclosureApi {
         Ok(())
     }
 
+    /// Keyed hashes of the identity numbers a disclosure concerns (subject and victim).
+    fn person_refs(&self, row: &DisclosureRow) -> Result<Vec<String>, ServiceError> {
+        let content = self.open_content(row)?;
+        let mut references = Vec::new();
+        for person in [&content.subject, &content.victim].into_iter().flatten() {
+            if person.identity_number.is_empty() {
+                continue;
+            }
+            // Stored numbers were validated on the way in; one that no longer parses is ours.
+            let number = IdentityNumber::parse(&person.identity_number, today()).map_err(|_| {
+                ServiceError::internal(anyhow::anyhow!(
+                    "disclosure {}: a stored identity number does not parse",
+                    row.id
+                ))
+            })?;
+            let reference = self.person_key.reference(&number).as_str().to_owned();
+            if !references.contains(&reference) {
+                references.push(reference);
+            }
+        }
+        Ok(references)
+    }
+
     fn event(
         &self,
         caller: &Caller,
         row: &DisclosureRow,
         event_type: &str,
-        details: serde_json::Value,
-    ) -> OutboxEvent {
+        details: &[(&str, String)],
+    ) -> Result<OutboxEvent, ServiceError> {
         let event_id = uuid::Uuid::now_v7().to_string();
         let occurred_at = now_unix_ms();
-        let roles: Vec<&str> = caller
-            .principal
-            .roles
-            .iter()
-            .map(|role| role.as_str())
-            .collect();
-        let payload = serde_json::json!({
-            "event_id": event_id,
-            "event_type": event_type,
-            "occurred_at_unix_ms": occurred_at,
-            "disclosure_id": row.id,
-            "organisation": row.organisation,
-            "police_region": row.police_region,
-            "actor": {
-                "user_id": caller.principal.user_id,
-                "roles": roles,
-                "organisation": caller.organisation.code().as_str(),
-                "unit": caller.principal.unit,
+        let registry_version = if row.registry_version.is_empty() {
+            self.registry.registry_version().to_owned()
+        } else {
+            row.registry_version.clone()
+        };
+        let payload = OutboxPayload {
+            event_id: event_id.clone(),
+            event_type: event_type.to_owned(),
+            occurred_at_unix_ms: occurred_at,
+            disclosure_id: row.id.clone(),
+            organisation: row.organisation.clone(),
+            police_region: row.police_region.clone(),
+            actor: OutboxActor {
+                user_id: caller.principal.user_id.clone(),
+                roles: caller.role_names(),
+                organisation: caller.organisation.code().as_str().to_owned(),
+                unit: caller.principal.unit.clone(),
             },
-            "state": row.state,
-            "version": row.version,
-            "legal_basis_id": row.legal_basis_id,
-            "urgent": row.urgent != 0,
-            "details": details,
-        });
-        OutboxEvent {
+            state: row.state.clone(),
+            version: row.version,
+            legal_basis_id: row.legal_basis_id.clone(),
+            registry_version,
+            urgent: row.urgent != 0,
+            person_refs: self.person_refs(row)?,
+            trace_id: caller.trace_id.clone(),
+            details: details
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), value.clone()))
+                .collect(),
+        };
+        let payload = serde_json::to_string(&payload)
+            .map_err(|error| ServiceError::internal(anyhow::Error::new(error).context("event")))?;
+        Ok(OutboxEvent {
             event_id,
             event_type: event_type.to_owned(),
             disclosure_id: row.id.clone(),
             organisation: row.organisation.clone(),
-            payload: payload.to_string(),
+            payload,
             created_at: occurred_at,
-        }
+        })
+    }
+
+    /// Records a read of personal data in the audit log, and returns only once it is durable
+    /// there: a read that cannot be audited does not happen.
+    async fn audit_read(
+        &self,
+        caller: &Caller,
+        row: &DisclosureRow,
+        event_type: &str,
+        details: &[(&str, String)],
+    ) -> Result<(), ServiceError> {
+        let event = self.event(caller, row, event_type, details)?;
+        let payload: OutboxPayload = serde_json::from_str(&event.payload)
+            .map_err(|error| ServiceError::internal(anyhow::Error::new(error).context("event")))?;
+        self.audit
+            .append(vec![crate::relay::audit_event(&payload)])
+            .await
+            .map_err(|error| {
+                tracing::warn!(error = %error, disclosure_id = %row.id, "read not audited, refused");
+                ServiceError::Unavailable(
+                    "the read could not be recorded in the audit log, so nothing is returned; \
+                     retry later"
+                        .into(),
+                )
+            })?;
+        Ok(())
     }
 
     fn to_wire(&self, row: &DisclosureRow, reveal: bool) -> Result<Disclosure, ServiceError> {
@@ -397,6 +426,7 @@ impl DisclosureApi {
         event: &OutboxEvent,
     ) -> Result<(), ServiceError> {
         if self.store.update(row, expected_version, event).await? {
+            self.outbox_signal.notify_one();
             return Ok(());
         }
         let current = self
@@ -430,7 +460,7 @@ impl DisclosureApi {
     fn require_decider(&self, caller: &Caller, row: &DisclosureRow) -> Result<(), ServiceError> {
         caller.require_any(&[Role::DecisionMaker], "deciding a disclosure")?;
         if caller.organisation.code().as_str() != row.organisation {
-            return Err(ServiceError::NotFound);
+            return Err(ServiceError::NotFound("disclosure"));
         }
         if caller.user() == row.drafted_by {
             return Err(ServiceError::PermissionDenied(
@@ -441,7 +471,7 @@ impl DisclosureApi {
             ServiceError::FailedPrecondition("the disclosure names no legal basis".into())
         })?;
         if !self
-            .directory
+            .directory()
             .holds_delegation(caller.organisation.code(), caller.user(), &basis)
         {
             return Err(ServiceError::PermissionDenied(format!(
@@ -519,10 +549,11 @@ impl DisclosureApi {
             caller,
             &row,
             "disclosure.draft_created",
-            serde_json::json!({}),
-        );
+            &[],
+        )?;
         match self.store.insert_draft(&row, &event).await? {
             InsertOutcome::Inserted => {
+                self.outbox_signal.notify_one();
                 tracing::info!(disclosure_id = %row.id, organisation = %row.organisation, "draft created");
                 self.to_wire(&row, false)
             }
@@ -572,8 +603,8 @@ impl DisclosureApi {
             caller,
             &row,
             "disclosure.draft_updated",
-            serde_json::json!({}),
-        );
+            &[],
+        )?;
         self.save(&row, request.expected_version, &event).await?;
         self.to_wire(&row, false)
     }
@@ -640,7 +671,7 @@ impl DisclosureApi {
         row.updated_at = now;
         row.submitted_by = caller.user().to_owned();
         row.submitted_at = now;
-        let event = self.event(caller, &row, "disclosure.submitted", serde_json::json!({}));
+        let event = self.event(caller, &row, "disclosure.submitted", &[])?;
         self.save(&row, request.expected_version, &event).await?;
         tracing::info!(disclosure_id = %row.id, "submitted");
         self.to_wire(&row, false)
@@ -730,13 +761,20 @@ impl DisclosureApi {
             caller,
             &row,
             "disclosure.approved",
-            serde_json::json!({
-                "payload_sha256": row.payload_sha256,
-                "registry_version": row.registry_version,
-                "catalogue_version": row.catalogue_version,
-                "data_items": draft.data_items.iter().map(|item| item.as_str()).collect::<Vec<_>>(),
-            }),
-        );
+            &[
+                ("payload_sha256", row.payload_sha256.clone()),
+                ("catalogue_version", row.catalogue_version.clone()),
+                (
+                    "data_items",
+                    draft
+                        .data_items
+                        .iter()
+                        .map(|item| item.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+            ],
+        )?;
         self.save(&row, request.expected_version, &event).await?;
         tracing::info!(disclosure_id = %row.id, "approved");
         self.to_wire(&row, false)
@@ -765,8 +803,8 @@ impl DisclosureApi {
             caller,
             &row,
             "disclosure.rejected",
-            serde_json::json!({ "reason": reason }),
-        );
+            &[("reason", reason.clone())],
+        )?;
         self.save(&row, request.expected_version, &event).await?;
         self.to_wire(&row, false)
     }
@@ -800,8 +838,8 @@ impl DisclosureApi {
             caller,
             &row,
             "disclosure.withdrawn",
-            serde_json::json!({ "reason": reason }),
-        );
+            &[("reason", reason.clone())],
+        )?;
         self.save(&row, request.expected_version, &event).await?;
         self.to_wire(&row, false)
     }
@@ -817,15 +855,16 @@ impl DisclosureApi {
                         .into(),
                 ));
             }
-            // Recorded before the data leaves: no event, no reveal.
-            let event = self.event(
+            self.audit_read(
                 caller,
                 &row,
                 "disclosure.protected_revealed",
-                serde_json::json!({ "fields": ["address", "workplace", "school", "shelter"] }),
-            );
-            self.store.append_event(&event).await?;
+                &[("fields", "address,workplace,school,shelter".into())],
+            )
+            .await?;
             tracing::info!(disclosure_id = %row.id, user = %caller.user(), "protected details revealed");
+        } else if caller.has(Role::ComplianceOfficer) {
+            self.audit_read(caller, &row, "disclosure.read", &[]).await?;
         }
         self.to_wire(&row, request.reveal_protected)
     }

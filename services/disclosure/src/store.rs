@@ -1,6 +1,7 @@
 //! Persistence of disclosures and their outbox. Every state change is one transaction that
 //! updates the row under its version and appends one outbox event.
 
+use sqlx::Row;
 use tryggdel_storage::{Database, Migrations, is_unique_violation};
 
 pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -86,6 +87,38 @@ impl DisclosureRow {
             assessment: None,
         }
     }
+}
+
+/// Who caused an outbox event.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OutboxActor {
+    pub user_id: String,
+    pub roles: Vec<String>,
+    pub organisation: String,
+    pub unit: Option<String>,
+}
+
+/// The payload of an outbox event: what the audit log needs to record it (who, what, when,
+/// why, about whom — the last as keyed hashes only). Free of identity numbers and protected
+/// details.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OutboxPayload {
+    pub event_id: String,
+    pub event_type: String,
+    pub occurred_at_unix_ms: i64,
+    pub disclosure_id: String,
+    pub organisation: String,
+    pub police_region: String,
+    pub actor: OutboxActor,
+    pub state: String,
+    pub version: i64,
+    pub legal_basis_id: String,
+    /// The legal-basis registry version in force when the event happened.
+    pub registry_version: String,
+    pub urgent: bool,
+    pub person_refs: Vec<String>,
+    pub trace_id: String,
+    pub details: std::collections::BTreeMap<String, String>,
 }
 
 /// An event for the audit log and the police delivery, written with the change it records.
@@ -210,13 +243,6 @@ impl DisclosureStore {
         Ok(true)
     }
 
-    /// Appends an event that records a read (no state change).
-    pub async fn append_event(&self, event: &OutboxEvent) -> Result<(), sqlx::Error> {
-        let mut transaction = self.database.pool().begin().await?;
-        insert_event(&mut transaction, event).await?;
-        transaction.commit().await
-    }
-
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<DisclosureRow>, sqlx::Error> {
         let (after_time, after_id) = filter.after.clone().unwrap_or((i64::MAX, String::new()));
         let until = if filter.created_until > 0 {
@@ -240,6 +266,44 @@ impl DisclosureStore {
         .bind(filter.limit)
         .fetch_all(self.database.pool())
         .await
+    }
+
+    /// Up to `limit` events not yet in the audit log, oldest first, with their sequence numbers.
+    pub async fn awaiting_audit(&self, limit: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT seq, payload FROM outbox WHERE audit_relayed_at IS NULL ORDER BY seq LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.database.pool())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("seq")?, row.try_get("payload")?)))
+            .collect()
+    }
+
+    /// Records that the events `seqs` are durable in the audit log.
+    pub async fn mark_audited(&self, seqs: &[i64], at: i64) -> Result<(), sqlx::Error> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let placeholders: Vec<String> = (2..seqs.len() + 2).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "UPDATE outbox SET audit_relayed_at = $1 WHERE seq IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(at);
+        for seq in seqs {
+            query = query.bind(*seq);
+        }
+        query.execute(self.database.pool()).await?;
+        Ok(())
+    }
+
+    /// How many events have not reached the audit log yet.
+    pub async fn audit_backlog(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE audit_relayed_at IS NULL")
+            .fetch_one(self.database.pool())
+            .await
     }
 
     /// Outbox events of one disclosure, oldest first.

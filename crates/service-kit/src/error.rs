@@ -1,4 +1,4 @@
-//! The service's errors and their one mapping to gRPC statuses.
+//! The services' errors and their one mapping to gRPC statuses.
 
 use tonic::{Code, Status};
 
@@ -9,17 +9,20 @@ pub enum ServiceError {
     Unauthenticated(String),
     #[error("{0}")]
     PermissionDenied(String),
-    /// Also returned when the disclosure exists but the caller may not know it does.
-    #[error("disclosure not found")]
-    NotFound,
+    /// Also returned when the thing exists but the caller may not know it does.
+    #[error("{0} not found")]
+    NotFound(&'static str),
     #[error("{field}: {problem}")]
     InvalidArgument { field: String, problem: String },
-    #[error("stale version: expected {expected}, the disclosure is at version {current}")]
+    #[error("stale version: expected {expected}, the record is at version {current}")]
     StaleVersion { expected: i64, current: i64 },
     #[error("{0}")]
     FailedPrecondition(String),
     #[error("{0}")]
     AlreadyExists(String),
+    /// A service this one depends on is unreachable; the caller may retry.
+    #[error("{0}")]
+    Unavailable(String),
     /// A fault of ours; the cause is logged, never returned.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -43,11 +46,12 @@ impl From<ServiceError> for Status {
         let code = match &error {
             ServiceError::Unauthenticated(_) => Code::Unauthenticated,
             ServiceError::PermissionDenied(_) => Code::PermissionDenied,
-            ServiceError::NotFound => Code::NotFound,
+            ServiceError::NotFound(_) => Code::NotFound,
             ServiceError::InvalidArgument { .. } => Code::InvalidArgument,
             ServiceError::StaleVersion { .. } => Code::Aborted,
             ServiceError::FailedPrecondition(_) => Code::FailedPrecondition,
             ServiceError::AlreadyExists(_) => Code::AlreadyExists,
+            ServiceError::Unavailable(_) => Code::Unavailable,
             ServiceError::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "internal error");
                 Code::Internal
@@ -81,6 +85,7 @@ impl From<tryggdel_storage::SealingError> for ServiceError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -1,0 +1,550 @@
+//! The export file format: a JSON header line, then one JSON line per entry
+//! in index order. [`ExportWriter`] produces it, [`ExportReader`] streams it
+//! back and refuses anything that is not exactly that.
+
+use std::io::{BufRead, Read as _, Write};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use tryggdel_merkle::{Hash, hash_from_slice};
+
+use crate::VerifyError;
+
+/// The header's `format` tag for this version of the export format.
+pub const FORMAT: &str = "tryggdel-audit-export/1";
+
+/// The longest line (without its `\n`) the reader accepts and the writer
+/// produces: 16 MiB, room for an entry of about 12 MiB.
+pub const MAX_LINE_LEN: usize = 16 * 1024 * 1024;
+
+/// The first line of an export: which log, how many entries, and the signed
+/// checkpoint the export was taken at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportHeader {
+    /// The log's origin (its checkpoint origin line and key name).
+    pub origin: String,
+    /// The number of entries that follow the header.
+    pub tree_size: u64,
+    /// The complete signed checkpoint note (C2SP signed-note text) for
+    /// `tree_size` entries.
+    pub checkpoint_note: String,
+}
+
+/// One log entry as exported: its index, its exact stored bytes, and the
+/// leaf hash the log recorded when it was appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportEntry {
+    /// The entry's position in the log, from 0.
+    pub index: u64,
+    /// The exact bytes the log stored (JSON produced by the audit service,
+    /// but treated as opaque bytes for hashing).
+    pub entry: Vec<u8>,
+    /// The leaf hash recorded at append time. The writer exports it as
+    /// stored, even if it no longer matches `entry`: detecting that is the
+    /// verifier's job.
+    pub recorded_leaf_hash: Hash,
+}
+
+/// Writes an export: the header on construction, then the entries in index
+/// order. Wrap the output in a `std::io::BufWriter` when it is a file.
+#[derive(Debug)]
+pub struct ExportWriter<W: Write> {
+    out: W,
+    tree_size: u64,
+    written: u64,
+    line: Vec<u8>,
+    failed: bool,
+}
+
+/// Reads an export one entry at a time, checking the format as it goes.
+///
+/// [`ExportReader::new`] reads and checks the header; each call to
+/// [`ExportReader::next_entry`] (or the [`Iterator`] implementation) reads
+/// one entry line and checks that its index is the next one expected, that
+/// `entry` is standard padded base64 and that `leaf_hash` is 64 lowercase
+/// hex digits. After the last announced entry the input must end. Only one
+/// line is held in memory at a time. After the first error the reader
+/// yields nothing more.
+#[derive(Debug)]
+pub struct ExportReader<R: BufRead> {
+    input: R,
+    header: ExportHeader,
+    next_index: u64,
+    buf: Vec<u8>,
+    done: bool,
+}
+
+#[derive(Serialize)]
+struct HeaderLineOut<'a> {
+    format: &'a str,
+    origin: &'a str,
+    tree_size: u64,
+    checkpoint: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeaderLineIn {
+    // Checked before this struct is deserialised; kept so that
+    // `deny_unknown_fields` accepts it.
+    #[allow(dead_code)]
+    format: String,
+    origin: String,
+    tree_size: u64,
+    checkpoint: String,
+}
+
+#[derive(Serialize)]
+struct EntryLineOut<'a> {
+    index: u64,
+    entry: &'a str,
+    leaf_hash: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryLineIn {
+    index: u64,
+    entry: String,
+    leaf_hash: String,
+}
+
+/// Parses entry bytes as JSON, for display only: the verifier never hashes
+/// the parsed value, only the original bytes.
+pub fn entry_as_json(bytes: &[u8]) -> Result<serde_json::Value, serde_json::Error> {
+    serde_json::from_slice(bytes)
+}
+
+impl ExportEntry {
+    /// The entry bytes parsed as JSON, for display only (see
+    /// [`entry_as_json`]).
+    pub fn entry_as_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        entry_as_json(&self.entry)
+    }
+}
+
+impl<W: Write> ExportWriter<W> {
+    /// Writes the header line and returns a writer expecting the entry with
+    /// index 0.
+    pub fn new(out: W, header: &ExportHeader) -> Result<Self, VerifyError> {
+        let mut writer = Self {
+            out,
+            tree_size: header.tree_size,
+            written: 0,
+            line: Vec::new(),
+            failed: false,
+        };
+        writer.write_line(
+            &HeaderLineOut {
+                format: FORMAT,
+                origin: &header.origin,
+                tree_size: header.tree_size,
+                checkpoint: &header.checkpoint_note,
+            },
+            "the header",
+        )?;
+        Ok(writer)
+    }
+
+    /// Writes one entry line. Entries must come in index order 0, 1, 2, …
+    /// and there may be no more than the header's `tree_size`.
+    pub fn write_entry(&mut self, entry: &ExportEntry) -> Result<(), VerifyError> {
+        if self.failed {
+            return Err(VerifyError::InvalidWrite(
+                "an earlier write failed, the output is incomplete".to_owned(),
+            ));
+        }
+        if self.written == self.tree_size {
+            return Err(VerifyError::InvalidWrite(format!(
+                "entry index {} is one too many: the header announces {} entries",
+                entry.index, self.tree_size
+            )));
+        }
+        if entry.index != self.written {
+            return Err(VerifyError::InvalidWrite(format!(
+                "entry index {} written where index {} was expected (entries go in order 0, 1, 2, …)",
+                entry.index, self.written
+            )));
+        }
+        let encoded = STANDARD.encode(&entry.entry);
+        let leaf_hash = hex::encode(entry.recorded_leaf_hash);
+        self.write_line(
+            &EntryLineOut {
+                index: entry.index,
+                entry: &encoded,
+                leaf_hash: &leaf_hash,
+            },
+            "the entry",
+        )?;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Checks that all announced entries were written, flushes, and returns
+    /// the output.
+    pub fn finish(mut self) -> Result<W, VerifyError> {
+        if self.failed {
+            return Err(VerifyError::InvalidWrite(
+                "an earlier write failed, the output is incomplete".to_owned(),
+            ));
+        }
+        if self.written < self.tree_size {
+            return Err(VerifyError::InvalidWrite(format!(
+                "only {} of the {} entries the header announces were written",
+                self.written, self.tree_size
+            )));
+        }
+        self.out
+            .flush()
+            .map_err(|source| VerifyError::Write { source })?;
+        Ok(self.out)
+    }
+
+    fn write_line<T: Serialize>(&mut self, value: &T, what: &str) -> Result<(), VerifyError> {
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, value)
+            .map_err(|e| VerifyError::InvalidWrite(format!("cannot encode {what}: {e}")))?;
+        if self.line.len() > MAX_LINE_LEN {
+            return Err(VerifyError::InvalidWrite(format!(
+                "{what} would make a line of {} bytes, more than the {} byte limit readers accept",
+                self.line.len(),
+                MAX_LINE_LEN
+            )));
+        }
+        self.line.push(b'\n');
+        if let Err(source) = self.out.write_all(&self.line) {
+            self.failed = true;
+            return Err(VerifyError::Write { source });
+        }
+        Ok(())
+    }
+}
+
+impl<R: BufRead> ExportReader<R> {
+    /// Reads and checks the header line.
+    pub fn new(mut input: R) -> Result<Self, VerifyError> {
+        let mut buf = Vec::new();
+        if !read_line(&mut input, &mut buf, 1)? {
+            return Err(malformed(1, "the export is empty: there is no header line"));
+        }
+        let header = parse_header(&buf)?;
+        Ok(Self {
+            input,
+            header,
+            next_index: 0,
+            buf,
+            done: false,
+        })
+    }
+
+    /// The header read by [`Self::new`].
+    #[must_use]
+    pub fn header(&self) -> &ExportHeader {
+        &self.header
+    }
+
+    /// How many entries have been read so far (which is also the index of
+    /// the next one).
+    #[must_use]
+    pub fn entries_read(&self) -> u64 {
+        self.next_index
+    }
+
+    /// The next entry, or `None` once all `tree_size` entries have been read
+    /// and the input has ended.
+    pub fn next_entry(&mut self) -> Result<Option<ExportEntry>, VerifyError> {
+        if self.done {
+            return Ok(None);
+        }
+        let result = self.read_entry();
+        if !matches!(result, Ok(Some(_))) {
+            self.done = true;
+        }
+        result
+    }
+
+    fn read_entry(&mut self) -> Result<Option<ExportEntry>, VerifyError> {
+        let expected = self.next_index;
+        let total = self.header.tree_size;
+        let line = expected.saturating_add(2);
+        let got_line = read_line(&mut self.input, &mut self.buf, line)?;
+
+        if expected == total {
+            if !got_line {
+                return Ok(None);
+            }
+            let problem = if is_blank(&self.buf) {
+                format!(
+                    "unexpected empty line after the last of the {total} entries the header announces"
+                )
+            } else if let Ok(extra) = serde_json::from_slice::<EntryLineIn>(&self.buf) {
+                format!(
+                    "an entry with index {} follows the last of the {total} entries the header announces: the export holds more entries than its tree_size",
+                    extra.index
+                )
+            } else {
+                format!(
+                    "unexpected content after the last of the {total} entries the header announces"
+                )
+            };
+            return Err(malformed(line, problem));
+        }
+
+        if !got_line {
+            return Err(malformed(
+                line,
+                format!(
+                    "the export ends after {expected} entries but the header announces {total}: the entry with index {expected} is missing"
+                ),
+            ));
+        }
+        if is_blank(&self.buf) {
+            return Err(malformed(
+                line,
+                format!("empty line where the entry with index {expected} was expected"),
+            ));
+        }
+        let raw: EntryLineIn = serde_json::from_slice(&self.buf).map_err(|e| {
+            malformed(
+                line,
+                format!(
+                    "not a valid entry line (expected the entry with index {expected}): {}",
+                    json_problem(&e)
+                ),
+            )
+        })?;
+        if raw.index != expected {
+            return Err(malformed(line, index_problem(raw.index, expected, total)));
+        }
+        let entry = STANDARD.decode(raw.entry.as_bytes()).map_err(|e| {
+            malformed(
+                line,
+                format!(
+                    "entry with index {expected}: \"entry\" is not standard padded base64 ({e})"
+                ),
+            )
+        })?;
+        let recorded_leaf_hash = parse_leaf_hash(&raw.leaf_hash).ok_or_else(|| {
+            malformed(
+                line,
+                format!(
+                    "entry with index {expected}: \"leaf_hash\" is not a 32-byte hash in 64 lowercase hex digits"
+                ),
+            )
+        })?;
+        self.next_index += 1;
+        Ok(Some(ExportEntry {
+            index: expected,
+            entry,
+            recorded_leaf_hash,
+        }))
+    }
+}
+
+impl<R: BufRead> Iterator for ExportReader<R> {
+    type Item = Result<ExportEntry, VerifyError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_entry().transpose()
+    }
+}
+
+fn malformed(line: u64, problem: impl Into<String>) -> VerifyError {
+    VerifyError::Malformed {
+        line,
+        problem: problem.into(),
+    }
+}
+
+/// Reads one line into `buf` without its `\n`. Returns `false` at the end
+/// of the input. A line longer than [`MAX_LINE_LEN`] is an error; the last
+/// line may lack its `\n`.
+fn read_line<R: BufRead>(input: &mut R, buf: &mut Vec<u8>, line: u64) -> Result<bool, VerifyError> {
+    buf.clear();
+    // Room for the longest allowed line plus its newline.
+    let limit = u64::try_from(MAX_LINE_LEN)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let read = input
+        .take(limit)
+        .read_until(b'\n', buf)
+        .map_err(|source| VerifyError::Read { line, source })?;
+    if read == 0 {
+        return Ok(false);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if buf.len() > MAX_LINE_LEN {
+        return Err(malformed(
+            line,
+            format!(
+                "the line is longer than the {} MiB limit",
+                MAX_LINE_LEN / (1024 * 1024)
+            ),
+        ));
+    }
+    Ok(true)
+}
+
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
+}
+
+fn parse_header(buf: &[u8]) -> Result<ExportHeader, VerifyError> {
+    let value: serde_json::Value = serde_json::from_slice(buf).map_err(|e| {
+        malformed(
+            1,
+            format!("the header is not valid JSON: {}", json_problem(&e)),
+        )
+    })?;
+    let Some(object) = value.as_object() else {
+        return Err(malformed(1, "the header is not a JSON object"));
+    };
+    match object.get("format") {
+        None => {
+            return Err(malformed(
+                1,
+                "the header has no \"format\" field: this is not a tryggdel audit export",
+            ));
+        }
+        Some(serde_json::Value::String(format)) if format == FORMAT => {}
+        Some(serde_json::Value::String(format)) => {
+            return Err(malformed(
+                1,
+                format!("unsupported export format {format:?}: this reader understands {FORMAT:?}"),
+            ));
+        }
+        Some(_) => return Err(malformed(1, "the header's \"format\" is not a string")),
+    }
+    let header: HeaderLineIn = serde_json::from_value(value)
+        .map_err(|e| malformed(1, format!("invalid header: {}", json_problem(&e))))?;
+    Ok(ExportHeader {
+        origin: header.origin,
+        tree_size: header.tree_size,
+        checkpoint_note: header.checkpoint,
+    })
+}
+
+/// Describes an entry line whose index is not the expected one.
+fn index_problem(got: u64, expected: u64, total: u64) -> String {
+    if got >= total {
+        format!(
+            "index {got} is beyond the header's tree_size {total} (expected the entry with index {expected})"
+        )
+    } else if expected > 0 && got == expected - 1 {
+        format!("index {got} appears twice (expected the entry with index {expected})")
+    } else if got < expected {
+        format!(
+            "index {got} is out of order: it was already read (expected the entry with index {expected})"
+        )
+    } else {
+        format!(
+            "index {got} where the entry with index {expected} was expected: entries are missing or out of order"
+        )
+    }
+}
+
+/// A leaf hash: exactly 64 lowercase hex digits.
+fn parse_leaf_hash(text: &str) -> Option<Hash> {
+    if text.len() != 64 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let bytes = hex::decode(text).ok()?;
+    hash_from_slice(&bytes).ok()
+}
+
+/// A serde_json error message without its "at line 1 column N" suffix
+/// (every line is parsed on its own, so serde's line number is meaningless
+/// to the reader of the export), with the column kept and control
+/// characters escaped.
+fn json_problem(error: &serde_json::Error) -> String {
+    // serde_json quotes some input verbatim (unknown field names): escape
+    // control characters so the message cannot drive a terminal.
+    let text = escape_controls(&error.to_string());
+    if error.line() == 0 {
+        return text;
+    }
+    let suffix = format!(" at line {} column {}", error.line(), error.column());
+    match text.strip_suffix(&suffix) {
+        Some(message) => format!("{message} (column {})", error.column()),
+        None => text,
+    }
+}
+
+/// `text` with every control character written as a `\u{…}` escape.
+pub(crate) fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_problem_drops_the_meaningless_line_number() {
+        let e = serde_json::from_slice::<serde_json::Value>(b"{\"a\":}").unwrap_err();
+        assert_eq!(json_problem(&e), "expected value (column 6)");
+        let e = serde_json::from_value::<EntryLineIn>(serde_json::json!({"index": 1})).unwrap_err();
+        assert_eq!(json_problem(&e), "missing field `entry`");
+        let e = serde_json::from_slice::<EntryLineIn>(br#"{"\u001b[2J":1}"#).unwrap_err();
+        assert!(
+            json_problem(&e).starts_with("unknown field `\\u{1b}[2J`"),
+            "{}",
+            json_problem(&e)
+        );
+    }
+
+    #[test]
+    fn leaf_hashes_must_be_lowercase_hex_of_32_bytes() {
+        let good = "ab".repeat(32);
+        assert_eq!(parse_leaf_hash(&good), Some([0xab; 32]));
+        assert_eq!(parse_leaf_hash(&"AB".repeat(32)), None);
+        assert_eq!(parse_leaf_hash(&"ab".repeat(31)), None);
+        assert_eq!(parse_leaf_hash(&"ab".repeat(33)), None);
+        assert_eq!(parse_leaf_hash(&format!("{}zz", "ab".repeat(31))), None);
+        assert_eq!(parse_leaf_hash(""), None);
+    }
+
+    #[test]
+    fn index_problems_say_what_happened() {
+        assert!(index_problem(4, 5, 10).contains("appears twice"));
+        assert!(index_problem(1, 5, 10).contains("out of order"));
+        assert!(index_problem(7, 5, 10).contains("missing or out of order"));
+        assert!(index_problem(10, 5, 10).contains("beyond the header's tree_size 10"));
+    }
+
+    #[test]
+    fn read_line_enforces_the_cap_and_accepts_a_missing_final_newline() {
+        let mut buf = Vec::new();
+        let mut input: &[u8] = b"abc\ndef";
+        assert!(read_line(&mut input, &mut buf, 1).unwrap());
+        assert_eq!(buf, b"abc");
+        assert!(read_line(&mut input, &mut buf, 2).unwrap());
+        assert_eq!(buf, b"def");
+        assert!(!read_line(&mut input, &mut buf, 3).unwrap());
+
+        let mut exact = vec![b'x'; MAX_LINE_LEN];
+        exact.push(b'\n');
+        let mut input: &[u8] = &exact;
+        assert!(read_line(&mut input, &mut buf, 1).unwrap());
+        assert_eq!(buf.len(), MAX_LINE_LEN);
+
+        let long = vec![b'x'; MAX_LINE_LEN + 1];
+        let mut input: &[u8] = &long;
+        let err = read_line(&mut input, &mut buf, 9).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 9 of the export: the line is longer than the 16 MiB limit"
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! What every Tryggdel gRPC service shares: the mTLS listener with gRPC health and reflection,
+//! authentication of callers (users and services), and the one mapping from errors to statuses.
+//!
+//! Invariants:
+//! - Every listener is TLS 1.3 with a client certificate from the deployment's CA; plaintext
+//!   and anonymous clients never reach a handler.
+//! - A user is authenticated twice: a verified JWT, and a client certificate of the token's
+//!   organisation, which must be registered in the directory.
+//! - A service is recognised by its certificate alone (organisation
+//!   [`tryggdel_tls::SERVICE_ORGANISATION`]); it is never mistaken for a user.
+//! - Internal errors are logged with their cause and reach the caller as `internal error`.
+#![forbid(unsafe_code)]
+
+mod audit_link;
+mod caller;
+mod error;
+
+use std::future::Future;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+
+pub use audit_link::{AuditEndpoint, AuditLink, AuditLinkError, ClientTls};
+pub use caller::{Authenticator, Caller, ServicePeer, trace_id};
+pub use error::ServiceError;
+
+/// PEM material for a service's TLS listener.
+#[derive(Clone)]
+pub struct ServerTls {
+    pub cert_chain_pem: String,
+    pub key_pem: String,
+    pub client_ca_pem: String,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("ServerTls { .. }")
+    }
+}
+
+/// Serves `routes` plus gRPC health (reporting `service_name` as serving) and reflection on
+/// `listener` over mTLS until `shutdown` resolves; in-flight calls finish first.
+pub async fn serve(
+    service_name: &str,
+    routes: Routes,
+    tls: &ServerTls,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    tryggdel_tls::install_crypto_provider();
+    let tls_config =
+        tryggdel_tls::server_config(&tls.cert_chain_pem, &tls.key_pem, &tls.client_ca_pem)
+            .context("server tls configuration")?;
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_service_status(service_name, tonic_health::ServingStatus::Serving)
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tryggdel_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("reflection service")?;
+    let routes = routes.add_service(health_service).add_service(reflection);
+    tonic::transport::Server::builder()
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(tryggdel_tls::tls_incoming(listener, tls_config), shutdown)
+        .await
+        .with_context(|| format!("{service_name} server"))
+}
+
+/// A server started in the background (tests and the all-in-one binary).
+pub struct RunningServer {
+    pub local_addr: std::net::SocketAddr,
+    service_name: &'static str,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    /// Binds `address` (port 0 for any free port) and serves `routes` there until stopped.
+    pub async fn start(
+        service_name: &'static str,
+        routes: Routes,
+        tls: &ServerTls,
+        address: std::net::SocketAddr,
+    ) -> anyhow::Result<RunningServer> {
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("binding {address} for the {service_name} service"))?;
+        let local_addr = listener.local_addr().context("listener address")?;
+        let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
+        let tls = tls.clone();
+        let task = tokio::spawn(async move {
+            serve(service_name, routes, &tls, listener, async {
+                let _ = signal.await;
+            })
+            .await
+        });
+        tracing::info!(%local_addr, service = service_name, "listening");
+        Ok(RunningServer {
+            local_addr,
+            service_name,
+            shutdown: Some(shutdown),
+            task,
+        })
+    }
+
+    /// Stops accepting, lets in-flight calls finish, and waits for the server to end.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.task
+            .await
+            .with_context(|| format!("{} server task", self.service_name))?
+    }
+}

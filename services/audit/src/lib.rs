@@ -1,0 +1,132 @@
+//! The audit service: an append-only RFC 9162 Merkle log of everything done with disclosures,
+//! with C2SP signed checkpoints, inclusion and consistency proofs, queries and exports that a
+//! compliance officer verifies offline.
+//!
+//! Invariants:
+//! - Append is for Tryggdel services only (service certificate, allow-listed by name); it is
+//!   idempotent by event id, and answers only once the entries are durable.
+//! - One sequencer assigns indices and commits in batches; the stored bytes of an entry are
+//!   exactly what its leaf hash covers, and are never re-serialised.
+//! - The database refuses UPDATE and DELETE on entries, the person index and checkpoints.
+//! - A checkpoint is signed only for a tree consistent with the previous checkpoint; at start
+//!   the stored leaves must reproduce the latest checkpoint, or the service does not start.
+//! - Identity numbers never enter the log: entries carry keyed hashes (HMAC) of them.
+//! - Every Query and Export is itself appended to the log before anything is returned.
+#![forbid(unsafe_code)]
+
+pub mod entry;
+pub mod log;
+pub mod service;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::DecodePrivateKey;
+use tryggdel_auth::{TokenVerifier, VerifierConfig};
+use tryggdel_domain::{Directory, PersonKey};
+use tryggdel_merkle::checkpoint::CheckpointSigner;
+use tryggdel_proto::audit::v1::audit_service_server::AuditServiceServer;
+use tryggdel_service_kit::{Authenticator, RunningServer, ServerTls};
+use tryggdel_storage::Database;
+
+pub use log::{AuditLog, LogConfig};
+pub use service::AuditApi;
+pub use store::{AuditStore, MIGRATIONS};
+
+/// The largest request the service decodes (an Append of many events).
+const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// The services allowed to append by default.
+pub const DEFAULT_APPENDERS: [&str; 2] = ["disclosure", "notification"];
+
+/// Everything the service needs, already loaded (files are read by the binary).
+pub struct Settings {
+    pub database_url: String,
+    pub tls: ServerTls,
+    pub token: VerifierConfig,
+    pub directory: Arc<Directory>,
+    pub person_key: PersonKey,
+    /// The log's origin line and checkpoint key name, e.g. `audit.tryggdel.example/log`.
+    pub origin: String,
+    pub signing_key: SigningKey,
+    pub checkpoint_interval: Duration,
+    /// Service certificate names that may append.
+    pub appenders: Vec<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("origin", &self.origin)
+            .field("checkpoint_interval", &self.checkpoint_interval)
+            .field("appenders", &self.appenders)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the log's Ed25519 signing key from PKCS#8 PEM.
+pub fn signing_key_from_pem(pem: &str) -> anyhow::Result<SigningKey> {
+    SigningKey::from_pkcs8_pem(pem).context("audit log signing key (expected Ed25519 PKCS#8 PEM)")
+}
+
+/// Connects the database (running migrations), opens the log and builds the handlers.
+pub async fn build(settings: &Settings) -> anyhow::Result<AuditApi> {
+    let database = Database::connect(&settings.database_url, "audit", &MIGRATIONS)
+        .await
+        .context("audit database")?;
+    let signer = CheckpointSigner::new(settings.signing_key.clone(), settings.origin.clone())
+        .context("checkpoint signer")?;
+    let log = AuditLog::open(
+        AuditStore::new(database),
+        LogConfig {
+            signer: Arc::new(signer),
+            checkpoint_interval: settings.checkpoint_interval,
+        },
+    )
+    .await?;
+    let verifier = TokenVerifier::new(settings.token.clone()).context("token verifier")?;
+    Ok(AuditApi::new(
+        log,
+        Authenticator::new(Arc::new(verifier), settings.directory.clone()),
+        settings.person_key.clone(),
+        settings.appenders.clone(),
+    ))
+}
+
+/// The gRPC routes of the service.
+pub fn routes(api: AuditApi) -> tonic::service::Routes {
+    tonic::service::Routes::new(
+        AuditServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES),
+    )
+}
+
+/// A service started in the background.
+pub struct RunningService {
+    pub local_addr: SocketAddr,
+    pub api: AuditApi,
+    server: RunningServer,
+}
+
+impl RunningService {
+    /// Stops accepting, lets in-flight calls finish, then closes the database.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.server.stop().await?;
+        self.api.log().store().database().close().await;
+        Ok(())
+    }
+}
+
+/// Builds and starts the service on `address` (port 0 for any free port).
+pub async fn spawn(settings: &Settings, address: SocketAddr) -> anyhow::Result<RunningService> {
+    let api = build(settings).await?;
+    let server = RunningServer::start("tryggdel.audit.v1.AuditService", routes(api.clone()), &settings.tls, address).await?;
+    Ok(RunningService {
+        local_addr: server.local_addr,
+        api,
+        server,
+    })
+}

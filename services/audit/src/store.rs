@@ -1,0 +1,374 @@
+//! Persistence of the log: entries with their person index, and signed checkpoints. Only
+//! inserts and selects; the migrations make the database refuse anything else.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+use tryggdel_merkle::{Hash, hash_from_slice};
+use tryggdel_storage::{Database, Migrations};
+
+pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The audit service's migrations on both backends.
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &SQLITE_MIGRATIONS,
+    postgres: &POSTGRES_MIGRATIONS,
+};
+
+/// Rows per multi-row INSERT (13 parameters each, well under both backends' limits).
+const INSERT_CHUNK: usize = 400;
+
+/// An entry about to be written.
+#[derive(Clone, Debug)]
+pub struct NewEntry {
+    pub index: u64,
+    pub event_id: String,
+    pub fingerprint: String,
+    pub bytes: Vec<u8>,
+    pub leaf_hash: Hash,
+    pub recorded_at: i64,
+    pub occurred_at: i64,
+    pub organisation: String,
+    pub actor_organisation: String,
+    pub actor_user_id: String,
+    pub action: String,
+    pub legal_basis_id: String,
+    pub disclosure_id: String,
+    pub person_refs: Vec<String>,
+}
+
+/// An entry already in the log, as found by its event id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExistingEntry {
+    pub index: u64,
+    pub fingerprint: String,
+    pub leaf_hash: Hash,
+}
+
+/// A stored entry: its index, exact bytes and leaf hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEntry {
+    pub index: u64,
+    pub bytes: Vec<u8>,
+    pub leaf_hash: Hash,
+}
+
+/// A signed checkpoint as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub tree_size: u64,
+    pub root: Hash,
+    pub note: String,
+    pub signed_at: i64,
+}
+
+/// Filters of a query; empty strings and zero times do not filter.
+#[derive(Clone, Debug, Default)]
+pub struct QueryFilter {
+    pub occurred_from: i64,
+    pub occurred_until: i64,
+    pub organisation: String,
+    pub actor_user_id: String,
+    pub action: String,
+    pub legal_basis_id: String,
+    pub disclosure_id: String,
+    pub person_ref: String,
+    /// Only entries with a larger index (paging).
+    pub after_index: Option<u64>,
+    pub limit: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("the stored log is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+fn to_i64(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::Corrupt(format!("index {value} out of range")))
+}
+
+fn to_u64(value: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative {what} {value}")))
+}
+
+fn hash(bytes: &[u8], what: &str) -> Result<Hash, StoreError> {
+    hash_from_slice(bytes).map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
+}
+
+#[derive(Clone, Debug)]
+pub struct AuditStore {
+    database: Database,
+}
+
+impl AuditStore {
+    pub fn new(database: Database) -> AuditStore {
+        AuditStore { database }
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// Every leaf hash in index order; refuses a log with a gap.
+    pub async fn leaf_hashes(&self) -> Result<Vec<Hash>, StoreError> {
+        let rows = sqlx::query("SELECT idx, leaf_hash FROM audit_entries ORDER BY idx")
+            .fetch_all(self.database.pool())
+            .await?;
+        let mut hashes = Vec::with_capacity(rows.len());
+        for (expected, row) in rows.iter().enumerate() {
+            let index: i64 = row.try_get("idx")?;
+            if to_u64(index, "index")? != expected as u64 {
+                return Err(StoreError::Corrupt(format!(
+                    "entry {expected} is missing (found index {index} in its place)"
+                )));
+            }
+            let bytes: Vec<u8> = row.try_get("leaf_hash")?;
+            hashes.push(hash(&bytes, "leaf hash")?);
+        }
+        Ok(hashes)
+    }
+
+    /// The entries already logged under any of `event_ids`.
+    pub async fn existing(
+        &self,
+        event_ids: &[String],
+    ) -> Result<HashMap<String, ExistingEntry>, StoreError> {
+        let mut found = HashMap::new();
+        for chunk in event_ids.chunks(INSERT_CHUNK) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT event_id, idx, fingerprint, leaf_hash FROM audit_entries \
+                 WHERE event_id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            for row in query.fetch_all(self.database.pool()).await? {
+                let event_id: String = row.try_get("event_id")?;
+                let index: i64 = row.try_get("idx")?;
+                let leaf: Vec<u8> = row.try_get("leaf_hash")?;
+                found.insert(
+                    event_id,
+                    ExistingEntry {
+                        index: to_u64(index, "index")?,
+                        fingerprint: row.try_get("fingerprint")?,
+                        leaf_hash: hash(&leaf, "leaf hash")?,
+                    },
+                );
+            }
+        }
+        Ok(found)
+    }
+
+    /// Writes `entries` and, if given, a checkpoint over them, in one transaction: all of it is
+    /// durable when this returns Ok, none of it otherwise.
+    pub async fn append(
+        &self,
+        entries: &[NewEntry],
+        checkpoint: Option<&StoredCheckpoint>,
+    ) -> Result<(), StoreError> {
+        let mut transaction = self.database.pool().begin().await?;
+        for chunk in entries.chunks(INSERT_CHUNK) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|row| {
+                    let first = row * 13;
+                    let params: Vec<String> =
+                        (1..=13).map(|column| format!("${}", first + column)).collect();
+                    format!("({})", params.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO audit_entries (idx, event_id, fingerprint, entry, leaf_hash, \
+                 recorded_at, occurred_at, organisation, actor_organisation, actor_user_id, \
+                 action, legal_basis_id, disclosure_id) VALUES {}",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for entry in chunk {
+                query = query
+                    .bind(to_i64(entry.index)?)
+                    .bind(&entry.event_id)
+                    .bind(&entry.fingerprint)
+                    .bind(entry.bytes.clone())
+                    .bind(entry.leaf_hash.to_vec())
+                    .bind(entry.recorded_at)
+                    .bind(entry.occurred_at)
+                    .bind(&entry.organisation)
+                    .bind(&entry.actor_organisation)
+                    .bind(&entry.actor_user_id)
+                    .bind(&entry.action)
+                    .bind(&entry.legal_basis_id)
+                    .bind(&entry.disclosure_id);
+            }
+            query.execute(&mut *transaction).await?;
+        }
+        let persons: Vec<(&str, u64)> = entries
+            .iter()
+            .flat_map(|entry| {
+                entry
+                    .person_refs
+                    .iter()
+                    .map(move |reference| (reference.as_str(), entry.index))
+            })
+            .collect();
+        for chunk in persons.chunks(INSERT_CHUNK) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|row| format!("(${}, ${})", row * 2 + 1, row * 2 + 2))
+                .collect();
+            let sql = format!(
+                "INSERT INTO audit_entry_persons (person_ref, idx) VALUES {}",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for (reference, index) in chunk {
+                query = query.bind(*reference).bind(to_i64(*index)?);
+            }
+            query.execute(&mut *transaction).await?;
+        }
+        if let Some(checkpoint) = checkpoint {
+            insert_checkpoint(&mut transaction, checkpoint).await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Stores a checkpoint on its own.
+    pub async fn insert_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
+        let mut transaction = self.database.pool().begin().await?;
+        insert_checkpoint(&mut transaction, checkpoint).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row = sqlx::query(
+            "SELECT tree_size, root_hash, note, signed_at FROM audit_checkpoints \
+             ORDER BY tree_size DESC LIMIT 1",
+        )
+        .fetch_optional(self.database.pool())
+        .await?;
+        row.map(|row| checkpoint_from_row(&row)).transpose()
+    }
+
+    pub async fn checkpoint_at(&self, tree_size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row = sqlx::query(
+            "SELECT tree_size, root_hash, note, signed_at FROM audit_checkpoints \
+             WHERE tree_size = $1",
+        )
+        .bind(to_i64(tree_size)?)
+        .fetch_optional(self.database.pool())
+        .await?;
+        row.map(|row| checkpoint_from_row(&row)).transpose()
+    }
+
+    pub async fn entry(&self, index: u64) -> Result<Option<StoredEntry>, StoreError> {
+        let row = sqlx::query("SELECT idx, entry, leaf_hash FROM audit_entries WHERE idx = $1")
+            .bind(to_i64(index)?)
+            .fetch_optional(self.database.pool())
+            .await?;
+        row.map(|row| entry_from_row(&row)).transpose()
+    }
+
+    pub async fn index_of(&self, event_id: &str) -> Result<Option<u64>, StoreError> {
+        let row = sqlx::query("SELECT idx FROM audit_entries WHERE event_id = $1")
+            .bind(event_id)
+            .fetch_optional(self.database.pool())
+            .await?;
+        row.map(|row| to_u64(row.try_get("idx")?, "index"))
+            .transpose()
+    }
+
+    /// Entries with `from <= index < until`, at most `limit`, in index order.
+    pub async fn range(&self, from: u64, until: u64, limit: u32) -> Result<Vec<StoredEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT idx, entry, leaf_hash FROM audit_entries \
+             WHERE idx >= $1 AND idx < $2 ORDER BY idx LIMIT $3",
+        )
+        .bind(to_i64(from)?)
+        .bind(to_i64(until)?)
+        .bind(i64::from(limit))
+        .fetch_all(self.database.pool())
+        .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    /// Entries matching every filter, in index order, up to index `below` (exclusive).
+    pub async fn query(&self, filter: &QueryFilter, below: u64) -> Result<Vec<StoredEntry>, StoreError> {
+        let until = if filter.occurred_until > 0 {
+            filter.occurred_until
+        } else {
+            i64::MAX
+        };
+        let after = match filter.after_index {
+            Some(index) => to_i64(index)?,
+            None => -1,
+        };
+        let rows = sqlx::query(
+            "SELECT idx, entry, leaf_hash FROM audit_entries \
+             WHERE idx > $1 AND idx < $2 AND occurred_at >= $3 AND occurred_at < $4 \
+             AND ($5 = '' OR organisation = $5 OR actor_organisation = $5) \
+             AND ($6 = '' OR actor_user_id = $6) \
+             AND ($7 = '' OR action = $7) \
+             AND ($8 = '' OR legal_basis_id = $8) \
+             AND ($9 = '' OR disclosure_id = $9) \
+             AND ($10 = '' OR idx IN (SELECT idx FROM audit_entry_persons WHERE person_ref = $10)) \
+             ORDER BY idx LIMIT $11",
+        )
+        .bind(after)
+        .bind(to_i64(below)?)
+        .bind(filter.occurred_from)
+        .bind(until)
+        .bind(&filter.organisation)
+        .bind(&filter.actor_user_id)
+        .bind(&filter.action)
+        .bind(&filter.legal_basis_id)
+        .bind(&filter.disclosure_id)
+        .bind(&filter.person_ref)
+        .bind(i64::from(filter.limit))
+        .fetch_all(self.database.pool())
+        .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+}
+
+async fn insert_checkpoint(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    checkpoint: &StoredCheckpoint,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_checkpoints (tree_size, root_hash, note, signed_at) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(to_i64(checkpoint.tree_size)?)
+    .bind(checkpoint.root.to_vec())
+    .bind(&checkpoint.note)
+    .bind(checkpoint.signed_at)
+    .execute(&mut **transaction)
+    .await?;
+    Ok(())
+}
+
+fn checkpoint_from_row(row: &sqlx::any::AnyRow) -> Result<StoredCheckpoint, StoreError> {
+    let root: Vec<u8> = row.try_get("root_hash")?;
+    Ok(StoredCheckpoint {
+        tree_size: to_u64(row.try_get("tree_size")?, "tree size")?,
+        root: hash(&root, "checkpoint root")?,
+        note: row.try_get("note")?,
+        signed_at: row.try_get("signed_at")?,
+    })
+}
+
+fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<StoredEntry, StoreError> {
+    let leaf: Vec<u8> = row.try_get("leaf_hash")?;
+    Ok(StoredEntry {
+        index: to_u64(row.try_get("idx")?, "index")?,
+        bytes: row.try_get("entry")?,
+        leaf_hash: hash(&leaf, "leaf hash")?,
+    })
+}

@@ -1,0 +1,176 @@
+//! The outbox relay to the audit log: every event the service committed reaches the log
+//! exactly once in effect. The relay reads events not yet relayed in sequence order, appends
+//! them (the log dedupes by event id), and marks them only after the log has made them
+//! durable. A crash anywhere in between at worst sends an event again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use time::OffsetDateTime;
+use tokio::sync::{Notify, watch};
+use tryggdel_proto::audit::v1::{Actor, AuditEvent, ObjectRef, Outcome};
+use tryggdel_service_kit::AuditLink;
+
+use crate::store::{DisclosureStore, OutboxPayload};
+
+/// Pacing of the relay.
+#[derive(Clone, Debug)]
+pub struct RelayConfig {
+    /// Events per append.
+    pub batch: i64,
+    /// First wait after a failure; doubled on each further failure up to `max_backoff`.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    /// How often the outbox is checked when nobody wakes the relay.
+    pub poll_interval: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> RelayConfig {
+        RelayConfig {
+            batch: 200,
+            min_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The audit event for an outbox payload.
+pub fn audit_event(payload: &OutboxPayload) -> AuditEvent {
+    let mut details = payload.details.clone();
+    details.insert("state".into(), payload.state.clone());
+    details.insert("version".into(), payload.version.to_string());
+    details.insert("urgent".into(), payload.urgent.to_string());
+    AuditEvent {
+        event_id: payload.event_id.clone(),
+        action: payload.event_type.clone(),
+        occurred_at_unix_ms: payload.occurred_at_unix_ms,
+        actor: Some(Actor {
+            user_id: payload.actor.user_id.clone(),
+            roles: payload.actor.roles.clone(),
+            organisation: payload.actor.organisation.clone(),
+            unit: payload.actor.unit.clone().unwrap_or_default(),
+        }),
+        objects: vec![ObjectRef {
+            kind: "disclosure".into(),
+            id: payload.disclosure_id.clone(),
+        }],
+        disclosure_id: payload.disclosure_id.clone(),
+        organisation: payload.organisation.clone(),
+        legal_basis_id: payload.legal_basis_id.clone(),
+        registry_version: payload.registry_version.clone(),
+        purpose: "disclosure to the police to prevent crime".into(),
+        recipient: format!("polisen/{}", payload.police_region),
+        outcome: Outcome::Success as i32,
+        outcome_detail: String::new(),
+        person_refs: payload.person_refs.clone(),
+        trace_id: payload.trace_id.clone(),
+        details: details.into_iter().collect(),
+    }
+}
+
+/// The running relay.
+pub struct AuditRelay {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AuditRelay {
+    /// Starts relaying; `wake` is notified whenever the service commits an event.
+    pub fn start(
+        store: DisclosureStore,
+        link: AuditLink,
+        wake: Arc<Notify>,
+        config: RelayConfig,
+    ) -> AuditRelay {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(store, link, wake, config, stopped));
+        AuditRelay { stop, task }
+    }
+
+    /// Stops after the append in flight, if any.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+async fn relay_once(store: &DisclosureStore, link: &AuditLink, batch: i64) -> anyhow::Result<usize> {
+    let pending = store
+        .awaiting_audit(batch)
+        .await
+        .context("reading the outbox")?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let mut seqs = Vec::with_capacity(pending.len());
+    let mut events = Vec::with_capacity(pending.len());
+    for (seq, payload) in &pending {
+        let payload: OutboxPayload = serde_json::from_str(payload)
+            .with_context(|| format!("outbox event {seq} has an unreadable payload"))?;
+        seqs.push(*seq);
+        events.push(audit_event(&payload));
+    }
+    link.append(events).await.context("appending to the audit log")?;
+    let now = i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX);
+    store
+        .mark_audited(&seqs, now)
+        .await
+        .context("marking relayed events")?;
+    Ok(seqs.len())
+}
+
+async fn run(
+    store: DisclosureStore,
+    link: AuditLink,
+    wake: Arc<Notify>,
+    config: RelayConfig,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut backoff = config.min_backoff;
+    let mut failing = false;
+    loop {
+        if *stopped.borrow() {
+            break;
+        }
+        let wait = match relay_once(&store, &link, config.batch).await {
+            Ok(sent) => {
+                if failing {
+                    tracing::info!("audit relay recovered");
+                    failing = false;
+                }
+                backoff = config.min_backoff;
+                if sent > 0 {
+                    // More may have been committed while this batch was in flight.
+                    continue;
+                }
+                None
+            }
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), retry_in = ?backoff, "audit relay failed");
+                failing = true;
+                let wait = backoff;
+                backoff = (backoff * 2).min(config.max_backoff);
+                Some(wait)
+            }
+        };
+        match wait {
+            Some(pause) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+            None => {
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(config.poll_interval) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+        }
+    }
+}
