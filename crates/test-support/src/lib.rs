@@ -319,3 +319,19 @@ mod tests {
         );
     }
 }
+
+/// Defines each named scenario `async fn name(backend: TestBackend)` as two tests,
+/// `sqlite::name` and `postgres::name`. The calling module must import `TestBackend`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::TestBackend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::TestBackend::Postgres).await })*
+        }
+    };
+}

@@ -128,7 +128,7 @@ impl AuditApi {
         action: &str,
         details: Vec<(&str, String)>,
         person_refs: Vec<String>,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<u64, ServiceError> {
         let event = AuditEvent {
             event_id: uuid::Uuid::now_v7().to_string(),
             action: action.to_owned(),
@@ -152,8 +152,11 @@ impl AuditApi {
             ..AuditEvent::default()
         };
         let body = body_from_event("event", &event, SOURCE)?;
-        self.log.append(vec![body]).await.map_err(append_error)?;
-        Ok(())
+        let appended = self.log.append(vec![body]).await.map_err(append_error)?;
+        appended
+            .first()
+            .map(|entry| entry.index)
+            .ok_or_else(|| ServiceError::internal(anyhow::anyhow!("append answered nothing")))
     }
 
     async fn append(&self, request: Request<AppendRequest>) -> Result<AppendResponse, ServiceError> {
@@ -364,7 +367,8 @@ impl AuditApi {
                 .map_err(|error| ServiceError::invalid("person_identity_number", error))?;
             self.person_key.reference(&number).as_str().to_owned()
         };
-        self.audit_read(
+        // The query's own entry is not part of its answer.
+        let own_entry = self.audit_read(
             &caller,
             "audit.queried",
             vec![
@@ -398,7 +402,7 @@ impl AuditApi {
         let entries = self
             .log
             .store()
-            .query(&filter, self.log.durable_size())
+            .query(&filter, own_entry)
             .await?;
         let next_page_token = match entries.last() {
             Some(last) if entries.len() == limit as usize => encode_page_token(last.index),

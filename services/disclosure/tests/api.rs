@@ -995,18 +995,7 @@ async fn health_is_served_over_mtls(backend: TestBackend) {
     harness.stop().await;
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::TestBackend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::TestBackend::Postgres).await })*
-        }
-    };
-}
+use tryggdel_test_support::on_both_backends;
 
 on_both_backends!(
     bollnas_happy_path,
