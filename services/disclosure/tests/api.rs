@@ -8,15 +8,22 @@ use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tryggdel_auth::Role;
-use tryggdel_disclosure::{DEVELOPMENT_DIRECTORY, Directory, RunningService, ServerTls, Settings};
+use std::time::Duration;
+
+use tryggdel_disclosure::{DEVELOPMENT_DIRECTORY, Directory, RelayConfig, RunningService, Settings};
+use tryggdel_proto::audit::v1::QueryRequest;
+use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_domain::LegalRegistry;
 use tryggdel_proto::common::v1::{DisclosureState, Person};
 use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
 use tryggdel_proto::disclosure::v1::*;
 use tryggdel_storage::FieldKey;
-use tryggdel_test_support::{BearerInterceptor, TestBackend, TestDatabase, TestIdentity};
+use tryggdel_test_support::{
+    BearerInterceptor, TestBackend, TestDatabase, TestIdentity, log_signing_key, person_key,
+};
 
 type Client = DisclosureServiceClient<InterceptedService<Channel, BearerInterceptor>>;
+type AuditClient = AuditServiceClient<InterceptedService<Channel, BearerInterceptor>>;
 
 const BOLLNAS: &str = "bollnas-kommun";
 const GAVLEBORG: &str = "region-gavleborg";
@@ -25,26 +32,51 @@ const JONKOPING: &str = "jonkoping-kommun";
 struct Harness {
     identity: TestIdentity,
     service: RunningService,
+    /// None while a test has the audit service down.
+    audit: Option<tryggdel_audit::RunningService>,
+    audit_address: std::net::SocketAddr,
+    audit_settings: tryggdel_audit::Settings,
+    audit_database: TestDatabase,
     database: TestDatabase,
 }
 
 impl Harness {
     async fn start(backend: TestBackend) -> Option<Harness> {
         let database = TestDatabase::create(backend).await?;
+        let audit_database = TestDatabase::create(backend).await?;
         let identity = TestIdentity::generate();
         let registry = Arc::new(LegalRegistry::embedded().unwrap());
         let directory = Arc::new(Directory::from_toml(DEVELOPMENT_DIRECTORY, &registry).unwrap());
+        let person_key = person_key();
+        let audit_settings = tryggdel_audit::Settings {
+            database_url: audit_database.url.clone(),
+            tls: identity.server_tls("audit"),
+            token: identity.verifier_config(),
+            directory: directory.clone(),
+            person_key: person_key.clone(),
+            origin: "audit.test.tryggdel.se/log".into(),
+            signing_key: log_signing_key(),
+            checkpoint_interval: Duration::ZERO,
+            appenders: vec!["disclosure".into()],
+        };
+        let audit = tryggdel_audit::spawn(&audit_settings, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
         let settings = Settings {
             database_url: database.url.clone(),
-            tls: ServerTls {
-                cert_chain_pem: identity.server.cert_pem.clone(),
-                key_pem: identity.server.key_pem.clone(),
-                client_ca_pem: identity.ca.cert_pem().to_owned(),
-            },
+            tls: identity.server_tls("disclosure"),
             token: identity.verifier_config(),
             field_key: FieldKey::from_base64(&FieldKey::generate_base64()).unwrap(),
+            person_key,
             registry,
             directory,
+            audit: identity.audit_endpoint("disclosure", audit.local_addr),
+            relay: RelayConfig {
+                batch: 50,
+                min_backoff: Duration::from_millis(20),
+                max_backoff: Duration::from_millis(200),
+                poll_interval: Duration::from_millis(100),
+            },
         };
         let service = tryggdel_disclosure::spawn(&settings, "127.0.0.1:0".parse().unwrap())
             .await
@@ -52,8 +84,61 @@ impl Harness {
         Some(Harness {
             identity,
             service,
+            audit_address: audit.local_addr,
+            audit: Some(audit),
+            audit_settings,
+            audit_database,
             database,
         })
+    }
+
+    /// An audit client for the supervisor's compliance officer.
+    async fn audit_officer(&self) -> AuditClient {
+        let channel = self.identity.channel(self.audit_address, "ivo").await;
+        let token = self
+            .identity
+            .token("granskare-ivo", "ivo", &[Role::ComplianceOfficer]);
+        AuditServiceClient::with_interceptor(channel, BearerInterceptor::new(&token))
+    }
+
+    /// Waits (bounded) until every outbox event is in the audit log.
+    async fn wait_for_relay(&self) {
+        let store = self.service.api.store();
+        for _ in 0..400 {
+            if store.audit_backlog().await.unwrap() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!(
+            "the outbox still holds {} events for the audit log",
+            store.audit_backlog().await.unwrap()
+        );
+    }
+
+    /// The audit log's entries about one disclosure, as (event id, action).
+    async fn audit_entries(&self, disclosure_id: &str) -> Vec<(String, String)> {
+        let entries = self
+            .audit_officer()
+            .await
+            .query(QueryRequest {
+                disclosure_id: disclosure_id.to_owned(),
+                ..QueryRequest::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .entries;
+        entries
+            .iter()
+            .map(|entry| {
+                let json: serde_json::Value = serde_json::from_slice(&entry.entry).unwrap();
+                (
+                    json["event_id"].as_str().unwrap().to_owned(),
+                    json["action"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
     }
 
     async fn client_with_token(&self, organisation: &str, token: &str) -> Client {
@@ -82,7 +167,11 @@ impl Harness {
 
     async fn stop(self) {
         self.service.stop().await.unwrap();
+        if let Some(audit) = self.audit {
+            audit.stop().await.unwrap();
+        }
         self.database.remove().await;
+        self.audit_database.remove().await;
     }
 }
 
@@ -317,6 +406,36 @@ async fn bollnas_happy_path(backend: TestBackend) {
             "no identity numbers in events"
         );
     }
+
+    // The relay put every event in the audit log, once, in order; the subject is findable
+    // there by identity number although the log holds only a keyed hash.
+    harness.wait_for_relay().await;
+    let logged = harness.audit_entries(&draft.id).await;
+    let expected: Vec<(String, String)> = events
+        .iter()
+        .map(|event| (event.event_id.clone(), event.event_type.clone()))
+        .collect();
+    assert_eq!(logged, expected);
+    let by_person = harness
+        .audit_officer()
+        .await
+        .query(QueryRequest {
+            person_identity_number: subject.identity_number.clone(),
+            ..QueryRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert_eq!(by_person.len(), 3);
+    let approved: serde_json::Value = serde_json::from_slice(&by_person[2].entry).unwrap();
+    assert_eq!(approved["action"], "disclosure.approved");
+    assert_eq!(approved["actor"]["user_id"], "beslut-bollnas");
+    assert_eq!(approved["purpose"]["legal_basis_id"], "OSL-10-18c");
+    assert_eq!(approved["purpose"]["registry_version"], decision.registry_version);
+    assert_eq!(approved["recipient"], "polisen/mitt");
+    assert_eq!(approved["details"]["payload_sha256"], decision.payload_sha256);
+    assert_eq!(approved["trace_id"].as_str().unwrap().len(), 32);
     harness.stop().await;
 }
 
@@ -875,19 +994,14 @@ async fn protected_details_masked_and_reveals_recorded(backend: TestBackend) {
         Code::PermissionDenied,
         "reveal",
     );
-    let events = harness
-        .service
-        .api
-        .store()
-        .events_of(&draft.id)
+    // The reveal is in the audit log (it was appended before the data was returned).
+    let reveals: Vec<_> = harness
+        .audit_entries(&draft.id)
         .await
-        .unwrap();
-    let reveals: Vec<_> = events
-        .iter()
-        .filter(|event| event.event_type == "disclosure.protected_revealed")
+        .into_iter()
+        .filter(|(_, action)| action == "disclosure.protected_revealed")
         .collect();
     assert_eq!(reveals.len(), 1);
-    assert!(reveals[0].payload.contains("handlaggare-bollnas"));
     // The sealed columns hold no clear text.
     let row = harness
         .service
@@ -995,6 +1109,91 @@ async fn health_is_served_over_mtls(backend: TestBackend) {
     harness.stop().await;
 }
 
+async fn audit_outage_loses_nothing_and_reads_fail_closed(backend: TestBackend) {
+    let Some(mut harness) = Harness::start(backend).await else {
+        return;
+    };
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    let before = create(&mut caseworker, "req-outage-01", social_services_content()).await;
+    harness.wait_for_relay().await;
+
+    // The audit service goes down. Drafting and submitting go on; the events wait.
+    harness.audit.take().unwrap().stop().await.unwrap();
+    let during = create(&mut caseworker, "req-outage-02", social_services_content()).await;
+    let during = caseworker
+        .submit(SubmitRequest {
+            disclosure_id: during.id.clone(),
+            expected_version: during.version,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(harness.service.api.store().audit_backlog().await.unwrap() >= 2);
+
+    // Reads of personal data that cannot be audited do not happen.
+    assert_code(
+        caseworker
+            .get(GetRequest {
+                disclosure_id: during.id.clone(),
+                reveal_protected: true,
+            })
+            .await,
+        Code::Unavailable,
+        "audit log",
+    );
+    let mut supervisor = harness
+        .client("granskare-ivo", "ivo", &[Role::ComplianceOfficer])
+        .await;
+    assert_code(
+        supervisor
+            .get(GetRequest {
+                disclosure_id: during.id.clone(),
+                reveal_protected: false,
+            })
+            .await,
+        Code::Unavailable,
+        "audit log",
+    );
+
+    // The audit service comes back on its address; every event arrives exactly once.
+    harness.audit = Some(
+        tryggdel_audit::spawn(&harness.audit_settings, harness.audit_address)
+            .await
+            .unwrap(),
+    );
+    harness.wait_for_relay().await;
+    for disclosure in [&before, &during] {
+        let logged = harness.audit_entries(&disclosure.id).await;
+        let outbox: Vec<(String, String)> = harness
+            .service
+            .api
+            .store()
+            .events_of(&disclosure.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|event| (event.event_id, event.event_type))
+            .collect();
+        assert_eq!(logged, outbox);
+    }
+    // And the reads work again, each audited.
+    supervisor
+        .get(GetRequest {
+            disclosure_id: during.id.clone(),
+            reveal_protected: false,
+        })
+        .await
+        .unwrap();
+    let reads: Vec<_> = harness
+        .audit_entries(&during.id)
+        .await
+        .into_iter()
+        .filter(|(_, action)| action == "disclosure.read")
+        .collect();
+    assert_eq!(reads.len(), 1);
+    harness.stop().await;
+}
+
 use tryggdel_test_support::on_both_backends;
 
 on_both_backends!(
@@ -1009,6 +1208,7 @@ on_both_backends!(
     invalid_input_names_the_field,
     create_is_idempotent,
     protected_details_masked_and_reveals_recorded,
+    audit_outage_loses_nothing_and_reads_fail_closed,
     list_pages_and_filters,
     health_is_served_over_mtls,
 );
