@@ -6,9 +6,11 @@
 use std::time::Duration;
 
 use tonic::transport::Channel;
+use tryggdel::audit::Connection;
 use tryggdel::devkit::{AUDIENCE, DataDirectory, ISSUER, read};
 use tryggdel::system::{SystemOptions, start_system};
 use tryggdel_auth::{Role, SignerConfig, TokenRequest, TokenSigner};
+use tryggdel_proto::audit::v1::QueryRequest;
 use tryggdel_proto::common::v1::{DisclosureState, Person};
 use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
 use tryggdel_proto::disclosure::v1::*;
@@ -95,6 +97,7 @@ async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it()
     let options = SystemOptions {
         data_dir: directory.path().join("data"),
         disclosure_listen: "127.0.0.1:0".parse().unwrap(),
+        audit_listen: "127.0.0.1:0".parse().unwrap(),
         database_url: None,
         directory: None,
     };
@@ -148,6 +151,81 @@ async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it()
         .unwrap()
         .into_inner();
     assert_eq!(approved.state, DisclosureState::Approved as i32);
+
+    // A compliance officer of the supervisor finds the three events in the audit log, exports
+    // the log and verifies it offline with the log's public key.
+    let officer = Connection::development(
+        &data,
+        &format!("https://{}", system.audit.local_addr),
+        "ivo",
+        token(&data, "granskare-ivo", "ivo", Role::ComplianceOfficer),
+    );
+    let mut entries = Vec::new();
+    for _ in 0..200 {
+        entries = officer
+            .client()
+            .await
+            .unwrap()
+            .query(QueryRequest {
+                disclosure_id: draft.id.clone(),
+                ..QueryRequest::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .entries;
+        if entries.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let actions: Vec<String> = entries
+        .iter()
+        .map(|entry| {
+            let json: serde_json::Value = serde_json::from_slice(&entry.entry).unwrap();
+            json["action"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "disclosure.draft_created",
+            "disclosure.submitted",
+            "disclosure.approved"
+        ]
+    );
+    let approved_index = entries[2].index;
+    // Checkpoints are signed at most once a second; wait for one that covers the approval.
+    let mut early = tryggdel::audit::checkpoint(&officer, 0).await.unwrap();
+    for _ in 0..100 {
+        if early.tree_size > approved_index {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        early = tryggdel::audit::checkpoint(&officer, 0).await.unwrap();
+    }
+    let early_file = directory.path().join("early.checkpoint");
+    std::fs::write(&early_file, &early.note).unwrap();
+    let export_file = directory.path().join("audit-1.jsonl");
+    let written = tryggdel::audit::export(
+        &officer,
+        early.tree_size,
+        std::fs::File::create(&export_file).unwrap(),
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(written, early.tree_size);
+    let key = data.audit_log_vkey().display().to_string();
+    let report = tryggdel::audit::verify(
+        &export_file,
+        &key,
+        &[],
+        Some(approved_index),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert!(report.is_ok(), "{report}");
     system.stop().await.unwrap();
 
     // A second start reuses the certificates and keys, and the approval is still there.
@@ -175,5 +253,27 @@ async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it()
         again.decision.unwrap().payload_sha256,
         approved.decision.unwrap().payload_sha256
     );
+
+    // The log carried on: a later export is consistent with the checkpoint taken before.
+    let officer = Connection::development(
+        &data,
+        &format!("https://{}", system.audit.local_addr),
+        "ivo",
+        token(&data, "granskare-ivo", "ivo", Role::ComplianceOfficer),
+    );
+    let export_file = directory.path().join("audit-2.jsonl");
+    tryggdel::audit::export(
+        &officer,
+        0,
+        std::fs::File::create(&export_file).unwrap(),
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap();
+    let key = data.audit_log_vkey().display().to_string();
+    let report =
+        tryggdel::audit::verify(&export_file, &key, &[early_file], None, &mut |_, _| {}).unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert!(report.tree_size > early.tree_size);
     system.stop().await.unwrap();
 }

@@ -9,10 +9,18 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use rand::RngCore as _;
+use tryggdel_merkle::checkpoint::CheckpointSigner;
 use tryggdel_tls::{CertificateAuthority, ClientIdentitySpec};
 
 pub const ISSUER: &str = "https://idp.dev.tryggdel.local";
 pub const AUDIENCE: &str = "tryggdel";
+/// The development audit log's origin (its checkpoints' first line and key name).
+pub const AUDIT_ORIGIN: &str = "audit.dev.tryggdel.local/log";
 
 /// Paths inside a development data directory.
 pub struct DataDirectory {
@@ -51,6 +59,17 @@ impl DataDirectory {
     }
     pub fn field_key(&self) -> PathBuf {
         self.root.join("keys/field-encryption.key")
+    }
+    pub fn person_key(&self) -> PathBuf {
+        self.root.join("keys/person-index.key")
+    }
+    /// The audit log's checkpoint-signing key (Ed25519, PKCS#8 PEM).
+    pub fn audit_log_key(&self) -> PathBuf {
+        self.root.join("keys/audit-log-key.pem")
+    }
+    /// The audit log's public key as a signed-note verifier key, for compliance officers.
+    pub fn audit_log_vkey(&self) -> PathBuf {
+        self.root.join("keys/audit-log.vkey")
     }
     pub fn sqlite_url(&self, service: &str) -> String {
         format!(
@@ -102,6 +121,24 @@ impl DataDirectory {
             let pair = tryggdel_auth::generate_ed25519_key_pair()?;
             write_secret(&self.signing_key(), &pair.private_key_pem)?;
             write_public(&self.verifying_key(), &pair.public_key_pem)?;
+            created = true;
+        }
+        if !self.person_key().exists() {
+            let mut bytes = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
+            write_secret(&self.person_key(), &STANDARD.encode(bytes))?;
+            created = true;
+        }
+        if !self.audit_log_key().exists() || !self.audit_log_vkey().exists() {
+            let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+            let pem = key
+                .to_pkcs8_pem(LineEnding::LF)
+                .context("encoding the audit log key")?;
+            let vkey = CheckpointSigner::new(key, AUDIT_ORIGIN)?
+                .verifier()
+                .to_vkey_string();
+            write_secret(&self.audit_log_key(), pem.as_str())?;
+            write_public(&self.audit_log_vkey(), &format!("{vkey}\n"))?;
             created = true;
         }
         if !self.field_key().exists() {

@@ -1,7 +1,10 @@
-//! The Tryggdel command as a library: the development data directory and starting the system,
+//! The Tryggdel command as a library: the development data directory, starting the system, and
+//! the audit commands,
 //! shared by the `tryggdel` binary and the end-to-end tests (which start the system exactly as
 //! the README's start command does).
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod devkit;
 pub mod system;
+pub mod token;

@@ -3,20 +3,27 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tryggdel_auth::VerifierConfig;
-use tryggdel_disclosure::{DEVELOPMENT_DIRECTORY, Directory, RunningService, ServerTls, Settings};
-use tryggdel_domain::LegalRegistry;
+use tryggdel_disclosure::{DEVELOPMENT_DIRECTORY, Directory, RelayConfig};
+use tryggdel_domain::{LegalRegistry, PersonKey};
+use tryggdel_service_kit::{AuditEndpoint, ClientTls, ServerTls};
 
-use crate::devkit::{AUDIENCE, DataDirectory, ISSUER, read};
+use crate::devkit::{AUDIENCE, AUDIT_ORIGIN, DataDirectory, ISSUER, read};
+
+/// The services `tryggdel start` runs, in start order.
+pub const SERVICES: [&str; 2] = ["audit", "disclosure"];
 
 /// What `tryggdel start` was asked for.
 #[derive(Clone, Debug)]
 pub struct SystemOptions {
     pub data_dir: PathBuf,
     pub disclosure_listen: SocketAddr,
-    /// None: a SQLite file in the data directory.
+    pub audit_listen: SocketAddr,
+    /// None: a SQLite file per service in the data directory. A PostgreSQL URL is shared by
+    /// the services, each in its own schema.
     pub database_url: Option<String>,
     /// None: the development organisation directory.
     pub directory: Option<PathBuf>,
@@ -26,7 +33,16 @@ pub struct SystemOptions {
 pub struct RunningSystem {
     pub data: DataDirectory,
     pub registry_version: String,
-    pub disclosure: RunningService,
+    pub audit: tryggdel_audit::RunningService,
+    pub disclosure: tryggdel_disclosure::RunningService,
+}
+
+fn server_tls(data: &DataDirectory, service: &str) -> anyhow::Result<ServerTls> {
+    Ok(ServerTls {
+        cert_chain_pem: read(&data.server_cert(service))?,
+        key_pem: read(&data.server_key(service))?,
+        client_ca_pem: read(&data.ca_cert())?,
+    })
 }
 
 /// Creates the development data directory if needed and starts every service.
@@ -41,33 +57,71 @@ pub async fn start_system(options: &SystemOptions) -> anyhow::Result<RunningSyst
     let directory = Arc::new(
         Directory::from_toml(&directory_text, &registry).context("organisation directory")?,
     );
-    if data.ensure(&["disclosure"], &directory.codes())? {
+    if data.ensure(&SERVICES, &directory.codes())? {
         tracing::info!(data_dir = %data.root.display(), "created development certificates and keys");
     }
-    let settings = Settings {
-        database_url: options
+    let database_url = |service: &str| {
+        options
             .database_url
             .clone()
-            .unwrap_or_else(|| data.sqlite_url("disclosure")),
-        tls: ServerTls {
-            cert_chain_pem: read(&data.server_cert("disclosure"))?,
-            key_pem: read(&data.server_key("disclosure"))?,
-            client_ca_pem: read(&data.ca_cert())?,
-        },
-        token: VerifierConfig {
-            issuer: ISSUER.to_owned(),
-            audience: AUDIENCE.to_owned(),
-            public_key_pem: read(&data.verifying_key())?,
-            leeway_seconds: 30,
-        },
-        field_key: tryggdel_disclosure::field_key(&read(&data.field_key())?)?,
-        registry: registry.clone(),
-        directory,
+            .unwrap_or_else(|| data.sqlite_url(service))
     };
-    let disclosure = tryggdel_disclosure::spawn(&settings, options.disclosure_listen).await?;
+    let token = VerifierConfig {
+        issuer: ISSUER.to_owned(),
+        audience: AUDIENCE.to_owned(),
+        public_key_pem: read(&data.verifying_key())?,
+        leeway_seconds: 30,
+    };
+    let person_key =
+        PersonKey::from_base64(&read(&data.person_key())?).context("person index key")?;
+
+    let audit = tryggdel_audit::spawn(
+        &tryggdel_audit::Settings {
+            database_url: database_url("audit"),
+            tls: server_tls(&data, "audit")?,
+            token: token.clone(),
+            directory: directory.clone(),
+            person_key: person_key.clone(),
+            origin: AUDIT_ORIGIN.to_owned(),
+            signing_key: tryggdel_audit::signing_key_from_pem(&read(&data.audit_log_key())?)?,
+            checkpoint_interval: Duration::from_secs(1),
+            appenders: tryggdel_audit::DEFAULT_APPENDERS
+                .iter()
+                .map(|name| (*name).to_owned())
+                .collect(),
+        },
+        options.audit_listen,
+    )
+    .await?;
+
+    let disclosure = tryggdel_disclosure::spawn(
+        &tryggdel_disclosure::Settings {
+            database_url: database_url("disclosure"),
+            tls: server_tls(&data, "disclosure")?,
+            token,
+            field_key: tryggdel_disclosure::field_key(&read(&data.field_key())?)?,
+            person_key,
+            registry: registry.clone(),
+            directory,
+            audit: AuditEndpoint {
+                uri: format!("https://{}", audit.local_addr),
+                server_name: "localhost".to_owned(),
+                tls: ClientTls {
+                    ca_pem: read(&data.ca_cert())?,
+                    cert_pem: read(&data.server_cert("disclosure"))?,
+                    key_pem: read(&data.server_key("disclosure"))?,
+                },
+                timeout: Duration::from_secs(5),
+            },
+            relay: RelayConfig::default(),
+        },
+        options.disclosure_listen,
+    )
+    .await?;
     Ok(RunningSystem {
         data,
         registry_version: registry.registry_version().to_owned(),
+        audit,
         disclosure,
     })
 }
@@ -84,6 +138,10 @@ impl RunningSystem {
             "  disclosure service    https://{}  (mTLS, TLS 1.3)",
             self.disclosure.local_addr
         );
+        println!(
+            "  audit service         https://{}  (mTLS, TLS 1.3)",
+            self.audit.local_addr
+        );
         println!("  legal-basis registry  {}", self.registry_version);
         println!("  CA certificate        {}", data.ca_cert().display());
         println!(
@@ -91,13 +149,19 @@ impl RunningSystem {
             data.root.join("pki/clients").display()
         );
         println!(
+            "  audit log key         {}  (for `tryggdel audit verify`)",
+            data.audit_log_vkey().display()
+        );
+        println!(
             "  a token               cargo run --bin tryggdel -- dev-token --role caseworker --user handlaggare-bollnas --org bollnas-kommun"
         );
         println!("stop with Ctrl-C (or SIGTERM)");
     }
 
-    /// Stops every service, letting in-flight calls finish.
+    /// Stops every service, letting in-flight calls finish; the disclosure service first, so
+    /// its relay hands what it can to the audit log before that stops.
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.disclosure.stop().await
+        self.disclosure.stop().await?;
+        self.audit.stop().await
     }
 }

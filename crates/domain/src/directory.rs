@@ -2,11 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Deserialize;
 use crate::{
     CountyCode, LegalBasisId, LegalRegistry, MunicipalityCode, Organisation, OrganisationCode,
     OrganisationKind,
 };
+use serde::Deserialize;
 
 /// The development default, embedded so a fresh checkout starts without files.
 pub const DEVELOPMENT_DIRECTORY: &str = include_str!("../data/organisations.toml");

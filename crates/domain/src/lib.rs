@@ -43,15 +43,15 @@ pub use assessment::{
     Assessment, AssessmentInputError, CaseFacts, ChecklistAnswer, ConditionResult, ConsentRecord,
     CrimeTime, Relation, assess,
 };
+pub use directory::{DEVELOPMENT_DIRECTORY, Directory, DirectoryError};
 pub use identity::{IdentityKind, IdentityNumber, IdentityNumberError};
 pub use lifecycle::{DisclosureState, LifecycleAction, TransitionError, transition};
 pub use organisation::{
     CountyCode, MunicipalityCode, Organisation, OrganisationCode, OrganisationError,
     OrganisationKind, PoliceRegion, Recipient, SecrecyProvision,
 };
-pub use directory::{DEVELOPMENT_DIRECTORY, Directory, DirectoryError};
-pub use person_ref::{PersonKey, PersonKeyError, PersonRef};
 pub use payload::{DataItem, PayloadError, PolicePayload, PolicePayloadInput};
+pub use person_ref::{PersonKey, PersonKeyError, PersonRef};
 pub use registry::{
     ChecklistItem, Crime, CrimeFilter, CrimeId, CrimeLaw, CrimeTimeRequirement, LegalBasis,
     LegalBasisId, LegalRegistry, RegistryError, SourceKind,

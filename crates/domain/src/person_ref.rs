@@ -168,7 +168,11 @@ mod tests {
             &format!("hmac-sha256:{}", "A".repeat(64)),
             &format!("hmac-sha256:{}", "0".repeat(63)),
         ] {
-            assert_eq!(PersonRef::parse(bad), Err(PersonKeyError::Reference), "{bad}");
+            assert_eq!(
+                PersonRef::parse(bad),
+                Err(PersonKeyError::Reference),
+                "{bad}"
+            );
         }
     }
 }

@@ -238,9 +238,9 @@ impl CheckpointVerifier {
     /// (or Go's `golang.org/x/mod/sumdb/note`), checking the key type and
     /// that the key id matches the name and key.
     pub fn parse_vkey(vkey: &str) -> Result<Self, MerkleError> {
-        let mut parts = vkey.split('+');
-        let (Some(name), Some(id_hex), Some(key_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
+        // The key name cannot contain '+', the base64 key can: split off two fields only.
+        let mut parts = vkey.splitn(3, '+');
+        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
         else {
             return Err(MerkleError::InvalidVerifierKey(
                 "expected <name>+<key id>+<key>",

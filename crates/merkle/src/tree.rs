@@ -245,7 +245,11 @@ mod tests {
             let mut tree = MerkleTree::from_leaf_hashes(leaves.iter().copied());
             tree.truncate(len as u64);
             let kept = &leaves[..len.min(leaves.len())];
-            assert_eq!(tree, MerkleTree::from_leaf_hashes(kept.iter().copied()), "{len}");
+            assert_eq!(
+                tree,
+                MerkleTree::from_leaf_hashes(kept.iter().copied()),
+                "{len}"
+            );
             tree.push(leaf_hash(b"after"));
             let mut expected = kept.to_vec();
             expected.push(leaf_hash(b"after"));

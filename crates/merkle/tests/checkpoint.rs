@@ -76,7 +76,7 @@ fn vkey_round_trip_and_tamper() {
     let verifier = signer().verifier();
     let vkey = verifier.to_vkey_string();
     assert!(vkey.starts_with(&format!("{ORIGIN}+")));
-    let parts: Vec<_> = vkey.split('+').collect();
+    let parts: Vec<_> = vkey.splitn(3, '+').collect();
     assert_eq!(parts.len(), 3);
     assert_eq!(parts[1], hex::encode(verifier.key_id()));
     let parsed = CheckpointVerifier::parse_vkey(&vkey).unwrap();
@@ -101,6 +101,21 @@ fn vkey_round_trip_and_tamper() {
     ] {
         assert!(CheckpointVerifier::parse_vkey(bad).is_err(), "{bad:?}");
     }
+}
+
+#[test]
+fn vkeys_whose_base64_holds_a_plus_round_trip() {
+    // Base64 uses '+': the key part must not be split on it.
+    let with_plus = (0u8..=255)
+        .map(|seed| {
+            CheckpointSigner::new(SigningKey::from_bytes(&[seed; 32]), ORIGIN)
+                .unwrap()
+                .verifier()
+        })
+        .find(|verifier| verifier.to_vkey_string().matches('+').count() > 2)
+        .expect("some key's base64 holds a '+'");
+    let parsed = CheckpointVerifier::parse_vkey(&with_plus.to_vkey_string()).unwrap();
+    assert_eq!(parsed, with_plus);
 }
 
 /// Replaces line `n` (0-based) of the note with `line`.

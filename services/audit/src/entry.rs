@@ -126,9 +126,9 @@ fn text(field: &str, value: &str, max: usize) -> Result<String, ServiceError> {
 fn identifier(field: &str, value: &str) -> Result<String, ServiceError> {
     let valid = !value.is_empty()
         && value.len() <= 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.' || b == b'-');
+        && value.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.' || b == b'-'
+        });
     if !valid {
         return Err(ServiceError::invalid(
             field,
@@ -264,7 +264,11 @@ pub fn body_from_event(
         occurred_at,
         occurred_at_unix_ms: event.occurred_at_unix_ms,
         outcome: outcome.to_owned(),
-        outcome_detail: text(&at("outcome_detail"), &event.outcome_detail, MAX_DETAIL_TEXT)?,
+        outcome_detail: text(
+            &at("outcome_detail"),
+            &event.outcome_detail,
+            MAX_DETAIL_TEXT,
+        )?,
         actor,
         organisation: text(&at("organisation"), &event.organisation, MAX_TEXT)?,
         disclosure_id: text(&at("disclosure_id"), &event.disclosure_id, MAX_TEXT)?,
@@ -331,7 +335,10 @@ mod tests {
             "notification",
         )
         .unwrap();
-        assert_ne!(a.fingerprint().unwrap(), other_source.fingerprint().unwrap());
+        assert_ne!(
+            a.fingerprint().unwrap(),
+            other_source.fingerprint().unwrap()
+        );
     }
 
     #[test]
@@ -339,7 +346,10 @@ mod tests {
         let body = body_from_event("events[0]", &event(), "disclosure").unwrap();
         let bytes = body.record(1_780_000_000_123).to_bytes().unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();
-        assert!(text.starts_with(r#"{"format":"tryggdel.audit.entry/1","recorded_at":"2026-"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"format":"tryggdel.audit.entry/1","recorded_at":"2026-"#),
+            "{text}"
+        );
         assert!(text.contains(r#""occurred_at":"2026-05-28T"#), "{text}");
         let parsed: EntryRecord = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(parsed.to_bytes().unwrap(), bytes);
@@ -348,17 +358,53 @@ mod tests {
     #[test]
     fn invalid_fields_are_named() {
         let cases: Vec<(AuditEvent, &str)> = vec![
-            (AuditEvent { event_id: "x".into(), ..event() }, "events[1].event_id"),
-            (AuditEvent { action: "Approved!".into(), ..event() }, "events[1].action"),
-            (AuditEvent { occurred_at_unix_ms: 0, ..event() }, "events[1].occurred_at_unix_ms"),
-            (AuditEvent { outcome: 0, ..event() }, "events[1].outcome"),
             (
-                AuditEvent { person_refs: vec!["19850314-1234".into()], ..event() },
+                AuditEvent {
+                    event_id: "x".into(),
+                    ..event()
+                },
+                "events[1].event_id",
+            ),
+            (
+                AuditEvent {
+                    action: "Approved!".into(),
+                    ..event()
+                },
+                "events[1].action",
+            ),
+            (
+                AuditEvent {
+                    occurred_at_unix_ms: 0,
+                    ..event()
+                },
+                "events[1].occurred_at_unix_ms",
+            ),
+            (
+                AuditEvent {
+                    outcome: 0,
+                    ..event()
+                },
+                "events[1].outcome",
+            ),
+            (
+                AuditEvent {
+                    person_refs: vec!["19850314-1234".into()],
+                    ..event()
+                },
                 "events[1].person_refs[0]",
             ),
-            (AuditEvent { trace_id: "abc".into(), ..event() }, "events[1].trace_id"),
             (
-                AuditEvent { recipient: "x".repeat(300), ..event() },
+                AuditEvent {
+                    trace_id: "abc".into(),
+                    ..event()
+                },
+                "events[1].trace_id",
+            ),
+            (
+                AuditEvent {
+                    recipient: "x".repeat(300),
+                    ..event()
+                },
                 "events[1].recipient",
             ),
         ];

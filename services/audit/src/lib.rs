@@ -123,7 +123,13 @@ impl RunningService {
 /// Builds and starts the service on `address` (port 0 for any free port).
 pub async fn spawn(settings: &Settings, address: SocketAddr) -> anyhow::Result<RunningService> {
     let api = build(settings).await?;
-    let server = RunningServer::start("tryggdel.audit.v1.AuditService", routes(api.clone()), &settings.tls, address).await?;
+    let server = RunningServer::start(
+        "tryggdel.audit.v1.AuditService",
+        routes(api.clone()),
+        &settings.tls,
+        address,
+    )
+    .await?;
     Ok(RunningService {
         local_addr: server.local_addr,
         api,

@@ -127,7 +127,11 @@ impl AuditLog {
         let tree = MerkleTree::from_leaf_hashes(leaves);
         let verifier = config.signer.verifier();
         let size = tree.len();
-        let checkpoint = match store.latest_checkpoint().await.context("loading checkpoints")? {
+        let checkpoint = match store
+            .latest_checkpoint()
+            .await
+            .context("loading checkpoints")?
+        {
             Some(latest) => {
                 verifier.verify(&latest.note).map_err(|error| {
                     anyhow!(
@@ -154,7 +158,10 @@ impl AuditLog {
                     let root = tree.root();
                     check_consistent(&tree, &latest, size, &root)?;
                     let next = sign(&config.signer, size, root)?;
-                    store.insert_checkpoint(&next).await.context("storing a checkpoint")?;
+                    store
+                        .insert_checkpoint(&next)
+                        .await
+                        .context("storing a checkpoint")?;
                     next
                 } else {
                     latest
@@ -162,7 +169,10 @@ impl AuditLog {
             }
             None => {
                 let first = sign(&config.signer, size, tree.root())?;
-                store.insert_checkpoint(&first).await.context("storing a checkpoint")?;
+                store
+                    .insert_checkpoint(&first)
+                    .await
+                    .context("storing a checkpoint")?;
                 first
             }
         };
@@ -380,15 +390,16 @@ impl Sequencer {
                     let reply = match (&answers, plan) {
                         (_, Err(error)) => Err(error),
                         (Ok(()), Ok(appended)) => Ok(appended),
-                        (Err(error), Ok(_)) => {
-                            Err(AppendError::Unavailable(anyhow!("{error:#}")))
-                        }
+                        (Err(error), Ok(_)) => Err(AppendError::Unavailable(anyhow!("{error:#}"))),
                     };
                     let _ = job.reply.send(reply);
                 }
             }
             Err(error) => {
-                tracing::error!(error = format!("{error:#}"), "preparing an audit batch failed");
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "preparing an audit batch failed"
+                );
                 for job in batch {
                     let _ = job
                         .reply
@@ -401,7 +412,11 @@ impl Sequencer {
     /// Reloads the tree from the database after a commit whose outcome is unknown, and checks
     /// it still reproduces the latest checkpoint.
     async fn resync(&mut self) -> anyhow::Result<()> {
-        let leaves = self.store.leaf_hashes().await.context("reloading the log")?;
+        let leaves = self
+            .store
+            .leaf_hashes()
+            .await
+            .context("reloading the log")?;
         let tree = MerkleTree::from_leaf_hashes(leaves);
         let checkpoint = self.current_checkpoint();
         let root = tree.root_at(checkpoint.tree_size).context("root")?;
@@ -554,13 +569,20 @@ impl Sequencer {
                 if let Some(checkpoint) = signed {
                     self.set_checkpoint(checkpoint);
                 }
-                tracing::debug!(entries = entries.len(), tree_size = new_size, "audit batch committed");
+                tracing::debug!(
+                    entries = entries.len(),
+                    tree_size = new_size,
+                    "audit batch committed"
+                );
                 Ok(())
             }
             Err(error) => {
                 self.write_tree().truncate(durable);
                 self.needs_resync = true;
-                tracing::error!(error = format!("{error:#}"), "committing an audit batch failed");
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "committing an audit batch failed"
+                );
                 Err(anyhow::Error::new(error).context("committing the batch"))
             }
         }

@@ -159,7 +159,10 @@ impl AuditApi {
             .ok_or_else(|| ServiceError::internal(anyhow::anyhow!("append answered nothing")))
     }
 
-    async fn append(&self, request: Request<AppendRequest>) -> Result<AppendResponse, ServiceError> {
+    async fn append(
+        &self,
+        request: Request<AppendRequest>,
+    ) -> Result<AppendResponse, ServiceError> {
         let Some(service) = Authenticator::service(&request) else {
             return Err(ServiceError::PermissionDenied(
                 "Append is for Tryggdel services and needs a service certificate".into(),
@@ -173,7 +176,10 @@ impl AuditApi {
         }
         let events = request.into_inner().events;
         if events.is_empty() {
-            return Err(ServiceError::invalid("events", "at least one event is required"));
+            return Err(ServiceError::invalid(
+                "events",
+                "at least one event is required",
+            ));
         }
         if events.len() > MAX_EVENTS_PER_APPEND {
             return Err(ServiceError::invalid(
@@ -368,25 +374,32 @@ impl AuditApi {
             self.person_key.reference(&number).as_str().to_owned()
         };
         // The query's own entry is not part of its answer.
-        let own_entry = self.audit_read(
-            &caller,
-            "audit.queried",
-            vec![
-                ("organisation", organisation.clone()),
-                ("actor_user_id", request.actor_user_id.clone()),
-                ("action", request.action.clone()),
-                ("legal_basis_id", request.legal_basis_id.clone()),
-                ("disclosure_id", request.disclosure_id.clone()),
-                ("occurred_from_unix_ms", request.occurred_from_unix_ms.to_string()),
-                ("occurred_until_unix_ms", request.occurred_until_unix_ms.to_string()),
-            ],
-            if person_ref.is_empty() {
-                Vec::new()
-            } else {
-                vec![person_ref.clone()]
-            },
-        )
-        .await?;
+        let own_entry = self
+            .audit_read(
+                &caller,
+                "audit.queried",
+                vec![
+                    ("organisation", organisation.clone()),
+                    ("actor_user_id", request.actor_user_id.clone()),
+                    ("action", request.action.clone()),
+                    ("legal_basis_id", request.legal_basis_id.clone()),
+                    ("disclosure_id", request.disclosure_id.clone()),
+                    (
+                        "occurred_from_unix_ms",
+                        request.occurred_from_unix_ms.to_string(),
+                    ),
+                    (
+                        "occurred_until_unix_ms",
+                        request.occurred_until_unix_ms.to_string(),
+                    ),
+                ],
+                if person_ref.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![person_ref.clone()]
+                },
+            )
+            .await?;
         let filter = QueryFilter {
             occurred_from: request.occurred_from_unix_ms,
             occurred_until: request.occurred_until_unix_ms,
@@ -399,11 +412,7 @@ impl AuditApi {
             after_index,
             limit,
         };
-        let entries = self
-            .log
-            .store()
-            .query(&filter, own_entry)
-            .await?;
+        let entries = self.log.store().query(&filter, own_entry).await?;
         let next_page_token = match entries.last() {
             Some(last) if entries.len() == limit as usize => encode_page_token(last.index),
             _ => String::new(),
@@ -411,7 +420,10 @@ impl AuditApi {
         Ok(QueryResponse {
             entries: entries.into_iter().map(wire_entry).collect(),
             next_page_token,
-            checkpoint: Some(wire_checkpoint(&self.log.latest_checkpoint(), self.origin())),
+            checkpoint: Some(wire_checkpoint(
+                &self.log.latest_checkpoint(),
+                self.origin(),
+            )),
         })
     }
 
@@ -567,8 +579,10 @@ mod tests {
 
     #[test]
     fn unavailable_appends_do_not_leak_their_cause() {
-        let status: Status =
-            append_error(AppendError::Unavailable(anyhow::anyhow!("disk /dev/sda1 full"))).into();
+        let status: Status = append_error(AppendError::Unavailable(anyhow::anyhow!(
+            "disk /dev/sda1 full"
+        )))
+        .into();
         assert_eq!(status.code(), tonic::Code::Unavailable);
         assert!(!status.message().contains("sda1"));
     }

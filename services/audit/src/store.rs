@@ -178,8 +178,9 @@ impl AuditStore {
             let rows: Vec<String> = (0..chunk.len())
                 .map(|row| {
                     let first = row * 13;
-                    let params: Vec<String> =
-                        (1..=13).map(|column| format!("${}", first + column)).collect();
+                    let params: Vec<String> = (1..=13)
+                        .map(|column| format!("${}", first + column))
+                        .collect();
                     format!("({})", params.join(", "))
                 })
                 .collect();
@@ -256,7 +257,10 @@ impl AuditStore {
         row.map(|row| checkpoint_from_row(&row)).transpose()
     }
 
-    pub async fn checkpoint_at(&self, tree_size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
+    pub async fn checkpoint_at(
+        &self,
+        tree_size: u64,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
         let row = sqlx::query(
             "SELECT tree_size, root_hash, note, signed_at FROM audit_checkpoints \
              WHERE tree_size = $1",
@@ -285,7 +289,12 @@ impl AuditStore {
     }
 
     /// Entries with `from <= index < until`, at most `limit`, in index order.
-    pub async fn range(&self, from: u64, until: u64, limit: u32) -> Result<Vec<StoredEntry>, StoreError> {
+    pub async fn range(
+        &self,
+        from: u64,
+        until: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
         let rows = sqlx::query(
             "SELECT idx, entry, leaf_hash FROM audit_entries \
              WHERE idx >= $1 AND idx < $2 ORDER BY idx LIMIT $3",
@@ -299,7 +308,11 @@ impl AuditStore {
     }
 
     /// Entries matching every filter, in index order, up to index `below` (exclusive).
-    pub async fn query(&self, filter: &QueryFilter, below: u64) -> Result<Vec<StoredEntry>, StoreError> {
+    pub async fn query(
+        &self,
+        filter: &QueryFilter,
+        below: u64,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
         let until = if filter.occurred_until > 0 {
             filter.occurred_until
         } else {

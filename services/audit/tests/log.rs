@@ -10,7 +10,9 @@ use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tryggdel_audit::{DEFAULT_APPENDERS, RunningService, Settings};
-use tryggdel_audit_verify::{ExportEntry, ExportHeader, ExportWriter, VerifyOptions, verify_export};
+use tryggdel_audit_verify::{
+    ExportEntry, ExportHeader, ExportWriter, VerifyOptions, verify_export,
+};
 use tryggdel_auth::Role;
 use tryggdel_domain::{DEVELOPMENT_DIRECTORY, Directory, IdentityNumber, LegalRegistry, PersonKey};
 use tryggdel_merkle::checkpoint::{CheckpointSigner, CheckpointVerifier};
@@ -18,8 +20,8 @@ use tryggdel_merkle::{hash_from_slice, leaf_hash, verify_consistency, verify_inc
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::audit::v1::*;
 use tryggdel_test_support::{
-    BearerInterceptor, TestBackend, TestDatabase, TestIdentity, log_signing_key,
-    on_both_backends, person_key,
+    BearerInterceptor, TestBackend, TestDatabase, TestIdentity, log_signing_key, on_both_backends,
+    person_key,
 };
 
 const ORIGIN: &str = "audit.test.tryggdel.se/log";
@@ -53,7 +55,10 @@ impl Harness {
             origin: ORIGIN.to_owned(),
             signing_key: signing_key.clone(),
             checkpoint_interval: Duration::ZERO,
-            appenders: DEFAULT_APPENDERS.iter().map(|name| name.to_string()).collect(),
+            appenders: DEFAULT_APPENDERS
+                .iter()
+                .map(|name| name.to_string())
+                .collect(),
         }
     }
 
@@ -175,10 +180,15 @@ fn event(action: &str, person_ref: Option<String>) -> AuditEvent {
 }
 
 fn events(count: usize) -> Vec<AuditEvent> {
-    (0..count).map(|_| event("disclosure.approved", None)).collect()
+    (0..count)
+        .map(|_| event("disclosure.approved", None))
+        .collect()
 }
 
-async fn append(client: &mut AuditServiceClient<Channel>, events: Vec<AuditEvent>) -> Vec<AppendedEntry> {
+async fn append(
+    client: &mut AuditServiceClient<Channel>,
+    events: Vec<AuditEvent>,
+) -> Vec<AppendedEntry> {
     client
         .append(AppendRequest { events })
         .await
@@ -235,13 +245,21 @@ async fn export_file(client: &mut UserClient, tree_size: u64) -> Vec<u8> {
 }
 
 async fn append_prove_and_verify(backend: TestBackend) {
-    let Some(harness) = Harness::start(backend).await else { return };
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
     let mut service = harness.as_service("disclosure").await;
-    let reference = harness
-        .person_key
-        .reference(&IdentityNumber::parse(&personnummer(), time::macros::date!(2026 - 11 - 22)).unwrap());
+    let reference = harness.person_key.reference(
+        &IdentityNumber::parse(&personnummer(), time::macros::date!(2026 - 11 - 22)).unwrap(),
+    );
     let mut appended = append(&mut service, events(5)).await;
-    appended.extend(append(&mut service, vec![event("disclosure.submitted", Some(reference.to_string()))]).await);
+    appended.extend(
+        append(
+            &mut service,
+            vec![event("disclosure.submitted", Some(reference.to_string()))],
+        )
+        .await,
+    );
     let indices: Vec<u64> = appended.iter().map(|entry| entry.index).collect();
     assert_eq!(indices, vec![0, 1, 2, 3, 4, 5]);
 
@@ -263,7 +281,9 @@ async fn append_prove_and_verify(backend: TestBackend) {
             .into_inner();
         let by_event = officer
             .get_inclusion_proof(GetInclusionProofRequest {
-                entry: Some(get_inclusion_proof_request::Entry::EventId(entry.event_id.clone())),
+                entry: Some(get_inclusion_proof_request::Entry::EventId(
+                    entry.event_id.clone(),
+                )),
                 tree_size: 0,
             })
             .await
@@ -330,7 +350,9 @@ async fn append_prove_and_verify(backend: TestBackend) {
 }
 
 async fn consistency_between_checkpoints(backend: TestBackend) {
-    let Some(harness) = Harness::start(backend).await else { return };
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
     let mut service = harness.as_service("disclosure").await;
     append(&mut service, events(3)).await;
     let early = latest_checkpoint(&mut service).await;
@@ -354,7 +376,14 @@ async fn consistency_between_checkpoints(backend: TestBackend) {
         .iter()
         .map(|hash| hash_from_slice(hash).unwrap())
         .collect();
-    verify_consistency(early.size(), late.size(), early.root(), late.root(), &hashes).unwrap();
+    verify_consistency(
+        early.size(),
+        late.size(),
+        early.root(),
+        late.root(),
+        &hashes,
+    )
+    .unwrap();
 
     // The early checkpoint is still served as it was signed.
     let again = service
@@ -364,7 +393,11 @@ async fn consistency_between_checkpoints(backend: TestBackend) {
         .into_inner();
     assert_eq!(harness.verifier().verify(&again.note).unwrap(), early);
 
-    for (first, second, field) in [(0, 17, "first_size"), (5, 3, "first_size"), (3, 99, "second_size")] {
+    for (first, second, field) in [
+        (0, 17, "first_size"),
+        (5, 3, "first_size"),
+        (3, 99, "second_size"),
+    ] {
         let status = service
             .get_consistency_proof(GetConsistencyProofRequest {
                 first_size: first,
@@ -408,7 +441,9 @@ async fn consistency_between_checkpoints(backend: TestBackend) {
 }
 
 async fn duplicate_event_ids_get_the_same_index(backend: TestBackend) {
-    let Some(harness) = Harness::start(backend).await else { return };
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
     let mut service = harness.as_service("disclosure").await;
     let once = event("disclosure.approved", None);
     let first = append(&mut service, vec![once.clone()]).await;
@@ -420,7 +455,11 @@ async fn duplicate_event_ids_get_the_same_index(backend: TestBackend) {
 
     // Twice within one call, and next to a new event.
     let twice = event("disclosure.submitted", None);
-    let both = append(&mut service, vec![twice.clone(), twice.clone(), once.clone()]).await;
+    let both = append(
+        &mut service,
+        vec![twice.clone(), twice.clone(), once.clone()],
+    )
+    .await;
     assert_eq!(both[0].index, 1);
     assert_eq!(both[1].index, 1);
     assert!(both[1].duplicate);
@@ -439,7 +478,11 @@ async fn duplicate_event_ids_get_the_same_index(backend: TestBackend) {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::AlreadyExists);
-    assert!(status.message().contains(&once.event_id), "{}", status.message());
+    assert!(
+        status.message().contains(&once.event_id),
+        "{}",
+        status.message()
+    );
     assert_eq!(latest_checkpoint(&mut service).await.tree_size, 2);
 
     // Invalid events name their field.
@@ -456,7 +499,11 @@ async fn duplicate_event_ids_get_the_same_index(backend: TestBackend) {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().starts_with("events[1].person_refs[0]"), "{}", status.message());
+    assert!(
+        status.message().starts_with("events[1].person_refs[0]"),
+        "{}",
+        status.message()
+    );
     harness.stop().await;
 }
 
@@ -469,15 +516,21 @@ async fn sql(harness: &Harness, statement: &str) -> Result<(), sqlx::Error> {
 }
 
 async fn tampering_is_refused_and_detected(backend: TestBackend) {
-    let Some(harness) = Harness::start(backend).await else { return };
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
     let mut service = harness.as_service("disclosure").await;
     for _ in 0..3 {
         append(&mut service, events(2)).await;
     }
-    let reference = harness
-        .person_key
-        .reference(&IdentityNumber::parse(&personnummer(), time::macros::date!(2026 - 11 - 22)).unwrap());
-    append(&mut service, vec![event("disclosure.approved", Some(reference.to_string())); 1]).await;
+    let reference = harness.person_key.reference(
+        &IdentityNumber::parse(&personnummer(), time::macros::date!(2026 - 11 - 22)).unwrap(),
+    );
+    append(
+        &mut service,
+        vec![event("disclosure.approved", Some(reference.to_string())); 1],
+    )
+    .await;
     append(&mut service, events(1)).await;
     let mut officer = harness.supervisor().await;
     let options = VerifyOptions::new(harness.verifier());
@@ -496,7 +549,10 @@ async fn tampering_is_refused_and_detected(backend: TestBackend) {
         "DELETE FROM audit_entry_persons",
     ] {
         let error = sql(&harness, statement).await.unwrap_err();
-        assert!(error.to_string().contains("append-only"), "{statement}: {error}");
+        assert!(
+            error.to_string().contains("append-only"),
+            "{statement}: {error}"
+        );
     }
     if backend == TestBackend::Postgres {
         let error = sql(&harness, "TRUNCATE audit_entries").await.unwrap_err();
@@ -507,47 +563,78 @@ async fn tampering_is_refused_and_detected(backend: TestBackend) {
     // verifier, which names the entry.
     match backend {
         TestBackend::Postgres => {
-            sql(&harness, "ALTER TABLE audit_entries DISABLE TRIGGER audit_entries_append_only").await.unwrap();
+            sql(
+                &harness,
+                "ALTER TABLE audit_entries DISABLE TRIGGER audit_entries_append_only",
+            )
+            .await
+            .unwrap();
         }
         TestBackend::Sqlite => {
-            sql(&harness, "DROP TRIGGER audit_entries_no_update").await.unwrap();
+            sql(&harness, "DROP TRIGGER audit_entries_no_update")
+                .await
+                .unwrap();
         }
     }
     let rewritten = match backend {
-        TestBackend::Postgres => "UPDATE audit_entries SET entry = convert_to(replace(convert_from(entry, 'UTF8'), 'beslut-bollnas', 'beslut-annan'), 'UTF8') WHERE idx = 3",
-        TestBackend::Sqlite => "UPDATE audit_entries SET entry = CAST(replace(CAST(entry AS TEXT), 'beslut-bollnas', 'beslut-annan') AS BLOB) WHERE idx = 3",
+        TestBackend::Postgres => {
+            "UPDATE audit_entries SET entry = convert_to(replace(convert_from(entry, 'UTF8'), 'beslut-bollnas', 'beslut-annan'), 'UTF8') WHERE idx = 3"
+        }
+        TestBackend::Sqlite => {
+            "UPDATE audit_entries SET entry = CAST(replace(CAST(entry AS TEXT), 'beslut-bollnas', 'beslut-annan') AS BLOB) WHERE idx = 3"
+        }
     };
     sql(&harness, rewritten).await.unwrap();
     let tampered = export_file(&mut officer, 0).await;
     assert_ne!(tampered, honest);
     let report = verify_export(tampered.as_slice(), &options, &mut |_| {}).unwrap();
     assert!(!report.is_ok());
-    let indices: BTreeSet<u64> = report.findings().filter_map(|finding| finding.index).collect();
+    let indices: BTreeSet<u64> = report
+        .findings()
+        .filter_map(|finding| finding.index)
+        .collect();
     assert_eq!(indices, BTreeSet::from([3]), "{report}");
     assert!(report.to_string().contains("index 3"), "{report}");
 
     // Rewriting the recorded leaf hash as well makes the log refuse to open at all.
     let leaf = match backend {
-        TestBackend::Postgres => "UPDATE audit_entries SET leaf_hash = sha256('\\x00'::bytea || entry) WHERE idx = 3",
+        TestBackend::Postgres => {
+            "UPDATE audit_entries SET leaf_hash = sha256('\\x00'::bytea || entry) WHERE idx = 3"
+        }
         TestBackend::Sqlite => "UPDATE audit_entries SET leaf_hash = zeroblob(32) WHERE idx = 3",
     };
     sql(&harness, leaf).await.unwrap();
     let settings = harness.settings_again();
     harness.service.stop().await.unwrap();
     let reopened = tryggdel_audit::spawn(&settings, "127.0.0.1:0".parse().unwrap()).await;
-    let error = format!("{:#}", reopened.err().expect("a rewritten log must not open"));
-    assert!(error.contains("do not reproduce the signed root"), "{error}");
+    let error = format!(
+        "{:#}",
+        reopened.err().expect("a rewritten log must not open")
+    );
+    assert!(
+        error.contains("do not reproduce the signed root"),
+        "{error}"
+    );
     harness.database.remove().await;
 }
 
 async fn only_services_append_and_only_compliance_officers_query(backend: TestBackend) {
-    let Some(harness) = Harness::start(backend).await else { return };
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
     let mut service = harness.as_service("disclosure").await;
     let number = personnummer();
     let reference = harness
         .person_key
         .reference(&IdentityNumber::parse(&number, time::macros::date!(2026 - 11 - 22)).unwrap());
-    append(&mut service, vec![event("disclosure.draft_created", Some(reference.to_string())), event("disclosure.approved", None)]).await;
+    append(
+        &mut service,
+        vec![
+            event("disclosure.draft_created", Some(reference.to_string())),
+            event("disclosure.approved", None),
+        ],
+    )
+    .await;
     append(&mut harness.as_service("notification").await, events(1)).await;
 
     // A user, even a compliance officer, cannot append; neither can an unknown service.
@@ -572,7 +659,10 @@ async fn only_services_append_and_only_compliance_officers_query(backend: TestBa
         .await;
     let status = caseworker.query(QueryRequest::default()).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
-    let status = caseworker.export(ExportRequest::default()).await.unwrap_err();
+    let status = caseworker
+        .export(ExportRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
 
     // A supervisor finds the person's entries by identity number.
@@ -647,13 +737,19 @@ async fn only_services_append_and_only_compliance_officers_query(backend: TestBa
         .await
         .unwrap()
         .into_inner();
-    assert!(rest.entries.iter().all(|entry| entry.index > queries.entries[1].index));
+    assert!(
+        rest.entries
+            .iter()
+            .all(|entry| entry.index > queries.entries[1].index)
+    );
     assert!(!rest.entries.is_empty());
     harness.stop().await;
 }
 
 async fn concurrent_appends_are_sequenced_without_gaps(backend: TestBackend) {
-    let Some(harness) = Harness::start(backend).await else { return };
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
     let mut tasks = Vec::new();
     for _ in 0..16 {
         let mut client = harness.as_service("disclosure").await;
@@ -691,7 +787,12 @@ async fn concurrent_appends_are_sequenced_without_gaps(backend: TestBackend) {
     assert_eq!(after, before);
     let mut officer = harness.supervisor().await;
     let export = export_file(&mut officer, 0).await;
-    let report = verify_export(export.as_slice(), &VerifyOptions::new(harness.verifier()), &mut |_| {}).unwrap();
+    let report = verify_export(
+        export.as_slice(),
+        &VerifyOptions::new(harness.verifier()),
+        &mut |_| {},
+    )
+    .unwrap();
     assert!(report.is_ok(), "{report}");
     harness.stop().await;
 }

@@ -97,7 +97,11 @@ impl AuditRelay {
     }
 }
 
-async fn relay_once(store: &DisclosureStore, link: &AuditLink, batch: i64) -> anyhow::Result<usize> {
+async fn relay_once(
+    store: &DisclosureStore,
+    link: &AuditLink,
+    batch: i64,
+) -> anyhow::Result<usize> {
     let pending = store
         .awaiting_audit(batch)
         .await
@@ -113,7 +117,9 @@ async fn relay_once(store: &DisclosureStore, link: &AuditLink, batch: i64) -> an
         seqs.push(*seq);
         events.push(audit_event(&payload));
     }
-    link.append(events).await.context("appending to the audit log")?;
+    link.append(events)
+        .await
+        .context("appending to the audit log")?;
     let now = i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
         .unwrap_or(i64::MAX);
     store

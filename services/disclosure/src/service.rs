@@ -25,13 +25,13 @@ use tryggdel_proto::disclosure::v1::{
 use tryggdel_storage::FieldCipher;
 
 use crate::content::{self, ValidatedDraft};
-use tryggdel_domain::{Directory, IdentityNumber, PersonKey};
-use tokio::sync::Notify;
-use tryggdel_service_kit::{AuditLink, Authenticator, Caller, ServiceError};
 use crate::store::{
     DisclosureRow, DisclosureStore, InsertOutcome, ListFilter, OutboxActor, OutboxEvent,
     OutboxPayload,
 };
+use tokio::sync::Notify;
+use tryggdel_domain::{Directory, IdentityNumber, PersonKey};
+use tryggdel_service_kit::{AuditLink, Authenticator, Caller, ServiceError};
 
 const MAX_PAGE_SIZE: u32 = 200;
 const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -207,7 +207,11 @@ impl DisclosureApi {
 
     async fn load_visible(&self, caller: &Caller, id: &str) -> Result<DisclosureRow, ServiceError> {
         let id = parse_disclosure_id(id)?;
-        let row = self.store.get(&id).await?.ok_or(ServiceError::NotFound("disclosure"))?;
+        let row = self
+            .store
+            .get(&id)
+            .await?
+            .ok_or(ServiceError::NotFound("disclosure"))?;
         if !Self::may_see(caller, &row) {
             return Err(ServiceError::NotFound("disclosure"));
         }
@@ -545,12 +549,7 @@ impl DisclosureApi {
             now_unix_ms(),
         );
         self.seal_draft(&mut row, &draft)?;
-        let event = self.event(
-            caller,
-            &row,
-            "disclosure.draft_created",
-            &[],
-        )?;
+        let event = self.event(caller, &row, "disclosure.draft_created", &[])?;
         match self.store.insert_draft(&row, &event).await? {
             InsertOutcome::Inserted => {
                 self.outbox_signal.notify_one();
@@ -599,12 +598,7 @@ impl DisclosureApi {
         row.state = next.as_str().to_owned();
         row.version += 1;
         row.updated_at = now_unix_ms();
-        let event = self.event(
-            caller,
-            &row,
-            "disclosure.draft_updated",
-            &[],
-        )?;
+        let event = self.event(caller, &row, "disclosure.draft_updated", &[])?;
         self.save(&row, request.expected_version, &event).await?;
         self.to_wire(&row, false)
     }
@@ -864,7 +858,8 @@ impl DisclosureApi {
             .await?;
             tracing::info!(disclosure_id = %row.id, user = %caller.user(), "protected details revealed");
         } else if caller.has(Role::ComplianceOfficer) {
-            self.audit_read(caller, &row, "disclosure.read", &[]).await?;
+            self.audit_read(caller, &row, "disclosure.read", &[])
+                .await?;
         }
         self.to_wire(&row, request.reveal_protected)
     }

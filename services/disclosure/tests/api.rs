@@ -4,16 +4,18 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tryggdel_auth::Role;
-use std::time::Duration;
 
-use tryggdel_disclosure::{DEVELOPMENT_DIRECTORY, Directory, RelayConfig, RunningService, Settings};
+use tryggdel_disclosure::{
+    DEVELOPMENT_DIRECTORY, Directory, RelayConfig, RunningService, Settings,
+};
+use tryggdel_domain::LegalRegistry;
 use tryggdel_proto::audit::v1::QueryRequest;
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
-use tryggdel_domain::LegalRegistry;
 use tryggdel_proto::common::v1::{DisclosureState, Person};
 use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
 use tryggdel_proto::disclosure::v1::*;
@@ -432,9 +434,15 @@ async fn bollnas_happy_path(backend: TestBackend) {
     assert_eq!(approved["action"], "disclosure.approved");
     assert_eq!(approved["actor"]["user_id"], "beslut-bollnas");
     assert_eq!(approved["purpose"]["legal_basis_id"], "OSL-10-18c");
-    assert_eq!(approved["purpose"]["registry_version"], decision.registry_version);
+    assert_eq!(
+        approved["purpose"]["registry_version"],
+        decision.registry_version
+    );
     assert_eq!(approved["recipient"], "polisen/mitt");
-    assert_eq!(approved["details"]["payload_sha256"], decision.payload_sha256);
+    assert_eq!(
+        approved["details"]["payload_sha256"],
+        decision.payload_sha256
+    );
     assert_eq!(approved["trace_id"].as_str().unwrap().len(), 32);
     harness.stop().await;
 }
