@@ -189,7 +189,7 @@ pub fn progress_printer(what: &'static str) -> impl FnMut(u64, u64) {
     let terminal = std::io::stderr().is_terminal();
     move |done, total| {
         if terminal {
-            let percent = if total == 0 { 100 } else { done * 100 / total };
+            let percent = (done * 100).checked_div(total).unwrap_or(100);
             eprint!("\r{what}: {done}/{total} entries ({percent}%)");
             if done >= total {
                 eprintln!();

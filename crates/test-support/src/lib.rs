@@ -299,6 +299,22 @@ impl TestDatabase {
     }
 }
 
+/// Defines each named scenario `async fn name(backend: TestBackend)` as two tests,
+/// `sqlite::name` and `postgres::name`. The calling module must import `TestBackend`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::TestBackend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::TestBackend::Postgres).await })*
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,20 +334,4 @@ mod tests {
             "postgres://h:5432/x"
         );
     }
-}
-
-/// Defines each named scenario `async fn name(backend: TestBackend)` as two tests,
-/// `sqlite::name` and `postgres::name`. The calling module must import `TestBackend`.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::TestBackend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::TestBackend::Postgres).await })*
-        }
-    };
 }
