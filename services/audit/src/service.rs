@@ -211,17 +211,22 @@ impl AuditApi {
         request: Request<GetCheckpointRequest>,
     ) -> Result<SignedCheckpoint, ServiceError> {
         self.reader(&request)?;
-        let size = request.into_inner().tree_size;
-        let checkpoint = if size == 0 {
-            self.log.latest_checkpoint()
-        } else {
-            self.log
-                .store()
-                .checkpoint_at(size)
-                .await?
-                .ok_or(ServiceError::NotFound("checkpoint"))?
-        };
+        let checkpoint = self
+            .signed_checkpoint(request.into_inner().tree_size)
+            .await?;
         Ok(wire_checkpoint(&checkpoint, self.origin()))
+    }
+
+    /// The checkpoint signed at `tree_size`, or for 0 the latest.
+    async fn signed_checkpoint(&self, tree_size: u64) -> Result<StoredCheckpoint, ServiceError> {
+        if tree_size == 0 {
+            return Ok(self.log.latest_checkpoint());
+        }
+        self.log
+            .store()
+            .checkpoint_at(tree_size)
+            .await?
+            .ok_or(ServiceError::NotFound("checkpoint"))
     }
 
     /// `requested` or, for 0, the latest checkpoint's size; never beyond what is durable.
@@ -438,16 +443,9 @@ impl AuditApi {
                     .into(),
             ));
         }
-        let size = request.into_inner().tree_size;
-        let checkpoint = if size == 0 {
-            self.log.latest_checkpoint()
-        } else {
-            self.log
-                .store()
-                .checkpoint_at(size)
-                .await?
-                .ok_or(ServiceError::NotFound("checkpoint"))?
-        };
+        let checkpoint = self
+            .signed_checkpoint(request.into_inner().tree_size)
+            .await?;
         self.audit_read(
             &caller,
             "audit.exported",
