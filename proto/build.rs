@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "tryggdel/common/v1/common.proto",
     "tryggdel/disclosure/v1/disclosure.proto",
     "tryggdel/audit/v1/audit.proto",
+    "tryggdel/notification/v1/notification.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -27,6 +27,12 @@ pub mod audit {
     }
 }
 
+pub mod notification {
+    pub mod v1 {
+        tonic::include_proto!("tryggdel.notification.v1");
+    }
+}
+
 /// The encoded `FileDescriptorSet` of every contract, for `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/tryggdel_descriptor.bin"));

@@ -1,0 +1,1 @@
+//! The notification service: delivery of approved disclosures to the police region they belong to.
