@@ -71,6 +71,10 @@ impl DataDirectory {
     pub fn audit_log_vkey(&self) -> PathBuf {
         self.root.join("keys/audit-log.vkey")
     }
+    /// The notification service's receipt-signing key (Ed25519, PKCS#8 PEM).
+    pub fn receipt_key(&self) -> PathBuf {
+        self.root.join("keys/receipt-signing-key.pem")
+    }
     pub fn sqlite_url(&self, service: &str) -> String {
         format!(
             "sqlite://{}",
@@ -139,6 +143,14 @@ impl DataDirectory {
                 .to_vkey_string();
             write_secret(&self.audit_log_key(), pem.as_str())?;
             write_public(&self.audit_log_vkey(), &format!("{vkey}\n"))?;
+            created = true;
+        }
+        if !self.receipt_key().exists() {
+            let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+            let pem = key
+                .to_pkcs8_pem(LineEnding::LF)
+                .context("encoding the receipt key")?;
+            write_secret(&self.receipt_key(), pem.as_str())?;
             created = true;
         }
         if !self.field_key().exists() {

@@ -49,6 +49,13 @@ enum Command {
         /// Address of the audit service.
         #[arg(long, env = "TRYGGDEL_AUDIT_LISTEN", default_value = "127.0.0.1:50052")]
         audit_listen: SocketAddr,
+        /// Address of the notification service.
+        #[arg(
+            long,
+            env = "TRYGGDEL_NOTIFICATION_LISTEN",
+            default_value = "127.0.0.1:50053"
+        )]
+        notification_listen: SocketAddr,
         /// Database URL; the default is a SQLite file per service in the data directory.
         #[arg(long, env = "TRYGGDEL_DATABASE_URL")]
         database_url: Option<String>,
@@ -174,6 +181,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Start {
             disclosure_listen,
             audit_listen,
+            notification_listen,
             database_url,
             directory,
         } => {
@@ -184,6 +192,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     data_dir: cli.data_dir.clone(),
                     disclosure_listen,
                     audit_listen,
+                    notification_listen,
                     database_url,
                     directory,
                 })

@@ -9,7 +9,7 @@ use anyhow::Context;
 use tryggdel_auth::VerifierConfig;
 use tryggdel_disclosure::{DEVELOPMENT_DIRECTORY, Directory, RelayConfig};
 use tryggdel_domain::{LegalRegistry, PersonKey};
-use tryggdel_service_kit::{AuditEndpoint, ClientTls, ServerTls};
+use tryggdel_service_kit::{ClientTls, ServerTls, ServiceEndpoint};
 
 use crate::devkit::{AUDIENCE, AUDIT_ORIGIN, DataDirectory, ISSUER, read};
 
@@ -22,6 +22,7 @@ pub struct SystemOptions {
     pub data_dir: PathBuf,
     pub disclosure_listen: SocketAddr,
     pub audit_listen: SocketAddr,
+    pub notification_listen: SocketAddr,
     /// None: a SQLite file per service in the data directory. A PostgreSQL URL is shared by
     /// the services, each in its own schema.
     pub database_url: Option<String>,
@@ -43,6 +44,30 @@ fn server_tls(data: &DataDirectory, service: &str) -> anyhow::Result<ServerTls> 
         key_pem: read(&data.server_key(service))?,
         client_ca_pem: read(&data.ca_cert())?,
     })
+}
+
+/// How `caller` reaches the service at `address`, with its own service certificate.
+fn endpoint(
+    data: &DataDirectory,
+    caller: &str,
+    address: SocketAddr,
+) -> anyhow::Result<ServiceEndpoint> {
+    Ok(ServiceEndpoint {
+        uri: format!("https://{address}"),
+        server_name: "localhost".to_owned(),
+        tls: ClientTls {
+            ca_pem: read(&data.ca_cert())?,
+            cert_pem: read(&data.server_cert(caller))?,
+            key_pem: read(&data.server_key(caller))?,
+        },
+        timeout: Duration::from_secs(5),
+    })
+}
+
+fn receipt_key(data: &DataDirectory) -> anyhow::Result<ed25519_dalek::SigningKey> {
+    use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+    ed25519_dalek::SigningKey::from_pkcs8_pem(&read(&data.receipt_key())?)
+        .context("receipt signing key (expected Ed25519 PKCS#8 PEM)")
 }
 
 /// Creates the development data directory if needed and starts every service.
@@ -103,16 +128,9 @@ pub async fn start_system(options: &SystemOptions) -> anyhow::Result<RunningSyst
             person_key,
             registry: registry.clone(),
             directory,
-            audit: AuditEndpoint {
-                uri: format!("https://{}", audit.local_addr),
-                server_name: "localhost".to_owned(),
-                tls: ClientTls {
-                    ca_pem: read(&data.ca_cert())?,
-                    cert_pem: read(&data.server_cert("disclosure"))?,
-                    key_pem: read(&data.server_key("disclosure"))?,
-                },
-                timeout: Duration::from_secs(5),
-            },
+            audit: endpoint(&data, "disclosure", audit.local_addr)?,
+            notification: endpoint(&data, "disclosure", options.notification_listen)?,
+            receipt_key: receipt_key(&data)?.verifying_key(),
             relay: RelayConfig::default(),
         },
         options.disclosure_listen,

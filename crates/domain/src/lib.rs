@@ -11,6 +11,7 @@
 //! - [`payload`]: what goes to the police and the SHA-256 an approval binds.
 //! - [`directory`]: the organisations of a deployment and their delegations.
 //! - [`person_ref`]: keyed hashes that let the audit log find a person without naming them.
+//! - [`receipt`]: the police's signed receipt of a disclosure.
 //!
 //! Invariants:
 //! - No I/O: no network, no database, no files except data handed in as strings or bytes
@@ -32,6 +33,7 @@ pub mod lifecycle;
 pub mod organisation;
 pub mod payload;
 pub mod person_ref;
+pub mod receipt;
 pub mod registry;
 
 mod serde_support;
@@ -52,6 +54,10 @@ pub use organisation::{
 };
 pub use payload::{DataItem, PayloadError, PolicePayload, PolicePayloadInput};
 pub use person_ref::{PersonKey, PersonKeyError, PersonRef};
+pub use receipt::{
+    RECEIPT_FORMAT, ReceiptError, ReceiptStatement, SignedReceipt, receipt_key_id, sign_receipt,
+    verify_receipt,
+};
 pub use registry::{
     ChecklistItem, Crime, CrimeFilter, CrimeId, CrimeLaw, CrimeTimeRequirement, LegalBasis,
     LegalBasisId, LegalRegistry, RegistryError, SourceKind,

@@ -22,17 +22,35 @@ impl std::fmt::Debug for ClientTls {
     }
 }
 
-/// Where the audit service is and how to reach it.
+/// Where another service is and how to reach it.
 #[derive(Clone, Debug)]
-pub struct AuditEndpoint {
+pub struct ServiceEndpoint {
     /// e.g. `https://127.0.0.1:50052`.
     pub uri: String,
-    /// The name the audit service's certificate must carry, e.g. `localhost`.
+    /// The name the service's certificate must carry, e.g. `localhost`.
     pub server_name: String,
     pub tls: ClientTls,
-    /// How long one append may take before it counts as failed.
+    /// How long one call may take before it counts as failed.
     pub timeout: Duration,
 }
+
+impl ServiceEndpoint {
+    /// A channel that connects on first use and reconnects as needed.
+    pub fn lazy_channel(&self) -> anyhow::Result<Channel> {
+        tryggdel_tls::install_crypto_provider();
+        tryggdel_tls::lazy_channel(
+            &self.uri,
+            &self.server_name,
+            &self.tls.ca_pem,
+            &self.tls.cert_pem,
+            &self.tls.key_pem,
+        )
+        .with_context(|| format!("channel to {}", self.uri))
+    }
+}
+
+/// The audit service's endpoint.
+pub type AuditEndpoint = ServiceEndpoint;
 
 /// Why an append did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -54,15 +72,7 @@ pub struct AuditLink {
 
 impl AuditLink {
     pub fn new(endpoint: &AuditEndpoint) -> anyhow::Result<AuditLink> {
-        tryggdel_tls::install_crypto_provider();
-        let channel = tryggdel_tls::lazy_channel(
-            &endpoint.uri,
-            &endpoint.server_name,
-            &endpoint.tls.ca_pem,
-            &endpoint.tls.cert_pem,
-            &endpoint.tls.key_pem,
-        )
-        .with_context(|| format!("audit service channel to {}", endpoint.uri))?;
+        let channel = endpoint.lazy_channel()?;
         Ok(AuditLink {
             client: AuditServiceClient::new(channel),
             timeout: endpoint.timeout,

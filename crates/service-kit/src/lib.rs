@@ -21,7 +21,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
-pub use audit_link::{AuditEndpoint, AuditLink, AuditLinkError, ClientTls};
+pub use audit_link::{AuditEndpoint, AuditLink, AuditLinkError, ClientTls, ServiceEndpoint};
 pub use caller::{Authenticator, Caller, ServicePeer, trace_id};
 pub use error::ServiceError;
 

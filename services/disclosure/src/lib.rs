@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod content;
+pub mod delivery;
 pub mod relay;
 pub mod service;
 pub mod store;
@@ -26,14 +27,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::sync::Notify;
 use tryggdel_auth::{TokenVerifier, VerifierConfig};
 use tryggdel_domain::{LegalRegistry, PersonKey};
 use tryggdel_proto::disclosure::v1::disclosure_service_server::DisclosureServiceServer;
-use tryggdel_service_kit::{AuditEndpoint, AuditLink, Authenticator, RunningServer};
+use tryggdel_service_kit::{AuditLink, Authenticator, RunningServer, ServiceEndpoint};
 use tryggdel_storage::{Database, FieldCipher, FieldKey};
 
-pub use relay::{AuditRelay, RelayConfig};
+pub use delivery::NotificationLink;
+pub use relay::{Relay, RelayConfig};
 pub use service::DisclosureApi;
 pub use store::{DisclosureStore, MIGRATIONS};
 pub use tryggdel_domain::{DEVELOPMENT_DIRECTORY, Directory};
@@ -52,7 +53,10 @@ pub struct Settings {
     pub person_key: PersonKey,
     pub registry: Arc<LegalRegistry>,
     pub directory: Arc<Directory>,
-    pub audit: AuditEndpoint,
+    pub audit: ServiceEndpoint,
+    pub notification: ServiceEndpoint,
+    /// The notification service's receipt key; receipts must verify with it.
+    pub receipt_key: ed25519_dalek::VerifyingKey,
     pub relay: RelayConfig,
 }
 
@@ -69,7 +73,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<DisclosureApi> {
         FieldCipher::new(&settings.field_key),
         settings.person_key.clone(),
         AuditLink::new(&settings.audit)?,
-        Arc::new(Notify::new()),
+        settings.receipt_key,
     ))
 }
 
@@ -80,12 +84,12 @@ pub fn routes(api: DisclosureApi) -> tonic::service::Routes {
     )
 }
 
-/// A service started in the background, with its outbox relay.
+/// A service started in the background, with its outbox relays.
 pub struct RunningService {
     pub local_addr: SocketAddr,
     pub api: DisclosureApi,
     server: RunningServer,
-    relay: AuditRelay,
+    relays: Vec<Relay>,
 }
 
 impl RunningService {
@@ -93,7 +97,9 @@ impl RunningService {
     /// Events not yet relayed stay in the outbox for the next start.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.server.stop().await?;
-        self.relay.stop().await;
+        for relay in self.relays {
+            relay.stop().await;
+        }
         self.api.store().database().close().await;
         Ok(())
     }
@@ -109,9 +115,28 @@ pub async fn spawn(settings: &Settings, address: SocketAddr) -> anyhow::Result<R
         address,
     )
     .await?;
-    let relay = AuditRelay::start(
-        api.store().clone(),
-        api.audit_link().clone(),
+    let batch = settings.relay.batch;
+    let store = api.store().clone();
+    let audit = api.audit_link().clone();
+    let to_audit = Relay::start(
+        "audit",
+        move || {
+            let store = store.clone();
+            let audit = audit.clone();
+            async move { relay::relay_to_audit(&store, &audit, batch).await }
+        },
+        api.outbox_signal(),
+        settings.relay.clone(),
+    );
+    let notification = NotificationLink::new(&settings.notification)?;
+    let deliverer = api.clone();
+    let to_police = Relay::start(
+        "delivery",
+        move || {
+            let api = deliverer.clone();
+            let notification = notification.clone();
+            async move { api.deliver_pending(&notification, batch).await }
+        },
         api.outbox_signal(),
         settings.relay.clone(),
     );
@@ -119,7 +144,7 @@ pub async fn spawn(settings: &Settings, address: SocketAddr) -> anyhow::Result<R
         local_addr: server.local_addr,
         api,
         server,
-        relay,
+        relays: vec![to_audit, to_police],
     })
 }
 

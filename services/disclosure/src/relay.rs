@@ -1,14 +1,15 @@
-//! The outbox relay to the audit log: every event the service committed reaches the log
-//! exactly once in effect. The relay reads events not yet relayed in sequence order, appends
+//! The outbox relays: to the audit log (every event) and, in `delivery`, to the notification
+//! service (approvals). Every event the service committed reaches the log exactly once in
+//! effect. The relay reads events not yet relayed in sequence order, appends
 //! them (the log dedupes by event id), and marks them only after the log has made them
 //! durable. A crash anywhere in between at worst sends an event again.
 
-use std::sync::Arc;
+use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context;
 use time::OffsetDateTime;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tryggdel_proto::audit::v1::{Actor, AuditEvent, ObjectRef, Outcome};
 use tryggdel_service_kit::AuditLink;
 
@@ -63,41 +64,101 @@ pub fn audit_event(payload: &OutboxPayload) -> AuditEvent {
         registry_version: payload.registry_version.clone(),
         purpose: "disclosure to the police to prevent crime".into(),
         recipient: format!("polisen/{}", payload.police_region),
-        outcome: Outcome::Success as i32,
-        outcome_detail: String::new(),
+        outcome: if payload.refusal.is_some() {
+            Outcome::Refused as i32
+        } else {
+            Outcome::Success as i32
+        },
+        outcome_detail: payload.refusal.clone().unwrap_or_default(),
         person_refs: payload.person_refs.clone(),
         trace_id: payload.trace_id.clone(),
         details: details.into_iter().collect(),
     }
 }
 
-/// The running relay.
-pub struct AuditRelay {
+/// A running relay: one task moving outbox events to one destination.
+pub struct Relay {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl AuditRelay {
-    /// Starts relaying; `wake` is notified whenever the service commits an event.
-    pub fn start(
-        store: DisclosureStore,
-        link: AuditLink,
-        wake: Arc<Notify>,
+impl Relay {
+    /// Starts `step` in a loop: after a step that moved events it runs again at once; after an
+    /// empty one it waits for `wake` (changed whenever the service commits an event) or the
+    /// poll interval; after a failure it backs off exponentially.
+    pub fn start<F, Fut>(
+        name: &'static str,
+        mut step: F,
+        mut wake: watch::Receiver<u64>,
         config: RelayConfig,
-    ) -> AuditRelay {
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(store, link, wake, config, stopped));
-        AuditRelay { stop, task }
+    ) -> Relay
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<usize>> + Send,
+    {
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut backoff = config.min_backoff;
+            let mut failing = false;
+            loop {
+                if *stopped.borrow() {
+                    break;
+                }
+                let pause = match step().await {
+                    Ok(moved) => {
+                        if failing {
+                            tracing::info!(relay = name, "relay recovered");
+                            failing = false;
+                        }
+                        backoff = config.min_backoff;
+                        if moved > 0 {
+                            // More may have been committed while this batch was in flight.
+                            continue;
+                        }
+                        None
+                    }
+                    Err(error) => {
+                        tracing::warn!(relay = name, error = format!("{error:#}"), retry_in = ?backoff, "relay failed");
+                        failing = true;
+                        let pause = backoff;
+                        backoff = (backoff * 2).min(config.max_backoff);
+                        Some(pause)
+                    }
+                };
+                match pause {
+                    Some(pause) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = stopped.changed() => {}
+                        }
+                    }
+                    None => {
+                        tokio::select! {
+                            changed = wake.changed() => {
+                                if changed.is_err() {
+                                    // The service is gone; poll until stopped.
+                                    tokio::time::sleep(config.poll_interval).await;
+                                }
+                            }
+                            _ = tokio::time::sleep(config.poll_interval) => {}
+                            _ = stopped.changed() => {}
+                        }
+                    }
+                }
+            }
+        });
+        Relay { stop, task }
     }
 
-    /// Stops after the append in flight, if any.
+    /// Stops after the step in flight, if any.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
     }
 }
 
-async fn relay_once(
+/// Moves up to `batch` events not yet in the audit log there; returns how many.
+pub async fn relay_to_audit(
     store: &DisclosureStore,
     link: &AuditLink,
     batch: i64,
@@ -120,63 +181,13 @@ async fn relay_once(
     link.append(events)
         .await
         .context("appending to the audit log")?;
-    let now = i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
-        .unwrap_or(i64::MAX);
     store
-        .mark_audited(&seqs, now)
+        .mark_audited(&seqs, now_unix_ms())
         .await
         .context("marking relayed events")?;
     Ok(seqs.len())
 }
 
-async fn run(
-    store: DisclosureStore,
-    link: AuditLink,
-    wake: Arc<Notify>,
-    config: RelayConfig,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let mut backoff = config.min_backoff;
-    let mut failing = false;
-    loop {
-        if *stopped.borrow() {
-            break;
-        }
-        let wait = match relay_once(&store, &link, config.batch).await {
-            Ok(sent) => {
-                if failing {
-                    tracing::info!("audit relay recovered");
-                    failing = false;
-                }
-                backoff = config.min_backoff;
-                if sent > 0 {
-                    // More may have been committed while this batch was in flight.
-                    continue;
-                }
-                None
-            }
-            Err(error) => {
-                tracing::warn!(error = format!("{error:#}"), retry_in = ?backoff, "audit relay failed");
-                failing = true;
-                let wait = backoff;
-                backoff = (backoff * 2).min(config.max_backoff);
-                Some(wait)
-            }
-        };
-        match wait {
-            Some(pause) => {
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = stopped.changed() => {}
-                }
-            }
-            None => {
-                tokio::select! {
-                    _ = wake.notified() => {}
-                    _ = tokio::time::sleep(config.poll_interval) => {}
-                    _ = stopped.changed() => {}
-                }
-            }
-        }
-    }
+pub(crate) fn now_unix_ms() -> i64 {
+    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }

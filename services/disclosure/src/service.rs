@@ -17,20 +17,25 @@ use tryggdel_domain::{
 use tryggdel_proto::common::v1::DisclosureState as WireState;
 use tryggdel_proto::disclosure::v1::{
     ApproveRequest, AssessLegalBasisRequest, Assessment as WireAssessment, Condition,
-    CreateDraftRequest, Decision, Disclosure, DisclosureSummary, DraftContent, GetRequest,
-    ListRequest, ListResponse, ProtectedDetails, RejectRequest, SubmitRequest, UpdateDraftRequest,
-    WithdrawRequest, assess_legal_basis_request::Target,
-    disclosure_service_server::DisclosureService,
+    CreateDraftRequest, Decision, DeliveryRecord, Disclosure, DisclosureSummary, DraftContent,
+    GetRequest, ListRequest, ListResponse, ProtectedDetails, RecordReceiptRequest,
+    RecordReceiptResponse, RejectRequest, SubmitRequest, UpdateDraftRequest, WithdrawRequest,
+    assess_legal_basis_request::Target, disclosure_service_server::DisclosureService,
 };
 use tryggdel_storage::FieldCipher;
 
 use crate::content::{self, ValidatedDraft};
+use crate::delivery::NOTIFICATION_SERVICE;
 use crate::store::{
-    DisclosureRow, DisclosureStore, InsertOutcome, ListFilter, OutboxActor, OutboxEvent,
-    OutboxPayload,
+    DeliveryRow, DisclosureRow, DisclosureStore, InsertOutcome, ListFilter, OutboxActor,
+    OutboxEvent, OutboxPayload,
 };
-use tokio::sync::Notify;
-use tryggdel_domain::{Directory, IdentityNumber, PersonKey};
+
+/// The police's organisation code in the directory.
+const POLICE_ORGANISATION: &str = "polisen";
+use ed25519_dalek::VerifyingKey;
+use tokio::sync::watch;
+use tryggdel_domain::{Directory, IdentityNumber, PersonKey, verify_receipt};
 use tryggdel_service_kit::{AuditLink, Authenticator, Caller, ServiceError};
 
 const MAX_PAGE_SIZE: u32 = 200;
@@ -45,8 +50,10 @@ pub struct DisclosureApi {
     cipher: FieldCipher,
     person_key: PersonKey,
     audit: AuditLink,
-    /// Notified after every committed outbox event, to wake the relay.
-    outbox_signal: Arc<Notify>,
+    /// The notification service's receipt key: receipts must verify with it.
+    receipt_key: VerifyingKey,
+    /// Bumped after every committed outbox event, to wake the relays.
+    outbox_signal: Arc<watch::Sender<u64>>,
 }
 
 fn now_unix_ms() -> i64 {
@@ -71,7 +78,7 @@ fn wire_state(state: DisclosureState) -> WireState {
     }
 }
 
-fn stored_state(row: &DisclosureRow) -> Result<DisclosureState, ServiceError> {
+pub(crate) fn stored_state(row: &DisclosureRow) -> Result<DisclosureState, ServiceError> {
     DisclosureState::parse(&row.state).map_err(|_| {
         ServiceError::internal(anyhow::anyhow!(
             "disclosure {} has unknown state {:?}",
@@ -121,7 +128,10 @@ fn reason_text(field: &str, text: &str, required: bool) -> Result<String, Servic
     Ok(trimmed.to_owned())
 }
 
-fn apply(row: &DisclosureRow, action: LifecycleAction) -> Result<DisclosureState, ServiceError> {
+pub(crate) fn apply(
+    row: &DisclosureRow,
+    action: LifecycleAction,
+) -> Result<DisclosureState, ServiceError> {
     let state = stored_state(row)?;
     transition(state, action).map_err(|error| ServiceError::FailedPrecondition(error.to_string()))
 }
@@ -158,7 +168,7 @@ impl DisclosureApi {
         cipher: FieldCipher,
         person_key: PersonKey,
         audit: AuditLink,
-        outbox_signal: Arc<Notify>,
+        receipt_key: VerifyingKey,
     ) -> DisclosureApi {
         DisclosureApi {
             store,
@@ -167,7 +177,8 @@ impl DisclosureApi {
             cipher,
             person_key,
             audit,
-            outbox_signal,
+            receipt_key,
+            outbox_signal: Arc::new(watch::Sender::new(0)),
         }
     }
 
@@ -179,9 +190,18 @@ impl DisclosureApi {
         &self.audit
     }
 
-    /// Notified whenever an outbox event is committed.
-    pub fn outbox_signal(&self) -> Arc<Notify> {
-        self.outbox_signal.clone()
+    /// Changes whenever an outbox event is committed.
+    pub fn outbox_signal(&self) -> watch::Receiver<u64> {
+        self.outbox_signal.subscribe()
+    }
+
+    pub(crate) fn signal_outbox(&self) {
+        self.outbox_signal
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    pub(crate) fn cipher(&self) -> &FieldCipher {
+        &self.cipher
     }
 
     fn directory(&self) -> &Directory {
@@ -307,6 +327,25 @@ impl DisclosureApi {
         event_type: &str,
         details: &[(&str, String)],
     ) -> Result<OutboxEvent, ServiceError> {
+        let actor = OutboxActor {
+            user_id: caller.principal.user_id.clone(),
+            roles: caller.role_names(),
+            organisation: caller.organisation.code().as_str().to_owned(),
+            unit: caller.principal.unit.clone(),
+        };
+        self.event_as(actor, &caller.trace_id, row, event_type, details, None)
+    }
+
+    /// An outbox event about `row` by `actor`; `refusal` marks it as recording a refusal.
+    pub(crate) fn event_as(
+        &self,
+        actor: OutboxActor,
+        trace_id: &str,
+        row: &DisclosureRow,
+        event_type: &str,
+        details: &[(&str, String)],
+        refusal: Option<String>,
+    ) -> Result<OutboxEvent, ServiceError> {
         let event_id = uuid::Uuid::now_v7().to_string();
         let occurred_at = now_unix_ms();
         let registry_version = if row.registry_version.is_empty() {
@@ -321,19 +360,15 @@ impl DisclosureApi {
             disclosure_id: row.id.clone(),
             organisation: row.organisation.clone(),
             police_region: row.police_region.clone(),
-            actor: OutboxActor {
-                user_id: caller.principal.user_id.clone(),
-                roles: caller.role_names(),
-                organisation: caller.organisation.code().as_str().to_owned(),
-                unit: caller.principal.unit.clone(),
-            },
+            actor,
             state: row.state.clone(),
             version: row.version,
             legal_basis_id: row.legal_basis_id.clone(),
             registry_version,
             urgent: row.urgent != 0,
             person_refs: self.person_refs(row)?,
-            trace_id: caller.trace_id.clone(),
+            trace_id: trace_id.to_owned(),
+            refusal,
             details: details
                 .iter()
                 .map(|(key, value)| ((*key).to_owned(), value.clone()))
@@ -419,6 +454,7 @@ impl DisclosureApi {
             submitted_by: row.submitted_by.clone(),
             submitted_at_unix_ms: row.submitted_at,
             decision,
+            delivery: None,
         })
     }
 
@@ -430,7 +466,7 @@ impl DisclosureApi {
         event: &OutboxEvent,
     ) -> Result<(), ServiceError> {
         if self.store.update(row, expected_version, event).await? {
-            self.outbox_signal.notify_one();
+            self.signal_outbox();
             return Ok(());
         }
         let current = self
@@ -552,7 +588,7 @@ impl DisclosureApi {
         let event = self.event(caller, &row, "disclosure.draft_created", &[])?;
         match self.store.insert_draft(&row, &event).await? {
             InsertOutcome::Inserted => {
-                self.outbox_signal.notify_one();
+                self.signal_outbox();
                 tracing::info!(disclosure_id = %row.id, organisation = %row.organisation, "draft created");
                 self.to_wire(&row, false)
             }
@@ -861,7 +897,140 @@ impl DisclosureApi {
             self.audit_read(caller, &row, "disclosure.read", &[])
                 .await?;
         }
-        self.to_wire(&row, request.reveal_protected)
+        let mut disclosure = self.to_wire(&row, request.reveal_protected)?;
+        disclosure.delivery = self.store.delivery(&row.id).await?.map(wire_delivery);
+        Ok(disclosure)
+    }
+
+    /// The police's signed receipt, from the notification service.
+    async fn record_receipt(
+        &self,
+        request: Request<RecordReceiptRequest>,
+    ) -> Result<RecordReceiptResponse, ServiceError> {
+        let service = Authenticator::service(&request).ok_or_else(|| {
+            ServiceError::PermissionDenied(
+                "RecordReceipt is for the notification service and needs its certificate".into(),
+            )
+        })?;
+        if service.name != NOTIFICATION_SERVICE {
+            return Err(ServiceError::PermissionDenied(format!(
+                "service {} may not record receipts",
+                service.name
+            )));
+        }
+        let request = request.into_inner();
+        let id = parse_disclosure_id(&request.disclosure_id)?;
+        let statement = verify_receipt(
+            &request.statement,
+            &request.signature,
+            &request.key_id,
+            &self.receipt_key,
+        )
+        .map_err(|error| ServiceError::invalid("signature", error))?;
+        if statement.disclosure_id != id {
+            return Err(ServiceError::invalid(
+                "statement",
+                "the receipt is about another disclosure",
+            ));
+        }
+        // A concurrent change (the delivery relay recording the hand-over) moves the version.
+        for _ in 0..3 {
+            let row = self
+                .store
+                .get(&id)
+                .await?
+                .ok_or(ServiceError::NotFound("disclosure"))?;
+            if statement.police_region != row.police_region {
+                return Err(ServiceError::invalid(
+                    "statement",
+                    format!(
+                        "the receipt is from region {}, the disclosure went to {}",
+                        statement.police_region, row.police_region
+                    ),
+                ));
+            }
+            if statement.payload_sha256 != row.payload_sha256 {
+                return Err(ServiceError::FailedPrecondition(
+                    "the receipt is for another payload than the one approved".into(),
+                ));
+            }
+            let state = stored_state(&row)?;
+            if state == DisclosureState::Acknowledged {
+                return Ok(RecordReceiptResponse {
+                    state: WireState::Acknowledged as i32,
+                    duplicate: true,
+                });
+            }
+            let mut next = row.clone();
+            let mut events = Vec::new();
+            if state == DisclosureState::Approved {
+                // The receipt overtook the delivery relay's own record of the hand-over.
+                next.state = apply(&next, LifecycleAction::Deliver)?.as_str().to_owned();
+                next.version += 1;
+                events.push(self.event_as(
+                    crate::delivery::system_actor(),
+                    &request.trace_id,
+                    &next,
+                    "disclosure.delivered",
+                    &[("police_region", row.police_region.clone())],
+                    None,
+                )?);
+            }
+            next.state = apply(&next, LifecycleAction::Acknowledge)?
+                .as_str()
+                .to_owned();
+            next.version += 1;
+            next.updated_at = now_unix_ms();
+            events.push(self.event_as(
+                OutboxActor {
+                    user_id: statement.acknowledged_by.clone(),
+                    roles: vec![Role::PoliceOfficer.as_str().to_owned()],
+                    organisation: POLICE_ORGANISATION.to_owned(),
+                    unit: None,
+                },
+                &request.trace_id,
+                &next,
+                "disclosure.acknowledged",
+                &[
+                    ("police_reference", statement.police_reference.clone()),
+                    ("acknowledged_at", statement.acknowledged_at.clone()),
+                    ("receipt_key_id", request.key_id.clone()),
+                ],
+                None,
+            )?);
+            let delivered_at = self
+                .store
+                .delivery(&id)
+                .await?
+                .map(|delivery| delivery.delivered_at)
+                .unwrap_or(statement.acknowledged_at_unix_ms);
+            let delivery = DeliveryRow {
+                disclosure_id: id.clone(),
+                police_region: row.police_region.clone(),
+                delivered_at,
+                police_reference: statement.police_reference.clone(),
+                acknowledged_by: statement.acknowledged_by.clone(),
+                acknowledged_at: statement.acknowledged_at_unix_ms,
+                receipt_statement: Some(request.statement.clone()),
+                receipt_signature: Some(request.signature.clone()),
+                receipt_key_id: request.key_id.clone(),
+            };
+            if self
+                .store
+                .record_delivery(&next, row.version, &events, &delivery, None)
+                .await?
+            {
+                self.signal_outbox();
+                tracing::info!(disclosure_id = %id, "receipt recorded");
+                return Ok(RecordReceiptResponse {
+                    state: WireState::Acknowledged as i32,
+                    duplicate: false,
+                });
+            }
+        }
+        Err(ServiceError::Unavailable(
+            "the disclosure kept changing; retry".into(),
+        ))
     }
 
     async fn list(
@@ -980,8 +1149,31 @@ macro_rules! handle {
     }};
 }
 
+fn wire_delivery(delivery: DeliveryRow) -> DeliveryRecord {
+    DeliveryRecord {
+        police_region: delivery.police_region,
+        delivered_at_unix_ms: delivery.delivered_at,
+        police_reference: delivery.police_reference,
+        acknowledged_by: delivery.acknowledged_by,
+        acknowledged_at_unix_ms: delivery.acknowledged_at,
+        receipt_statement: delivery.receipt_statement.unwrap_or_default(),
+        receipt_signature: delivery.receipt_signature.unwrap_or_default(),
+        receipt_key_id: delivery.receipt_key_id,
+    }
+}
+
 #[tonic::async_trait]
 impl DisclosureService for DisclosureApi {
+    async fn record_receipt(
+        &self,
+        request: Request<RecordReceiptRequest>,
+    ) -> Result<Response<RecordReceiptResponse>, Status> {
+        DisclosureApi::record_receipt(self, request)
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
     async fn create_draft(
         &self,
         request: Request<CreateDraftRequest>,

@@ -119,6 +119,9 @@ pub struct OutboxPayload {
     pub person_refs: Vec<String>,
     pub trace_id: String,
     pub details: std::collections::BTreeMap<String, String>,
+    /// Set when the event records a refusal, with its reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
 }
 
 /// An event for the audit log and the police delivery, written with the change it records.
@@ -130,6 +133,21 @@ pub struct OutboxEvent {
     pub organisation: String,
     pub payload: String,
     pub created_at: i64,
+}
+
+/// A disclosure's hand-over to the police and, once acknowledged, its signed receipt
+/// (empty strings, zero and None until then).
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct DeliveryRow {
+    pub disclosure_id: String,
+    pub police_region: String,
+    pub delivered_at: i64,
+    pub police_reference: String,
+    pub acknowledged_by: String,
+    pub acknowledged_at: i64,
+    pub receipt_statement: Option<Vec<u8>>,
+    pub receipt_signature: Option<Vec<u8>>,
+    pub receipt_key_id: String,
 }
 
 /// What inserting a new draft did.
@@ -228,19 +246,102 @@ impl DisclosureStore {
         event: &OutboxEvent,
     ) -> Result<bool, sqlx::Error> {
         let mut transaction = self.database.pool().begin().await?;
-        // Every column but the id is written (the immutable ones with their stored values),
-        // so one binding list serves insert and update alike.
-        let result = bind_row(sqlx::query(&update_statement()), row)
-            .bind(expected_version)
-            .execute(&mut *transaction)
-            .await?;
-        if result.rows_affected() != 1 {
+        if !update_row(&mut transaction, row, expected_version).await? {
             transaction.rollback().await?;
             return Ok(false);
         }
         insert_event(&mut transaction, event).await?;
         transaction.commit().await?;
         Ok(true)
+    }
+
+    /// Approvals not yet handed to the notification service, oldest first: (seq, disclosure).
+    pub async fn awaiting_delivery(&self, limit: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT seq, disclosure_id FROM outbox \
+             WHERE delivery_relayed_at IS NULL AND event_type = 'disclosure.approved' \
+             ORDER BY seq LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.database.pool())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("seq")?, row.try_get("disclosure_id")?)))
+            .collect()
+    }
+
+    /// Marks the approval `seq` as handed over (or settled otherwise), with `event` if given,
+    /// in one transaction.
+    pub async fn settle_delivery(
+        &self,
+        seq: i64,
+        event: Option<&OutboxEvent>,
+        at: i64,
+    ) -> Result<(), sqlx::Error> {
+        let mut transaction = self.database.pool().begin().await?;
+        if let Some(event) = event {
+            insert_event(&mut transaction, event).await?;
+        }
+        mark_delivered(&mut transaction, seq, at).await?;
+        transaction.commit().await
+    }
+
+    /// Moves `row` on under `expected_version` with `events`, writes its delivery record, and,
+    /// for the delivery relay, settles the approval `seq` — all in one transaction. Returns
+    /// false (and writes nothing) when the version moved on.
+    pub async fn record_delivery(
+        &self,
+        row: &DisclosureRow,
+        expected_version: i64,
+        events: &[OutboxEvent],
+        delivery: &DeliveryRow,
+        settles: Option<(i64, i64)>,
+    ) -> Result<bool, sqlx::Error> {
+        let mut transaction = self.database.pool().begin().await?;
+        if !update_row(&mut transaction, row, expected_version).await? {
+            transaction.rollback().await?;
+            return Ok(false);
+        }
+        for event in events {
+            insert_event(&mut transaction, event).await?;
+        }
+        sqlx::query(
+            "INSERT INTO deliveries (disclosure_id, police_region, delivered_at, police_reference, \
+             acknowledged_by, acknowledged_at, receipt_statement, receipt_signature, \
+             receipt_key_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (disclosure_id) DO UPDATE SET police_reference = excluded.police_reference, \
+             acknowledged_by = excluded.acknowledged_by, acknowledged_at = excluded.acknowledged_at, \
+             receipt_statement = excluded.receipt_statement, \
+             receipt_signature = excluded.receipt_signature, receipt_key_id = excluded.receipt_key_id",
+        )
+        .bind(&delivery.disclosure_id)
+        .bind(&delivery.police_region)
+        .bind(delivery.delivered_at)
+        .bind(&delivery.police_reference)
+        .bind(&delivery.acknowledged_by)
+        .bind(delivery.acknowledged_at)
+        .bind(delivery.receipt_statement.clone())
+        .bind(delivery.receipt_signature.clone())
+        .bind(&delivery.receipt_key_id)
+        .execute(&mut *transaction)
+        .await?;
+        if let Some((seq, at)) = settles {
+            mark_delivered(&mut transaction, seq, at).await?;
+        }
+        transaction.commit().await?;
+        Ok(true)
+    }
+
+    /// The delivery record of a disclosure, if it was delivered.
+    pub async fn delivery(&self, disclosure_id: &str) -> Result<Option<DeliveryRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT disclosure_id, police_region, delivered_at, police_reference, acknowledged_by, \
+             acknowledged_at, receipt_statement, receipt_signature, receipt_key_id \
+             FROM deliveries WHERE disclosure_id = $1",
+        )
+        .bind(disclosure_id)
+        .fetch_optional(self.database.pool())
+        .await
     }
 
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<DisclosureRow>, sqlx::Error> {
@@ -366,6 +467,34 @@ fn bind_row<'q>(
         .bind(&row.registry_version)
         .bind(&row.catalogue_version)
         .bind(row.assessment.clone())
+}
+
+/// Writes every column of `row` if its stored version is still `expected_version`.
+async fn update_row(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    row: &DisclosureRow,
+    expected_version: i64,
+) -> Result<bool, sqlx::Error> {
+    // Every column but the id is written (the immutable ones with their stored values), so
+    // one binding list serves insert and update alike.
+    let result = bind_row(sqlx::query(&update_statement()), row)
+        .bind(expected_version)
+        .execute(&mut **transaction)
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+async fn mark_delivered(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    seq: i64,
+    at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE outbox SET delivery_relayed_at = $1 WHERE seq = $2")
+        .bind(at)
+        .bind(seq)
+        .execute(&mut **transaction)
+        .await?;
+    Ok(())
 }
 
 async fn insert_event(

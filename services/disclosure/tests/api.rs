@@ -73,6 +73,10 @@ impl Harness {
             registry,
             directory,
             audit: identity.audit_endpoint("disclosure", audit.local_addr),
+            // Delivery to the police is tested with all three services in tests/; here the
+            // notification service is absent and approvals wait in the outbox.
+            notification: identity.audit_endpoint("disclosure", unused_address()),
+            receipt_key: log_signing_key().verifying_key(),
             relay: RelayConfig {
                 batch: 50,
                 min_backoff: Duration::from_millis(20),
@@ -175,6 +179,12 @@ impl Harness {
         self.database.remove().await;
         self.audit_database.remove().await;
     }
+}
+
+/// An address nothing listens on.
+fn unused_address() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
 }
 
 /// bollnas-kommun → bollnas, region-gavleborg → gavleborg (as in the development directory).

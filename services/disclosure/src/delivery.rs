@@ -1,0 +1,225 @@
+//! The hand-over to the police: approved disclosures go to the notification service (which
+//! routes them to the region), and the police's signed receipt comes back through
+//! `RecordReceipt`.
+//!
+//! Invariants:
+//! - Only approvals are handed over, with the payload bytes and hash bound at approval.
+//! - An approval is settled (never sent again) only once the notification service has taken
+//!   it, or has refused it for good — which is recorded as `disclosure.delivery_refused`.
+//! - A receipt is accepted only with a valid signature of the pinned receipt key, for this
+//!   disclosure, its region and its payload hash.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tonic::Code;
+use tonic::transport::Channel;
+use tryggdel_domain::{DisclosureState, LifecycleAction};
+use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
+use tryggdel_proto::notification::v1::{DeliverRequest, DeliverResponse};
+use tryggdel_service_kit::ServiceEndpoint;
+
+use crate::relay::now_unix_ms;
+use crate::service::{DisclosureApi, apply, stored_state};
+use crate::store::{DeliveryRow, OutboxActor, OutboxPayload};
+
+/// The service certificate name that may record receipts.
+pub const NOTIFICATION_SERVICE: &str = "notification";
+
+/// A connection to the notification service (connects on first use).
+#[derive(Clone)]
+pub struct NotificationLink {
+    client: NotificationServiceClient<Channel>,
+    timeout: Duration,
+}
+
+impl NotificationLink {
+    pub fn new(endpoint: &ServiceEndpoint) -> anyhow::Result<NotificationLink> {
+        Ok(NotificationLink {
+            client: NotificationServiceClient::new(endpoint.lazy_channel()?),
+            timeout: endpoint.timeout,
+        })
+    }
+
+    async fn deliver(&self, request: DeliverRequest) -> Result<DeliverResponse, tonic::Status> {
+        let mut client = self.client.clone();
+        match tokio::time::timeout(self.timeout, client.deliver(request)).await {
+            Ok(result) => result.map(tonic::Response::into_inner),
+            Err(_) => Err(tonic::Status::deadline_exceeded(
+                "the notification service did not answer in time",
+            )),
+        }
+    }
+}
+
+/// Refusals that retrying cannot change.
+fn is_permanent(code: Code) -> bool {
+    matches!(
+        code,
+        Code::InvalidArgument
+            | Code::FailedPrecondition
+            | Code::AlreadyExists
+            | Code::PermissionDenied
+            | Code::NotFound
+    )
+}
+
+/// The actor of events the service records on its own.
+pub(crate) fn system_actor() -> OutboxActor {
+    OutboxActor {
+        user_id: String::new(),
+        roles: Vec::new(),
+        organisation: String::new(),
+        unit: None,
+    }
+}
+
+impl DisclosureApi {
+    /// Hands up to `batch` approvals to the notification service; returns how many were
+    /// settled. A transient failure is returned (the relay backs off and retries).
+    pub async fn deliver_pending(
+        &self,
+        link: &NotificationLink,
+        batch: i64,
+    ) -> anyhow::Result<usize> {
+        let pending = self
+            .store()
+            .awaiting_delivery(batch)
+            .await
+            .context("reading approvals awaiting delivery")?;
+        for (seq, disclosure_id) in &pending {
+            self.deliver_one(link, *seq, disclosure_id).await?;
+        }
+        Ok(pending.len())
+    }
+
+    async fn deliver_one(
+        &self,
+        link: &NotificationLink,
+        seq: i64,
+        disclosure_id: &str,
+    ) -> anyhow::Result<()> {
+        let trace_id = self
+            .store()
+            .events_of(disclosure_id)
+            .await?
+            .into_iter()
+            .find(|event| event.event_type == "disclosure.approved")
+            .and_then(|event| serde_json::from_str::<OutboxPayload>(&event.payload).ok())
+            .map(|payload| payload.trace_id)
+            .unwrap_or_default();
+        // A concurrent change (a receipt arriving first) moves the version; read again.
+        for _ in 0..3 {
+            let row = self
+                .store()
+                .get(disclosure_id)
+                .await?
+                .with_context(|| format!("approved disclosure {disclosure_id} is missing"))?;
+            let state = stored_state(&row).map_err(|error| anyhow::anyhow!("{error}"))?;
+            if state != DisclosureState::Approved {
+                // Delivered already (its receipt came first), or withdrawn before hand-over.
+                self.store()
+                    .settle_delivery(seq, None, now_unix_ms())
+                    .await?;
+                return Ok(());
+            }
+            let payload = self
+                .cipher()
+                .open(
+                    &row.payload_sealed,
+                    &format!("disclosure:{}:payload", row.id),
+                )
+                .context("opening the approved payload")?;
+            let request = DeliverRequest {
+                disclosure_id: row.id.clone(),
+                organisation: row.organisation.clone(),
+                state: row.state.clone(),
+                urgent: row.urgent != 0,
+                payload: payload.to_vec(),
+                payload_sha256: row.payload_sha256.clone(),
+                approved_by: row.decided_by.clone(),
+                approved_at_unix_ms: row.decided_at,
+                legal_basis_id: row.legal_basis_id.clone(),
+                registry_version: row.registry_version.clone(),
+                trace_id: trace_id.clone(),
+            };
+            match link.deliver(request).await {
+                Ok(delivered) => {
+                    let now = now_unix_ms();
+                    let mut next = row.clone();
+                    next.state = apply(&row, LifecycleAction::Deliver)
+                        .map_err(|error| anyhow::anyhow!("{error}"))?
+                        .as_str()
+                        .to_owned();
+                    next.version += 1;
+                    next.updated_at = now;
+                    let event = self
+                        .event_as(
+                            system_actor(),
+                            &trace_id,
+                            &next,
+                            "disclosure.delivered",
+                            &[
+                                ("police_region", delivered.police_region.clone()),
+                                ("sequence", delivered.sequence.to_string()),
+                            ],
+                            None,
+                        )
+                        .map_err(|error| anyhow::anyhow!("{error}"))?;
+                    let delivery = DeliveryRow {
+                        disclosure_id: row.id.clone(),
+                        police_region: delivered.police_region,
+                        delivered_at: now,
+                        police_reference: String::new(),
+                        acknowledged_by: String::new(),
+                        acknowledged_at: 0,
+                        receipt_statement: None,
+                        receipt_signature: None,
+                        receipt_key_id: String::new(),
+                    };
+                    if self
+                        .store()
+                        .record_delivery(&next, row.version, &[event], &delivery, Some((seq, now)))
+                        .await?
+                    {
+                        self.signal_outbox();
+                        tracing::info!(disclosure_id = %row.id, "delivered to the police region");
+                        return Ok(());
+                    }
+                }
+                Err(status) if is_permanent(status.code()) => {
+                    tracing::error!(
+                        disclosure_id = %row.id,
+                        code = ?status.code(),
+                        reason = status.message(),
+                        "the notification service refused the disclosure"
+                    );
+                    let event = self
+                        .event_as(
+                            system_actor(),
+                            &trace_id,
+                            &row,
+                            "disclosure.delivery_refused",
+                            &[],
+                            Some(format!("{:?}: {}", status.code(), status.message())),
+                        )
+                        .map_err(|error| anyhow::anyhow!("{error}"))?;
+                    self.store()
+                        .settle_delivery(seq, Some(&event), now_unix_ms())
+                        .await?;
+                    self.signal_outbox();
+                    return Ok(());
+                }
+                Err(status) => {
+                    bail!(
+                        "delivering {}: {:?}: {}",
+                        row.id,
+                        status.code(),
+                        status.message()
+                    );
+                }
+            }
+        }
+        bail!("disclosure {disclosure_id} kept changing while being delivered")
+    }
+}
