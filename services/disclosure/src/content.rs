@@ -129,6 +129,14 @@ pub fn validate(content: &DraftContent, today: Date) -> Result<ValidatedDraft, S
     ] {
         bounded(&field(name), value, MAX_TEXT_CHARS)?;
     }
+    if !content.answers_follow_up_id.is_empty()
+        && uuid::Uuid::parse_str(&content.answers_follow_up_id).is_err()
+    {
+        return Err(ServiceError::invalid(
+            field("answers_follow_up_id"),
+            "must be a follow-up question's id (a UUID)",
+        ));
+    }
     for (name, value) in [
         ("relation", &content.relation),
         ("victim_protection", &content.victim_protection),

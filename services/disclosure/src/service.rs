@@ -585,7 +585,12 @@ impl DisclosureApi {
             now_unix_ms(),
         );
         self.seal_draft(&mut row, &draft)?;
-        let event = self.event(caller, &row, "disclosure.draft_created", &[])?;
+        let event = self.event(
+            caller,
+            &row,
+            "disclosure.draft_created",
+            &follow_up_detail(&draft.content),
+        )?;
         match self.store.insert_draft(&row, &event).await? {
             InsertOutcome::Inserted => {
                 self.signal_outbox();
@@ -1147,6 +1152,15 @@ macro_rules! handle {
             }
         }
     }};
+}
+
+/// Links a draft that answers a police follow-up question to that question in its events.
+fn follow_up_detail(content: &DraftContent) -> Vec<(&'static str, String)> {
+    if content.answers_follow_up_id.is_empty() {
+        Vec::new()
+    } else {
+        vec![("answers_follow_up_id", content.answers_follow_up_id.clone())]
+    }
 }
 
 fn wire_delivery(delivery: DeliveryRow) -> DeliveryRecord {
