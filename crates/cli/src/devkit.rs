@@ -19,6 +19,8 @@ use tryggdel_tls::{CertificateAuthority, ClientIdentitySpec};
 
 pub const ISSUER: &str = "https://idp.dev.tryggdel.local";
 pub const AUDIENCE: &str = "tryggdel";
+/// The common name of the development CA (production mode refuses certificates under it).
+pub const DEVELOPMENT_CA_NAME: &str = "Tryggdel development CA";
 /// The development audit log's origin (its checkpoints' first line and key name).
 pub const AUDIT_ORIGIN: &str = "audit.dev.tryggdel.local/log";
 
@@ -92,7 +94,7 @@ impl DataDirectory {
             CertificateAuthority::from_pem(&read(&self.ca_cert())?, &read(&self.ca_key())?)
                 .context("loading the development CA")?
         } else {
-            let ca = CertificateAuthority::generate("Tryggdel development CA")?;
+            let ca = CertificateAuthority::generate(DEVELOPMENT_CA_NAME)?;
             write_public(&self.ca_cert(), ca.cert_pem())?;
             write_secret(&self.ca_key(), &ca.key_pem())?;
             created = true;

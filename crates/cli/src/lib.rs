@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod config;
 pub mod devkit;
 pub mod system;
 pub mod token;

@@ -37,7 +37,7 @@ pub mod server;
 
 pub use client::{client_config, connect_channel, lazy_channel};
 pub use error::{Result, TlsError};
-pub use pem::read_pem_file;
+pub use pem::{certificate_identity, read_pem_file};
 pub use pki::{CertificateAuthority, ClientIdentitySpec, IssuedCertificate, SERVICE_ORGANISATION};
 pub use server::{
     PeerIdentity, PeerInfo, TlsConnection, peer_identity, server_config, tls_incoming,

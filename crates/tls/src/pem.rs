@@ -96,3 +96,15 @@ mod tests {
         assert!(parse_root_store(pem, "test").is_err());
     }
 }
+
+/// The subject (CN, O) of the first certificate in `pem`, e.g. to recognise a development CA.
+pub fn certificate_identity(pem: &str, what: &'static str) -> Result<crate::PeerIdentity> {
+    let certificates = parse_certificates(pem, what)?;
+    let first = certificates
+        .first()
+        .ok_or(crate::TlsError::InvalidCertificate {
+            what,
+            reason: "no certificate in the PEM text".to_owned(),
+        })?;
+    crate::PeerIdentity::from_der(first.as_ref())
+}

@@ -1,0 +1,380 @@
+//! Configuration of a deployed service: a TOML file plus `TRYGGDEL_…` environment variables
+//! (nested keys with `__`, e.g. `TRYGGDEL_TELEMETRY__OTLP_ENDPOINT`), checked before anything
+//! starts. Outside development mode, development keys and certificates and a missing
+//! PostgreSQL URL are refused with the reason.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+use crate::devkit::{AUDIT_ORIGIN, DEVELOPMENT_CA_NAME, ISSUER, read};
+
+/// The sections a configuration may have (environment variables outside them are ignored, so
+/// that e.g. `TRYGGDEL_TOKEN`, a user's token for the CLI, is not taken for the `[token]` table).
+const SECTIONS: [&str; 12] = [
+    "mode",
+    "database_url",
+    "directory",
+    "tls",
+    "token",
+    "keys",
+    "listen",
+    "endpoints",
+    "audit",
+    "notification",
+    "telemetry",
+    "relay",
+];
+
+/// How strict the start-up checks are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Refuses development keys and certificates and anything but PostgreSQL.
+    #[default]
+    Production,
+    /// Allows what `tryggdel start` / `tryggdel pki` generate.
+    Development,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The CA that issued every certificate of the deployment (clients and services).
+    pub ca: PathBuf,
+    /// This service's certificate (server and client use) and key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub issuer: String,
+    pub audience: String,
+    /// The identity provider's Ed25519 public key (PEM).
+    pub public_key: PathBuf,
+    #[serde(default = "default_leeway")]
+    pub leeway_seconds: u64,
+}
+
+fn default_leeway() -> u64 {
+    30
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFiles {
+    /// Field encryption (disclosure).
+    pub field: Option<PathBuf>,
+    /// Person references (disclosure, audit).
+    pub person_index: Option<PathBuf>,
+    /// Checkpoint signing (audit).
+    pub audit_log: Option<PathBuf>,
+    /// Receipt signing (notification).
+    pub receipt: Option<PathBuf>,
+    /// Receipt verification (disclosure): the public half of `receipt`.
+    pub receipt_public: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    #[serde(default = "default_disclosure_listen")]
+    pub disclosure: SocketAddr,
+    #[serde(default = "default_audit_listen")]
+    pub audit: SocketAddr,
+    #[serde(default = "default_notification_listen")]
+    pub notification: SocketAddr,
+}
+
+impl Default for Listen {
+    fn default() -> Listen {
+        Listen {
+            disclosure: default_disclosure_listen(),
+            audit: default_audit_listen(),
+            notification: default_notification_listen(),
+        }
+    }
+}
+
+fn default_disclosure_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 50051))
+}
+fn default_audit_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 50052))
+}
+fn default_notification_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 50053))
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoints {
+    #[serde(default = "default_disclosure_endpoint")]
+    pub disclosure: String,
+    #[serde(default = "default_audit_endpoint")]
+    pub audit: String,
+    #[serde(default = "default_notification_endpoint")]
+    pub notification: String,
+}
+
+impl Default for Endpoints {
+    fn default() -> Endpoints {
+        Endpoints {
+            disclosure: default_disclosure_endpoint(),
+            audit: default_audit_endpoint(),
+            notification: default_notification_endpoint(),
+        }
+    }
+}
+
+fn default_disclosure_endpoint() -> String {
+    "https://localhost:50051".into()
+}
+fn default_audit_endpoint() -> String {
+    "https://localhost:50052".into()
+}
+fn default_notification_endpoint() -> String {
+    "https://localhost:50053".into()
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The log's origin: the first line of its checkpoints and the name of its key.
+    pub origin: Option<String>,
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval_ms: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> AuditConfig {
+        AuditConfig {
+            origin: None,
+            checkpoint_interval_ms: default_checkpoint_interval(),
+        }
+    }
+}
+
+fn default_checkpoint_interval() -> u64 {
+    1000
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationConfig {
+    #[serde(default = "default_urgent_deadline")]
+    pub urgent_deadline_seconds: u64,
+    #[serde(default = "default_ordinary_deadline")]
+    pub ordinary_deadline_seconds: u64,
+    #[serde(default = "default_escalation_repeat")]
+    pub escalation_repeat_seconds: u64,
+}
+
+impl Default for NotificationConfig {
+    fn default() -> NotificationConfig {
+        NotificationConfig {
+            urgent_deadline_seconds: default_urgent_deadline(),
+            ordinary_deadline_seconds: default_ordinary_deadline(),
+            escalation_repeat_seconds: default_escalation_repeat(),
+        }
+    }
+}
+
+fn default_urgent_deadline() -> u64 {
+    15 * 60
+}
+fn default_ordinary_deadline() -> u64 {
+    24 * 60 * 60
+}
+fn default_escalation_repeat() -> u64 {
+    15 * 60
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// `text` or `json`.
+    pub log_format: Option<String>,
+    /// OTLP/gRPC endpoint of a collector, e.g. `http://otel-collector:4317`.
+    pub otlp_endpoint: Option<String>,
+}
+
+/// A deployed service's configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub mode: Mode,
+    pub database_url: Option<String>,
+    /// The organisations and delegations file; the development directory if unset (development
+    /// mode only).
+    pub directory: Option<PathBuf>,
+    pub tls: Option<TlsFiles>,
+    pub token: Option<TokenConfig>,
+    #[serde(default)]
+    pub keys: KeyFiles,
+    #[serde(default)]
+    pub listen: Listen,
+    #[serde(default)]
+    pub endpoints: Endpoints,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default)]
+    pub notification: NotificationConfig,
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// Whether an environment key (prefix stripped) belongs to the configuration.
+fn is_config_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    let (first, nested) = match key.split_once("__") {
+        Some((first, _)) => (first.to_owned(), true),
+        None => (key.clone(), false),
+    };
+    match first.as_str() {
+        // Tables only through nested keys (TRYGGDEL_TOKEN is the CLI's user token).
+        "tls" | "token" | "keys" | "listen" | "endpoints" | "audit" | "notification"
+        | "telemetry" | "relay" => nested,
+        other => SECTIONS.contains(&other) && !nested,
+    }
+}
+
+impl Config {
+    /// Reads `file` (if given) and the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            if !file.is_file() {
+                bail!("the configuration file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let environment = Env::prefixed("TRYGGDEL_")
+            .filter(|key| is_config_key(key.as_str()))
+            .split("__");
+        figment
+            .merge(environment)
+            .extract()
+            .map_err(|error| anyhow::anyhow!("configuration: {error}"))
+    }
+
+    /// The database URL for `service`, or why there is none.
+    pub fn database_url(&self) -> anyhow::Result<String> {
+        match &self.database_url {
+            Some(url) if !url.trim().is_empty() => Ok(url.clone()),
+            _ => bail!(
+                "no database URL: set database_url in the configuration file or TRYGGDEL_DATABASE_URL"
+            ),
+        }
+    }
+
+    pub fn tls(&self) -> anyhow::Result<&TlsFiles> {
+        self.tls
+            .as_ref()
+            .context("no [tls] section: the service needs tls.ca, tls.cert and tls.key")
+    }
+
+    pub fn token(&self) -> anyhow::Result<&TokenConfig> {
+        self.token.as_ref().context(
+            "no [token] section: the service needs token.issuer, token.audience and token.public_key",
+        )
+    }
+
+    /// A key file, or why it is missing.
+    pub fn key_file<'a>(&self, key: &'a Option<PathBuf>, name: &str) -> anyhow::Result<&'a Path> {
+        key.as_deref().with_context(|| {
+            format!(
+                "no keys.{name}: set it in the configuration file or TRYGGDEL_KEYS__{}",
+                name.to_ascii_uppercase()
+            )
+        })
+    }
+
+    /// Outside development mode: refuses what only development may use, naming it.
+    pub fn check_mode(&self) -> anyhow::Result<()> {
+        if self.mode == Mode::Development {
+            return Ok(());
+        }
+        let url = self.database_url()?;
+        if !(url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+            bail!(
+                "production mode needs PostgreSQL: database_url is not a postgres:// URL (set mode = \"development\" to use SQLite)"
+            );
+        }
+        let tls = self.tls()?;
+        let ca = tryggdel_tls::certificate_identity(&read(&tls.ca)?, "tls.ca")
+            .with_context(|| format!("reading {}", tls.ca.display()))?;
+        if ca.common_name == DEVELOPMENT_CA_NAME {
+            bail!(
+                "production mode refuses the development CA ({}): issue certificates from the deployment's own CA",
+                tls.ca.display()
+            );
+        }
+        let token = self.token()?;
+        if token.issuer == ISSUER {
+            bail!("production mode refuses the development token issuer {ISSUER}");
+        }
+        if self.audit.origin.as_deref() == Some(AUDIT_ORIGIN) {
+            bail!("production mode refuses the development audit origin {AUDIT_ORIGIN}");
+        }
+        if self.directory.is_none() {
+            bail!("production mode needs the deployment's organisation directory: set directory");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_configuration_keys_are_taken_from_the_environment() {
+        assert!(is_config_key("DATABASE_URL"));
+        assert!(is_config_key("TELEMETRY__OTLP_ENDPOINT"));
+        assert!(is_config_key("TOKEN__ISSUER"));
+        assert!(!is_config_key("TOKEN"));
+        assert!(!is_config_key("DATA_DIR"));
+        assert!(!is_config_key("LOG_FORMAT"));
+        assert!(!is_config_key("ORG"));
+    }
+
+    #[test]
+    fn a_file_with_an_unknown_key_is_refused_naming_it() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("config.toml");
+        std::fs::write(&file, "mode = \"development\"\ndatabse_url = \"x\"\n").unwrap();
+        let error = format!("{:#}", Config::load(Some(&file)).unwrap_err());
+        assert!(error.contains("databse_url"), "{error}");
+        let missing = format!(
+            "{:#}",
+            Config::load(Some(&directory.path().join("nope.toml"))).unwrap_err()
+        );
+        assert!(missing.contains("does not exist"), "{missing}");
+    }
+
+    #[test]
+    fn production_refuses_sqlite_and_a_missing_database() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("config.toml");
+        std::fs::write(&file, "database_url = \"sqlite://x.db\"\n").unwrap();
+        let config = Config::load(Some(&file)).unwrap();
+        assert_eq!(config.mode, Mode::Production);
+        let error = format!("{:#}", config.check_mode().unwrap_err());
+        assert!(error.contains("needs PostgreSQL"), "{error}");
+        std::fs::write(&file, "mode = \"production\"\n").unwrap();
+        let error = format!(
+            "{:#}",
+            Config::load(Some(&file)).unwrap().check_mode().unwrap_err()
+        );
+        assert!(error.contains("no database URL"), "{error}");
+    }
+}
