@@ -11,10 +11,15 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use ed25519_dalek::pkcs8::EncodePrivateKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use rand::RngCore as _;
 use tryggdel_merkle::checkpoint::CheckpointSigner;
+
+use crate::config::{
+    AuditConfig, Config, Endpoints, KeyFiles, Listen, Mode, NotificationConfig, TelemetryConfig,
+    TlsFiles, TokenConfig,
+};
 use tryggdel_tls::{CertificateAuthority, ClientIdentitySpec};
 
 pub const ISSUER: &str = "https://idp.dev.tryggdel.local";
@@ -76,6 +81,10 @@ impl DataDirectory {
     /// The notification service's receipt-signing key (Ed25519, PKCS#8 PEM).
     pub fn receipt_key(&self) -> PathBuf {
         self.root.join("keys/receipt-signing-key.pem")
+    }
+    /// The public half of the receipt key (Ed25519 public key PEM), for the disclosure service.
+    pub fn receipt_public_key(&self) -> PathBuf {
+        self.root.join("keys/receipt-public.pem")
     }
     pub fn sqlite_url(&self, service: &str) -> String {
         format!(
@@ -147,12 +156,17 @@ impl DataDirectory {
             write_public(&self.audit_log_vkey(), &format!("{vkey}\n"))?;
             created = true;
         }
-        if !self.receipt_key().exists() {
+        if !self.receipt_key().exists() || !self.receipt_public_key().exists() {
             let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
             let pem = key
                 .to_pkcs8_pem(LineEnding::LF)
                 .context("encoding the receipt key")?;
+            let public = key
+                .verifying_key()
+                .to_public_key_pem(LineEnding::LF)
+                .context("encoding the receipt public key")?;
             write_secret(&self.receipt_key(), pem.as_str())?;
+            write_public(&self.receipt_public_key(), &public)?;
             created = true;
         }
         if !self.field_key().exists() {
@@ -163,6 +177,45 @@ impl DataDirectory {
             created = true;
         }
         Ok(created)
+    }
+}
+
+impl DataDirectory {
+    /// The configuration `tryggdel start` runs every service with: development mode, this
+    /// directory's certificates and keys, `service`'s certificate; endpoints are set once the
+    /// listeners are bound.
+    pub fn development_config(&self, service: &str, directory: Option<PathBuf>) -> Config {
+        Config {
+            mode: Mode::Development,
+            database_url: None,
+            directory,
+            tls: Some(TlsFiles {
+                ca: self.ca_cert(),
+                cert: self.server_cert(service),
+                key: self.server_key(service),
+            }),
+            token: Some(TokenConfig {
+                issuer: ISSUER.to_owned(),
+                audience: AUDIENCE.to_owned(),
+                public_key: self.verifying_key(),
+                leeway_seconds: 30,
+            }),
+            keys: KeyFiles {
+                field: Some(self.field_key()),
+                person_index: Some(self.person_key()),
+                audit_log: Some(self.audit_log_key()),
+                receipt: Some(self.receipt_key()),
+                receipt_public: Some(self.receipt_public_key()),
+            },
+            listen: Listen::default(),
+            endpoints: Endpoints::default(),
+            audit: AuditConfig {
+                origin: Some(AUDIT_ORIGIN.to_owned()),
+                checkpoint_interval_ms: 1000,
+            },
+            notification: NotificationConfig::default(),
+            telemetry: TelemetryConfig::default(),
+        }
     }
 }
 

@@ -7,5 +7,6 @@
 pub mod audit;
 pub mod config;
 pub mod devkit;
+pub mod serve;
 pub mod system;
 pub mod token;

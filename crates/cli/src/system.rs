@@ -2,16 +2,15 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use tryggdel_auth::VerifierConfig;
-use tryggdel_disclosure::{DEVELOPMENT_DIRECTORY, Directory, RelayConfig};
-use tryggdel_domain::{LegalRegistry, PersonKey};
-use tryggdel_service_kit::{ClientTls, ServerTls, ServiceEndpoint};
+use tokio::net::TcpListener;
+use tryggdel_disclosure::{DEVELOPMENT_DIRECTORY, Directory};
+use tryggdel_domain::LegalRegistry;
 
-use crate::devkit::{AUDIENCE, AUDIT_ORIGIN, DataDirectory, ISSUER, read};
+use crate::config::{Config, Endpoints};
+use crate::devkit::{DataDirectory, read};
+use crate::serve;
 
 /// The services `tryggdel start` runs, in start order.
 pub const SERVICES: [&str; 2] = ["audit", "disclosure"];
@@ -38,110 +37,81 @@ pub struct RunningSystem {
     pub disclosure: tryggdel_disclosure::RunningService,
 }
 
-fn server_tls(data: &DataDirectory, service: &str) -> anyhow::Result<ServerTls> {
-    Ok(ServerTls {
-        cert_chain_pem: read(&data.server_cert(service))?,
-        key_pem: read(&data.server_key(service))?,
-        client_ca_pem: read(&data.ca_cert())?,
-    })
+async fn bind(address: SocketAddr, service: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding {address} for the {service} service"))
 }
 
-/// How `caller` reaches the service at `address`, with its own service certificate.
-fn endpoint(
-    data: &DataDirectory,
-    caller: &str,
-    address: SocketAddr,
-) -> anyhow::Result<ServiceEndpoint> {
-    Ok(ServiceEndpoint {
-        uri: format!("https://{address}"),
-        server_name: "localhost".to_owned(),
-        tls: ClientTls {
-            ca_pem: read(&data.ca_cert())?,
-            cert_pem: read(&data.server_cert(caller))?,
-            key_pem: read(&data.server_key(caller))?,
-        },
-        timeout: Duration::from_secs(5),
-    })
-}
-
-fn receipt_key(data: &DataDirectory) -> anyhow::Result<ed25519_dalek::SigningKey> {
-    use ed25519_dalek::pkcs8::DecodePrivateKey as _;
-    ed25519_dalek::SigningKey::from_pkcs8_pem(&read(&data.receipt_key())?)
-        .context("receipt signing key (expected Ed25519 PKCS#8 PEM)")
-}
-
-/// Creates the development data directory if needed and starts every service.
+/// Creates the development data directory if needed and starts every service, each with the
+/// configuration `tryggdel serve` would give it in development mode.
 pub async fn start_system(options: &SystemOptions) -> anyhow::Result<RunningSystem> {
     tryggdel_tls::install_crypto_provider();
     let data = DataDirectory::new(&options.data_dir);
-    let registry = Arc::new(LegalRegistry::embedded().context("legal-basis registry")?);
-    let directory_text = match &options.directory {
-        Some(path) => read(path)?,
-        None => DEVELOPMENT_DIRECTORY.to_owned(),
-    };
-    let directory = Arc::new(
-        Directory::from_toml(&directory_text, &registry).context("organisation directory")?,
-    );
-    if data.ensure(&SERVICES, &directory.codes())? {
+    if data.ensure(&SERVICES, &organisation_codes(options)?)? {
         tracing::info!(data_dir = %data.root.display(), "created development certificates and keys");
     }
+    // Bind every listener first: each service must know the others' addresses.
+    let audit_listener = bind(options.audit_listen, "audit").await?;
+    let disclosure_listener = bind(options.disclosure_listen, "disclosure").await?;
+    let endpoints = Endpoints {
+        audit: format!("https://{}", audit_listener.local_addr()?),
+        disclosure: format!("https://{}", disclosure_listener.local_addr()?),
+        notification: format!("https://{}", options.notification_listen),
+    };
     let database_url = |service: &str| {
         options
             .database_url
             .clone()
             .unwrap_or_else(|| data.sqlite_url(service))
     };
-    let token = VerifierConfig {
-        issuer: ISSUER.to_owned(),
-        audience: AUDIENCE.to_owned(),
-        public_key_pem: read(&data.verifying_key())?,
-        leeway_seconds: 30,
-    };
-    let person_key =
-        PersonKey::from_base64(&read(&data.person_key())?).context("person index key")?;
 
-    let audit = tryggdel_audit::spawn(
-        &tryggdel_audit::Settings {
-            database_url: database_url("audit"),
-            tls: server_tls(&data, "audit")?,
-            token: token.clone(),
-            directory: directory.clone(),
-            person_key: person_key.clone(),
-            origin: AUDIT_ORIGIN.to_owned(),
-            signing_key: tryggdel_audit::signing_key_from_pem(&read(&data.audit_log_key())?)?,
-            checkpoint_interval: Duration::from_secs(1),
-            appenders: tryggdel_audit::DEFAULT_APPENDERS
-                .iter()
-                .map(|name| (*name).to_owned())
-                .collect(),
-        },
-        options.audit_listen,
+    let config = configured(&data, "audit", options, &endpoints);
+    let common = serve::common(&config)?;
+    let audit = tryggdel_audit::spawn_on(
+        &serve::audit_settings(&config, &common, database_url("audit"))?,
+        audit_listener,
     )
     .await?;
 
-    let disclosure = tryggdel_disclosure::spawn(
-        &tryggdel_disclosure::Settings {
-            database_url: database_url("disclosure"),
-            tls: server_tls(&data, "disclosure")?,
-            token,
-            field_key: tryggdel_disclosure::field_key(&read(&data.field_key())?)?,
-            person_key,
-            registry: registry.clone(),
-            directory,
-            audit: endpoint(&data, "disclosure", audit.local_addr)?,
-            notification: endpoint(&data, "disclosure", options.notification_listen)?,
-            receipt_key: receipt_key(&data)?.verifying_key(),
-            relay: RelayConfig::default(),
-        },
-        options.disclosure_listen,
+    let config = configured(&data, "disclosure", options, &endpoints);
+    let common = serve::common(&config)?;
+    let disclosure = tryggdel_disclosure::spawn_on(
+        &serve::disclosure_settings(&config, &common, database_url("disclosure"))?,
+        disclosure_listener,
     )
     .await?;
     Ok(RunningSystem {
         data,
-        registry_version: registry.registry_version().to_owned(),
+        registry_version: common.registry.registry_version().to_owned(),
         audit,
         disclosure,
     })
+}
+
+/// The development configuration of `service` with the bound endpoints.
+fn configured(
+    data: &DataDirectory,
+    service: &str,
+    options: &SystemOptions,
+    endpoints: &Endpoints,
+) -> Config {
+    let mut config = data.development_config(service, options.directory.clone());
+    config.endpoints = endpoints.clone();
+    config
+}
+
+/// The organisation codes of the directory the system runs with (for their client
+/// certificates).
+fn organisation_codes(options: &SystemOptions) -> anyhow::Result<Vec<String>> {
+    let registry = LegalRegistry::embedded().context("legal-basis registry")?;
+    let text = match &options.directory {
+        Some(path) => read(path)?,
+        None => DEVELOPMENT_DIRECTORY.to_owned(),
+    };
+    Ok(Directory::from_toml(&text, &registry)
+        .context("organisation directory")?
+        .codes())
 }
 
 impl RunningSystem {

@@ -87,6 +87,16 @@ impl RunningServer {
         let listener = TcpListener::bind(address)
             .await
             .with_context(|| format!("binding {address} for the {service_name} service"))?;
+        RunningServer::start_on(service_name, routes, tls, listener)
+    }
+
+    /// Serves `routes` on an already bound `listener` until stopped.
+    pub fn start_on(
+        service_name: &'static str,
+        routes: Routes,
+        tls: &ServerTls,
+        listener: TcpListener,
+    ) -> anyhow::Result<RunningServer> {
         let local_addr = listener.local_addr().context("listener address")?;
         let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
         let tls = tls.clone();

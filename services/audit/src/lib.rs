@@ -26,6 +26,7 @@ use std::time::Duration;
 use anyhow::Context;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
+use tokio::net::TcpListener;
 use tryggdel_auth::{TokenVerifier, VerifierConfig};
 use tryggdel_domain::{Directory, PersonKey};
 use tryggdel_merkle::checkpoint::CheckpointSigner;
@@ -122,14 +123,24 @@ impl RunningService {
 
 /// Builds and starts the service on `address` (port 0 for any free port).
 pub async fn spawn(settings: &Settings, address: SocketAddr) -> anyhow::Result<RunningService> {
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding {address} for the audit service"))?;
+    spawn_on(settings, listener).await
+}
+
+/// Builds and starts the service on an already bound listener.
+pub async fn spawn_on(
+    settings: &Settings,
+    listener: TcpListener,
+) -> anyhow::Result<RunningService> {
     let api = build(settings).await?;
-    let server = RunningServer::start(
+    let server = RunningServer::start_on(
         "tryggdel.audit.v1.AuditService",
         routes(api.clone()),
         &settings.tls,
-        address,
-    )
-    .await?;
+        listener,
+    )?;
     Ok(RunningService {
         local_addr: server.local_addr,
         api,

@@ -27,6 +27,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use tokio::net::TcpListener;
 use tryggdel_auth::{TokenVerifier, VerifierConfig};
 use tryggdel_domain::{LegalRegistry, PersonKey};
 use tryggdel_proto::disclosure::v1::disclosure_service_server::DisclosureServiceServer;
@@ -107,14 +108,24 @@ impl RunningService {
 
 /// Builds and starts the service and its relay on `address` (port 0 for any free port).
 pub async fn spawn(settings: &Settings, address: SocketAddr) -> anyhow::Result<RunningService> {
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding {address} for the disclosure service"))?;
+    spawn_on(settings, listener).await
+}
+
+/// Builds and starts the service and its relays on an already bound listener.
+pub async fn spawn_on(
+    settings: &Settings,
+    listener: TcpListener,
+) -> anyhow::Result<RunningService> {
     let api = build(settings).await?;
-    let server = RunningServer::start(
+    let server = RunningServer::start_on(
         "tryggdel.disclosure.v1.DisclosureService",
         routes(api.clone()),
         &settings.tls,
-        address,
-    )
-    .await?;
+        listener,
+    )?;
     let batch = settings.relay.batch;
     let store = api.store().clone();
     let audit = api.audit_link().clone();

@@ -1,0 +1,176 @@
+//! Building each service's settings from a [`Config`], for `tryggdel serve` (one service, as
+//! deployed) and `tryggdel start` (all of them, on the development data directory).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ed25519_dalek::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _};
+use tryggdel_auth::VerifierConfig;
+use tryggdel_disclosure::{DEVELOPMENT_DIRECTORY, Directory, RelayConfig};
+use tryggdel_domain::{LegalRegistry, PersonKey};
+use tryggdel_service_kit::{ClientTls, ServerTls, ServiceEndpoint};
+
+use crate::config::Config;
+use crate::devkit::read;
+
+/// How long a call to another service may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The services, as named on the command line and in certificates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Service {
+    Disclosure,
+    Audit,
+    Notification,
+}
+
+impl Service {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::Disclosure => "disclosure",
+            Service::Audit => "audit",
+            Service::Notification => "notification",
+        }
+    }
+
+    /// The gRPC service name its health status is reported under.
+    pub fn grpc_name(self) -> &'static str {
+        match self {
+            Service::Disclosure => "tryggdel.disclosure.v1.DisclosureService",
+            Service::Audit => "tryggdel.audit.v1.AuditService",
+            Service::Notification => "tryggdel.notification.v1.NotificationService",
+        }
+    }
+}
+
+/// What every service reads the same way.
+pub struct Common {
+    pub registry: Arc<LegalRegistry>,
+    pub directory: Arc<Directory>,
+    pub token: VerifierConfig,
+    pub server_tls: ServerTls,
+    pub client_tls: ClientTls,
+}
+
+pub fn common(config: &Config) -> anyhow::Result<Common> {
+    let registry = Arc::new(LegalRegistry::embedded().context("legal-basis registry")?);
+    let directory_text = match &config.directory {
+        Some(path) => read(path)?,
+        None => DEVELOPMENT_DIRECTORY.to_owned(),
+    };
+    let directory = Arc::new(
+        Directory::from_toml(&directory_text, &registry).context("organisation directory")?,
+    );
+    let token = config.token()?;
+    let tls = config.tls()?;
+    let ca_pem = read(&tls.ca)?;
+    let cert_pem = read(&tls.cert)?;
+    let key_pem = read(&tls.key)?;
+    Ok(Common {
+        registry,
+        directory,
+        token: VerifierConfig {
+            issuer: token.issuer.clone(),
+            audience: token.audience.clone(),
+            public_key_pem: read(&token.public_key)?,
+            leeway_seconds: token.leeway_seconds,
+        },
+        server_tls: ServerTls {
+            cert_chain_pem: cert_pem.clone(),
+            key_pem: key_pem.clone(),
+            client_ca_pem: ca_pem.clone(),
+        },
+        client_tls: ClientTls {
+            ca_pem,
+            cert_pem,
+            key_pem,
+        },
+    })
+}
+
+/// How this service reaches another at `uri`; the certificate must name the URI's host.
+pub fn endpoint(common: &Common, uri: &str) -> anyhow::Result<ServiceEndpoint> {
+    let parsed: http::Uri = uri
+        .parse()
+        .with_context(|| format!("endpoint {uri:?} is not a URI"))?;
+    let host = parsed
+        .host()
+        .with_context(|| format!("endpoint {uri:?} has no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    Ok(ServiceEndpoint {
+        uri: uri.to_owned(),
+        server_name: host,
+        tls: common.client_tls.clone(),
+        timeout: CALL_TIMEOUT,
+    })
+}
+
+fn person_key(config: &Config) -> anyhow::Result<PersonKey> {
+    let path = config.key_file(&config.keys.person_index, "person_index")?;
+    PersonKey::from_base64(&read(path)?)
+        .with_context(|| format!("person index key {}", path.display()))
+}
+
+fn signing_key(path: &Path, what: &str) -> anyhow::Result<ed25519_dalek::SigningKey> {
+    ed25519_dalek::SigningKey::from_pkcs8_pem(&read(path)?)
+        .with_context(|| format!("{what} {} (expected Ed25519 PKCS#8 PEM)", path.display()))
+}
+
+pub fn disclosure_settings(
+    config: &Config,
+    common: &Common,
+    database_url: String,
+) -> anyhow::Result<tryggdel_disclosure::Settings> {
+    let field = config.key_file(&config.keys.field, "field")?;
+    let receipt_public = config.key_file(&config.keys.receipt_public, "receipt_public")?;
+    Ok(tryggdel_disclosure::Settings {
+        database_url,
+        tls: common.server_tls.clone(),
+        token: common.token.clone(),
+        field_key: tryggdel_disclosure::field_key(&read(field)?)?,
+        person_key: person_key(config)?,
+        registry: common.registry.clone(),
+        directory: common.directory.clone(),
+        audit: endpoint(common, &config.endpoints.audit)?,
+        notification: endpoint(common, &config.endpoints.notification)?,
+        receipt_key: ed25519_dalek::VerifyingKey::from_public_key_pem(&read(receipt_public)?)
+            .with_context(|| {
+                format!(
+                    "receipt public key {} (expected Ed25519 public key PEM)",
+                    receipt_public.display()
+                )
+            })?,
+        relay: RelayConfig::default(),
+    })
+}
+
+pub fn audit_settings(
+    config: &Config,
+    common: &Common,
+    database_url: String,
+) -> anyhow::Result<tryggdel_audit::Settings> {
+    let origin = config
+        .audit
+        .origin
+        .clone()
+        .context("no audit.origin: the log's name, e.g. audit.example.se/log")?;
+    let key = config.key_file(&config.keys.audit_log, "audit_log")?;
+    Ok(tryggdel_audit::Settings {
+        database_url,
+        tls: common.server_tls.clone(),
+        token: common.token.clone(),
+        directory: common.directory.clone(),
+        person_key: person_key(config)?,
+        origin,
+        signing_key: signing_key(key, "audit log key")?,
+        checkpoint_interval: Duration::from_millis(config.audit.checkpoint_interval_ms),
+        appenders: tryggdel_audit::DEFAULT_APPENDERS
+            .iter()
+            .map(|name| (*name).to_owned())
+            .collect(),
+    })
+}
