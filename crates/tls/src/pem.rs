@@ -48,6 +48,18 @@ pub(crate) fn parse_root_store(pem: &str, what: &'static str) -> Result<rustls::
     Ok(roots)
 }
 
+/// The subject (CN, O) of the first certificate in `pem`, e.g. to recognise a development CA.
+pub fn certificate_identity(pem: &str, what: &'static str) -> Result<crate::PeerIdentity> {
+    let certificates = parse_certificates(pem, what)?;
+    let first = certificates
+        .first()
+        .ok_or(crate::TlsError::InvalidCertificate {
+            what,
+            reason: "no certificate in the PEM text".to_owned(),
+        })?;
+    crate::PeerIdentity::from_der(first.as_ref())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -95,16 +107,4 @@ mod tests {
         // Valid base64 but not a certificate: rustls refuses it as a trust anchor.
         assert!(parse_root_store(pem, "test").is_err());
     }
-}
-
-/// The subject (CN, O) of the first certificate in `pem`, e.g. to recognise a development CA.
-pub fn certificate_identity(pem: &str, what: &'static str) -> Result<crate::PeerIdentity> {
-    let certificates = parse_certificates(pem, what)?;
-    let first = certificates
-        .first()
-        .ok_or(crate::TlsError::InvalidCertificate {
-            what,
-            reason: "no certificate in the PEM text".to_owned(),
-        })?;
-    crate::PeerIdentity::from_der(first.as_ref())
 }

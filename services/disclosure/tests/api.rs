@@ -262,6 +262,7 @@ fn social_services_content() -> DraftContent {
         urgent: false,
         consent: None,
         contact_person: "Handläggare Bollnäs, 0278-250 00".into(),
+        answers_follow_up_id: String::new(),
     }
 }
 
@@ -887,6 +888,20 @@ async fn invalid_input_names_the_field(backend: TestBackend) {
             .await,
         Code::InvalidArgument,
         "client_request_id",
+    );
+    let bad_link = DraftContent {
+        answers_follow_up_id: "question-7".into(),
+        ..social_services_content()
+    };
+    assert_code(
+        caseworker
+            .create_draft(CreateDraftRequest {
+                client_request_id: "req-invalid-0003".into(),
+                content: Some(bad_link),
+            })
+            .await,
+        Code::InvalidArgument,
+        "content.answers_follow_up_id",
     );
     let oversized = DraftContent {
         risk_description: "x".repeat(10_000),
