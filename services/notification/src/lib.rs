@@ -1,1 +1,332 @@
-//! The notification service: delivery of approved disclosures to the police region they belong to.
+//! The notification service: delivery of approved disclosures to the police region they
+//! belong to, signed receipts, deadlines with escalation, and follow-up questions.
+//!
+//! The disclosure service hands over an approved disclosure with `Deliver` (its service
+//! certificate, no token). The service routes it by the disclosing organisation's county to
+//! one of the seven police regions (domain.md §5) and gives it the next sequence number of
+//! that region. Officers of the region receive it through `Subscribe` (or `ListPending`),
+//! acknowledge it with their police reference (diarienummer) and get a receipt signed with
+//! Ed25519, which the disclosing organisation can show (`GetDeliveryStatus`) and anyone can
+//! check with [`verify_receipt`]. An unacknowledged delivery escalates to the disclosing
+//! organisation when its deadline passes, and again every `escalation_repeat`
+//! (`ListEscalations`). An officer may ask the disclosing organisation a follow-up question
+//! (`AskFollowUp`, read with `ListFollowUps`); the answer is a new disclosure through the
+//! disclosure service, assessed and approved like any other — never a free-text reply here,
+//! which is why this service has no reply call.
+//!
+//! Invariants:
+//! - Deliver is for allow-listed Tryggdel service certificates only; it takes only approved
+//!   disclosures whose payload bytes are canonical and hash to the SHA-256 bound at approval,
+//!   and whose payload names the same disclosure, organisation, region and urgency. It is
+//!   idempotent by disclosure id; the same id with another hash is refused.
+//! - Sequences are per region, gap-free, and commit in sequence order: a per-region counter
+//!   row is incremented in the delivery's own transaction and stays locked until commit.
+//!   Subscribers rely on this to resume from a cursor without missing or repeating anything.
+//! - A police officer sees only deliveries of the region in their token; any other delivery
+//!   does not exist for them (NOT_FOUND). The disclosing organisation sees only its own.
+//! - A receipt is signed once: acknowledging again returns the first receipt unchanged.
+//! - Timers live in the database (`next_escalation_at`), so escalations survive restarts;
+//!   acknowledging clears the timer in the receipt's transaction.
+//! - Every change commits its outbox event in the same transaction; the relay appends every
+//!   event to the audit log exactly once in effect. Events carry no personal data.
+//! - Payloads and follow-up questions are personal data: sealed at rest
+//!   (XChaCha20-Poly1305, bound to their row and field), never logged.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod escalation;
+pub mod relay;
+pub mod service;
+pub mod store;
+pub mod subscription;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::VerifyingKey;
+use ed25519_dalek::pkcs8::DecodePrivateKey;
+use tokio::net::TcpListener;
+use tryggdel_auth::{TokenVerifier, VerifierConfig};
+use tryggdel_domain::{Directory, ReceiptError, ReceiptStatement};
+use tryggdel_proto::notification::v1::Receipt;
+use tryggdel_proto::notification::v1::notification_service_server::NotificationServiceServer;
+use tryggdel_service_kit::{AuditEndpoint, AuditLink, Authenticator, RunningServer, ServerTls};
+use tryggdel_storage::{Database, FieldCipher, FieldKey};
+
+pub use escalation::Escalator;
+pub use relay::{Relay, RelayConfig};
+pub use service::{Deadlines, NotificationApi};
+pub use store::{MIGRATIONS, NotificationStore};
+
+/// The largest request the service decodes (a Deliver with its payload).
+const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// The gRPC service name (health reporting).
+pub const SERVICE_NAME: &str = "tryggdel.notification.v1.NotificationService";
+
+/// The services allowed to deliver by default.
+pub const DEFAULT_SENDERS: [&str; 1] = ["disclosure"];
+/// Deadline of an urgent delivery.
+pub const DEFAULT_URGENT_DEADLINE: Duration = Duration::from_secs(15 * 60);
+/// Deadline of any other delivery.
+pub const DEFAULT_ORDINARY_DEADLINE: Duration = Duration::from_secs(24 * 60 * 60);
+/// Time between escalations of a delivery still not acknowledged.
+pub const DEFAULT_ESCALATION_REPEAT: Duration = Duration::from_secs(15 * 60);
+/// How often deadlines are checked.
+pub const DEFAULT_DEADLINE_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Everything the service needs, already loaded (files are read by the binary).
+pub struct Settings {
+    pub database_url: String,
+    pub tls: ServerTls,
+    pub token: VerifierConfig,
+    pub directory: Arc<Directory>,
+    /// Seals payloads and follow-up questions at rest.
+    pub field_key: FieldKey,
+    /// Signs receipts; its public key is what [`verify_receipt`] needs.
+    pub receipt_signing_key: SigningKey,
+    /// Deadline of an urgent delivery ([`DEFAULT_URGENT_DEADLINE`]).
+    pub urgent_deadline: Duration,
+    /// Deadline of any other delivery ([`DEFAULT_ORDINARY_DEADLINE`]).
+    pub ordinary_deadline: Duration,
+    /// Time between escalations ([`DEFAULT_ESCALATION_REPEAT`]).
+    pub escalation_repeat: Duration,
+    /// How often the deadline timers are checked ([`DEFAULT_DEADLINE_CHECK_INTERVAL`]).
+    pub deadline_check_interval: Duration,
+    /// Service certificate names that may Deliver ([`DEFAULT_SENDERS`]).
+    pub senders: Vec<String>,
+    /// Where the service appends its own events.
+    pub audit: AuditEndpoint,
+    pub relay: RelayConfig,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("urgent_deadline", &self.urgent_deadline)
+            .field("ordinary_deadline", &self.ordinary_deadline)
+            .field("escalation_repeat", &self.escalation_repeat)
+            .field("deadline_check_interval", &self.deadline_check_interval)
+            .field("senders", &self.senders)
+            .field("audit", &self.audit.uri)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the receipt signing key from PKCS#8 PEM.
+pub fn receipt_key_from_pem(pem: &str) -> anyhow::Result<SigningKey> {
+    SigningKey::from_pkcs8_pem(pem).context("receipt signing key (expected Ed25519 PKCS#8 PEM)")
+}
+
+/// Connects the database (running migrations) and builds the handlers.
+pub async fn build(settings: &Settings) -> anyhow::Result<NotificationApi> {
+    let database = Database::connect(&settings.database_url, "notification", &MIGRATIONS)
+        .await
+        .context("notification database")?;
+    let verifier = TokenVerifier::new(settings.token.clone()).context("token verifier")?;
+    Ok(NotificationApi::new(
+        NotificationStore::new(database),
+        Authenticator::new(Arc::new(verifier), settings.directory.clone()),
+        FieldCipher::new(&settings.field_key),
+        settings.receipt_signing_key.clone(),
+        Deadlines {
+            urgent: settings.urgent_deadline,
+            ordinary: settings.ordinary_deadline,
+            escalation_repeat: settings.escalation_repeat,
+        },
+        settings.senders.clone(),
+    ))
+}
+
+/// The gRPC routes of the service.
+pub fn routes(api: NotificationApi) -> tonic::service::Routes {
+    tonic::service::Routes::new(
+        NotificationServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES),
+    )
+}
+
+/// A service started in the background, with its outbox relay and deadline checker.
+pub struct RunningService {
+    pub local_addr: SocketAddr,
+    pub api: NotificationApi,
+    server: RunningServer,
+    relay: Relay,
+    escalator: Escalator,
+}
+
+impl RunningService {
+    /// Ends the subscriptions (clients get UNAVAILABLE and reconnect with their cursor),
+    /// stops accepting, lets in-flight calls finish, stops the relay and the deadline
+    /// checker, and closes the database. Events not yet relayed and timers not yet due stay
+    /// in the database for the next start.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.api.stop_subscriptions();
+        self.server.stop().await?;
+        self.escalator.stop().await;
+        self.relay.stop().await;
+        self.api.store().database().close().await;
+        Ok(())
+    }
+}
+
+/// Builds and starts the service, its relay and its deadline checker on `address` (port 0
+/// for any free port).
+pub async fn spawn(settings: &Settings, address: SocketAddr) -> anyhow::Result<RunningService> {
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding {address} for the notification service"))?;
+    spawn_on(settings, listener).await
+}
+
+/// Builds and starts the service, its relay and its deadline checker on an already bound
+/// listener.
+pub async fn spawn_on(
+    settings: &Settings,
+    listener: TcpListener,
+) -> anyhow::Result<RunningService> {
+    let api = build(settings).await?;
+    let audit = AuditLink::new(&settings.audit)?;
+    let server =
+        RunningServer::start_on(SERVICE_NAME, routes(api.clone()), &settings.tls, listener)?;
+    let batch = settings.relay.batch;
+    let store = api.store().clone();
+    let relay = Relay::start(
+        "audit",
+        move || {
+            let store = store.clone();
+            let audit = audit.clone();
+            async move { relay::relay_to_audit(&store, &audit, batch).await }
+        },
+        api.outbox_signal(),
+        settings.relay.clone(),
+    );
+    let escalator = Escalator::start(api.clone(), settings.deadline_check_interval);
+    Ok(RunningService {
+        local_addr: server.local_addr,
+        api,
+        server,
+        relay,
+        escalator,
+    })
+}
+
+/// Why a receipt does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiptCheckError {
+    /// The signature, key id or statement format is wrong.
+    #[error(transparent)]
+    Signature(#[from] ReceiptError),
+    /// The receipt's clear fields say something other than its signed statement.
+    #[error("the receipt's {0} differs from its signed statement")]
+    Mismatch(&'static str),
+}
+
+/// Checks a receipt as a client receives it: the key id and the Ed25519 signature over the
+/// exact statement bytes (never re-serialised), then that every clear field of the receipt
+/// says what the signed statement says. Returns the signed statement.
+pub fn verify_receipt(
+    receipt: &Receipt,
+    key: &VerifyingKey,
+) -> Result<ReceiptStatement, ReceiptCheckError> {
+    let statement = tryggdel_domain::verify_receipt(
+        &receipt.statement,
+        &receipt.signature,
+        &receipt.key_id,
+        key,
+    )?;
+    let checks = [
+        (
+            "disclosure_id",
+            statement.disclosure_id == receipt.disclosure_id,
+        ),
+        (
+            "police_region",
+            statement.police_region == receipt.police_region,
+        ),
+        (
+            "police_reference",
+            statement.police_reference == receipt.police_reference,
+        ),
+        (
+            "acknowledged_by",
+            statement.acknowledged_by == receipt.acknowledged_by,
+        ),
+        (
+            "acknowledged_at_unix_ms",
+            statement.acknowledged_at_unix_ms == receipt.acknowledged_at_unix_ms,
+        ),
+        (
+            "payload_sha256",
+            statement.payload_sha256 == receipt.payload_sha256,
+        ),
+    ];
+    match checks.into_iter().find(|(_, same)| !same) {
+        Some((field, _)) => Err(ReceiptCheckError::Mismatch(field)),
+        None => Ok(statement),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use tryggdel_domain::{RECEIPT_FORMAT, sign_receipt};
+
+    fn signed(key: &SigningKey) -> Receipt {
+        let statement = ReceiptStatement {
+            format: RECEIPT_FORMAT.into(),
+            disclosure_id: "0193a1b2-0000-7000-8000-000000000001".into(),
+            police_region: "mitt".into(),
+            police_reference: "5000-K123456-26".into(),
+            acknowledged_by: "polis-mitt-1".into(),
+            acknowledged_at: "2026-11-22T10:00:00Z".into(),
+            acknowledged_at_unix_ms: 1_795_341_600_000,
+            payload_sha256: "ab".repeat(32),
+        };
+        let signed = sign_receipt(&statement, key).unwrap();
+        Receipt {
+            disclosure_id: statement.disclosure_id,
+            police_reference: statement.police_reference,
+            acknowledged_by: statement.acknowledged_by,
+            police_region: statement.police_region,
+            acknowledged_at_unix_ms: statement.acknowledged_at_unix_ms,
+            payload_sha256: statement.payload_sha256,
+            statement: signed.statement,
+            signature: signed.signature,
+            key_id: signed.key_id,
+        }
+    }
+
+    #[test]
+    fn a_receipt_verifies_and_its_clear_fields_must_match_the_statement() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let receipt = signed(&key);
+        let statement = verify_receipt(&receipt, &key.verifying_key()).unwrap();
+        assert_eq!(statement.police_reference, "5000-K123456-26");
+
+        let lying = Receipt {
+            police_reference: "another".into(),
+            ..receipt.clone()
+        };
+        assert_eq!(
+            verify_receipt(&lying, &key.verifying_key()),
+            Err(ReceiptCheckError::Mismatch("police_reference"))
+        );
+
+        let mut tampered = receipt.clone();
+        tampered.statement[10] ^= 1;
+        assert_eq!(
+            verify_receipt(&tampered, &key.verifying_key()),
+            Err(ReceiptCheckError::Signature(ReceiptError::Signature))
+        );
+
+        let other = SigningKey::from_bytes(&[8; 32]).verifying_key();
+        assert!(matches!(
+            verify_receipt(&receipt, &other),
+            Err(ReceiptCheckError::Signature(ReceiptError::KeyId { .. }))
+        ));
+    }
+}

@@ -1,0 +1,123 @@
+//! Deadlines and escalation. Every delivery carries its next escalation time in the database
+//! (`next_escalation_at`, first the deadline). A background task looks every
+//! `deadline_check_interval` for unacknowledged deliveries whose time has come and, per
+//! delivery in one transaction, marks it overdue, records the escalation (round 1, 2, …),
+//! writes a `notification.escalated` outbox event and re-arms the timer at now +
+//! `escalation_repeat`.
+//!
+//! Nothing lives in memory, so timers survive restarts, and the conditional update makes two
+//! replicas raise each round once. Acknowledging clears the timer in the same transaction as
+//! the receipt, so an acknowledged delivery never escalates. An escalation raises the alarm at
+//! the disclosing organisation (ListEscalations); it never decides anything on its own.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tryggdel_service_kit::ServiceError;
+
+use crate::clock::{millis, now_unix_ms};
+use crate::service::{NotificationApi, event_payload};
+use crate::store::{EVENT_ESCALATED, EscalationRow};
+
+/// Due deliveries handled per database read.
+const BATCH: u32 = 100;
+
+impl NotificationApi {
+    /// Raises every escalation due now; returns how many were raised.
+    pub async fn escalate_due(&self) -> Result<usize, ServiceError> {
+        let mut raised = 0;
+        loop {
+            let now = now_unix_ms();
+            let due = self.store().due_for_escalation(now, BATCH).await?;
+            let count = due.len();
+            let next_at = now.saturating_add(millis(self.deadlines().escalation_repeat));
+            for delivery in due {
+                let escalation = EscalationRow {
+                    id: uuid::Uuid::now_v7().hyphenated().to_string(),
+                    disclosure_id: delivery.disclosure_id.clone(),
+                    organisation: delivery.organisation.clone(),
+                    police_region: delivery.police_region.clone(),
+                    urgent: delivery.urgent,
+                    deadline: delivery.deadline,
+                    raised_at: now,
+                    round: delivery.escalations + 1,
+                };
+                let mut payload = event_payload(&delivery, EVENT_ESCALATED, now, None);
+                let details = [
+                    ("escalation_id", escalation.id.clone()),
+                    ("round", escalation.round.to_string()),
+                    ("urgent", delivery.urgent.to_string()),
+                    ("deadline_unix_ms", delivery.deadline.to_string()),
+                    ("next_escalation_at_unix_ms", next_at.to_string()),
+                ];
+                payload.details.extend(
+                    details
+                        .into_iter()
+                        .map(|(key, value)| (key.to_owned(), value)),
+                );
+                if self
+                    .store()
+                    .escalate(&delivery, &escalation, next_at, &payload.to_event()?)
+                    .await?
+                {
+                    raised += 1;
+                    tracing::warn!(
+                        disclosure_id = %delivery.disclosure_id,
+                        organisation = %delivery.organisation,
+                        police_region = %delivery.police_region,
+                        round = escalation.round,
+                        urgent = delivery.urgent,
+                        "delivery not acknowledged in time: escalated"
+                    );
+                }
+            }
+            if count < BATCH as usize {
+                break;
+            }
+        }
+        if raised > 0 {
+            self.signal_outbox();
+        }
+        Ok(raised)
+    }
+}
+
+/// The running deadline checker.
+pub struct Escalator {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Escalator {
+    /// Checks for due escalations every `interval` until stopped.
+    pub fn start(api: NotificationApi, interval: Duration) -> Escalator {
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(1)));
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = stopped.changed() => break,
+                }
+                if *stopped.borrow() {
+                    break;
+                }
+                if let Err(error) = api.escalate_due().await {
+                    let status = tonic::Status::from(error);
+                    tracing::warn!(
+                        reason = status.message(),
+                        "deadline check failed; retrying at the next interval"
+                    );
+                }
+            }
+        });
+        Escalator { stop, task }
+    }
+
+    /// Stops after the check in flight, if any.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
