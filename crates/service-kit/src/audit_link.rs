@@ -49,9 +49,6 @@ impl ServiceEndpoint {
     }
 }
 
-/// The audit service's endpoint.
-pub type AuditEndpoint = ServiceEndpoint;
-
 /// Why an append did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditLinkError {
@@ -71,7 +68,7 @@ pub struct AuditLink {
 }
 
 impl AuditLink {
-    pub fn new(endpoint: &AuditEndpoint) -> anyhow::Result<AuditLink> {
+    pub fn new(endpoint: &ServiceEndpoint) -> anyhow::Result<AuditLink> {
         let channel = endpoint.lazy_channel()?;
         Ok(AuditLink {
             client: AuditServiceClient::new(channel),

@@ -14,6 +14,7 @@
 mod audit_link;
 mod caller;
 mod error;
+mod relay;
 
 use std::future::Future;
 
@@ -21,9 +22,10 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
-pub use audit_link::{AuditEndpoint, AuditLink, AuditLinkError, ClientTls, ServiceEndpoint};
+pub use audit_link::{AuditLink, AuditLinkError, ClientTls, ServiceEndpoint};
 pub use caller::{Authenticator, Caller, ServicePeer, trace_id};
 pub use error::ServiceError;
+pub use relay::{Relay, RelayConfig};
 
 /// PEM material for a service's TLS listener.
 #[derive(Clone)]

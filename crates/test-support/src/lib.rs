@@ -22,7 +22,7 @@ use tryggdel_auth::{
     generate_ed25519_key_pair,
 };
 use tryggdel_domain::PersonKey;
-use tryggdel_service_kit::{AuditEndpoint, ClientTls, ServerTls};
+use tryggdel_service_kit::{ClientTls, ServerTls, ServiceEndpoint};
 use tryggdel_tls::{CertificateAuthority, ClientIdentitySpec, IssuedCertificate};
 
 pub const ISSUER: &str = "https://idp.test.tryggdel.se";
@@ -129,9 +129,9 @@ impl TestIdentity {
         }
     }
 
-    /// How service `name` reaches the audit service at `address`.
-    pub fn audit_endpoint(&self, name: &str, address: SocketAddr) -> AuditEndpoint {
-        AuditEndpoint {
+    /// How service `name` reaches another service at `address`.
+    pub fn endpoint(&self, name: &str, address: SocketAddr) -> ServiceEndpoint {
+        ServiceEndpoint {
             uri: format!("https://{address}"),
             server_name: "localhost".to_owned(),
             tls: self.client_tls(name),

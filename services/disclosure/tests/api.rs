@@ -72,10 +72,10 @@ impl Harness {
             person_key,
             registry,
             directory,
-            audit: identity.audit_endpoint("disclosure", audit.local_addr),
+            audit: identity.endpoint("disclosure", audit.local_addr),
             // Delivery to the police is tested with all three services in tests/; here the
             // notification service is absent and approvals wait in the outbox.
-            notification: identity.audit_endpoint("disclosure", unused_address()),
+            notification: identity.endpoint("disclosure", unused_address()),
             receipt_key: log_signing_key().verifying_key(),
             relay: RelayConfig {
                 batch: 50,

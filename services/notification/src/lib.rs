@@ -53,7 +53,7 @@ use tryggdel_auth::{TokenVerifier, VerifierConfig};
 use tryggdel_domain::{Directory, ReceiptError, ReceiptStatement};
 use tryggdel_proto::notification::v1::Receipt;
 use tryggdel_proto::notification::v1::notification_service_server::NotificationServiceServer;
-use tryggdel_service_kit::{AuditEndpoint, AuditLink, Authenticator, RunningServer, ServerTls};
+use tryggdel_service_kit::{AuditLink, Authenticator, RunningServer, ServerTls, ServiceEndpoint};
 use tryggdel_storage::{Database, FieldCipher, FieldKey};
 
 pub use escalation::Escalator;
@@ -99,7 +99,9 @@ pub struct Settings {
     /// Service certificate names that may Deliver ([`DEFAULT_SENDERS`]).
     pub senders: Vec<String>,
     /// Where the service appends its own events.
-    pub audit: AuditEndpoint,
+    pub audit: ServiceEndpoint,
+    /// Where receipts go back to (`RecordReceipt`).
+    pub disclosure: ServiceEndpoint,
     pub relay: RelayConfig,
 }
 
@@ -153,7 +155,7 @@ pub struct RunningService {
     pub local_addr: SocketAddr,
     pub api: NotificationApi,
     server: RunningServer,
-    relay: Relay,
+    relays: Vec<Relay>,
     escalator: Escalator,
 }
 
@@ -166,7 +168,9 @@ impl RunningService {
         self.api.stop_subscriptions();
         self.server.stop().await?;
         self.escalator.stop().await;
-        self.relay.stop().await;
+        for relay in self.relays {
+            relay.stop().await;
+        }
         self.api.store().database().close().await;
         Ok(())
     }
@@ -203,12 +207,24 @@ pub async fn spawn_on(
         api.outbox_signal(),
         settings.relay.clone(),
     );
+    let receipts_store = api.store().clone();
+    let disclosure = relay::DisclosureLink::new(&settings.disclosure)?;
+    let receipts = Relay::start(
+        "receipts",
+        move || {
+            let store = receipts_store.clone();
+            let disclosure = disclosure.clone();
+            async move { relay::relay_receipts(&store, &disclosure, batch).await }
+        },
+        api.outbox_signal(),
+        settings.relay.clone(),
+    );
     let escalator = Escalator::start(api.clone(), settings.deadline_check_interval);
     Ok(RunningService {
         local_addr: server.local_addr,
         api,
         server,
-        relay,
+        relays: vec![relay, receipts],
         escalator,
     })
 }

@@ -4,39 +4,18 @@
 //! crash anywhere in between at worst sends an event again. Mirrors the disclosure service's
 //! relay.
 
-use std::future::Future;
-use std::time::Duration;
-
 use anyhow::Context;
-use tokio::sync::watch;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use tonic::transport::Channel;
 use tryggdel_proto::audit::v1::{Actor, AuditEvent, ObjectRef, Outcome};
-use tryggdel_service_kit::AuditLink;
+use tryggdel_proto::disclosure::v1::RecordReceiptRequest;
+use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
+use tryggdel_service_kit::{AuditLink, ServiceEndpoint};
+pub use tryggdel_service_kit::{Relay, RelayConfig};
 
 use crate::clock::now_unix_ms;
 use crate::store::{NotificationStore, OutboxPayload};
-
-/// Pacing of the relay.
-#[derive(Clone, Debug)]
-pub struct RelayConfig {
-    /// Events per append.
-    pub batch: i64,
-    /// First wait after a failure; doubled on each further failure up to `max_backoff`.
-    pub min_backoff: Duration,
-    pub max_backoff: Duration,
-    /// How often the outbox is checked when nobody wakes the relay.
-    pub poll_interval: Duration,
-}
-
-impl Default for RelayConfig {
-    fn default() -> RelayConfig {
-        RelayConfig {
-            batch: 200,
-            min_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(30),
-            poll_interval: Duration::from_secs(2),
-        }
-    }
-}
 
 /// The audit event for an outbox payload: the disclosing organisation as the data
 /// controller, the police region as the recipient, the officer (or nobody, for what the
@@ -80,87 +59,6 @@ pub fn audit_event(payload: &OutboxPayload) -> AuditEvent {
     }
 }
 
-/// A running relay: one task moving outbox events to one destination.
-pub struct Relay {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Relay {
-    /// Starts `step` in a loop: after a step that moved events it runs again at once; after an
-    /// empty one it waits for `wake` (changed whenever the service commits an event) or the
-    /// poll interval; after a failure it backs off exponentially.
-    pub fn start<F, Fut>(
-        name: &'static str,
-        mut step: F,
-        mut wake: watch::Receiver<u64>,
-        config: RelayConfig,
-    ) -> Relay
-    where
-        F: FnMut() -> Fut + Send + 'static,
-        Fut: Future<Output = anyhow::Result<usize>> + Send,
-    {
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let mut backoff = config.min_backoff;
-            let mut failing = false;
-            loop {
-                if *stopped.borrow() {
-                    break;
-                }
-                let pause = match step().await {
-                    Ok(moved) => {
-                        if failing {
-                            tracing::info!(relay = name, "relay recovered");
-                            failing = false;
-                        }
-                        backoff = config.min_backoff;
-                        if moved > 0 {
-                            // More may have been committed while this batch was in flight.
-                            continue;
-                        }
-                        None
-                    }
-                    Err(error) => {
-                        tracing::warn!(relay = name, error = format!("{error:#}"), retry_in = ?backoff, "relay failed");
-                        failing = true;
-                        let pause = backoff;
-                        backoff = (backoff * 2).min(config.max_backoff);
-                        Some(pause)
-                    }
-                };
-                match pause {
-                    Some(pause) => {
-                        tokio::select! {
-                            _ = tokio::time::sleep(pause) => {}
-                            _ = stopped.changed() => {}
-                        }
-                    }
-                    None => {
-                        tokio::select! {
-                            changed = wake.changed() => {
-                                if changed.is_err() {
-                                    // The service is gone; poll until stopped.
-                                    tokio::time::sleep(config.poll_interval).await;
-                                }
-                            }
-                            _ = tokio::time::sleep(config.poll_interval) => {}
-                            _ = stopped.changed() => {}
-                        }
-                    }
-                }
-            }
-        });
-        Relay { stop, task }
-    }
-
-    /// Stops after the step in flight, if any.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
-
 /// Moves up to `batch` events not yet in the audit log there; returns how many.
 pub async fn relay_to_audit(
     store: &NotificationStore,
@@ -190,4 +88,73 @@ pub async fn relay_to_audit(
         .await
         .context("marking relayed events")?;
     Ok(seqs.len())
+}
+
+/// Hands up to `batch` receipts to the disclosure service (`RecordReceipt`, idempotent there),
+/// marking each once it is recorded; returns how many.
+pub async fn relay_receipts(
+    store: &NotificationStore,
+    disclosure: &DisclosureLink,
+    batch: i64,
+) -> anyhow::Result<usize> {
+    let pending = store
+        .awaiting_disclosure(batch)
+        .await
+        .context("reading acknowledgements")?;
+    for (seq, payload) in &pending {
+        let payload: OutboxPayload = serde_json::from_str(payload)
+            .with_context(|| format!("outbox event {seq} has an unreadable payload"))?;
+        let receipt = payload
+            .receipt
+            .as_ref()
+            .with_context(|| format!("acknowledgement {seq} carries no receipt"))?;
+        let request = RecordReceiptRequest {
+            disclosure_id: payload.disclosure_id.clone(),
+            statement: STANDARD
+                .decode(&receipt.statement_base64)
+                .with_context(|| format!("acknowledgement {seq}: receipt statement"))?,
+            signature: STANDARD
+                .decode(&receipt.signature_base64)
+                .with_context(|| format!("acknowledgement {seq}: receipt signature"))?,
+            key_id: receipt.key_id.clone(),
+            trace_id: payload.trace_id.clone(),
+        };
+        disclosure.record_receipt(request).await.with_context(|| {
+            format!(
+                "recording the receipt of {} in the disclosure service",
+                payload.disclosure_id
+            )
+        })?;
+        store
+            .mark_disclosure_relayed(*seq, now_unix_ms())
+            .await
+            .context("marking a relayed receipt")?;
+    }
+    Ok(pending.len())
+}
+
+/// A connection to the disclosure service, as the notification service (connects on first
+/// use).
+#[derive(Clone)]
+pub struct DisclosureLink {
+    client: DisclosureServiceClient<Channel>,
+    timeout: std::time::Duration,
+}
+
+impl DisclosureLink {
+    pub fn new(endpoint: &ServiceEndpoint) -> anyhow::Result<DisclosureLink> {
+        Ok(DisclosureLink {
+            client: DisclosureServiceClient::new(endpoint.lazy_channel()?),
+            timeout: endpoint.timeout,
+        })
+    }
+
+    async fn record_receipt(&self, request: RecordReceiptRequest) -> anyhow::Result<()> {
+        let mut client = self.client.clone();
+        let answer = tokio::time::timeout(self.timeout, client.record_receipt(request))
+            .await
+            .map_err(|_| anyhow::anyhow!("the disclosure service did not answer in time"))?;
+        answer.map_err(|status| anyhow::anyhow!("{:?}: {}", status.code(), status.message()))?;
+        Ok(())
+    }
 }

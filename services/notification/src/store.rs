@@ -573,6 +573,42 @@ impl NotificationStore {
         Ok(())
     }
 
+    /// Up to `limit` acknowledgements whose receipt has not reached the disclosure service, as
+    /// (seq, payload JSON), in seq order.
+    pub async fn awaiting_disclosure(&self, limit: i64) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, payload FROM outbox \
+             WHERE disclosure_relayed_at IS NULL AND event_type = 'notification.acknowledged' \
+             ORDER BY seq LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.database.pool())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("seq")?, row.try_get("payload")?)))
+            .collect()
+    }
+
+    /// Records that the disclosure service holds the receipt of event `seq`.
+    pub async fn mark_disclosure_relayed(&self, seq: i64, at: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET disclosure_relayed_at = $1 WHERE seq = $2")
+            .bind(at)
+            .bind(seq)
+            .execute(self.database.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// How many receipts have not reached the disclosure service yet.
+    pub async fn receipt_backlog(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox \
+             WHERE disclosure_relayed_at IS NULL AND event_type = 'notification.acknowledged'",
+        )
+        .fetch_one(self.database.pool())
+        .await?)
+    }
+
     /// How many events have not reached the audit log yet.
     pub async fn audit_backlog(&self) -> Result<i64, StoreError> {
         Ok(

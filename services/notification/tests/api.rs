@@ -115,7 +115,10 @@ impl Harness {
             escalation_repeat: timing.escalation_repeat,
             deadline_check_interval: timing.deadline_check_interval,
             senders: vec!["disclosure".into()],
-            audit: identity.audit_endpoint("notification", audit.local_addr),
+            audit: identity.endpoint("notification", audit.local_addr),
+            // The hop back to the disclosure service is tested with all three services in
+            // tests/; here receipts wait in the outbox.
+            disclosure: identity.endpoint("notification", unused_address()),
             relay: RelayConfig {
                 batch: 50,
                 min_backoff: Duration::from_millis(20),
@@ -1294,3 +1297,9 @@ tryggdel_test_support::on_both_backends!(
     follow_up_questions_reach_only_the_disclosing_organisation,
     police_calls_need_an_officer_of_a_region,
 );
+
+/// An address nothing listens on.
+fn unused_address() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
