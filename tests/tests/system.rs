@@ -153,7 +153,7 @@ async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it()
         .into_inner();
     assert_eq!(approved.state, DisclosureState::Approved as i32);
 
-    // A compliance officer of the supervisor finds the three events in the audit log, exports
+    // A compliance officer of the supervisor finds the events in the audit log, exports
     // the log and verifies it offline with the log's public key.
     let officer = Connection::development(
         &data,
@@ -175,7 +175,8 @@ async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it()
             .unwrap()
             .into_inner()
             .entries;
-        if entries.len() == 3 {
+        // The three steps, then the hand-over to the police (notification and disclosure).
+        if entries.len() >= 5 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -188,12 +189,18 @@ async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it()
         })
         .collect();
     assert_eq!(
-        actions,
+        actions[..3],
         [
             "disclosure.draft_created",
             "disclosure.submitted",
             "disclosure.approved"
         ]
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|action| action == "disclosure.delivered"),
+        "{actions:?}"
     );
     let approved_index = entries[2].index;
     // Checkpoints are signed at most once a second; wait for one that covers the approval.
@@ -229,7 +236,7 @@ async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it()
     assert!(report.is_ok(), "{report}");
     system.stop().await.unwrap();
 
-    // A second start reuses the certificates and keys, and the approval is still there.
+    // A second start reuses the certificates and keys, and the disclosure is still there.
     let system = start_system(&options).await.unwrap();
     assert_eq!(read(&data.ca_cert()).unwrap(), ca_before);
     let mut caseworker = DisclosureServiceClient::with_interceptor(
@@ -249,7 +256,9 @@ async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it()
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(again.state, DisclosureState::Approved as i32);
+    // Handed to region Mitt by the notification service that `start` runs too.
+    assert_eq!(again.state, DisclosureState::Delivered as i32);
+    assert_eq!(again.delivery.as_ref().unwrap().police_region, "mitt");
     assert_eq!(
         again.decision.unwrap().payload_sha256,
         approved.decision.unwrap().payload_sha256

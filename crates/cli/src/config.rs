@@ -174,6 +174,9 @@ pub struct NotificationConfig {
     pub ordinary_deadline_seconds: u64,
     #[serde(default = "default_escalation_repeat")]
     pub escalation_repeat_seconds: u64,
+    /// How often deadlines are checked.
+    #[serde(default = "default_deadline_check")]
+    pub deadline_check_seconds: u64,
 }
 
 impl Default for NotificationConfig {
@@ -182,6 +185,7 @@ impl Default for NotificationConfig {
             urgent_deadline_seconds: default_urgent_deadline(),
             ordinary_deadline_seconds: default_ordinary_deadline(),
             escalation_repeat_seconds: default_escalation_repeat(),
+            deadline_check_seconds: default_deadline_check(),
         }
     }
 }
@@ -194,6 +198,9 @@ fn default_ordinary_deadline() -> u64 {
 }
 fn default_escalation_repeat() -> u64 {
     15 * 60
+}
+fn default_deadline_check() -> u64 {
+    10
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

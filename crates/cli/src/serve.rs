@@ -174,3 +174,32 @@ pub fn audit_settings(
             .collect(),
     })
 }
+
+pub fn notification_settings(
+    config: &Config,
+    common: &Common,
+    database_url: String,
+) -> anyhow::Result<tryggdel_notification::Settings> {
+    let field = config.key_file(&config.keys.field, "field")?;
+    let receipt = config.key_file(&config.keys.receipt, "receipt")?;
+    let deadlines = &config.notification;
+    Ok(tryggdel_notification::Settings {
+        database_url,
+        tls: common.server_tls.clone(),
+        token: common.token.clone(),
+        directory: common.directory.clone(),
+        field_key: tryggdel_disclosure::field_key(&read(field)?)?,
+        receipt_signing_key: signing_key(receipt, "receipt signing key")?,
+        urgent_deadline: Duration::from_secs(deadlines.urgent_deadline_seconds),
+        ordinary_deadline: Duration::from_secs(deadlines.ordinary_deadline_seconds),
+        escalation_repeat: Duration::from_secs(deadlines.escalation_repeat_seconds),
+        deadline_check_interval: Duration::from_secs(deadlines.deadline_check_seconds),
+        senders: tryggdel_notification::DEFAULT_SENDERS
+            .iter()
+            .map(|name| (*name).to_owned())
+            .collect(),
+        audit: endpoint(common, &config.endpoints.audit)?,
+        disclosure: endpoint(common, &config.endpoints.disclosure)?,
+        relay: RelayConfig::default(),
+    })
+}

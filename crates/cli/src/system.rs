@@ -13,7 +13,7 @@ use crate::devkit::{DataDirectory, read};
 use crate::serve;
 
 /// The services `tryggdel start` runs, in start order.
-pub const SERVICES: [&str; 2] = ["audit", "disclosure"];
+pub const SERVICES: [&str; 3] = ["audit", "notification", "disclosure"];
 
 /// What `tryggdel start` was asked for.
 #[derive(Clone, Debug)]
@@ -34,6 +34,7 @@ pub struct RunningSystem {
     pub data: DataDirectory,
     pub registry_version: String,
     pub audit: tryggdel_audit::RunningService,
+    pub notification: tryggdel_notification::RunningService,
     pub disclosure: tryggdel_disclosure::RunningService,
 }
 
@@ -53,11 +54,12 @@ pub async fn start_system(options: &SystemOptions) -> anyhow::Result<RunningSyst
     }
     // Bind every listener first: each service must know the others' addresses.
     let audit_listener = bind(options.audit_listen, "audit").await?;
+    let notification_listener = bind(options.notification_listen, "notification").await?;
     let disclosure_listener = bind(options.disclosure_listen, "disclosure").await?;
     let endpoints = Endpoints {
         audit: format!("https://{}", audit_listener.local_addr()?),
         disclosure: format!("https://{}", disclosure_listener.local_addr()?),
-        notification: format!("https://{}", options.notification_listen),
+        notification: format!("https://{}", notification_listener.local_addr()?),
     };
     let database_url = |service: &str| {
         options
@@ -74,6 +76,14 @@ pub async fn start_system(options: &SystemOptions) -> anyhow::Result<RunningSyst
     )
     .await?;
 
+    let config = configured(&data, "notification", options, &endpoints);
+    let common = serve::common(&config)?;
+    let notification = tryggdel_notification::spawn_on(
+        &serve::notification_settings(&config, &common, database_url("notification"))?,
+        notification_listener,
+    )
+    .await?;
+
     let config = configured(&data, "disclosure", options, &endpoints);
     let common = serve::common(&config)?;
     let disclosure = tryggdel_disclosure::spawn_on(
@@ -85,6 +95,7 @@ pub async fn start_system(options: &SystemOptions) -> anyhow::Result<RunningSyst
         data,
         registry_version: common.registry.registry_version().to_owned(),
         audit,
+        notification,
         disclosure,
     })
 }
@@ -130,6 +141,10 @@ impl RunningSystem {
             "  audit service         https://{}  (mTLS, TLS 1.3)",
             self.audit.local_addr
         );
+        println!(
+            "  notification service  https://{}  (mTLS, TLS 1.3)",
+            self.notification.local_addr
+        );
         println!("  legal-basis registry  {}", self.registry_version);
         println!("  CA certificate        {}", data.ca_cert().display());
         println!(
@@ -146,10 +161,12 @@ impl RunningSystem {
         println!("stop with Ctrl-C (or SIGTERM)");
     }
 
-    /// Stops every service, letting in-flight calls finish; the disclosure service first, so
-    /// its relay hands what it can to the audit log before that stops.
+    /// Stops every service, letting in-flight calls finish: disclosure, then notification,
+    /// then audit, so that each relay can hand over what it holds before its receiver stops.
+    /// Whatever is still in an outbox is sent on the next start.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.disclosure.stop().await?;
+        self.notification.stop().await?;
         self.audit.stop().await
     }
 }
