@@ -35,6 +35,7 @@ type Notifications = NotificationServiceClient<InterceptedService<Channel, Beare
 
 const BOLLNAS: &str = "bollnas-kommun";
 const JONKOPING: &str = "jonkoping-kommun";
+const MALMO: &str = "malmo-stad";
 
 /// How quickly an urgent disclosure must be acknowledged in these tests.
 const URGENT_DEADLINE: Duration = Duration::from_millis(400);
@@ -191,7 +192,9 @@ impl System {
 
     /// Drafts, submits and approves a disclosure of `organisation`; returns it approved.
     async fn approved(&self, organisation: &str, request: &str, urgent: bool) -> Disclosure {
-        let short = organisation.trim_end_matches("-kommun");
+        let short = organisation
+            .trim_end_matches("-kommun")
+            .trim_end_matches("-stad");
         let mut caseworker = self
             .disclosures(
                 &format!("handlaggare-{short}"),
@@ -359,6 +362,13 @@ async fn bollnas_reaches_mitt_and_comes_back_acknowledged(backend: TestBackend) 
         .await
         .unwrap()
         .into_inner();
+    let mut syd_stream = system
+        .officer("syd")
+        .await
+        .subscribe(SubscribeRequest { cursor: 0 })
+        .await
+        .unwrap()
+        .into_inner();
 
     let approved = system.approved(BOLLNAS, "lev-bollnas-1", false).await;
     let decision = approved.decision.clone().unwrap();
@@ -376,9 +386,24 @@ async fn bollnas_reaches_mitt_and_comes_back_acknowledged(backend: TestBackend) 
         .wait_for_state(&approved.id, DisclosureState::Delivered)
         .await;
 
-    // Region Öst is not told: the first thing its officer gets is Öst's own delivery.
+    // Regions Syd and Öst are not told: the first thing their officers get is their own
+    // region's delivery (Malmö → Syd, Jönköping → Öst), made after Bollnäs's.
+    let malmo = system.approved(MALMO, "lev-malmo-1", false).await;
+    let syd_first = next(&mut syd_stream).await;
+    assert_eq!(syd_first.disclosure_id, malmo.id);
+    assert_eq!(syd_first.police_region, "syd");
     let jonkoping = system.approved(JONKOPING, "lev-jonkoping-1", false).await;
     assert_eq!(next(&mut ost_stream).await.disclosure_id, jonkoping.id);
+    let status = system
+        .officer("syd")
+        .await
+        .acknowledge(AcknowledgeRequest {
+            disclosure_id: approved.id.clone(),
+            police_reference: "1200-K1-26".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
 
     // Acknowledged twice: one receipt, signed by the notification service's key.
     let first = mitt
