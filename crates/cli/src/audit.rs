@@ -5,93 +5,29 @@ use std::io::{BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 use tryggdel_audit_verify::{
     CheckpointVerifier, ExportEntry, ExportHeader, ExportWriter, Report, VerifyOptions,
     verify_export,
 };
 use tryggdel_merkle::hash_from_slice;
-use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::audit::v1::{
     ExportRequest, GetCheckpointRequest, SignedCheckpoint, export_chunk,
 };
 
-use crate::devkit::{DataDirectory, read};
-use crate::token::Bearer;
+use crate::devkit::read;
 
-/// How a user reaches the audit service.
-#[derive(Clone, Debug)]
-pub struct Connection {
-    pub endpoint: String,
-    /// The name the server certificate must carry.
-    pub server_name: String,
-    pub ca: PathBuf,
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub token: String,
-}
-
-impl Connection {
-    /// The development defaults for `organisation` in `data`.
-    pub fn development(
-        data: &DataDirectory,
-        endpoint: &str,
-        organisation: &str,
-        token: String,
-    ) -> Connection {
-        Connection {
-            endpoint: endpoint.to_owned(),
-            server_name: "localhost".to_owned(),
-            ca: data.ca_cert(),
-            cert: data.client_cert(organisation),
-            key: data.client_key(organisation),
-            token,
-        }
-    }
-
-    pub async fn client(
-        &self,
-    ) -> anyhow::Result<AuditServiceClient<InterceptedService<Channel, Bearer>>> {
-        tryggdel_tls::install_crypto_provider();
-        for (what, path) in [
-            ("CA certificate", &self.ca),
-            ("client certificate", &self.cert),
-            ("client key", &self.key),
-        ] {
-            if !path.exists() {
-                bail!(
-                    "the {what} {} does not exist: run `tryggdel start` once to create the development certificates, or pass its path",
-                    path.display()
-                );
-            }
-        }
-        let channel = tryggdel_tls::connect_channel(
-            &self.endpoint,
-            &self.server_name,
-            &read(&self.ca)?,
-            &read(&self.cert)?,
-            &read(&self.key)?,
-        )
-        .await
-        .with_context(|| format!("connecting to the audit service at {}", self.endpoint))?;
-        Ok(AuditServiceClient::with_interceptor(
-            channel,
-            Bearer::new(&self.token)?,
-        ))
-    }
-}
+pub use crate::client::Connection;
 
 /// Fetches the signed checkpoint at `tree_size` (0: the latest).
 pub async fn checkpoint(
     connection: &Connection,
     tree_size: u64,
 ) -> anyhow::Result<SignedCheckpoint> {
-    let mut client = connection.client().await?;
+    let mut client = connection.audit().await?;
     Ok(client
         .get_checkpoint(GetCheckpointRequest { tree_size })
         .await
-        .map_err(crate::token::explain)?
+        .map_err(crate::client::refused)?
         .into_inner())
 }
 
@@ -103,16 +39,16 @@ pub async fn export(
     out: impl Write,
     progress: &mut dyn FnMut(u64, u64),
 ) -> anyhow::Result<u64> {
-    let mut client = connection.client().await?;
+    let mut client = connection.audit().await?;
     let mut stream = client
         .export(ExportRequest { tree_size })
         .await
-        .map_err(crate::token::explain)?
+        .map_err(crate::client::refused)?
         .into_inner();
     let first = stream
         .message()
         .await
-        .map_err(crate::token::explain)?
+        .map_err(crate::client::refused)?
         .context("the audit service sent an empty export")?;
     let Some(export_chunk::Part::Checkpoint(checkpoint)) = first.part else {
         bail!("the export did not start with its checkpoint");
@@ -127,7 +63,7 @@ pub async fn export(
         },
     )?;
     let mut written = 0;
-    while let Some(chunk) = stream.message().await.map_err(crate::token::explain)? {
+    while let Some(chunk) = stream.message().await.map_err(crate::client::refused)? {
         let Some(export_chunk::Part::Entries(batch)) = chunk.part else {
             bail!("the export holds a second checkpoint");
         };

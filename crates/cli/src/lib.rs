@@ -5,8 +5,14 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod client;
+pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod devkit;
+pub mod draft_file;
+pub mod ops;
+pub mod output;
 pub mod serve;
 pub mod system;
 pub mod token;

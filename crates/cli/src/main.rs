@@ -1,5 +1,9 @@
-//! `tryggdel`: starts the system on the embedded default (SQLite and a generated development
-//! PKI in one data directory) and mints development tokens.
+//! `tryggdel`: starts the whole system on the embedded default, runs one service as deployed,
+//! plays the demo, and is the command line of every role (caseworker, decision maker, police
+//! officer, compliance officer).
+//!
+//! Exit codes (also in the README): 0 done; 1 could not run; 2 the audit log does not verify;
+//! 3 not authenticated; 4 not permitted; 5 refused (invalid input, wrong state, not found).
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
@@ -7,17 +11,23 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand};
-use tryggdel_auth::{Role, SignerConfig, TokenRequest, TokenSigner};
-
+use clap::{Args, Parser, Subcommand};
+use tryggdel::client::{Connection, exit, exit_code};
+use tryggdel::commands::{DisclosureAction, Endpoints, PoliceAction};
+use tryggdel::config::Config;
 use tryggdel::devkit::{AUDIENCE, DataDirectory, ISSUER, read};
+use tryggdel::serve::Service;
 use tryggdel::system::{SystemOptions, start_system};
+use tryggdel_auth::{Role, SignerConfig, TokenRequest, TokenSigner};
+use tryggdel_proto::audit::v1::QueryRequest;
 
 #[derive(Parser)]
 #[command(
     name = "tryggdel",
     version,
-    about = "Secure disclosures to the police under OSL 10 kap. 18 c §"
+    about = "Secure disclosures to the police under OSL 10 kap. 18 c §",
+    after_help = "Exit codes: 0 done, 1 could not run, 2 audit log does not verify, \
+                  3 not authenticated, 4 not permitted, 5 refused."
 )]
 struct Cli {
     /// Where development certificates, keys and SQLite databases live.
@@ -37,7 +47,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start the system in development mode (creates the data directory on first start).
+    /// Start the whole system in development mode (creates the data directory on first start).
     Start {
         /// Address of the disclosure service.
         #[arg(
@@ -63,10 +73,38 @@ enum Command {
         #[arg(long, env = "TRYGGDEL_DIRECTORY")]
         directory: Option<PathBuf>,
     },
-    /// The audit log: checkpoints, exports, offline verification.
-    Audit {
-        #[command(subcommand)]
-        command: AuditCommand,
+    /// Run one service as deployed, configured by a file and TRYGGDEL_… variables.
+    Serve {
+        service: Service,
+        /// The configuration file (TOML).
+        #[arg(long, env = "TRYGGDEL_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Bring one service's database schema up to date, then exit.
+    Migrate {
+        service: Service,
+        #[arg(long, env = "TRYGGDEL_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Ask a service whether it is serving (gRPC health over mTLS); exit 0 when it is.
+    Health {
+        /// e.g. https://127.0.0.1:50051
+        #[arg(long)]
+        endpoint: String,
+        /// The configuration whose tls.ca, tls.cert and tls.key to connect with.
+        #[arg(long, env = "TRYGGDEL_CONFIG")]
+        config: Option<PathBuf>,
+        /// Ask about this service's gRPC name rather than the server as a whole.
+        #[arg(long)]
+        service: Option<Service>,
+    },
+    /// Write a development PKI and keys for every service (the data directory's layout).
+    Pki {
+        #[arg(long)]
+        out: PathBuf,
+        /// The organisations to issue client certificates for.
+        #[arg(long)]
+        directory: Option<PathBuf>,
     },
     /// Print a development token signed with the data directory's key.
     DevToken {
@@ -89,32 +127,227 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         minutes: u64,
     },
+    /// Play the Trygghetens hus scenario against the running system, step by step.
+    Demo {
+        #[command(flatten)]
+        endpoints: EndpointArgs,
+    },
+    /// Caseworkers and decision makers: drafts, assessments, decisions.
+    Disclosure {
+        #[command(flatten)]
+        user: UserArgs,
+        #[command(subcommand)]
+        command: DisclosureCommand,
+    },
+    /// Police officers: the region's inbox, receipts, follow-up questions.
+    Police {
+        #[command(flatten)]
+        user: UserArgs,
+        #[command(subcommand)]
+        command: PoliceCommand,
+    },
+    /// Compliance officers: the audit log — queries, checkpoints, exports, offline verification.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
 }
 
-/// How to reach the audit service as a user.
-#[derive(clap::Args)]
-struct AuditConnection {
-    /// The audit service.
+#[derive(Args, Clone)]
+struct EndpointArgs {
     #[arg(
-        long,
+        long = "disclosure-endpoint",
+        env = "TRYGGDEL_DISCLOSURE_ENDPOINT",
+        default_value = "https://127.0.0.1:50051"
+    )]
+    disclosure: String,
+    #[arg(
+        long = "notification-endpoint",
+        env = "TRYGGDEL_NOTIFICATION_ENDPOINT",
+        default_value = "https://127.0.0.1:50053"
+    )]
+    notification: String,
+    #[arg(
+        long = "audit-endpoint",
         env = "TRYGGDEL_AUDIT_ENDPOINT",
         default_value = "https://127.0.0.1:50052"
     )]
-    endpoint: String,
-    /// Your organisation; picks its development client certificate.
-    #[arg(long, env = "TRYGGDEL_ORG")]
-    org: String,
+    audit: String,
+}
+
+impl EndpointArgs {
+    fn endpoints(&self) -> Endpoints {
+        Endpoints {
+            disclosure: self.disclosure.clone(),
+            notification: self.notification.clone(),
+            audit: self.audit.clone(),
+        }
+    }
+}
+
+/// Who is calling: their organisation (picks its client certificate) and token.
+#[derive(Args, Clone)]
+struct UserArgs {
+    /// Your organisation, e.g. bollnas-kommun.
+    #[arg(long, env = "TRYGGDEL_ORG", global = true)]
+    org: Option<String>,
     /// Your token (see `tryggdel dev-token`).
-    #[arg(long, env = "TRYGGDEL_TOKEN", hide_env_values = true)]
-    token: String,
+    #[arg(long, env = "TRYGGDEL_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(flatten)]
+    endpoints: EndpointArgs,
+}
+
+impl UserArgs {
+    fn connection(&self, data: &DataDirectory) -> anyhow::Result<Connection> {
+        let org = self
+            .org
+            .as_deref()
+            .context("which organisation are you? pass --org (or set TRYGGDEL_ORG)")?;
+        Ok(Connection::development(
+            data,
+            &self.endpoints.disclosure,
+            org,
+            self.token.clone().unwrap_or_default(),
+        ))
+    }
+}
+
+#[derive(Subcommand)]
+enum DisclosureCommand {
+    /// Print a complete example draft file (the Bollnäs case) to start from.
+    Template,
+    /// Create a draft from a draft file (JSON).
+    Draft {
+        #[arg(long)]
+        file: PathBuf,
+        /// Makes a retry safe: the same id returns the same draft.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Replace a draft's content from a draft file.
+    Update {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Assess the legal basis of a draft (by --id) or of a draft file, optionally as of a date.
+    Assess {
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// YYYY-MM-DD
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Hand a complete draft to the decision makers.
+    Submit {
+        #[arg(long)]
+        id: String,
+    },
+    /// Approve a submitted disclosure (decision makers with the delegation).
+    Approve {
+        #[arg(long)]
+        id: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Reject a submitted disclosure, with the reason.
+    Reject {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Withdraw a disclosure that has not been delivered.
+    Withdraw {
+        #[arg(long)]
+        id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Your organisation's disclosures.
+    List {
+        /// draft, submitted, approved, delivered, acknowledged, rejected, withdrawn, expired
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// One disclosure, with its decision and the police's receipt.
+    Show {
+        #[arg(long)]
+        id: String,
+        /// Reveal the protected details (recorded in the audit log first).
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// The police's follow-up questions on a disclosure.
+    FollowUps {
+        #[arg(long)]
+        id: String,
+    },
+    /// Deliveries nobody acknowledged in time.
+    Escalations {
+        #[arg(long)]
+        id: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PoliceCommand {
+    /// Your region's unacknowledged deliveries; with --follow, then each new one as it arrives.
+    Inbox {
+        #[arg(long)]
+        follow: bool,
+        /// With --follow: start after this sequence instead of the unacknowledged ones.
+        #[arg(long, default_value_t = 0)]
+        cursor: u64,
+    },
+    /// Acknowledge a delivery with the police reference (diarienummer).
+    Acknowledge {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        reference: String,
+    },
+    /// Ask the disclosing organisation a follow-up question.
+    FollowUp {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        question: String,
+    },
 }
 
 #[derive(Subcommand)]
 enum AuditCommand {
+    /// Find entries (compliance officers).
+    Query {
+        #[command(flatten)]
+        user: UserArgs,
+        /// An identity number: finds entries about that person (searched as a keyed hash).
+        #[arg(long)]
+        person: Option<String>,
+        #[arg(long)]
+        disclosure_id: Option<String>,
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        legal_basis: Option<String>,
+        /// Entries of this organisation (supervisors: any).
+        #[arg(long)]
+        organisation: Option<String>,
+    },
     /// Save a signed checkpoint (the latest, or the one at --tree-size) to a file.
     Checkpoint {
         #[command(flatten)]
-        connection: AuditConnection,
+        user: UserArgs,
         #[arg(long, default_value_t = 0)]
         tree_size: u64,
         /// Where to write the signed note.
@@ -124,7 +357,7 @@ enum AuditCommand {
     /// Save every entry of the log at a signed checkpoint, for offline verification.
     Export {
         #[command(flatten)]
-        connection: AuditConnection,
+        user: UserArgs,
         #[arg(long, default_value_t = 0)]
         tree_size: u64,
         /// Where to write the export (JSON Lines).
@@ -153,27 +386,34 @@ enum AuditCommand {
     },
 }
 
-/// Exit code of `audit verify` when the log does not verify.
-const EXIT_NOT_VERIFIED: u8 = 2;
-
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // Usage errors exit 1 (2 means "the audit log does not verify").
+            let code = if error.use_stderr() {
+                exit::FAILED
+            } else {
+                exit::OK
+            };
+            let _ = error.print();
+            return std::process::ExitCode::from(code);
+        }
+    };
     match run(cli) {
-        Ok(Outcome::Done) => std::process::ExitCode::SUCCESS,
-        Ok(Outcome::NotVerified) => std::process::ExitCode::from(EXIT_NOT_VERIFIED),
+        Ok(code) => std::process::ExitCode::from(code),
         Err(error) => {
             eprintln!("error: {error:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(exit_code(&error))
         }
     }
 }
 
-enum Outcome {
-    Done,
-    NotVerified,
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("starting the runtime")
 }
 
-fn run(cli: Cli) -> anyhow::Result<Outcome> {
+fn run(cli: Cli) -> anyhow::Result<u8> {
     let format = tryggdel_telemetry::LogFormat::parse(&cli.log_format)
         .with_context(|| format!("--log-format {:?}: expected text or json", cli.log_format))?;
     let data = DataDirectory::new(&cli.data_dir);
@@ -186,8 +426,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             directory,
         } => {
             tryggdel_telemetry::init(format, "info");
-            let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-            runtime.block_on(async {
+            runtime()?.block_on(async {
                 let system = start_system(&SystemOptions {
                     data_dir: cli.data_dir.clone(),
                     disclosure_listen,
@@ -202,9 +441,45 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 println!("stopping");
                 system.stop().await
             })?;
-            Ok(Outcome::Done)
+            Ok(exit::OK)
         }
-        Command::Audit { command } => audit_command(&data, command),
+        Command::Serve { service, config } => {
+            let config = Config::load(config.as_deref())?;
+            let format = match config.telemetry.log_format.as_deref() {
+                Some(text) => tryggdel_telemetry::LogFormat::parse(text).with_context(|| {
+                    format!("telemetry.log_format {text:?}: expected text or json")
+                })?,
+                None => format,
+            };
+            tryggdel_telemetry::init(format, "info");
+            runtime()?.block_on(tryggdel::ops::serve(
+                service,
+                &config,
+                wait_for_stop_signal(),
+            ))?;
+            Ok(exit::OK)
+        }
+        Command::Migrate { service, config } => {
+            tryggdel_telemetry::init(format, "info");
+            let config = Config::load(config.as_deref())?;
+            runtime()?.block_on(tryggdel::ops::migrate(service, &config))?;
+            println!("{} schema is up to date", service.as_str());
+            Ok(exit::OK)
+        }
+        Command::Health {
+            endpoint,
+            config,
+            service,
+        } => {
+            let config = Config::load(config.as_deref())?;
+            runtime()?.block_on(tryggdel::ops::health(&endpoint, &config, service))?;
+            println!("{endpoint} is serving");
+            Ok(exit::OK)
+        }
+        Command::Pki { out, directory } => {
+            tryggdel::ops::pki(&out, directory.as_deref())?;
+            Ok(exit::OK)
+        }
         Command::DevToken {
             roles,
             user,
@@ -242,28 +517,109 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 valid_for: Duration::from_secs(minutes.saturating_mul(60)),
             })?;
             println!("{token}");
-            Ok(Outcome::Done)
+            Ok(exit::OK)
         }
+        Command::Demo { endpoints } => {
+            runtime()?.block_on(tryggdel::demo::run(&data, &endpoints.endpoints()))?;
+            Ok(exit::OK)
+        }
+        Command::Disclosure { user, command } => {
+            let action = match command {
+                DisclosureCommand::Template => {
+                    // Needs neither a connection nor a token.
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&tryggdel::draft_file::DraftFile::example())
+                            .context("the example draft")?
+                    );
+                    return Ok(exit::OK);
+                }
+                DisclosureCommand::Draft { file, request_id } => {
+                    DisclosureAction::Draft { file, request_id }
+                }
+                DisclosureCommand::Update { id, file } => DisclosureAction::Update { id, file },
+                DisclosureCommand::Assess { id, file, as_of } => {
+                    DisclosureAction::Assess { id, file, as_of }
+                }
+                DisclosureCommand::Submit { id } => DisclosureAction::Submit { id },
+                DisclosureCommand::Approve { id, comment } => {
+                    DisclosureAction::Approve { id, comment }
+                }
+                DisclosureCommand::Reject { id, reason } => DisclosureAction::Reject { id, reason },
+                DisclosureCommand::Withdraw { id, reason } => {
+                    DisclosureAction::Withdraw { id, reason }
+                }
+                DisclosureCommand::List { state } => DisclosureAction::List { state },
+                DisclosureCommand::Show { id, reveal } => DisclosureAction::Show { id, reveal },
+                DisclosureCommand::FollowUps { id } => DisclosureAction::FollowUps { id },
+                DisclosureCommand::Escalations { id } => DisclosureAction::Escalations { id },
+            };
+            let connection = user.connection(&data)?;
+            runtime()?.block_on(tryggdel::commands::disclosure(
+                &connection,
+                &user.endpoints.endpoints(),
+                action,
+                user.json,
+            ))?;
+            Ok(exit::OK)
+        }
+        Command::Police { user, command } => {
+            let connection = user.connection(&data)?;
+            let action = match command {
+                PoliceCommand::Inbox { follow, cursor } => PoliceAction::Inbox { follow, cursor },
+                PoliceCommand::Acknowledge { id, reference } => {
+                    PoliceAction::Acknowledge { id, reference }
+                }
+                PoliceCommand::FollowUp { id, question } => PoliceAction::FollowUp { id, question },
+            };
+            runtime()?.block_on(tryggdel::commands::police(
+                &connection,
+                &user.endpoints.endpoints(),
+                action,
+                user.json,
+            ))?;
+            Ok(exit::OK)
+        }
+        Command::Audit { command } => audit_command(&data, command),
     }
 }
 
-fn audit_command(data: &DataDirectory, command: AuditCommand) -> anyhow::Result<Outcome> {
-    let connect = |connection: AuditConnection| {
-        tryggdel::audit::Connection::development(
-            data,
-            &connection.endpoint,
-            &connection.org,
-            connection.token,
-        )
-    };
-    let runtime = || tokio::runtime::Runtime::new().context("starting the runtime");
+fn audit_command(data: &DataDirectory, command: AuditCommand) -> anyhow::Result<u8> {
     match command {
+        AuditCommand::Query {
+            user,
+            person,
+            disclosure_id,
+            action,
+            actor,
+            legal_basis,
+            organisation,
+        } => {
+            let connection = user.connection(data)?;
+            let request = QueryRequest {
+                person_identity_number: person.unwrap_or_default(),
+                disclosure_id: disclosure_id.unwrap_or_default(),
+                action: action.unwrap_or_default(),
+                actor_user_id: actor.unwrap_or_default(),
+                legal_basis_id: legal_basis.unwrap_or_default(),
+                organisation: organisation.unwrap_or_default(),
+                page_size: 500,
+                ..QueryRequest::default()
+            };
+            runtime()?.block_on(tryggdel::commands::audit_query(
+                &connection,
+                &user.endpoints.endpoints(),
+                request,
+                user.json,
+            ))?;
+            Ok(exit::OK)
+        }
         AuditCommand::Checkpoint {
-            connection,
+            user,
             tree_size,
             out,
         } => {
-            let connection = connect(connection);
+            let connection = user.connection(data)?.at(&user.endpoints.audit);
             let checkpoint =
                 runtime()?.block_on(tryggdel::audit::checkpoint(&connection, tree_size))?;
             std::fs::write(&out, &checkpoint.note)
@@ -274,14 +630,14 @@ fn audit_command(data: &DataDirectory, command: AuditCommand) -> anyhow::Result<
                 checkpoint.origin,
                 out.display()
             );
-            Ok(Outcome::Done)
+            Ok(exit::OK)
         }
         AuditCommand::Export {
-            connection,
+            user,
             tree_size,
             out,
         } => {
-            let connection = connect(connection);
+            let connection = user.connection(data)?.at(&user.endpoints.audit);
             let file = std::fs::File::create(&out)
                 .with_context(|| format!("creating {}", out.display()))?;
             let mut progress = tryggdel::audit::progress_printer("exported");
@@ -292,7 +648,7 @@ fn audit_command(data: &DataDirectory, command: AuditCommand) -> anyhow::Result<
                 &mut progress,
             ))?;
             println!("{written} entries written to {}", out.display());
-            Ok(Outcome::Done)
+            Ok(exit::OK)
         }
         AuditCommand::Verify {
             export,
@@ -313,9 +669,9 @@ fn audit_command(data: &DataDirectory, command: AuditCommand) -> anyhow::Result<
                 println!("{report}");
             }
             Ok(if report.is_ok() {
-                Outcome::Done
+                exit::OK
             } else {
-                Outcome::NotVerified
+                exit::NOT_VERIFIED
             })
         }
     }

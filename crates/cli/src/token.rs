@@ -1,8 +1,8 @@
-//! Bearer tokens on outgoing calls, and statuses explained the way a user can act on them.
+//! Bearer tokens on outgoing calls.
 
 use anyhow::Context;
+use tonic::Status;
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::{Code, Status};
 
 /// Adds `authorization: Bearer <token>` to every request.
 #[derive(Clone)]
@@ -24,17 +24,4 @@ impl tonic::service::Interceptor for Bearer {
             .insert("authorization", self.0.clone());
         Ok(request)
     }
-}
-
-/// A refused call as an error that says what to do.
-pub fn explain(status: Status) -> anyhow::Error {
-    let hint = match status.code() {
-        Code::Unauthenticated => {
-            " (get a fresh token: `tryggdel dev-token --role … --user … --org …`)"
-        }
-        Code::PermissionDenied => " (your role or organisation may not do this)",
-        Code::Unavailable => " (is the service running? try again shortly)",
-        _ => "",
-    };
-    anyhow::anyhow!("{:?}: {}{hint}", status.code(), status.message())
 }
