@@ -320,7 +320,10 @@ pub async fn run(data: &DataDirectory, endpoints: &Endpoints) -> anyhow::Result<
             "   #{:<5} {:<28} {:<20} {}",
             entry.index,
             json["action"].as_str().unwrap_or_default(),
-            json["actor"]["user_id"].as_str().unwrap_or("(service)"),
+            json["actor"]["user_id"]
+                .as_str()
+                .filter(|user| !user.is_empty())
+                .unwrap_or("(a service)"),
             json["occurred_at"].as_str().unwrap_or_default()
         );
     }

@@ -14,8 +14,10 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut table = Table::new();
     table
         .load_style(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header.to_vec());
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    if header.iter().any(|title| !title.is_empty()) {
+        table.set_header(header.to_vec());
+    }
     for row in rows {
         table.add_row(row);
     }

@@ -1,0 +1,298 @@
+//! The `tryggdel` binary as a newcomer runs it: `start` as the README says, then the demo
+//! to the verified inclusion proof, then the commands of each role, including their refusals
+//! and exit codes. Ends with SIGTERM and a clean stop.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Started {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    endpoints: [String; 6],
+}
+
+/// `tryggdel start` in a fresh data directory on free ports; returns once it is serving.
+fn start(data: &Path) -> Started {
+    let (disclosure, audit, notification) = (free_port(), free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tryggdel"))
+        .args(["--data-dir", data.to_str().unwrap(), "start"])
+        .args(["--disclosure-listen", &format!("127.0.0.1:{disclosure}")])
+        .args(["--audit-listen", &format!("127.0.0.1:{audit}")])
+        .args([
+            "--notification-listen",
+            &format!("127.0.0.1:{notification}"),
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (sender, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("tryggdel start printed its banner within 60 s");
+        if line.starts_with("stop with Ctrl-C") {
+            break;
+        }
+    }
+    Started {
+        child,
+        lines,
+        endpoints: [
+            "--disclosure-endpoint".into(),
+            format!("https://127.0.0.1:{disclosure}"),
+            "--audit-endpoint".into(),
+            format!("https://127.0.0.1:{audit}"),
+            "--notification-endpoint".into(),
+            format!("https://127.0.0.1:{notification}"),
+        ],
+    }
+}
+
+fn tryggdel(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tryggdel"))
+        .args(["--data-dir", data.to_str().unwrap()])
+        .args(args)
+        .env_remove("TRYGGDEL_TOKEN")
+        .env_remove("TRYGGDEL_ORG")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn token(data: &Path, role: &str, user: &str, org: &str) -> String {
+    let output = tryggdel(
+        data,
+        &["dev-token", "--role", role, "--user", user, "--org", org],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    text(&output.stdout).trim().to_owned()
+}
+
+#[test]
+fn start_then_demo_then_every_role_and_a_clean_stop() {
+    let directory = tempfile::tempdir().unwrap();
+    let data = directory.path().join("data");
+    let mut started = start(&data);
+    let endpoints: Vec<&str> = started.endpoints.iter().map(String::as_str).collect();
+
+    // The demo plays the whole scenario to the verified inclusion proof.
+    let mut demo = vec!["demo"];
+    demo.extend(&endpoints);
+    let output = tryggdel(&data, &demo);
+    let out = text(&output.stdout);
+    assert!(output.status.success(), "{out}{}", text(&output.stderr));
+    assert!(out.contains("ACKNOWLEDGED by polis-mitt-1"), "{out}");
+    assert!(
+        out.contains("inclusion verified for all 7 entries"),
+        "{out}"
+    );
+
+    // A caseworker drafts from the template and submits; JSON output for scripts.
+    let caseworker = token(&data, "caseworker", "handlaggare-bollnas", "bollnas-kommun");
+    let template = tryggdel(&data, &["disclosure", "template"]);
+    assert!(template.status.success());
+    let draft_file = directory.path().join("draft.json");
+    std::fs::write(&draft_file, &template.stdout).unwrap();
+    let as_caseworker = |args: &[&str]| {
+        let mut all = vec![
+            "disclosure",
+            "--org",
+            "bollnas-kommun",
+            "--token",
+            &caseworker,
+        ];
+        all.extend(&endpoints);
+        all.extend(args);
+        tryggdel(&data, &all)
+    };
+    let drafted = as_caseworker(&["--json", "draft", "--file", draft_file.to_str().unwrap()]);
+    assert!(drafted.status.success(), "{}", text(&drafted.stderr));
+    let drafted: serde_json::Value = serde_json::from_slice(&drafted.stdout).unwrap();
+    let id = drafted["id"].as_str().unwrap().to_owned();
+    assert_eq!(drafted["state"], "DRAFT");
+    let assessed = as_caseworker(&["assess", "--id", &id]);
+    assert!(
+        text(&assessed.stdout).contains("PASSES"),
+        "{}",
+        text(&assessed.stdout)
+    );
+    let submitted = as_caseworker(&["submit", "--id", &id]);
+    assert!(submitted.status.success(), "{}", text(&submitted.stderr));
+
+    // Refusals: the documented exit codes and a message that says what to do.
+    let approve_as_caseworker = as_caseworker(&["approve", "--id", &id]);
+    assert_eq!(approve_as_caseworker.status.code(), Some(4));
+    assert!(text(&approve_as_caseworker.stderr).contains("requires the role decision_maker"));
+    let mut no_token = vec!["disclosure", "--org", "bollnas-kommun"];
+    no_token.extend(&endpoints);
+    no_token.push("list");
+    let output = tryggdel(&data, &no_token);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(
+        text(&output.stderr).contains("dev-token"),
+        "{}",
+        text(&output.stderr)
+    );
+    let mut expired = vec![
+        "disclosure",
+        "--org",
+        "bollnas-kommun",
+        "--token",
+        "not.a.token",
+    ];
+    expired.extend(&endpoints);
+    expired.push("list");
+    assert_eq!(tryggdel(&data, &expired).status.code(), Some(3));
+    let unknown = as_caseworker(&["show", "--id", "01a2061b-0000-7000-8000-000000000000"]);
+    assert_eq!(unknown.status.code(), Some(5));
+    assert_eq!(tryggdel(&data, &["no-such-command"]).status.code(), Some(1));
+
+    // The decision maker approves; the police officer of region Mitt sees it and receipts it.
+    let decider = token(&data, "decision_maker", "beslut-bollnas", "bollnas-kommun");
+    let mut approve = vec!["disclosure", "--org", "bollnas-kommun", "--token", &decider];
+    approve.extend(&endpoints);
+    approve.extend(["approve", "--id", &id]);
+    let approved = tryggdel(&data, &approve);
+    assert!(approved.status.success(), "{}", text(&approved.stderr));
+    let officer_token = text(
+        &tryggdel(
+            &data,
+            &[
+                "dev-token",
+                "--role",
+                "police_officer",
+                "--user",
+                "polis-mitt-2",
+                "--org",
+                "polisen",
+                "--region",
+                "mitt",
+            ],
+        )
+        .stdout,
+    )
+    .trim()
+    .to_owned();
+    let as_officer = |args: &[&str]| {
+        let mut all = vec!["police", "--org", "polisen", "--token", &officer_token];
+        all.extend(&endpoints);
+        all.extend(args);
+        tryggdel(&data, &all)
+    };
+    let mut inbox = serde_json::Value::Null;
+    for _ in 0..100 {
+        let output = as_officer(&["--json", "inbox"]);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        inbox = serde_json::from_slice(&output.stdout).unwrap();
+        if inbox
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|delivery| delivery["disclosure_id"] == id.as_str())
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        inbox
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|delivery| delivery["disclosure_id"] == id.as_str()),
+        "{inbox}"
+    );
+    let acknowledged = as_officer(&["acknowledge", "--id", &id, "--reference", "5000-K777-26"]);
+    assert!(
+        text(&acknowledged.stdout).contains("5000-K777-26"),
+        "{}",
+        text(&acknowledged.stderr)
+    );
+    let asked = as_officer(&[
+        "follow-up",
+        "--id",
+        &id,
+        "--question",
+        "Har han vapenlicens?",
+    ]);
+    assert!(asked.status.success(), "{}", text(&asked.stderr));
+    let follow_ups = as_caseworker(&["follow-ups", "--id", &id]);
+    assert!(text(&follow_ups.stdout).contains("Har han vapenlicens?"));
+    let police_as_caseworker = {
+        let mut all = vec!["police", "--org", "bollnas-kommun", "--token", &caseworker];
+        all.extend(&endpoints);
+        all.push("inbox");
+        tryggdel(&data, &all)
+    };
+    assert_eq!(police_as_caseworker.status.code(), Some(4));
+
+    // The compliance officer finds the person's entries by identity number.
+    let officer = token(&data, "compliance_officer", "granskare-ivo", "ivo");
+    let person = drafted_person(&draft_file);
+    let mut query = vec![
+        "audit", "query", "--org", "ivo", "--token", &officer, "--json",
+    ];
+    query.extend(&endpoints);
+    query.extend(["--person", &person]);
+    let found = tryggdel(&data, &query);
+    assert!(found.status.success(), "{}", text(&found.stderr));
+    let found: serde_json::Value = serde_json::from_slice(&found.stdout).unwrap();
+    assert!(found.as_array().unwrap().len() >= 2, "{found}");
+    let mut caseworker_query = vec![
+        "audit",
+        "query",
+        "--org",
+        "bollnas-kommun",
+        "--token",
+        &caseworker,
+    ];
+    caseworker_query.extend(&endpoints);
+    assert_eq!(tryggdel(&data, &caseworker_query).status.code(), Some(4));
+
+    // SIGTERM stops it cleanly.
+    let killed = Command::new("kill")
+        .args(["-TERM", &started.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = started.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let rest: Vec<String> = started.lines.try_iter().collect();
+    assert!(rest.iter().any(|line| line == "stopping"), "{rest:?}");
+}
+
+/// The subject's identity number in the draft file.
+fn drafted_person(file: &Path) -> String {
+    let draft: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    draft["subject"]["identity_number"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
