@@ -155,9 +155,23 @@ impl RunningSystem {
             "  audit log key         {}  (for `tryggdel audit verify`)",
             data.audit_log_vkey().display()
         );
-        println!(
-            "  a token               cargo run --bin tryggdel -- dev-token --role caseworker --user handlaggare-bollnas --org bollnas-kommun"
-        );
+        let data_flag = if data.root == std::path::Path::new("data") {
+            String::new()
+        } else {
+            format!(" --data-dir {}", data.root.display())
+        };
+        println!("tokens for each role (valid 60 minutes):");
+        for (role, user, organisation, extra) in [
+            ("caseworker", "handlaggare-bollnas", "bollnas-kommun", ""),
+            ("decision_maker", "beslut-bollnas", "bollnas-kommun", ""),
+            ("police_officer", "polis-mitt-1", "polisen", " --region mitt"),
+            ("compliance_officer", "granskare-ivo", "ivo", ""),
+        ] {
+            println!(
+                "  {role:<19} cargo run -q --bin tryggdel --{data_flag} dev-token --role {role} --user {user} --org {organisation}{extra}"
+            );
+        }
+        println!("the whole scenario:   cargo run -q --bin tryggdel --{data_flag} demo");
         println!("stop with Ctrl-C (or SIGTERM)");
     }
 
