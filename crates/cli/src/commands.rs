@@ -76,7 +76,7 @@ pub enum DisclosureAction {
 }
 
 fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
-    println!(
+    crate::out!(
         "{}",
         serde_json::to_string_pretty(value).context("printing JSON")?
     );
@@ -88,9 +88,9 @@ fn print_disclosure(disclosure: &Disclosure, json: bool, what: &str) -> anyhow::
         return print_json(&output::disclosure_json(disclosure));
     }
     if !what.is_empty() {
-        println!("{what}");
+        crate::out!("{what}");
     }
-    println!("{}", output::disclosure_text(disclosure));
+    crate::out!("{}", output::disclosure_text(disclosure));
     Ok(())
 }
 
@@ -184,7 +184,7 @@ pub async fn disclosure(
             if json {
                 print_json(&output::assessment_json(&assessment))
             } else {
-                println!("{}", output::assessment_text(&assessment));
+                crate::out!("{}", output::assessment_text(&assessment));
                 Ok(())
             }
         }
@@ -280,7 +280,7 @@ pub async fn disclosure(
             if json {
                 print_json(&output::summaries_json(&all))
             } else {
-                println!("{}", output::summaries_text(&all));
+                crate::out!("{}", output::summaries_text(&all));
                 Ok(())
             }
         }
@@ -315,7 +315,7 @@ pub async fn disclosure(
                         .collect::<Vec<_>>()
                 ));
             }
-            println!(
+            crate::out!(
                 "{}",
                 output::table(
                     &["question id", "asked by", "region", "asked at", "question"],
@@ -331,7 +331,7 @@ pub async fn disclosure(
                         .collect(),
                 )
             );
-            println!("answer with a new disclosure whose draft names \"answers_follow_up_id\"");
+            crate::out!("answer with a new disclosure whose draft names \"answers_follow_up_id\"");
             Ok(())
         }
         DisclosureAction::Escalations { id } => {
@@ -354,7 +354,7 @@ pub async fn disclosure(
                         .collect::<Vec<_>>()
                 ));
             }
-            println!(
+            crate::out!(
                 "{}",
                 output::table(
                     &[
@@ -437,7 +437,7 @@ pub async fn police(
                         .collect::<Vec<_>>()
                 ));
             }
-            println!(
+            crate::out!(
                 "{}",
                 output::table(
                     &output::DELIVERY_HEADER,
@@ -461,13 +461,13 @@ pub async fn police(
             while let Some(delivery) = stream.next().await {
                 let delivery = delivery.map_err(refused)?;
                 if json {
-                    println!(
+                    crate::out!(
                         "{}",
                         serde_json::to_string(&output::delivery_json(&delivery))
                             .context("printing JSON")?
                     );
                 } else {
-                    println!(
+                    crate::out!(
                         "#{} {} from {}{} — deadline {}{}",
                         delivery.sequence,
                         delivery.disclosure_id,
@@ -492,7 +492,7 @@ pub async fn police(
             if json {
                 return print_json(&output::receipt_json(&receipt));
             }
-            println!(
+            crate::out!(
                 "received {} as {} by {} at {} (receipt signed by key {})",
                 receipt.disclosure_id,
                 receipt.police_reference,
@@ -514,9 +514,10 @@ pub async fn police(
             if json {
                 return print_json(&output::follow_up_json(&follow_up));
             }
-            println!(
+            crate::out!(
                 "question {} sent to {}; they answer with a new disclosure",
-                follow_up.id, follow_up.organisation
+                follow_up.id,
+                follow_up.organisation
             );
             Ok(())
         }
@@ -563,7 +564,7 @@ pub async fn audit_query(
         ));
     }
     let text = |value: &serde_json::Value| value.as_str().unwrap_or_default().to_owned();
-    println!(
+    crate::out!(
         "{}",
         output::table(
             &[
@@ -589,7 +590,7 @@ pub async fn audit_query(
                 .collect(),
         )
     );
-    println!(
+    crate::out!(
         "{} entries; prove one with `tryggdel audit verify --inclusion <index>` on an export",
         parsed.len()
     );

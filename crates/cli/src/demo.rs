@@ -35,11 +35,11 @@ pub struct DemoOutcome {
 }
 
 fn step(number: u32, who: &str, what: &str) {
-    println!("\n{number}. {who}\n   {what}");
+    crate::out!("\n{number}. {who}\n   {what}");
 }
 
 fn done(text: &str) {
-    println!("   ✓ {text}");
+    crate::out!("   ✓ {text}");
 }
 
 struct Cast<'a> {
@@ -91,7 +91,9 @@ pub async fn run(data: &DataDirectory, endpoints: &Endpoints) -> anyhow::Result<
             private_key_pem: read(&data.signing_key())?,
         })?,
     };
-    println!("Trygghetens hus, Bollnäs: social services fear that a man will kill his cohabitant.");
+    crate::out!(
+        "Trygghetens hus, Bollnäs: social services fear that a man will kill his cohabitant."
+    );
 
     step(
         1,
@@ -316,7 +318,7 @@ pub async fn run(data: &DataDirectory, endpoints: &Endpoints) -> anyhow::Result<
         .context("the audit log holds nothing about the disclosure")?;
     for entry in &entries {
         let json: serde_json::Value = serde_json::from_slice(&entry.entry).unwrap_or_default();
-        println!(
+        crate::out!(
             "   #{:<5} {:<28} {:<20} {}",
             entry.index,
             json["action"].as_str().unwrap_or_default(),
@@ -382,7 +384,7 @@ pub async fn run(data: &DataDirectory, endpoints: &Endpoints) -> anyhow::Result<
         "inclusion verified for all {} entries against the signed root",
         verified_entries.len()
     ));
-    println!(
+    crate::out!(
         "\nThe disclosure went from draft to police receipt, and every step is provably in the log."
     );
     Ok(DemoOutcome {

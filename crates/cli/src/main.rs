@@ -438,7 +438,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 .await?;
                 system.print_banner();
                 wait_for_stop_signal().await?;
-                println!("stopping");
+                tryggdel::out!("stopping");
                 system.stop().await
             })?;
             Ok(exit::OK)
@@ -463,7 +463,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             tryggdel_telemetry::init(format, "info");
             let config = Config::load(config.as_deref())?;
             runtime()?.block_on(tryggdel::ops::migrate(service, &config))?;
-            println!("{} schema is up to date", service.as_str());
+            tryggdel::out!("{} schema is up to date", service.as_str());
             Ok(exit::OK)
         }
         Command::Health {
@@ -473,7 +473,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         } => {
             let config = Config::load(config.as_deref())?;
             runtime()?.block_on(tryggdel::ops::health(&endpoint, &config, service))?;
-            println!("{endpoint} is serving");
+            tryggdel::out!("{endpoint} is serving");
             Ok(exit::OK)
         }
         Command::Pki { out, directory } => {
@@ -516,7 +516,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 display_name: None,
                 valid_for: Duration::from_secs(minutes.saturating_mul(60)),
             })?;
-            println!("{token}");
+            tryggdel::out!("{token}");
             Ok(exit::OK)
         }
         Command::Demo { endpoints } => {
@@ -527,7 +527,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let action = match command {
                 DisclosureCommand::Template => {
                     // Needs neither a connection nor a token.
-                    println!(
+                    tryggdel::out!(
                         "{}",
                         serde_json::to_string_pretty(&tryggdel::draft_file::DraftFile::example())
                             .context("the example draft")?
@@ -624,7 +624,7 @@ fn audit_command(data: &DataDirectory, command: AuditCommand) -> anyhow::Result<
                 runtime()?.block_on(tryggdel::audit::checkpoint(&connection, tree_size))?;
             std::fs::write(&out, &checkpoint.note)
                 .with_context(|| format!("writing {}", out.display()))?;
-            println!(
+            tryggdel::out!(
                 "checkpoint of {} entries of {} written to {}",
                 checkpoint.tree_size,
                 checkpoint.origin,
@@ -647,7 +647,7 @@ fn audit_command(data: &DataDirectory, command: AuditCommand) -> anyhow::Result<
                 std::io::BufWriter::new(file),
                 &mut progress,
             ))?;
-            println!("{written} entries written to {}", out.display());
+            tryggdel::out!("{written} entries written to {}", out.display());
             Ok(exit::OK)
         }
         AuditCommand::Verify {
@@ -661,12 +661,12 @@ fn audit_command(data: &DataDirectory, command: AuditCommand) -> anyhow::Result<
             let report =
                 tryggdel::audit::verify(&export, &key, &checkpoints, inclusion, &mut progress)?;
             if json {
-                println!(
+                tryggdel::out!(
                     "{}",
                     serde_json::to_string_pretty(&report).context("the report as JSON")?
                 );
             } else {
-                println!("{report}");
+                tryggdel::out!("{report}");
             }
             Ok(if report.is_ok() {
                 exit::OK

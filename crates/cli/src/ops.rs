@@ -123,9 +123,9 @@ pub fn pki(out: &Path, directory: Option<&Path>) -> anyhow::Result<()> {
         .codes();
     let data = DataDirectory::new(out);
     if data.ensure(&SERVICES, &codes)? {
-        println!("development PKI and keys written to {}", out.display());
+        crate::out!("development PKI and keys written to {}", out.display());
     } else {
-        println!("{} already holds a complete development PKI", out.display());
+        crate::out!("{} already holds a complete development PKI", out.display());
     }
     Ok(())
 }

@@ -303,3 +303,23 @@ pub fn escalation_json(escalation: &Escalation) -> Value {
         "police_region": escalation.police_region,
     })
 }
+
+/// Writes a line to stdout. When the reader has gone (`… | head`), exits quietly as command
+/// line tools do, instead of failing on the broken pipe.
+pub fn emit(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = writeln!(stdout, "{args}").and_then(|()| stdout.flush())
+        && error.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
+/// `println!` for command output: see [`emit`].
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::emit(format_args!($($arg)*))
+    };
+}

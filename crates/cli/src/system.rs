@@ -164,7 +164,12 @@ impl RunningSystem {
         for (role, user, organisation, extra) in [
             ("caseworker", "handlaggare-bollnas", "bollnas-kommun", ""),
             ("decision_maker", "beslut-bollnas", "bollnas-kommun", ""),
-            ("police_officer", "polis-mitt-1", "polisen", " --region mitt"),
+            (
+                "police_officer",
+                "polis-mitt-1",
+                "polisen",
+                " --region mitt",
+            ),
             ("compliance_officer", "granskare-ivo", "ivo", ""),
         ] {
             println!(
