@@ -384,4 +384,30 @@ mod tests {
         );
         assert!(error.contains("no database URL"), "{error}");
     }
+
+    /// The deployment examples must stay loadable by the code that reads them.
+    #[test]
+    fn the_deployment_examples_load() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let compose = Config::load(Some(&root.join("deploy/compose/config/config.toml"))).unwrap();
+        assert_eq!(compose.mode, Mode::Development);
+        assert!(compose.telemetry.otlp_endpoint.is_some());
+
+        let manifest =
+            std::fs::read_to_string(root.join("deploy/k8s/configmap-config.yaml")).unwrap();
+        let body: Vec<&str> = manifest
+            .lines()
+            .skip_while(|line| line.trim() != "config.toml: |")
+            .skip(1)
+            .take_while(|line| line.is_empty() || line.starts_with("    "))
+            .map(|line| line.strip_prefix("    ").unwrap_or(line))
+            .collect();
+        assert!(body.len() > 10, "config.toml not found in the ConfigMap");
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("config.toml");
+        std::fs::write(&file, body.join("\n")).unwrap();
+        let kubernetes = Config::load(Some(&file)).unwrap();
+        assert_eq!(kubernetes.mode, Mode::Production);
+        assert!(kubernetes.audit.origin.is_some());
+    }
 }
