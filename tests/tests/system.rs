@@ -164,7 +164,7 @@ async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it()
     let mut entries = Vec::new();
     for _ in 0..200 {
         entries = officer
-            .client()
+            .audit()
             .await
             .unwrap()
             .query(QueryRequest {
