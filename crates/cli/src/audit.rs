@@ -1,7 +1,7 @@
 //! `tryggdel audit …`: fetch checkpoints and exports from the audit service, and verify an
 //! export offline with nothing but the export, checkpoints and the log's public key.
 
-use std::io::{BufReader, IsTerminal, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -120,16 +120,21 @@ pub fn verify(
     Ok(report)
 }
 
-/// A progress line on stderr when it is a terminal; nothing otherwise.
+/// A progress bar on stderr when it is a terminal; nothing otherwise.
 pub fn progress_printer(what: &'static str) -> impl FnMut(u64, u64) {
-    let terminal = std::io::stderr().is_terminal();
+    // indicatif draws nothing when stderr is not a terminal (scripts, CI).
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} {bar:40} {pos}/{len} entries ({per_sec}, {eta} left)",
+    ) {
+        bar.set_style(style);
+    }
+    bar.set_message(what);
     move |done, total| {
-        if terminal {
-            let percent = (done * 100).checked_div(total).unwrap_or(100);
-            eprint!("\r{what}: {done}/{total} entries ({percent}%)");
-            if done >= total {
-                eprintln!();
-            }
+        bar.set_length(total);
+        bar.set_position(done);
+        if done >= total {
+            bar.finish();
         }
     }
 }
