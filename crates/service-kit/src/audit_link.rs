@@ -7,6 +7,22 @@ use tonic::transport::Channel;
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::audit::v1::{AppendRequest, AppendedEntry, AuditEvent};
 
+use tracing::Instrument as _;
+
+use crate::observe::{TracedChannel, client_span, record_client_outcome, traced};
+
+/// The audit service's gRPC name, for client spans.
+const AUDIT_SERVICE: &str = "tryggdel.audit.v1.AuditService";
+
+/// A batch whose events come from at most this many traces is sent as one call per trace, so
+/// each event's append is in the trace of the request that caused it. A larger batch (a
+/// backlog under load) goes in one call whose span links to the events' traces: batching wins
+/// over exact parentage when the relay is behind.
+pub const MAX_CALLS_PER_BATCH: usize = 16;
+
+/// Most links one batch span carries (the SDK's default limit).
+const MAX_LINKS: usize = 128;
+
 /// PEM material a service presents when it calls another: its own certificate and key, and
 /// the CA that must have issued the server's certificate.
 #[derive(Clone)]
@@ -35,6 +51,11 @@ pub struct ServiceEndpoint {
 }
 
 impl ServiceEndpoint {
+    /// A channel whose calls carry the current trace context (see [`crate::traced`]).
+    pub fn traced_channel(&self) -> anyhow::Result<TracedChannel> {
+        Ok(traced(self.lazy_channel()?))
+    }
+
     /// A channel that connects on first use and reconnects as needed.
     pub fn lazy_channel(&self) -> anyhow::Result<Channel> {
         tryggdel_tls::install_crypto_provider();
@@ -60,33 +81,102 @@ pub enum AuditLinkError {
     Mismatch { sent: usize, got: usize },
 }
 
-/// A connection to the audit service (connects on first use, reconnects as needed).
+/// An event from an outbox with the `traceparent` of the request that caused it (empty if
+/// unknown).
+#[derive(Clone, Debug)]
+pub struct TracedEvent {
+    pub event: AuditEvent,
+    pub traceparent: String,
+}
+
+/// Consecutive events of the same trace, in order.
+fn runs_by_trace(events: Vec<TracedEvent>) -> Vec<(String, Vec<AuditEvent>)> {
+    let mut runs: Vec<(String, Vec<AuditEvent>)> = Vec::new();
+    for TracedEvent { event, traceparent } in events {
+        match runs.last_mut() {
+            Some((current, run)) if *current == traceparent => run.push(event),
+            _ => runs.push((traceparent, vec![event])),
+        }
+    }
+    runs
+}
+
+/// A connection to the audit service (connects on first use, reconnects as needed). Every
+/// call carries the trace context of its client span.
 #[derive(Clone)]
 pub struct AuditLink {
-    client: AuditServiceClient<Channel>,
+    client: AuditServiceClient<TracedChannel>,
     timeout: Duration,
 }
 
 impl AuditLink {
     pub fn new(endpoint: &ServiceEndpoint) -> anyhow::Result<AuditLink> {
-        let channel = endpoint.lazy_channel()?;
         Ok(AuditLink {
-            client: AuditServiceClient::new(channel),
+            client: AuditServiceClient::new(endpoint.traced_channel()?),
             timeout: endpoint.timeout,
         })
     }
 
-    /// Appends `events` in order; Ok once the audit log holds them durably.
+    /// Appends `events` in order, in the current trace; Ok once the audit log holds them
+    /// durably.
     pub async fn append(
         &self,
         events: Vec<AuditEvent>,
     ) -> Result<Vec<AppendedEntry>, AuditLinkError> {
+        self.send(client_span(AUDIT_SERVICE, "Append"), events)
+            .await
+    }
+
+    /// Appends relayed `events` in order, each in the trace of the request that caused it
+    /// (see [`MAX_CALLS_PER_BATCH`]); Ok once the audit log holds them all durably. On an
+    /// error some leading events may be in the log already; sending them again is harmless
+    /// (the log dedupes by event id).
+    pub async fn append_traced(
+        &self,
+        events: Vec<TracedEvent>,
+    ) -> Result<Vec<AppendedEntry>, AuditLinkError> {
+        let runs = runs_by_trace(events);
+        if runs.len() <= MAX_CALLS_PER_BATCH {
+            let mut entries = Vec::new();
+            for (traceparent, run) in runs {
+                let span = client_span(AUDIT_SERVICE, "Append");
+                if let Some(parent) = tryggdel_telemetry::context_from_traceparent(&traceparent) {
+                    tryggdel_telemetry::set_parent(&span, parent);
+                }
+                entries.extend(self.send(span, run).await?);
+            }
+            return Ok(entries);
+        }
+        let span = client_span(AUDIT_SERVICE, "Append");
+        let mut linked = std::collections::HashSet::new();
+        for (traceparent, _) in &runs {
+            if linked.len() < MAX_LINKS && linked.insert(traceparent.as_str()) {
+                tryggdel_telemetry::link_to(&span, traceparent);
+            }
+        }
+        let events = runs.into_iter().flat_map(|(_, run)| run).collect();
+        self.send(span, events).await
+    }
+
+    async fn send(
+        &self,
+        span: tracing::Span,
+        events: Vec<AuditEvent>,
+    ) -> Result<Vec<AppendedEntry>, AuditLinkError> {
         let sent = events.len();
         let mut client = self.client.clone();
-        let call = client.append(AppendRequest { events });
-        let response = tokio::time::timeout(self.timeout, call)
-            .await
-            .map_err(|_| AuditLinkError::Timeout(self.timeout))??;
+        let call = client
+            .append(AppendRequest { events })
+            .instrument(span.clone());
+        let Ok(result) = tokio::time::timeout(self.timeout, call).await else {
+            record_client_outcome::<()>(
+                &span,
+                &Err(tonic::Status::deadline_exceeded("no answer in time")),
+            );
+            return Err(AuditLinkError::Timeout(self.timeout));
+        };
+        record_client_outcome(&span, &result);
+        let response = result?;
         let entries = response.into_inner().entries;
         if entries.len() != sent {
             return Err(AuditLinkError::Mismatch {
@@ -95,5 +185,49 @@ impl AuditLink {
             });
         }
         Ok(entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, traceparent: &str) -> TracedEvent {
+        TracedEvent {
+            event: AuditEvent {
+                event_id: id.into(),
+                ..AuditEvent::default()
+            },
+            traceparent: traceparent.into(),
+        }
+    }
+
+    #[test]
+    fn events_are_grouped_into_runs_of_one_trace_in_order() {
+        let runs = runs_by_trace(vec![
+            event("1", "a"),
+            event("2", "a"),
+            event("3", "b"),
+            event("4", "a"),
+            event("5", ""),
+        ]);
+        let shape: Vec<(&str, Vec<&str>)> = runs
+            .iter()
+            .map(|(traceparent, run)| {
+                (
+                    traceparent.as_str(),
+                    run.iter().map(|event| event.event_id.as_str()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("a", vec!["1", "2"]),
+                ("b", vec!["3"]),
+                ("a", vec!["4"]),
+                ("", vec!["5"]),
+            ]
+        );
     }
 }

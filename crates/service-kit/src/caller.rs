@@ -17,6 +17,9 @@ pub struct Caller {
     pub organisation: Organisation,
     /// The trace id of this call (see [`trace_id`]).
     pub trace_id: String,
+    /// The W3C `traceparent` of this call's server span (empty without tracing): work the
+    /// call leaves in an outbox continues this trace when it is relayed.
+    pub traceparent: String,
 }
 
 impl Caller {
@@ -106,6 +109,7 @@ impl Authenticator {
             principal,
             organisation,
             trace_id: trace_id(request.metadata()),
+            traceparent: tryggdel_telemetry::current_traceparent().unwrap_or_default(),
         })
     }
 
@@ -121,9 +125,14 @@ impl Authenticator {
     }
 }
 
-/// The W3C trace id of the request: from a valid `traceparent` header if the caller sent one,
-/// otherwise a fresh random id, so that every event can be tied to the call that caused it.
+/// The W3C trace id of the request: the trace of the current span when tracing is on (the
+/// server span continues the caller's `traceparent`), else from a valid `traceparent` header
+/// if the caller sent one, otherwise a fresh random id, so that every event can be tied to the
+/// call that caused it.
 pub fn trace_id(metadata: &tonic::metadata::MetadataMap) -> String {
+    if let Some(trace_id) = tryggdel_telemetry::current_trace_id() {
+        return trace_id;
+    }
     metadata
         .get("traceparent")
         .and_then(|value| value.to_str().ok())

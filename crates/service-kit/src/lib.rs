@@ -9,11 +9,16 @@
 //! - A service is recognised by its certificate alone (organisation
 //!   [`tryggdel_tls::SERVICE_ORGANISATION`]); it is never mistaken for a user.
 //! - Internal errors are logged with their cause and reach the caller as `internal error`.
+//! - Every call is traced (a server span continuing the caller's `traceparent`) and counted
+//!   and timed per method; every outgoing call carries the current trace context. Neither
+//!   records metadata (the bearer token) or messages.
 #![forbid(unsafe_code)]
 
 mod audit_link;
 mod caller;
 mod error;
+pub mod metrics;
+mod observe;
 mod relay;
 
 use std::future::Future;
@@ -22,10 +27,19 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
-pub use audit_link::{AuditLink, AuditLinkError, ClientTls, ServiceEndpoint};
+pub use audit_link::{
+    AuditLink, AuditLinkError, ClientTls, MAX_CALLS_PER_BATCH, ServiceEndpoint, TracedEvent,
+};
 pub use caller::{Authenticator, Caller, ServicePeer, trace_id};
 pub use error::ServiceError;
+pub use observe::{
+    PropagateTrace, RpcLayer, RpcService, TracedChannel, call_in_span, client_span,
+    record_client_outcome, traced,
+};
 pub use relay::{Relay, RelayConfig};
+pub use tryggdel_telemetry::{
+    context_from_traceparent, current_trace_id, current_traceparent, link_to, set_parent,
+};
 
 /// PEM material for a service's TLS listener.
 #[derive(Clone)]
@@ -64,6 +78,7 @@ pub async fn serve(
         .context("reflection service")?;
     let routes = routes.add_service(health_service).add_service(reflection);
     tonic::transport::Server::builder()
+        .layer(RpcLayer::new())
         .add_routes(routes)
         .serve_with_incoming_shutdown(tryggdel_tls::tls_incoming(listener, tls_config), shutdown)
         .await

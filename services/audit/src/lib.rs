@@ -89,6 +89,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<AuditApi> {
         },
     )
     .await?;
+    register_metrics(log.probe());
     let verifier = TokenVerifier::new(settings.token.clone()).context("token verifier")?;
     Ok(AuditApi::new(
         log,
@@ -96,6 +97,37 @@ pub async fn build(settings: &Settings) -> anyhow::Result<AuditApi> {
         settings.person_key.clone(),
         settings.appenders.clone(),
     ))
+}
+
+/// `tryggdel.audit.tree_size` (durable entries) and `tryggdel.audit.checkpoint_age` (seconds
+/// since the latest checkpoint was signed; it grows while the log is idle, as a checkpoint is
+/// signed only when the log has grown), observed at each metrics export while the log runs.
+fn register_metrics(probe: log::LogProbe) {
+    let meter = tryggdel_service_kit::metrics::meter();
+    let size = probe.clone();
+    meter
+        .u64_observable_gauge("tryggdel.audit.tree_size")
+        .with_unit("{entry}")
+        .with_description("Entries durable in the audit log")
+        .with_callback(move |observer| {
+            if let Some(tree_size) = size.tree_size() {
+                observer.observe(tree_size, &[]);
+            }
+        })
+        .build();
+    meter
+        .f64_observable_gauge("tryggdel.audit.checkpoint_age")
+        .with_unit("s")
+        .with_description("Seconds since the latest checkpoint was signed")
+        .with_callback(move |observer| {
+            if let Some(signed_at) = probe.checkpoint_signed_at() {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+                let age_ms = now.saturating_sub(i128::from(signed_at)).max(0);
+                // Millisecond counts fit an f64 exactly for millennia.
+                observer.observe(age_ms as f64 / 1000.0, &[]);
+            }
+        })
+        .build();
 }
 
 /// The gRPC routes of the service.

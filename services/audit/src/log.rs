@@ -70,6 +70,28 @@ struct Shared {
     healthy: AtomicBool,
 }
 
+/// See [`AuditLog::probe`]: answers None once the log has stopped.
+#[derive(Clone)]
+pub struct LogProbe(std::sync::Weak<Shared>);
+
+impl LogProbe {
+    /// Entries that are durable.
+    pub fn tree_size(&self) -> Option<u64> {
+        let shared = self.0.upgrade()?;
+        Some(shared.durable_size.load(Ordering::SeqCst))
+    }
+
+    /// When the latest checkpoint was signed (unix milliseconds).
+    pub fn checkpoint_signed_at(&self) -> Option<i64> {
+        let shared = self.0.upgrade()?;
+        let signed_at = match shared.checkpoint.read() {
+            Ok(checkpoint) => checkpoint.signed_at,
+            Err(poisoned) => poisoned.into_inner().signed_at,
+        };
+        Some(signed_at)
+    }
+}
+
 /// A handle on the log: cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
@@ -226,6 +248,12 @@ impl AuditLog {
             .await
             .map_err(|_| AppendError::Stopped)?;
         answer.await.map_err(|_| AppendError::Stopped)?
+    }
+
+    /// A view of the log's size and latest checkpoint that does not keep the log alive (for
+    /// metrics callbacks, which outlive the service).
+    pub fn probe(&self) -> LogProbe {
+        LogProbe(Arc::downgrade(&self.shared))
     }
 
     /// Entries that are durable (and provable).

@@ -13,42 +13,39 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tonic::Code;
-use tonic::transport::Channel;
+use tracing::Instrument as _;
 use tryggdel_domain::{DisclosureState, LifecycleAction};
 use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
 use tryggdel_proto::notification::v1::{DeliverRequest, DeliverResponse};
-use tryggdel_service_kit::ServiceEndpoint;
+use tryggdel_service_kit::{ServiceEndpoint, TracedChannel, call_in_span, client_span};
 
 use crate::relay::now_unix_ms;
-use crate::service::{DisclosureApi, apply, stored_state};
+use crate::service::{DisclosureApi, Trace, apply, stored_state};
 use crate::store::{DeliveryRow, OutboxActor, OutboxPayload};
 
 /// The service certificate name that may record receipts.
 pub const NOTIFICATION_SERVICE: &str = "notification";
 
-/// A connection to the notification service (connects on first use).
+/// A connection to the notification service (connects on first use). Calls carry the
+/// current trace context.
 #[derive(Clone)]
 pub struct NotificationLink {
-    client: NotificationServiceClient<Channel>,
+    client: NotificationServiceClient<TracedChannel>,
     timeout: Duration,
 }
 
 impl NotificationLink {
     pub fn new(endpoint: &ServiceEndpoint) -> anyhow::Result<NotificationLink> {
         Ok(NotificationLink {
-            client: NotificationServiceClient::new(endpoint.lazy_channel()?),
+            client: NotificationServiceClient::new(endpoint.traced_channel()?),
             timeout: endpoint.timeout,
         })
     }
 
     async fn deliver(&self, request: DeliverRequest) -> Result<DeliverResponse, tonic::Status> {
         let mut client = self.client.clone();
-        match tokio::time::timeout(self.timeout, client.deliver(request)).await {
-            Ok(result) => result.map(tonic::Response::into_inner),
-            Err(_) => Err(tonic::Status::deadline_exceeded(
-                "the notification service did not answer in time",
-            )),
-        }
+        let span = client_span("tryggdel.notification.v1.NotificationService", "Deliver");
+        call_in_span(span, self.timeout, client.deliver(request)).await
     }
 }
 
@@ -99,15 +96,39 @@ impl DisclosureApi {
         seq: i64,
         disclosure_id: &str,
     ) -> anyhow::Result<()> {
-        let trace_id = self
+        let approval = self
             .store()
             .events_of(disclosure_id)
             .await?
             .into_iter()
             .find(|event| event.event_type == "disclosure.approved")
-            .and_then(|event| serde_json::from_str::<OutboxPayload>(&event.payload).ok())
-            .map(|payload| payload.trace_id)
+            .and_then(|event| serde_json::from_str::<OutboxPayload>(&event.payload).ok());
+        let (trace_id, traceparent) = approval
+            .map(|payload| (payload.trace_id, payload.traceparent))
             .unwrap_or_default();
+        // The hand-over continues the approval's trace: its span's parent is the Approve call.
+        let span = tracing::info_span!(
+            "outbox.relay",
+            otel.name = "relay disclosure.delivery",
+            relay = "disclosure.delivery",
+            disclosure_id = %disclosure_id,
+        );
+        if let Some(parent) = tryggdel_service_kit::context_from_traceparent(&traceparent) {
+            tryggdel_service_kit::set_parent(&span, parent);
+        }
+        self.hand_over(link, seq, disclosure_id, &trace_id)
+            .instrument(span)
+            .await
+    }
+
+    async fn hand_over(
+        &self,
+        link: &NotificationLink,
+        seq: i64,
+        disclosure_id: &str,
+        trace_id: &str,
+    ) -> anyhow::Result<()> {
+        let trace = Trace::continuing(trace_id);
         // A concurrent change (a receipt arriving first) moves the version; read again.
         for _ in 0..3 {
             let row = self
@@ -141,7 +162,7 @@ impl DisclosureApi {
                 approved_at_unix_ms: row.decided_at,
                 legal_basis_id: row.legal_basis_id.clone(),
                 registry_version: row.registry_version.clone(),
-                trace_id: trace_id.clone(),
+                trace_id: trace.trace_id.clone(),
             };
             match link.deliver(request).await {
                 Ok(delivered) => {
@@ -156,7 +177,7 @@ impl DisclosureApi {
                     let event = self
                         .event_as(
                             system_actor(),
-                            &trace_id,
+                            &trace,
                             &next,
                             "disclosure.delivered",
                             &[
@@ -197,7 +218,7 @@ impl DisclosureApi {
                     let event = self
                         .event_as(
                             system_actor(),
-                            &trace_id,
+                            &trace,
                             &row,
                             "disclosure.delivery_refused",
                             &[],

@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 use tryggdel_auth::{TokenVerifier, VerifierConfig};
 use tryggdel_domain::{LegalRegistry, PersonKey};
 use tryggdel_proto::disclosure::v1::disclosure_service_server::DisclosureServiceServer;
+use tryggdel_service_kit::metrics::{OutboxDepth, SAMPLE_INTERVAL, Sampler};
 use tryggdel_service_kit::{AuditLink, Authenticator, RunningServer, ServiceEndpoint};
 use tryggdel_storage::{Database, FieldCipher, FieldKey};
 
@@ -91,6 +92,7 @@ pub struct RunningService {
     pub api: DisclosureApi,
     server: RunningServer,
     relays: Vec<Relay>,
+    sampler: Option<Sampler>,
 }
 
 impl RunningService {
@@ -100,6 +102,9 @@ impl RunningService {
         self.server.stop().await?;
         for relay in self.relays {
             relay.stop().await;
+        }
+        if let Some(sampler) = self.sampler {
+            sampler.stop().await;
         }
         self.api.store().database().close().await;
         Ok(())
@@ -153,9 +158,31 @@ pub async fn spawn_on(
     );
     Ok(RunningService {
         local_addr: server.local_addr,
+        sampler: outbox_sampler(api.store().clone()),
         api,
         server,
         relays: vec![to_audit, to_police],
+    })
+}
+
+/// Samples `tryggdel.outbox.depth` of both relays (`disclosure.audit`,
+/// `disclosure.delivery`) while metrics are exported.
+fn outbox_sampler(store: DisclosureStore) -> Option<Sampler> {
+    let depth = OutboxDepth::new();
+    Sampler::start("disclosure.outbox", SAMPLE_INTERVAL, move || {
+        let store = store.clone();
+        let depth = depth.clone();
+        async move {
+            depth.record(
+                "disclosure.audit",
+                store.audit_backlog().await.context("audit backlog")?,
+            );
+            depth.record(
+                "disclosure.delivery",
+                store.delivery_backlog().await.context("delivery backlog")?,
+            );
+            Ok(())
+        }
     })
 }
 

@@ -7,7 +7,7 @@
 use anyhow::Context;
 use time::OffsetDateTime;
 use tryggdel_proto::audit::v1::{Actor, AuditEvent, ObjectRef, Outcome};
-use tryggdel_service_kit::AuditLink;
+use tryggdel_service_kit::{AuditLink, TracedEvent};
 pub use tryggdel_service_kit::{Relay, RelayConfig};
 
 use crate::store::{DisclosureStore, OutboxPayload};
@@ -69,9 +69,13 @@ pub async fn relay_to_audit(
         let payload: OutboxPayload = serde_json::from_str(payload)
             .with_context(|| format!("outbox event {seq} has an unreadable payload"))?;
         seqs.push(*seq);
-        events.push(audit_event(&payload));
+        events.push(TracedEvent {
+            event: audit_event(&payload),
+            traceparent: payload.traceparent,
+        });
     }
-    link.append(events)
+    // Each event is appended in the trace of the request that caused it.
+    link.append_traced(events)
         .await
         .context("appending to the audit log")?;
     store

@@ -39,6 +39,39 @@ use tryggdel_domain::{Directory, IdentityNumber, PersonKey, verify_receipt};
 use tryggdel_service_kit::{AuditLink, Authenticator, Caller, ServiceError};
 
 const MAX_PAGE_SIZE: u32 = 200;
+
+/// The trace an outbox event belongs to: its id for the audit entry, and the `traceparent`
+/// the relays continue.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Trace {
+    pub trace_id: String,
+    pub traceparent: String,
+}
+
+impl Trace {
+    /// The trace of a user's call.
+    pub fn of(caller: &Caller) -> Trace {
+        Trace {
+            trace_id: caller.trace_id.clone(),
+            traceparent: caller.traceparent.clone(),
+        }
+    }
+
+    /// Work continuing a trace known by its id (an approval's, a receipt's): that id for the
+    /// audit entry (the current span's if none is given), and the current span's
+    /// `traceparent`. With tracing on, the current span is in that same trace.
+    pub fn continuing(trace_id: &str) -> Trace {
+        let trace_id = if trace_id.is_empty() {
+            tryggdel_service_kit::current_trace_id().unwrap_or_default()
+        } else {
+            trace_id.to_owned()
+        };
+        Trace {
+            trace_id,
+            traceparent: tryggdel_service_kit::current_traceparent().unwrap_or_default(),
+        }
+    }
+}
 const DEFAULT_PAGE_SIZE: u32 = 50;
 
 /// The handlers and everything they need.
@@ -333,14 +366,14 @@ impl DisclosureApi {
             organisation: caller.organisation.code().as_str().to_owned(),
             unit: caller.principal.unit.clone(),
         };
-        self.event_as(actor, &caller.trace_id, row, event_type, details, None)
+        self.event_as(actor, &Trace::of(caller), row, event_type, details, None)
     }
 
     /// An outbox event about `row` by `actor`; `refusal` marks it as recording a refusal.
     pub(crate) fn event_as(
         &self,
         actor: OutboxActor,
-        trace_id: &str,
+        trace: &Trace,
         row: &DisclosureRow,
         event_type: &str,
         details: &[(&str, String)],
@@ -367,7 +400,8 @@ impl DisclosureApi {
             registry_version,
             urgent: row.urgent != 0,
             person_refs: self.person_refs(row)?,
-            trace_id: trace_id.to_owned(),
+            trace_id: trace.trace_id.clone(),
+            traceparent: trace.traceparent.clone(),
             refusal,
             details: details
                 .iter()
@@ -924,6 +958,8 @@ impl DisclosureApi {
             )));
         }
         let request = request.into_inner();
+        // The server span continues the receipt relay's trace (the police acknowledgement's).
+        let trace = Trace::continuing(&request.trace_id);
         let id = parse_disclosure_id(&request.disclosure_id)?;
         let statement = verify_receipt(
             &request.statement,
@@ -974,7 +1010,7 @@ impl DisclosureApi {
                 next.version += 1;
                 events.push(self.event_as(
                     crate::delivery::system_actor(),
-                    &request.trace_id,
+                    &trace,
                     &next,
                     "disclosure.delivered",
                     &[("police_region", row.police_region.clone())],
@@ -993,7 +1029,7 @@ impl DisclosureApi {
                     organisation: POLICE_ORGANISATION.to_owned(),
                     unit: None,
                 },
-                &request.trace_id,
+                &trace,
                 &next,
                 "disclosure.acknowledged",
                 &[

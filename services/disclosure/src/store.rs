@@ -118,6 +118,10 @@ pub struct OutboxPayload {
     pub urgent: bool,
     pub person_refs: Vec<String>,
     pub trace_id: String,
+    /// The W3C `traceparent` of the span that caused the event (empty without tracing, and
+    /// in events written before it was kept): the relays continue that trace.
+    #[serde(default)]
+    pub traceparent: String,
     pub details: std::collections::BTreeMap<String, String>,
     /// Set when the event records a refusal, with its reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -405,6 +409,16 @@ impl DisclosureStore {
         sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE audit_relayed_at IS NULL")
             .fetch_one(self.database.pool())
             .await
+    }
+
+    /// How many approvals have not been handed to the notification service yet.
+    pub async fn delivery_backlog(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox \
+             WHERE delivery_relayed_at IS NULL AND event_type = 'disclosure.approved'",
+        )
+        .fetch_one(self.database.pool())
+        .await
     }
 
     /// Outbox events of one disclosure, oldest first.

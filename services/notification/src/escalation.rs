@@ -9,15 +9,20 @@
 //! replicas raise each round once. Acknowledging clears the timer in the same transaction as
 //! the receipt, so an acknowledged delivery never escalates. An escalation raises the alarm at
 //! the disclosing organisation (ListEscalations); it never decides anything on its own.
+//!
+//! Tracing: an escalation is timer-driven, so each one starts its own trace (its audit
+//! entry's trace id is that trace's), linked to the span that made the delivery; the
+//! delivery's trace id is kept in the entry's details as `delivery_trace_id`.
 
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tracing::Instrument as _;
 use tryggdel_service_kit::ServiceError;
 
 use crate::clock::{millis, now_unix_ms};
 use crate::service::{NotificationApi, event_payload};
-use crate::store::{EVENT_ESCALATED, EscalationRow};
+use crate::store::{DeliveryRow, EVENT_DELIVERED, EVENT_ESCALATED, EscalationRow, OutboxPayload};
 
 /// Due deliveries handled per database read.
 const BATCH: u32 = 100;
@@ -32,43 +37,26 @@ impl NotificationApi {
             let count = due.len();
             let next_at = now.saturating_add(millis(self.deadlines().escalation_repeat));
             for delivery in due {
-                let escalation = EscalationRow {
-                    id: uuid::Uuid::now_v7().hyphenated().to_string(),
-                    disclosure_id: delivery.disclosure_id.clone(),
-                    organisation: delivery.organisation.clone(),
-                    police_region: delivery.police_region.clone(),
-                    urgent: delivery.urgent,
-                    deadline: delivery.deadline,
-                    raised_at: now,
-                    round: delivery.escalations + 1,
-                };
-                let mut payload = event_payload(&delivery, EVENT_ESCALATED, now, None);
-                let details = [
-                    ("escalation_id", escalation.id.clone()),
-                    ("round", escalation.round.to_string()),
-                    ("urgent", delivery.urgent.to_string()),
-                    ("deadline_unix_ms", delivery.deadline.to_string()),
-                    ("next_escalation_at_unix_ms", next_at.to_string()),
-                ];
-                payload.details.extend(
-                    details
-                        .into_iter()
-                        .map(|(key, value)| (key.to_owned(), value)),
+                // Timer-driven: each escalation starts its own trace, linked to the delivery's
+                // (the approval's) trace, which may be hours old.
+                let span = tracing::info_span!(
+                    parent: None,
+                    "notification.escalate",
+                    otel.name = "escalate delivery",
+                    disclosure_id = %delivery.disclosure_id,
+                    police_region = %delivery.police_region,
+                    round = delivery.escalations + 1,
                 );
+                if let Some(traceparent) = self.delivered_traceparent(&delivery.disclosure_id).await
+                {
+                    tryggdel_service_kit::link_to(&span, &traceparent);
+                }
                 if self
-                    .store()
-                    .escalate(&delivery, &escalation, next_at, &payload.to_event()?)
+                    .escalate_one(&delivery, now, next_at)
+                    .instrument(span)
                     .await?
                 {
                     raised += 1;
-                    tracing::warn!(
-                        disclosure_id = %delivery.disclosure_id,
-                        organisation = %delivery.organisation,
-                        police_region = %delivery.police_region,
-                        round = escalation.round,
-                        urgent = delivery.urgent,
-                        "delivery not acknowledged in time: escalated"
-                    );
                 }
             }
             if count < BATCH as usize {
@@ -79,6 +67,69 @@ impl NotificationApi {
             self.signal_outbox();
         }
         Ok(raised)
+    }
+
+    /// Raises the next escalation of `delivery`; false if it changed since it was read.
+    async fn escalate_one(
+        &self,
+        delivery: &DeliveryRow,
+        now: i64,
+        next_at: i64,
+    ) -> Result<bool, ServiceError> {
+        let escalation = EscalationRow {
+            id: uuid::Uuid::now_v7().hyphenated().to_string(),
+            disclosure_id: delivery.disclosure_id.clone(),
+            organisation: delivery.organisation.clone(),
+            police_region: delivery.police_region.clone(),
+            urgent: delivery.urgent,
+            deadline: delivery.deadline,
+            raised_at: now,
+            round: delivery.escalations + 1,
+        };
+        let mut payload = event_payload(delivery, EVENT_ESCALATED, now, None);
+        // The entry belongs to this escalation's trace; the delivery's is kept beside it.
+        if let Some(trace_id) = tryggdel_service_kit::current_trace_id() {
+            payload.trace_id = trace_id;
+        }
+        let details = [
+            ("escalation_id", escalation.id.clone()),
+            ("round", escalation.round.to_string()),
+            ("urgent", delivery.urgent.to_string()),
+            ("deadline_unix_ms", delivery.deadline.to_string()),
+            ("next_escalation_at_unix_ms", next_at.to_string()),
+            ("delivery_trace_id", delivery.trace_id.clone()),
+        ];
+        payload.details.extend(
+            details
+                .into_iter()
+                .map(|(key, value)| (key.to_owned(), value)),
+        );
+        let raised = self
+            .store()
+            .escalate(delivery, &escalation, next_at, &payload.to_event()?)
+            .await?;
+        if raised {
+            tracing::warn!(
+                disclosure_id = %delivery.disclosure_id,
+                organisation = %delivery.organisation,
+                police_region = %delivery.police_region,
+                round = escalation.round,
+                urgent = delivery.urgent,
+                "delivery not acknowledged in time: escalated"
+            );
+        }
+        Ok(raised)
+    }
+
+    /// The `traceparent` the delivery of `disclosure_id` was made in, if known.
+    async fn delivered_traceparent(&self, disclosure_id: &str) -> Option<String> {
+        let events = self.store().events_of(disclosure_id).await.ok()?;
+        events
+            .into_iter()
+            .find(|(event_type, _)| event_type == EVENT_DELIVERED)
+            .and_then(|(_, payload)| serde_json::from_str::<OutboxPayload>(&payload).ok())
+            .map(|payload| payload.traceparent)
+            .filter(|traceparent| !traceparent.is_empty())
     }
 }
 

@@ -50,9 +50,10 @@ use ed25519_dalek::VerifyingKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
 use tokio::net::TcpListener;
 use tryggdel_auth::{TokenVerifier, VerifierConfig};
-use tryggdel_domain::{Directory, ReceiptError, ReceiptStatement};
+use tryggdel_domain::{Directory, PoliceRegion, ReceiptError, ReceiptStatement};
 use tryggdel_proto::notification::v1::Receipt;
 use tryggdel_proto::notification::v1::notification_service_server::NotificationServiceServer;
+use tryggdel_service_kit::metrics::{OutboxDepth, SAMPLE_INTERVAL, Sampler, meter};
 use tryggdel_service_kit::{AuditLink, Authenticator, RunningServer, ServerTls, ServiceEndpoint};
 use tryggdel_storage::{Database, FieldCipher, FieldKey};
 
@@ -157,6 +158,7 @@ pub struct RunningService {
     server: RunningServer,
     relays: Vec<Relay>,
     escalator: Escalator,
+    sampler: Option<Sampler>,
 }
 
 impl RunningService {
@@ -171,9 +173,68 @@ impl RunningService {
         for relay in self.relays {
             relay.stop().await;
         }
+        if let Some(sampler) = self.sampler {
+            sampler.stop().await;
+        }
         self.api.store().database().close().await;
         Ok(())
     }
+}
+
+/// Samples, while metrics are exported, `tryggdel.outbox.depth` of both relays
+/// (`notification.audit`, `notification.receipts`) and, per police region,
+/// `tryggdel.notification.deliveries.pending` (unacknowledged) and
+/// `tryggdel.notification.deliveries.overdue` (escalated or past the deadline).
+fn metrics_sampler(store: NotificationStore) -> Option<Sampler> {
+    let depth = OutboxDepth::new();
+    let meter = meter();
+    let pending = meter
+        .i64_gauge("tryggdel.notification.deliveries.pending")
+        .with_unit("{delivery}")
+        .with_description("Deliveries not yet acknowledged by the police, by region")
+        .build();
+    let overdue = meter
+        .i64_gauge("tryggdel.notification.deliveries.overdue")
+        .with_unit("{delivery}")
+        .with_description("Unacknowledged deliveries past their deadline, by region")
+        .build();
+    Sampler::start("notification.metrics", SAMPLE_INTERVAL, move || {
+        let (store, depth, pending, overdue) = (
+            store.clone(),
+            depth.clone(),
+            pending.clone(),
+            overdue.clone(),
+        );
+        async move {
+            depth.record(
+                "notification.audit",
+                store.audit_backlog().await.context("audit backlog")?,
+            );
+            depth.record(
+                "notification.receipts",
+                store.receipt_backlog().await.context("receipt backlog")?,
+            );
+            let open = store
+                .open_deliveries(clock::now_unix_ms())
+                .await
+                .context("open deliveries")?;
+            // Every region reports, zero when nothing of it is open.
+            for region in PoliceRegion::ALL {
+                let (open_count, overdue_count) = open
+                    .iter()
+                    .find(|(open_region, _, _)| open_region == region.as_str())
+                    .map(|(_, open_count, overdue_count)| (*open_count, *overdue_count))
+                    .unwrap_or((0, 0));
+                let attributes = [opentelemetry::KeyValue::new(
+                    "police_region",
+                    region.as_str(),
+                )];
+                pending.record(open_count, &attributes);
+                overdue.record(overdue_count, &attributes);
+            }
+            Ok(())
+        }
+    })
 }
 
 /// Builds and starts the service, its relay and its deadline checker on `address` (port 0
@@ -222,6 +283,7 @@ pub async fn spawn_on(
     let escalator = Escalator::start(api.clone(), settings.deadline_check_interval);
     Ok(RunningService {
         local_addr: server.local_addr,
+        sampler: metrics_sampler(api.store().clone()),
         api,
         server,
         relays: vec![relay, receipts],

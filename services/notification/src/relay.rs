@@ -7,11 +7,12 @@
 use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use tonic::transport::Channel;
 use tryggdel_proto::audit::v1::{Actor, AuditEvent, ObjectRef, Outcome};
 use tryggdel_proto::disclosure::v1::RecordReceiptRequest;
 use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
-use tryggdel_service_kit::{AuditLink, ServiceEndpoint};
+use tryggdel_service_kit::{
+    AuditLink, ServiceEndpoint, TracedChannel, TracedEvent, call_in_span, client_span,
+};
 pub use tryggdel_service_kit::{Relay, RelayConfig};
 
 use crate::clock::now_unix_ms;
@@ -78,9 +79,13 @@ pub async fn relay_to_audit(
         let payload: OutboxPayload = serde_json::from_str(payload)
             .with_context(|| format!("outbox event {seq} has an unreadable payload"))?;
         seqs.push(*seq);
-        events.push(audit_event(&payload));
+        events.push(TracedEvent {
+            event: audit_event(&payload),
+            traceparent: payload.traceparent,
+        });
     }
-    link.append(events)
+    // Each event is appended in the trace of the request that caused it.
+    link.append_traced(events)
         .await
         .context("appending to the audit log")?;
     store
@@ -119,12 +124,20 @@ pub async fn relay_receipts(
             key_id: receipt.key_id.clone(),
             trace_id: payload.trace_id.clone(),
         };
-        disclosure.record_receipt(request).await.with_context(|| {
-            format!(
-                "recording the receipt of {} in the disclosure service",
-                payload.disclosure_id
-            )
-        })?;
+        // The hop back continues the acknowledgement's trace.
+        let span = client_span("tryggdel.disclosure.v1.DisclosureService", "RecordReceipt");
+        if let Some(parent) = tryggdel_service_kit::context_from_traceparent(&payload.traceparent) {
+            tryggdel_service_kit::set_parent(&span, parent);
+        }
+        disclosure
+            .record_receipt(span, request)
+            .await
+            .with_context(|| {
+                format!(
+                    "recording the receipt of {} in the disclosure service",
+                    payload.disclosure_id
+                )
+            })?;
         store
             .mark_disclosure_relayed(*seq, now_unix_ms())
             .await
@@ -134,27 +147,31 @@ pub async fn relay_receipts(
 }
 
 /// A connection to the disclosure service, as the notification service (connects on first
-/// use).
+/// use). Calls carry the trace context of their client span.
 #[derive(Clone)]
 pub struct DisclosureLink {
-    client: DisclosureServiceClient<Channel>,
+    client: DisclosureServiceClient<TracedChannel>,
     timeout: std::time::Duration,
 }
 
 impl DisclosureLink {
     pub fn new(endpoint: &ServiceEndpoint) -> anyhow::Result<DisclosureLink> {
         Ok(DisclosureLink {
-            client: DisclosureServiceClient::new(endpoint.lazy_channel()?),
+            client: DisclosureServiceClient::new(endpoint.traced_channel()?),
             timeout: endpoint.timeout,
         })
     }
 
-    async fn record_receipt(&self, request: RecordReceiptRequest) -> anyhow::Result<()> {
+    /// Calls `RecordReceipt` in `span` (a client span).
+    async fn record_receipt(
+        &self,
+        span: tracing::Span,
+        request: RecordReceiptRequest,
+    ) -> anyhow::Result<()> {
         let mut client = self.client.clone();
-        let answer = tokio::time::timeout(self.timeout, client.record_receipt(request))
+        call_in_span(span, self.timeout, client.record_receipt(request))
             .await
-            .map_err(|_| anyhow::anyhow!("the disclosure service did not answer in time"))?;
-        answer.map_err(|status| anyhow::anyhow!("{:?}: {}", status.code(), status.message()))?;
+            .map_err(|status| anyhow::anyhow!("{:?}: {}", status.code(), status.message()))?;
         Ok(())
     }
 }

@@ -675,7 +675,8 @@ fn actor(caller: &Caller) -> OutboxActor {
     }
 }
 
-/// An outbox payload about `row` with no details yet; the trace id is the delivery's.
+/// An outbox payload about `row` with no details yet; the trace id is the delivery's, the
+/// `traceparent` the current span's (the relays continue its trace).
 pub(crate) fn event_payload(
     row: &DeliveryRow,
     event_type: &str,
@@ -693,6 +694,7 @@ pub(crate) fn event_payload(
         legal_basis_id: row.legal_basis_id.clone(),
         registry_version: row.registry_version.clone(),
         trace_id: row.trace_id.clone(),
+        traceparent: tryggdel_service_kit::current_traceparent().unwrap_or_default(),
         details: BTreeMap::new(),
         receipt: None,
     }

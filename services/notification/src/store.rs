@@ -182,6 +182,10 @@ pub struct OutboxPayload {
     pub legal_basis_id: String,
     pub registry_version: String,
     pub trace_id: String,
+    /// The W3C `traceparent` of the span that caused the event (empty without tracing, and
+    /// in events written before it was kept): the relays continue that trace.
+    #[serde(default)]
+    pub traceparent: String,
     pub details: BTreeMap<String, String>,
     pub receipt: Option<OutboxReceipt>,
 }
@@ -607,6 +611,28 @@ impl NotificationStore {
         )
         .fetch_one(self.database.pool())
         .await?)
+    }
+
+    /// Unacknowledged deliveries per police region: (region, pending, overdue), overdue being
+    /// escalated already or past the deadline at `now`.
+    pub async fn open_deliveries(&self, now: i64) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT police_region, COUNT(*) AS pending, \
+             COUNT(CASE WHEN overdue <> 0 OR deadline <= $1 THEN 1 END) AS overdue \
+             FROM deliveries WHERE acknowledged_at IS NULL GROUP BY police_region",
+        )
+        .bind(now)
+        .fetch_all(self.database.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("police_region")?,
+                    row.try_get("pending")?,
+                    row.try_get("overdue")?,
+                ))
+            })
+            .collect()
     }
 
     /// How many events have not reached the audit log yet.
