@@ -72,6 +72,10 @@ enum Command {
         /// The organisations and delegations file; the default is the development directory.
         #[arg(long, env = "TRYGGDEL_DIRECTORY")]
         directory: Option<PathBuf>,
+        /// An OpenTelemetry collector (OTLP/gRPC, e.g. http://127.0.0.1:4317) for traces and
+        /// metrics.
+        #[arg(long, env = "TRYGGDEL_OTLP_ENDPOINT")]
+        otlp_endpoint: Option<String>,
     },
     /// Run one service as deployed, configured by a file and TRYGGDEL_… variables.
     Serve {
@@ -424,9 +428,17 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             notification_listen,
             database_url,
             directory,
+            otlp_endpoint,
         } => {
-            tryggdel_telemetry::init(format, "info");
             runtime()?.block_on(async {
+                // Before any service starts: their metric instruments are made at start.
+                let telemetry =
+                    tryggdel_telemetry::init_with(tryggdel_telemetry::TelemetryOptions {
+                        format,
+                        filter: "info".into(),
+                        service_name: "tryggdel".into(),
+                        otlp_endpoint: otlp_endpoint.clone(),
+                    })?;
                 let system = start_system(&SystemOptions {
                     data_dir: cli.data_dir.clone(),
                     disclosure_listen,
@@ -439,7 +451,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 system.print_banner();
                 wait_for_stop_signal().await?;
                 tryggdel::out!("stopping");
-                system.stop().await
+                let stopped = system.stop().await;
+                let flushed = telemetry.shutdown().await;
+                stopped.and(flushed)
             })?;
             Ok(exit::OK)
         }
@@ -451,12 +465,18 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 })?,
                 None => format,
             };
-            tryggdel_telemetry::init(format, "info");
-            runtime()?.block_on(tryggdel::ops::serve(
-                service,
-                &config,
-                wait_for_stop_signal(),
-            ))?;
+            runtime()?.block_on(async {
+                let telemetry =
+                    tryggdel_telemetry::init_with(tryggdel_telemetry::TelemetryOptions {
+                        format,
+                        filter: "info".into(),
+                        service_name: format!("tryggdel-{}", service.as_str()),
+                        otlp_endpoint: config.telemetry.otlp_endpoint.clone(),
+                    })?;
+                let served = tryggdel::ops::serve(service, &config, wait_for_stop_signal()).await;
+                let flushed = telemetry.shutdown().await;
+                served.and(flushed)
+            })?;
             Ok(exit::OK)
         }
         Command::Migrate { service, config } => {
