@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use tokio::sync::watch;
 
 /// Pacing of the relay.
@@ -109,4 +110,38 @@ impl Relay {
         let _ = self.stop.send(true);
         let _ = self.task.await;
     }
+}
+
+/// One step of a relay to the audit log: `pending` outbox rows (sequence number, payload JSON)
+/// become events through `to_event`, are appended in order (each in the trace of the request
+/// that caused it), and only then does `mark` record them as relayed. Returns how many.
+pub async fn relay_to_audit<P, F, M, Fut>(
+    pending: Vec<(i64, String)>,
+    link: &crate::AuditLink,
+    to_event: F,
+    mark: M,
+) -> anyhow::Result<usize>
+where
+    P: serde::de::DeserializeOwned,
+    F: Fn(P) -> crate::TracedEvent,
+    M: FnOnce(Vec<i64>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let mut seqs = Vec::with_capacity(pending.len());
+    let mut events = Vec::with_capacity(pending.len());
+    for (seq, payload) in &pending {
+        let payload: P = serde_json::from_str(payload)
+            .with_context(|| format!("outbox event {seq} has an unreadable payload"))?;
+        seqs.push(*seq);
+        events.push(to_event(payload));
+    }
+    link.append_traced(events)
+        .await
+        .context("appending to the audit log")?;
+    let count = seqs.len();
+    mark(seqs).await.context("marking relayed events")?;
+    Ok(count)
 }

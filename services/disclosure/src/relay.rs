@@ -60,29 +60,21 @@ pub async fn relay_to_audit(
         .awaiting_audit(batch)
         .await
         .context("reading the outbox")?;
-    if pending.is_empty() {
-        return Ok(0);
-    }
-    let mut seqs = Vec::with_capacity(pending.len());
-    let mut events = Vec::with_capacity(pending.len());
-    for (seq, payload) in &pending {
-        let payload: OutboxPayload = serde_json::from_str(payload)
-            .with_context(|| format!("outbox event {seq} has an unreadable payload"))?;
-        seqs.push(*seq);
-        events.push(TracedEvent {
+    tryggdel_service_kit::relay_to_audit(
+        pending,
+        link,
+        |payload: OutboxPayload| TracedEvent {
             event: audit_event(&payload),
             traceparent: payload.traceparent,
-        });
-    }
-    // Each event is appended in the trace of the request that caused it.
-    link.append_traced(events)
-        .await
-        .context("appending to the audit log")?;
-    store
-        .mark_audited(&seqs, now_unix_ms())
-        .await
-        .context("marking relayed events")?;
-    Ok(seqs.len())
+        },
+        |seqs| async move {
+            store
+                .mark_audited(&seqs, now_unix_ms())
+                .await
+                .map_err(anyhow::Error::from)
+        },
+    )
+    .await
 }
 
 pub(crate) fn now_unix_ms() -> i64 {
