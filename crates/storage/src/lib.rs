@@ -4,7 +4,8 @@
 //!
 //! Invariants:
 //! - This crate knows no table of any service: each service owns its schema and migrations,
-//!   one directory per backend, and this crate only connects and runs them.
+//!   one directory per backend, and this crate only connects and runs them. The one shared
+//!   convention is the shape of an `outbox` table ([`OutboxDestination`]).
 //! - Every query a service writes runs unchanged on both backends (`$1` placeholders, TEXT ids,
 //!   BIGINT times and flags); the per-service conformance suites run on both to keep it so.
 //! - On PostgreSQL each service lives in its own schema; on SQLite in its own file.
@@ -13,7 +14,9 @@
 #![forbid(unsafe_code)]
 
 mod database;
+mod outbox;
 mod sealing;
 
 pub use database::{Backend, Database, DatabaseError, Migrations, is_unique_violation};
+pub use outbox::OutboxDestination;
 pub use sealing::{FieldCipher, FieldKey, SealingError};

@@ -2,7 +2,7 @@
 //! updates the row under its version and appends one outbox event.
 
 use sqlx::Row;
-use tryggdel_storage::{Database, Migrations, is_unique_violation};
+use tryggdel_storage::{Database, Migrations, OutboxDestination, is_unique_violation};
 
 pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -12,6 +12,12 @@ pub const MIGRATIONS: Migrations = Migrations {
     sqlite: &SQLITE_MIGRATIONS,
     postgres: &POSTGRES_MIGRATIONS,
 };
+
+/// Every event goes to the audit log.
+const TO_AUDIT: OutboxDestination = OutboxDestination::all("audit_relayed_at");
+/// Approvals go to the notification service.
+const TO_POLICE: OutboxDestination =
+    OutboxDestination::only("delivery_relayed_at", "disclosure.approved");
 
 const COLUMNS: &str = "id, organisation, police_region, state, version, urgent, legal_basis_id, \
     drafted_by, client_request_id, request_fingerprint, content_sealed, protected_sealed, \
@@ -375,50 +381,22 @@ impl DisclosureStore {
 
     /// Up to `limit` events not yet in the audit log, oldest first, with their sequence numbers.
     pub async fn awaiting_audit(&self, limit: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT seq, payload FROM outbox WHERE audit_relayed_at IS NULL ORDER BY seq LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(self.database.pool())
-        .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get("seq")?, row.try_get("payload")?)))
-            .collect()
+        TO_AUDIT.pending(&self.database, limit).await
     }
 
     /// Records that the events `seqs` are durable in the audit log.
     pub async fn mark_audited(&self, seqs: &[i64], at: i64) -> Result<(), sqlx::Error> {
-        if seqs.is_empty() {
-            return Ok(());
-        }
-        let placeholders: Vec<String> = (2..seqs.len() + 2).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "UPDATE outbox SET audit_relayed_at = $1 WHERE seq IN ({})",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query(&sql).bind(at);
-        for seq in seqs {
-            query = query.bind(*seq);
-        }
-        query.execute(self.database.pool()).await?;
-        Ok(())
+        TO_AUDIT.mark(&self.database, seqs, at).await
     }
 
     /// How many events have not reached the audit log yet.
     pub async fn audit_backlog(&self) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE audit_relayed_at IS NULL")
-            .fetch_one(self.database.pool())
-            .await
+        TO_AUDIT.backlog(&self.database).await
     }
 
     /// How many approvals have not been handed to the notification service yet.
     pub async fn delivery_backlog(&self) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM outbox \
-             WHERE delivery_relayed_at IS NULL AND event_type = 'disclosure.approved'",
-        )
-        .fetch_one(self.database.pool())
-        .await
+        TO_POLICE.backlog(&self.database).await
     }
 
     /// Outbox events of one disclosure, oldest first.

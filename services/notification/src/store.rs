@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use tryggdel_storage::{Database, Migrations, is_unique_violation};
+use tryggdel_storage::{Database, Migrations, OutboxDestination, is_unique_violation};
 
 pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -206,6 +206,12 @@ impl OutboxPayload {
 }
 
 /// The notification service's tables.
+/// Every event goes to the audit log.
+const TO_AUDIT: OutboxDestination = OutboxDestination::all("audit_relayed_at");
+/// Acknowledgements (with their receipts) go back to the disclosure service.
+const TO_DISCLOSURE: OutboxDestination =
+    OutboxDestination::only("disclosure_relayed_at", "notification.acknowledged");
+
 #[derive(Clone, Debug)]
 pub struct NotificationStore {
     database: Database,
@@ -548,69 +554,28 @@ impl NotificationStore {
 
     /// Up to `limit` events not yet in the audit log, as (seq, payload JSON), in seq order.
     pub async fn awaiting_audit(&self, limit: i64) -> Result<Vec<(i64, String)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, payload FROM outbox WHERE audit_relayed_at IS NULL ORDER BY seq LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(self.database.pool())
-        .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get("seq")?, row.try_get("payload")?)))
-            .collect()
+        Ok(TO_AUDIT.pending(&self.database, limit).await?)
     }
 
     /// Records that the events `seqs` are durable in the audit log.
     pub async fn mark_audited(&self, seqs: &[i64], at: i64) -> Result<(), StoreError> {
-        if seqs.is_empty() {
-            return Ok(());
-        }
-        let placeholders: Vec<String> = (2..seqs.len() + 2).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "UPDATE outbox SET audit_relayed_at = $1 WHERE seq IN ({})",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query(&sql).bind(at);
-        for seq in seqs {
-            query = query.bind(*seq);
-        }
-        query.execute(self.database.pool()).await?;
-        Ok(())
+        Ok(TO_AUDIT.mark(&self.database, seqs, at).await?)
     }
 
     /// Up to `limit` acknowledgements whose receipt has not reached the disclosure service, as
     /// (seq, payload JSON), in seq order.
     pub async fn awaiting_disclosure(&self, limit: i64) -> Result<Vec<(i64, String)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, payload FROM outbox \
-             WHERE disclosure_relayed_at IS NULL AND event_type = 'notification.acknowledged' \
-             ORDER BY seq LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(self.database.pool())
-        .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get("seq")?, row.try_get("payload")?)))
-            .collect()
+        Ok(TO_DISCLOSURE.pending(&self.database, limit).await?)
     }
 
     /// Records that the disclosure service holds the receipt of event `seq`.
     pub async fn mark_disclosure_relayed(&self, seq: i64, at: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET disclosure_relayed_at = $1 WHERE seq = $2")
-            .bind(at)
-            .bind(seq)
-            .execute(self.database.pool())
-            .await?;
-        Ok(())
+        Ok(TO_DISCLOSURE.mark(&self.database, &[seq], at).await?)
     }
 
     /// How many receipts have not reached the disclosure service yet.
     pub async fn receipt_backlog(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM outbox \
-             WHERE disclosure_relayed_at IS NULL AND event_type = 'notification.acknowledged'",
-        )
-        .fetch_one(self.database.pool())
-        .await?)
+        Ok(TO_DISCLOSURE.backlog(&self.database).await?)
     }
 
     /// Unacknowledged deliveries per police region: (region, pending, overdue), overdue being
@@ -637,11 +602,7 @@ impl NotificationStore {
 
     /// How many events have not reached the audit log yet.
     pub async fn audit_backlog(&self) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE audit_relayed_at IS NULL")
-                .fetch_one(self.database.pool())
-                .await?,
-        )
+        Ok(TO_AUDIT.backlog(&self.database).await?)
     }
 
     /// The outbox events of one disclosure as (event type, payload JSON), oldest first.
