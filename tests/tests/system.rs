@@ -3,6 +3,8 @@
 //! token.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::Duration;
 
 use tonic::transport::Channel;
@@ -11,7 +13,7 @@ use tryggdel::devkit::{AUDIENCE, DataDirectory, ISSUER, read};
 use tryggdel::system::{SystemOptions, start_system};
 use tryggdel_auth::{Role, SignerConfig, TokenRequest, TokenSigner};
 use tryggdel_proto::audit::v1::QueryRequest;
-use tryggdel_proto::common::v1::{DisclosureState, Person};
+use tryggdel_proto::common::v1::DisclosureState;
 use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
 use tryggdel_proto::disclosure::v1::*;
 use tryggdel_test_support::BearerInterceptor;
@@ -51,46 +53,6 @@ async fn channel(
     .unwrap()
 }
 
-fn content() -> DraftContent {
-    let person = |year, birth| Person {
-        identity_number: tryggdel_domain::testing::personnummer_from(
-            time::Date::from_calendar_date(year, time::Month::May, 17).unwrap(),
-            birth,
-        ),
-        name: format!("Testperson {birth}"),
-    };
-    let answer = |key: &str| ChecklistAnswer {
-        key: key.into(),
-        answer: true,
-        justification: "Skriftlig motivering enligt riskbedömning".into(),
-    };
-    DraftContent {
-        unit: "Socialtjänsten".into(),
-        case_reference: "E2E-1".into(),
-        subject: Some(person(1980, 111)),
-        victim: Some(person(1982, 222)),
-        relation: "spouse".into(),
-        victim_protection: "none".into(),
-        legal_basis_id: "OSL-10-18c".into(),
-        claimed_secrecy: "OSL-26-1".into(),
-        recipient: "polismyndigheten".into(),
-        crime_id: "mord".into(),
-        crime_time: "future_risk".into(),
-        risk_description: "Allvarliga hot".into(),
-        checklist: vec![
-            answer("special_circumstances"),
-            answer("contributes_to_prevention"),
-            answer("not_unsuitable"),
-        ],
-        data_items: vec![SelectedItem {
-            item: "subject_name".into(),
-            reason: "identifiering".into(),
-        }],
-        urgent: true,
-        ..Default::default()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it() {
     let directory = tempfile::tempdir().unwrap();
@@ -119,7 +81,7 @@ async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it()
     let draft = caseworker
         .create_draft(CreateDraftRequest {
             client_request_id: "e2e-request-1".into(),
-            content: Some(content()),
+            content: Some(common::content("E2E-1", true)),
         })
         .await
         .unwrap()

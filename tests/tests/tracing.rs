@@ -10,36 +10,23 @@
 //! belong in this file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
-use tryggdel_auth::{Role, TokenRequest};
-use tryggdel_disclosure::{DEVELOPMENT_DIRECTORY, Directory, RelayConfig};
-use tryggdel_domain::LegalRegistry;
-use tryggdel_proto::audit::v1::QueryRequest;
-use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
-use tryggdel_proto::common::v1::{DisclosureState, Person};
-use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
-use tryggdel_proto::disclosure::v1::*;
+use common::{BOLLNAS, Options, System, assert_all_found, content, submitted};
+use tryggdel_auth::Role;
+use tryggdel_proto::common::v1::DisclosureState;
+use tryggdel_proto::disclosure::v1::ApproveRequest;
 use tryggdel_proto::notification::v1::AcknowledgeRequest;
-use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
-use tryggdel_storage::FieldKey;
 use tryggdel_telemetry::TelemetryGuard;
 use tryggdel_telemetry::testing::{
     InMemoryMetricExporter, InMemorySpanExporter, SpanData, SpanKind,
 };
-use tryggdel_test_support::{
-    BearerInterceptor, TestBackend, TestDatabase, TestIdentity, log_signing_key, on_both_backends,
-    person_key,
-};
+use tryggdel_test_support::{TestBackend, on_both_backends};
 
-type Disclosures = DisclosureServiceClient<InterceptedService<Channel, BearerInterceptor>>;
-
-const BOLLNAS: &str = "bollnas-kommun";
 const DISCLOSURE: &str = "tryggdel.disclosure.v1.DisclosureService";
 const AUDIT: &str = "tryggdel.audit.v1.AuditService";
 const NOTIFICATION: &str = "tryggdel.notification.v1.NotificationService";
@@ -66,229 +53,45 @@ fn telemetry() -> &'static Telemetry {
     })
 }
 
-struct System {
-    identity: TestIdentity,
-    databases: Vec<TestDatabase>,
-    audit: tryggdel_audit::RunningService,
-    notification: tryggdel_notification::RunningService,
-    disclosure: tryggdel_disclosure::RunningService,
+/// The system with deadlines far beyond the test: nothing escalates.
+async fn start(backend: TestBackend) -> Option<System> {
+    System::start(
+        backend,
+        Options {
+            urgent_deadline: Duration::from_secs(3600),
+            escalation_repeat: Duration::from_secs(3600),
+            deadline_check_interval: Duration::from_millis(200),
+            state_polls: 400,
+        },
+    )
+    .await
 }
 
-fn fast_relay() -> RelayConfig {
-    RelayConfig {
-        batch: 50,
-        min_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(300),
-        poll_interval: Duration::from_millis(100),
-    }
-}
-
-async fn listener() -> TcpListener {
-    TcpListener::bind("127.0.0.1:0").await.unwrap()
-}
-
-impl System {
-    async fn start(backend: TestBackend) -> Option<System> {
-        let mut databases = Vec::new();
-        for _ in 0..3 {
-            databases.push(TestDatabase::create(backend).await?);
-        }
-        let identity = TestIdentity::generate();
-        let registry = Arc::new(LegalRegistry::embedded().unwrap());
-        let directory = Arc::new(Directory::from_toml(DEVELOPMENT_DIRECTORY, &registry).unwrap());
-        let person_key = person_key();
-        let receipt_signing_key = log_signing_key();
-        let (audit_listener, notification_listener, disclosure_listener) =
-            (listener().await, listener().await, listener().await);
-        let audit_address = audit_listener.local_addr().unwrap();
-        let notification_address = notification_listener.local_addr().unwrap();
-        let disclosure_address = disclosure_listener.local_addr().unwrap();
-
-        let audit = tryggdel_audit::spawn_on(
-            &tryggdel_audit::Settings {
-                database_url: databases[0].url.clone(),
-                tls: identity.server_tls("audit"),
-                token: identity.verifier_config(),
-                directory: directory.clone(),
-                person_key: person_key.clone(),
-                origin: "audit.test.tryggdel.se/log".into(),
-                signing_key: log_signing_key(),
-                checkpoint_interval: Duration::ZERO,
-                appenders: tryggdel_audit::DEFAULT_APPENDERS
-                    .iter()
-                    .map(|name| name.to_string())
-                    .collect(),
-            },
-            audit_listener,
-        )
+/// The audit log's entries about one disclosure: action → trace id (the last of each).
+async fn audit_traces(system: &System, id: &str) -> BTreeMap<String, String> {
+    system
+        .audit_entries(id)
         .await
-        .unwrap();
-        let notification = tryggdel_notification::spawn_on(
-            &tryggdel_notification::Settings {
-                database_url: databases[1].url.clone(),
-                tls: identity.server_tls("notification"),
-                token: identity.verifier_config(),
-                directory: directory.clone(),
-                field_key: FieldKey::from_base64(&FieldKey::generate_base64()).unwrap(),
-                receipt_signing_key: receipt_signing_key.clone(),
-                urgent_deadline: Duration::from_secs(3600),
-                ordinary_deadline: Duration::from_secs(24 * 3600),
-                escalation_repeat: Duration::from_secs(3600),
-                deadline_check_interval: Duration::from_millis(200),
-                senders: vec!["disclosure".into()],
-                audit: identity.endpoint("notification", audit_address),
-                disclosure: identity.endpoint("notification", disclosure_address),
-                relay: fast_relay(),
-            },
-            notification_listener,
-        )
-        .await
-        .unwrap();
-        let disclosure = tryggdel_disclosure::spawn_on(
-            &tryggdel_disclosure::Settings {
-                database_url: databases[2].url.clone(),
-                tls: identity.server_tls("disclosure"),
-                token: identity.verifier_config(),
-                field_key: FieldKey::from_base64(&FieldKey::generate_base64()).unwrap(),
-                person_key,
-                registry,
-                directory,
-                audit: identity.endpoint("disclosure", audit_address),
-                notification: identity.endpoint("disclosure", notification_address),
-                receipt_key: receipt_signing_key.verifying_key(),
-                relay: fast_relay(),
-            },
-            disclosure_listener,
-        )
-        .await
-        .unwrap();
-        Some(System {
-            identity,
-            databases,
-            audit,
-            notification,
-            disclosure,
+        .iter()
+        .map(|json| {
+            (
+                json["action"].as_str().unwrap().to_owned(),
+                json["trace_id"].as_str().unwrap_or_default().to_owned(),
+            )
         })
-    }
-
-    async fn disclosures(&self, token: &str) -> Disclosures {
-        let channel = self
-            .identity
-            .channel(self.disclosure.local_addr, BOLLNAS)
-            .await;
-        DisclosureServiceClient::with_interceptor(channel, BearerInterceptor::new(token))
-    }
-
-    /// Waits (bounded) until the disclosure reaches `state`.
-    async fn wait_for_state(&self, token: &str, id: &str, state: DisclosureState) {
-        let mut client = self.disclosures(token).await;
-        for _ in 0..400 {
-            let disclosure = client
-                .get(GetRequest {
-                    disclosure_id: id.into(),
-                    reveal_protected: false,
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            if disclosure.state == state as i32 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("disclosure {id} did not reach {state:?}");
-    }
-
-    /// The audit log's entries about one disclosure: action → trace id (the last of each).
-    async fn audit_traces(&self, id: &str) -> BTreeMap<String, String> {
-        let channel = self.identity.channel(self.audit.local_addr, "ivo").await;
-        let token = self
-            .identity
-            .token("granskare-ivo", "ivo", &[Role::ComplianceOfficer]);
-        let mut officer =
-            AuditServiceClient::with_interceptor(channel, BearerInterceptor::new(&token));
-        officer
-            .query(QueryRequest {
-                disclosure_id: id.into(),
-                ..QueryRequest::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .entries
-            .iter()
-            .map(|entry| {
-                let json: serde_json::Value = serde_json::from_slice(&entry.entry).unwrap();
-                (
-                    json["action"].as_str().unwrap().to_owned(),
-                    json["trace_id"].as_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect()
-    }
-
-    /// Waits (bounded) until the audit log holds every one of `actions` about `id`.
-    async fn wait_for_audit(&self, id: &str, actions: &[&str]) -> BTreeMap<String, String> {
-        for _ in 0..400 {
-            let traces = self.audit_traces(id).await;
-            if actions.iter().all(|action| traces.contains_key(*action)) {
-                return traces;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("the audit log never held all of {actions:?} about {id}");
-    }
-
-    async fn stop(self) {
-        self.disclosure.stop().await.unwrap();
-        self.notification.stop().await.unwrap();
-        self.audit.stop().await.unwrap();
-        for database in self.databases {
-            database.remove().await;
-        }
-    }
+        .collect()
 }
 
-fn person(year: i32, birth: u16) -> Person {
-    Person {
-        identity_number: tryggdel_domain::testing::personnummer_from(
-            time::Date::from_calendar_date(year, time::Month::May, 17).unwrap(),
-            birth,
-        ),
-        name: format!("Testperson {birth}"),
+/// Waits (bounded) until the audit log holds every one of `actions` about `id`.
+async fn wait_for_audit(system: &System, id: &str, actions: &[&str]) -> BTreeMap<String, String> {
+    for _ in 0..400 {
+        let traces = audit_traces(system, id).await;
+        if actions.iter().all(|action| traces.contains_key(*action)) {
+            return traces;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-}
-
-fn content(subject: Person, victim: Person) -> DraftContent {
-    let answer = |key: &str| ChecklistAnswer {
-        key: key.into(),
-        answer: true,
-        justification: "Skriftlig motivering enligt riskbedömning".into(),
-    };
-    DraftContent {
-        unit: "Socialtjänsten".into(),
-        case_reference: "LEV-TRACE-1".into(),
-        subject: Some(subject),
-        victim: Some(victim),
-        relation: "spouse".into(),
-        victim_protection: "none".into(),
-        legal_basis_id: "OSL-10-18c".into(),
-        claimed_secrecy: "OSL-26-1".into(),
-        recipient: "polismyndigheten".into(),
-        crime_id: "mord".into(),
-        crime_time: "future_risk".into(),
-        risk_description: "Allvarliga hot".into(),
-        checklist: vec![
-            answer("special_circumstances"),
-            answer("contributes_to_prevention"),
-            answer("not_unsuitable"),
-        ],
-        data_items: vec![SelectedItem {
-            item: "subject_name".into(),
-            reason: "identifiering".into(),
-        }],
-        ..Default::default()
-    }
+    panic!("the audit log never held all of {actions:?} about {id}");
 }
 
 /// The spans of one trace, waiting (bounded) until `ready` holds for them: the relays' client
@@ -375,7 +178,7 @@ fn texts(span: &SpanData) -> Vec<String> {
 
 async fn one_approval_is_one_trace(backend: TestBackend) {
     let telemetry = telemetry();
-    let Some(system) = System::start(backend).await else {
+    let Some(system) = start(backend).await else {
         return;
     };
     let caseworker_token =
@@ -385,29 +188,19 @@ async fn one_approval_is_one_trace(backend: TestBackend) {
     let decider_token = system
         .identity
         .token("beslut-bollnas", BOLLNAS, &[Role::DecisionMaker]);
-    let (subject, victim) = (person(1980, 111), person(1982, 222));
+    let content = content("LEV-TRACE-1", false);
     let identity_numbers = [
-        subject.identity_number.clone(),
-        victim.identity_number.clone(),
+        content.subject.as_ref().unwrap().identity_number.clone(),
+        content.victim.as_ref().unwrap().identity_number.clone(),
     ];
 
-    let mut caseworker = system.disclosures(&caseworker_token).await;
-    let draft = caseworker
-        .create_draft(CreateDraftRequest {
-            client_request_id: format!("trace-{}", uuid::Uuid::new_v4()),
-            content: Some(content(subject, victim)),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let submitted = caseworker
-        .submit(SubmitRequest {
-            disclosure_id: draft.id.clone(),
-            expected_version: draft.version,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut caseworker = system.disclosures_as(BOLLNAS, &caseworker_token).await;
+    let submitted = submitted(
+        &mut caseworker,
+        &format!("trace-{}", uuid::Uuid::new_v4()),
+        content,
+    )
+    .await;
 
     // The decision maker's client starts the trace and sends its traceparent with Approve.
     let root = tracing::info_span!(target: "tryggdel_e2e", "approve disclosure");
@@ -425,23 +218,23 @@ async fn one_approval_is_one_trace(backend: TestBackend) {
     approve
         .metadata_mut()
         .insert("traceparent", root_traceparent.parse().unwrap());
-    let mut decision_maker = system.disclosures(&decider_token).await;
+    let mut decision_maker = system.disclosures_as(BOLLNAS, &decider_token).await;
     decision_maker.approve(approve).await.unwrap();
     drop(root);
 
     system
-        .wait_for_state(&caseworker_token, &draft.id, DisclosureState::Delivered)
+        .wait_for_state_as(&caseworker_token, &submitted.id, DisclosureState::Delivered)
         .await;
-    let entries = system
-        .wait_for_audit(
-            &draft.id,
-            &[
-                "disclosure.approved",
-                "notification.delivered",
-                "disclosure.delivered",
-            ],
-        )
-        .await;
+    let entries = wait_for_audit(
+        &system,
+        &submitted.id,
+        &[
+            "disclosure.approved",
+            "notification.delivered",
+            "disclosure.delivered",
+        ],
+    )
+    .await;
     // The audit log's trace ids are the trace's.
     for action in [
         "disclosure.approved",
@@ -524,42 +317,28 @@ async fn one_approval_is_one_trace(backend: TestBackend) {
     server_of(&spans, recorded_append);
 
     // The acknowledgement is the officer's own trace, and crosses back to disclosure.
-    let officer_token = system
-        .identity
-        .signer()
-        .mint(&TokenRequest {
-            user_id: "polis-mitt-1".into(),
-            organisation: "polisen".into(),
-            unit: None,
-            roles: vec![Role::PoliceOfficer],
-            police_region: Some("mitt".into()),
-            display_name: None,
-            valid_for: Duration::from_secs(600),
-        })
-        .unwrap();
-    let mut officer = NotificationServiceClient::with_interceptor(
-        system
-            .identity
-            .channel(system.notification.local_addr, "polisen")
-            .await,
-        BearerInterceptor::new(&officer_token),
-    );
+    let officer_token = system.police_token("mitt", None);
+    let mut officer = system.notifications_as("polisen", &officer_token).await;
     officer
         .acknowledge(AcknowledgeRequest {
-            disclosure_id: draft.id.clone(),
+            disclosure_id: submitted.id.clone(),
             police_reference: "5000-K123456-26".into(),
         })
         .await
         .unwrap();
     system
-        .wait_for_state(&caseworker_token, &draft.id, DisclosureState::Acknowledged)
-        .await;
-    let entries = system
-        .wait_for_audit(
-            &draft.id,
-            &["notification.acknowledged", "disclosure.acknowledged"],
+        .wait_for_state_as(
+            &caseworker_token,
+            &submitted.id,
+            DisclosureState::Acknowledged,
         )
         .await;
+    let entries = wait_for_audit(
+        &system,
+        &submitted.id,
+        &["notification.acknowledged", "disclosure.acknowledged"],
+    )
+    .await;
     let ack_trace = entries["notification.acknowledged"].clone();
     assert_ne!(ack_trace, trace_id);
     assert_eq!(entries["disclosure.acknowledged"], ack_trace);
@@ -621,20 +400,18 @@ async fn one_approval_is_one_trace(backend: TestBackend) {
         .flat_map(|scope| scope.metrics())
         .map(|metric| metric.name().to_owned())
         .collect();
-    for name in [
-        "rpc.server.duration",
-        "rpc.server.requests",
-        "tryggdel.outbox.depth",
-        "tryggdel.notification.deliveries.pending",
-        "tryggdel.notification.deliveries.overdue",
-        "tryggdel.audit.tree_size",
-        "tryggdel.audit.checkpoint_age",
-    ] {
-        assert!(
-            names.iter().any(|found| found == name),
-            "no {name} in {names:?}"
-        );
-    }
+    assert_all_found(
+        &names,
+        &[
+            "rpc.server.duration",
+            "rpc.server.requests",
+            "tryggdel.outbox.depth",
+            "tryggdel.notification.deliveries.pending",
+            "tryggdel.notification.deliveries.overdue",
+            "tryggdel.audit.tree_size",
+            "tryggdel.audit.checkpoint_age",
+        ],
+    );
 
     system.stop().await;
 }

@@ -1,0 +1,403 @@
+//! The harness the end-to-end tests share: the three services (audit, notification,
+//! disclosure) started together on one backend, with real mTLS and real tokens, clients for
+//! them, and the builders of a disclosure's content.
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tryggdel_auth::{Role, TokenRequest};
+use tryggdel_disclosure::{DEVELOPMENT_DIRECTORY, Directory, RelayConfig};
+use tryggdel_domain::LegalRegistry;
+use tryggdel_proto::audit::v1::QueryRequest;
+use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
+use tryggdel_proto::common::v1::{DisclosureState, Person};
+use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
+use tryggdel_proto::disclosure::v1::{
+    ApproveRequest, ChecklistAnswer, CreateDraftRequest, Disclosure, DraftContent, GetRequest,
+    SelectedItem, SubmitRequest,
+};
+use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
+use tryggdel_storage::FieldKey;
+use tryggdel_test_support::{
+    BearerInterceptor, TestBackend, TestDatabase, TestIdentity, log_signing_key, person_key,
+};
+
+pub type Disclosures = DisclosureServiceClient<InterceptedService<Channel, BearerInterceptor>>;
+pub type Notifications = NotificationServiceClient<InterceptedService<Channel, BearerInterceptor>>;
+
+pub const BOLLNAS: &str = "bollnas-kommun";
+
+/// What differs between the test files' systems.
+pub struct Options {
+    /// How quickly the notification service wants an urgent disclosure acknowledged.
+    pub urgent_deadline: Duration,
+    /// How often the notification service repeats an escalation nobody answered.
+    pub escalation_repeat: Duration,
+    /// How often the notification service looks for missed deadlines.
+    pub deadline_check_interval: Duration,
+    /// How many times, 25 ms apart, [`System::wait_for_state`] looks before it gives up.
+    pub state_polls: u32,
+}
+
+pub struct System {
+    pub identity: TestIdentity,
+    pub databases: Vec<TestDatabase>,
+    pub audit: tryggdel_audit::RunningService,
+    /// `None` while a test has stopped it; restart it with [`System::restart_notification`].
+    pub notification: Option<tryggdel_notification::RunningService>,
+    pub notification_settings: tryggdel_notification::Settings,
+    pub notification_address: SocketAddr,
+    pub disclosure: tryggdel_disclosure::RunningService,
+    pub receipt_key: ed25519_dalek::VerifyingKey,
+    state_polls: u32,
+}
+
+pub fn fast_relay() -> RelayConfig {
+    RelayConfig {
+        batch: 50,
+        min_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(300),
+        poll_interval: Duration::from_millis(100),
+    }
+}
+
+pub async fn listener() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").await.unwrap()
+}
+
+impl System {
+    /// Starts the three services on fresh databases of `backend`; `None` when the backend is
+    /// not available.
+    pub async fn start(backend: TestBackend, options: Options) -> Option<System> {
+        let mut databases = Vec::new();
+        for _ in 0..3 {
+            databases.push(TestDatabase::create(backend).await?);
+        }
+        let identity = TestIdentity::generate();
+        let registry = Arc::new(LegalRegistry::embedded().unwrap());
+        let directory = Arc::new(Directory::from_toml(DEVELOPMENT_DIRECTORY, &registry).unwrap());
+        let person_key = person_key();
+        let receipt_signing_key = log_signing_key();
+        let (audit_listener, notification_listener, disclosure_listener) =
+            (listener().await, listener().await, listener().await);
+        let audit_address = audit_listener.local_addr().unwrap();
+        let notification_address = notification_listener.local_addr().unwrap();
+        let disclosure_address = disclosure_listener.local_addr().unwrap();
+
+        let audit = tryggdel_audit::spawn_on(
+            &tryggdel_audit::Settings {
+                database_url: databases[0].url.clone(),
+                tls: identity.server_tls("audit"),
+                token: identity.verifier_config(),
+                directory: directory.clone(),
+                person_key: person_key.clone(),
+                origin: "audit.test.tryggdel.se/log".into(),
+                signing_key: log_signing_key(),
+                checkpoint_interval: Duration::ZERO,
+                appenders: tryggdel_audit::DEFAULT_APPENDERS
+                    .iter()
+                    .map(|name| name.to_string())
+                    .collect(),
+            },
+            audit_listener,
+        )
+        .await
+        .unwrap();
+        let notification_settings = tryggdel_notification::Settings {
+            database_url: databases[1].url.clone(),
+            tls: identity.server_tls("notification"),
+            token: identity.verifier_config(),
+            directory: directory.clone(),
+            field_key: FieldKey::from_base64(&FieldKey::generate_base64()).unwrap(),
+            receipt_signing_key: receipt_signing_key.clone(),
+            urgent_deadline: options.urgent_deadline,
+            ordinary_deadline: Duration::from_secs(24 * 3600),
+            escalation_repeat: options.escalation_repeat,
+            deadline_check_interval: options.deadline_check_interval,
+            senders: vec!["disclosure".into()],
+            audit: identity.endpoint("notification", audit_address),
+            disclosure: identity.endpoint("notification", disclosure_address),
+            relay: fast_relay(),
+        };
+        let notification =
+            tryggdel_notification::spawn_on(&notification_settings, notification_listener)
+                .await
+                .unwrap();
+        let disclosure = tryggdel_disclosure::spawn_on(
+            &tryggdel_disclosure::Settings {
+                database_url: databases[2].url.clone(),
+                tls: identity.server_tls("disclosure"),
+                token: identity.verifier_config(),
+                field_key: FieldKey::from_base64(&FieldKey::generate_base64()).unwrap(),
+                person_key,
+                registry,
+                directory,
+                audit: identity.endpoint("disclosure", audit_address),
+                notification: identity.endpoint("disclosure", notification_address),
+                receipt_key: receipt_signing_key.verifying_key(),
+                relay: fast_relay(),
+            },
+            disclosure_listener,
+        )
+        .await
+        .unwrap();
+        Some(System {
+            identity,
+            databases,
+            audit,
+            notification: Some(notification),
+            notification_settings,
+            notification_address,
+            disclosure,
+            receipt_key: receipt_signing_key.verifying_key(),
+            state_polls: options.state_polls,
+        })
+    }
+
+    /// Starts the notification service again, on the address it had, after a test stopped it.
+    pub async fn restart_notification(&mut self) {
+        let listener = TcpListener::bind(self.notification_address).await.unwrap();
+        self.notification = Some(
+            tryggdel_notification::spawn_on(&self.notification_settings, listener)
+                .await
+                .unwrap(),
+        );
+    }
+
+    /// A disclosure client of `user` of `organisation` with `role`.
+    pub async fn disclosures(&self, user: &str, organisation: &str, role: Role) -> Disclosures {
+        let token = self.identity.token(user, organisation, &[role]);
+        self.disclosures_as(organisation, &token).await
+    }
+
+    /// A disclosure client with `organisation`'s certificate and `token`.
+    pub async fn disclosures_as(&self, organisation: &str, token: &str) -> Disclosures {
+        let channel = self
+            .identity
+            .channel(self.disclosure.local_addr, organisation)
+            .await;
+        DisclosureServiceClient::with_interceptor(channel, BearerInterceptor::new(token))
+    }
+
+    /// A notification client of `user` of `organisation` with `role`.
+    pub async fn notifications(&self, user: &str, organisation: &str, role: Role) -> Notifications {
+        let token = self.identity.token(user, organisation, &[role]);
+        self.notifications_as(organisation, &token).await
+    }
+
+    /// A notification client with `organisation`'s certificate and `token`.
+    pub async fn notifications_as(&self, organisation: &str, token: &str) -> Notifications {
+        let channel = self
+            .identity
+            .channel(self.notification_address, organisation)
+            .await;
+        NotificationServiceClient::with_interceptor(channel, BearerInterceptor::new(token))
+    }
+
+    /// The token of the first police officer of `region`, of `unit`.
+    pub fn police_token(&self, region: &str, unit: Option<&str>) -> String {
+        self.identity
+            .signer()
+            .mint(&TokenRequest {
+                user_id: format!("polis-{region}-1"),
+                organisation: "polisen".into(),
+                unit: unit.map(Into::into),
+                roles: vec![Role::PoliceOfficer],
+                police_region: Some(region.into()),
+                display_name: None,
+                valid_for: Duration::from_secs(600),
+            })
+            .unwrap()
+    }
+
+    /// A police officer of `region`, at the regional command centre.
+    pub async fn officer(&self, region: &str) -> Notifications {
+        let token = self.police_token(region, Some("Regionledningscentralen"));
+        self.notifications_as("polisen", &token).await
+    }
+
+    /// Drafts, submits and approves a disclosure of `organisation`; returns it approved.
+    pub async fn approved(&self, organisation: &str, request: &str, urgent: bool) -> Disclosure {
+        let short = organisation
+            .trim_end_matches("-kommun")
+            .trim_end_matches("-stad");
+        let mut caseworker = self
+            .disclosures(
+                &format!("handlaggare-{short}"),
+                organisation,
+                Role::Caseworker,
+            )
+            .await;
+        let submitted = submitted(&mut caseworker, request, content("LEV-1", urgent)).await;
+        let mut decision_maker = self
+            .disclosures(
+                &format!("beslut-{short}"),
+                organisation,
+                Role::DecisionMaker,
+            )
+            .await;
+        decision_maker
+            .approve(ApproveRequest {
+                disclosure_id: submitted.id.clone(),
+                expected_version: submitted.version,
+                comment: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// Waits (bounded) until the disclosure reaches `state`, as Bollnäs's caseworker sees it.
+    pub async fn wait_for_state(&self, id: &str, state: DisclosureState) -> Disclosure {
+        let token = self
+            .identity
+            .token("handlaggare-bollnas", BOLLNAS, &[Role::Caseworker]);
+        self.wait_for_state_as(&token, id, state).await
+    }
+
+    /// Waits (bounded) until the disclosure reaches `state`, as the Bollnäs user holding
+    /// `token` sees it.
+    pub async fn wait_for_state_as(
+        &self,
+        token: &str,
+        id: &str,
+        state: DisclosureState,
+    ) -> Disclosure {
+        let mut client = self.disclosures_as(BOLLNAS, token).await;
+        let mut seen = None;
+        for _ in 0..self.state_polls {
+            let disclosure = client
+                .get(GetRequest {
+                    disclosure_id: id.into(),
+                    reveal_protected: false,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            if disclosure.state == state as i32 {
+                return disclosure;
+            }
+            seen = Some(disclosure.state);
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("disclosure {id} did not reach {state:?}; last seen {seen:?}");
+    }
+
+    /// The audit log's entries about one disclosure, in log order, as the JSON they are.
+    pub async fn audit_entries(&self, id: &str) -> Vec<serde_json::Value> {
+        let channel = self.identity.channel(self.audit.local_addr, "ivo").await;
+        let token = self
+            .identity
+            .token("granskare-ivo", "ivo", &[Role::ComplianceOfficer]);
+        let mut officer =
+            AuditServiceClient::with_interceptor(channel, BearerInterceptor::new(&token));
+        officer
+            .query(QueryRequest {
+                disclosure_id: id.into(),
+                ..QueryRequest::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .entries
+            .iter()
+            .map(|entry| serde_json::from_slice(&entry.entry).unwrap())
+            .collect()
+    }
+
+    pub async fn stop(self) {
+        self.disclosure.stop().await.unwrap();
+        if let Some(notification) = self.notification {
+            notification.stop().await.unwrap();
+        }
+        self.audit.stop().await.unwrap();
+        for database in self.databases {
+            database.remove().await;
+        }
+    }
+}
+
+/// Drafts `content` as `caseworker` and submits it; returns it submitted.
+pub async fn submitted(
+    caseworker: &mut Disclosures,
+    request: &str,
+    content: DraftContent,
+) -> Disclosure {
+    let draft = caseworker
+        .create_draft(CreateDraftRequest {
+            client_request_id: request.into(),
+            content: Some(content),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    caseworker
+        .submit(SubmitRequest {
+            disclosure_id: draft.id.clone(),
+            expected_version: draft.version,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Asserts that every one of `expected` is among `found`.
+pub fn assert_all_found(found: &[String], expected: &[&str]) {
+    for expected in expected {
+        assert!(
+            found.iter().any(|found| found == expected),
+            "no {expected} in {found:?}"
+        );
+    }
+}
+
+/// A test person born on 17 May `year` with birth number `birth`.
+pub fn person(year: i32, birth: u16) -> Person {
+    Person {
+        identity_number: tryggdel_domain::testing::personnummer_from(
+            time::Date::from_calendar_date(year, time::Month::May, 17).unwrap(),
+            birth,
+        ),
+        name: format!("Testperson {birth}"),
+    }
+}
+
+/// A complete draft about a threat to kill a spouse: the subject born 1980, the victim 1982.
+pub fn content(case_reference: &str, urgent: bool) -> DraftContent {
+    let answer = |key: &str| ChecklistAnswer {
+        key: key.into(),
+        answer: true,
+        justification: "Skriftlig motivering enligt riskbedömning".into(),
+    };
+    DraftContent {
+        unit: "Socialtjänsten".into(),
+        case_reference: case_reference.into(),
+        subject: Some(person(1980, 111)),
+        victim: Some(person(1982, 222)),
+        relation: "spouse".into(),
+        victim_protection: "none".into(),
+        legal_basis_id: "OSL-10-18c".into(),
+        claimed_secrecy: "OSL-26-1".into(),
+        recipient: "polismyndigheten".into(),
+        crime_id: "mord".into(),
+        crime_time: "future_risk".into(),
+        risk_description: "Allvarliga hot".into(),
+        checklist: vec![
+            answer("special_circumstances"),
+            answer("contributes_to_prevention"),
+            answer("not_unsuitable"),
+        ],
+        data_items: vec![SelectedItem {
+            item: "subject_name".into(),
+            reason: "identifiering".into(),
+        }],
+        urgent,
+        ..Default::default()
+    }
+}
