@@ -301,12 +301,15 @@ pub async fn run(data: &DataDirectory, endpoints: &Endpoints) -> anyhow::Result<
             .map_err(refused)?
             .into_inner()
             .entries;
-        let acknowledged_logged = entries.iter().any(|entry| {
-            serde_json::from_slice::<serde_json::Value>(&entry.entry)
-                .map(|json| json["action"] == "disclosure.acknowledged")
-                .unwrap_or(false)
-        });
-        if acknowledged_logged {
+        // Both services record the receipt, each through its own relay, in either order.
+        let logged = |action: &str| {
+            entries.iter().any(|entry| {
+                serde_json::from_slice::<serde_json::Value>(&entry.entry)
+                    .map(|json| json["action"] == action)
+                    .unwrap_or(false)
+            })
+        };
+        if logged("disclosure.acknowledged") && logged("notification.acknowledged") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
