@@ -1,0 +1,232 @@
+//! Fresh databases for one benchmark run, and PostgreSQL's count of committed transactions in
+//! them (`pg_stat_database.xact_commit`).
+
+use anyhow::Context;
+use sqlx::Connection;
+
+/// Where the services keep their data during a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file per service in a temporary directory.
+    Sqlite,
+    /// A fresh database per service on the server of this admin URL.
+    Postgres { admin_url: String },
+}
+
+impl Backend {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres { .. } => "postgresql",
+        }
+    }
+
+    /// `postgres` or `sqlite`, with the admin URL for PostgreSQL.
+    pub fn parse(name: &str, admin_url: &str) -> anyhow::Result<Backend> {
+        match name {
+            "postgres" | "postgresql" => Ok(Backend::Postgres {
+                admin_url: admin_url.to_owned(),
+            }),
+            "sqlite" => Ok(Backend::Sqlite),
+            other => anyhow::bail!("unknown backend {other:?}: expected postgres or sqlite"),
+        }
+    }
+
+    pub fn admin_url(&self) -> Option<&str> {
+        match self {
+            Backend::Postgres { admin_url } => Some(admin_url),
+            Backend::Sqlite => None,
+        }
+    }
+}
+
+/// A database that exists only for this run.
+pub struct BenchDatabase {
+    pub url: String,
+    /// The PostgreSQL database's name (None on SQLite).
+    pub name: Option<String>,
+    admin_url: Option<String>,
+    _directory: Option<tempfile::TempDir>,
+}
+
+/// `url` with its database name replaced by `database` (query string kept).
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let after_scheme = base.find("://").map(|index| index + 3).unwrap_or(0);
+    let host_end = base[after_scheme..]
+        .find('/')
+        .map(|index| after_scheme + index)
+        .unwrap_or(base.len());
+    let mut result = format!("{}/{database}", &base[..host_end]);
+    if let Some(query) = query {
+        result.push('?');
+        result.push_str(query);
+    }
+    result
+}
+
+/// `url` without user name and password, for printing.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl BenchDatabase {
+    /// A fresh, empty database named `<prefix><random>_<label>` (PostgreSQL), or a SQLite file.
+    pub async fn create(backend: &Backend, prefix: &str, label: &str) -> anyhow::Result<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let directory = tempfile::tempdir().context("temporary directory")?;
+                let url = format!(
+                    "sqlite://{}",
+                    directory.path().join(format!("{label}.db")).display()
+                );
+                Ok(BenchDatabase {
+                    url,
+                    name: None,
+                    admin_url: None,
+                    _directory: Some(directory),
+                })
+            }
+            Backend::Postgres { admin_url } => {
+                let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
+                anyhow::ensure!(
+                    prefix.chars().all(valid) && label.chars().all(valid),
+                    "database prefix and label must be lowercase letters, digits and _"
+                );
+                let random = uuid::Uuid::new_v4().simple().to_string();
+                let name = format!("{prefix}{}_{label}", &random[..12]);
+                // PostgreSQL cuts longer identifiers silently, and the name must match later.
+                anyhow::ensure!(
+                    name.len() <= 63,
+                    "database name {name} is longer than PostgreSQL's 63 bytes: shorten the prefix"
+                );
+                let mut admin =
+                    sqlx::PgConnection::connect(admin_url)
+                        .await
+                        .with_context(|| {
+                            format!("connecting to PostgreSQL at {}", redacted(admin_url))
+                        })?;
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut admin)
+                    .await
+                    .with_context(|| format!("creating database {name}"))?;
+                admin.close().await.ok();
+                Ok(BenchDatabase {
+                    url: with_database(admin_url, &name),
+                    name: Some(name),
+                    admin_url: Some(admin_url.clone()),
+                    _directory: None,
+                })
+            }
+        }
+    }
+
+    /// Drops a PostgreSQL database (a SQLite file goes with its directory).
+    pub async fn remove(self) -> anyhow::Result<()> {
+        if let (Some(admin_url), Some(name)) = (&self.admin_url, &self.name) {
+            let mut admin = sqlx::PgConnection::connect(admin_url).await?;
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await
+                .with_context(|| format!("dropping database {name}"))?;
+            admin.close().await.ok();
+        }
+        Ok(())
+    }
+}
+
+/// Committed transactions so far in the databases `names` (`pg_stat_database.xact_commit`;
+/// every statement outside an explicit transaction counts as one).
+pub async fn xact_commit(admin_url: &str, names: &[String]) -> anyhow::Result<i64> {
+    Ok(xact_commits(admin_url, names)
+        .await?
+        .iter()
+        .map(|(_, commits)| commits)
+        .sum())
+}
+
+/// `xact_commit` of each of the databases `names`.
+pub async fn xact_commits(admin_url: &str, names: &[String]) -> anyhow::Result<Vec<(String, i64)>> {
+    let mut admin = sqlx::PgConnection::connect(admin_url).await?;
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT datname::TEXT, xact_commit::BIGINT FROM pg_stat_database \
+         WHERE datname = ANY($1) ORDER BY datname",
+    )
+    .bind(names)
+    .fetch_all(&mut admin)
+    .await
+    .context("reading pg_stat_database")?;
+    admin.close().await.ok();
+    Ok(rows)
+}
+
+/// Server-wide counters (every database, every client): transaction ids assigned (one per
+/// transaction that wrote), and WAL activity (`pg_stat_wal`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServerCounters {
+    pub xids: i64,
+    pub wal_records: i64,
+    pub wal_bytes: i64,
+    pub wal_syncs: i64,
+}
+
+impl ServerCounters {
+    pub async fn read(admin_url: &str) -> anyhow::Result<ServerCounters> {
+        let mut admin = sqlx::PgConnection::connect(admin_url).await?;
+        // txid_current() assigns an id itself: one extra per reading, subtracted in `since`.
+        let (xids,): (i64,) = sqlx::query_as("SELECT txid_current()::BIGINT")
+            .fetch_one(&mut admin)
+            .await
+            .context("reading the transaction id counter")?;
+        let (wal_records, wal_bytes, wal_syncs): (i64, i64, i64) = sqlx::query_as(
+            "SELECT wal_records::BIGINT, wal_bytes::BIGINT, wal_sync::BIGINT FROM pg_stat_wal",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .context("reading pg_stat_wal")?;
+        admin.close().await.ok();
+        Ok(ServerCounters {
+            xids,
+            wal_records,
+            wal_bytes,
+            wal_syncs,
+        })
+    }
+
+    /// What happened between `earlier` and `self`.
+    pub fn since(&self, earlier: &ServerCounters) -> ServerCounters {
+        ServerCounters {
+            xids: self.xids - earlier.xids - 1,
+            wal_records: self.wal_records - earlier.wal_records,
+            wal_bytes: self.wal_bytes - earlier.wal_bytes,
+            wal_syncs: self.wal_syncs - earlier.wal_syncs,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/test?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+        assert_eq!(redacted("postgres://u:p@h:5432/x"), "postgres://h:5432/x");
+        assert_eq!(redacted("postgres://h/x"), "postgres://h/x");
+    }
+}

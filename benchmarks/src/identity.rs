@@ -1,0 +1,170 @@
+//! A throw-away deployment identity: a CA that issues the services' and the organisations'
+//! certificates, and the identity provider's token key.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::Channel;
+use tryggdel_auth::{
+    Role, SignerConfig, SigningKeyPair, TokenRequest, TokenSigner, VerifierConfig,
+    generate_ed25519_key_pair,
+};
+use tryggdel_service_kit::{ClientTls, ServerTls, ServiceEndpoint};
+use tryggdel_tls::{CertificateAuthority, ClientIdentitySpec, IssuedCertificate};
+
+pub const ISSUER: &str = "https://idp.bench.tryggdel.se";
+pub const AUDIENCE: &str = "tryggdel";
+
+/// The CA, and the identity provider's key and signer.
+pub struct BenchIdentity {
+    pub ca: CertificateAuthority,
+    pub keys: SigningKeyPair,
+    signer: TokenSigner,
+}
+
+impl BenchIdentity {
+    pub fn generate() -> anyhow::Result<BenchIdentity> {
+        tryggdel_tls::install_crypto_provider();
+        let ca = CertificateAuthority::generate("Tryggdel benchmark CA").context("test CA")?;
+        let keys = generate_ed25519_key_pair().context("token key")?;
+        let signer = TokenSigner::new(SignerConfig {
+            issuer: ISSUER.to_owned(),
+            audience: AUDIENCE.to_owned(),
+            private_key_pem: keys.private_key_pem.clone(),
+        })
+        .context("token signer")?;
+        Ok(BenchIdentity { ca, keys, signer })
+    }
+
+    pub fn verifier_config(&self) -> VerifierConfig {
+        VerifierConfig {
+            issuer: ISSUER.to_owned(),
+            audience: AUDIENCE.to_owned(),
+            public_key_pem: self.keys.public_key_pem.clone(),
+            leeway_seconds: 30,
+        }
+    }
+
+    /// A token for `user` of `organisation` with `roles` (and a police region for officers).
+    pub fn token(
+        &self,
+        user: &str,
+        organisation: &str,
+        roles: &[Role],
+        police_region: Option<&str>,
+        valid_for: Duration,
+    ) -> anyhow::Result<String> {
+        self.signer
+            .mint(&TokenRequest {
+                user_id: user.to_owned(),
+                organisation: organisation.to_owned(),
+                unit: Some("Enheten för våld i nära relationer".to_owned()),
+                roles: roles.to_vec(),
+                police_region: police_region.map(str::to_owned),
+                display_name: None,
+                valid_for,
+            })
+            .with_context(|| format!("token for {user}"))
+    }
+
+    /// A certificate of the Tryggdel service `name`, for localhost and 127.0.0.1.
+    pub fn service_certificate(&self, name: &str) -> anyhow::Result<IssuedCertificate> {
+        self.ca
+            .issue_server(name, &["localhost".to_owned()], &[[127, 0, 0, 1].into()])
+            .with_context(|| format!("certificate of service {name}"))
+    }
+
+    pub fn server_tls(&self, name: &str) -> anyhow::Result<ServerTls> {
+        let certificate = self.service_certificate(name)?;
+        Ok(ServerTls {
+            cert_chain_pem: certificate.cert_pem,
+            key_pem: certificate.key_pem,
+            client_ca_pem: self.ca.cert_pem().to_owned(),
+        })
+    }
+
+    /// How service `name` reaches another service at `address`.
+    pub fn endpoint(&self, name: &str, address: SocketAddr) -> anyhow::Result<ServiceEndpoint> {
+        let certificate = self.service_certificate(name)?;
+        Ok(ServiceEndpoint {
+            uri: format!("https://{address}"),
+            server_name: "localhost".to_owned(),
+            tls: ClientTls {
+                ca_pem: self.ca.cert_pem().to_owned(),
+                cert_pem: certificate.cert_pem,
+                key_pem: certificate.key_pem,
+            },
+            timeout: Duration::from_secs(30),
+        })
+    }
+
+    /// A connected mTLS channel to `address` as the Tryggdel service `name`.
+    pub async fn service_channel(
+        &self,
+        address: SocketAddr,
+        name: &str,
+    ) -> anyhow::Result<Channel> {
+        let certificate = self.service_certificate(name)?;
+        self.connect(address, &certificate).await
+    }
+
+    /// A connected mTLS channel to `address` with a client certificate of `organisation`.
+    pub async fn channel(
+        &self,
+        address: SocketAddr,
+        organisation: &str,
+    ) -> anyhow::Result<Channel> {
+        let certificate = self
+            .ca
+            .issue_client(&ClientIdentitySpec {
+                common_name: format!("client.{organisation}"),
+                organisation: organisation.to_owned(),
+            })
+            .with_context(|| format!("client certificate of {organisation}"))?;
+        self.connect(address, &certificate).await
+    }
+
+    async fn connect(
+        &self,
+        address: SocketAddr,
+        certificate: &IssuedCertificate,
+    ) -> anyhow::Result<Channel> {
+        tryggdel_tls::connect_channel(
+            &format!("https://{address}"),
+            "localhost",
+            self.ca.cert_pem(),
+            &certificate.cert_pem,
+            &certificate.key_pem,
+        )
+        .await
+        .with_context(|| format!("connecting to {address}"))
+    }
+}
+
+/// Adds `authorization: Bearer <token>` to every request.
+#[derive(Clone)]
+pub struct Bearer(MetadataValue<Ascii>);
+
+impl Bearer {
+    pub fn new(token: &str) -> anyhow::Result<Bearer> {
+        Ok(Bearer(
+            format!("Bearer {token}")
+                .parse()
+                .context("a token is ASCII")?,
+        ))
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
