@@ -12,12 +12,14 @@
 
 pub mod database;
 pub mod identity;
+pub mod lifecycle;
 pub mod machine;
 pub mod stats;
 pub mod system;
 
 pub use database::{Backend, BenchDatabase, ServerCounters, xact_commit, xact_commits};
 pub use identity::{Bearer, BenchIdentity};
+pub use lifecycle::{LoadOptions, LoadReport, Phase, Step, SubscriberLog};
 pub use machine::{CpuTimes, Machine};
 pub use stats::Samples;
 pub use system::{System, SystemOptions};
