@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
+use tryggdel::devkit::DataDirectory;
 use tryggdel_auth::{
     Role, SignerConfig, SigningKeyPair, TokenRequest, TokenSigner, VerifierConfig,
     generate_ed25519_key_pair,
@@ -21,6 +22,8 @@ pub const AUDIENCE: &str = "tryggdel";
 pub struct BenchIdentity {
     pub ca: CertificateAuthority,
     pub keys: SigningKeyPair,
+    issuer: String,
+    audience: String,
     signer: TokenSigner,
 }
 
@@ -35,13 +38,47 @@ impl BenchIdentity {
             private_key_pem: keys.private_key_pem.clone(),
         })
         .context("token signer")?;
-        Ok(BenchIdentity { ca, keys, signer })
+        Ok(BenchIdentity {
+            ca,
+            keys,
+            issuer: ISSUER.to_owned(),
+            audience: AUDIENCE.to_owned(),
+            signer,
+        })
+    }
+
+    /// The CA and token key of a development PKI written by `tryggdel pki` (what the services
+    /// of a [`crate::cluster::Cluster`] trust).
+    pub fn from_development_pki(data: &DataDirectory) -> anyhow::Result<BenchIdentity> {
+        tryggdel_tls::install_crypto_provider();
+        let read = |path: std::path::PathBuf| {
+            std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+        };
+        let ca = CertificateAuthority::from_pem(&read(data.ca_cert())?, &read(data.ca_key())?)
+            .context("the development CA")?;
+        let keys = SigningKeyPair {
+            private_key_pem: read(data.signing_key())?,
+            public_key_pem: read(data.verifying_key())?,
+        };
+        let signer = TokenSigner::new(SignerConfig {
+            issuer: tryggdel::devkit::ISSUER.to_owned(),
+            audience: tryggdel::devkit::AUDIENCE.to_owned(),
+            private_key_pem: keys.private_key_pem.clone(),
+        })
+        .context("token signer")?;
+        Ok(BenchIdentity {
+            ca,
+            keys,
+            issuer: tryggdel::devkit::ISSUER.to_owned(),
+            audience: tryggdel::devkit::AUDIENCE.to_owned(),
+            signer,
+        })
     }
 
     pub fn verifier_config(&self) -> VerifierConfig {
         VerifierConfig {
-            issuer: ISSUER.to_owned(),
-            audience: AUDIENCE.to_owned(),
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
             public_key_pem: self.keys.public_key_pem.clone(),
             leeway_seconds: 30,
         }

@@ -10,6 +10,8 @@
 //! - Percentiles are exact (nearest rank over every sample), not estimated.
 #![forbid(unsafe_code)]
 
+pub mod cluster;
+pub mod consistency;
 pub mod database;
 pub mod identity;
 pub mod lifecycle;
