@@ -5,8 +5,9 @@
 //! Invariants:
 //! - Append is for Tryggdel services only (service certificate, allow-listed by name); it is
 //!   idempotent by event id, and answers only once the entries are durable.
-//! - One sequencer assigns indices and commits in batches; the stored bytes of an entry are
-//!   exactly what its leaf hash covers, and are never re-serialised.
+//! - Each instance's sequencer assigns indices and commits in batches, one batch at a time
+//!   across all instances of a PostgreSQL database (the log's advisory lock); the stored bytes
+//!   of an entry are exactly what its leaf hash covers, and are never re-serialised.
 //! - The database refuses UPDATE and DELETE on entries, the person index and checkpoints.
 //! - A checkpoint is signed only for a tree consistent with the previous checkpoint; at start
 //!   the stored leaves must reproduce the latest checkpoint, or the service does not start.

@@ -1,15 +1,27 @@
-//! The log itself: one sequencer task assigns indices and commits appends in batches (group
-//! commit); readers prove against the in-memory Merkle tree, which only ever holds what the
-//! database holds.
+//! The log itself: a sequencer task per instance assigns indices and commits appends in
+//! batches (group commit); readers prove against the in-memory Merkle tree, which only ever
+//! holds what the database holds.
+//!
+//! Several instances may share one PostgreSQL database. Each batch is one transaction that
+//! first takes the log's advisory lock (see [`crate::store::LogWriter`]); holding it, the
+//! instance catches its tree up with what the others committed, dedupes against the database,
+//! assigns the next indices, inserts, signs a checkpoint if due, and commits, which lets the
+//! lock go. An instance that dies loses the lock with its connection, so the others carry on
+//! at once: whatever it answered is committed, whatever it did not answer its callers retry.
+//! Readers catch up when asked for more than the tree holds, and a tail does every
+//! [`TAIL_INTERVAL`], so every instance serves current proofs and checkpoints. A SQLite file
+//! has one instance.
 //!
 //! Invariants:
-//! - Only the sequencer task writes. It answers an append only after the batch holding it has
-//!   committed; a batch that fails to commit is dropped from the tree again and every append in
-//!   it is told so.
+//! - Only the holder of the writer lock (the sequencer in a batch, or a reader catching up)
+//!   changes the tree. An append is answered only after the batch holding it has committed; a
+//!   batch that fails to commit is cut from the tree again, every append in it is told so, and
+//!   the next catch-up reads whatever of it did reach the database.
 //! - Proofs and checkpoints are served only for sizes up to the durable size.
-//! - A checkpoint is signed only after the new tree has been proved consistent with the
-//!   previous checkpoint; at start the stored leaves must reproduce the latest checkpoint, or
-//!   the log refuses to open.
+//! - A checkpoint is signed only after the new tree has been proved consistent with the latest
+//!   stored checkpoint, whoever signed it; one signed by another instance is adopted only if
+//!   its signature verifies and this tree reproduces its root. At start the stored leaves must
+//!   reproduce the latest checkpoint, or the log refuses to open.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,18 +29,24 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
+use sqlx::AnyConnection;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use tryggdel_merkle::checkpoint::{Checkpoint, CheckpointSigner, CheckpointVerifier};
-use tryggdel_merkle::{Hash, MerkleTree, leaf_hash, verify_consistency};
+use tryggdel_merkle::{Hash, MerkleTree, empty_root, leaf_hash, verify_consistency};
+use tryggdel_storage::Backend;
 
 use crate::entry::EntryBody;
-use crate::store::{AuditStore, NewEntry, StoreError, StoredCheckpoint};
+use crate::store::{self, AuditStore, ExistingEntry, NewEntry, StoredCheckpoint};
 
 /// The most events one commit takes.
 const MAX_BATCH_EVENTS: usize = 4096;
 /// Appends waiting for the sequencer before callers are pushed back.
 const QUEUE_DEPTH: usize = 1024;
+/// Leaf hashes read per query when loading or catching up.
+const LEAF_PAGE: u32 = 100_000;
+/// How often an instance on PostgreSQL reads what other instances committed, unasked.
+pub const TAIL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// What the log needs to sign and pace checkpoints.
 #[derive(Clone)]
@@ -58,9 +76,18 @@ pub enum AppendError {
     Stopped,
 }
 
+/// What one append job of a batch comes to.
+type Plan = Result<Vec<Appended>, AppendError>;
+
 struct AppendJob {
     bodies: Vec<EntryBody>,
-    reply: oneshot::Sender<Result<Vec<Appended>, AppendError>>,
+    reply: oneshot::Sender<Plan>,
+}
+
+/// What only the holder of [`Shared::writer`] touches.
+struct WriterState {
+    /// When this instance last signed or adopted a checkpoint.
+    last_checkpoint: tokio::time::Instant,
 }
 
 struct Shared {
@@ -68,6 +95,9 @@ struct Shared {
     durable_size: AtomicU64,
     checkpoint: RwLock<StoredCheckpoint>,
     healthy: AtomicBool,
+    /// Held by whoever changes the tree: the sequencer for a batch, a reader catching up.
+    writer: tokio::sync::Mutex<WriterState>,
+    verifier: CheckpointVerifier,
 }
 
 /// See [`AuditLog::probe`]: answers None once the log has stopped.
@@ -84,11 +114,7 @@ impl LogProbe {
     /// When the latest checkpoint was signed (unix milliseconds).
     pub fn checkpoint_signed_at(&self) -> Option<i64> {
         let shared = self.0.upgrade()?;
-        let signed_at = match shared.checkpoint.read() {
-            Ok(checkpoint) => checkpoint.signed_at,
-            Err(poisoned) => poisoned.into_inner().signed_at,
-        };
-        Some(signed_at)
+        Some(shared.checkpoint().signed_at)
     }
 }
 
@@ -98,7 +124,6 @@ pub struct AuditLog {
     shared: Arc<Shared>,
     store: AuditStore,
     jobs: mpsc::Sender<AppendJob>,
-    verifier: CheckpointVerifier,
 }
 
 fn now_unix_ms() -> i64 {
@@ -141,88 +166,233 @@ fn check_consistent(
     })
 }
 
+impl Shared {
+    fn checkpoint(&self) -> StoredCheckpoint {
+        match self.checkpoint.read() {
+            Ok(checkpoint) => checkpoint.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_checkpoint(&self, state: &mut WriterState, checkpoint: StoredCheckpoint) {
+        match self.checkpoint.write() {
+            Ok(mut current) => *current = checkpoint,
+            Err(poisoned) => *poisoned.into_inner() = checkpoint,
+        }
+        state.last_checkpoint = tokio::time::Instant::now();
+    }
+
+    fn durable(&self) -> u64 {
+        self.durable_size.load(Ordering::SeqCst)
+    }
+
+    fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::SeqCst)
+    }
+
+    fn read_tree(&self) -> std::sync::RwLockReadGuard<'_, MerkleTree> {
+        match self.tree.read() {
+            Ok(tree) => tree,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn write_tree(&self) -> std::sync::RwLockWriteGuard<'_, MerkleTree> {
+        match self.tree.write() {
+            Ok(tree) => tree,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Reads the entries committed beyond the tree (by any instance) into it; `true` if it
+    /// grew. Only with the writer lock held, when the tree holds exactly the durable entries.
+    async fn catch_up_entries(
+        &self,
+        _state: &mut WriterState,
+        connection: &mut AnyConnection,
+    ) -> anyhow::Result<bool> {
+        let start = self.durable();
+        loop {
+            let from = self.durable();
+            let leaves = store::leaves_from(connection, from, LEAF_PAGE)
+                .await
+                .with_context(|| format!("reading the log from entry {from}"))?;
+            let complete = leaves.len() < LEAF_PAGE as usize;
+            {
+                let mut tree = self.write_tree();
+                if tree.len() != from {
+                    bail!(
+                        "the tree holds {} entries where {from} are durable",
+                        tree.len()
+                    );
+                }
+                for leaf in leaves {
+                    tree.push(leaf);
+                }
+                self.durable_size.store(tree.len(), Ordering::SeqCst);
+            }
+            if complete {
+                break;
+            }
+        }
+        Ok(self.durable() > start)
+    }
+
+    /// Adopts the latest stored checkpoint if it is newer than the one held: its note must
+    /// verify with this log's key and state the stored size and root, and the tree must
+    /// reproduce that root. A checkpoint beyond the tree waits for the next catch-up.
+    async fn catch_up_checkpoint(
+        &self,
+        state: &mut WriterState,
+        connection: &mut AnyConnection,
+    ) -> anyhow::Result<()> {
+        let Some(latest) = store::latest_checkpoint(connection)
+            .await
+            .context("reading the latest checkpoint")?
+        else {
+            return Ok(());
+        };
+        let current = self.checkpoint();
+        if latest.tree_size < current.tree_size {
+            self.healthy.store(false, Ordering::SeqCst);
+            bail!(
+                "the latest stored checkpoint has size {} but one of size {} was seen: \
+                 checkpoints were removed outside the service",
+                latest.tree_size,
+                current.tree_size
+            );
+        }
+        if latest.tree_size == current.tree_size && latest.note == current.note {
+            return Ok(());
+        }
+        if latest.tree_size > self.durable() {
+            return Ok(());
+        }
+        if let Err(error) = self.check_checkpoint(&latest) {
+            self.healthy.store(false, Ordering::SeqCst);
+            return Err(error);
+        }
+        self.set_checkpoint(state, latest);
+        Ok(())
+    }
+
+    /// Whether `checkpoint` is one this log signed over exactly the tree it holds.
+    fn check_checkpoint(&self, checkpoint: &StoredCheckpoint) -> anyhow::Result<()> {
+        let signed = self.verifier.verify(&checkpoint.note).map_err(|error| {
+            anyhow!(
+                "the latest checkpoint (size {}) does not verify with this log's key: {error}",
+                checkpoint.tree_size
+            )
+        })?;
+        if signed.size() != checkpoint.tree_size || *signed.root() != checkpoint.root {
+            bail!(
+                "the checkpoint stored at size {} signs size {} and another root",
+                checkpoint.tree_size,
+                signed.size()
+            );
+        }
+        let tree = self.read_tree();
+        if checkpoint.tree_size > tree.len() {
+            bail!(
+                "the latest checkpoint covers {} entries but only {} are stored: \
+                 entries were removed outside the service",
+                checkpoint.tree_size,
+                tree.len()
+            );
+        }
+        if tree.root_at(checkpoint.tree_size).context("root")? != checkpoint.root {
+            bail!(
+                "the stored entries do not reproduce the signed root at size {}: \
+                 the log was changed outside the service",
+                checkpoint.tree_size
+            );
+        }
+        Ok(())
+    }
+}
+
 impl AuditLog {
     /// Opens the log: loads the tree, checks it against the latest signed checkpoint, signs one
-    /// for the current size if needed, and starts the sequencer.
+    /// for the current size if needed, and starts the sequencer (and, on PostgreSQL, the tail).
     pub async fn open(store: AuditStore, config: LogConfig) -> anyhow::Result<AuditLog> {
-        let leaves = store.leaf_hashes().await.context("loading the log")?;
-        let tree = MerkleTree::from_leaf_hashes(leaves);
         let verifier = config.signer.verifier();
-        let size = tree.len();
-        let checkpoint = match store
-            .latest_checkpoint()
-            .await
-            .context("loading checkpoints")?
+        let shared = Arc::new(Shared {
+            tree: RwLock::new(MerkleTree::new()),
+            durable_size: AtomicU64::new(0),
+            checkpoint: RwLock::new(StoredCheckpoint {
+                tree_size: 0,
+                root: empty_root(),
+                note: String::new(),
+                signed_at: 0,
+            }),
+            healthy: AtomicBool::new(true),
+            writer: tokio::sync::Mutex::new(WriterState {
+                last_checkpoint: tokio::time::Instant::now(),
+            }),
+            verifier,
+        });
         {
-            Some(latest) => {
-                verifier.verify(&latest.note).map_err(|error| {
-                    anyhow!(
-                        "the latest checkpoint (size {}) does not verify with this log's key: {error}",
-                        latest.tree_size
-                    )
-                })?;
-                if latest.tree_size > size {
-                    bail!(
-                        "the latest checkpoint covers {} entries but only {size} are stored: \
-                         entries were removed outside the service",
-                        latest.tree_size
-                    );
-                }
-                let root = tree.root_at(latest.tree_size).context("root")?;
-                if root != latest.root {
-                    bail!(
-                        "the stored entries do not reproduce the signed root at size {}: \
-                         the log was changed outside the service",
-                        latest.tree_size
-                    );
-                }
-                if size > latest.tree_size {
-                    let root = tree.root();
-                    check_consistent(&tree, &latest, size, &root)?;
-                    let next = sign(&config.signer, size, root)?;
-                    store
-                        .insert_checkpoint(&next)
-                        .await
-                        .context("storing a checkpoint")?;
+            let mut state = shared.writer.lock().await;
+            // The bulk of the log is read without the log's lock, so other instances keep
+            // appending meanwhile; the rest is read under it.
+            let mut connection = store.connection().await.context("loading the log")?;
+            shared
+                .catch_up_entries(&mut state, &mut connection)
+                .await
+                .context("loading the log")?;
+            drop(connection);
+            let mut writer = store.begin_write().await.context("loading the log")?;
+            shared
+                .catch_up_entries(&mut state, writer.connection())
+                .await
+                .context("loading the log")?;
+            let size = shared.durable();
+            let latest = store::latest_checkpoint(writer.connection())
+                .await
+                .context("loading checkpoints")?;
+            let next = match latest {
+                Some(latest) => {
+                    shared.check_checkpoint(&latest)?;
+                    let root = shared.read_tree().root();
+                    let next = if size > latest.tree_size {
+                        check_consistent(&shared.read_tree(), &latest, size, &root)?;
+                        Some(sign(&config.signer, size, root)?)
+                    } else {
+                        None
+                    };
+                    shared.set_checkpoint(&mut state, latest);
                     next
-                } else {
-                    latest
                 }
-            }
-            None => {
-                let first = sign(&config.signer, size, tree.root())?;
-                store
-                    .insert_checkpoint(&first)
+                None => Some(sign(&config.signer, size, shared.read_tree().root())?),
+            };
+            if let Some(next) = next {
+                writer
+                    .insert_checkpoint(&next)
                     .await
                     .context("storing a checkpoint")?;
-                first
+                writer.commit().await.context("storing a checkpoint")?;
+                shared.set_checkpoint(&mut state, next);
             }
-        };
+        }
         tracing::info!(
-            tree_size = size,
+            tree_size = shared.durable(),
             origin = %config.signer.name(),
             "audit log opened"
         );
-        let shared = Arc::new(Shared {
-            tree: RwLock::new(tree),
-            durable_size: AtomicU64::new(size),
-            checkpoint: RwLock::new(checkpoint),
-            healthy: AtomicBool::new(true),
-        });
         let (jobs, receiver) = mpsc::channel(QUEUE_DEPTH);
+        if store.database().backend() == Backend::Postgres {
+            tokio::spawn(tail(Arc::downgrade(&shared), store.clone()));
+        }
         let sequencer = Sequencer {
             shared: shared.clone(),
             store: store.clone(),
             config,
-            last_signed: tokio::time::Instant::now(),
-            needs_resync: false,
         };
         tokio::spawn(sequencer.run(receiver));
         Ok(AuditLog {
             shared,
             store,
             jobs,
-            verifier,
         })
     }
 
@@ -232,12 +402,12 @@ impl AuditLog {
 
     /// The key and origin checkpoints verify under.
     pub fn verifier(&self) -> &CheckpointVerifier {
-        &self.verifier
+        &self.shared.verifier
     }
 
     /// Whether the sequencer is running and has never found the tree inconsistent.
     pub fn is_healthy(&self) -> bool {
-        self.shared.healthy.load(Ordering::SeqCst)
+        self.shared.is_healthy()
     }
 
     /// Appends `bodies` in order; answers once they are durable.
@@ -256,39 +426,73 @@ impl AuditLog {
         LogProbe(Arc::downgrade(&self.shared))
     }
 
-    /// Entries that are durable (and provable).
+    /// Entries that are durable (and provable) as far as this instance has read.
     pub fn durable_size(&self) -> u64 {
-        self.shared.durable_size.load(Ordering::SeqCst)
+        self.shared.durable()
+    }
+
+    /// The durable size once it is at least `size`, if the database has that many entries:
+    /// reads what other instances committed when the tree holds fewer.
+    pub async fn durable_size_at_least(&self, size: u64) -> anyhow::Result<u64> {
+        if self.shared.durable() < size {
+            self.catch_up().await?;
+        }
+        Ok(self.shared.durable())
+    }
+
+    /// Reads into the tree whatever the database holds beyond it, and the latest checkpoint.
+    pub async fn catch_up(&self) -> anyhow::Result<()> {
+        catch_up(&self.shared, &self.store).await
     }
 
     /// The latest signed checkpoint.
     pub fn latest_checkpoint(&self) -> StoredCheckpoint {
-        match self.shared.checkpoint.read() {
-            Ok(checkpoint) => checkpoint.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    fn with_tree<R>(&self, f: impl FnOnce(&MerkleTree) -> R) -> R {
-        match self.shared.tree.read() {
-            Ok(tree) => f(&tree),
-            Err(poisoned) => f(&poisoned.into_inner()),
-        }
+        self.shared.checkpoint()
     }
 
     /// RFC 9162 inclusion proof of `index` in the tree of `size` (both checked by the caller
     /// against [`Self::durable_size`]).
     pub fn inclusion_proof(&self, index: u64, size: u64) -> anyhow::Result<(Hash, Vec<Hash>)> {
-        self.with_tree(|tree| {
-            let leaf = tree.leaf_hash(index)?;
-            let proof = tree.inclusion_proof(index, size)?;
-            Ok((leaf, proof))
-        })
+        let tree = self.shared.read_tree();
+        let leaf = tree.leaf_hash(index)?;
+        let proof = tree.inclusion_proof(index, size)?;
+        Ok((leaf, proof))
     }
 
     /// RFC 9162 consistency proof from `first` to `second` entries.
     pub fn consistency_proof(&self, first: u64, second: u64) -> anyhow::Result<Vec<Hash>> {
-        self.with_tree(|tree| Ok(tree.consistency_proof(first, second)?))
+        Ok(self.shared.read_tree().consistency_proof(first, second)?)
+    }
+}
+
+async fn catch_up(shared: &Shared, store: &AuditStore) -> anyhow::Result<()> {
+    let mut state = shared.writer.lock().await;
+    let mut connection = store.connection().await.context("reading the log")?;
+    shared.catch_up_entries(&mut state, &mut connection).await?;
+    shared
+        .catch_up_checkpoint(&mut state, &mut connection)
+        .await
+}
+
+/// Reads what other instances commit, every [`TAIL_INTERVAL`], until the log is dropped or its
+/// database closed.
+async fn tail(shared: std::sync::Weak<Shared>, store: AuditStore) {
+    let mut ticker = tokio::time::interval(TAIL_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            break;
+        };
+        if store.database().pool().is_closed() {
+            break;
+        }
+        if let Err(error) = catch_up(&shared, &store).await {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "reading the shared log failed"
+            );
+        }
     }
 }
 
@@ -296,14 +500,10 @@ struct Sequencer {
     shared: Arc<Shared>,
     store: AuditStore,
     config: LogConfig,
-    last_signed: tokio::time::Instant,
-    /// Set when a commit failed: whether it reached the database is unknown until the tree is
-    /// reloaded from it.
-    needs_resync: bool,
 }
 
 impl Sequencer {
-    async fn run(mut self, mut jobs: mpsc::Receiver<AppendJob>) {
+    async fn run(self, mut jobs: mpsc::Receiver<AppendJob>) {
         let tick = self
             .config
             .checkpoint_interval
@@ -337,63 +537,47 @@ impl Sequencer {
         tracing::info!("audit sequencer stopped");
     }
 
-    fn checkpoint_due(&self) -> bool {
-        self.last_signed.elapsed() >= self.config.checkpoint_interval
+    fn checkpoint_due(&self, state: &WriterState) -> bool {
+        state.last_checkpoint.elapsed() >= self.config.checkpoint_interval
     }
 
-    fn current_checkpoint(&self) -> StoredCheckpoint {
-        match self.shared.checkpoint.read() {
-            Ok(checkpoint) => checkpoint.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+    /// Signs the durable tree if it grew since the latest checkpoint and the interval passed.
+    async fn checkpoint_if_due(&self) -> anyhow::Result<()> {
+        if !self.shared.is_healthy() {
+            return Ok(());
         }
-    }
-
-    fn set_checkpoint(&mut self, checkpoint: StoredCheckpoint) {
-        match self.shared.checkpoint.write() {
-            Ok(mut current) => *current = checkpoint,
-            Err(poisoned) => *poisoned.into_inner() = checkpoint,
+        let mut state = self.shared.writer.lock().await;
+        if !self.checkpoint_due(&state)
+            || self.shared.durable() == self.shared.checkpoint().tree_size
+        {
+            return Ok(());
         }
-        self.last_signed = tokio::time::Instant::now();
-    }
-
-    /// Signs the durable tree if it grew since the last checkpoint and the interval passed.
-    async fn checkpoint_if_due(&mut self) -> anyhow::Result<()> {
-        let size = self.shared.durable_size.load(Ordering::SeqCst);
-        let previous = self.current_checkpoint();
-        if size == previous.tree_size || !self.checkpoint_due() || !self.is_healthy() {
+        let mut writer = self.store.begin_write().await?;
+        self.shared
+            .catch_up_entries(&mut state, writer.connection())
+            .await?;
+        self.shared
+            .catch_up_checkpoint(&mut state, writer.connection())
+            .await?;
+        let size = self.shared.durable();
+        let previous = self.shared.checkpoint();
+        if size == previous.tree_size || !self.checkpoint_due(&state) {
             return Ok(());
         }
         let next = {
-            let tree = self.read_tree();
+            let tree = self.shared.read_tree();
             let root = tree.root_at(size)?;
             check_consistent(&tree, &previous, size, &root)?;
             sign(&self.config.signer, size, root)?
         };
-        self.store.insert_checkpoint(&next).await?;
-        self.set_checkpoint(next);
+        writer.insert_checkpoint(&next).await?;
+        writer.commit().await?;
+        self.shared.set_checkpoint(&mut state, next);
         Ok(())
     }
 
-    fn is_healthy(&self) -> bool {
-        self.shared.healthy.load(Ordering::SeqCst)
-    }
-
-    fn read_tree(&self) -> std::sync::RwLockReadGuard<'_, MerkleTree> {
-        match self.shared.tree.read() {
-            Ok(tree) => tree,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-
-    fn write_tree(&self) -> std::sync::RwLockWriteGuard<'_, MerkleTree> {
-        match self.shared.tree.write() {
-            Ok(tree) => tree,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-
-    async fn commit(&mut self, batch: Vec<AppendJob>) {
-        if !self.is_healthy() {
+    async fn commit(&self, batch: Vec<AppendJob>) {
+        if !self.shared.is_healthy() {
             for job in batch {
                 let _ = job.reply.send(Err(AppendError::Unavailable(anyhow!(
                     "the log found its tree inconsistent and stopped taking appends"
@@ -401,32 +585,17 @@ impl Sequencer {
             }
             return;
         }
-        if self.needs_resync
-            && let Err(error) = self.resync().await
-        {
-            for job in batch {
-                let _ = job
-                    .reply
-                    .send(Err(AppendError::Unavailable(anyhow!("{error:#}"))));
-            }
-            return;
-        }
-        match self.prepare(&batch).await {
-            Ok((plans, entries)) => {
-                let answers = self.write(entries).await;
+        let mut state = self.shared.writer.lock().await;
+        match self.write(&mut state, &batch).await {
+            Ok(plans) => {
                 for (job, plan) in batch.into_iter().zip(plans) {
-                    let reply = match (&answers, plan) {
-                        (_, Err(error)) => Err(error),
-                        (Ok(()), Ok(appended)) => Ok(appended),
-                        (Err(error), Ok(_)) => Err(AppendError::Unavailable(anyhow!("{error:#}"))),
-                    };
-                    let _ = job.reply.send(reply);
+                    let _ = job.reply.send(plan);
                 }
             }
             Err(error) => {
                 tracing::error!(
                     error = format!("{error:#}"),
-                    "preparing an audit batch failed"
+                    "committing an audit batch failed"
                 );
                 for job in batch {
                     let _ = job
@@ -437,50 +606,125 @@ impl Sequencer {
         }
     }
 
-    /// Reloads the tree from the database after a commit whose outcome is unknown, and checks
-    /// it still reproduces the latest checkpoint.
-    async fn resync(&mut self) -> anyhow::Result<()> {
-        let leaves = self
-            .store
-            .leaf_hashes()
-            .await
-            .context("reloading the log")?;
-        let tree = MerkleTree::from_leaf_hashes(leaves);
-        let checkpoint = self.current_checkpoint();
-        let root = tree.root_at(checkpoint.tree_size).context("root")?;
-        if root != checkpoint.root {
-            self.shared.healthy.store(false, Ordering::SeqCst);
-            bail!(
-                "the stored entries no longer reproduce the checkpoint at size {}",
-                checkpoint.tree_size
-            );
-        }
-        let size = tree.len();
-        *self.write_tree() = tree;
-        self.shared.durable_size.store(size, Ordering::SeqCst);
-        self.needs_resync = false;
-        tracing::info!(tree_size = size, "audit log reloaded after a failed commit");
-        Ok(())
-    }
-
-    /// Decides, job by job, which events are new (and their indices) and which are repeats.
-    #[allow(clippy::type_complexity)]
-    async fn prepare(
+    /// One batch under the log's lock: catches up, dedupes against the database, extends the
+    /// tree, signs a checkpoint if one is due, and commits it all in one transaction. If the
+    /// commit fails the tree is cut back to what is durable, and the appends that were new are
+    /// answered with the failure.
+    async fn write(
         &self,
+        state: &mut WriterState,
         batch: &[AppendJob],
-    ) -> Result<(Vec<Result<Vec<Appended>, AppendError>>, Vec<NewEntry>), StoreError> {
+    ) -> anyhow::Result<Vec<Plan>> {
+        let mut writer = self
+            .store
+            .begin_write()
+            .await
+            .context("taking the log's lock")?;
+        let grew = self
+            .shared
+            .catch_up_entries(state, writer.connection())
+            .await?;
+        let due = self.checkpoint_due(state);
+        if grew || due {
+            self.shared
+                .catch_up_checkpoint(state, writer.connection())
+                .await?;
+        }
         let ids: Vec<String> = batch
             .iter()
             .flat_map(|job| job.bodies.iter().map(|body| body.event_id.clone()))
             .collect();
-        let mut known = self.store.existing(&ids).await?;
-        let mut next_index = self.shared.durable_size.load(Ordering::SeqCst);
+        let known = store::existing(writer.connection(), &ids)
+            .await
+            .context("looking up the batch's event ids")?;
+        let durable = self.shared.durable();
+        let (plans, entries) = Self::plan(batch, known, durable);
+        if entries.is_empty() {
+            return Ok(plans);
+        }
+        let new_size = durable + entries.len() as u64;
+        let previous = self.shared.checkpoint();
+        let signed = {
+            let mut tree = self.shared.write_tree();
+            for entry in &entries {
+                tree.push(entry.leaf_hash);
+            }
+            if self.checkpoint_due(state) {
+                let root = tree.root();
+                let signed = check_consistent(&tree, &previous, new_size, &root)
+                    .map_err(|error| {
+                        self.shared.healthy.store(false, Ordering::SeqCst);
+                        tracing::error!(error = format!("{error:#}"), "refusing to sign");
+                        error
+                    })
+                    .and_then(|()| sign(&self.config.signer, new_size, root));
+                match signed {
+                    Ok(signed) => Some(signed),
+                    Err(error) => {
+                        tree.truncate(durable);
+                        return Err(error);
+                    }
+                }
+            } else {
+                None
+            }
+        };
+        let written = async {
+            writer.insert_entries(&entries).await?;
+            if let Some(checkpoint) = &signed {
+                writer.insert_checkpoint(checkpoint).await?;
+            }
+            writer.commit().await
+        }
+        .await;
+        match written {
+            Ok(()) => {
+                self.shared.durable_size.store(new_size, Ordering::SeqCst);
+                if let Some(checkpoint) = signed {
+                    self.shared.set_checkpoint(state, checkpoint);
+                }
+                tracing::debug!(
+                    entries = entries.len(),
+                    tree_size = new_size,
+                    "audit batch committed"
+                );
+                Ok(plans)
+            }
+            Err(error) => {
+                // Whether the commit reached the database is unknown: the next catch-up
+                // (under the lock, before the next batch) reads whatever did.
+                self.shared.write_tree().truncate(durable);
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "committing an audit batch failed"
+                );
+                Ok(plans
+                    .into_iter()
+                    .map(|plan| {
+                        plan.and_then(|_| {
+                            Err(AppendError::Unavailable(anyhow!(
+                                "committing the batch: {error:#}"
+                            )))
+                        })
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// Decides, job by job, which events are new (and their indices from `next_index` on) and
+    /// which are repeats of the `known` entries or of earlier jobs of the batch.
+    fn plan(
+        batch: &[AppendJob],
+        mut known: HashMap<String, ExistingEntry>,
+        mut next_index: u64,
+    ) -> (Vec<Plan>, Vec<NewEntry>) {
         let recorded_at = now_unix_ms();
         let mut entries = Vec::new();
         let mut plans = Vec::with_capacity(batch.len());
         for job in batch {
             let mut job_entries = Vec::new();
-            let mut job_known: HashMap<String, crate::store::ExistingEntry> = HashMap::new();
+            let mut job_known: HashMap<String, ExistingEntry> = HashMap::new();
             let plan = (|| {
                 let mut appended = Vec::with_capacity(job.bodies.len());
                 for body in &job.bodies {
@@ -513,7 +757,7 @@ impl Sequencer {
                     let leaf = leaf_hash(&bytes);
                     job_known.insert(
                         body.event_id.clone(),
-                        crate::store::ExistingEntry {
+                        ExistingEntry {
                             index,
                             fingerprint: fingerprint.clone(),
                             leaf_hash: leaf,
@@ -552,67 +796,6 @@ impl Sequencer {
             }
             plans.push(plan);
         }
-        Ok((plans, entries))
-    }
-
-    /// Extends the tree, signs a checkpoint if one is due, and commits it all in one
-    /// transaction; on failure the tree is cut back to what is durable.
-    async fn write(&mut self, entries: Vec<NewEntry>) -> anyhow::Result<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let durable = self.shared.durable_size.load(Ordering::SeqCst);
-        let new_size = durable + entries.len() as u64;
-        let previous = self.current_checkpoint();
-        let signed = {
-            let mut tree = self.write_tree();
-            for entry in &entries {
-                tree.push(entry.leaf_hash);
-            }
-            if self.checkpoint_due() {
-                let root = tree.root();
-                match check_consistent(&tree, &previous, new_size, &root) {
-                    Ok(()) => Some(sign(&self.config.signer, new_size, root)),
-                    Err(error) => {
-                        tree.truncate(durable);
-                        self.shared.healthy.store(false, Ordering::SeqCst);
-                        tracing::error!(error = format!("{error:#}"), "refusing to sign");
-                        return Err(error);
-                    }
-                }
-            } else {
-                None
-            }
-        };
-        let signed = match signed.transpose() {
-            Ok(signed) => signed,
-            Err(error) => {
-                self.write_tree().truncate(durable);
-                return Err(error);
-            }
-        };
-        match self.store.append(&entries, signed.as_ref()).await {
-            Ok(()) => {
-                self.shared.durable_size.store(new_size, Ordering::SeqCst);
-                if let Some(checkpoint) = signed {
-                    self.set_checkpoint(checkpoint);
-                }
-                tracing::debug!(
-                    entries = entries.len(),
-                    tree_size = new_size,
-                    "audit batch committed"
-                );
-                Ok(())
-            }
-            Err(error) => {
-                self.write_tree().truncate(durable);
-                self.needs_resync = true;
-                tracing::error!(
-                    error = format!("{error:#}"),
-                    "committing an audit batch failed"
-                );
-                Err(anyhow::Error::new(error).context("committing the batch"))
-            }
-        }
+        (plans, entries)
     }
 }

@@ -229,14 +229,19 @@ impl AuditApi {
             .ok_or(ServiceError::NotFound("checkpoint"))
     }
 
-    /// `requested` or, for 0, the latest checkpoint's size; never beyond what is durable.
-    fn proof_size(&self, requested: u64, field: &str) -> Result<u64, ServiceError> {
-        let durable = self.log.durable_size();
+    /// `requested` or, for 0, the latest checkpoint's size; never beyond what is durable
+    /// (another instance may have committed more than this one has read: it reads it first).
+    async fn proof_size(&self, requested: u64, field: &str) -> Result<u64, ServiceError> {
         let size = if requested == 0 {
             self.log.latest_checkpoint().tree_size
         } else {
             requested
         };
+        let durable = self
+            .log
+            .durable_size_at_least(size)
+            .await
+            .map_err(ServiceError::internal)?;
         if size > durable {
             return Err(ServiceError::invalid(
                 field,
@@ -252,7 +257,7 @@ impl AuditApi {
     ) -> Result<InclusionProof, ServiceError> {
         let reader = self.reader(&request)?;
         let request = request.into_inner();
-        let size = self.proof_size(request.tree_size, "tree_size")?;
+        let size = self.proof_size(request.tree_size, "tree_size").await?;
         let index = match request.entry {
             Some(get_inclusion_proof_request::Entry::Index(index)) => index,
             Some(get_inclusion_proof_request::Entry::EventId(event_id)) => {
@@ -309,7 +314,7 @@ impl AuditApi {
     ) -> Result<ConsistencyProof, ServiceError> {
         self.reader(&request)?;
         let request = request.into_inner();
-        let second = self.proof_size(request.second_size, "second_size")?;
+        let second = self.proof_size(request.second_size, "second_size").await?;
         let first = request.first_size;
         if first == 0 {
             return Err(ServiceError::invalid(

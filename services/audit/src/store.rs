@@ -1,11 +1,17 @@
 //! Persistence of the log: entries with their person index, and signed checkpoints. Only
 //! inserts and selects; the migrations make the database refuse anything else.
+//!
+//! Every write goes through a [`LogWriter`]: one transaction that, on PostgreSQL, first takes
+//! the log's advisory lock, so that the writes of all instances sharing one database are
+//! serialised and each sees everything committed before it (the lock is taken before any read
+//! of the transaction, and READ COMMITTED gives each statement a fresh snapshot).
 
 use std::collections::HashMap;
 
-use sqlx::Row;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, Row};
 use tryggdel_merkle::{Hash, hash_from_slice};
-use tryggdel_storage::{Database, Migrations};
+use tryggdel_storage::{Backend, Database, Migrations};
 
 pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -18,6 +24,13 @@ pub const MIGRATIONS: Migrations = Migrations {
 
 /// Rows per multi-row INSERT (13 parameters each, well under both backends' limits).
 const INSERT_CHUNK: usize = 400;
+
+/// The log's lock on PostgreSQL: `pg_advisory_xact_lock(LOG_LOCK_CLASS, hashtext(schema))`, so
+/// logs in different schemas of one database do not wait for each other. The class is "TGAU"
+/// in ASCII; nothing else in a Tryggdel database takes advisory locks.
+pub const LOG_LOCK_CLASS: i32 = 0x5447_4155;
+const TAKE_LOG_LOCK: &str =
+    "SELECT 1 AS locked FROM pg_advisory_xact_lock(1413955925, hashtext(current_schema()))";
 
 /// An entry about to be written.
 #[derive(Clone, Debug)]
@@ -113,148 +126,36 @@ impl AuditStore {
         &self.database
     }
 
-    /// Every leaf hash in index order; refuses a log with a gap.
-    pub async fn leaf_hashes(&self) -> Result<Vec<Hash>, StoreError> {
-        let rows = sqlx::query("SELECT idx, leaf_hash FROM audit_entries ORDER BY idx")
-            .fetch_all(self.database.pool())
-            .await?;
-        let mut hashes = Vec::with_capacity(rows.len());
-        for (expected, row) in rows.iter().enumerate() {
-            let index: i64 = row.try_get("idx")?;
-            if to_u64(index, "index")? != expected as u64 {
-                return Err(StoreError::Corrupt(format!(
-                    "entry {expected} is missing (found index {index} in its place)"
-                )));
-            }
-            let bytes: Vec<u8> = row.try_get("leaf_hash")?;
-            hashes.push(hash(&bytes, "leaf hash")?);
-        }
-        Ok(hashes)
+    /// A connection of the pool, for a series of reads.
+    pub async fn connection(&self) -> Result<PoolConnection<Any>, StoreError> {
+        Ok(self.database.pool().acquire().await?)
     }
 
-    /// The entries already logged under any of `event_ids`.
+    /// Starts a write: a transaction holding the log's lock (PostgreSQL; on SQLite the single
+    /// connection of the pool already serialises every transaction of the one instance a
+    /// database file may have).
+    pub async fn begin_write(&self) -> Result<LogWriter, StoreError> {
+        let mut transaction = self.database.pool().begin().await?;
+        if self.database.backend() == Backend::Postgres {
+            sqlx::query(TAKE_LOG_LOCK)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        Ok(LogWriter { transaction })
+    }
+
+    /// The entries already logged under any of `event_ids` (outside any write: an answer that
+    /// may be outdated by the time it is used).
     pub async fn existing(
         &self,
         event_ids: &[String],
     ) -> Result<HashMap<String, ExistingEntry>, StoreError> {
-        let mut found = HashMap::new();
-        for chunk in event_ids.chunks(INSERT_CHUNK) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT event_id, idx, fingerprint, leaf_hash FROM audit_entries \
-                 WHERE event_id IN ({})",
-                placeholders.join(", ")
-            );
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(id);
-            }
-            for row in query.fetch_all(self.database.pool()).await? {
-                let event_id: String = row.try_get("event_id")?;
-                let index: i64 = row.try_get("idx")?;
-                let leaf: Vec<u8> = row.try_get("leaf_hash")?;
-                found.insert(
-                    event_id,
-                    ExistingEntry {
-                        index: to_u64(index, "index")?,
-                        fingerprint: row.try_get("fingerprint")?,
-                        leaf_hash: hash(&leaf, "leaf hash")?,
-                    },
-                );
-            }
-        }
-        Ok(found)
+        existing(&mut *self.connection().await?, event_ids).await
     }
 
-    /// Writes `entries` and, if given, a checkpoint over them, in one transaction: all of it is
-    /// durable when this returns Ok, none of it otherwise.
-    pub async fn append(
-        &self,
-        entries: &[NewEntry],
-        checkpoint: Option<&StoredCheckpoint>,
-    ) -> Result<(), StoreError> {
-        let mut transaction = self.database.pool().begin().await?;
-        for chunk in entries.chunks(INSERT_CHUNK) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|row| {
-                    let first = row * 13;
-                    let params: Vec<String> = (1..=13)
-                        .map(|column| format!("${}", first + column))
-                        .collect();
-                    format!("({})", params.join(", "))
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO audit_entries (idx, event_id, fingerprint, entry, leaf_hash, \
-                 recorded_at, occurred_at, organisation, actor_organisation, actor_user_id, \
-                 action, legal_basis_id, disclosure_id) VALUES {}",
-                rows.join(", ")
-            );
-            let mut query = sqlx::query(&sql);
-            for entry in chunk {
-                query = query
-                    .bind(to_i64(entry.index)?)
-                    .bind(&entry.event_id)
-                    .bind(&entry.fingerprint)
-                    .bind(entry.bytes.clone())
-                    .bind(entry.leaf_hash.to_vec())
-                    .bind(entry.recorded_at)
-                    .bind(entry.occurred_at)
-                    .bind(&entry.organisation)
-                    .bind(&entry.actor_organisation)
-                    .bind(&entry.actor_user_id)
-                    .bind(&entry.action)
-                    .bind(&entry.legal_basis_id)
-                    .bind(&entry.disclosure_id);
-            }
-            query.execute(&mut *transaction).await?;
-        }
-        let persons: Vec<(&str, u64)> = entries
-            .iter()
-            .flat_map(|entry| {
-                entry
-                    .person_refs
-                    .iter()
-                    .map(move |reference| (reference.as_str(), entry.index))
-            })
-            .collect();
-        for chunk in persons.chunks(INSERT_CHUNK) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|row| format!("(${}, ${})", row * 2 + 1, row * 2 + 2))
-                .collect();
-            let sql = format!(
-                "INSERT INTO audit_entry_persons (person_ref, idx) VALUES {}",
-                rows.join(", ")
-            );
-            let mut query = sqlx::query(&sql);
-            for (reference, index) in chunk {
-                query = query.bind(*reference).bind(to_i64(*index)?);
-            }
-            query.execute(&mut *transaction).await?;
-        }
-        if let Some(checkpoint) = checkpoint {
-            insert_checkpoint(&mut transaction, checkpoint).await?;
-        }
-        transaction.commit().await?;
-        Ok(())
-    }
-
-    /// Stores a checkpoint on its own.
-    pub async fn insert_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
-        let mut transaction = self.database.pool().begin().await?;
-        insert_checkpoint(&mut transaction, checkpoint).await?;
-        transaction.commit().await?;
-        Ok(())
-    }
-
+    /// The latest signed checkpoint (by size).
     pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let row = sqlx::query(
-            "SELECT tree_size, root_hash, note, signed_at FROM audit_checkpoints \
-             ORDER BY tree_size DESC LIMIT 1",
-        )
-        .fetch_optional(self.database.pool())
-        .await?;
-        row.map(|row| checkpoint_from_row(&row)).transpose()
+        latest_checkpoint(&mut *self.connection().await?).await
     }
 
     pub async fn checkpoint_at(
@@ -350,21 +251,186 @@ impl AuditStore {
     }
 }
 
-async fn insert_checkpoint(
-    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
-    checkpoint: &StoredCheckpoint,
+/// One write to the log: a transaction holding the log's lock until it commits or is dropped
+/// (rolled back), which is also when a killed instance's lock goes, with its connection.
+pub struct LogWriter {
+    transaction: sqlx::Transaction<'static, Any>,
+}
+
+impl LogWriter {
+    /// The transaction's connection, for the reads in [`leaves_from`] and friends.
+    pub fn connection(&mut self) -> &mut AnyConnection {
+        &mut self.transaction
+    }
+
+    /// Writes `entries` with their person index.
+    pub async fn insert_entries(&mut self, entries: &[NewEntry]) -> Result<(), StoreError> {
+        insert_entries(&mut self.transaction, entries).await
+    }
+
+    pub async fn insert_checkpoint(
+        &mut self,
+        checkpoint: &StoredCheckpoint,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (tree_size, root_hash, note, signed_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(to_i64(checkpoint.tree_size)?)
+        .bind(checkpoint.root.to_vec())
+        .bind(&checkpoint.note)
+        .bind(checkpoint.signed_at)
+        .execute(&mut *self.transaction)
+        .await?;
+        Ok(())
+    }
+
+    /// Makes everything written durable and lets the lock go.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.transaction.commit().await?;
+        Ok(())
+    }
+}
+
+/// Writes `entries` with their person index (inside a [`LogWriter`]'s transaction).
+async fn insert_entries(
+    connection: &mut AnyConnection,
+    entries: &[NewEntry],
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit_checkpoints (tree_size, root_hash, note, signed_at) \
-         VALUES ($1, $2, $3, $4)",
-    )
-    .bind(to_i64(checkpoint.tree_size)?)
-    .bind(checkpoint.root.to_vec())
-    .bind(&checkpoint.note)
-    .bind(checkpoint.signed_at)
-    .execute(&mut **transaction)
-    .await?;
+    for chunk in entries.chunks(INSERT_CHUNK) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                let first = row * 13;
+                let params: Vec<String> = (1..=13)
+                    .map(|column| format!("${}", first + column))
+                    .collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO audit_entries (idx, event_id, fingerprint, entry, leaf_hash, \
+             recorded_at, occurred_at, organisation, actor_organisation, actor_user_id, \
+             action, legal_basis_id, disclosure_id) VALUES {}",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for entry in chunk {
+            query = query
+                .bind(to_i64(entry.index)?)
+                .bind(&entry.event_id)
+                .bind(&entry.fingerprint)
+                .bind(entry.bytes.clone())
+                .bind(entry.leaf_hash.to_vec())
+                .bind(entry.recorded_at)
+                .bind(entry.occurred_at)
+                .bind(&entry.organisation)
+                .bind(&entry.actor_organisation)
+                .bind(&entry.actor_user_id)
+                .bind(&entry.action)
+                .bind(&entry.legal_basis_id)
+                .bind(&entry.disclosure_id);
+        }
+        query.execute(&mut *connection).await?;
+    }
+    let persons: Vec<(&str, u64)> = entries
+        .iter()
+        .flat_map(|entry| {
+            entry
+                .person_refs
+                .iter()
+                .map(move |reference| (reference.as_str(), entry.index))
+        })
+        .collect();
+    for chunk in persons.chunks(INSERT_CHUNK) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|row| format!("(${}, ${})", row * 2 + 1, row * 2 + 2))
+            .collect();
+        let sql = format!(
+            "INSERT INTO audit_entry_persons (person_ref, idx) VALUES {}",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (reference, index) in chunk {
+            query = query.bind(*reference).bind(to_i64(*index)?);
+        }
+        query.execute(&mut *connection).await?;
+    }
     Ok(())
+}
+
+/// Up to `limit` leaf hashes from index `from` on, in index order; refuses a gap.
+pub async fn leaves_from(
+    connection: &mut AnyConnection,
+    from: u64,
+    limit: u32,
+) -> Result<Vec<Hash>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT idx, leaf_hash FROM audit_entries WHERE idx >= $1 ORDER BY idx LIMIT $2",
+    )
+    .bind(to_i64(from)?)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *connection)
+    .await?;
+    let mut hashes = Vec::with_capacity(rows.len());
+    for (offset, row) in rows.iter().enumerate() {
+        let expected = from + offset as u64;
+        let index: i64 = row.try_get("idx")?;
+        if to_u64(index, "index")? != expected {
+            return Err(StoreError::Corrupt(format!(
+                "entry {expected} is missing (found index {index} in its place)"
+            )));
+        }
+        let bytes: &[u8] = row.try_get("leaf_hash")?;
+        hashes.push(hash(bytes, "leaf hash")?);
+    }
+    Ok(hashes)
+}
+
+/// The latest signed checkpoint (by size).
+pub async fn latest_checkpoint(
+    connection: &mut AnyConnection,
+) -> Result<Option<StoredCheckpoint>, StoreError> {
+    let row = sqlx::query(
+        "SELECT tree_size, root_hash, note, signed_at FROM audit_checkpoints \
+         ORDER BY tree_size DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *connection)
+    .await?;
+    row.map(|row| checkpoint_from_row(&row)).transpose()
+}
+
+/// The entries already logged under any of `event_ids`.
+pub async fn existing(
+    connection: &mut AnyConnection,
+    event_ids: &[String],
+) -> Result<HashMap<String, ExistingEntry>, StoreError> {
+    let mut found = HashMap::new();
+    for chunk in event_ids.chunks(INSERT_CHUNK) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT event_id, idx, fingerprint, leaf_hash FROM audit_entries \
+             WHERE event_id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        for row in query.fetch_all(&mut *connection).await? {
+            let event_id: String = row.try_get("event_id")?;
+            let index: i64 = row.try_get("idx")?;
+            let leaf: Vec<u8> = row.try_get("leaf_hash")?;
+            found.insert(
+                event_id,
+                ExistingEntry {
+                    index: to_u64(index, "index")?,
+                    fingerprint: row.try_get("fingerprint")?,
+                    leaf_hash: hash(&leaf, "leaf hash")?,
+                },
+            );
+        }
+    }
+    Ok(found)
 }
 
 fn checkpoint_from_row(row: &sqlx::any::AnyRow) -> Result<StoredCheckpoint, StoreError> {
