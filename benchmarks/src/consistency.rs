@@ -116,6 +116,33 @@ pub async fn wait_for_drained(
     }
 }
 
+/// Waits until a signed checkpoint covers every entry (the log signs at most once per
+/// checkpoint interval while it grows, so the last entries of a run wait for the next one).
+pub async fn wait_for_checkpoint(
+    databases: &RunDatabases,
+    timeout: Duration,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let mut audit = connect(&databases.audit_url, "audit").await?;
+    loop {
+        let (entries, signed): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM audit_entries), \
+             (SELECT COALESCE(max(tree_size), 0) FROM audit_checkpoints)",
+        )
+        .fetch_one(&mut audit)
+        .await
+        .context("reading the audit log's size")?;
+        if signed == entries {
+            audit.close().await.ok();
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > timeout {
+            bail!("after {timeout:?} the latest checkpoint covers {signed} of {entries} entries");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Runs every check; the first that fails is the error.
 pub async fn check(
     databases: &RunDatabases,

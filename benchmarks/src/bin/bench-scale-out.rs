@@ -214,21 +214,26 @@ async fn drive(cli: &Cli, cluster: &mut Cluster) -> anyhow::Result<()> {
     let handover = handover?;
 
     let drained = consistency::wait_for_drained(&databases, Duration::from_secs(60)).await?;
+    let signed = consistency::wait_for_checkpoint(&databases, Duration::from_secs(30)).await?;
     let log_key = std::fs::read_to_string(cluster.secrets.join("keys/audit-log.vkey"))
         .context("reading the audit log's verifier key")?;
     let verifier =
         CheckpointVerifier::parse_vkey(log_key.trim()).context("the audit log's verifier key")?;
     let checked = consistency::check(&databases, &verifier).await;
-    print_report(
-        cli,
-        &report,
-        &handover,
-        cpu.describe(Machine::detect().cores),
-        &counters,
+    let cores = Machine::detect().cores;
+    let wall = cpu.wall.max(1e-9);
+    let cpu = format!(
+        "{:.2} of {cores} cores busy (the load generator {:.2}; the {} service processes and PostgreSQL {:.2})",
+        (cpu.process + cpu.others) / wall,
+        cpu.process / wall,
+        cluster.instances.len(),
+        cpu.others / wall
     );
+    print_report(cli, &report, &handover, cpu, &counters);
     println!(
-        "backlog relayed {:.2} s after the load stopped",
-        drained.as_secs_f64()
+        "after the load: outboxes relayed within {:.2} s, then a checkpoint covering every entry within {:.2} s",
+        drained.as_secs_f64(),
+        signed.as_secs_f64()
     );
 
     let mut problems = Vec::new();
