@@ -215,6 +215,8 @@ struct Participant {
     /// The user holding the delegation for [`LEGAL_BASIS`].
     decision_maker: String,
     police_region: String,
+    /// The secrecy the organisation's records are under (the draft must claim it).
+    secrecy: String,
 }
 
 /// The organisations of `directory` that route to a police region and have a decision maker
@@ -228,7 +230,8 @@ fn participants(directory: &Directory) -> anyhow::Result<Vec<Participant>> {
         let Some(organisation) = directory.organisation(&parsed) else {
             continue;
         };
-        let Some(region) = organisation.police_region() else {
+        let (Some(region), Some(secrecy)) = (organisation.police_region(), organisation.secrecy())
+        else {
             continue;
         };
         let short = code
@@ -241,6 +244,7 @@ fn participants(directory: &Directory) -> anyhow::Result<Vec<Participant>> {
                 organisation: code,
                 decision_maker,
                 police_region: region.as_str().to_owned(),
+                secrecy: secrecy.as_str().to_owned(),
             });
         }
     }
@@ -261,8 +265,14 @@ fn person(year: i32, birth: u16) -> anyhow::Result<Person> {
     })
 }
 
-/// A complete draft about a threat to kill a spouse, under [`LEGAL_BASIS`].
-pub fn draft_content(case_reference: &str, urgent: bool) -> anyhow::Result<DraftContent> {
+/// A complete draft about a threat to kill a spouse, under [`LEGAL_BASIS`], of an
+/// organisation whose records are under `claimed_secrecy` (`OSL-26-1` social services,
+/// `OSL-25-1` healthcare).
+pub fn draft_content(
+    case_reference: &str,
+    claimed_secrecy: &str,
+    urgent: bool,
+) -> anyhow::Result<DraftContent> {
     let answer = |key: &str| ChecklistAnswer {
         key: key.into(),
         answer: true,
@@ -276,7 +286,7 @@ pub fn draft_content(case_reference: &str, urgent: bool) -> anyhow::Result<Draft
         relation: "spouse".into(),
         victim_protection: "none".into(),
         legal_basis_id: LEGAL_BASIS.into(),
-        claimed_secrecy: "OSL-26-1".into(),
+        claimed_secrecy: claimed_secrecy.into(),
         recipient: "polismyndigheten".into(),
         crime_id: "mord".into(),
         crime_time: "future_risk".into(),
@@ -551,8 +561,12 @@ impl User {
 
     async fn lifecycle(&mut self, shared: &Shared, round: u64) -> Result<(), (Step, String)> {
         let client_request_id = format!("bench-{}-{}-{round}", uuid::Uuid::now_v7(), self.number);
-        let content = draft_content(&format!("BENCH-{}-{round}", self.number), false)
-            .map_err(|error| (Step::CreateDraft, format!("{error:#}")))?;
+        let content = draft_content(
+            &format!("BENCH-{}-{round}", self.number),
+            &self.participant.secrecy,
+            false,
+        )
+        .map_err(|error| (Step::CreateDraft, format!("{error:#}")))?;
 
         let at = Instant::now();
         let draft = self
@@ -883,7 +897,7 @@ mod tests {
         regions.sort();
         regions.dedup();
         assert!(regions.len() >= 3, "{regions:?}");
-        assert!(draft_content("X-1", false).is_ok());
+        assert!(draft_content("X-1", "OSL-26-1", false).is_ok());
     }
 
     #[test]

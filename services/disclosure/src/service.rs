@@ -237,7 +237,7 @@ impl DisclosureApi {
         &self.cipher
     }
 
-    fn directory(&self) -> &Directory {
+    pub(crate) fn directory(&self) -> &Directory {
         self.authenticator.directory()
     }
 

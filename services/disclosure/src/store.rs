@@ -265,18 +265,30 @@ impl DisclosureStore {
         Ok(true)
     }
 
-    /// Approvals not yet handed to the notification service, oldest first: (seq, disclosure).
-    pub async fn awaiting_delivery(&self, limit: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    /// Approvals not yet handed to the notification service, oldest first: (seq, disclosure,
+    /// its organisation).
+    pub async fn awaiting_delivery(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, String)>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT seq, disclosure_id FROM outbox \
-             WHERE delivery_relayed_at IS NULL AND event_type = 'disclosure.approved' \
-             ORDER BY seq LIMIT $1",
+            "SELECT outbox.seq, outbox.disclosure_id, disclosures.organisation FROM outbox \
+             JOIN disclosures ON disclosures.id = outbox.disclosure_id \
+             WHERE outbox.delivery_relayed_at IS NULL \
+             AND outbox.event_type = 'disclosure.approved' \
+             ORDER BY outbox.seq LIMIT $1",
         )
         .bind(limit)
         .fetch_all(self.database.pool())
         .await?;
         rows.iter()
-            .map(|row| Ok((row.try_get("seq")?, row.try_get("disclosure_id")?)))
+            .map(|row| {
+                Ok((
+                    row.try_get("seq")?,
+                    row.try_get("disclosure_id")?,
+                    row.try_get("organisation")?,
+                ))
+            })
             .collect()
     }
 

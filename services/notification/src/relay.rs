@@ -7,6 +7,7 @@
 use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use futures::StreamExt as _;
 use tryggdel_proto::audit::v1::{Actor, AuditEvent, ObjectRef, Outcome};
 use tryggdel_proto::disclosure::v1::RecordReceiptRequest;
 use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
@@ -87,8 +88,13 @@ pub async fn relay_to_audit(
     .await
 }
 
+/// How many receipts are on their way to the disclosure service at once.
+const RECEIPTS_IN_FLIGHT: usize = 16;
+
 /// Hands up to `batch` receipts to the disclosure service (`RecordReceipt`, idempotent there),
-/// marking each once it is recorded; returns how many.
+/// several at once (each waits for the disclosure service's commit), and marks those it
+/// recorded in one transaction; returns how many. If any failed, the others are still marked
+/// and the first failure is returned (the relay backs off and sends the rest again).
 pub async fn relay_receipts(
     store: &NotificationStore,
     disclosure: &DisclosureLink,
@@ -98,44 +104,73 @@ pub async fn relay_receipts(
         .awaiting_disclosure(batch)
         .await
         .context("reading acknowledgements")?;
-    for (seq, payload) in &pending {
-        let payload: OutboxPayload = serde_json::from_str(payload)
-            .with_context(|| format!("outbox event {seq} has an unreadable payload"))?;
-        let receipt = payload
-            .receipt
-            .as_ref()
-            .with_context(|| format!("acknowledgement {seq} carries no receipt"))?;
-        let request = RecordReceiptRequest {
-            disclosure_id: payload.disclosure_id.clone(),
-            statement: STANDARD
-                .decode(&receipt.statement_base64)
-                .with_context(|| format!("acknowledgement {seq}: receipt statement"))?,
-            signature: STANDARD
-                .decode(&receipt.signature_base64)
-                .with_context(|| format!("acknowledgement {seq}: receipt signature"))?,
-            key_id: receipt.key_id.clone(),
-            trace_id: payload.trace_id.clone(),
-        };
-        // The hop back continues the acknowledgement's trace.
-        let span = client_span("tryggdel.disclosure.v1.DisclosureService", "RecordReceipt");
-        if let Some(parent) = tryggdel_service_kit::context_from_traceparent(&payload.traceparent) {
-            tryggdel_service_kit::set_parent(&span, parent);
+    let count = pending.len();
+    let outcomes: Vec<anyhow::Result<i64>> = futures::stream::iter(pending)
+        .map(|(seq, payload)| relay_receipt(disclosure, seq, payload))
+        .buffer_unordered(RECEIPTS_IN_FLIGHT)
+        .collect()
+        .await;
+    let mut recorded = Vec::with_capacity(outcomes.len());
+    let mut first_failure = None;
+    for outcome in outcomes {
+        match outcome {
+            Ok(seq) => recorded.push(seq),
+            Err(error) => {
+                first_failure.get_or_insert(error);
+            }
         }
-        disclosure
-            .record_receipt(span, request)
-            .await
-            .with_context(|| {
-                format!(
-                    "recording the receipt of {} in the disclosure service",
-                    payload.disclosure_id
-                )
-            })?;
-        store
-            .mark_disclosure_relayed(*seq, now_unix_ms())
-            .await
-            .context("marking a relayed receipt")?;
     }
-    Ok(pending.len())
+    recorded.sort_unstable();
+    if !recorded.is_empty() {
+        store
+            .mark_disclosure_relayed(&recorded, now_unix_ms())
+            .await
+            .context("marking relayed receipts")?;
+    }
+    match first_failure {
+        Some(error) => Err(error),
+        None => Ok(count),
+    }
+}
+
+/// Sends the receipt of acknowledgement `seq` to the disclosure service; returns `seq`.
+async fn relay_receipt(
+    disclosure: &DisclosureLink,
+    seq: i64,
+    payload: String,
+) -> anyhow::Result<i64> {
+    let payload: OutboxPayload = serde_json::from_str(&payload)
+        .with_context(|| format!("outbox event {seq} has an unreadable payload"))?;
+    let receipt = payload
+        .receipt
+        .as_ref()
+        .with_context(|| format!("acknowledgement {seq} carries no receipt"))?;
+    let request = RecordReceiptRequest {
+        disclosure_id: payload.disclosure_id.clone(),
+        statement: STANDARD
+            .decode(&receipt.statement_base64)
+            .with_context(|| format!("acknowledgement {seq}: receipt statement"))?,
+        signature: STANDARD
+            .decode(&receipt.signature_base64)
+            .with_context(|| format!("acknowledgement {seq}: receipt signature"))?,
+        key_id: receipt.key_id.clone(),
+        trace_id: payload.trace_id.clone(),
+    };
+    // The hop back continues the acknowledgement's trace.
+    let span = client_span("tryggdel.disclosure.v1.DisclosureService", "RecordReceipt");
+    if let Some(parent) = tryggdel_service_kit::context_from_traceparent(&payload.traceparent) {
+        tryggdel_service_kit::set_parent(&span, parent);
+    }
+    disclosure
+        .record_receipt(span, request)
+        .await
+        .with_context(|| {
+            format!(
+                "recording the receipt of {} in the disclosure service",
+                payload.disclosure_id
+            )
+        })?;
+    Ok(seq)
 }
 
 /// A connection to the disclosure service, as the notification service (connects on first

@@ -568,9 +568,9 @@ impl NotificationStore {
         Ok(TO_DISCLOSURE.pending(&self.database, limit).await?)
     }
 
-    /// Records that the disclosure service holds the receipt of event `seq`.
-    pub async fn mark_disclosure_relayed(&self, seq: i64, at: i64) -> Result<(), StoreError> {
-        Ok(TO_DISCLOSURE.mark(&self.database, &[seq], at).await?)
+    /// Records that the disclosure service holds the receipts of events `seqs`.
+    pub async fn mark_disclosure_relayed(&self, seqs: &[i64], at: i64) -> Result<(), StoreError> {
+        Ok(TO_DISCLOSURE.mark(&self.database, seqs, at).await?)
     }
 
     /// How many receipts have not reached the disclosure service yet.
