@@ -10,6 +10,7 @@
 //! - Percentiles are exact (nearest rank over every sample), not estimated.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod database;
 pub mod identity;
 pub mod machine;
