@@ -10,6 +10,7 @@
 //! - Percentiles are exact (nearest rank over every sample), not estimated.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod cluster;
 pub mod consistency;
 pub mod database;

@@ -1,0 +1,176 @@
+//! The audit log's side of the benchmarks: events as the disclosure relay reports them, and a
+//! log bulk-loaded to millions of real entries (serialised and hashed exactly as the service
+//! does, written with the store's own multi-row INSERTs, closed by a checkpoint signed with
+//! the log's key) for the service to open, verify and prove from.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rand::RngCore as _;
+use tryggdel_audit::entry::body_from_event;
+use tryggdel_audit::store::{AuditStore, NewEntry, StoredCheckpoint};
+use tryggdel_merkle::checkpoint::{Checkpoint, CheckpointSigner};
+use tryggdel_merkle::{MerkleTree, leaf_hash};
+use tryggdel_proto::audit::v1::{Actor, AuditEvent, ObjectRef, Outcome};
+use tryggdel_storage::Database;
+
+/// Entries per transaction while bulk loading.
+const LOAD_CHUNK: usize = 20_000;
+
+/// A random keyed person reference (`hmac-sha256:<64 hex>`), as disclosure computes them.
+pub fn random_person_ref() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("hmac-sha256:{hex}")
+}
+
+/// A `disclosure.approved` event as disclosure's audit relay sends it: actor, disclosure,
+/// legal basis and registry version, recipient, one person reference, trace id and details.
+pub fn relay_event() -> AuditEvent {
+    let disclosure_id = uuid::Uuid::now_v7().to_string();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    AuditEvent {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        action: "disclosure.approved".into(),
+        occurred_at_unix_ms: i64::try_from(now).unwrap_or(i64::MAX),
+        actor: Some(Actor {
+            user_id: "beslut-bollnas".into(),
+            roles: vec!["decision_maker".into()],
+            organisation: "bollnas-kommun".into(),
+            unit: "Enheten för våld i nära relationer".into(),
+        }),
+        objects: vec![ObjectRef {
+            kind: "disclosure".into(),
+            id: disclosure_id.clone(),
+        }],
+        disclosure_id,
+        organisation: "bollnas-kommun".into(),
+        legal_basis_id: "OSL-10-18c".into(),
+        registry_version: "sha256:5d41402abc4b2a76b9719d911017c592ae7f4c1b".into(),
+        purpose: "disclosure to the police to prevent crime".into(),
+        recipient: "polisen/mitt".into(),
+        outcome: Outcome::Success as i32,
+        person_refs: vec![random_person_ref()],
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+        details: [
+            ("version".to_owned(), "3".to_owned()),
+            (
+                "payload_sha256".to_owned(),
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".to_owned(),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+        ..AuditEvent::default()
+    }
+}
+
+/// What a bulk load did.
+#[derive(Clone, Debug)]
+pub struct BulkLoad {
+    pub entries: u64,
+    pub bytes: u64,
+    pub elapsed: Duration,
+    pub checkpoint: StoredCheckpoint,
+}
+
+/// Writes `count` real entries and a checkpoint over them, signed by `signer`, into the
+/// audit database at `database_url` (migrated here if new), as the service would have.
+pub async fn bulk_load(
+    database_url: &str,
+    signer: &CheckpointSigner,
+    count: u64,
+) -> anyhow::Result<BulkLoad> {
+    let started = Instant::now();
+    let database = Database::connect(database_url, "audit", &tryggdel_audit::MIGRATIONS)
+        .await
+        .context("audit database")?;
+    let store = AuditStore::new(database.clone());
+    let mut tree = MerkleTree::new();
+    let mut bytes_written = 0u64;
+    let mut next = 0u64;
+    while next < count {
+        let chunk = (count - next).min(LOAD_CHUNK as u64);
+        let entries = tokio::task::spawn_blocking(move || entries(next, chunk))
+            .await
+            .context("generating entries")??;
+        for entry in &entries {
+            tree.push(entry.leaf_hash);
+            bytes_written += entry.bytes.len() as u64;
+        }
+        let mut writer = store.begin_write().await.context("bulk load")?;
+        writer
+            .insert_entries(&entries)
+            .await
+            .context("bulk load: inserting entries")?;
+        writer.commit().await.context("bulk load: commit")?;
+        next += chunk;
+    }
+    let root = tree.root();
+    let note = signer
+        .sign(&Checkpoint::new(signer.name(), count, root).context("checkpoint")?)
+        .context("signing the checkpoint")?;
+    let checkpoint = StoredCheckpoint {
+        tree_size: count,
+        root,
+        note,
+        signed_at: time::OffsetDateTime::now_utc().unix_timestamp() * 1000,
+    };
+    let mut writer = store.begin_write().await.context("bulk load")?;
+    writer
+        .insert_checkpoint(&checkpoint)
+        .await
+        .context("bulk load: checkpoint")?;
+    writer.commit().await.context("bulk load: commit")?;
+    if database.backend() == tryggdel_storage::Backend::Postgres {
+        // Fresh statistics, as a log that grew slowly would have.
+        sqlx::query("ANALYZE")
+            .execute(database.pool())
+            .await
+            .context("analysing the audit tables")?;
+    }
+    database.close().await;
+    Ok(BulkLoad {
+        entries: count,
+        bytes: bytes_written,
+        elapsed: started.elapsed(),
+        checkpoint,
+    })
+}
+
+/// Entries `first..first + count`, serialised and hashed as the sequencer does.
+fn entries(first: u64, count: u64) -> anyhow::Result<Vec<NewEntry>> {
+    let recorded_at =
+        i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+            .unwrap_or(i64::MAX);
+    (0..count)
+        .map(|offset| {
+            let event = relay_event();
+            let body = body_from_event("event", &event, "disclosure")
+                .map_err(|error| anyhow::anyhow!("benchmark event refused: {error}"))?;
+            let fingerprint = body.fingerprint().context("fingerprint")?;
+            let bytes = body
+                .clone()
+                .record(recorded_at)
+                .to_bytes()
+                .context("serialising")?;
+            Ok(NewEntry {
+                index: first + offset,
+                event_id: body.event_id.clone(),
+                fingerprint,
+                leaf_hash: leaf_hash(&bytes),
+                bytes,
+                recorded_at,
+                occurred_at: body.occurred_at_unix_ms,
+                organisation: body.organisation.clone(),
+                actor_organisation: body.actor.organisation.clone(),
+                actor_user_id: body.actor.user_id.clone(),
+                action: body.action.clone(),
+                legal_basis_id: body.purpose.legal_basis_id.clone(),
+                disclosure_id: body.disclosure_id.clone(),
+                person_refs: body.person_refs.clone(),
+            })
+        })
+        .collect()
+}
