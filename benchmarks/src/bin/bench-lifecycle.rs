@@ -245,6 +245,10 @@ fn print(
         report.lifecycles, report.lifecycles_total, report.unfinished
     );
     println!("lifecycles/s: {rate:.1}");
+    println!(
+        "the load's own calls: {:.1} Get per lifecycle while waiting for ACKNOWLEDGED (served by the disclosure service like any call)",
+        report.polls as f64 / report.lifecycles_total.max(1) as f64
+    );
     println!("latency (steps started inside the window):");
     println!("{}", ms_table_header("step"));
     for step in Step::ALL {
