@@ -576,6 +576,7 @@ pub fn run_instance(service: Service, file: &Path) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
