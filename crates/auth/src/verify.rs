@@ -1,4 +1,13 @@
 //! Verifying tokens: algorithm, signature, issuer, audience, times, then our claims.
+//!
+//! A token that verified is remembered (by the SHA-256 of its exact text, with its `exp` and
+//! `nbf`), so the next call with the same token skips the signature check and claim parsing —
+//! the largest cost of an authenticated call. Its times are checked again on every call with
+//! the same leeway; a token outside them goes through the full check, which refuses it. The
+//! key and the rules are fixed for a verifier's life, so what verified once verifies again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -9,6 +18,9 @@ use crate::bearer::MAX_TOKEN_BYTES;
 use crate::claims::{MAX_IDENTIFIER_CHARS, check_identity, check_text};
 use crate::error::from_jwt_error;
 use crate::{AuthError, Principal, Role, keys};
+
+/// Verified tokens remembered at most; when full, expired ones are dropped, then all.
+const CACHE_CAPACITY: usize = 16_384;
 
 /// Largest accepted clock leeway, in seconds.
 pub const MAX_LEEWAY_SECONDS: u64 = 300;
@@ -34,6 +46,15 @@ pub struct VerifierConfig {
 pub struct TokenVerifier {
     decoding_key: DecodingKey,
     validation: Validation,
+    verified: Arc<Mutex<HashMap<[u8; 32], Verified>>>,
+}
+
+/// A token that passed every check, and the times it is valid between.
+#[derive(Clone)]
+struct Verified {
+    principal: Principal,
+    not_before: i64,
+    expires_at: i64,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -85,6 +106,7 @@ impl TokenVerifier {
         Ok(Self {
             decoding_key,
             validation,
+            verified: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -102,9 +124,57 @@ impl TokenVerifier {
                 reason: "token too long",
             });
         }
+        let key = token_key(token);
+        let now = unix_now();
+        if let Some(principal) = self.remembered(&key, now) {
+            return Ok(principal);
+        }
         check_header(token)?;
         let claims = self.decode_claims(token)?;
-        principal_from_claims(&claims)
+        let principal = principal_from_claims(&claims)?;
+        if let (Some(not_before), Some(expires_at)) = (
+            claims.get("nbf").and_then(Value::as_i64),
+            claims.get("exp").and_then(Value::as_i64),
+        ) {
+            self.remember(
+                key,
+                Verified {
+                    principal: principal.clone(),
+                    not_before,
+                    expires_at,
+                },
+                now,
+            );
+        }
+        Ok(principal)
+    }
+
+    /// The principal of a token verified before, if its times still hold at `now` (with the
+    /// same leeway as the full check).
+    fn remembered(&self, key: &[u8; 32], now: i64) -> Option<Principal> {
+        let leeway = i64::try_from(self.validation.leeway).unwrap_or(0);
+        let verified = match self.verified.lock() {
+            Ok(verified) => verified,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let entry = verified.get(key)?;
+        (entry.expires_at >= now - leeway && entry.not_before <= now + leeway)
+            .then(|| entry.principal.clone())
+    }
+
+    fn remember(&self, key: [u8; 32], entry: Verified, now: i64) {
+        let leeway = i64::try_from(self.validation.leeway).unwrap_or(0);
+        let mut verified = match self.verified.lock() {
+            Ok(verified) => verified,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if verified.len() >= CACHE_CAPACITY {
+            verified.retain(|_, entry| entry.expires_at >= now - leeway);
+            if verified.len() >= CACHE_CAPACITY {
+                verified.clear();
+            }
+        }
+        verified.insert(key, entry);
     }
 
     /// Signature and registered-claim checks by `jsonwebtoken`, with the pinned
@@ -114,6 +184,15 @@ impl TokenVerifier {
             .map(|data| data.claims)
             .map_err(|error| from_jwt_error(&error))
     }
+}
+
+fn token_key(token: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// Looks at the header before any key is touched, so that `none`, `HS256`,
@@ -828,5 +907,76 @@ mod tests {
         .unwrap();
         let token = f.signer.mint(&police_request()).unwrap();
         assert!(verifier.verify(&token).is_ok());
+    }
+
+    #[test]
+    fn a_verified_token_is_remembered_only_while_its_times_hold() {
+        let fixture = fixture();
+        let token = fixture.signer.mint(&police_request()).unwrap();
+        let first = fixture.verifier.verify(&token).unwrap();
+        assert_eq!(fixture.verifier.verify(&token).unwrap(), first);
+        let key = token_key(&token);
+        assert_eq!(fixture.verifier.remembered(&key, now()), Some(first));
+        // 600 s of validity and 30 s of leeway: remembered at +629, not at +631 or before nbf.
+        assert!(
+            fixture
+                .verifier
+                .remembered(&key, now() + 600 + 29)
+                .is_some()
+        );
+        assert_eq!(fixture.verifier.remembered(&key, now() + 600 + 31), None);
+        assert_eq!(fixture.verifier.remembered(&key, now() - 31), None);
+    }
+
+    #[test]
+    fn a_refused_token_is_not_remembered() {
+        let fixture = fixture();
+        let mut expired = valid_payload();
+        expired["exp"] = json!(now() - 3600);
+        expired["nbf"] = json!(now() - 7200);
+        let token = sign_json(&fixture, &expired);
+        assert!(matches!(
+            fixture.verifier.verify(&token),
+            Err(AuthError::Expired)
+        ));
+        assert_eq!(fixture.verifier.remembered(&token_key(&token), now()), None);
+        assert!(matches!(
+            fixture.verifier.verify(&token),
+            Err(AuthError::Expired)
+        ));
+    }
+
+    #[test]
+    fn a_remembered_token_changed_in_one_character_is_checked_in_full() {
+        let fixture = fixture();
+        let token = fixture.signer.mint(&police_request()).unwrap();
+        fixture.verifier.verify(&token).unwrap();
+        let mut changed = token.clone().into_bytes();
+        let last = changed.len() - 2;
+        changed[last] = if changed[last] == b'A' { b'B' } else { b'A' };
+        let changed = String::from_utf8(changed).unwrap();
+        assert!(fixture.verifier.verify(&changed).is_err());
+    }
+
+    #[test]
+    fn the_memory_of_verified_tokens_is_bounded() {
+        let fixture = fixture();
+        let token = fixture.signer.mint(&police_request()).unwrap();
+        let principal = fixture.verifier.verify(&token).unwrap();
+        for i in 0..(CACHE_CAPACITY + 10) {
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            key[31] = 1;
+            fixture.verifier.remember(
+                key,
+                Verified {
+                    principal: principal.clone(),
+                    not_before: now(),
+                    expires_at: now() + 60,
+                },
+                now(),
+            );
+        }
+        assert!(fixture.verifier.verified.lock().unwrap().len() <= CACHE_CAPACITY);
     }
 }
