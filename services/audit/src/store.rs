@@ -292,11 +292,111 @@ impl LogWriter {
     }
 }
 
+/// Whether `connection` talks to PostgreSQL.
+fn is_postgres(connection: &AnyConnection) -> bool {
+    connection.backend_name().eq_ignore_ascii_case("postgres")
+}
+
+/// The batch insert on PostgreSQL: one statement whatever the batch size, so that it is parsed
+/// and planned once per connection and then served from the statement cache. The rows travel
+/// as one JSON array (bytes hex-encoded, decoded by the server into exactly those bytes);
+/// multi-row `VALUES` lists with 13 parameters a row would give every batch size its own
+/// statement text, each parsed and planned anew.
+const INSERT_ENTRIES_POSTGRES: &str = "INSERT INTO audit_entries (idx, event_id, fingerprint, \
+     entry, leaf_hash, recorded_at, occurred_at, organisation, actor_organisation, actor_user_id, \
+     action, legal_basis_id, disclosure_id) \
+     SELECT r.idx, r.event_id, r.fingerprint, decode(r.entry, 'hex'), decode(r.leaf_hash, 'hex'), \
+     r.recorded_at, r.occurred_at, r.organisation, r.actor_organisation, r.actor_user_id, \
+     r.action, r.legal_basis_id, r.disclosure_id \
+     FROM json_to_recordset($1::json) AS r(idx BIGINT, event_id TEXT, fingerprint TEXT, \
+     entry TEXT, leaf_hash TEXT, recorded_at BIGINT, occurred_at BIGINT, organisation TEXT, \
+     actor_organisation TEXT, actor_user_id TEXT, action TEXT, legal_basis_id TEXT, \
+     disclosure_id TEXT)";
+const INSERT_PERSONS_POSTGRES: &str = "INSERT INTO audit_entry_persons (person_ref, idx) \
+     SELECT r.person_ref, r.idx FROM json_to_recordset($1::json) AS r(person_ref TEXT, idx BIGINT)";
+const EXISTING_POSTGRES: &str = "SELECT event_id, idx, fingerprint, leaf_hash FROM audit_entries \
+     WHERE event_id IN (SELECT json_array_elements_text($1::json))";
+
+/// One row of [`INSERT_ENTRIES_POSTGRES`].
+#[derive(serde::Serialize)]
+struct EntryRow<'a> {
+    idx: i64,
+    event_id: &'a str,
+    fingerprint: &'a str,
+    entry: String,
+    leaf_hash: String,
+    recorded_at: i64,
+    occurred_at: i64,
+    organisation: &'a str,
+    actor_organisation: &'a str,
+    actor_user_id: &'a str,
+    action: &'a str,
+    legal_basis_id: &'a str,
+    disclosure_id: &'a str,
+}
+
+/// One row of [`INSERT_PERSONS_POSTGRES`].
+#[derive(serde::Serialize)]
+struct PersonRow<'a> {
+    person_ref: &'a str,
+    idx: i64,
+}
+
+fn to_json<T: serde::Serialize>(rows: &T) -> Result<String, StoreError> {
+    serde_json::to_string(rows)
+        .map_err(|error| StoreError::Corrupt(format!("encoding a batch as JSON: {error}")))
+}
+
+/// [`insert_entries`] on PostgreSQL: two statements for any batch.
+async fn insert_entries_postgres(
+    connection: &mut AnyConnection,
+    entries: &[NewEntry],
+) -> Result<(), StoreError> {
+    let mut rows = Vec::with_capacity(entries.len());
+    let mut persons = Vec::new();
+    for entry in entries {
+        let idx = to_i64(entry.index)?;
+        rows.push(EntryRow {
+            idx,
+            event_id: &entry.event_id,
+            fingerprint: &entry.fingerprint,
+            entry: hex::encode(&entry.bytes),
+            leaf_hash: hex::encode(entry.leaf_hash),
+            recorded_at: entry.recorded_at,
+            occurred_at: entry.occurred_at,
+            organisation: &entry.organisation,
+            actor_organisation: &entry.actor_organisation,
+            actor_user_id: &entry.actor_user_id,
+            action: &entry.action,
+            legal_basis_id: &entry.legal_basis_id,
+            disclosure_id: &entry.disclosure_id,
+        });
+        persons.extend(entry.person_refs.iter().map(|reference| PersonRow {
+            person_ref: reference,
+            idx,
+        }));
+    }
+    sqlx::query(INSERT_ENTRIES_POSTGRES)
+        .bind(to_json(&rows)?)
+        .execute(&mut *connection)
+        .await?;
+    if !persons.is_empty() {
+        sqlx::query(INSERT_PERSONS_POSTGRES)
+            .bind(to_json(&persons)?)
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Writes `entries` with their person index (inside a [`LogWriter`]'s transaction).
 async fn insert_entries(
     connection: &mut AnyConnection,
     entries: &[NewEntry],
 ) -> Result<(), StoreError> {
+    if is_postgres(connection) {
+        return insert_entries_postgres(connection, entries).await;
+    }
     for chunk in entries.chunks(INSERT_CHUNK) {
         let rows: Vec<String> = (0..chunk.len())
             .map(|row| {
@@ -405,6 +505,20 @@ pub async fn existing(
     event_ids: &[String],
 ) -> Result<HashMap<String, ExistingEntry>, StoreError> {
     let mut found = HashMap::new();
+    if is_postgres(connection) {
+        if event_ids.is_empty() {
+            return Ok(found);
+        }
+        let rows = sqlx::query(EXISTING_POSTGRES)
+            .bind(to_json(&event_ids)?)
+            .fetch_all(&mut *connection)
+            .await?;
+        for row in &rows {
+            let (event_id, entry) = existing_from_row(row)?;
+            found.insert(event_id, entry);
+        }
+        return Ok(found);
+    }
     for chunk in event_ids.chunks(INSERT_CHUNK) {
         let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
@@ -417,20 +531,25 @@ pub async fn existing(
             query = query.bind(id);
         }
         for row in query.fetch_all(&mut *connection).await? {
-            let event_id: String = row.try_get("event_id")?;
-            let index: i64 = row.try_get("idx")?;
-            let leaf: Vec<u8> = row.try_get("leaf_hash")?;
-            found.insert(
-                event_id,
-                ExistingEntry {
-                    index: to_u64(index, "index")?,
-                    fingerprint: row.try_get("fingerprint")?,
-                    leaf_hash: hash(&leaf, "leaf hash")?,
-                },
-            );
+            let (event_id, entry) = existing_from_row(&row)?;
+            found.insert(event_id, entry);
         }
     }
     Ok(found)
+}
+
+fn existing_from_row(row: &sqlx::any::AnyRow) -> Result<(String, ExistingEntry), StoreError> {
+    let event_id: String = row.try_get("event_id")?;
+    let index: i64 = row.try_get("idx")?;
+    let leaf: Vec<u8> = row.try_get("leaf_hash")?;
+    Ok((
+        event_id,
+        ExistingEntry {
+            index: to_u64(index, "index")?,
+            fingerprint: row.try_get("fingerprint")?,
+            leaf_hash: hash(&leaf, "leaf hash")?,
+        },
+    ))
 }
 
 fn checkpoint_from_row(row: &sqlx::any::AnyRow) -> Result<StoredCheckpoint, StoreError> {
