@@ -9,5 +9,5 @@
 #   target/release/bench-audit --help for every option.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p tryggdel-bench
+cargo build --release --locked -p tryggdel-bench
 exec target/release/bench-audit "$@"
