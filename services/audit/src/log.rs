@@ -528,6 +528,10 @@ impl Sequencer {
                     self.commit(batch).await;
                 }
                 _ = ticker.tick() => {
+                    // The service closes the database when it stops: nothing left to sign.
+                    if self.store.database().pool().is_closed() {
+                        break;
+                    }
                     if let Err(error) = self.checkpoint_if_due().await {
                         tracing::error!(error = format!("{error:#}"), "signing a checkpoint failed");
                     }
