@@ -256,3 +256,19 @@ async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it()
     assert!(report.tree_size > early.tree_size);
     system.stop().await.unwrap();
 }
+
+/// Every service's binary carries exactly the migration files of its directories.
+#[test]
+fn every_migration_file_of_every_service_is_embedded() {
+    let services = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../services");
+    for (service, migrations) in [
+        ("audit", &tryggdel_audit::MIGRATIONS),
+        ("disclosure", &tryggdel_disclosure::MIGRATIONS),
+        ("notification", &tryggdel_notification::MIGRATIONS),
+    ] {
+        let dir = services.join(service).join("migrations");
+        if let Err(problem) = migrations.check_embedded(&dir) {
+            panic!("{service}: {problem}");
+        }
+    }
+}

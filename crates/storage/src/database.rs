@@ -7,6 +7,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
+use crate::migrations::{EmbeddedMigrations, MigrationFile};
+
 /// Which database engine a [`Database`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -44,10 +46,23 @@ pub enum DatabaseError {
 }
 
 /// The migrations of one service, one set per backend (their SQL dialects differ in triggers
-/// and key generation, the tables are the same).
+/// and key generation, the tables are the same), embedded with
+/// [`migration_files!`](crate::migration_files).
 pub struct Migrations {
-    pub sqlite: &'static Migrator,
-    pub postgres: &'static Migrator,
+    pub sqlite: &'static [MigrationFile],
+    pub postgres: &'static [MigrationFile],
+}
+
+impl Migrations {
+    /// Checks that the embedded files are exactly those in `dir/sqlite` and `dir/postgres`
+    /// (see [`check_embedded`](crate::check_embedded)) and that they parse as migrations.
+    pub fn check_embedded(&self, dir: &std::path::Path) -> Result<(), String> {
+        for (backend, files) in [("sqlite", self.sqlite), ("postgres", self.postgres)] {
+            crate::check_embedded(files, &dir.join(backend))?;
+            crate::migrations(files).map_err(|error| error.to_string())?;
+        }
+        Ok(())
+    }
 }
 
 /// A connection pool for one service's schema.
@@ -133,17 +148,20 @@ impl Database {
                     .map_err(connect_error)?
             }
         };
-        let migrator = match backend {
+        let files = match backend {
             Backend::Sqlite => migrations.sqlite,
             Backend::Postgres => migrations.postgres,
         };
-        migrator
+        let migrate_error = |source| DatabaseError::Migrate {
+            schema: schema.to_owned(),
+            source,
+        };
+        Migrator::new(EmbeddedMigrations(files))
+            .await
+            .map_err(migrate_error)?
             .run(&pool)
             .await
-            .map_err(|source| DatabaseError::Migrate {
-                schema: schema.to_owned(),
-                source,
-            })?;
+            .map_err(migrate_error)?;
         tracing::info!(backend = backend.as_str(), schema, "database ready");
         Ok(Database { pool, backend })
     }
@@ -174,15 +192,15 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
 mod tests {
     use super::*;
 
-    static EMPTY: Migrator = Migrator::DEFAULT;
+    const EMPTY: &[MigrationFile] = &[];
 
     #[tokio::test]
     async fn sqlite_file_is_created_and_reachable() {
         let directory = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", directory.path().join("x.db").display());
         let migrations = Migrations {
-            sqlite: &EMPTY,
-            postgres: &EMPTY,
+            sqlite: EMPTY,
+            postgres: EMPTY,
         };
         let database = Database::connect(&url, "x", &migrations).await.unwrap();
         assert_eq!(database.backend(), Backend::Sqlite);
@@ -196,8 +214,8 @@ mod tests {
     #[tokio::test]
     async fn unknown_scheme_and_bad_schema_are_refused() {
         let migrations = Migrations {
-            sqlite: &EMPTY,
-            postgres: &EMPTY,
+            sqlite: EMPTY,
+            postgres: EMPTY,
         };
         assert!(matches!(
             Database::connect("mysql://x", "x", &migrations).await,

@@ -14,9 +14,13 @@
 #![forbid(unsafe_code)]
 
 mod database;
+mod migrations;
 mod outbox;
 mod sealing;
 
 pub use database::{Backend, Database, DatabaseError, Migrations, is_unique_violation};
+pub use migrations::{
+    EmbeddedMigrations, InvalidMigration, MigrationFile, check_embedded, migrations,
+};
 pub use outbox::OutboxDestination;
 pub use sealing::{FieldCipher, FieldKey, SealingError};

@@ -13,13 +13,15 @@ use sqlx::{Any, AnyConnection, Row};
 use tryggdel_merkle::{Hash, hash_from_slice};
 use tryggdel_storage::{Backend, Database, Migrations};
 
-pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+pub const SQLITE_MIGRATIONS: &[tryggdel_storage::MigrationFile] =
+    tryggdel_storage::migration_files!("migrations/sqlite", ["0001_audit_log.sql"]);
+pub const POSTGRES_MIGRATIONS: &[tryggdel_storage::MigrationFile] =
+    tryggdel_storage::migration_files!("migrations/postgres", ["0001_audit_log.sql"]);
 
 /// The audit service's migrations on both backends.
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &SQLITE_MIGRATIONS,
-    postgres: &POSTGRES_MIGRATIONS,
+    sqlite: SQLITE_MIGRATIONS,
+    postgres: POSTGRES_MIGRATIONS,
 };
 
 /// Rows per multi-row INSERT (13 parameters each, well under both backends' limits).

@@ -4,13 +4,27 @@
 use sqlx::Row;
 use tryggdel_storage::{Database, Migrations, OutboxDestination, is_unique_violation};
 
-pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+pub const SQLITE_MIGRATIONS: &[tryggdel_storage::MigrationFile] = tryggdel_storage::migration_files!(
+    "migrations/sqlite",
+    [
+        "0001_disclosures.sql",
+        "0002_outbox_relay.sql",
+        "0003_deliveries.sql"
+    ]
+);
+pub const POSTGRES_MIGRATIONS: &[tryggdel_storage::MigrationFile] = tryggdel_storage::migration_files!(
+    "migrations/postgres",
+    [
+        "0001_disclosures.sql",
+        "0002_outbox_relay.sql",
+        "0003_deliveries.sql"
+    ]
+);
 
 /// The disclosure service's migrations on both backends.
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &SQLITE_MIGRATIONS,
-    postgres: &POSTGRES_MIGRATIONS,
+    sqlite: SQLITE_MIGRATIONS,
+    postgres: POSTGRES_MIGRATIONS,
 };
 
 /// Every event goes to the audit log.
@@ -26,7 +40,7 @@ const COLUMNS: &str = "id, organisation, police_region, state, version, urgent, 
     catalogue_version, assessment";
 
 /// One disclosure as stored. Personal data only in the sealed columns.
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DisclosureRow {
     pub id: String,
     pub organisation: String,
@@ -53,6 +67,38 @@ pub struct DisclosureRow {
     pub registry_version: String,
     pub catalogue_version: String,
     pub assessment: Option<Vec<u8>>,
+}
+
+impl sqlx::FromRow<'_, sqlx::any::AnyRow> for DisclosureRow {
+    fn from_row(row: &sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            organisation: row.try_get("organisation")?,
+            police_region: row.try_get("police_region")?,
+            state: row.try_get("state")?,
+            version: row.try_get("version")?,
+            urgent: row.try_get("urgent")?,
+            legal_basis_id: row.try_get("legal_basis_id")?,
+            drafted_by: row.try_get("drafted_by")?,
+            client_request_id: row.try_get("client_request_id")?,
+            request_fingerprint: row.try_get("request_fingerprint")?,
+            content_sealed: row.try_get("content_sealed")?,
+            protected_sealed: row.try_get("protected_sealed")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            submitted_by: row.try_get("submitted_by")?,
+            submitted_at: row.try_get("submitted_at")?,
+            decision_outcome: row.try_get("decision_outcome")?,
+            decided_by: row.try_get("decided_by")?,
+            decided_at: row.try_get("decided_at")?,
+            decision_reason: row.try_get("decision_reason")?,
+            payload_sha256: row.try_get("payload_sha256")?,
+            payload_sealed: row.try_get("payload_sealed")?,
+            registry_version: row.try_get("registry_version")?,
+            catalogue_version: row.try_get("catalogue_version")?,
+            assessment: row.try_get("assessment")?,
+        })
+    }
 }
 
 impl DisclosureRow {
@@ -135,7 +181,7 @@ pub struct OutboxPayload {
 }
 
 /// An event for the audit log and the police delivery, written with the change it records.
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct OutboxEvent {
     pub event_id: String,
     pub event_type: String,
@@ -145,9 +191,22 @@ pub struct OutboxEvent {
     pub created_at: i64,
 }
 
+impl sqlx::FromRow<'_, sqlx::any::AnyRow> for OutboxEvent {
+    fn from_row(row: &sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            event_id: row.try_get("event_id")?,
+            event_type: row.try_get("event_type")?,
+            disclosure_id: row.try_get("disclosure_id")?,
+            organisation: row.try_get("organisation")?,
+            payload: row.try_get("payload")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+}
+
 /// A disclosure's hand-over to the police and, once acknowledged, its signed receipt
 /// (empty strings, zero and None until then).
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeliveryRow {
     pub disclosure_id: String,
     pub police_region: String,
@@ -158,6 +217,22 @@ pub struct DeliveryRow {
     pub receipt_statement: Option<Vec<u8>>,
     pub receipt_signature: Option<Vec<u8>>,
     pub receipt_key_id: String,
+}
+
+impl sqlx::FromRow<'_, sqlx::any::AnyRow> for DeliveryRow {
+    fn from_row(row: &sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            disclosure_id: row.try_get("disclosure_id")?,
+            police_region: row.try_get("police_region")?,
+            delivered_at: row.try_get("delivered_at")?,
+            police_reference: row.try_get("police_reference")?,
+            acknowledged_by: row.try_get("acknowledged_by")?,
+            acknowledged_at: row.try_get("acknowledged_at")?,
+            receipt_statement: row.try_get("receipt_statement")?,
+            receipt_signature: row.try_get("receipt_signature")?,
+            receipt_key_id: row.try_get("receipt_key_id")?,
+        })
+    }
 }
 
 /// What inserting a new draft did.

@@ -13,13 +13,15 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use tryggdel_storage::{Database, Migrations, OutboxDestination, is_unique_violation};
 
-pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+pub const SQLITE_MIGRATIONS: &[tryggdel_storage::MigrationFile] =
+    tryggdel_storage::migration_files!("migrations/sqlite", ["0001_notifications.sql"]);
+pub const POSTGRES_MIGRATIONS: &[tryggdel_storage::MigrationFile] =
+    tryggdel_storage::migration_files!("migrations/postgres", ["0001_notifications.sql"]);
 
 /// The notification service's migrations on both backends.
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &SQLITE_MIGRATIONS,
-    postgres: &POSTGRES_MIGRATIONS,
+    sqlite: SQLITE_MIGRATIONS,
+    postgres: POSTGRES_MIGRATIONS,
 };
 
 /// Outbox event types.
