@@ -15,7 +15,7 @@
 //! keeps the sequences it received, so a caller can check that nothing was delivered twice or
 //! out of order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -168,6 +168,18 @@ impl SubscriberLog {
         duplicates.sort();
         (out_of_order, duplicates)
     }
+
+    /// The disclosures of `approved` this stream never delivered, sorted.
+    pub fn missing(&self, approved: &HashSet<String>) -> Vec<String> {
+        let delivered: HashSet<&str> = self.deliveries.iter().map(|(_, id)| id.as_str()).collect();
+        let mut missing: Vec<String> = approved
+            .iter()
+            .filter(|id| !delivered.contains(id.as_str()))
+            .cloned()
+            .collect();
+        missing.sort();
+        missing
+    }
 }
 
 /// The failures of one step: how many, and the first few messages.
@@ -198,6 +210,9 @@ pub struct LoadReport {
     pub subscriber_failures: Failures,
     /// One per (region, notification address).
     pub subscribers: Vec<SubscriberLog>,
+    /// The disclosures whose Approve succeeded, by police region: what every stream of the
+    /// region must have delivered.
+    pub approved: HashMap<String, HashSet<String>>,
     /// The organisations the users worked for, with their police regions.
     pub organisations: Vec<(String, String)>,
 }
@@ -380,8 +395,28 @@ struct Shared {
     window_open: Instant,
     window_close: Mutex<Option<Instant>>,
     recorded: Mutex<Recorded>,
+    /// Approved disclosures by region, and what each (region, notification address) stream
+    /// delivered so far.
+    streams: Mutex<StreamProgress>,
     max_lifecycles: Option<u64>,
     wait_timeout: Duration,
+}
+
+#[derive(Default)]
+struct StreamProgress {
+    approved: HashMap<String, HashSet<String>>,
+    delivered: HashMap<(String, SocketAddr), HashSet<String>>,
+}
+
+impl StreamProgress {
+    /// Whether every stream has delivered every approved disclosure of its region.
+    fn complete(&self) -> bool {
+        self.delivered.iter().all(|((region, _), delivered)| {
+            self.approved
+                .get(region)
+                .is_none_or(|approved| approved.is_subset(delivered))
+        })
+    }
 }
 
 #[derive(Default)]
@@ -613,6 +648,14 @@ impl User {
             return Err((Step::Approve, describe(&status)));
         }
         shared.record(Step::Approve, approve_at, Instant::now());
+        shared
+            .streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .approved
+            .entry(self.participant.police_region.clone())
+            .or_default()
+            .insert(submitted.id.clone());
 
         let seen = tokio::time::timeout(shared.wait_timeout, delivered).await;
         shared.board.forget(&submitted.id);
@@ -717,6 +760,14 @@ async fn subscribe(
                     let at = Instant::now();
                     cursor = cursor.max(delivery.sequence);
                     shared.board.arrived(&delivery.disclosure_id, at);
+                    shared
+                        .streams
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .delivered
+                        .entry((log.police_region.clone(), log.notification_address))
+                        .or_default()
+                        .insert(delivery.disclosure_id.clone());
                     log.deliveries
                         .push((delivery.sequence, delivery.disclosure_id));
                 }
@@ -787,6 +838,7 @@ pub async fn run(
         window_open: started + options.warmup,
         window_close: Mutex::new(None),
         recorded: Mutex::new(Recorded::default()),
+        streams: Mutex::default(),
         max_lifecycles: options.max_lifecycles,
         wait_timeout: options.wait_timeout,
     });
@@ -798,6 +850,12 @@ pub async fn run(
             let client = officer(&identity, *address, region, 1000 + index)
                 .await
                 .with_context(|| format!("connecting the subscriber of {region}"))?;
+            shared
+                .streams
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .delivered
+                .insert((region.clone(), *address), HashSet::new());
             let log = SubscriberLog {
                 police_region: region.clone(),
                 notification_address: *address,
@@ -856,6 +914,18 @@ pub async fn run(
     if tokio::time::Instant::now() >= drain_deadline {
         unfinished = shared.in_flight.load(Ordering::SeqCst);
     }
+    // Every stream (a region on every notification instance) gets the time to deliver all of
+    // its region's approvals, so that what one never delivered shows as missing, not as late.
+    let streams_deadline = tokio::time::Instant::now() + options.drain_timeout;
+    while tokio::time::Instant::now() < streams_deadline
+        && !shared
+            .streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .complete()
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     stop_subscribers.send_replace(true);
     let mut logs = Vec::new();
     for subscriber in subscribers {
@@ -880,6 +950,13 @@ pub async fn run(
         failures: recorded.failures,
         subscriber_failures: recorded.subscriber_failures,
         subscribers: logs,
+        approved: std::mem::take(
+            &mut shared
+                .streams
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .approved,
+        ),
         organisations: participants
             .iter()
             .map(|participant| {
@@ -925,6 +1002,51 @@ mod tests {
         let (disorder, duplicates) = log(vec![(1, "a"), (3, "c"), (2, "b"), (4, "a")]).anomalies();
         assert_eq!(disorder, vec![2]);
         assert_eq!(duplicates, vec!["a".to_owned()]);
+
+        let approved: HashSet<String> = ["a", "b", "d"].iter().map(|id| (*id).to_owned()).collect();
+        assert_eq!(
+            log(vec![(1, "a"), (2, "b"), (3, "c")]).missing(&approved),
+            vec!["d".to_owned()]
+        );
+        assert!(
+            log(vec![(1, "d"), (2, "a"), (3, "b")])
+                .missing(&approved)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn streams_are_complete_once_each_delivered_its_regions_approvals() {
+        let address: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let other: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let mut progress = StreamProgress::default();
+        assert!(progress.complete());
+        progress
+            .approved
+            .entry("mitt".into())
+            .or_default()
+            .insert("a".into());
+        progress
+            .delivered
+            .entry(("mitt".into(), address))
+            .or_default()
+            .insert("a".into());
+        progress
+            .delivered
+            .entry(("mitt".into(), other))
+            .or_default();
+        assert!(!progress.complete());
+        progress
+            .delivered
+            .entry(("mitt".into(), other))
+            .or_default()
+            .insert("a".into());
+        // A region with streams but nothing approved is complete.
+        progress
+            .delivered
+            .entry(("syd".into(), address))
+            .or_default();
+        assert!(progress.complete());
     }
 
     #[test]

@@ -314,13 +314,17 @@ fn print(
         }
     }
     let mut anomalies = 0;
+    let mut missing = 0;
+    let nothing = std::collections::HashSet::new();
     for log in &report.subscribers {
         let (out_of_order, duplicates) = log.anomalies();
-        if !out_of_order.is_empty() || !duplicates.is_empty() {
+        let never = log.missing(report.approved.get(&log.police_region).unwrap_or(&nothing));
+        if !out_of_order.is_empty() || !duplicates.is_empty() || !never.is_empty() {
             anomalies += out_of_order.len() + duplicates.len();
+            missing += never.len();
             println!(
-                "  subscriber of {} at {}: out of order {:?}, delivered twice {:?}",
-                log.police_region, log.notification_address, out_of_order, duplicates
+                "  subscriber of {} at {}: out of order {:?}, delivered twice {:?}, never delivered {:?}",
+                log.police_region, log.notification_address, out_of_order, duplicates, never
             );
         }
     }
@@ -330,7 +334,7 @@ fn print(
         .map(|log| log.deliveries.len())
         .sum();
     println!(
-        "deliveries seen by the subscribers: {deliveries} ({} streams, {anomalies} out of order or repeated)",
+        "deliveries seen by the subscribers: {deliveries} ({} streams, {anomalies} out of order or repeated, {missing} approvals a stream never delivered)",
         report.subscribers.len()
     );
 

@@ -237,15 +237,30 @@ async fn drive(cli: &Cli, cluster: &mut Cluster) -> anyhow::Result<()> {
     );
 
     let mut problems = Vec::new();
+    let nothing = std::collections::HashSet::new();
     for subscriber in &report.subscribers {
         let (out_of_order, duplicates) = subscriber.anomalies();
-        if !out_of_order.is_empty() || !duplicates.is_empty() {
+        let approved = report
+            .approved
+            .get(&subscriber.police_region)
+            .unwrap_or(&nothing);
+        let missing = subscriber.missing(approved);
+        if !out_of_order.is_empty() || !duplicates.is_empty() || !missing.is_empty() {
             problems.push(format!(
-                "subscriber of {} on {}: out of order {:?}, twice {:?}",
-                subscriber.police_region, subscriber.notification_address, out_of_order, duplicates
+                "subscriber of {} on {}: out of order {:?}, twice {:?}, never delivered {:?}",
+                subscriber.police_region,
+                subscriber.notification_address,
+                out_of_order,
+                duplicates,
+                missing
             ));
         }
     }
+    let approved: usize = report
+        .approved
+        .values()
+        .map(std::collections::HashSet::len)
+        .sum();
     let streamed: usize = report
         .subscribers
         .iter()
@@ -256,7 +271,7 @@ async fn drive(cli: &Cli, cluster: &mut Cluster) -> anyhow::Result<()> {
         Err(error) => problems.push(format!("{error:#}")),
     }
     println!(
-        "police streams: {} subscribers received {streamed} deliveries, none twice or out of order: {}",
+        "police streams: {} subscribers received {streamed} deliveries of {approved} approvals; each stream delivered every approval of its region, none twice or out of order: {}",
         report.subscribers.len(),
         if problems.iter().any(|p| p.starts_with("subscriber")) {
             "NO"

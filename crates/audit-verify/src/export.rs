@@ -8,7 +8,7 @@ use std::io::{BufRead, Read as _, Write};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
-use tryggdel_merkle::{Hash, hash_from_slice};
+use tryggdel_merkle::Hash;
 
 use crate::VerifyError;
 
@@ -34,6 +34,9 @@ pub struct ExportHeader {
 
 /// One log entry as exported: its index, its exact stored bytes, and the
 /// leaf hash the log recorded when it was appended.
+///
+/// [`ExportReader::next_entry_ref`] yields the same as an [`EntryRef`] that
+/// borrows the reader's buffers instead of owning its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportEntry {
     /// The entry's position in the log, from 0.
@@ -45,6 +48,30 @@ pub struct ExportEntry {
     /// stored, even if it no longer matches `entry`: detecting that is the
     /// verifier's job.
     pub recorded_leaf_hash: Hash,
+}
+
+/// One entry as [`ExportReader::next_entry_ref`] yields it: the bytes borrow
+/// the reader's decode buffer and are valid until the next read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    /// The entry's position in the log, from 0.
+    pub index: u64,
+    /// The exact bytes the log stored.
+    pub entry: &'a [u8],
+    /// The leaf hash recorded at append time.
+    pub recorded_leaf_hash: Hash,
+}
+
+impl EntryRef<'_> {
+    /// An owned copy.
+    #[must_use]
+    pub fn to_entry(&self) -> ExportEntry {
+        ExportEntry {
+            index: self.index,
+            entry: self.entry.to_vec(),
+            recorded_leaf_hash: self.recorded_leaf_hash,
+        }
+    }
 }
 
 /// Writes an export: the header on construction, then the entries in index
@@ -67,12 +94,18 @@ pub struct ExportWriter<W: Write> {
 /// hex digits. After the last announced entry the input must end. Only one
 /// line is held in memory at a time. After the first error the reader
 /// yields nothing more.
+///
+/// Lines in exactly the layout [`ExportWriter`] produces are read on a fast
+/// path (no JSON parser, SIMD base64); any other line, and every line the
+/// fast path cannot decode, goes through the full JSON parser, so what is
+/// accepted and every error message are the same either way.
 #[derive(Debug)]
 pub struct ExportReader<R: BufRead> {
     input: R,
     header: ExportHeader,
     next_index: u64,
     buf: Vec<u8>,
+    decoded: Vec<u8>,
     done: bool,
 }
 
@@ -239,6 +272,7 @@ impl<R: BufRead> ExportReader<R> {
             header,
             next_index: 0,
             buf,
+            decoded: Vec::new(),
             done: false,
         })
     }
@@ -259,17 +293,31 @@ impl<R: BufRead> ExportReader<R> {
     /// The next entry, or `None` once all `tree_size` entries have been read
     /// and the input has ended.
     pub fn next_entry(&mut self) -> Result<Option<ExportEntry>, VerifyError> {
+        Ok(self.next_entry_ref()?.map(|entry| entry.to_entry()))
+    }
+
+    /// As [`Self::next_entry`], without copying: the entry borrows the
+    /// reader's buffers until the next call.
+    pub fn next_entry_ref(&mut self) -> Result<Option<EntryRef<'_>>, VerifyError> {
         if self.done {
             return Ok(None);
         }
-        let result = self.read_entry();
-        if !matches!(result, Ok(Some(_))) {
-            self.done = true;
+        match self.read_entry() {
+            Ok(Some((index, recorded_leaf_hash))) => Ok(Some(EntryRef {
+                index,
+                entry: &self.decoded,
+                recorded_leaf_hash,
+            })),
+            other => {
+                self.done = true;
+                other.map(|_| None)
+            }
         }
-        result
     }
 
-    fn read_entry(&mut self) -> Result<Option<ExportEntry>, VerifyError> {
+    /// Reads the next line into `buf` and its decoded entry into `decoded`;
+    /// returns the entry's index and recorded leaf hash.
+    fn read_entry(&mut self) -> Result<Option<(u64, Hash)>, VerifyError> {
         let expected = self.next_index;
         let total = self.header.tree_size;
         let line = expected.saturating_add(2);
@@ -304,6 +352,12 @@ impl<R: BufRead> ExportReader<R> {
                 ),
             ));
         }
+        if let Some(recorded_leaf_hash) =
+            read_canonical_line(&self.buf, expected, &mut self.decoded)
+        {
+            self.next_index += 1;
+            return Ok(Some((expected, recorded_leaf_hash)));
+        }
         if is_blank(&self.buf) {
             return Err(malformed(
                 line,
@@ -322,15 +376,18 @@ impl<R: BufRead> ExportReader<R> {
         if raw.index != expected {
             return Err(malformed(line, index_problem(raw.index, expected, total)));
         }
-        let entry = STANDARD.decode(raw.entry.as_bytes()).map_err(|e| {
-            malformed(
-                line,
-                format!(
-                    "entry with index {expected}: \"entry\" is not standard padded base64 ({e})"
-                ),
-            )
-        })?;
-        let recorded_leaf_hash = parse_leaf_hash(&raw.leaf_hash).ok_or_else(|| {
+        self.decoded.clear();
+        STANDARD
+            .decode_vec(raw.entry.as_bytes(), &mut self.decoded)
+            .map_err(|e| {
+                malformed(
+                    line,
+                    format!(
+                        "entry with index {expected}: \"entry\" is not standard padded base64 ({e})"
+                    ),
+                )
+            })?;
+        let recorded_leaf_hash = parse_leaf_hash(raw.leaf_hash.as_bytes()).ok_or_else(|| {
             malformed(
                 line,
                 format!(
@@ -339,12 +396,43 @@ impl<R: BufRead> ExportReader<R> {
             )
         })?;
         self.next_index += 1;
-        Ok(Some(ExportEntry {
-            index: expected,
-            entry,
-            recorded_leaf_hash,
-        }))
+        Ok(Some((expected, recorded_leaf_hash)))
     }
+}
+
+/// The fast path for a line in exactly the writer's layout,
+/// `{"index":N,"entry":"<base64>","leaf_hash":"<hex>"}`, with the expected
+/// index: decodes the entry into `decoded` and returns the recorded leaf
+/// hash. `None` for anything else (another layout, JSON escapes, bad base64
+/// or hex, another index), which the full parser then reads or refuses.
+fn read_canonical_line(line: &[u8], expected: u64, decoded: &mut Vec<u8>) -> Option<Hash> {
+    let (index, base64, leaf_hash) = split_canonical_line(line)?;
+    if index != expected {
+        return None;
+    }
+    let recorded_leaf_hash = parse_leaf_hash(leaf_hash)?;
+    decoded.clear();
+    base64_simd::STANDARD.decode_append(base64, decoded).ok()?;
+    Some(recorded_leaf_hash)
+}
+
+/// Splits a line in the writer's exact layout into its index, the base64
+/// text of `entry` and the text of `leaf_hash`, or `None`.
+fn split_canonical_line(line: &[u8]) -> Option<(u64, &[u8], &[u8])> {
+    let rest = line.strip_prefix(b"{\"index\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let (number, rest) = rest.split_at(digits);
+    // JSON allows no leading zeros; u64 has at most 20 digits.
+    if number.is_empty() || number.len() > 20 || (number.len() > 1 && number[0] == b'0') {
+        return None;
+    }
+    let index = std::str::from_utf8(number).ok()?.parse::<u64>().ok()?;
+    let rest = rest.strip_prefix(b",\"entry\":\"")?;
+    let end = memchr::memchr(b'"', rest)?;
+    let (base64, rest) = rest.split_at(end);
+    let rest = rest.strip_prefix(b"\",\"leaf_hash\":\"")?;
+    let leaf_hash = rest.strip_suffix(b"\"}")?;
+    Some((index, base64, leaf_hash))
 }
 
 impl<R: BufRead> Iterator for ExportReader<R> {
@@ -451,12 +539,23 @@ fn index_problem(got: u64, expected: u64, total: u64) -> String {
 }
 
 /// A leaf hash: exactly 64 lowercase hex digits.
-fn parse_leaf_hash(text: &str) -> Option<Hash> {
-    if text.len() != 64 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+fn parse_leaf_hash(text: &[u8]) -> Option<Hash> {
+    /// The value of one lowercase hex digit.
+    fn digit(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            _ => None,
+        }
+    }
+    if text.len() != 64 {
         return None;
     }
-    let bytes = hex::decode(text).ok()?;
-    hash_from_slice(&bytes).ok()
+    let mut hash: Hash = [0; 32];
+    for (byte, pair) in hash.iter_mut().zip(text.chunks_exact(2)) {
+        *byte = (digit(pair[0])? << 4) | digit(pair[1])?;
+    }
+    Some(hash)
 }
 
 /// A serde_json error message without its "at line 1 column N" suffix
@@ -517,6 +616,119 @@ mod tests {
         assert_eq!(reader.next_entry().unwrap(), None);
     }
 
+    /// The serde-only reading of an entry line, as the reader did before it
+    /// had a fast path: the reference the fast path must agree with.
+    fn read_with_json_parser(line: &[u8]) -> Option<(u64, Vec<u8>, Hash)> {
+        let raw: EntryLineIn = serde_json::from_slice(line).ok()?;
+        let entry = STANDARD.decode(raw.entry.as_bytes()).ok()?;
+        let hash = parse_leaf_hash(raw.leaf_hash.as_bytes())?;
+        Some((raw.index, entry, hash))
+    }
+
+    fn written_line(index: u64, entry: &[u8], leaf_hash: Hash) -> Vec<u8> {
+        let header = ExportHeader {
+            origin: "log.example/test".to_owned(),
+            tree_size: index + 1,
+            checkpoint_note: "note".to_owned(),
+        };
+        let mut writer = ExportWriter::new(Vec::new(), &header).unwrap();
+        writer.written = index;
+        writer
+            .write_entry(&ExportEntry {
+                index,
+                entry: entry.to_vec(),
+                recorded_leaf_hash: leaf_hash,
+            })
+            .unwrap();
+        let out = writer.out;
+        let text = out.split(|b| *b == b'\n').nth(1).unwrap();
+        text.to_vec()
+    }
+
+    #[test]
+    fn the_writers_lines_take_the_fast_path() {
+        for (index, entry) in [
+            (0u64, &b""[..]),
+            (1, b"a"),
+            (12, b"ab"),
+            (345, b"abc"),
+            (u64::MAX - 1, &[0xff; 300][..]),
+        ] {
+            let line = written_line(index, entry, [0x5a; 32]);
+            let mut decoded = Vec::new();
+            assert_eq!(
+                read_canonical_line(&line, index, &mut decoded),
+                Some([0x5a; 32]),
+                "{}",
+                String::from_utf8_lossy(&line)
+            );
+            assert_eq!(decoded, entry);
+            assert_eq!(
+                read_with_json_parser(&line),
+                Some((index, entry.to_vec(), [0x5a; 32]))
+            );
+        }
+    }
+
+    #[test]
+    fn lines_in_another_layout_leave_the_fast_path() {
+        let good = written_line(7, b"hello", [1; 32]);
+        let text = String::from_utf8(good.clone()).unwrap();
+        let mut decoded = Vec::new();
+        assert!(read_canonical_line(&good, 7, &mut decoded).is_some());
+        let hash = "01".repeat(32);
+        for other in [
+            // Another index than expected, leading zeros, spaces, escapes, other order.
+            text.clone(),
+            text.replace("\"index\":7", "\"index\":07"),
+            text.replace(",\"entry\"", ", \"entry\""),
+            format!("{text} "),
+            text.replace("aGVsbG8=", "aGVsbG8\\u003d"),
+            format!("{{\"entry\":\"aGVsbG8=\",\"index\":7,\"leaf_hash\":\"{hash}\"}}"),
+            // Not canonical base64: trailing bits set, missing padding, bad symbol.
+            text.replace("aGVsbG8=", "aGVsbG9="),
+            text.replace("aGVsbG8=", "aGVsbG8"),
+            text.replace("aGVsbG8=", "aGVs!G8="),
+            // Upper-case or short hex.
+            text.replace(&hash, &hash.to_uppercase()),
+            text.replace(&hash, &hash[2..]),
+        ] {
+            let expected = if other == text { 8 } else { 7 };
+            assert_eq!(
+                read_canonical_line(other.as_bytes(), expected, &mut decoded),
+                None,
+                "{other}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the fast path accepts, the JSON parser reads the same way.
+        #[test]
+        fn the_fast_path_agrees_with_the_json_parser(
+            index in 0u64..1_000_000,
+            entry in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            cut in 0usize..400,
+            byte in proptest::prelude::any::<u8>(),
+        ) {
+            let mut line = written_line(index, &entry, leaf_hash_of(&entry));
+            if cut < line.len() {
+                line[cut] = byte;
+            }
+            let mut decoded = Vec::new();
+            if let Some(hash) = read_canonical_line(&line, index, &mut decoded) {
+                proptest::prop_assert_eq!(
+                    read_with_json_parser(&line),
+                    Some((index, decoded, hash))
+                );
+            }
+        }
+    }
+
+    fn leaf_hash_of(entry: &[u8]) -> Hash {
+        tryggdel_merkle::leaf_hash(entry)
+    }
+
     #[test]
     fn json_problem_drops_the_meaningless_line_number() {
         let e = serde_json::from_slice::<serde_json::Value>(b"{\"a\":}").unwrap_err();
@@ -534,12 +746,15 @@ mod tests {
     #[test]
     fn leaf_hashes_must_be_lowercase_hex_of_32_bytes() {
         let good = "ab".repeat(32);
-        assert_eq!(parse_leaf_hash(&good), Some([0xab; 32]));
-        assert_eq!(parse_leaf_hash(&"AB".repeat(32)), None);
-        assert_eq!(parse_leaf_hash(&"ab".repeat(31)), None);
-        assert_eq!(parse_leaf_hash(&"ab".repeat(33)), None);
-        assert_eq!(parse_leaf_hash(&format!("{}zz", "ab".repeat(31))), None);
-        assert_eq!(parse_leaf_hash(""), None);
+        assert_eq!(parse_leaf_hash(good.as_bytes()), Some([0xab; 32]));
+        assert_eq!(parse_leaf_hash("AB".repeat(32).as_bytes()), None);
+        assert_eq!(parse_leaf_hash("ab".repeat(31).as_bytes()), None);
+        assert_eq!(parse_leaf_hash("ab".repeat(33).as_bytes()), None);
+        assert_eq!(
+            parse_leaf_hash(format!("{}zz", "ab".repeat(31)).as_bytes()),
+            None
+        );
+        assert_eq!(parse_leaf_hash(b""), None);
     }
 
     #[test]

@@ -111,15 +111,17 @@ pub fn verify_export(
         .collect();
 
     let mut tree = MerkleTree::new();
-    let mut recorded = Frontier::default();
+    // The tree over the recorded leaf hashes is the computed one until the
+    // first entry that does not match; only from there is it kept apart.
+    let mut recorded: Option<Frontier> = None;
     let mut mismatches = FindingList::default();
     let mut included: Option<ExportEntry> = None;
     progress(Progress {
         entries_done: 0,
         entries_total: total,
     });
-    while let Some(entry) = reader.next_entry()? {
-        let computed = leaf_hash(&entry.entry);
+    while let Some(entry) = reader.next_entry_ref()? {
+        let computed = leaf_hash(entry.entry);
         if computed != entry.recorded_leaf_hash {
             mismatches.push(Finding::at_index(
                 entry.index,
@@ -130,11 +132,16 @@ pub fn verify_export(
                     hex::encode(computed)
                 ),
             ));
+            if recorded.is_none() {
+                recorded = Some(Frontier::of_prefix(&tree));
+            }
         }
         tree.push(computed);
-        recorded.push(entry.recorded_leaf_hash);
+        if let Some(recorded) = recorded.as_mut() {
+            recorded.push(entry.recorded_leaf_hash);
+        }
         if options.inclusion_of == Some(entry.index) {
-            included = Some(entry);
+            included = Some(entry.to_entry());
         }
         let done = tree.len();
         if done.is_multiple_of(PROGRESS_INTERVAL) && done != total {
@@ -150,11 +157,12 @@ pub fn verify_export(
     });
 
     let computed_root = tree.root();
+    let recorded_root = recorded.map_or(computed_root, |recorded| recorded.root());
     let leaf_step = leaf_hash_step(mismatches, total);
     let root = root_step(
         checkpoint.as_ref(),
         &tree,
-        recorded.root(),
+        recorded_root,
         &leaf_step,
         &older,
     );
@@ -530,6 +538,14 @@ fn inclusion_step(
 }
 
 impl Frontier {
+    /// The frontier of every leaf of `tree`, read off the tree instead of
+    /// hashed again.
+    fn of_prefix(tree: &MerkleTree) -> Self {
+        Self {
+            peaks: tree.peaks(),
+        }
+    }
+
     fn push(&mut self, leaf: Hash) {
         let mut size = 1u64;
         let mut hash = leaf;

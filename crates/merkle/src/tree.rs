@@ -115,6 +115,22 @@ impl MerkleTree {
         acc.unwrap_or_else(empty_root)
     }
 
+    /// The roots of the complete subtrees along the right edge (one per set
+    /// bit of the size), largest first, each with its number of leaves:
+    /// what a streaming hasher that forgets the leaves keeps.
+    #[must_use]
+    pub fn peaks(&self) -> Vec<(u64, Hash)> {
+        let mut peaks = Vec::new();
+        for (level, nodes) in self.levels.iter().enumerate().rev() {
+            if nodes.len() % 2 == 1
+                && let Some(peak) = nodes.last()
+            {
+                peaks.push((1u64 << level.min(63), *peak));
+            }
+        }
+        peaks
+    }
+
     /// The root of the tree made of the first `size` leaves.
     pub fn root_at(&self, size: u64) -> Result<Hash, MerkleError> {
         self.check_size(size)?;
@@ -292,6 +308,32 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn peaks_are_the_complete_subtrees_along_the_right_edge() {
+        let leaves: Vec<Hash> = (0u32..45).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+        let mut tree = MerkleTree::new();
+        assert!(tree.peaks().is_empty());
+        for (i, leaf) in leaves.iter().enumerate() {
+            tree.push(*leaf);
+            let n = i as u64 + 1;
+            let peaks = tree.peaks();
+            // One peak per set bit of the size, largest first, covering the leaves in order.
+            assert_eq!(peaks.len() as u32, n.count_ones(), "{n}");
+            let mut start = 0u64;
+            for &(width, hash) in &peaks {
+                assert!(width.is_power_of_two() && n & width != 0, "{n} {width}");
+                let end = start + width;
+                assert_eq!(
+                    hash,
+                    root_from_leaf_hashes(&leaves[start as usize..end as usize]),
+                    "{n} [{start}, {end})"
+                );
+                start = end;
+            }
+            assert_eq!(start, n);
         }
     }
 
