@@ -80,6 +80,9 @@ type Plan = Result<Vec<Appended>, AppendError>;
 
 struct AppendJob {
     bodies: Vec<EntryBody>,
+    /// The bodies' fingerprints, computed by the caller's task rather than by the sequencer,
+    /// whose work all appends wait for.
+    fingerprints: Vec<String>,
     reply: oneshot::Sender<Plan>,
 }
 
@@ -411,9 +414,18 @@ impl AuditLog {
 
     /// Appends `bodies` in order; answers once they are durable.
     pub async fn append(&self, bodies: Vec<EntryBody>) -> Result<Vec<Appended>, AppendError> {
+        let fingerprints = bodies
+            .iter()
+            .map(EntryBody::fingerprint)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| AppendError::Unavailable(error.into()))?;
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(AppendJob { bodies, reply })
+            .send(AppendJob {
+                bodies,
+                fingerprints,
+                reply,
+            })
             .await
             .map_err(|_| AppendError::Stopped)?;
         answer.await.map_err(|_| AppendError::Stopped)?
@@ -731,10 +743,8 @@ impl Sequencer {
             let mut job_known: HashMap<String, ExistingEntry> = HashMap::new();
             let plan = (|| {
                 let mut appended = Vec::with_capacity(job.bodies.len());
-                for body in &job.bodies {
-                    let fingerprint = body
-                        .fingerprint()
-                        .map_err(|error| AppendError::Unavailable(error.into()))?;
+                for (body, fingerprint) in job.bodies.iter().zip(&job.fingerprints) {
+                    let fingerprint = fingerprint.clone();
                     let existing = known
                         .get(&body.event_id)
                         .or_else(|| job_known.get(&body.event_id));
