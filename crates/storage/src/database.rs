@@ -1,13 +1,19 @@
-//! Connecting to SQLite or PostgreSQL through sqlx's `Any` driver.
+//! Connecting to SQLite or PostgreSQL through sqlx's `Any` driver (and, on PostgreSQL, a
+//! small native pool for what the `Any` driver cannot do, such as `COPY`).
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
 use crate::migrations::{EmbeddedMigrations, MigrationFile};
+
+/// Connections of the native PostgreSQL pool: one service's writers take turns on a lock of
+/// their own, so they need few.
+const POSTGRES_NATIVE_CONNECTIONS: u32 = 2;
 
 /// Which database engine a [`Database`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +76,8 @@ impl Migrations {
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
+    /// On PostgreSQL, a native pool on the same schema (see [`Database::postgres_pool`]).
+    postgres: Option<PgPool>,
 }
 
 impl Database {
@@ -96,6 +104,7 @@ impl Database {
             backend: backend.as_str(),
             source,
         };
+        let mut postgres = None;
         let pool = match backend {
             Backend::Sqlite => {
                 let url = if url.contains('?') {
@@ -133,6 +142,22 @@ impl Database {
                     .map_err(connect_error)?;
                 first.close().await.map_err(connect_error)?;
                 let search_path = format!("SET search_path TO {schema}");
+                let native_search_path = search_path.clone();
+                let native_options = PgConnectOptions::from_str(url).map_err(connect_error)?;
+                // Connects on first use: most services never ask for it.
+                postgres = Some(
+                    PgPoolOptions::new()
+                        .max_connections(POSTGRES_NATIVE_CONNECTIONS)
+                        .acquire_timeout(Duration::from_secs(10))
+                        .after_connect(move |connection, _meta| {
+                            let search_path = native_search_path.clone();
+                            Box::pin(async move {
+                                connection.execute(search_path.as_str()).await?;
+                                Ok(())
+                            })
+                        })
+                        .connect_lazy_with(native_options),
+                );
                 AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
@@ -163,11 +188,22 @@ impl Database {
             .await
             .map_err(migrate_error)?;
         tracing::info!(backend = backend.as_str(), schema, "database ready");
-        Ok(Database { pool, backend })
+        Ok(Database {
+            pool,
+            backend,
+            postgres,
+        })
     }
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// On PostgreSQL, a native pool (at most two connections, made on first use) on the same
+    /// server, user and schema as [`Database::pool`], for what the `Any` driver cannot do:
+    /// `COPY`, array parameters. None on SQLite.
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        self.postgres.as_ref()
     }
 
     pub fn backend(&self) -> Backend {
@@ -176,6 +212,9 @@ impl Database {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(postgres) = &self.postgres {
+            postgres.close().await;
+        }
     }
 }
 

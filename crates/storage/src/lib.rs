@@ -8,6 +8,8 @@
 //!   convention is the shape of an `outbox` table ([`OutboxDestination`]).
 //! - Every query a service writes runs unchanged on both backends (`$1` placeholders, TEXT ids,
 //!   BIGINT times and flags); the per-service conformance suites run on both to keep it so.
+//!   What the `Any` driver cannot do at all (`COPY`) goes through [`Database::postgres_pool`],
+//!   next to a portable twin for SQLite in the service that needs it.
 //! - On PostgreSQL each service lives in its own schema; on SQLite in its own file.
 //! - Sealed values are bound to their context (service, row id, field): a ciphertext moved to
 //!   another row or field does not open.

@@ -29,7 +29,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use sqlx::AnyConnection;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use tryggdel_merkle::checkpoint::{Checkpoint, CheckpointSigner, CheckpointVerifier};
@@ -37,7 +36,7 @@ use tryggdel_merkle::{Hash, MerkleTree, empty_root, leaf_hash, verify_consistenc
 use tryggdel_storage::Backend;
 
 use crate::entry::EntryBody;
-use crate::store::{self, AuditStore, ExistingEntry, NewEntry, StoredCheckpoint};
+use crate::store::{self, AuditStore, ExistingEntry, LogConnection, NewEntry, StoredCheckpoint};
 
 /// The most events one commit takes.
 const MAX_BATCH_EVENTS: usize = 4096;
@@ -81,6 +80,9 @@ type Plan = Result<Vec<Appended>, AppendError>;
 
 struct AppendJob {
     bodies: Vec<EntryBody>,
+    /// The bodies' fingerprints, computed by the caller's task rather than by the sequencer,
+    /// whose work all appends wait for.
+    fingerprints: Vec<String>,
     reply: oneshot::Sender<Plan>,
 }
 
@@ -209,7 +211,7 @@ impl Shared {
     async fn catch_up_entries(
         &self,
         _state: &mut WriterState,
-        connection: &mut AnyConnection,
+        connection: &mut LogConnection<'_>,
     ) -> anyhow::Result<bool> {
         let start = self.durable();
         loop {
@@ -244,7 +246,7 @@ impl Shared {
     async fn catch_up_checkpoint(
         &self,
         state: &mut WriterState,
-        connection: &mut AnyConnection,
+        connection: &mut LogConnection<'_>,
     ) -> anyhow::Result<()> {
         let Some(latest) = store::latest_checkpoint(connection)
             .await
@@ -337,17 +339,17 @@ impl AuditLog {
             // appending meanwhile; the rest is read under it.
             let mut connection = store.connection().await.context("loading the log")?;
             shared
-                .catch_up_entries(&mut state, &mut connection)
+                .catch_up_entries(&mut state, &mut LogConnection::Any(&mut connection))
                 .await
                 .context("loading the log")?;
             drop(connection);
             let mut writer = store.begin_write().await.context("loading the log")?;
             shared
-                .catch_up_entries(&mut state, writer.connection())
+                .catch_up_entries(&mut state, &mut writer.connection())
                 .await
                 .context("loading the log")?;
             let size = shared.durable();
-            let latest = store::latest_checkpoint(writer.connection())
+            let latest = store::latest_checkpoint(&mut writer.connection())
                 .await
                 .context("loading checkpoints")?;
             let next = match latest {
@@ -412,9 +414,18 @@ impl AuditLog {
 
     /// Appends `bodies` in order; answers once they are durable.
     pub async fn append(&self, bodies: Vec<EntryBody>) -> Result<Vec<Appended>, AppendError> {
+        let fingerprints = bodies
+            .iter()
+            .map(EntryBody::fingerprint)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| AppendError::Unavailable(error.into()))?;
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(AppendJob { bodies, reply })
+            .send(AppendJob {
+                bodies,
+                fingerprints,
+                reply,
+            })
             .await
             .map_err(|_| AppendError::Stopped)?;
         answer.await.map_err(|_| AppendError::Stopped)?
@@ -468,6 +479,7 @@ impl AuditLog {
 async fn catch_up(shared: &Shared, store: &AuditStore) -> anyhow::Result<()> {
     let mut state = shared.writer.lock().await;
     let mut connection = store.connection().await.context("reading the log")?;
+    let mut connection = LogConnection::Any(&mut connection);
     shared.catch_up_entries(&mut state, &mut connection).await?;
     shared
         .catch_up_checkpoint(&mut state, &mut connection)
@@ -558,10 +570,10 @@ impl Sequencer {
         }
         let mut writer = self.store.begin_write().await?;
         self.shared
-            .catch_up_entries(&mut state, writer.connection())
+            .catch_up_entries(&mut state, &mut writer.connection())
             .await?;
         self.shared
-            .catch_up_checkpoint(&mut state, writer.connection())
+            .catch_up_checkpoint(&mut state, &mut writer.connection())
             .await?;
         let size = self.shared.durable();
         let previous = self.shared.checkpoint();
@@ -626,19 +638,19 @@ impl Sequencer {
             .context("taking the log's lock")?;
         let grew = self
             .shared
-            .catch_up_entries(state, writer.connection())
+            .catch_up_entries(state, &mut writer.connection())
             .await?;
         let due = self.checkpoint_due(state);
         if grew || due {
             self.shared
-                .catch_up_checkpoint(state, writer.connection())
+                .catch_up_checkpoint(state, &mut writer.connection())
                 .await?;
         }
         let ids: Vec<String> = batch
             .iter()
             .flat_map(|job| job.bodies.iter().map(|body| body.event_id.clone()))
             .collect();
-        let known = store::existing(writer.connection(), &ids)
+        let known = store::existing(&mut writer.connection(), &ids)
             .await
             .context("looking up the batch's event ids")?;
         let durable = self.shared.durable();
@@ -731,10 +743,8 @@ impl Sequencer {
             let mut job_known: HashMap<String, ExistingEntry> = HashMap::new();
             let plan = (|| {
                 let mut appended = Vec::with_capacity(job.bodies.len());
-                for body in &job.bodies {
-                    let fingerprint = body
-                        .fingerprint()
-                        .map_err(|error| AppendError::Unavailable(error.into()))?;
+                for (body, fingerprint) in job.bodies.iter().zip(&job.fingerprints) {
+                    let fingerprint = fingerprint.clone();
                     let existing = known
                         .get(&body.event_id)
                         .or_else(|| job_known.get(&body.event_id));

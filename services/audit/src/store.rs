@@ -5,13 +5,23 @@
 //! the log's advisory lock, so that the writes of all instances sharing one database are
 //! serialised and each sees everything committed before it (the lock is taken before any read
 //! of the transaction, and READ COMMITTED gives each statement a fresh snapshot).
+//!
+//! On PostgreSQL a writer's transaction runs on a native connection
+//! ([`Database::postgres_pool`]) rather than the `Any` pool, so that its batch inserts can be
+//! `COPY ... FROM STDIN (FORMAT BINARY)`: the rows go as they are stored, with nothing for the
+//! server to parse but the binary format, which is most of the time a batch holds the lock.
+//! Every other statement of the transaction (the lock, the catch-up reads, the dedupe lookup,
+//! the checkpoint) therefore has a PostgreSQL variant on that connection; SQLite, and every
+//! read outside a writer, stay on the `Any` pool.
 
 use std::collections::HashMap;
 
+use sqlx::any::AnyRow;
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, Row};
+use sqlx::postgres::PgRow;
+use sqlx::{Any, AnyConnection, PgConnection, Postgres, Row};
 use tryggdel_merkle::{Hash, hash_from_slice};
-use tryggdel_storage::{Backend, Database, Migrations};
+use tryggdel_storage::{Database, Migrations};
 
 pub const SQLITE_MIGRATIONS: &[tryggdel_storage::MigrationFile] =
     tryggdel_storage::migration_files!("migrations/sqlite", ["0001_audit_log.sql"]);
@@ -100,6 +110,21 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("the stored log is inconsistent: {0}")]
     Corrupt(String),
+    #[error("a batch could not be encoded for the database: {0}")]
+    Encoding(String),
+}
+
+/// A connection the log reads on: one of the `Any` pool's, or a [`LogWriter`]'s transaction
+/// (which, on PostgreSQL, is a native connection).
+pub enum LogConnection<'c> {
+    Any(&'c mut AnyConnection),
+    Postgres(&'c mut PgConnection),
+}
+
+impl<'c> From<&'c mut AnyConnection> for LogConnection<'c> {
+    fn from(connection: &'c mut AnyConnection) -> LogConnection<'c> {
+        LogConnection::Any(connection)
+    }
 }
 
 fn to_i64(value: u64) -> Result<i64, StoreError> {
@@ -133,16 +158,20 @@ impl AuditStore {
         Ok(self.database.pool().acquire().await?)
     }
 
-    /// Starts a write: a transaction holding the log's lock (PostgreSQL; on SQLite the single
-    /// connection of the pool already serialises every transaction of the one instance a
-    /// database file may have).
+    /// Starts a write: a transaction holding the log's lock (PostgreSQL, on the native pool;
+    /// on SQLite the single connection of the pool already serialises every transaction of the
+    /// one instance a database file may have).
     pub async fn begin_write(&self) -> Result<LogWriter, StoreError> {
-        let mut transaction = self.database.pool().begin().await?;
-        if self.database.backend() == Backend::Postgres {
-            sqlx::query(TAKE_LOG_LOCK)
-                .execute(&mut *transaction)
-                .await?;
-        }
+        let transaction = match self.database.postgres_pool() {
+            Some(pool) => {
+                let mut transaction = pool.begin().await?;
+                sqlx::query(TAKE_LOG_LOCK)
+                    .execute(&mut *transaction)
+                    .await?;
+                WriterTransaction::Postgres(transaction)
+            }
+            None => WriterTransaction::Any(self.database.pool().begin().await?),
+        };
         Ok(LogWriter { transaction })
     }
 
@@ -152,12 +181,14 @@ impl AuditStore {
         &self,
         event_ids: &[String],
     ) -> Result<HashMap<String, ExistingEntry>, StoreError> {
-        existing(&mut *self.connection().await?, event_ids).await
+        let mut connection = self.connection().await?;
+        existing(&mut LogConnection::Any(&mut connection), event_ids).await
     }
 
     /// The latest signed checkpoint (by size).
     pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        latest_checkpoint(&mut *self.connection().await?).await
+        let mut connection = self.connection().await?;
+        latest_checkpoint(&mut LogConnection::Any(&mut connection)).await
     }
 
     pub async fn checkpoint_at(
@@ -256,149 +287,242 @@ impl AuditStore {
 /// One write to the log: a transaction holding the log's lock until it commits or is dropped
 /// (rolled back), which is also when a killed instance's lock goes, with its connection.
 pub struct LogWriter {
-    transaction: sqlx::Transaction<'static, Any>,
+    transaction: WriterTransaction,
+}
+
+enum WriterTransaction {
+    /// SQLite.
+    Any(sqlx::Transaction<'static, Any>),
+    /// PostgreSQL, on the native pool.
+    Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
 impl LogWriter {
     /// The transaction's connection, for the reads in [`leaves_from`] and friends.
-    pub fn connection(&mut self) -> &mut AnyConnection {
-        &mut self.transaction
+    pub fn connection(&mut self) -> LogConnection<'_> {
+        match &mut self.transaction {
+            WriterTransaction::Any(transaction) => LogConnection::Any(transaction),
+            WriterTransaction::Postgres(transaction) => LogConnection::Postgres(transaction),
+        }
     }
 
     /// Writes `entries` with their person index.
     pub async fn insert_entries(&mut self, entries: &[NewEntry]) -> Result<(), StoreError> {
-        insert_entries(&mut self.transaction, entries).await
+        match &mut self.transaction {
+            WriterTransaction::Any(transaction) => insert_entries(transaction, entries).await,
+            WriterTransaction::Postgres(transaction) => {
+                insert_entries_postgres(transaction, entries).await
+            }
+        }
     }
 
     pub async fn insert_checkpoint(
         &mut self,
         checkpoint: &StoredCheckpoint,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_checkpoints (tree_size, root_hash, note, signed_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(to_i64(checkpoint.tree_size)?)
-        .bind(checkpoint.root.to_vec())
-        .bind(&checkpoint.note)
-        .bind(checkpoint.signed_at)
-        .execute(&mut *self.transaction)
-        .await?;
+        let tree_size = to_i64(checkpoint.tree_size)?;
+        let root = checkpoint.root.to_vec();
+        match &mut self.transaction {
+            WriterTransaction::Any(transaction) => {
+                sqlx::query(INSERT_CHECKPOINT)
+                    .bind(tree_size)
+                    .bind(root)
+                    .bind(&checkpoint.note)
+                    .bind(checkpoint.signed_at)
+                    .execute(&mut **transaction)
+                    .await?;
+            }
+            WriterTransaction::Postgres(transaction) => {
+                sqlx::query(INSERT_CHECKPOINT)
+                    .bind(tree_size)
+                    .bind(root)
+                    .bind(&checkpoint.note)
+                    .bind(checkpoint.signed_at)
+                    .execute(&mut **transaction)
+                    .await?;
+            }
+        }
         Ok(())
     }
 
     /// Makes everything written durable and lets the lock go.
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.transaction.commit().await?;
+        match self.transaction {
+            WriterTransaction::Any(transaction) => transaction.commit().await?,
+            WriterTransaction::Postgres(transaction) => transaction.commit().await?,
+        }
         Ok(())
     }
 }
 
-/// Whether `connection` talks to PostgreSQL.
-fn is_postgres(connection: &AnyConnection) -> bool {
-    connection.backend_name().eq_ignore_ascii_case("postgres")
-}
+const INSERT_CHECKPOINT: &str = "INSERT INTO audit_checkpoints (tree_size, root_hash, note, \
+     signed_at) VALUES ($1, $2, $3, $4)";
 
-/// The batch insert on PostgreSQL: one statement whatever the batch size, so that it is parsed
-/// and planned once per connection and then served from the statement cache. The rows travel
-/// as one JSON array (bytes hex-encoded, decoded by the server into exactly those bytes);
-/// multi-row `VALUES` lists with 13 parameters a row would give every batch size its own
-/// statement text, each parsed and planned anew.
-const INSERT_ENTRIES_POSTGRES: &str = "INSERT INTO audit_entries (idx, event_id, fingerprint, \
-     entry, leaf_hash, recorded_at, occurred_at, organisation, actor_organisation, actor_user_id, \
-     action, legal_basis_id, disclosure_id) \
-     SELECT r.idx, r.event_id, r.fingerprint, decode(r.entry, 'hex'), decode(r.leaf_hash, 'hex'), \
-     r.recorded_at, r.occurred_at, r.organisation, r.actor_organisation, r.actor_user_id, \
-     r.action, r.legal_basis_id, r.disclosure_id \
-     FROM json_to_recordset($1::json) AS r(idx BIGINT, event_id TEXT, fingerprint TEXT, \
-     entry TEXT, leaf_hash TEXT, recorded_at BIGINT, occurred_at BIGINT, organisation TEXT, \
-     actor_organisation TEXT, actor_user_id TEXT, action TEXT, legal_basis_id TEXT, \
-     disclosure_id TEXT)";
-const INSERT_PERSONS_POSTGRES: &str = "INSERT INTO audit_entry_persons (person_ref, idx) \
-     SELECT r.person_ref, r.idx FROM json_to_recordset($1::json) AS r(person_ref TEXT, idx BIGINT)";
+/// The batch inserts on PostgreSQL: the rows in COPY's binary format ([`CopyRows`]), built in
+/// one buffer and sent in one message each. COPY fires the tables' row triggers for INSERT and
+/// needs only the INSERT privilege, as the statements it replaces did.
+const COPY_ENTRIES: &str = "COPY audit_entries (idx, event_id, fingerprint, entry, leaf_hash, \
+     recorded_at, occurred_at, organisation, actor_organisation, actor_user_id, action, \
+     legal_basis_id, disclosure_id) FROM STDIN (FORMAT BINARY)";
+const COPY_ENTRY_FIELDS: i16 = 13;
+const COPY_PERSONS: &str = "COPY audit_entry_persons (person_ref, idx) FROM STDIN (FORMAT BINARY)";
+const COPY_PERSON_FIELDS: i16 = 2;
+
+/// The dedupe lookup on PostgreSQL: one statement for any batch, the ids as one array.
 const EXISTING_POSTGRES: &str = "SELECT event_id, idx, fingerprint, leaf_hash FROM audit_entries \
-     WHERE event_id IN (SELECT json_array_elements_text($1::json))";
+     WHERE event_id = ANY($1)";
+/// The same through the `Any` driver, which has no array parameters: the ids as a JSON array.
+const EXISTING_POSTGRES_ANY: &str = "SELECT event_id, idx, fingerprint, leaf_hash \
+     FROM audit_entries WHERE event_id IN (SELECT json_array_elements_text($1::json))";
+const LEAVES_FROM: &str =
+    "SELECT idx, leaf_hash FROM audit_entries WHERE idx >= $1 ORDER BY idx LIMIT $2";
+const LATEST_CHECKPOINT: &str = "SELECT tree_size, root_hash, note, signed_at \
+     FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1";
 
-/// One row of [`INSERT_ENTRIES_POSTGRES`].
-#[derive(serde::Serialize)]
-struct EntryRow<'a> {
-    idx: i64,
-    event_id: &'a str,
-    fingerprint: &'a str,
-    entry: String,
-    leaf_hash: String,
-    recorded_at: i64,
-    occurred_at: i64,
-    organisation: &'a str,
-    actor_organisation: &'a str,
-    actor_user_id: &'a str,
-    action: &'a str,
-    legal_basis_id: &'a str,
-    disclosure_id: &'a str,
+/// Rows in PostgreSQL's binary COPY format
+/// (<https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4>): the signature,
+/// flags and header-extension length; per row the field count, then per field its length
+/// and bytes (`int8` as 8 bytes, `text` as its UTF-8 bytes, `bytea` as is), all big-endian;
+/// a field count of -1 as trailer.
+struct CopyRows {
+    buffer: Vec<u8>,
 }
 
-/// One row of [`INSERT_PERSONS_POSTGRES`].
-#[derive(serde::Serialize)]
-struct PersonRow<'a> {
-    person_ref: &'a str,
-    idx: i64,
+impl CopyRows {
+    const SIGNATURE: &'static [u8; 11] = b"PGCOPY\n\xff\r\n\0";
+
+    fn with_capacity(bytes: usize) -> CopyRows {
+        let mut buffer = Vec::with_capacity(bytes + 21);
+        buffer.extend_from_slice(Self::SIGNATURE);
+        buffer.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
+        buffer.extend_from_slice(&0i32.to_be_bytes()); // no header extension
+        CopyRows { buffer }
+    }
+
+    fn row(&mut self, fields: i16) {
+        self.buffer.extend_from_slice(&fields.to_be_bytes());
+    }
+
+    fn int8(&mut self, value: i64) {
+        self.buffer.extend_from_slice(&8i32.to_be_bytes());
+        self.buffer.extend_from_slice(&value.to_be_bytes());
+    }
+
+    fn text(&mut self, value: &str) -> Result<(), StoreError> {
+        self.bytea(value.as_bytes())
+    }
+
+    fn bytea(&mut self, value: &[u8]) -> Result<(), StoreError> {
+        let length = i32::try_from(value.len()).map_err(|_| {
+            StoreError::Encoding(format!("a field of {} bytes is too long", value.len()))
+        })?;
+        self.buffer.extend_from_slice(&length.to_be_bytes());
+        self.buffer.extend_from_slice(value);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.buffer.extend_from_slice(&(-1i16).to_be_bytes());
+        self.buffer
+    }
 }
 
-fn to_json<T: serde::Serialize>(rows: &T) -> Result<String, StoreError> {
-    serde_json::to_string(rows)
-        .map_err(|error| StoreError::Corrupt(format!("encoding a batch as JSON: {error}")))
+/// The COPY data of `entries` and of their person index.
+fn copy_rows(entries: &[NewEntry]) -> Result<(Vec<u8>, Option<Vec<u8>>), StoreError> {
+    let entry_bytes: usize = entries
+        .iter()
+        .map(|entry| {
+            // 13 length words, two int8s and the fixed-size leaf hash.
+            2 + 13 * 4
+                + 3 * 8
+                + 32
+                + entry.event_id.len()
+                + entry.fingerprint.len()
+                + entry.bytes.len()
+                + entry.organisation.len()
+                + entry.actor_organisation.len()
+                + entry.actor_user_id.len()
+                + entry.action.len()
+                + entry.legal_basis_id.len()
+                + entry.disclosure_id.len()
+        })
+        .sum();
+    let mut rows = CopyRows::with_capacity(entry_bytes);
+    for entry in entries {
+        rows.row(COPY_ENTRY_FIELDS);
+        rows.int8(to_i64(entry.index)?);
+        rows.text(&entry.event_id)?;
+        rows.text(&entry.fingerprint)?;
+        rows.bytea(&entry.bytes)?;
+        rows.bytea(&entry.leaf_hash)?;
+        rows.int8(entry.recorded_at);
+        rows.int8(entry.occurred_at);
+        rows.text(&entry.organisation)?;
+        rows.text(&entry.actor_organisation)?;
+        rows.text(&entry.actor_user_id)?;
+        rows.text(&entry.action)?;
+        rows.text(&entry.legal_basis_id)?;
+        rows.text(&entry.disclosure_id)?;
+    }
+    let person_bytes: usize = entries
+        .iter()
+        .flat_map(|entry| entry.person_refs.iter())
+        .map(|reference| 2 + 2 * 4 + 8 + reference.len())
+        .sum();
+    if person_bytes == 0 {
+        return Ok((rows.finish(), None));
+    }
+    let mut persons = CopyRows::with_capacity(person_bytes);
+    for entry in entries {
+        let index = to_i64(entry.index)?;
+        for reference in &entry.person_refs {
+            persons.row(COPY_PERSON_FIELDS);
+            persons.text(reference)?;
+            persons.int8(index);
+        }
+    }
+    Ok((rows.finish(), Some(persons.finish())))
 }
 
-/// [`insert_entries`] on PostgreSQL: two statements for any batch.
+/// Runs `statement` (a `COPY ... FROM STDIN`) with `data` as its whole input.
+async fn copy_in(
+    connection: &mut PgConnection,
+    statement: &str,
+    data: Vec<u8>,
+) -> Result<(), StoreError> {
+    let mut copy = connection.copy_in_raw(statement).await?;
+    let sent = copy.send(data).await.map(|_| ());
+    if let Err(error) = sent {
+        // The transaction is lost either way; the error worth reporting is the first.
+        let _ = copy.abort("the client could not send the rows").await;
+        return Err(error.into());
+    }
+    copy.finish().await?;
+    Ok(())
+}
+
+/// [`insert_entries`] on PostgreSQL: one COPY per table.
 async fn insert_entries_postgres(
-    connection: &mut AnyConnection,
+    connection: &mut PgConnection,
     entries: &[NewEntry],
 ) -> Result<(), StoreError> {
-    let mut rows = Vec::with_capacity(entries.len());
-    let mut persons = Vec::new();
-    for entry in entries {
-        let idx = to_i64(entry.index)?;
-        rows.push(EntryRow {
-            idx,
-            event_id: &entry.event_id,
-            fingerprint: &entry.fingerprint,
-            entry: hex::encode(&entry.bytes),
-            leaf_hash: hex::encode(entry.leaf_hash),
-            recorded_at: entry.recorded_at,
-            occurred_at: entry.occurred_at,
-            organisation: &entry.organisation,
-            actor_organisation: &entry.actor_organisation,
-            actor_user_id: &entry.actor_user_id,
-            action: &entry.action,
-            legal_basis_id: &entry.legal_basis_id,
-            disclosure_id: &entry.disclosure_id,
-        });
-        persons.extend(entry.person_refs.iter().map(|reference| PersonRow {
-            person_ref: reference,
-            idx,
-        }));
+    if entries.is_empty() {
+        return Ok(());
     }
-    sqlx::query(INSERT_ENTRIES_POSTGRES)
-        .bind(to_json(&rows)?)
-        .execute(&mut *connection)
-        .await?;
-    if !persons.is_empty() {
-        sqlx::query(INSERT_PERSONS_POSTGRES)
-            .bind(to_json(&persons)?)
-            .execute(&mut *connection)
-            .await?;
+    let (rows, persons) = copy_rows(entries)?;
+    copy_in(connection, COPY_ENTRIES, rows).await?;
+    if let Some(persons) = persons {
+        copy_in(connection, COPY_PERSONS, persons).await?;
     }
     Ok(())
 }
 
-/// Writes `entries` with their person index (inside a [`LogWriter`]'s transaction).
+/// Writes `entries` with their person index (inside a [`LogWriter`]'s transaction on SQLite;
+/// PostgreSQL has [`insert_entries_postgres`]).
 async fn insert_entries(
     connection: &mut AnyConnection,
     entries: &[NewEntry],
 ) -> Result<(), StoreError> {
-    if is_postgres(connection) {
-        return insert_entries_postgres(connection, entries).await;
-    }
     for chunk in entries.chunks(INSERT_CHUNK) {
         let rows: Vec<String> = (0..chunk.len())
             .map(|row| {
@@ -462,58 +586,85 @@ async fn insert_entries(
 
 /// Up to `limit` leaf hashes from index `from` on, in index order; refuses a gap.
 pub async fn leaves_from(
-    connection: &mut AnyConnection,
+    connection: &mut LogConnection<'_>,
     from: u64,
     limit: u32,
 ) -> Result<Vec<Hash>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT idx, leaf_hash FROM audit_entries WHERE idx >= $1 ORDER BY idx LIMIT $2",
-    )
-    .bind(to_i64(from)?)
-    .bind(i64::from(limit))
-    .fetch_all(&mut *connection)
-    .await?;
-    let mut hashes = Vec::with_capacity(rows.len());
-    for (offset, row) in rows.iter().enumerate() {
-        let expected = from + offset as u64;
-        let index: i64 = row.try_get("idx")?;
-        if to_u64(index, "index")? != expected {
-            return Err(StoreError::Corrupt(format!(
-                "entry {expected} is missing (found index {index} in its place)"
-            )));
+    let first = to_i64(from)?;
+    let limit = i64::from(limit);
+    let mut hashes = Vec::new();
+    match connection {
+        LogConnection::Any(connection) => {
+            let rows = sqlx::query(LEAVES_FROM)
+                .bind(first)
+                .bind(limit)
+                .fetch_all(&mut **connection)
+                .await?;
+            hashes.reserve(rows.len());
+            for row in &rows {
+                hashes.push(leaf_from_row(row, from + hashes.len() as u64)?);
+            }
         }
-        let bytes: &[u8] = row.try_get("leaf_hash")?;
-        hashes.push(hash(bytes, "leaf hash")?);
+        LogConnection::Postgres(connection) => {
+            let rows = sqlx::query(LEAVES_FROM)
+                .bind(first)
+                .bind(limit)
+                .fetch_all(&mut **connection)
+                .await?;
+            hashes.reserve(rows.len());
+            for row in &rows {
+                hashes.push(leaf_from_row(row, from + hashes.len() as u64)?);
+            }
+        }
     }
     Ok(hashes)
 }
 
 /// The latest signed checkpoint (by size).
 pub async fn latest_checkpoint(
-    connection: &mut AnyConnection,
+    connection: &mut LogConnection<'_>,
 ) -> Result<Option<StoredCheckpoint>, StoreError> {
-    let row = sqlx::query(
-        "SELECT tree_size, root_hash, note, signed_at FROM audit_checkpoints \
-         ORDER BY tree_size DESC LIMIT 1",
-    )
-    .fetch_optional(&mut *connection)
-    .await?;
-    row.map(|row| checkpoint_from_row(&row)).transpose()
+    match connection {
+        LogConnection::Any(connection) => sqlx::query(LATEST_CHECKPOINT)
+            .fetch_optional(&mut **connection)
+            .await?
+            .map(|row| checkpoint_from_row(&row))
+            .transpose(),
+        LogConnection::Postgres(connection) => sqlx::query(LATEST_CHECKPOINT)
+            .fetch_optional(&mut **connection)
+            .await?
+            .map(|row| checkpoint_from_row(&row))
+            .transpose(),
+    }
 }
 
 /// The entries already logged under any of `event_ids`.
 pub async fn existing(
-    connection: &mut AnyConnection,
+    connection: &mut LogConnection<'_>,
     event_ids: &[String],
 ) -> Result<HashMap<String, ExistingEntry>, StoreError> {
     let mut found = HashMap::new();
-    if is_postgres(connection) {
-        if event_ids.is_empty() {
+    if event_ids.is_empty() {
+        return Ok(found);
+    }
+    let connection = match connection {
+        LogConnection::Postgres(connection) => {
+            let rows = sqlx::query(EXISTING_POSTGRES)
+                .bind(event_ids)
+                .fetch_all(&mut **connection)
+                .await?;
+            for row in &rows {
+                let (event_id, entry) = existing_from_row(row)?;
+                found.insert(event_id, entry);
+            }
             return Ok(found);
         }
-        let rows = sqlx::query(EXISTING_POSTGRES)
+        LogConnection::Any(connection) => connection,
+    };
+    if is_postgres(connection) {
+        let rows = sqlx::query(EXISTING_POSTGRES_ANY)
             .bind(to_json(&event_ids)?)
-            .fetch_all(&mut *connection)
+            .fetch_all(&mut **connection)
             .await?;
         for row in &rows {
             let (event_id, entry) = existing_from_row(row)?;
@@ -532,7 +683,7 @@ pub async fn existing(
         for id in chunk {
             query = query.bind(id);
         }
-        for row in query.fetch_all(&mut *connection).await? {
+        for row in query.fetch_all(&mut **connection).await? {
             let (event_id, entry) = existing_from_row(&row)?;
             found.insert(event_id, entry);
         }
@@ -540,35 +691,187 @@ pub async fn existing(
     Ok(found)
 }
 
-fn existing_from_row(row: &sqlx::any::AnyRow) -> Result<(String, ExistingEntry), StoreError> {
-    let event_id: String = row.try_get("event_id")?;
-    let index: i64 = row.try_get("idx")?;
-    let leaf: Vec<u8> = row.try_get("leaf_hash")?;
+/// Whether `connection` talks to PostgreSQL.
+fn is_postgres(connection: &AnyConnection) -> bool {
+    connection.backend_name().eq_ignore_ascii_case("postgres")
+}
+
+fn to_json<T: serde::Serialize>(rows: &T) -> Result<String, StoreError> {
+    serde_json::to_string(rows)
+        .map_err(|error| StoreError::Encoding(format!("encoding a batch as JSON: {error}")))
+}
+
+/// The columns of a row of either driver, by name.
+trait Columns {
+    fn int8(&self, column: &str) -> Result<i64, sqlx::Error>;
+    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
+    fn bytes(&self, column: &str) -> Result<&[u8], sqlx::Error>;
+}
+
+impl Columns for AnyRow {
+    fn int8(&self, column: &str) -> Result<i64, sqlx::Error> {
+        self.try_get(column)
+    }
+
+    fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+        self.try_get(column)
+    }
+
+    fn bytes(&self, column: &str) -> Result<&[u8], sqlx::Error> {
+        self.try_get(column)
+    }
+}
+
+impl Columns for PgRow {
+    fn int8(&self, column: &str) -> Result<i64, sqlx::Error> {
+        self.try_get(column)
+    }
+
+    fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+        self.try_get(column)
+    }
+
+    fn bytes(&self, column: &str) -> Result<&[u8], sqlx::Error> {
+        self.try_get(column)
+    }
+}
+
+/// The leaf hash of a row of [`LEAVES_FROM`], which must be entry `expected`.
+fn leaf_from_row(row: &impl Columns, expected: u64) -> Result<Hash, StoreError> {
+    let index = row.int8("idx")?;
+    if to_u64(index, "index")? != expected {
+        return Err(StoreError::Corrupt(format!(
+            "entry {expected} is missing (found index {index} in its place)"
+        )));
+    }
+    hash(row.bytes("leaf_hash")?, "leaf hash")
+}
+
+fn existing_from_row(row: &impl Columns) -> Result<(String, ExistingEntry), StoreError> {
     Ok((
-        event_id,
+        row.text("event_id")?,
         ExistingEntry {
-            index: to_u64(index, "index")?,
-            fingerprint: row.try_get("fingerprint")?,
-            leaf_hash: hash(&leaf, "leaf hash")?,
+            index: to_u64(row.int8("idx")?, "index")?,
+            fingerprint: row.text("fingerprint")?,
+            leaf_hash: hash(row.bytes("leaf_hash")?, "leaf hash")?,
         },
     ))
 }
 
-fn checkpoint_from_row(row: &sqlx::any::AnyRow) -> Result<StoredCheckpoint, StoreError> {
-    let root: Vec<u8> = row.try_get("root_hash")?;
+fn checkpoint_from_row(row: &impl Columns) -> Result<StoredCheckpoint, StoreError> {
     Ok(StoredCheckpoint {
-        tree_size: to_u64(row.try_get("tree_size")?, "tree size")?,
-        root: hash(&root, "checkpoint root")?,
-        note: row.try_get("note")?,
-        signed_at: row.try_get("signed_at")?,
+        tree_size: to_u64(row.int8("tree_size")?, "tree size")?,
+        root: hash(row.bytes("root_hash")?, "checkpoint root")?,
+        note: row.text("note")?,
+        signed_at: row.int8("signed_at")?,
     })
 }
 
-fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<StoredEntry, StoreError> {
-    let leaf: Vec<u8> = row.try_get("leaf_hash")?;
+fn entry_from_row(row: &impl Columns) -> Result<StoredEntry, StoreError> {
     Ok(StoredEntry {
-        index: to_u64(row.try_get("idx")?, "index")?,
-        bytes: row.try_get("entry")?,
-        leaf_hash: hash(&leaf, "leaf hash")?,
+        index: to_u64(row.int8("idx")?, "index")?,
+        bytes: row.bytes("entry")?.to_vec(),
+        leaf_hash: hash(row.bytes("leaf_hash")?, "leaf hash")?,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+    const TRAILER: &[u8] = b"\xff\xff";
+
+    fn entry(index: u64, person_refs: &[&str]) -> NewEntry {
+        NewEntry {
+            index,
+            event_id: "e".into(),
+            fingerprint: "f".into(),
+            bytes: vec![0x00, 0xff],
+            leaf_hash: [7; 32],
+            recorded_at: 1,
+            occurred_at: -2,
+            organisation: "o".into(),
+            actor_organisation: "å".into(),
+            actor_user_id: String::new(),
+            action: "a".into(),
+            legal_basis_id: "l".into(),
+            disclosure_id: "d".into(),
+            person_refs: person_refs.iter().map(|r| (*r).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn copy_rows_are_the_binary_format_field_by_field() {
+        let mut rows = CopyRows::with_capacity(0);
+        rows.row(3);
+        rows.int8(-2);
+        rows.text("hé").unwrap();
+        rows.bytea(&[]).unwrap();
+        let data = rows.finish();
+        let mut expected = HEADER.to_vec();
+        expected.extend_from_slice(&[0, 3]);
+        expected.extend_from_slice(&[0, 0, 0, 8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]);
+        expected.extend_from_slice(&[0, 0, 0, 3, b'h', 0xc3, 0xa9]);
+        expected.extend_from_slice(&[0, 0, 0, 0]);
+        expected.extend_from_slice(TRAILER);
+        assert_eq!(data, expected);
+    }
+
+    #[test]
+    fn an_empty_copy_is_header_and_trailer() {
+        let data = CopyRows::with_capacity(0).finish();
+        assert_eq!(data, [HEADER, TRAILER].concat());
+        assert_eq!(data.len(), 21);
+    }
+
+    #[test]
+    fn entries_and_persons_are_encoded_in_column_order() {
+        let (rows, persons) = copy_rows(&[entry(5, &["p1", "p2"])]).unwrap();
+        let mut expected = HEADER.to_vec();
+        expected.extend_from_slice(&COPY_ENTRY_FIELDS.to_be_bytes());
+        let int8 = |value: i64| [&8i32.to_be_bytes()[..], &value.to_be_bytes()[..]].concat();
+        let field = |bytes: &[u8]| [&(bytes.len() as i32).to_be_bytes()[..], bytes].concat();
+        expected.extend(int8(5));
+        expected.extend(field(b"e"));
+        expected.extend(field(b"f"));
+        expected.extend(field(&[0x00, 0xff]));
+        expected.extend(field(&[7; 32]));
+        expected.extend(int8(1));
+        expected.extend(int8(-2));
+        expected.extend(field(b"o"));
+        expected.extend(field("å".as_bytes()));
+        expected.extend(field(b""));
+        expected.extend(field(b"a"));
+        expected.extend(field(b"l"));
+        expected.extend(field(b"d"));
+        expected.extend_from_slice(TRAILER);
+        assert_eq!(rows, expected);
+        // The capacity estimate is exact for the entry rows.
+        assert_eq!(rows.capacity(), rows.len());
+
+        let mut expected = HEADER.to_vec();
+        for reference in [b"p1", b"p2"] {
+            expected.extend_from_slice(&COPY_PERSON_FIELDS.to_be_bytes());
+            expected.extend(field(reference));
+            expected.extend(int8(5));
+        }
+        expected.extend_from_slice(TRAILER);
+        assert_eq!(persons.unwrap(), expected);
+    }
+
+    #[test]
+    fn entries_without_persons_copy_no_person_rows() {
+        let (_, persons) = copy_rows(&[entry(0, &[]), entry(1, &[])]).unwrap();
+        assert!(persons.is_none());
+    }
+
+    #[test]
+    fn an_index_beyond_int8_is_refused() {
+        assert!(matches!(
+            copy_rows(&[entry(u64::MAX, &[])]),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
 }
