@@ -9,7 +9,8 @@ pub const SQLITE_MIGRATIONS: &[tryggdel_storage::MigrationFile] = tryggdel_stora
     [
         "0001_disclosures.sql",
         "0002_outbox_relay.sql",
-        "0003_deliveries.sql"
+        "0003_deliveries.sql",
+        "0004_outbox_by_disclosure.sql",
     ]
 );
 pub const POSTGRES_MIGRATIONS: &[tryggdel_storage::MigrationFile] = tryggdel_storage::migration_files!(
@@ -17,7 +18,8 @@ pub const POSTGRES_MIGRATIONS: &[tryggdel_storage::MigrationFile] = tryggdel_sto
     [
         "0001_disclosures.sql",
         "0002_outbox_relay.sql",
-        "0003_deliveries.sql"
+        "0003_deliveries.sql",
+        "0004_outbox_by_disclosure.sql",
     ]
 );
 
