@@ -218,6 +218,19 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
+    /// The approvals of `log`'s region that its stream never delivered, sorted.
+    pub fn never_delivered(&self, log: &SubscriberLog) -> Vec<String> {
+        self.approved
+            .get(&log.police_region)
+            .map(|approved| log.missing(approved))
+            .unwrap_or_default()
+    }
+
+    /// Approvals in all regions.
+    pub fn approvals(&self) -> usize {
+        self.approved.values().map(HashSet::len).sum()
+    }
+
     pub fn failed(&self) -> u64 {
         self.failures.values().map(|failures| failures.count).sum()
     }

@@ -315,10 +315,9 @@ fn print(
     }
     let mut anomalies = 0;
     let mut missing = 0;
-    let nothing = std::collections::HashSet::new();
     for log in &report.subscribers {
         let (out_of_order, duplicates) = log.anomalies();
-        let never = log.missing(report.approved.get(&log.police_region).unwrap_or(&nothing));
+        let never = report.never_delivered(log);
         if !out_of_order.is_empty() || !duplicates.is_empty() || !never.is_empty() {
             anomalies += out_of_order.len() + duplicates.len();
             missing += never.len();

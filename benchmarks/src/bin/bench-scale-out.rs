@@ -237,14 +237,9 @@ async fn drive(cli: &Cli, cluster: &mut Cluster) -> anyhow::Result<()> {
     );
 
     let mut problems = Vec::new();
-    let nothing = std::collections::HashSet::new();
     for subscriber in &report.subscribers {
         let (out_of_order, duplicates) = subscriber.anomalies();
-        let approved = report
-            .approved
-            .get(&subscriber.police_region)
-            .unwrap_or(&nothing);
-        let missing = subscriber.missing(approved);
+        let missing = report.never_delivered(subscriber);
         if !out_of_order.is_empty() || !duplicates.is_empty() || !missing.is_empty() {
             problems.push(format!(
                 "subscriber of {} on {}: out of order {:?}, twice {:?}, never delivered {:?}",
@@ -256,11 +251,7 @@ async fn drive(cli: &Cli, cluster: &mut Cluster) -> anyhow::Result<()> {
             ));
         }
     }
-    let approved: usize = report
-        .approved
-        .values()
-        .map(std::collections::HashSet::len)
-        .sum();
+    let approved = report.approvals();
     let streamed: usize = report
         .subscribers
         .iter()

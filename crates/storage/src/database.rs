@@ -61,11 +61,11 @@ pub struct Migrations {
 
 impl Migrations {
     /// Checks that the embedded files are exactly those in `dir/sqlite` and `dir/postgres`
-    /// (see [`check_embedded`](crate::check_embedded)) and that they parse as migrations.
+    /// (every `.sql` file, with the same contents) and that they parse as migrations.
     pub fn check_embedded(&self, dir: &std::path::Path) -> Result<(), String> {
         for (backend, files) in [("sqlite", self.sqlite), ("postgres", self.postgres)] {
-            crate::check_embedded(files, &dir.join(backend))?;
-            crate::migrations(files).map_err(|error| error.to_string())?;
+            crate::migrations::check_embedded(files, &dir.join(backend))?;
+            crate::migrations::migrations(files).map_err(|error| error.to_string())?;
         }
         Ok(())
     }

@@ -21,8 +21,6 @@ mod outbox;
 mod sealing;
 
 pub use database::{Backend, Database, DatabaseError, Migrations, is_unique_violation};
-pub use migrations::{
-    EmbeddedMigrations, InvalidMigration, MigrationFile, check_embedded, migrations,
-};
+pub use migrations::{InvalidMigration, MigrationFile};
 pub use outbox::OutboxDestination;
 pub use sealing::{FieldCipher, FieldKey, SealingError};

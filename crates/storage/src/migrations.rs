@@ -40,7 +40,7 @@ pub struct InvalidMigration {
 
 /// Embedded migration files as a source for `sqlx::migrate::Migrator::new`.
 #[derive(Clone, Copy, Debug)]
-pub struct EmbeddedMigrations(pub &'static [MigrationFile]);
+pub(crate) struct EmbeddedMigrations(pub &'static [MigrationFile]);
 
 impl MigrationSource<'static> for EmbeddedMigrations {
     fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, BoxDynError>> {
@@ -51,7 +51,7 @@ impl MigrationSource<'static> for EmbeddedMigrations {
 /// The sqlx migrations of `files`, in version order. Versions and descriptions come from the
 /// file names as sqlx reads them (`0002_outbox_relay.sql` is version 2, "outbox relay"), and
 /// a file whose SQL starts with `-- no-transaction` runs outside a transaction.
-pub fn migrations(files: &[MigrationFile]) -> Result<Vec<Migration>, InvalidMigration> {
+pub(crate) fn migrations(files: &[MigrationFile]) -> Result<Vec<Migration>, InvalidMigration> {
     let mut migrations = Vec::with_capacity(files.len());
     for file in files {
         let invalid = |problem: &str| InvalidMigration {
@@ -96,7 +96,7 @@ pub fn migrations(files: &[MigrationFile]) -> Result<Vec<Migration>, InvalidMigr
 /// Checks that `files` are exactly the `.sql` files in `dir`, with the same contents: what
 /// each service's tests assert, so that a migration added to the directory cannot be left out
 /// of the binary.
-pub fn check_embedded(files: &[MigrationFile], dir: &Path) -> Result<(), String> {
+pub(crate) fn check_embedded(files: &[MigrationFile], dir: &Path) -> Result<(), String> {
     let entries =
         std::fs::read_dir(dir).map_err(|error| format!("reading {}: {error}", dir.display()))?;
     let mut on_disk = Vec::new();

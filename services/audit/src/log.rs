@@ -79,10 +79,9 @@ pub enum AppendError {
 type Plan = Result<Vec<Appended>, AppendError>;
 
 struct AppendJob {
-    bodies: Vec<EntryBody>,
-    /// The bodies' fingerprints, computed by the caller's task rather than by the sequencer,
-    /// whose work all appends wait for.
-    fingerprints: Vec<String>,
+    /// Each body with its fingerprint, computed by the caller's task rather than by the
+    /// sequencer, whose work all appends wait for.
+    bodies: Vec<(EntryBody, String)>,
     reply: oneshot::Sender<Plan>,
 }
 
@@ -414,18 +413,17 @@ impl AuditLog {
 
     /// Appends `bodies` in order; answers once they are durable.
     pub async fn append(&self, bodies: Vec<EntryBody>) -> Result<Vec<Appended>, AppendError> {
-        let fingerprints = bodies
-            .iter()
-            .map(EntryBody::fingerprint)
-            .collect::<Result<Vec<_>, _>>()
+        let bodies = bodies
+            .into_iter()
+            .map(|body| {
+                let fingerprint = body.fingerprint()?;
+                Ok((body, fingerprint))
+            })
+            .collect::<Result<Vec<_>, serde_json::Error>>()
             .map_err(|error| AppendError::Unavailable(error.into()))?;
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(AppendJob {
-                bodies,
-                fingerprints,
-                reply,
-            })
+            .send(AppendJob { bodies, reply })
             .await
             .map_err(|_| AppendError::Stopped)?;
         answer.await.map_err(|_| AppendError::Stopped)?
@@ -648,7 +646,7 @@ impl Sequencer {
         }
         let ids: Vec<String> = batch
             .iter()
-            .flat_map(|job| job.bodies.iter().map(|body| body.event_id.clone()))
+            .flat_map(|job| job.bodies.iter().map(|(body, _)| body.event_id.clone()))
             .collect();
         let known = store::existing(&mut writer.connection(), &ids)
             .await
@@ -743,7 +741,7 @@ impl Sequencer {
             let mut job_known: HashMap<String, ExistingEntry> = HashMap::new();
             let plan = (|| {
                 let mut appended = Vec::with_capacity(job.bodies.len());
-                for (body, fingerprint) in job.bodies.iter().zip(&job.fingerprints) {
+                for (body, fingerprint) in &job.bodies {
                     let fingerprint = fingerprint.clone();
                     let existing = known
                         .get(&body.event_id)

@@ -121,12 +121,6 @@ pub enum LogConnection<'c> {
     Postgres(&'c mut PgConnection),
 }
 
-impl<'c> From<&'c mut AnyConnection> for LogConnection<'c> {
-    fn from(connection: &'c mut AnyConnection) -> LogConnection<'c> {
-        LogConnection::Any(connection)
-    }
-}
-
 fn to_i64(value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::Corrupt(format!("index {value} out of range")))
 }
@@ -173,16 +167,6 @@ impl AuditStore {
             None => WriterTransaction::Any(self.database.pool().begin().await?),
         };
         Ok(LogWriter { transaction })
-    }
-
-    /// The entries already logged under any of `event_ids` (outside any write: an answer that
-    /// may be outdated by the time it is used).
-    pub async fn existing(
-        &self,
-        event_ids: &[String],
-    ) -> Result<HashMap<String, ExistingEntry>, StoreError> {
-        let mut connection = self.connection().await?;
-        existing(&mut LogConnection::Any(&mut connection), event_ids).await
     }
 
     /// The latest signed checkpoint (by size).
@@ -371,9 +355,6 @@ const COPY_PERSON_FIELDS: i16 = 2;
 /// The dedupe lookup on PostgreSQL: one statement for any batch, the ids as one array.
 const EXISTING_POSTGRES: &str = "SELECT event_id, idx, fingerprint, leaf_hash FROM audit_entries \
      WHERE event_id = ANY($1)";
-/// The same through the `Any` driver, which has no array parameters: the ids as a JSON array.
-const EXISTING_POSTGRES_ANY: &str = "SELECT event_id, idx, fingerprint, leaf_hash \
-     FROM audit_entries WHERE event_id IN (SELECT json_array_elements_text($1::json))";
 const LEAVES_FROM: &str =
     "SELECT idx, leaf_hash FROM audit_entries WHERE idx >= $1 ORDER BY idx LIMIT $2";
 const LATEST_CHECKPOINT: &str = "SELECT tree_size, root_hash, note, signed_at \
@@ -638,7 +619,8 @@ pub async fn latest_checkpoint(
     }
 }
 
-/// The entries already logged under any of `event_ids`.
+/// The entries already logged under any of `event_ids`: one statement with an array on a
+/// writer's PostgreSQL connection, IN lists of [`INSERT_CHUNK`] ids on the `Any` driver.
 pub async fn existing(
     connection: &mut LogConnection<'_>,
     event_ids: &[String],
@@ -661,17 +643,6 @@ pub async fn existing(
         }
         LogConnection::Any(connection) => connection,
     };
-    if is_postgres(connection) {
-        let rows = sqlx::query(EXISTING_POSTGRES_ANY)
-            .bind(to_json(&event_ids)?)
-            .fetch_all(&mut **connection)
-            .await?;
-        for row in &rows {
-            let (event_id, entry) = existing_from_row(row)?;
-            found.insert(event_id, entry);
-        }
-        return Ok(found);
-    }
     for chunk in event_ids.chunks(INSERT_CHUNK) {
         let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
@@ -691,16 +662,6 @@ pub async fn existing(
     Ok(found)
 }
 
-/// Whether `connection` talks to PostgreSQL.
-fn is_postgres(connection: &AnyConnection) -> bool {
-    connection.backend_name().eq_ignore_ascii_case("postgres")
-}
-
-fn to_json<T: serde::Serialize>(rows: &T) -> Result<String, StoreError> {
-    serde_json::to_string(rows)
-        .map_err(|error| StoreError::Encoding(format!("encoding a batch as JSON: {error}")))
-}
-
 /// The columns of a row of either driver, by name.
 trait Columns {
     fn int8(&self, column: &str) -> Result<i64, sqlx::Error>;
@@ -708,33 +669,26 @@ trait Columns {
     fn bytes(&self, column: &str) -> Result<&[u8], sqlx::Error>;
 }
 
-impl Columns for AnyRow {
-    fn int8(&self, column: &str) -> Result<i64, sqlx::Error> {
-        self.try_get(column)
-    }
+/// Both drivers' rows decode these three types the same way.
+macro_rules! columns_of {
+    ($($row:ty),*) => {$(
+        impl Columns for $row {
+            fn int8(&self, column: &str) -> Result<i64, sqlx::Error> {
+                self.try_get(column)
+            }
 
-    fn text(&self, column: &str) -> Result<String, sqlx::Error> {
-        self.try_get(column)
-    }
+            fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+                self.try_get(column)
+            }
 
-    fn bytes(&self, column: &str) -> Result<&[u8], sqlx::Error> {
-        self.try_get(column)
-    }
+            fn bytes(&self, column: &str) -> Result<&[u8], sqlx::Error> {
+                self.try_get(column)
+            }
+        }
+    )*};
 }
 
-impl Columns for PgRow {
-    fn int8(&self, column: &str) -> Result<i64, sqlx::Error> {
-        self.try_get(column)
-    }
-
-    fn text(&self, column: &str) -> Result<String, sqlx::Error> {
-        self.try_get(column)
-    }
-
-    fn bytes(&self, column: &str) -> Result<&[u8], sqlx::Error> {
-        self.try_get(column)
-    }
-}
+columns_of!(AnyRow, PgRow);
 
 /// The leaf hash of a row of [`LEAVES_FROM`], which must be entry `expected`.
 fn leaf_from_row(row: &impl Columns, expected: u64) -> Result<Hash, StoreError> {
