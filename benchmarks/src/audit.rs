@@ -16,6 +16,8 @@ use tryggdel_storage::Database;
 
 /// Entries per transaction while bulk loading.
 const LOAD_CHUNK: usize = 20_000;
+/// How long the database may take over one chunk before the load gives up.
+const CHUNK_DEADLINE: Duration = Duration::from_secs(120);
 
 /// A random keyed person reference (`hmac-sha256:<64 hex>`), as disclosure computes them.
 pub fn random_person_ref() -> String {
@@ -108,12 +110,24 @@ pub async fn bulk_load(
             tree.push(entry.leaf_hash);
             bytes_written += entry.bytes.len() as u64;
         }
-        let mut writer = store.begin_write().await.context("bulk load")?;
-        writer
-            .insert_entries(&entries)
-            .await
-            .context("bulk load: inserting entries")?;
-        writer.commit().await.context("bulk load: commit")?;
+        // A stalled connection fails the load instead of hanging it (the writer's connection
+        // is closed when the write is dropped).
+        tokio::time::timeout(CHUNK_DEADLINE, async {
+            let mut writer = store.begin_write().await.context("bulk load")?;
+            writer
+                .insert_entries(&entries)
+                .await
+                .context("bulk load: inserting entries")?;
+            writer.commit().await.context("bulk load: commit")
+        })
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "bulk load: writing entries {}..{next} took over {} s",
+                next - entries.len() as u64,
+                CHUNK_DEADLINE.as_secs()
+            )
+        })??;
     }
     let root = tree.root();
     let note = signer

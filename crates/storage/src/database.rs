@@ -141,8 +141,8 @@ impl Database {
                     .await
                     .map_err(connect_error)?;
                 first.close().await.map_err(connect_error)?;
-                let search_path = format!("SET search_path TO {schema}");
-                let native_search_path = search_path.clone();
+                let session = session_settings(schema, false);
+                let native_session = session_settings(schema, true);
                 let native_options = PgConnectOptions::from_str(url).map_err(connect_error)?;
                 // Connects on first use: most services never ask for it.
                 postgres = Some(
@@ -150,9 +150,9 @@ impl Database {
                         .max_connections(POSTGRES_NATIVE_CONNECTIONS)
                         .acquire_timeout(Duration::from_secs(10))
                         .after_connect(move |connection, _meta| {
-                            let search_path = native_search_path.clone();
+                            let session = native_session.clone();
                             Box::pin(async move {
-                                connection.execute(search_path.as_str()).await?;
+                                connection.execute(session.as_str()).await?;
                                 Ok(())
                             })
                         })
@@ -162,9 +162,9 @@ impl Database {
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
                     .after_connect(move |connection, _meta| {
-                        let search_path = search_path.clone();
+                        let session = session.clone();
                         Box::pin(async move {
-                            connection.execute(search_path.as_str()).await?;
+                            connection.execute(session.as_str()).await?;
                             Ok(())
                         })
                     })
@@ -216,6 +216,34 @@ impl Database {
             postgres.close().await;
         }
     }
+}
+
+/// How often the server checks, while a statement runs (or waits for a lock), that the client is
+/// still connected: a client that gives up on a statement closes its connection, and the
+/// server then ends the statement and rolls its transaction back within this time instead of
+/// holding its locks until the statement would have finished. (`client_connection_check_interval`
+/// is PostgreSQL 14's; older servers skip it.)
+const CLIENT_CHECK_INTERVAL_MS: u32 = 1000;
+
+/// How long a transaction on the native pool may sit idle between statements before the server
+/// ends it: its transactions (the audit log's writers) hold a lock that every instance waits
+/// for, and run their statements back to back, so a long pause means a client that has hung
+/// or been stopped (SIGSTOP, a frozen VM) without its connection closing.
+const NATIVE_IDLE_IN_TRANSACTION_MS: u32 = 30_000;
+
+/// The statements run on every new PostgreSQL connection of `schema`'s pools (one round trip).
+fn session_settings(schema: &str, native: bool) -> String {
+    let mut settings = format!(
+        "SET search_path TO {schema}; \
+         SELECT set_config('client_connection_check_interval', '{CLIENT_CHECK_INTERVAL_MS}', false) \
+         WHERE current_setting('server_version_num')::int >= 140000;"
+    );
+    if native {
+        settings.push_str(&format!(
+            " SET idle_in_transaction_session_timeout = {NATIVE_IDLE_IN_TRANSACTION_MS};"
+        ));
+    }
+    settings
 }
 
 /// True when `error` is a unique-constraint violation (on either backend).

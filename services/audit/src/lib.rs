@@ -87,6 +87,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<AuditApi> {
         LogConfig {
             signer: Arc::new(signer),
             checkpoint_interval: settings.checkpoint_interval,
+            write_deadline: log::DEFAULT_WRITE_DEADLINE,
         },
     )
     .await?;

@@ -24,6 +24,7 @@
 //!   reproduce the latest checkpoint, or the log refuses to open.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -46,6 +47,10 @@ const QUEUE_DEPTH: usize = 1024;
 const LEAF_PAGE: u32 = 100_000;
 /// How often an instance on PostgreSQL reads what other instances committed, unasked.
 pub const TAIL_INTERVAL: Duration = Duration::from_millis(250);
+/// How long one of the log's steps on the database may take (a batch's transaction from asking
+/// for the lock to its commit, a checkpoint's, a catch-up) before it is abandoned and its
+/// connection closed. A batch takes milliseconds; this only ever ends one that has stalled.
+pub const DEFAULT_WRITE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// What the log needs to sign and pace checkpoints.
 #[derive(Clone)]
@@ -53,6 +58,8 @@ pub struct LogConfig {
     pub signer: Arc<CheckpointSigner>,
     /// How often, at most, a checkpoint is signed while the log grows (zero: after every batch).
     pub checkpoint_interval: Duration,
+    /// See [`DEFAULT_WRITE_DEADLINE`].
+    pub write_deadline: Duration,
 }
 
 /// Where an appended event landed.
@@ -99,6 +106,8 @@ struct Shared {
     /// Held by whoever changes the tree: the sequencer for a batch, a reader catching up.
     writer: tokio::sync::Mutex<WriterState>,
     verifier: CheckpointVerifier,
+    /// See [`LogConfig::write_deadline`].
+    write_deadline: Duration,
 }
 
 /// See [`AuditLog::probe`]: answers None once the log has stopped.
@@ -165,6 +174,24 @@ fn check_consistent(
             previous.tree_size
         )
     })
+}
+
+/// Runs `step` (one of the log's steps on the database) for at most `deadline`. A step that
+/// overruns is dropped where it waits, which rolls its transaction back by closing the
+/// connection (see [`store::LogWriter`]), so a stalled connection cannot keep the log's lock
+/// or the writer mutex for longer than that.
+async fn within<T>(
+    deadline: Duration,
+    what: &str,
+    step: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    match tokio::time::timeout(deadline, step).await {
+        Ok(result) => result,
+        Err(_) => Err(anyhow!(
+            "{what} did not finish within {} ms; its connection was closed",
+            deadline.as_millis()
+        )),
+    }
 }
 
 impl Shared {
@@ -331,6 +358,7 @@ impl AuditLog {
                 last_checkpoint: tokio::time::Instant::now(),
             }),
             verifier,
+            write_deadline: config.write_deadline,
         });
         {
             let mut state = shared.writer.lock().await;
@@ -338,17 +366,17 @@ impl AuditLog {
             // appending meanwhile; the rest is read under it.
             let mut connection = store.connection().await.context("loading the log")?;
             shared
-                .catch_up_entries(&mut state, &mut LogConnection::Any(&mut connection))
+                .catch_up_entries(&mut state, &mut LogConnection::Any(connection.get()?))
                 .await
                 .context("loading the log")?;
-            drop(connection);
+            connection.release();
             let mut writer = store.begin_write().await.context("loading the log")?;
             shared
-                .catch_up_entries(&mut state, &mut writer.connection())
+                .catch_up_entries(&mut state, &mut writer.connection()?)
                 .await
                 .context("loading the log")?;
             let size = shared.durable();
-            let latest = store::latest_checkpoint(&mut writer.connection())
+            let latest = store::latest_checkpoint(&mut writer.connection()?)
                 .await
                 .context("loading checkpoints")?;
             let next = match latest {
@@ -476,12 +504,15 @@ impl AuditLog {
 
 async fn catch_up(shared: &Shared, store: &AuditStore) -> anyhow::Result<()> {
     let mut state = shared.writer.lock().await;
-    let mut connection = store.connection().await.context("reading the log")?;
-    let mut connection = LogConnection::Any(&mut connection);
-    shared.catch_up_entries(&mut state, &mut connection).await?;
-    shared
-        .catch_up_checkpoint(&mut state, &mut connection)
-        .await
+    within(shared.write_deadline, "reading the shared log", async {
+        let mut connection = store.connection().await.context("reading the log")?;
+        let mut reads = LogConnection::Any(connection.get()?);
+        shared.catch_up_entries(&mut state, &mut reads).await?;
+        shared.catch_up_checkpoint(&mut state, &mut reads).await?;
+        connection.release();
+        Ok(())
+    })
+    .await
 }
 
 /// Reads what other instances commit, every [`TAIL_INTERVAL`], until the log is dropped or its
@@ -566,16 +597,27 @@ impl Sequencer {
         {
             return Ok(());
         }
+        within(
+            self.shared.write_deadline,
+            "signing a checkpoint",
+            self.sign_checkpoint(&mut state),
+        )
+        .await
+    }
+
+    /// [`Self::checkpoint_if_due`] under the log's lock.
+    async fn sign_checkpoint(&self, state: &mut WriterState) -> anyhow::Result<()> {
         let mut writer = self.store.begin_write().await?;
         self.shared
-            .catch_up_entries(&mut state, &mut writer.connection())
+            .catch_up_entries(state, &mut writer.connection()?)
             .await?;
         self.shared
-            .catch_up_checkpoint(&mut state, &mut writer.connection())
+            .catch_up_checkpoint(state, &mut writer.connection()?)
             .await?;
         let size = self.shared.durable();
         let previous = self.shared.checkpoint();
-        if size == previous.tree_size || !self.checkpoint_due(&state) {
+        if size == previous.tree_size || !self.checkpoint_due(state) {
+            writer.rollback().await?;
             return Ok(());
         }
         let next = {
@@ -586,7 +628,7 @@ impl Sequencer {
         };
         writer.insert_checkpoint(&next).await?;
         writer.commit().await?;
-        self.shared.set_checkpoint(&mut state, next);
+        self.shared.set_checkpoint(state, next);
         Ok(())
     }
 
@@ -600,7 +642,19 @@ impl Sequencer {
             return;
         }
         let mut state = self.shared.writer.lock().await;
-        match self.write(&mut state, &batch).await {
+        let written = within(
+            self.shared.write_deadline,
+            "the batch's transaction",
+            self.write(&mut state, &batch),
+        )
+        .await;
+        if written.is_err() {
+            // Abandoned at its deadline, a batch may have extended the tree before its commit:
+            // whatever of it reached the database, the next catch-up reads.
+            let durable = self.shared.durable();
+            self.shared.write_tree().truncate(durable);
+        }
+        match written {
             Ok(plans) => {
                 for (job, plan) in batch.into_iter().zip(plans) {
                     let _ = job.reply.send(plan);
@@ -636,24 +690,29 @@ impl Sequencer {
             .context("taking the log's lock")?;
         let grew = self
             .shared
-            .catch_up_entries(state, &mut writer.connection())
+            .catch_up_entries(state, &mut writer.connection()?)
             .await?;
         let due = self.checkpoint_due(state);
         if grew || due {
             self.shared
-                .catch_up_checkpoint(state, &mut writer.connection())
+                .catch_up_checkpoint(state, &mut writer.connection()?)
                 .await?;
         }
         let ids: Vec<String> = batch
             .iter()
             .flat_map(|job| job.bodies.iter().map(|(body, _)| body.event_id.clone()))
             .collect();
-        let known = store::existing(&mut writer.connection(), &ids)
+        let known = store::existing(&mut writer.connection()?, &ids)
             .await
             .context("looking up the batch's event ids")?;
         let durable = self.shared.durable();
         let (plans, entries) = Self::plan(batch, known, durable);
         if entries.is_empty() {
+            // Nothing to write: the answers stand whether or not the rollback is heard (a
+            // writer that fails to end is closed instead).
+            if let Err(error) = writer.rollback().await {
+                tracing::warn!(error = %error, "ending a read-only audit batch failed");
+            }
             return Ok(plans);
         }
         let new_size = durable + entries.len() as u64;

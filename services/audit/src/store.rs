@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use sqlx::any::AnyRow;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
-use sqlx::{Any, AnyConnection, PgConnection, Postgres, Row};
+use sqlx::{Any, AnyConnection, Executor, PgConnection, Postgres, Row};
 use tryggdel_merkle::{Hash, hash_from_slice};
 use tryggdel_storage::{Database, Migrations};
 
@@ -41,8 +41,8 @@ const INSERT_CHUNK: usize = 400;
 /// logs in different schemas of one database do not wait for each other. The class is "TGAU"
 /// in ASCII; nothing else in a Tryggdel database takes advisory locks.
 pub const LOG_LOCK_CLASS: i32 = 0x5447_4155;
-const TAKE_LOG_LOCK: &str =
-    "SELECT 1 AS locked FROM pg_advisory_xact_lock(1413955925, hashtext(current_schema()))";
+const BEGIN_AND_LOCK: &str =
+    "BEGIN; SELECT pg_advisory_xact_lock(1413955925, hashtext(current_schema()))";
 
 /// An entry about to be written.
 #[derive(Clone, Debug)]
@@ -112,6 +112,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("a batch could not be encoded for the database: {0}")]
     Encoding(String),
+    #[error("the log writer's transaction has already ended")]
+    Ended,
 }
 
 /// A connection the log reads on: one of the `Any` pool's, or a [`LogWriter`]'s transaction
@@ -147,32 +149,29 @@ impl AuditStore {
         &self.database
     }
 
-    /// A connection of the pool, for a series of reads.
-    pub async fn connection(&self) -> Result<PoolConnection<Any>, StoreError> {
-        Ok(self.database.pool().acquire().await?)
+    /// A connection of the pool, for a series of reads that may be abandoned.
+    pub async fn connection(&self) -> Result<ClosingConnection<Any>, StoreError> {
+        Ok(ClosingConnection::new(
+            self.database.pool().acquire().await?,
+        ))
     }
 
     /// Starts a write: a transaction holding the log's lock (PostgreSQL, on the native pool;
     /// on SQLite the single connection of the pool already serialises every transaction of the
     /// one instance a database file may have).
+    ///
+    /// On PostgreSQL, `BEGIN` and the lock go in one round trip; if either fails, or the writer
+    /// is dropped before it ends, its connection is closed (see [`ClosingConnection`]).
     pub async fn begin_write(&self) -> Result<LogWriter, StoreError> {
         let transaction = match self.database.postgres_pool() {
             Some(pool) => {
-                let mut transaction = pool.begin().await?;
-                sqlx::query(TAKE_LOG_LOCK)
-                    .execute(&mut *transaction)
-                    .await?;
-                WriterTransaction::Postgres(transaction)
+                let mut writer = ClosingConnection::new(pool.acquire().await?);
+                writer.get()?.execute(BEGIN_AND_LOCK).await?;
+                WriterTransaction::Postgres(writer)
             }
             None => WriterTransaction::Any(self.database.pool().begin().await?),
         };
         Ok(LogWriter { transaction })
-    }
-
-    /// The latest signed checkpoint (by size).
-    pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let mut connection = self.connection().await?;
-        latest_checkpoint(&mut LogConnection::Any(&mut connection)).await
     }
 
     pub async fn checkpoint_at(
@@ -269,7 +268,8 @@ impl AuditStore {
 }
 
 /// One write to the log: a transaction holding the log's lock until it commits or is dropped
-/// (rolled back), which is also when a killed instance's lock goes, with its connection.
+/// (rolled back; on PostgreSQL by closing its connection), which is also when a killed
+/// instance's lock goes, with its connection.
 pub struct LogWriter {
     transaction: WriterTransaction,
 }
@@ -277,25 +277,61 @@ pub struct LogWriter {
 enum WriterTransaction {
     /// SQLite.
     Any(sqlx::Transaction<'static, Any>),
-    /// PostgreSQL, on the native pool.
-    Postgres(sqlx::Transaction<'static, Postgres>),
+    /// PostgreSQL, on the native pool, in a transaction begun by hand (not a `sqlx::Transaction`,
+    /// which would go back to the pool when dropped).
+    Postgres(ClosingConnection<Postgres>),
+}
+
+/// A connection of a pool that is closed where it stands when dropped, unless released: the
+/// pool would first test a returned connection with a round trip, which never ends on a
+/// connection that has stalled. What holds one can therefore be abandoned at any await (the
+/// log's deadlines) without leaving a connection, or a transaction, behind: the server rolls
+/// back whatever the closed connection had open, and the log's lock goes with it.
+pub struct ClosingConnection<DB: sqlx::Database> {
+    /// Some until released or dropped.
+    connection: Option<PoolConnection<DB>>,
+}
+
+impl<DB: sqlx::Database> ClosingConnection<DB> {
+    fn new(connection: PoolConnection<DB>) -> ClosingConnection<DB> {
+        ClosingConnection {
+            connection: Some(connection),
+        }
+    }
+
+    pub fn get(&mut self) -> Result<&mut DB::Connection, StoreError> {
+        self.connection.as_deref_mut().ok_or(StoreError::Ended)
+    }
+
+    /// Gives the connection back to the pool: only once it is idle again.
+    pub fn release(mut self) {
+        drop(self.connection.take());
+    }
+}
+
+impl<DB: sqlx::Database> Drop for ClosingConnection<DB> {
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            drop(connection.detach());
+        }
+    }
 }
 
 impl LogWriter {
     /// The transaction's connection, for the reads in [`leaves_from`] and friends.
-    pub fn connection(&mut self) -> LogConnection<'_> {
-        match &mut self.transaction {
+    pub fn connection(&mut self) -> Result<LogConnection<'_>, StoreError> {
+        Ok(match &mut self.transaction {
             WriterTransaction::Any(transaction) => LogConnection::Any(transaction),
-            WriterTransaction::Postgres(transaction) => LogConnection::Postgres(transaction),
-        }
+            WriterTransaction::Postgres(writer) => LogConnection::Postgres(writer.get()?),
+        })
     }
 
     /// Writes `entries` with their person index.
     pub async fn insert_entries(&mut self, entries: &[NewEntry]) -> Result<(), StoreError> {
         match &mut self.transaction {
             WriterTransaction::Any(transaction) => insert_entries(transaction, entries).await,
-            WriterTransaction::Postgres(transaction) => {
-                insert_entries_postgres(transaction, entries).await
+            WriterTransaction::Postgres(writer) => {
+                insert_entries_postgres(writer.get()?, entries).await
             }
         }
     }
@@ -316,13 +352,13 @@ impl LogWriter {
                     .execute(&mut **transaction)
                     .await?;
             }
-            WriterTransaction::Postgres(transaction) => {
+            WriterTransaction::Postgres(writer) => {
                 sqlx::query(INSERT_CHECKPOINT)
                     .bind(tree_size)
                     .bind(root)
                     .bind(&checkpoint.note)
                     .bind(checkpoint.signed_at)
-                    .execute(&mut **transaction)
+                    .execute(&mut *writer.get()?)
                     .await?;
             }
         }
@@ -333,7 +369,22 @@ impl LogWriter {
     pub async fn commit(self) -> Result<(), StoreError> {
         match self.transaction {
             WriterTransaction::Any(transaction) => transaction.commit().await?,
-            WriterTransaction::Postgres(transaction) => transaction.commit().await?,
+            WriterTransaction::Postgres(mut writer) => {
+                writer.get()?.execute("COMMIT").await?;
+                writer.release();
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends a write that wrote nothing, letting the lock go.
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self.transaction {
+            WriterTransaction::Any(transaction) => transaction.rollback().await?,
+            WriterTransaction::Postgres(mut writer) => {
+                writer.get()?.execute("ROLLBACK").await?;
+                writer.release();
+            }
         }
         Ok(())
     }
@@ -342,15 +393,15 @@ impl LogWriter {
 const INSERT_CHECKPOINT: &str = "INSERT INTO audit_checkpoints (tree_size, root_hash, note, \
      signed_at) VALUES ($1, $2, $3, $4)";
 
-/// The batch inserts on PostgreSQL: the rows in COPY's binary format ([`CopyRows`]), built in
-/// one buffer and sent in one message each. COPY fires the tables' row triggers for INSERT and
+/// The entries' insert on PostgreSQL: the rows in COPY's binary format ([`CopyRows`]), built in
+/// one buffer and sent in one message. COPY fires the tables' row triggers for INSERT and
 /// needs only the INSERT privilege, as the statements it replaces did.
 const COPY_ENTRIES: &str = "COPY audit_entries (idx, event_id, fingerprint, entry, leaf_hash, \
      recorded_at, occurred_at, organisation, actor_organisation, actor_user_id, action, \
      legal_basis_id, disclosure_id) FROM STDIN (FORMAT BINARY)";
 const COPY_ENTRY_FIELDS: i16 = 13;
-const COPY_PERSONS: &str = "COPY audit_entry_persons (person_ref, idx) FROM STDIN (FORMAT BINARY)";
-const COPY_PERSON_FIELDS: i16 = 2;
+const INSERT_PERSONS_POSTGRES: &str = "INSERT INTO audit_entry_persons (person_ref, idx) \
+     SELECT * FROM unnest($1::text[], $2::int8[])";
 
 /// The dedupe lookup on PostgreSQL: one statement for any batch, the ids as one array.
 const EXISTING_POSTGRES: &str = "SELECT event_id, idx, fingerprint, leaf_hash FROM audit_entries \
@@ -408,8 +459,8 @@ impl CopyRows {
     }
 }
 
-/// The COPY data of `entries` and of their person index.
-fn copy_rows(entries: &[NewEntry]) -> Result<(Vec<u8>, Option<Vec<u8>>), StoreError> {
+/// The COPY data of `entries`.
+fn copy_rows(entries: &[NewEntry]) -> Result<Vec<u8>, StoreError> {
     let entry_bytes: usize = entries
         .iter()
         .map(|entry| {
@@ -445,24 +496,7 @@ fn copy_rows(entries: &[NewEntry]) -> Result<(Vec<u8>, Option<Vec<u8>>), StoreEr
         rows.text(&entry.legal_basis_id)?;
         rows.text(&entry.disclosure_id)?;
     }
-    let person_bytes: usize = entries
-        .iter()
-        .flat_map(|entry| entry.person_refs.iter())
-        .map(|reference| 2 + 2 * 4 + 8 + reference.len())
-        .sum();
-    if person_bytes == 0 {
-        return Ok((rows.finish(), None));
-    }
-    let mut persons = CopyRows::with_capacity(person_bytes);
-    for entry in entries {
-        let index = to_i64(entry.index)?;
-        for reference in &entry.person_refs {
-            persons.row(COPY_PERSON_FIELDS);
-            persons.text(reference)?;
-            persons.int8(index);
-        }
-    }
-    Ok((rows.finish(), Some(persons.finish())))
+    Ok(rows.finish())
 }
 
 /// Runs `statement` (a `COPY ... FROM STDIN`) with `data` as its whole input.
@@ -482,7 +516,9 @@ async fn copy_in(
     Ok(())
 }
 
-/// [`insert_entries`] on PostgreSQL: one COPY per table.
+/// [`insert_entries`] on PostgreSQL: the entries by COPY, the person index by one INSERT of
+/// two arrays (COPY costs two round trips, one to start it and one to end it; this statement
+/// costs one).
 async fn insert_entries_postgres(
     connection: &mut PgConnection,
     entries: &[NewEntry],
@@ -490,10 +526,22 @@ async fn insert_entries_postgres(
     if entries.is_empty() {
         return Ok(());
     }
-    let (rows, persons) = copy_rows(entries)?;
-    copy_in(connection, COPY_ENTRIES, rows).await?;
-    if let Some(persons) = persons {
-        copy_in(connection, COPY_PERSONS, persons).await?;
+    copy_in(connection, COPY_ENTRIES, copy_rows(entries)?).await?;
+    let mut references: Vec<&str> = Vec::new();
+    let mut indices: Vec<i64> = Vec::new();
+    for entry in entries {
+        let index = to_i64(entry.index)?;
+        for reference in &entry.person_refs {
+            references.push(reference);
+            indices.push(index);
+        }
+    }
+    if !references.is_empty() {
+        sqlx::query(INSERT_PERSONS_POSTGRES)
+            .bind(references)
+            .bind(indices)
+            .execute(&mut *connection)
+            .await?;
     }
     Ok(())
 }
@@ -781,8 +829,8 @@ mod tests {
     }
 
     #[test]
-    fn entries_and_persons_are_encoded_in_column_order() {
-        let (rows, persons) = copy_rows(&[entry(5, &["p1", "p2"])]).unwrap();
+    fn entries_are_encoded_in_column_order() {
+        let rows = copy_rows(&[entry(5, &["p1", "p2"])]).unwrap();
         let mut expected = HEADER.to_vec();
         expected.extend_from_slice(&COPY_ENTRY_FIELDS.to_be_bytes());
         let int8 = |value: i64| [&8i32.to_be_bytes()[..], &value.to_be_bytes()[..]].concat();
@@ -804,21 +852,6 @@ mod tests {
         assert_eq!(rows, expected);
         // The capacity estimate is exact for the entry rows.
         assert_eq!(rows.capacity(), rows.len());
-
-        let mut expected = HEADER.to_vec();
-        for reference in [b"p1", b"p2"] {
-            expected.extend_from_slice(&COPY_PERSON_FIELDS.to_be_bytes());
-            expected.extend(field(reference));
-            expected.extend(int8(5));
-        }
-        expected.extend_from_slice(TRAILER);
-        assert_eq!(persons.unwrap(), expected);
-    }
-
-    #[test]
-    fn entries_without_persons_copy_no_person_rows() {
-        let (_, persons) = copy_rows(&[entry(0, &[]), entry(1, &[])]).unwrap();
-        assert!(persons.is_none());
     }
 
     #[test]
