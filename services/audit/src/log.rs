@@ -188,7 +188,7 @@ async fn within<T>(
     match tokio::time::timeout(deadline, step).await {
         Ok(result) => result,
         Err(_) => Err(anyhow!(
-            "{what} did not finish within {} ms; its connection was closed",
+            "{what} did not finish within {} ms and was abandoned",
             deadline.as_millis()
         )),
     }

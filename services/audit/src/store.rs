@@ -112,7 +112,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("a batch could not be encoded for the database: {0}")]
     Encoding(String),
-    #[error("the log writer's transaction has already ended")]
+    /// A [`ClosingConnection`] asked for after it gave its connection up. `release` consumes
+    /// it, so this is not expected; the connection is an `Option` only so that `Drop` can take it.
+    #[error("the log's connection has already been released")]
     Ended,
 }
 
@@ -367,22 +369,22 @@ impl LogWriter {
 
     /// Makes everything written durable and lets the lock go.
     pub async fn commit(self) -> Result<(), StoreError> {
-        match self.transaction {
-            WriterTransaction::Any(transaction) => transaction.commit().await?,
-            WriterTransaction::Postgres(mut writer) => {
-                writer.get()?.execute("COMMIT").await?;
-                writer.release();
-            }
-        }
-        Ok(())
+        self.end(true).await
     }
 
     /// Ends a write that wrote nothing, letting the lock go.
     pub async fn rollback(self) -> Result<(), StoreError> {
+        self.end(false).await
+    }
+
+    async fn end(self, commit: bool) -> Result<(), StoreError> {
         match self.transaction {
+            WriterTransaction::Any(transaction) if commit => transaction.commit().await?,
             WriterTransaction::Any(transaction) => transaction.rollback().await?,
             WriterTransaction::Postgres(mut writer) => {
-                writer.get()?.execute("ROLLBACK").await?;
+                let statement = if commit { "COMMIT" } else { "ROLLBACK" };
+                writer.get()?.execute(statement).await?;
+                // Ended: the pool may have the connection back.
                 writer.release();
             }
         }
