@@ -86,10 +86,36 @@ pub enum AppendError {
 type Plan = Result<Vec<Appended>, AppendError>;
 
 struct AppendJob {
-    /// Each body with its fingerprint, computed by the caller's task rather than by the
+    /// Each body ready to be written, prepared by the caller's task rather than by the
     /// sequencer, whose work all appends wait for.
-    bodies: Vec<(EntryBody, String)>,
+    bodies: Vec<Prepared>,
     reply: oneshot::Sender<Plan>,
+}
+
+/// A body with what only it decides: its fingerprint, and its record's bytes and leaf hash
+/// (recorded when the log accepted the call). The sequencer adds the index, or answers with
+/// the entry already logged under the event id.
+struct Prepared {
+    body: EntryBody,
+    fingerprint: String,
+    bytes: Vec<u8>,
+    leaf_hash: Hash,
+    recorded_at: i64,
+}
+
+impl Prepared {
+    fn new(body: EntryBody, recorded_at: i64) -> Result<Prepared, serde_json::Error> {
+        let fingerprint = body.fingerprint()?;
+        let bytes = body.clone().record(recorded_at).to_bytes()?;
+        let leaf_hash = leaf_hash(&bytes);
+        Ok(Prepared {
+            body,
+            fingerprint,
+            bytes,
+            leaf_hash,
+            recorded_at,
+        })
+    }
 }
 
 /// What only the holder of [`Shared::writer`] touches.
@@ -441,12 +467,10 @@ impl AuditLog {
 
     /// Appends `bodies` in order; answers once they are durable.
     pub async fn append(&self, bodies: Vec<EntryBody>) -> Result<Vec<Appended>, AppendError> {
+        let recorded_at = now_unix_ms();
         let bodies = bodies
             .into_iter()
-            .map(|body| {
-                let fingerprint = body.fingerprint()?;
-                Ok((body, fingerprint))
-            })
+            .map(|body| Prepared::new(body, recorded_at))
             .collect::<Result<Vec<_>, serde_json::Error>>()
             .map_err(|error| AppendError::Unavailable(error.into()))?;
         let (reply, answer) = oneshot::channel();
@@ -700,7 +724,11 @@ impl Sequencer {
         }
         let ids: Vec<String> = batch
             .iter()
-            .flat_map(|job| job.bodies.iter().map(|(body, _)| body.event_id.clone()))
+            .flat_map(|job| {
+                job.bodies
+                    .iter()
+                    .map(|prepared| prepared.body.event_id.clone())
+            })
             .collect();
         let known = store::existing(&mut writer.connection()?, &ids)
             .await
@@ -792,7 +820,6 @@ impl Sequencer {
         mut known: HashMap<String, ExistingEntry>,
         mut next_index: u64,
     ) -> (Vec<Plan>, Vec<NewEntry>) {
-        let recorded_at = now_unix_ms();
         let mut entries = Vec::new();
         let mut plans = Vec::with_capacity(batch.len());
         for job in batch {
@@ -800,8 +827,9 @@ impl Sequencer {
             let mut job_known: HashMap<String, ExistingEntry> = HashMap::new();
             let plan = (|| {
                 let mut appended = Vec::with_capacity(job.bodies.len());
-                for (body, fingerprint) in &job.bodies {
-                    let fingerprint = fingerprint.clone();
+                for prepared in &job.bodies {
+                    let body = &prepared.body;
+                    let fingerprint = prepared.fingerprint.clone();
                     let existing = known
                         .get(&body.event_id)
                         .or_else(|| job_known.get(&body.event_id));
@@ -820,12 +848,7 @@ impl Sequencer {
                         continue;
                     }
                     let index = next_index + job_entries.len() as u64;
-                    let bytes = body
-                        .clone()
-                        .record(recorded_at)
-                        .to_bytes()
-                        .map_err(|error| AppendError::Unavailable(error.into()))?;
-                    let leaf = leaf_hash(&bytes);
+                    let leaf = prepared.leaf_hash;
                     job_known.insert(
                         body.event_id.clone(),
                         ExistingEntry {
@@ -838,9 +861,9 @@ impl Sequencer {
                         index,
                         event_id: body.event_id.clone(),
                         fingerprint,
-                        bytes,
+                        bytes: prepared.bytes.clone(),
                         leaf_hash: leaf,
-                        recorded_at,
+                        recorded_at: prepared.recorded_at,
                         occurred_at: body.occurred_at_unix_ms,
                         organisation: body.organisation.clone(),
                         actor_organisation: body.actor.organisation.clone(),
