@@ -37,9 +37,7 @@ use tryggdel_merkle::{Hash, MerkleTree, empty_root, leaf_hash, verify_consistenc
 use tryggdel_storage::Backend;
 
 use crate::entry::EntryBody;
-use crate::store::{
-    self, AuditStore, ExistingEntry, LogConnection, LogWriter, NewEntry, StoredCheckpoint,
-};
+use crate::store::{self, AuditStore, ExistingEntry, LogConnection, NewEntry, StoredCheckpoint};
 
 /// The most events one commit takes.
 const MAX_BATCH_EVENTS: usize = 4096;
@@ -273,49 +271,25 @@ impl Shared {
             let leaves = store::leaves_from(connection, from, LEAF_PAGE)
                 .await
                 .with_context(|| format!("reading the log from entry {from}"))?;
-            if self.absorb(from, leaves)? {
+            let complete = leaves.len() < LEAF_PAGE as usize;
+            {
+                let mut tree = self.write_tree();
+                if tree.len() != from {
+                    bail!(
+                        "the tree holds {} entries where {from} are durable",
+                        tree.len()
+                    );
+                }
+                for leaf in leaves {
+                    tree.push(leaf);
+                }
+                self.durable_size.store(tree.len(), Ordering::SeqCst);
+            }
+            if complete {
                 break;
             }
         }
         Ok(self.durable() > start)
-    }
-
-    /// Extends the tree, which must hold exactly the `from` durable entries, by `leaves`
-    /// (a page read from `from` on); `true` if the page was the last.
-    fn absorb(&self, from: u64, leaves: Vec<Hash>) -> anyhow::Result<bool> {
-        let complete = leaves.len() < LEAF_PAGE as usize;
-        let mut tree = self.write_tree();
-        if tree.len() != from {
-            bail!(
-                "the tree holds {} entries where {from} are durable",
-                tree.len()
-            );
-        }
-        for leaf in leaves {
-            tree.push(leaf);
-        }
-        self.durable_size.store(tree.len(), Ordering::SeqCst);
-        Ok(complete)
-    }
-
-    /// Starts a write holding the log's lock, with the tree caught up with what other
-    /// instances committed (the first page read in the round trip that takes the lock);
-    /// `true` if the tree grew.
-    async fn begin_caught_up(
-        &self,
-        state: &mut WriterState,
-        store: &AuditStore,
-    ) -> anyhow::Result<(LogWriter, bool)> {
-        let start = self.durable();
-        let (mut writer, leaves) = store
-            .begin_write_reading(start, LEAF_PAGE)
-            .await
-            .with_context(|| format!("taking the log's lock and reading from entry {start}"))?;
-        if !self.absorb(start, leaves)? {
-            self.catch_up_entries(state, &mut writer.connection()?)
-                .await?;
-        }
-        Ok((writer, self.durable() > start))
     }
 
     /// Adopts the latest stored checkpoint if it is newer than the one held: its note must
@@ -657,7 +631,10 @@ impl Sequencer {
 
     /// [`Self::checkpoint_if_due`] under the log's lock.
     async fn sign_checkpoint(&self, state: &mut WriterState) -> anyhow::Result<()> {
-        let (mut writer, _) = self.shared.begin_caught_up(state, &self.store).await?;
+        let mut writer = self.store.begin_write().await?;
+        self.shared
+            .catch_up_entries(state, &mut writer.connection()?)
+            .await?;
         self.shared
             .catch_up_checkpoint(state, &mut writer.connection()?)
             .await?;
@@ -730,7 +707,15 @@ impl Sequencer {
         state: &mut WriterState,
         batch: &[AppendJob],
     ) -> anyhow::Result<Vec<Plan>> {
-        let (mut writer, grew) = self.shared.begin_caught_up(state, &self.store).await?;
+        let mut writer = self
+            .store
+            .begin_write()
+            .await
+            .context("taking the log's lock")?;
+        let grew = self
+            .shared
+            .catch_up_entries(state, &mut writer.connection()?)
+            .await?;
         let due = self.checkpoint_due(state);
         if grew || due {
             self.shared

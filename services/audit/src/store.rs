@@ -187,46 +187,6 @@ impl AuditStore {
         Ok(LogWriter { transaction })
     }
 
-    /// [`Self::begin_write`], and the leaf hashes of up to `limit` entries from `from` on
-    /// (what other instances committed beyond this one's tree) read under the lock: on
-    /// PostgreSQL in the same round trip as `BEGIN` and the lock, as one simple query.
-    pub async fn begin_write_reading(
-        &self,
-        from: u64,
-        limit: u32,
-    ) -> Result<(LogWriter, Vec<Hash>), StoreError> {
-        let Some(pool) = self.database.postgres_pool() else {
-            let mut writer = self.begin_write().await?;
-            let leaves = leaves_from(&mut writer.connection()?, from, limit).await?;
-            return Ok((writer, leaves));
-        };
-        // Both numbers are integers of this process, not input: nothing to quote. The simple
-        // protocol answers in text: `bytea` as `\x` and hex, which only `Vec<u8>` decodes.
-        let statement = format!(
-            "{BEGIN_AND_LOCK}; SELECT idx, leaf_hash FROM audit_entries \
-             WHERE idx >= {} ORDER BY idx LIMIT {limit}",
-            to_i64(from)?
-        );
-        let mut writer = ClosingConnection::new(pool.acquire().await?);
-        let rows = writer.get()?.fetch_all(statement.as_str()).await?;
-        let mut leaves = Vec::new();
-        // The lock's own row (one void column) comes first.
-        for row in rows.iter().filter(|row| row.columns().len() == 2) {
-            let leaf: Vec<u8> = row.try_get("leaf_hash")?;
-            leaves.push(leaf_at(
-                row.try_get("idx")?,
-                &leaf,
-                from + leaves.len() as u64,
-            )?);
-        }
-        Ok((
-            LogWriter {
-                transaction: WriterTransaction::Postgres(writer),
-            },
-            leaves,
-        ))
-    }
-
     pub async fn checkpoint_at(
         &self,
         tree_size: u64,
@@ -793,17 +753,13 @@ columns_of!(AnyRow, PgRow);
 
 /// The leaf hash of a row of [`LEAVES_FROM`], which must be entry `expected`.
 fn leaf_from_row(row: &impl Columns, expected: u64) -> Result<Hash, StoreError> {
-    leaf_at(row.int8("idx")?, row.bytes("leaf_hash")?, expected)
-}
-
-/// The leaf hash `leaf` read at `index`, which must be entry `expected`.
-fn leaf_at(index: i64, leaf: &[u8], expected: u64) -> Result<Hash, StoreError> {
+    let index = row.int8("idx")?;
     if to_u64(index, "index")? != expected {
         return Err(StoreError::Corrupt(format!(
             "entry {expected} is missing (found index {index} in its place)"
         )));
     }
-    hash(leaf, "leaf hash")
+    hash(row.bytes("leaf_hash")?, "leaf hash")
 }
 
 fn existing_from_row(row: &impl Columns) -> Result<(String, ExistingEntry), StoreError> {
