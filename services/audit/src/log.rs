@@ -89,31 +89,31 @@ struct AppendJob {
     /// Each body ready to be written, prepared by the caller's task rather than by the
     /// sequencer, whose work all appends wait for.
     bodies: Vec<Prepared>,
+    /// When the log accepted the call: the `recorded_at` of its records.
+    recorded_at: i64,
     reply: oneshot::Sender<Plan>,
 }
 
-/// A body with what only it decides: its fingerprint, and its record's bytes and leaf hash
-/// (recorded when the log accepted the call). The sequencer adds the index, or answers with
-/// the entry already logged under the event id.
+/// A body with what only it decides: its fingerprint, and its record's bytes and leaf hash.
+/// The sequencer adds the index, or answers with the entry already logged under the event id.
 struct Prepared {
     body: EntryBody,
     fingerprint: String,
     bytes: Vec<u8>,
     leaf_hash: Hash,
-    recorded_at: i64,
 }
 
 impl Prepared {
     fn new(body: EntryBody, recorded_at: i64) -> Result<Prepared, serde_json::Error> {
         let fingerprint = body.fingerprint()?;
-        let bytes = body.clone().record(recorded_at).to_bytes()?;
+        let record = body.record(recorded_at);
+        let bytes = record.to_bytes()?;
         let leaf_hash = leaf_hash(&bytes);
         Ok(Prepared {
-            body,
+            body: record.body,
             fingerprint,
             bytes,
             leaf_hash,
-            recorded_at,
         })
     }
 }
@@ -475,7 +475,11 @@ impl AuditLog {
             .map_err(|error| AppendError::Unavailable(error.into()))?;
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(AppendJob { bodies, reply })
+            .send(AppendJob {
+                bodies,
+                recorded_at,
+                reply,
+            })
             .await
             .map_err(|_| AppendError::Stopped)?;
         answer.await.map_err(|_| AppendError::Stopped)?
@@ -863,7 +867,7 @@ impl Sequencer {
                         fingerprint,
                         bytes: prepared.bytes.clone(),
                         leaf_hash: leaf,
-                        recorded_at: prepared.recorded_at,
+                        recorded_at: job.recorded_at,
                         occurred_at: body.occurred_at_unix_ms,
                         organisation: body.organisation.clone(),
                         actor_organisation: body.actor.organisation.clone(),
