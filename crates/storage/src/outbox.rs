@@ -4,8 +4,83 @@
 //! still has to send and record what it sent.
 
 use sqlx::Row;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
 
 use crate::Database;
+
+/// The columns an [`OutboxEvent`] writes, in [`OutboxEvent::bind`] order.
+const EVENT_COLUMNS: &str =
+    "event_id, event_type, disclosure_id, organisation, payload, created_at";
+
+/// One outbox row, written in the transaction of the change it records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxEvent {
+    pub event_id: String,
+    pub event_type: String,
+    pub disclosure_id: String,
+    pub organisation: String,
+    /// JSON, in the service's own payload format.
+    pub payload: String,
+    pub created_at: i64,
+}
+
+impl OutboxEvent {
+    /// Binds the event's columns after what `query` binds already.
+    pub fn bind<'q>(
+        &'q self,
+        query: Query<'q, sqlx::Any, AnyArguments<'q>>,
+    ) -> Query<'q, sqlx::Any, AnyArguments<'q>> {
+        query
+            .bind(&self.event_id)
+            .bind(&self.event_type)
+            .bind(&self.disclosure_id)
+            .bind(&self.organisation)
+            .bind(&self.payload)
+            .bind(self.created_at)
+    }
+
+    /// Writes the event in `transaction`.
+    pub async fn insert(
+        &self,
+        transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ) -> Result<(), sqlx::Error> {
+        self.bind(sqlx::query(&format!(
+            "INSERT INTO outbox ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+        )))
+        .execute(&mut **transaction)
+        .await?;
+        Ok(())
+    }
+
+    /// The tail of a PostgreSQL statement `WITH <cte> AS (<one row's INSERT or UPDATE>
+    /// RETURNING …) <this>` that writes the event once if the CTE wrote its row and not at all
+    /// if it did not, all in one statement (one round trip, committed together). The event's
+    /// placeholders follow the CTE's `bound_before`; bind it with [`OutboxEvent::bind`] after
+    /// the CTE's values. The statement's row count is 1 when both were written, else 0.
+    pub fn insert_after(cte: &str, bound_before: usize) -> String {
+        let placeholders: Vec<String> = (bound_before + 1..=bound_before + 6)
+            .map(|n| format!("${n}"))
+            .collect();
+        format!(
+            "INSERT INTO outbox ({EVENT_COLUMNS}) SELECT {} FROM {cte}",
+            placeholders.join(", ")
+        )
+    }
+}
+
+impl sqlx::FromRow<'_, AnyRow> for OutboxEvent {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            event_id: row.try_get("event_id")?,
+            event_type: row.try_get("event_type")?,
+            disclosure_id: row.try_get("disclosure_id")?,
+            organisation: row.try_get("organisation")?,
+            payload: row.try_get("payload")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+}
 
 /// One destination of a service's outbox.
 #[derive(Clone, Copy, Debug)]

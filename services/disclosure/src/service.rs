@@ -602,14 +602,22 @@ impl DisclosureApi {
         let content = request.content.unwrap_or_default();
         let fingerprint = hex::encode(Sha256::digest(content.encode_to_vec()));
         let organisation_code = caller.organisation.code().as_str().to_owned();
-        if let Some(existing) = self
-            .store
-            .find_by_client_request(&organisation_code, caller.user(), request_id)
-            .await?
-        {
-            return self.replay(existing, &fingerprint);
-        }
-        let draft = content::validate(&content, today())?;
+        // A retry is found by its request id when the insert collides, so a first request
+        // costs no lookup. One that no longer validates (the rules are effective-dated) is
+        // looked up before it is refused: what was accepted is answered as it was.
+        let draft = match content::validate(&content, today()) {
+            Ok(draft) => draft,
+            Err(error) => {
+                return match self
+                    .store
+                    .find_by_client_request(&organisation_code, caller.user(), request_id)
+                    .await?
+                {
+                    Some(existing) => self.replay(existing, &fingerprint),
+                    None => Err(error),
+                };
+            }
+        };
         let mut row = DisclosureRow::new_draft(
             &organisation_code,
             police_region.as_str(),

@@ -2,7 +2,8 @@
 //! updates the row under its version and appends one outbox event.
 
 use sqlx::Row;
-use tryggdel_storage::{Database, Migrations, OutboxDestination, is_unique_violation};
+pub use tryggdel_storage::OutboxEvent;
+use tryggdel_storage::{Backend, Database, Migrations, OutboxDestination, is_unique_violation};
 
 pub const SQLITE_MIGRATIONS: &[tryggdel_storage::MigrationFile] = tryggdel_storage::migration_files!(
     "migrations/sqlite",
@@ -182,30 +183,6 @@ pub struct OutboxPayload {
     pub refusal: Option<String>,
 }
 
-/// An event for the audit log and the police delivery, written with the change it records.
-#[derive(Clone, Debug, PartialEq)]
-pub struct OutboxEvent {
-    pub event_id: String,
-    pub event_type: String,
-    pub disclosure_id: String,
-    pub organisation: String,
-    pub payload: String,
-    pub created_at: i64,
-}
-
-impl sqlx::FromRow<'_, sqlx::any::AnyRow> for OutboxEvent {
-    fn from_row(row: &sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            event_id: row.try_get("event_id")?,
-            event_type: row.try_get("event_type")?,
-            disclosure_id: row.try_get("disclosure_id")?,
-            organisation: row.try_get("organisation")?,
-            payload: row.try_get("payload")?,
-            created_at: row.try_get("created_at")?,
-        })
-    }
-}
-
 /// A disclosure's hand-over to the police and, once acknowledged, its signed receipt
 /// (empty strings, zero and None until then).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -277,16 +254,27 @@ impl DisclosureStore {
         row: &DisclosureRow,
         event: &OutboxEvent,
     ) -> Result<InsertOutcome, sqlx::Error> {
+        if self.database.backend() == Backend::Postgres {
+            // One statement, so one round trip: the row and its event commit together.
+            let statement = format!(
+                "WITH inserted AS ({} RETURNING id) {}",
+                insert_statement(),
+                OutboxEvent::insert_after("inserted", COLUMNS.split(',').count())
+            );
+            let inserted = event
+                .bind(bind_row(sqlx::query(&statement), row))
+                .execute(self.database.pool())
+                .await;
+            return match inserted {
+                Ok(_) => Ok(InsertOutcome::Inserted),
+                Err(error) if is_unique_violation(&error) => Ok(InsertOutcome::DuplicateRequest),
+                Err(error) => Err(error),
+            };
+        }
         let mut transaction = self.database.pool().begin().await?;
-        let inserted = bind_row(
-            sqlx::query(&format!(
-                "INSERT INTO disclosures ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-                 $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
-            )),
-            row,
-        )
-        .execute(&mut *transaction)
-        .await;
+        let inserted = bind_row(sqlx::query(&insert_statement()), row)
+            .execute(&mut *transaction)
+            .await;
         match inserted {
             Ok(_) => {}
             Err(error) if is_unique_violation(&error) => {
@@ -295,7 +283,7 @@ impl DisclosureStore {
             }
             Err(error) => return Err(error),
         }
-        insert_event(&mut transaction, event).await?;
+        event.insert(&mut transaction).await?;
         transaction.commit().await?;
         Ok(InsertOutcome::Inserted)
     }
@@ -332,12 +320,25 @@ impl DisclosureStore {
         expected_version: i64,
         event: &OutboxEvent,
     ) -> Result<bool, sqlx::Error> {
+        if self.database.backend() == Backend::Postgres {
+            // One statement, so one round trip: the event is written only with the row.
+            let statement = format!(
+                "WITH updated AS ({} RETURNING id) {}",
+                update_statement(),
+                OutboxEvent::insert_after("updated", COLUMNS.split(',').count() + 1)
+            );
+            let result = event
+                .bind(bind_row(sqlx::query(&statement), row).bind(expected_version))
+                .execute(self.database.pool())
+                .await?;
+            return Ok(result.rows_affected() == 1);
+        }
         let mut transaction = self.database.pool().begin().await?;
         if !update_row(&mut transaction, row, expected_version).await? {
             transaction.rollback().await?;
             return Ok(false);
         }
-        insert_event(&mut transaction, event).await?;
+        event.insert(&mut transaction).await?;
         transaction.commit().await?;
         Ok(true)
     }
@@ -379,7 +380,7 @@ impl DisclosureStore {
     ) -> Result<(), sqlx::Error> {
         let mut transaction = self.database.pool().begin().await?;
         if let Some(event) = event {
-            insert_event(&mut transaction, event).await?;
+            event.insert(&mut transaction).await?;
         }
         mark_delivered(&mut transaction, seq, at).await?;
         transaction.commit().await
@@ -402,7 +403,7 @@ impl DisclosureStore {
             return Ok(false);
         }
         for event in events {
-            insert_event(&mut transaction, event).await?;
+            event.insert(&mut transaction).await?;
         }
         sqlx::query(
             "INSERT INTO deliveries (disclosure_id, police_region, delivered_at, police_reference, \
@@ -500,6 +501,17 @@ impl DisclosureStore {
     }
 }
 
+/// `INSERT INTO disclosures (<COLUMNS>) VALUES ($1, … $25)`, in [`bind_row`] order.
+fn insert_statement() -> String {
+    let placeholders: Vec<String> = (1..=COLUMNS.split(',').count())
+        .map(|n| format!("${n}"))
+        .collect();
+    format!(
+        "INSERT INTO disclosures ({COLUMNS}) VALUES ({})",
+        placeholders.join(", ")
+    )
+}
+
 /// `UPDATE disclosures SET <column> = $n, … WHERE id = $1 AND version = $26`, with the
 /// placeholders numbered in [`COLUMNS`] order to match [`bind_row`].
 fn update_statement() -> String {
@@ -575,24 +587,5 @@ async fn mark_delivered(
         .bind(seq)
         .execute(&mut **transaction)
         .await?;
-    Ok(())
-}
-
-async fn insert_event(
-    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
-    event: &OutboxEvent,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO outbox (event_id, event_type, disclosure_id, organisation, payload, \
-         created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&event.event_id)
-    .bind(&event.event_type)
-    .bind(&event.disclosure_id)
-    .bind(&event.organisation)
-    .bind(&event.payload)
-    .bind(event.created_at)
-    .execute(&mut **transaction)
-    .await?;
     Ok(())
 }

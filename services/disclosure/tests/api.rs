@@ -975,6 +975,15 @@ async fn create_is_idempotent(backend: TestBackend) {
         })
         .await;
     assert_code(different, Code::AlreadyExists, "client_request_id");
+    // Content that no longer validates under a used request id is that request's retry with
+    // other content, not invalid input.
+    let invalid = caseworker
+        .create_draft(CreateDraftRequest {
+            client_request_id: "req-retry-0001".into(),
+            content: None,
+        })
+        .await;
+    assert_code(invalid, Code::AlreadyExists, "client_request_id");
     let listed = caseworker
         .list(ListRequest::default())
         .await

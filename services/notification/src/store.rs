@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use tryggdel_storage::{Database, Migrations, OutboxDestination, is_unique_violation};
+pub use tryggdel_storage::OutboxEvent;
+use tryggdel_storage::{Backend, Database, Migrations, OutboxDestination, is_unique_violation};
 
 pub const SQLITE_MIGRATIONS: &[tryggdel_storage::MigrationFile] =
     tryggdel_storage::migration_files!("migrations/sqlite", ["0001_notifications.sql"]);
@@ -131,18 +132,6 @@ pub struct FollowUpRow {
     pub asked_by: String,
     pub question_sealed: String,
     pub asked_at: i64,
-}
-
-/// One outbox row about to be written.
-#[derive(Clone, Debug)]
-pub struct OutboxEvent {
-    pub event_id: String,
-    pub event_type: String,
-    pub disclosure_id: String,
-    pub organisation: String,
-    /// JSON of an [`OutboxPayload`].
-    pub payload: String,
-    pub created_at: i64,
 }
 
 /// Who acted, for the audit log.
@@ -296,7 +285,7 @@ impl NotificationStore {
         .bind(delivery.deadline)
         .execute(&mut *transaction)
         .await?;
-        insert_event(&mut transaction, &event(sequence)?).await?;
+        event(sequence)?.insert(&mut transaction).await?;
         transaction.commit().await?;
         Ok(sequence)
     }
@@ -376,28 +365,37 @@ impl NotificationStore {
         receipt: &StoredReceipt,
         event: &OutboxEvent,
     ) -> Result<bool, StoreError> {
-        let mut transaction = self.database.pool().begin().await?;
-        let updated = sqlx::query(
-            "UPDATE deliveries SET acknowledged_at = $1, acknowledged_by = $2, \
+        const UPDATE: &str = "UPDATE deliveries SET acknowledged_at = $1, acknowledged_by = $2, \
              police_reference = $3, receipt_statement = $4, receipt_signature = $5, \
              receipt_key_id = $6, next_escalation_at = NULL \
-             WHERE disclosure_id = $7 AND acknowledged_at IS NULL",
-        )
-        .bind(receipt.acknowledged_at)
-        .bind(&receipt.acknowledged_by)
-        .bind(&receipt.police_reference)
-        .bind(receipt.statement.clone())
-        .bind(receipt.signature.clone())
-        .bind(&receipt.key_id)
-        .bind(disclosure_id)
-        .execute(&mut *transaction)
-        .await?
-        .rows_affected();
+             WHERE disclosure_id = $7 AND acknowledged_at IS NULL";
+        if self.database.backend() == Backend::Postgres {
+            // One statement, so one round trip: the event is written only with the receipt.
+            let statement = format!(
+                "WITH updated AS ({UPDATE} RETURNING disclosure_id) {}",
+                OutboxEvent::insert_after("updated", 7)
+            );
+            let updated = event
+                .bind(bind_receipt(
+                    sqlx::query(&statement),
+                    receipt,
+                    disclosure_id,
+                ))
+                .execute(self.database.pool())
+                .await?
+                .rows_affected();
+            return Ok(updated == 1);
+        }
+        let mut transaction = self.database.pool().begin().await?;
+        let updated = bind_receipt(sqlx::query(UPDATE), receipt, disclosure_id)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
         if updated != 1 {
             transaction.rollback().await?;
             return Ok(false);
         }
-        insert_event(&mut transaction, event).await?;
+        event.insert(&mut transaction).await?;
         transaction.commit().await?;
         Ok(true)
     }
@@ -463,7 +461,7 @@ impl NotificationStore {
         .bind(escalation.round)
         .execute(&mut *transaction)
         .await?;
-        insert_event(&mut transaction, event).await?;
+        event.insert(&mut transaction).await?;
         transaction.commit().await?;
         Ok(true)
     }
@@ -525,7 +523,7 @@ impl NotificationStore {
         .bind(follow_up.asked_at)
         .execute(&mut *transaction)
         .await?;
-        insert_event(&mut transaction, event).await?;
+        event.insert(&mut transaction).await?;
         transaction.commit().await?;
         Ok(())
     }
@@ -624,23 +622,20 @@ impl NotificationStore {
     }
 }
 
-async fn insert_event(
-    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
-    event: &OutboxEvent,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO outbox (event_id, event_type, disclosure_id, organisation, payload, \
-         created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&event.event_id)
-    .bind(&event.event_type)
-    .bind(&event.disclosure_id)
-    .bind(&event.organisation)
-    .bind(&event.payload)
-    .bind(event.created_at)
-    .execute(&mut **transaction)
-    .await?;
-    Ok(())
+/// Binds `$1`–`$7` of the receipt's UPDATE in [`NotificationStore::acknowledge`].
+fn bind_receipt<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    receipt: &'q StoredReceipt,
+    disclosure_id: &'q str,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(receipt.acknowledged_at)
+        .bind(&receipt.acknowledged_by)
+        .bind(&receipt.police_reference)
+        .bind(receipt.statement.clone())
+        .bind(receipt.signature.clone())
+        .bind(&receipt.key_id)
+        .bind(disclosure_id)
 }
 
 fn delivery_from_row(row: &AnyRow) -> Result<DeliveryRow, StoreError> {
