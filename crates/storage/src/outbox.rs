@@ -26,6 +26,9 @@ pub struct OutboxEvent {
 }
 
 impl OutboxEvent {
+    /// The placeholders [`OutboxEvent::bind`] fills.
+    pub const COLUMN_COUNT: usize = 6;
+
     /// Binds the event's columns after what `query` binds already.
     pub fn bind<'q>(
         &'q self,
@@ -59,7 +62,7 @@ impl OutboxEvent {
     /// placeholders follow the CTE's `bound_before`; bind it with [`OutboxEvent::bind`] after
     /// the CTE's values. The statement's row count is 1 when both were written, else 0.
     pub fn insert_after(cte: &str, bound_before: usize) -> String {
-        let placeholders: Vec<String> = (bound_before + 1..=bound_before + 6)
+        let placeholders: Vec<String> = (bound_before + 1..=bound_before + Self::COLUMN_COUNT)
             .map(|n| format!("${n}"))
             .collect();
         format!(

@@ -321,17 +321,9 @@ impl DisclosureStore {
         event: &OutboxEvent,
     ) -> Result<bool, sqlx::Error> {
         if self.database.backend() == Backend::Postgres {
-            // One statement, so one round trip: the event is written only with the row.
-            let statement = format!(
-                "WITH updated AS ({} RETURNING id) {}",
-                update_statement(),
-                OutboxEvent::insert_after("updated", COLUMNS.split(',').count() + 1)
-            );
-            let result = event
-                .bind(bind_row(sqlx::query(&statement), row).bind(expected_version))
-                .execute(self.database.pool())
-                .await?;
-            return Ok(result.rows_affected() == 1);
+            return self
+                .update_in_one_statement(row, expected_version, Some(event), None, None)
+                .await;
         }
         let mut transaction = self.database.pool().begin().await?;
         if !update_row(&mut transaction, row, expected_version).await? {
@@ -397,6 +389,18 @@ impl DisclosureStore {
         delivery: &DeliveryRow,
         settles: Option<(i64, i64)>,
     ) -> Result<bool, sqlx::Error> {
+        if self.database.backend() == Backend::Postgres && events.len() <= 1 {
+            // (Two events stay in a transaction, where their order in the outbox is certain.)
+            return self
+                .update_in_one_statement(
+                    row,
+                    expected_version,
+                    events.first(),
+                    Some(delivery),
+                    settles,
+                )
+                .await;
+        }
         let mut transaction = self.database.pool().begin().await?;
         if !update_row(&mut transaction, row, expected_version).await? {
             transaction.rollback().await?;
@@ -405,24 +409,12 @@ impl DisclosureStore {
         for event in events {
             event.insert(&mut transaction).await?;
         }
-        sqlx::query(
-            "INSERT INTO deliveries (disclosure_id, police_region, delivered_at, police_reference, \
-             acknowledged_by, acknowledged_at, receipt_statement, receipt_signature, \
-             receipt_key_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (disclosure_id) DO UPDATE SET police_reference = excluded.police_reference, \
-             acknowledged_by = excluded.acknowledged_by, acknowledged_at = excluded.acknowledged_at, \
-             receipt_statement = excluded.receipt_statement, \
-             receipt_signature = excluded.receipt_signature, receipt_key_id = excluded.receipt_key_id",
+        bind_delivery(
+            sqlx::query(&upsert_delivery(
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )),
+            delivery,
         )
-        .bind(&delivery.disclosure_id)
-        .bind(&delivery.police_region)
-        .bind(delivery.delivered_at)
-        .bind(&delivery.police_reference)
-        .bind(&delivery.acknowledged_by)
-        .bind(delivery.acknowledged_at)
-        .bind(delivery.receipt_statement.clone())
-        .bind(delivery.receipt_signature.clone())
-        .bind(&delivery.receipt_key_id)
         .execute(&mut *transaction)
         .await?;
         if let Some((seq, at)) = settles {
@@ -430,6 +422,60 @@ impl DisclosureStore {
         }
         transaction.commit().await?;
         Ok(true)
+    }
+
+    /// PostgreSQL: `row`'s update under `expected_version` with what goes with it (its event,
+    /// its delivery record, the approval `settles` marks handed over) as one statement, so one
+    /// round trip, committed whole. Each part is written only if the update matched, which the
+    /// result says.
+    async fn update_in_one_statement(
+        &self,
+        row: &DisclosureRow,
+        expected_version: i64,
+        event: Option<&OutboxEvent>,
+        delivery: Option<&DeliveryRow>,
+        settles: Option<(i64, i64)>,
+    ) -> Result<bool, sqlx::Error> {
+        let mut bound = COLUMNS.split(',').count() + 1;
+        let mut parts = vec![format!("updated AS ({} RETURNING id)", update_statement())];
+        if event.is_some() {
+            parts.push(format!(
+                "event AS ({})",
+                OutboxEvent::insert_after("updated", bound)
+            ));
+            bound += OutboxEvent::COLUMN_COUNT;
+        }
+        if delivery.is_some() {
+            let placeholders: Vec<String> = (bound + 1..=bound + DELIVERY_COLUMN_COUNT)
+                .map(|n| format!("${n}"))
+                .collect();
+            parts.push(format!(
+                "delivery AS ({})",
+                upsert_delivery(&format!("SELECT {} FROM updated", placeholders.join(", ")))
+            ));
+            bound += DELIVERY_COLUMN_COUNT;
+        }
+        if settles.is_some() {
+            parts.push(format!(
+                "settled AS (UPDATE outbox SET delivery_relayed_at = ${} WHERE seq = ${} \
+                 AND EXISTS (SELECT 1 FROM updated))",
+                bound + 1,
+                bound + 2
+            ));
+        }
+        let statement = format!("WITH {} SELECT COUNT(*) FROM updated", parts.join(", "));
+        let mut query = bind_row(sqlx::query(&statement), row).bind(expected_version);
+        if let Some(event) = event {
+            query = event.bind(query);
+        }
+        if let Some(delivery) = delivery {
+            query = bind_delivery(query, delivery);
+        }
+        if let Some((seq, at)) = settles {
+            query = query.bind(at).bind(seq);
+        }
+        let updated: i64 = query.fetch_one(self.database.pool()).await?.try_get(0)?;
+        Ok(updated == 1)
     }
 
     /// The delivery record of a disclosure, if it was delivered.
@@ -575,6 +621,40 @@ async fn update_row(
         .execute(&mut **transaction)
         .await?;
     Ok(result.rows_affected() == 1)
+}
+
+/// The columns [`upsert_delivery`] writes, bound by [`bind_delivery`].
+const DELIVERY_COLUMN_COUNT: usize = 9;
+
+/// Writes a delivery record from `source` (`VALUES (…)` or a `SELECT` of 9 values), or, if the
+/// disclosure has one, its receipt's columns.
+fn upsert_delivery(source: &str) -> String {
+    format!(
+        "INSERT INTO deliveries (disclosure_id, police_region, delivered_at, police_reference, \
+         acknowledged_by, acknowledged_at, receipt_statement, receipt_signature, \
+         receipt_key_id) {source} \
+         ON CONFLICT (disclosure_id) DO UPDATE SET police_reference = excluded.police_reference, \
+         acknowledged_by = excluded.acknowledged_by, acknowledged_at = excluded.acknowledged_at, \
+         receipt_statement = excluded.receipt_statement, \
+         receipt_signature = excluded.receipt_signature, receipt_key_id = excluded.receipt_key_id"
+    )
+}
+
+/// Binds `delivery` in [`upsert_delivery`]'s column order.
+fn bind_delivery<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    delivery: &'q DeliveryRow,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(&delivery.disclosure_id)
+        .bind(&delivery.police_region)
+        .bind(delivery.delivered_at)
+        .bind(&delivery.police_reference)
+        .bind(&delivery.acknowledged_by)
+        .bind(delivery.acknowledged_at)
+        .bind(delivery.receipt_statement.clone())
+        .bind(delivery.receipt_signature.clone())
+        .bind(&delivery.receipt_key_id)
 }
 
 async fn mark_delivered(
