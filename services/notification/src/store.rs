@@ -225,13 +225,11 @@ impl NotificationStore {
         delivery: &NewDelivery,
         event: impl FnOnce(i64) -> Result<OutboxEvent, StoreError>,
     ) -> Result<DeliverOutcome, StoreError> {
-        if let Some(existing) = self.get(&delivery.disclosure_id).await? {
-            return Ok(DeliverOutcome::Existing(Box::new(existing)));
-        }
         match self.insert_delivery(delivery, event).await {
             Ok(sequence) => Ok(DeliverOutcome::Delivered { sequence }),
             Err(StoreError::Database(error)) if is_unique_violation(&error) => {
-                // A concurrent Deliver of the same disclosure committed first.
+                // Delivered before: a repeat is found by its collision, so a first delivery
+                // costs no lookup. The rollback returns the region's sequence unused.
                 let existing = self.get(&delivery.disclosure_id).await?.ok_or_else(|| {
                     StoreError::Corrupt(format!(
                         "delivery {} collided but is not stored",
