@@ -23,7 +23,7 @@ use tryggdel_service_kit::{ServiceEndpoint, TracedChannel, call_in_span, client_
 
 use crate::relay::now_unix_ms;
 use crate::service::{DisclosureApi, Trace, apply, stored_state};
-use crate::store::{DeliveryRow, OutboxActor, OutboxPayload};
+use crate::store::{DeliveryRow, OutboxActor, OutboxPayload, PendingApproval};
 
 /// How many police regions' hand-overs run at once. Within a region they run one after
 /// another, in approval order, so each region's delivery sequence follows its approvals.
@@ -95,17 +95,17 @@ impl DisclosureApi {
             .await
             .context("reading approvals awaiting delivery")?;
         let count = pending.len();
-        let mut by_region: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
-        for (seq, disclosure_id, organisation) in pending {
+        let mut by_region: BTreeMap<String, Vec<PendingApproval>> = BTreeMap::new();
+        for approval in pending {
             by_region
-                .entry(self.region_key(&organisation))
+                .entry(self.region_key(&approval.organisation))
                 .or_default()
-                .push((seq, disclosure_id));
+                .push(approval);
         }
         let outcomes: Vec<anyhow::Result<()>> = futures::stream::iter(by_region.into_values())
             .map(|approvals| async move {
-                for (seq, disclosure_id) in &approvals {
-                    self.deliver_one(link, *seq, disclosure_id).await?;
+                for approval in &approvals {
+                    self.deliver_one(link, approval).await?;
                 }
                 anyhow::Ok(())
             })
@@ -132,17 +132,11 @@ impl DisclosureApi {
     async fn deliver_one(
         &self,
         link: &NotificationLink,
-        seq: i64,
-        disclosure_id: &str,
+        approval: &PendingApproval,
     ) -> anyhow::Result<()> {
-        let approval = self
-            .store()
-            .events_of(disclosure_id)
-            .await?
-            .into_iter()
-            .find(|event| event.event_type == "disclosure.approved")
-            .and_then(|event| serde_json::from_str::<OutboxPayload>(&event.payload).ok());
-        let (trace_id, traceparent) = approval
+        let (seq, disclosure_id) = (approval.seq, approval.disclosure_id.as_str());
+        // A payload that does not parse only costs the hand-over its trace context.
+        let (trace_id, traceparent) = serde_json::from_str::<OutboxPayload>(&approval.payload)
             .map(|payload| (payload.trace_id, payload.traceparent))
             .unwrap_or_default();
         // The hand-over continues the approval's trace: its span's parent is the Approve call.

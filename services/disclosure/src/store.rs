@@ -183,6 +183,17 @@ pub struct OutboxPayload {
     pub refusal: Option<String>,
 }
 
+/// An approval the delivery relay has not settled yet.
+#[derive(Clone, Debug)]
+pub struct PendingApproval {
+    /// The approval event's outbox sequence.
+    pub seq: i64,
+    pub disclosure_id: String,
+    pub organisation: String,
+    /// The approval event's payload (JSON of an `OutboxPayload`).
+    pub payload: String,
+}
+
 /// A disclosure's hand-over to the police and, once acknowledged, its signed receipt
 /// (empty strings, zero and None until then).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -335,15 +346,11 @@ impl DisclosureStore {
         Ok(true)
     }
 
-    /// Approvals not yet handed to the notification service, oldest first: (seq, disclosure,
-    /// its organisation).
-    pub async fn awaiting_delivery(
-        &self,
-        limit: i64,
-    ) -> Result<Vec<(i64, String, String)>, sqlx::Error> {
+    /// Approvals not yet handed to the notification service, oldest first.
+    pub async fn awaiting_delivery(&self, limit: i64) -> Result<Vec<PendingApproval>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT outbox.seq, outbox.disclosure_id, disclosures.organisation FROM outbox \
-             JOIN disclosures ON disclosures.id = outbox.disclosure_id \
+            "SELECT outbox.seq, outbox.disclosure_id, outbox.payload, disclosures.organisation \
+             FROM outbox JOIN disclosures ON disclosures.id = outbox.disclosure_id \
              WHERE outbox.delivery_relayed_at IS NULL \
              AND outbox.event_type = 'disclosure.approved' \
              ORDER BY outbox.seq LIMIT $1",
@@ -353,11 +360,12 @@ impl DisclosureStore {
         .await?;
         rows.iter()
             .map(|row| {
-                Ok((
-                    row.try_get("seq")?,
-                    row.try_get("disclosure_id")?,
-                    row.try_get("organisation")?,
-                ))
+                Ok(PendingApproval {
+                    seq: row.try_get("seq")?,
+                    disclosure_id: row.try_get("disclosure_id")?,
+                    organisation: row.try_get("organisation")?,
+                    payload: row.try_get("payload")?,
+                })
             })
             .collect()
     }
