@@ -260,15 +260,14 @@ impl DisclosureApi {
 
     async fn load_visible(&self, caller: &Caller, id: &str) -> Result<DisclosureRow, ServiceError> {
         let id = parse_disclosure_id(id)?;
-        let row = self
-            .store
-            .get(&id)
-            .await?
-            .ok_or(ServiceError::NotFound("disclosure"))?;
-        if !Self::may_see(caller, &row) {
-            return Err(ServiceError::NotFound("disclosure"));
-        }
-        Ok(row)
+        let row = self.store.get(&id).await?;
+        Self::visible(caller, row)
+    }
+
+    /// `row` if it exists and `caller` may see it; NOT_FOUND for both otherwise.
+    fn visible(caller: &Caller, row: Option<DisclosureRow>) -> Result<DisclosureRow, ServiceError> {
+        row.filter(|row| Self::may_see(caller, row))
+            .ok_or(ServiceError::NotFound("disclosure"))
     }
 
     fn organisation_of(&self, row: &DisclosureRow) -> Result<Organisation, ServiceError> {
@@ -922,7 +921,12 @@ impl DisclosureApi {
     }
 
     async fn get(&self, caller: &Caller, request: GetRequest) -> Result<Disclosure, ServiceError> {
-        let row = self.load_visible(caller, &request.disclosure_id).await?;
+        let id = parse_disclosure_id(&request.disclosure_id)?;
+        let found = self.store.get_with_delivery(&id).await?;
+        let (row, delivery) = match found {
+            Some((row, delivery)) => (Self::visible(caller, Some(row))?, delivery),
+            None => return Err(ServiceError::NotFound("disclosure")),
+        };
         if request.reveal_protected {
             let is_drafter = caller.has(Role::Caseworker) && caller.user() == row.drafted_by;
             let is_decider = self.require_decider(caller, &row).is_ok();
@@ -945,7 +949,7 @@ impl DisclosureApi {
                 .await?;
         }
         let mut disclosure = self.to_wire(&row, request.reveal_protected)?;
-        disclosure.delivery = self.store.delivery(&row.id).await?.map(wire_delivery);
+        disclosure.delivery = delivery.map(wire_delivery);
         Ok(disclosure)
     }
 

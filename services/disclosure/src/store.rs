@@ -209,19 +209,31 @@ pub struct DeliveryRow {
     pub receipt_key_id: String,
 }
 
+/// The columns of a [`DeliveryRow`], in [`upsert_delivery`]'s order.
+const DELIVERY_COLUMNS: &str = "disclosure_id, police_region, delivered_at, police_reference, \
+    acknowledged_by, acknowledged_at, receipt_statement, receipt_signature, receipt_key_id";
+
+impl DeliveryRow {
+    /// Reads the columns named `<prefix><column>`.
+    fn from_prefixed(row: &sqlx::any::AnyRow, prefix: &str) -> Result<Self, sqlx::Error> {
+        let column = |name: &str| format!("{prefix}{name}");
+        Ok(Self {
+            disclosure_id: row.try_get(column("disclosure_id").as_str())?,
+            police_region: row.try_get(column("police_region").as_str())?,
+            delivered_at: row.try_get(column("delivered_at").as_str())?,
+            police_reference: row.try_get(column("police_reference").as_str())?,
+            acknowledged_by: row.try_get(column("acknowledged_by").as_str())?,
+            acknowledged_at: row.try_get(column("acknowledged_at").as_str())?,
+            receipt_statement: row.try_get(column("receipt_statement").as_str())?,
+            receipt_signature: row.try_get(column("receipt_signature").as_str())?,
+            receipt_key_id: row.try_get(column("receipt_key_id").as_str())?,
+        })
+    }
+}
+
 impl sqlx::FromRow<'_, sqlx::any::AnyRow> for DeliveryRow {
     fn from_row(row: &sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            disclosure_id: row.try_get("disclosure_id")?,
-            police_region: row.try_get("police_region")?,
-            delivered_at: row.try_get("delivered_at")?,
-            police_reference: row.try_get("police_reference")?,
-            acknowledged_by: row.try_get("acknowledged_by")?,
-            acknowledged_at: row.try_get("acknowledged_at")?,
-            receipt_statement: row.try_get("receipt_statement")?,
-            receipt_signature: row.try_get("receipt_signature")?,
-            receipt_key_id: row.try_get("receipt_key_id")?,
-        })
+        DeliveryRow::from_prefixed(row, "")
     }
 }
 
@@ -488,14 +500,44 @@ impl DisclosureStore {
 
     /// The delivery record of a disclosure, if it was delivered.
     pub async fn delivery(&self, disclosure_id: &str) -> Result<Option<DeliveryRow>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT disclosure_id, police_region, delivered_at, police_reference, acknowledged_by, \
-             acknowledged_at, receipt_statement, receipt_signature, receipt_key_id \
-             FROM deliveries WHERE disclosure_id = $1",
-        )
+        sqlx::query_as(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE disclosure_id = $1"
+        ))
         .bind(disclosure_id)
         .fetch_optional(self.database.pool())
         .await
+    }
+
+    /// A disclosure and its delivery record, if it has one, in one query.
+    pub async fn get_with_delivery(
+        &self,
+        id: &str,
+    ) -> Result<Option<(DisclosureRow, Option<DeliveryRow>)>, sqlx::Error> {
+        let disclosure: Vec<String> = COLUMNS
+            .split(',')
+            .map(|column| format!("disclosures.{}", column.trim()))
+            .collect();
+        let delivery: Vec<String> = DELIVERY_COLUMNS
+            .split(',')
+            .map(|column| format!("deliveries.{0} AS delivery_{0}", column.trim()))
+            .collect();
+        let row = sqlx::query(&format!(
+            "SELECT {}, {} FROM disclosures \
+             LEFT JOIN deliveries ON deliveries.disclosure_id = disclosures.id \
+             WHERE disclosures.id = $1",
+            disclosure.join(", "),
+            delivery.join(", ")
+        ))
+        .bind(id)
+        .fetch_optional(self.database.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let delivered: Option<String> = row.try_get("delivery_disclosure_id")?;
+        let delivery = match delivered {
+            Some(_) => Some(DeliveryRow::from_prefixed(&row, "delivery_")?),
+            None => None,
+        };
+        Ok(Some((sqlx::FromRow::from_row(&row)?, delivery)))
     }
 
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<DisclosureRow>, sqlx::Error> {
@@ -638,9 +680,7 @@ const DELIVERY_COLUMN_COUNT: usize = 9;
 /// disclosure has one, its receipt's columns.
 fn upsert_delivery(source: &str) -> String {
     format!(
-        "INSERT INTO deliveries (disclosure_id, police_region, delivered_at, police_reference, \
-         acknowledged_by, acknowledged_at, receipt_statement, receipt_signature, \
-         receipt_key_id) {source} \
+        "INSERT INTO deliveries ({DELIVERY_COLUMNS}) {source} \
          ON CONFLICT (disclosure_id) DO UPDATE SET police_reference = excluded.police_reference, \
          acknowledged_by = excluded.acknowledged_by, acknowledged_at = excluded.acknowledged_at, \
          receipt_statement = excluded.receipt_statement, \
