@@ -15,6 +15,12 @@ use crate::migrations::{EmbeddedMigrations, MigrationFile};
 /// their own, so they need few.
 const POSTGRES_NATIVE_CONNECTIONS: u32 = 2;
 
+/// How long a connection of the native pool is reused. The audit log writes through it at up
+/// to ~50 MB/s, and over TLS a connection that had carried about 9 GB has stalled (see
+/// BENCHMARKS.md, section 3); a fresh connection each minute keeps each one far below that,
+/// for the cost of one TLS handshake and login a minute.
+const NATIVE_CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
 /// Which database engine a [`Database`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -149,6 +155,7 @@ impl Database {
                     PgPoolOptions::new()
                         .max_connections(POSTGRES_NATIVE_CONNECTIONS)
                         .acquire_timeout(Duration::from_secs(10))
+                        .max_lifetime(NATIVE_CONNECTION_LIFETIME)
                         .after_connect(move |connection, _meta| {
                             let session = native_session.clone();
                             Box::pin(async move {
