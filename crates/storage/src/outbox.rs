@@ -146,18 +146,27 @@ impl OutboxDestination {
         seqs: &[i64],
         at: i64,
     ) -> Result<(), sqlx::Error> {
-        if seqs.is_empty() {
+        let Some(&last) = seqs.last() else {
             return Ok(());
-        }
-        let placeholders: Vec<String> = (2..seqs.len() + 2).map(|i| format!("${i}")).collect();
+        };
+        // The list is padded to a power of two with repeats of the last seq, so a relay's
+        // batches of any size use a handful of statement texts (each prepared once per
+        // connection), not one per length.
+        let slots = seqs.len().next_power_of_two();
+        let placeholders: Vec<String> = (2..slots + 2).map(|i| format!("${i}")).collect();
         let sql = format!(
             "UPDATE outbox SET {} = $1 WHERE seq IN ({})",
             self.column,
             placeholders.join(", ")
         );
         let mut query = sqlx::query(&sql).bind(at);
-        for seq in seqs {
-            query = query.bind(*seq);
+        for seq in seqs
+            .iter()
+            .copied()
+            .chain(std::iter::repeat(last))
+            .take(slots)
+        {
+            query = query.bind(seq);
         }
         query.execute(database.pool()).await?;
         Ok(())
@@ -174,5 +183,58 @@ impl OutboxDestination {
             query = query.bind(event_type);
         }
         query.fetch_one(database.pool()).await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::{MigrationFile, Migrations};
+
+    const OUTBOX: &[MigrationFile] = &[MigrationFile {
+        name: "0001_outbox.sql",
+        sql: "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, \
+              event_type TEXT NOT NULL, disclosure_id TEXT NOT NULL, organisation TEXT NOT NULL, \
+              payload TEXT NOT NULL, created_at INTEGER NOT NULL, audit_relayed_at INTEGER);",
+    }];
+
+    #[tokio::test]
+    async fn marking_touches_exactly_the_given_events_whatever_their_number() {
+        let directory = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", directory.path().join("o.db").display());
+        let migrations = Migrations {
+            sqlite: OUTBOX,
+            postgres: &[],
+        };
+        let database = Database::connect(&url, "o", &migrations).await.unwrap();
+        for n in 0..20 {
+            let event = OutboxEvent {
+                event_id: format!("e{n}"),
+                event_type: "t".into(),
+                disclosure_id: "d".into(),
+                organisation: "o".into(),
+                payload: "{}".into(),
+                created_at: n,
+            };
+            let mut transaction = database.pool().begin().await.unwrap();
+            event.insert(&mut transaction).await.unwrap();
+            transaction.commit().await.unwrap();
+        }
+        let audit = OutboxDestination::all("audit_relayed_at");
+        // 5 ids fill 8 placeholders, 1 fills 1, 3 fill 4: nothing else may be marked.
+        audit.mark(&database, &[2, 4, 6, 8, 10], 100).await.unwrap();
+        audit.mark(&database, &[13], 101).await.unwrap();
+        audit.mark(&database, &[15, 16, 17], 102).await.unwrap();
+        audit.mark(&database, &[], 103).await.unwrap();
+        let pending: Vec<i64> = audit
+            .pending(&database, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(seq, _)| seq)
+            .collect();
+        assert_eq!(pending, [1, 3, 5, 7, 9, 11, 12, 14, 18, 19, 20]);
+        assert_eq!(audit.backlog(&database).await.unwrap(), 11);
     }
 }
