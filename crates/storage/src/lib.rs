@@ -22,5 +22,5 @@ mod sealing;
 
 pub use database::{Backend, Database, DatabaseError, Migrations, is_unique_violation};
 pub use migrations::{InvalidMigration, MigrationFile};
-pub use outbox::{OutboxDestination, OutboxEvent};
+pub use outbox::{OutboxDestination, OutboxEvent, placeholders};
 pub use sealing::{FieldCipher, FieldKey, SealingError};

@@ -3,15 +3,30 @@
 //! destination, NULL until that destination holds the event. These queries read what a relay
 //! still has to send and record what it sent.
 
+use std::sync::LazyLock;
+
 use sqlx::Row;
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 
 use crate::Database;
 
-/// The columns an [`OutboxEvent`] writes, in [`OutboxEvent::bind`] order.
-const EVENT_COLUMNS: &str =
-    "event_id, event_type, disclosure_id, organisation, payload, created_at";
+/// `$first, $first+1, …`: `count` numbered placeholders.
+pub fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The event's INSERT on its own, in a transaction with its change.
+static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO outbox ({}) VALUES ({})",
+        OutboxEvent::COLUMNS,
+        placeholders(1, OutboxEvent::COLUMN_COUNT)
+    )
+});
 
 /// One outbox row, written in the transaction of the change it records.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +41,10 @@ pub struct OutboxEvent {
 }
 
 impl OutboxEvent {
+    /// The columns an event writes (and reads), in [`OutboxEvent::bind`] order.
+    pub const COLUMNS: &str =
+        "event_id, event_type, disclosure_id, organisation, payload, created_at";
+
     /// The placeholders [`OutboxEvent::bind`] fills.
     pub const COLUMN_COUNT: usize = 6;
 
@@ -48,11 +67,9 @@ impl OutboxEvent {
         &self,
         transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
     ) -> Result<(), sqlx::Error> {
-        self.bind(sqlx::query(&format!(
-            "INSERT INTO outbox ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
-        )))
-        .execute(&mut **transaction)
-        .await?;
+        self.bind(sqlx::query(INSERT_EVENT.as_str()))
+            .execute(&mut **transaction)
+            .await?;
         Ok(())
     }
 
@@ -60,14 +77,23 @@ impl OutboxEvent {
     /// RETURNING …) <this>` that writes the event once if the CTE wrote its row and not at all
     /// if it did not, all in one statement (one round trip, committed together). The event's
     /// placeholders follow the CTE's `bound_before`; bind it with [`OutboxEvent::bind`] after
-    /// the CTE's values. The statement's row count is 1 when both were written, else 0.
+    /// the CTE's values.
     pub fn insert_after(cte: &str, bound_before: usize) -> String {
-        let placeholders: Vec<String> = (bound_before + 1..=bound_before + Self::COLUMN_COUNT)
-            .map(|n| format!("${n}"))
-            .collect();
         format!(
-            "INSERT INTO outbox ({EVENT_COLUMNS}) SELECT {} FROM {cte}",
-            placeholders.join(", ")
+            "INSERT INTO outbox ({}) SELECT {} FROM {cte}",
+            Self::COLUMNS,
+            placeholders(bound_before + 1, Self::COLUMN_COUNT)
+        )
+    }
+
+    /// PostgreSQL: `row_statement` (an INSERT or UPDATE of at most one row, with
+    /// `bound_before` placeholders) and the event, as one statement: `WITH written AS
+    /// (<row_statement> RETURNING <returning>) INSERT INTO outbox …`. Its row count is 1 when
+    /// both were written, 0 when the row statement wrote nothing (and so neither was).
+    pub fn with_row(row_statement: &str, returning: &str, bound_before: usize) -> String {
+        format!(
+            "WITH written AS ({row_statement} RETURNING {returning}) {}",
+            Self::insert_after("written", bound_before)
         )
     }
 }
@@ -153,11 +179,10 @@ impl OutboxDestination {
         // batches of any size use a handful of statement texts (each prepared once per
         // connection), not one per length.
         let slots = seqs.len().next_power_of_two();
-        let placeholders: Vec<String> = (2..slots + 2).map(|i| format!("${i}")).collect();
         let sql = format!(
             "UPDATE outbox SET {} = $1 WHERE seq IN ({})",
             self.column,
-            placeholders.join(", ")
+            placeholders(2, slots)
         );
         let mut query = sqlx::query(&sql).bind(at);
         for seq in seqs
@@ -191,6 +216,19 @@ impl OutboxDestination {
 mod tests {
     use super::*;
     use crate::{MigrationFile, Migrations};
+
+    #[test]
+    fn placeholders_are_numbered_from_first() {
+        assert_eq!(placeholders(3, 3), "$3, $4, $5");
+        assert_eq!(placeholders(1, 1), "$1");
+        assert_eq!(placeholders(7, 0), "");
+        assert_eq!(
+            OutboxEvent::with_row("UPDATE t SET a = $1", "id", 1),
+            "WITH written AS (UPDATE t SET a = $1 RETURNING id) INSERT INTO outbox (event_id, \
+             event_type, disclosure_id, organisation, payload, created_at) SELECT $2, $3, $4, $5, \
+             $6, $7 FROM written"
+        );
+    }
 
     const OUTBOX: &[MigrationFile] = &[MigrationFile {
         name: "0001_outbox.sql",

@@ -260,13 +260,10 @@ impl DisclosureApi {
 
     async fn load_visible(&self, caller: &Caller, id: &str) -> Result<DisclosureRow, ServiceError> {
         let id = parse_disclosure_id(id)?;
-        let row = self.store.get(&id).await?;
-        Self::visible(caller, row)
-    }
-
-    /// `row` if it exists and `caller` may see it; NOT_FOUND for both otherwise.
-    fn visible(caller: &Caller, row: Option<DisclosureRow>) -> Result<DisclosureRow, ServiceError> {
-        row.filter(|row| Self::may_see(caller, row))
+        self.store
+            .get(&id)
+            .await?
+            .filter(|row| Self::may_see(caller, row))
             .ok_or(ServiceError::NotFound("disclosure"))
     }
 
@@ -922,11 +919,12 @@ impl DisclosureApi {
 
     async fn get(&self, caller: &Caller, request: GetRequest) -> Result<Disclosure, ServiceError> {
         let id = parse_disclosure_id(&request.disclosure_id)?;
-        let found = self.store.get_with_delivery(&id).await?;
-        let (row, delivery) = match found {
-            Some((row, delivery)) => (Self::visible(caller, Some(row))?, delivery),
-            None => return Err(ServiceError::NotFound("disclosure")),
-        };
+        let (row, delivery) = self
+            .store
+            .get_with_delivery(&id)
+            .await?
+            .filter(|(row, _)| Self::may_see(caller, row))
+            .ok_or(ServiceError::NotFound("disclosure"))?;
         if request.reveal_protected {
             let is_drafter = caller.has(Role::Caseworker) && caller.user() == row.drafted_by;
             let is_decider = self.require_decider(caller, &row).is_ok();

@@ -1,9 +1,13 @@
 //! Persistence of disclosures and their outbox. Every state change is one transaction that
 //! updates the row under its version and appends one outbox event.
 
+use std::sync::{LazyLock, OnceLock};
+
 use sqlx::Row;
 pub use tryggdel_storage::OutboxEvent;
-use tryggdel_storage::{Backend, Database, Migrations, OutboxDestination, is_unique_violation};
+use tryggdel_storage::{
+    Backend, Database, Migrations, OutboxDestination, is_unique_violation, placeholders,
+};
 
 pub const SQLITE_MIGRATIONS: &[tryggdel_storage::MigrationFile] = tryggdel_storage::migration_files!(
     "migrations/sqlite",
@@ -279,13 +283,11 @@ impl DisclosureStore {
     ) -> Result<InsertOutcome, sqlx::Error> {
         if self.database.backend() == Backend::Postgres {
             // One statement, so one round trip: the row and its event commit together.
-            let statement = format!(
-                "WITH inserted AS ({} RETURNING id) {}",
-                insert_statement(),
-                OutboxEvent::insert_after("inserted", COLUMNS.split(',').count())
-            );
+            static STATEMENT: LazyLock<String> = LazyLock::new(|| {
+                OutboxEvent::with_row(&INSERT_STATEMENT, "id", COLUMNS.split(',').count())
+            });
             let inserted = event
-                .bind(bind_row(sqlx::query(&statement), row))
+                .bind(bind_row(sqlx::query(STATEMENT.as_str()), row))
                 .execute(self.database.pool())
                 .await;
             return match inserted {
@@ -295,7 +297,7 @@ impl DisclosureStore {
             };
         }
         let mut transaction = self.database.pool().begin().await?;
-        let inserted = bind_row(sqlx::query(&insert_statement()), row)
+        let inserted = bind_row(sqlx::query(INSERT_STATEMENT.as_str()), row)
             .execute(&mut *transaction)
             .await;
         match inserted {
@@ -456,35 +458,12 @@ impl DisclosureStore {
         delivery: Option<&DeliveryRow>,
         settles: Option<(i64, i64)>,
     ) -> Result<bool, sqlx::Error> {
-        let mut bound = COLUMNS.split(',').count() + 1;
-        let mut parts = vec![format!("updated AS ({} RETURNING id)", update_statement())];
-        if event.is_some() {
-            parts.push(format!(
-                "event AS ({})",
-                OutboxEvent::insert_after("updated", bound)
-            ));
-            bound += OutboxEvent::COLUMN_COUNT;
-        }
-        if delivery.is_some() {
-            let placeholders: Vec<String> = (bound + 1..=bound + DELIVERY_COLUMN_COUNT)
-                .map(|n| format!("${n}"))
-                .collect();
-            parts.push(format!(
-                "delivery AS ({})",
-                upsert_delivery(&format!("SELECT {} FROM updated", placeholders.join(", ")))
-            ));
-            bound += DELIVERY_COLUMN_COUNT;
-        }
-        if settles.is_some() {
-            parts.push(format!(
-                "settled AS (UPDATE outbox SET delivery_relayed_at = ${} WHERE seq = ${} \
-                 AND EXISTS (SELECT 1 FROM updated))",
-                bound + 1,
-                bound + 2
-            ));
-        }
-        let statement = format!("WITH {} SELECT COUNT(*) FROM updated", parts.join(", "));
-        let mut query = bind_row(sqlx::query(&statement), row).bind(expected_version);
+        // Each combination of parts is one statement text, built once.
+        static STATEMENTS: [OnceLock<String>; 8] = [const { OnceLock::new() }; 8];
+        let parts = (event.is_some(), delivery.is_some(), settles.is_some());
+        let key = usize::from(parts.0) | usize::from(parts.1) << 1 | usize::from(parts.2) << 2;
+        let statement = STATEMENTS[key].get_or_init(|| one_statement_update(parts));
+        let mut query = bind_row(sqlx::query(statement.as_str()), row).bind(expected_version);
         if let Some(event) = event {
             query = event.bind(query);
         }
@@ -513,24 +492,27 @@ impl DisclosureStore {
         &self,
         id: &str,
     ) -> Result<Option<(DisclosureRow, Option<DeliveryRow>)>, sqlx::Error> {
-        let disclosure: Vec<String> = COLUMNS
-            .split(',')
-            .map(|column| format!("disclosures.{}", column.trim()))
-            .collect();
-        let delivery: Vec<String> = DELIVERY_COLUMNS
-            .split(',')
-            .map(|column| format!("deliveries.{0} AS delivery_{0}", column.trim()))
-            .collect();
-        let row = sqlx::query(&format!(
-            "SELECT {}, {} FROM disclosures \
-             LEFT JOIN deliveries ON deliveries.disclosure_id = disclosures.id \
-             WHERE disclosures.id = $1",
-            disclosure.join(", "),
-            delivery.join(", ")
-        ))
-        .bind(id)
-        .fetch_optional(self.database.pool())
-        .await?;
+        static STATEMENT: LazyLock<String> = LazyLock::new(|| {
+            let disclosure: Vec<String> = COLUMNS
+                .split(',')
+                .map(|column| format!("disclosures.{}", column.trim()))
+                .collect();
+            let delivery: Vec<String> = DELIVERY_COLUMNS
+                .split(',')
+                .map(|column| format!("deliveries.{0} AS delivery_{0}", column.trim()))
+                .collect();
+            format!(
+                "SELECT {}, {} FROM disclosures \
+                 LEFT JOIN deliveries ON deliveries.disclosure_id = disclosures.id \
+                 WHERE disclosures.id = $1",
+                disclosure.join(", "),
+                delivery.join(", ")
+            )
+        });
+        let row = sqlx::query(STATEMENT.as_str())
+            .bind(id)
+            .fetch_optional(self.database.pool())
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let delivered: Option<String> = row.try_get("delivery_disclosure_id")?;
         let delivery = match delivered {
@@ -587,10 +569,10 @@ impl DisclosureStore {
 
     /// Outbox events of one disclosure, oldest first.
     pub async fn events_of(&self, disclosure_id: &str) -> Result<Vec<OutboxEvent>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT event_id, event_type, disclosure_id, organisation, payload, created_at \
-             FROM outbox WHERE disclosure_id = $1 ORDER BY seq",
-        )
+        sqlx::query_as(&format!(
+            "SELECT {} FROM outbox WHERE disclosure_id = $1 ORDER BY seq",
+            OutboxEvent::COLUMNS
+        ))
         .bind(disclosure_id)
         .fetch_all(self.database.pool())
         .await
@@ -598,19 +580,16 @@ impl DisclosureStore {
 }
 
 /// `INSERT INTO disclosures (<COLUMNS>) VALUES ($1, … $25)`, in [`bind_row`] order.
-fn insert_statement() -> String {
-    let placeholders: Vec<String> = (1..=COLUMNS.split(',').count())
-        .map(|n| format!("${n}"))
-        .collect();
+static INSERT_STATEMENT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO disclosures ({COLUMNS}) VALUES ({})",
-        placeholders.join(", ")
+        placeholders(1, COLUMNS.split(',').count())
     )
-}
+});
 
 /// `UPDATE disclosures SET <column> = $n, … WHERE id = $1 AND version = $26`, with the
 /// placeholders numbered in [`COLUMNS`] order to match [`bind_row`].
-fn update_statement() -> String {
+static UPDATE_STATEMENT: LazyLock<String> = LazyLock::new(|| {
     let assignments: Vec<String> = COLUMNS
         .split(',')
         .map(str::trim)
@@ -623,6 +602,43 @@ fn update_statement() -> String {
         "UPDATE disclosures SET {} WHERE id = $1 AND version = ${version_placeholder}",
         assignments.join(", ")
     )
+});
+
+/// The statement of [`DisclosureStore::update_in_one_statement`] with its optional parts
+/// (event, delivery record, settled approval), their placeholders after the row's and its
+/// version's, in that order.
+fn one_statement_update((event, delivery, settles): (bool, bool, bool)) -> String {
+    let mut bound = COLUMNS.split(',').count() + 1;
+    let mut parts = vec![format!(
+        "updated AS ({} RETURNING id)",
+        UPDATE_STATEMENT.as_str()
+    )];
+    if event {
+        parts.push(format!(
+            "event AS ({})",
+            OutboxEvent::insert_after("updated", bound)
+        ));
+        bound += OutboxEvent::COLUMN_COUNT;
+    }
+    if delivery {
+        parts.push(format!(
+            "delivery AS ({})",
+            upsert_delivery(&format!(
+                "SELECT {} FROM updated",
+                placeholders(bound + 1, DELIVERY_COLUMN_COUNT)
+            ))
+        ));
+        bound += DELIVERY_COLUMN_COUNT;
+    }
+    if settles {
+        parts.push(format!(
+            "settled AS (UPDATE outbox SET delivery_relayed_at = ${} WHERE seq = ${} \
+             AND EXISTS (SELECT 1 FROM updated))",
+            bound + 1,
+            bound + 2
+        ));
+    }
+    format!("WITH {} SELECT COUNT(*) FROM updated", parts.join(", "))
 }
 
 /// Binds every column of `row` in [`COLUMNS`] order.
@@ -666,7 +682,7 @@ async fn update_row(
 ) -> Result<bool, sqlx::Error> {
     // Every column but the id is written (the immutable ones with their stored values), so
     // one binding list serves insert and update alike.
-    let result = bind_row(sqlx::query(&update_statement()), row)
+    let result = bind_row(sqlx::query(UPDATE_STATEMENT.as_str()), row)
         .bind(expected_version)
         .execute(&mut **transaction)
         .await?;

@@ -7,6 +7,7 @@
 //! decides the winner, and the loser reads what won.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -369,13 +370,11 @@ impl NotificationStore {
              WHERE disclosure_id = $7 AND acknowledged_at IS NULL";
         if self.database.backend() == Backend::Postgres {
             // One statement, so one round trip: the event is written only with the receipt.
-            let statement = format!(
-                "WITH updated AS ({UPDATE} RETURNING disclosure_id) {}",
-                OutboxEvent::insert_after("updated", 7)
-            );
+            static STATEMENT: LazyLock<String> =
+                LazyLock::new(|| OutboxEvent::with_row(UPDATE, "disclosure_id", 7));
             let updated = event
                 .bind(bind_receipt(
-                    sqlx::query(&statement),
+                    sqlx::query(STATEMENT.as_str()),
                     receipt,
                     disclosure_id,
                 ))
