@@ -16,6 +16,7 @@
 
 mod audit_link;
 mod caller;
+mod edge;
 mod error;
 pub mod metrics;
 mod observe;
@@ -31,6 +32,10 @@ pub use audit_link::{
     AuditLink, AuditLinkError, ClientTls, MAX_CALLS_PER_BATCH, ServiceEndpoint, TracedEvent,
 };
 pub use caller::{Authenticator, Caller, ServicePeer, trace_id};
+pub use edge::{
+    ServiceOnly, decode_page_token, encode_page_token, invalid_page_token, millis, now_unix_ms,
+    page_size, respond, rfc3339, unix_ms,
+};
 pub use error::ServiceError;
 pub use observe::{
     PropagateTrace, RpcLayer, RpcService, TracedChannel, call_in_span, client_span,
