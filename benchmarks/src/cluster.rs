@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use tryggdel::devkit::{AUDIENCE, AUDIT_ORIGIN, DataDirectory, ISSUER};
-use tryggdel::serve::Service;
+use tryggdel_system::DataDirectory;
+use tryggdel_system::Service;
+use tryggdel_system::development::{AUDIENCE, AUDIT_ORIGIN, ISSUER};
 
 use crate::{Backend, BenchDatabase, BenchIdentity};
 
@@ -264,7 +265,7 @@ impl Cluster {
                 .iter()
                 .find(|instance| instance.service == service)
                 .context("an instance of every service")?;
-            let config = tryggdel::config::Config::load(Some(&first.config))?;
+            let config = tryggdel_system::Config::load(Some(&first.config))?;
             tryggdel::ops::migrate(service, &config)
                 .await
                 .with_context(|| format!("migrating the {} database", service.as_str()))?;
@@ -349,7 +350,7 @@ impl Cluster {
         let name = instance.name();
         let endpoint = format!("https://localhost:{}", instance.address.port());
         let service = instance.service;
-        let config = tryggdel::config::Config::load(Some(&instance.config))?;
+        let config = tryggdel_system::Config::load(Some(&instance.config))?;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if tryggdel::ops::health(&endpoint, &config, Some(service))
@@ -557,7 +558,7 @@ fn write_field_key(path: &Path) -> anyhow::Result<()> {
 /// Runs one instance of `service` with the configuration `file` until SIGTERM: what
 /// `<program> instance <service> --config <file>` does in the child process.
 pub fn run_instance(service: Service, file: &Path) -> anyhow::Result<()> {
-    let config = tryggdel::config::Config::load(Some(file))?;
+    let config = tryggdel_system::Config::load(Some(file))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,5 +1,5 @@
-//! A throw-away deployment identity: a CA that issues the services' and the organisations'
-//! certificates, and the identity provider's token key.
+//! The identity of a development deployment, read from its data directory: the CA that issues
+//! the services' and the organisations' certificates, and the identity provider's token key.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -7,19 +7,18 @@ use std::time::Duration;
 use anyhow::Context;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
-use tryggdel::devkit::DataDirectory;
 use tryggdel_auth::{
     Role, SignerConfig, SigningKeyPair, TokenRequest, TokenSigner, VerifierConfig,
-    generate_ed25519_key_pair,
 };
 use tryggdel_service_kit::{ClientTls, ServerTls, ServiceEndpoint};
+use tryggdel_system::DataDirectory;
+use tryggdel_system::development::{AUDIENCE, ISSUER};
 use tryggdel_tls::{CertificateAuthority, ClientIdentitySpec, IssuedCertificate};
-
-pub const ISSUER: &str = "https://idp.bench.tryggdel.se";
-pub const AUDIENCE: &str = "tryggdel";
 
 /// The CA, and the identity provider's key and signer.
 pub struct BenchIdentity {
+    /// The development data directory the identity was read from.
+    pub data: DataDirectory,
     pub ca: CertificateAuthority,
     pub keys: SigningKeyPair,
     issuer: String,
@@ -28,25 +27,6 @@ pub struct BenchIdentity {
 }
 
 impl BenchIdentity {
-    pub fn generate() -> anyhow::Result<BenchIdentity> {
-        tryggdel_tls::install_crypto_provider();
-        let ca = CertificateAuthority::generate("Tryggdel benchmark CA").context("test CA")?;
-        let keys = generate_ed25519_key_pair().context("token key")?;
-        let signer = TokenSigner::new(SignerConfig {
-            issuer: ISSUER.to_owned(),
-            audience: AUDIENCE.to_owned(),
-            private_key_pem: keys.private_key_pem.clone(),
-        })
-        .context("token signer")?;
-        Ok(BenchIdentity {
-            ca,
-            keys,
-            issuer: ISSUER.to_owned(),
-            audience: AUDIENCE.to_owned(),
-            signer,
-        })
-    }
-
     /// The CA and token key of a development PKI written by `tryggdel pki` (what the services
     /// of a [`crate::cluster::Cluster`] trust).
     pub fn from_development_pki(data: &DataDirectory) -> anyhow::Result<BenchIdentity> {
@@ -61,16 +41,17 @@ impl BenchIdentity {
             public_key_pem: read(data.verifying_key())?,
         };
         let signer = TokenSigner::new(SignerConfig {
-            issuer: tryggdel::devkit::ISSUER.to_owned(),
-            audience: tryggdel::devkit::AUDIENCE.to_owned(),
+            issuer: ISSUER.to_owned(),
+            audience: AUDIENCE.to_owned(),
             private_key_pem: keys.private_key_pem.clone(),
         })
         .context("token signer")?;
         Ok(BenchIdentity {
+            data: DataDirectory::new(&data.root),
             ca,
             keys,
-            issuer: tryggdel::devkit::ISSUER.to_owned(),
-            audience: tryggdel::devkit::AUDIENCE.to_owned(),
+            issuer: ISSUER.to_owned(),
+            audience: AUDIENCE.to_owned(),
             signer,
         })
     }

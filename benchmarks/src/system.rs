@@ -1,16 +1,15 @@
-//! The three services started in this process, each on its own fresh database, wired to each
-//! other over mTLS exactly as `tryggdel start` wires them (production relay pacing, checkpoints
-//! signed at most once a second, default deadlines).
+//! The three services started in this process by the system builder `tryggdel start` uses,
+//! each on its own fresh database (production relay pacing, default deadlines; checkpoints as
+//! often as the benchmark asks).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
-use tryggdel_disclosure::{DEVELOPMENT_DIRECTORY, Directory, RelayConfig};
-use tryggdel_domain::{LegalRegistry, PersonKey};
-use tryggdel_storage::FieldKey;
+use tryggdel_disclosure::{DEVELOPMENT_DIRECTORY, Directory};
+use tryggdel_domain::LegalRegistry;
+use tryggdel_system::{DataDirectory, Service, SystemBuilder};
 
 use crate::{Backend, BenchDatabase, BenchIdentity};
 
@@ -32,25 +31,13 @@ pub struct System {
     pub audit: tryggdel_audit::RunningService,
     pub notification: tryggdel_notification::RunningService,
     pub disclosure: tryggdel_disclosure::RunningService,
-}
-
-/// A random per-deployment person key.
-pub fn random_person_key() -> PersonKey {
-    use rand::RngCore as _;
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    PersonKey::from_bytes(bytes)
+    /// The development data directory the services were configured from.
+    _data: tempfile::TempDir,
 }
 
 /// A random Ed25519 signing key (checkpoints, receipts).
 pub fn random_signing_key() -> ed25519_dalek::SigningKey {
     ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng)
-}
-
-async fn listener() -> anyhow::Result<TcpListener> {
-    TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding a port on 127.0.0.1")
 }
 
 /// The development organisation directory, checked against the embedded registry.
@@ -62,27 +49,17 @@ pub fn development_directory() -> anyhow::Result<(Arc<LegalRegistry>, Arc<Direct
     Ok((registry, directory))
 }
 
-/// The audit service's settings for `database_url`.
+/// The audit service's settings for `database_url`, as `tryggdel start` configures it on the
+/// development data directory `data` (created if needed), signing checkpoints at most every
+/// `checkpoint_interval`.
 pub fn audit_settings(
-    identity: &BenchIdentity,
-    directory: Arc<Directory>,
+    data: &DataDirectory,
     database_url: String,
     checkpoint_interval: Duration,
 ) -> anyhow::Result<tryggdel_audit::Settings> {
-    Ok(tryggdel_audit::Settings {
-        database_url,
-        tls: identity.server_tls("audit")?,
-        token: identity.verifier_config(),
-        directory,
-        person_key: random_person_key(),
-        origin: "audit.bench.tryggdel.se/log".into(),
-        signing_key: random_signing_key(),
-        checkpoint_interval,
-        appenders: tryggdel_audit::DEFAULT_APPENDERS
-            .iter()
-            .map(|name| name.to_string())
-            .collect(),
-    })
+    let mut settings = SystemBuilder::development(&data.root).audit_settings(database_url)?;
+    settings.checkpoint_interval = checkpoint_interval;
+    Ok(settings)
 }
 
 impl System {
@@ -109,87 +86,39 @@ impl System {
         databases: Vec<BenchDatabase>,
     ) -> Result<System, (anyhow::Error, Vec<BenchDatabase>)> {
         let started = async {
-            let identity = Arc::new(BenchIdentity::generate()?);
-            let (registry, directory) = development_directory()?;
-            let person_key = random_person_key();
-            let receipt_signing_key = random_signing_key();
-            let (audit_listener, notification_listener, disclosure_listener) =
-                (listener().await?, listener().await?, listener().await?);
-            let audit_address = audit_listener.local_addr()?;
-            let notification_address = notification_listener.local_addr()?;
-            let disclosure_address = disclosure_listener.local_addr()?;
+            let data = tempfile::tempdir().context("a data directory")?;
             let url = |index: usize| {
                 databases
                     .get(index)
                     .map(|database| database.url.clone())
                     .context("three databases")
             };
-
-            let mut audit_settings = audit_settings(
-                &identity,
-                directory.clone(),
-                url(0)?,
-                options.checkpoint_interval,
-            )?;
-            audit_settings.person_key = person_key.clone();
-            let audit = tryggdel_audit::spawn_on(&audit_settings, audit_listener)
+            let checkpoint_interval = options.checkpoint_interval;
+            let running = SystemBuilder::development(data.path())
+                .on_free_ports()
+                .database(Service::Audit, url(0)?)
+                .database(Service::Notification, url(1)?)
+                .database(Service::Disclosure, url(2)?)
+                .audit(move |settings| settings.checkpoint_interval = checkpoint_interval)
+                .start()
                 .await
-                .context("starting the audit service")?;
-            let notification = tryggdel_notification::spawn_on(
-                &tryggdel_notification::Settings {
-                    database_url: url(1)?,
-                    tls: identity.server_tls("notification")?,
-                    token: identity.verifier_config(),
-                    directory: directory.clone(),
-                    field_key: FieldKey::from_base64(&FieldKey::generate_base64())
-                        .context("field key")?,
-                    receipt_signing_key: receipt_signing_key.clone(),
-                    urgent_deadline: tryggdel_notification::DEFAULT_URGENT_DEADLINE,
-                    ordinary_deadline: tryggdel_notification::DEFAULT_ORDINARY_DEADLINE,
-                    escalation_repeat: tryggdel_notification::DEFAULT_ESCALATION_REPEAT,
-                    deadline_check_interval: tryggdel_notification::DEFAULT_DEADLINE_CHECK_INTERVAL,
-                    senders: tryggdel_notification::DEFAULT_SENDERS
-                        .iter()
-                        .map(|name| name.to_string())
-                        .collect(),
-                    audit: identity.endpoint("notification", audit_address)?,
-                    disclosure: identity.endpoint("notification", disclosure_address)?,
-                    relay: tryggdel_notification::RelayConfig::default(),
-                },
-                notification_listener,
-            )
-            .await
-            .context("starting the notification service")?;
-            let disclosure = tryggdel_disclosure::spawn_on(
-                &tryggdel_disclosure::Settings {
-                    database_url: url(2)?,
-                    tls: identity.server_tls("disclosure")?,
-                    token: identity.verifier_config(),
-                    field_key: FieldKey::from_base64(&FieldKey::generate_base64())
-                        .context("field key")?,
-                    person_key,
-                    registry,
-                    directory: directory.clone(),
-                    audit: identity.endpoint("disclosure", audit_address)?,
-                    notification: identity.endpoint("disclosure", notification_address)?,
-                    receipt_key: receipt_signing_key.verifying_key(),
-                    relay: RelayConfig::default(),
-                },
-                disclosure_listener,
-            )
-            .await
-            .context("starting the disclosure service")?;
-            anyhow::Ok((identity, directory, audit, notification, disclosure))
+                .context("starting the services")?;
+            let identity = Arc::new(BenchIdentity::from_development_pki(&DataDirectory::new(
+                data.path(),
+            ))?);
+            let directory = running.settings.disclosure.directory.clone();
+            anyhow::Ok((data, identity, directory, running))
         }
         .await;
         match started {
-            Ok((identity, directory, audit, notification, disclosure)) => Ok(System {
+            Ok((data, identity, directory, running)) => Ok(System {
                 identity,
                 directory,
                 databases,
-                audit,
-                notification,
-                disclosure,
+                audit: running.audit,
+                notification: running.notification,
+                disclosure: running.disclosure,
+                _data: data,
             }),
             Err(error) => Err((error, databases)),
         }

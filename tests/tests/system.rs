@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use tonic::transport::Channel;
 use tryggdel::audit::Connection;
-use tryggdel::devkit::{AUDIENCE, DataDirectory, ISSUER, read};
-use tryggdel::system::{SystemOptions, start_system};
 use tryggdel_auth::{Role, SignerConfig, TokenRequest, TokenSigner};
 use tryggdel_proto::audit::v1::QueryRequest;
 use tryggdel_proto::common::v1::DisclosureState;
 use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
 use tryggdel_proto::disclosure::v1::*;
+use tryggdel_system::development::{AUDIENCE, ISSUER};
+use tryggdel_system::{DataDirectory, SystemOptions, read, start_system};
 use tryggdel_test_support::BearerInterceptor;
 
 fn token(data: &DataDirectory, user: &str, organisation: &str, role: Role) -> String {

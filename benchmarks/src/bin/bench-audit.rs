@@ -31,7 +31,7 @@ use tryggdel_bench::audit::{bulk_load, relay_event};
 use tryggdel_bench::database::redacted;
 use tryggdel_bench::machine::background_load;
 use tryggdel_bench::stats::{ms_table_header, ms_table_row, us};
-use tryggdel_bench::system::{audit_settings, development_directory};
+use tryggdel_bench::system::audit_settings;
 use tryggdel_bench::{
     Backend, Bearer, BenchDatabase, BenchIdentity, CpuTimes, DEFAULT_POSTGRES_URL, Machine,
     Samples, ServerCounters, xact_commit,
@@ -43,6 +43,8 @@ use tryggdel_proto::audit::v1::{
     AppendRequest, ExportRequest, GetConsistencyProofRequest, GetInclusionProofRequest,
     export_chunk, get_inclusion_proof_request,
 };
+use tryggdel_system::development::AUDIT_ORIGIN;
+use tryggdel_system::{DataDirectory, SystemBuilder};
 
 #[derive(Parser, Debug)]
 #[command(about = "Benchmarks the audit log: appends, proofs at scale, export verification")]
@@ -146,7 +148,11 @@ async fn main() -> anyhow::Result<()> {
         Some(url) => println!("backend: postgresql at {}", redacted(url)),
         None => println!("backend: sqlite (one file in a temporary directory)"),
     }
-    let identity = Arc::new(BenchIdentity::generate()?);
+    let data = tempfile::tempdir().context("a data directory")?;
+    SystemBuilder::development(data.path()).prepare()?;
+    let identity = Arc::new(BenchIdentity::from_development_pki(&DataDirectory::new(
+        data.path(),
+    ))?);
     let mut result = Result::default();
     result.add("backend", backend.name());
     result.add("cores", machine.cores);
@@ -221,13 +227,8 @@ async fn start_audit(
     checkpoint_interval: Duration,
     signing_key: Option<ed25519_dalek::SigningKey>,
 ) -> anyhow::Result<tryggdel_audit::RunningService> {
-    let (_, directory) = development_directory()?;
-    let mut settings = audit_settings(
-        identity,
-        directory,
-        database_url.to_owned(),
-        checkpoint_interval,
-    )?;
+    let mut settings =
+        audit_settings(&identity.data, database_url.to_owned(), checkpoint_interval)?;
     if let Some(key) = signing_key {
         settings.signing_key = key;
     }
@@ -463,8 +464,8 @@ async fn service_proofs_on(
     println!();
     println!("== proofs through the service at {size} entries ==");
     let signing_key = tryggdel_bench::system::random_signing_key();
-    let signer = CheckpointSigner::new(signing_key.clone(), "audit.bench.tryggdel.se/log")
-        .context("checkpoint signer")?;
+    let signer =
+        CheckpointSigner::new(signing_key.clone(), AUDIT_ORIGIN).context("checkpoint signer")?;
     let loaded = bulk_load(&database.url, &signer, size).await?;
     println!(
         "bulk load: {size} real entries ({:.0} bytes each on average) in {:.1} s ({:.0} entries/s), checkpoint signed at {}",

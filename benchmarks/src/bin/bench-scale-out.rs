@@ -19,7 +19,6 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use sqlx::{Connection as _, PgConnection};
 use tokio::sync::watch;
-use tryggdel::serve::Service;
 use tryggdel_bench::cluster::{Cluster, ClusterOptions};
 use tryggdel_bench::consistency::{self, RunDatabases};
 use tryggdel_bench::lifecycle::{self, LoadOptions, LoadReport, Phase, Step};
@@ -27,6 +26,7 @@ use tryggdel_bench::machine::{CpuTimes, background_load};
 use tryggdel_bench::stats::{ms_table_header, ms_table_row};
 use tryggdel_bench::{DEFAULT_POSTGRES_URL, Machine, ServerCounters, system};
 use tryggdel_merkle::checkpoint::CheckpointVerifier;
+use tryggdel_system::Service;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -14,7 +14,7 @@ use tryggdel_proto::audit::v1::{
     ExportRequest, GetCheckpointRequest, SignedCheckpoint, export_chunk,
 };
 
-use crate::devkit::read;
+use tryggdel_system::read;
 
 pub use crate::client::Connection;
 

@@ -11,8 +11,8 @@ use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
 use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
 
-use crate::devkit::{DataDirectory, read};
 use crate::token::Bearer;
+use tryggdel_system::{DataDirectory, read};
 
 /// Exit codes of every command (also in the README).
 pub mod exit {

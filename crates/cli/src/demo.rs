@@ -21,8 +21,9 @@ use tryggdel_proto::notification::v1::{AcknowledgeRequest, SubscribeRequest};
 
 use crate::client::{Connection, refused};
 use crate::commands::Endpoints;
-use crate::devkit::{AUDIENCE, DataDirectory, ISSUER, read};
 use crate::draft_file::DraftFile;
+use tryggdel_system::development::{AUDIENCE, ISSUER};
+use tryggdel_system::{DataDirectory, read};
 
 /// What the demo proved.
 #[derive(Debug)]

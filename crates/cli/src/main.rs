@@ -14,12 +14,10 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use tryggdel::client::{Connection, exit, exit_code};
 use tryggdel::commands::{DisclosureAction, Endpoints, PoliceAction};
-use tryggdel::config::Config;
-use tryggdel::devkit::{AUDIENCE, DataDirectory, ISSUER, read};
-use tryggdel::serve::Service;
-use tryggdel::system::{SystemOptions, start_system};
 use tryggdel_auth::{Role, SignerConfig, TokenRequest, TokenSigner};
 use tryggdel_proto::audit::v1::QueryRequest;
+use tryggdel_system::development::{AUDIENCE, ISSUER};
+use tryggdel_system::{Config, DataDirectory, Service, SystemOptions, read, start_system};
 
 #[derive(Parser)]
 #[command(

@@ -7,10 +7,8 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use tryggdel_storage::{Database, Migrations};
 
-use crate::config::Config;
-use crate::devkit::{DataDirectory, read};
-use crate::serve::{self, Service};
-use crate::system::SERVICES;
+use tryggdel_system::settings::{self as serve, Service};
+use tryggdel_system::{Config, DataDirectory, SERVICES, read};
 
 fn migrations(service: Service) -> (&'static str, &'static Migrations) {
     match service {

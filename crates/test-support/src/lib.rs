@@ -30,17 +30,37 @@ pub const AUDIENCE: &str = "tryggdel";
 pub const POSTGRES_URL_VARIABLE: &str = "TRYGGDEL_TEST_POSTGRES_URL";
 pub const REQUIRE_POSTGRES_VARIABLE: &str = "TRYGGDEL_REQUIRE_POSTGRES";
 
-/// A CA with a server certificate, and the token-signing key pair, made for one test.
+/// A CA with a server certificate, and the token-signing key pair of an identity provider,
+/// made for one test or read from a development data directory.
 pub struct TestIdentity {
     pub ca: CertificateAuthority,
     pub server: IssuedCertificate,
     pub keys: SigningKeyPair,
+    /// The identity provider's issuer its tokens name.
+    pub issuer: String,
 }
 
 impl TestIdentity {
     pub fn generate() -> TestIdentity {
         tryggdel_tls::install_crypto_provider();
         let ca = CertificateAuthority::generate("Tryggdel test CA").unwrap();
+        TestIdentity::with(ca, generate_ed25519_key_pair().unwrap(), ISSUER)
+    }
+
+    /// The identity of a deployment whose CA and token keys are these PEM texts (as a
+    /// development data directory holds them), with tokens issued by `issuer`.
+    pub fn from_pem(
+        ca_cert_pem: &str,
+        ca_key_pem: &str,
+        keys: SigningKeyPair,
+        issuer: &str,
+    ) -> TestIdentity {
+        tryggdel_tls::install_crypto_provider();
+        let ca = CertificateAuthority::from_pem(ca_cert_pem, ca_key_pem).unwrap();
+        TestIdentity::with(ca, keys, issuer)
+    }
+
+    fn with(ca: CertificateAuthority, keys: SigningKeyPair, issuer: &str) -> TestIdentity {
         let server = ca
             .issue_server(
                 "disclosure",
@@ -51,7 +71,8 @@ impl TestIdentity {
         TestIdentity {
             ca,
             server,
-            keys: generate_ed25519_key_pair().unwrap(),
+            keys,
+            issuer: issuer.to_owned(),
         }
     }
 
@@ -67,7 +88,7 @@ impl TestIdentity {
 
     pub fn verifier_config(&self) -> VerifierConfig {
         VerifierConfig {
-            issuer: ISSUER.to_owned(),
+            issuer: self.issuer.clone(),
             audience: AUDIENCE.to_owned(),
             public_key_pem: self.keys.public_key_pem.clone(),
             leeway_seconds: 5,
@@ -76,7 +97,7 @@ impl TestIdentity {
 
     pub fn signer(&self) -> TokenSigner {
         TokenSigner::new(SignerConfig {
-            issuer: ISSUER.to_owned(),
+            issuer: self.issuer.clone(),
             audience: AUDIENCE.to_owned(),
             private_key_pem: self.keys.private_key_pem.clone(),
         })

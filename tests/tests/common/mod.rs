@@ -5,15 +5,13 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use tryggdel_auth::{Role, TokenRequest};
-use tryggdel_disclosure::{DEVELOPMENT_DIRECTORY, Directory, RelayConfig};
-use tryggdel_domain::LegalRegistry;
+use tryggdel_auth::{Role, SigningKeyPair, TokenRequest};
+use tryggdel_disclosure::RelayConfig;
 use tryggdel_proto::audit::v1::QueryRequest;
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::common::v1::{DisclosureState, Person};
@@ -23,10 +21,9 @@ use tryggdel_proto::disclosure::v1::{
     SelectedItem, SubmitRequest,
 };
 use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
-use tryggdel_storage::FieldKey;
-use tryggdel_test_support::{
-    BearerInterceptor, TestBackend, TestDatabase, TestIdentity, log_signing_key, person_key,
-};
+use tryggdel_system::development::ISSUER;
+use tryggdel_system::{DataDirectory, RunningSystem, Service, SystemBuilder, read};
+use tryggdel_test_support::{BearerInterceptor, TestBackend, TestDatabase, TestIdentity};
 
 pub type Disclosures = DisclosureServiceClient<InterceptedService<Channel, BearerInterceptor>>;
 pub type Notifications = NotificationServiceClient<InterceptedService<Channel, BearerInterceptor>>;
@@ -56,6 +53,8 @@ pub struct System {
     pub disclosure: tryggdel_disclosure::RunningService,
     pub receipt_key: ed25519_dalek::VerifyingKey,
     state_polls: u32,
+    /// The development data directory the system was built from.
+    _data: tempfile::TempDir,
 }
 
 pub fn fast_relay() -> RelayConfig {
@@ -72,91 +71,58 @@ pub async fn listener() -> TcpListener {
 }
 
 impl System {
-    /// Starts the three services on fresh databases of `backend`; `None` when the backend is
-    /// not available.
+    /// Starts the three services as `tryggdel start` does, on free ports and fresh databases
+    /// of `backend`; `None` when the backend is not available.
     pub async fn start(backend: TestBackend, options: Options) -> Option<System> {
         let mut databases = Vec::new();
         for _ in 0..3 {
             databases.push(TestDatabase::create(backend).await?);
         }
-        let identity = TestIdentity::generate();
-        let registry = Arc::new(LegalRegistry::embedded().unwrap());
-        let directory = Arc::new(Directory::from_toml(DEVELOPMENT_DIRECTORY, &registry).unwrap());
-        let person_key = person_key();
-        let receipt_signing_key = log_signing_key();
-        let (audit_listener, notification_listener, disclosure_listener) =
-            (listener().await, listener().await, listener().await);
-        let audit_address = audit_listener.local_addr().unwrap();
-        let notification_address = notification_listener.local_addr().unwrap();
-        let disclosure_address = disclosure_listener.local_addr().unwrap();
-
-        let audit = tryggdel_audit::spawn_on(
-            &tryggdel_audit::Settings {
-                database_url: databases[0].url.clone(),
-                tls: identity.server_tls("audit"),
-                token: identity.verifier_config(),
-                directory: directory.clone(),
-                person_key: person_key.clone(),
-                origin: "audit.test.tryggdel.se/log".into(),
-                signing_key: log_signing_key(),
-                checkpoint_interval: Duration::ZERO,
-                appenders: tryggdel_audit::DEFAULT_APPENDERS
-                    .iter()
-                    .map(|name| name.to_string())
-                    .collect(),
+        let data = tempfile::tempdir().unwrap();
+        let running = SystemBuilder::development(data.path())
+            .on_free_ports()
+            .database(Service::Audit, databases[0].url.clone())
+            .database(Service::Notification, databases[1].url.clone())
+            .database(Service::Disclosure, databases[2].url.clone())
+            .audit(|settings| settings.checkpoint_interval = Duration::ZERO)
+            .notification(move |settings| {
+                settings.urgent_deadline = options.urgent_deadline;
+                settings.escalation_repeat = options.escalation_repeat;
+                settings.deadline_check_interval = options.deadline_check_interval;
+                settings.relay = fast_relay();
+            })
+            .disclosure(|settings| settings.relay = fast_relay())
+            .start()
+            .await
+            .unwrap();
+        let development = DataDirectory::new(data.path());
+        let identity = TestIdentity::from_pem(
+            &read(&development.ca_cert()).unwrap(),
+            &read(&development.ca_key()).unwrap(),
+            SigningKeyPair {
+                private_key_pem: read(&development.signing_key()).unwrap(),
+                public_key_pem: read(&development.verifying_key()).unwrap(),
             },
-            audit_listener,
-        )
-        .await
-        .unwrap();
-        let notification_settings = tryggdel_notification::Settings {
-            database_url: databases[1].url.clone(),
-            tls: identity.server_tls("notification"),
-            token: identity.verifier_config(),
-            directory: directory.clone(),
-            field_key: FieldKey::from_base64(&FieldKey::generate_base64()).unwrap(),
-            receipt_signing_key: receipt_signing_key.clone(),
-            urgent_deadline: options.urgent_deadline,
-            ordinary_deadline: Duration::from_secs(24 * 3600),
-            escalation_repeat: options.escalation_repeat,
-            deadline_check_interval: options.deadline_check_interval,
-            senders: vec!["disclosure".into()],
-            audit: identity.endpoint("notification", audit_address),
-            disclosure: identity.endpoint("notification", disclosure_address),
-            relay: fast_relay(),
-        };
-        let notification =
-            tryggdel_notification::spawn_on(&notification_settings, notification_listener)
-                .await
-                .unwrap();
-        let disclosure = tryggdel_disclosure::spawn_on(
-            &tryggdel_disclosure::Settings {
-                database_url: databases[2].url.clone(),
-                tls: identity.server_tls("disclosure"),
-                token: identity.verifier_config(),
-                field_key: FieldKey::from_base64(&FieldKey::generate_base64()).unwrap(),
-                person_key,
-                registry,
-                directory,
-                audit: identity.endpoint("disclosure", audit_address),
-                notification: identity.endpoint("disclosure", notification_address),
-                receipt_key: receipt_signing_key.verifying_key(),
-                relay: fast_relay(),
-            },
-            disclosure_listener,
-        )
-        .await
-        .unwrap();
+            ISSUER,
+        );
+        let RunningSystem {
+            audit,
+            notification,
+            disclosure,
+            settings,
+            ..
+        } = running;
         Some(System {
             identity,
             databases,
             audit,
+            notification_address: notification.local_addr,
             notification: Some(notification),
-            notification_settings,
-            notification_address,
+            notification_settings: settings.notification,
             disclosure,
-            receipt_key: receipt_signing_key.verifying_key(),
+            receipt_key: settings.disclosure.receipt_key,
             state_polls: options.state_polls,
+            _data: data,
         })
     }
 

@@ -1,5 +1,7 @@
-//! Building each service's settings from a [`Config`], for `tryggdel serve` (one service, as
-//! deployed) and `tryggdel start` (all of them, on the development data directory).
+//! Each service's settings built from a [`Config`]: the one place where configuration becomes
+//! a running service's keys, certificates, directory and endpoints, for `tryggdel serve` (one
+//! service, as deployed), `tryggdel start`, the tests and the benchmarks (all of them, through
+//! [`crate::SystemBuilder`]).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,13 +15,14 @@ use tryggdel_domain::{LegalRegistry, PersonKey};
 use tryggdel_service_kit::{ClientTls, ServerTls, ServiceEndpoint};
 
 use crate::config::Config;
-use crate::devkit::read;
+use crate::files::read;
 
 /// How long a call to another service may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The services, as named on the command line and in certificates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Service {
     Disclosure,
     Audit,
@@ -27,6 +30,9 @@ pub enum Service {
 }
 
 impl Service {
+    /// Every service, in start order: each one's dependencies first.
+    pub const ALL: [Service; 3] = [Service::Audit, Service::Notification, Service::Disclosure];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Service::Disclosure => "disclosure",

@@ -11,7 +11,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
-use crate::devkit::{AUDIT_ORIGIN, DEVELOPMENT_CA_NAME, ISSUER, read};
+use crate::development::{AUDIT_ORIGIN, DEVELOPMENT_CA_NAME, ISSUER};
+use crate::files::read;
 
 /// The sections a configuration may have (environment variables outside them are ignored, so
 /// that e.g. `TRYGGDEL_TOKEN`, a user's token for the CLI, is not taken for the `[token]` table).

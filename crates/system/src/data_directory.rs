@@ -4,9 +4,7 @@
 //! Nothing here is for production: the keys sit unencrypted on disk (mode 0600).
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use base64::Engine as _;
@@ -16,18 +14,14 @@ use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use rand::RngCore as _;
 use tryggdel_merkle::checkpoint::CheckpointSigner;
 
+use tryggdel_tls::{CertificateAuthority, ClientIdentitySpec};
+
 use crate::config::{
     AuditConfig, Config, Endpoints, KeyFiles, Listen, Mode, NotificationConfig, TelemetryConfig,
     TlsFiles, TokenConfig,
 };
-use tryggdel_tls::{CertificateAuthority, ClientIdentitySpec};
-
-pub const ISSUER: &str = "https://idp.dev.tryggdel.local";
-pub const AUDIENCE: &str = "tryggdel";
-/// The common name of the development CA (production mode refuses certificates under it).
-pub const DEVELOPMENT_CA_NAME: &str = "Tryggdel development CA";
-/// The development audit log's origin (its checkpoints' first line and key name).
-pub const AUDIT_ORIGIN: &str = "audit.dev.tryggdel.local/log";
+use crate::development::{AUDIENCE, AUDIT_ORIGIN, DEVELOPMENT_CA_NAME, ISSUER};
+use crate::files::{read, write_public, write_secret};
 
 /// Paths inside a development data directory.
 pub struct DataDirectory {
@@ -217,25 +211,6 @@ impl DataDirectory {
             telemetry: TelemetryConfig::default(),
         }
     }
-}
-
-pub fn read(path: &Path) -> anyhow::Result<String> {
-    fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-}
-
-fn write_public(path: &Path, contents: &str) -> anyhow::Result<()> {
-    fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
-}
-
-fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(contents.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
