@@ -15,6 +15,7 @@
 //!   another row or field does not open.
 #![forbid(unsafe_code)]
 
+pub mod copy;
 mod database;
 mod migrations;
 mod outbox;

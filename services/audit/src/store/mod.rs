@@ -1,0 +1,607 @@
+//! Persistence of the log: entries with their person index, and signed checkpoints. Only
+//! inserts and selects; the migrations make the database refuse anything else.
+//!
+//! Every write goes through a [`LogWriter`]: one transaction that, on PostgreSQL, first takes
+//! the log's advisory lock, so that the writes of all instances sharing one database are
+//! serialised and each sees everything committed before it (the lock is taken before any read
+//! of the transaction, and READ COMMITTED gives each statement a fresh snapshot).
+//!
+//! On PostgreSQL a writer's transaction runs on a native connection
+//! ([`Database::postgres_pool`]) rather than the `Any` pool, so that its batch inserts can be
+//! `COPY ... FROM STDIN (FORMAT BINARY)`: the rows go as they are stored, with nothing for the
+//! server to parse but the binary format, which is most of the time a batch holds the lock.
+//! Every other statement of the transaction (the lock, the catch-up reads, the dedupe lookup,
+//! the checkpoint) therefore runs on that connection too ([`postgres`]); SQLite, and every
+//! read outside a writer, stay on the `Any` pool ([`sqlite`]). This module holds the API, the
+//! types and the row decoding both share, and the statements whose text is the same on both.
+
+mod postgres;
+mod sqlite;
+
+use std::collections::HashMap;
+
+use sqlx::any::AnyRow;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgRow;
+use sqlx::{Any, AnyConnection, PgConnection, Postgres, Row};
+use tryggdel_merkle::{Hash, hash_from_slice};
+use tryggdel_storage::{Database, Migrations};
+
+pub const SQLITE_MIGRATIONS: &[tryggdel_storage::MigrationFile] =
+    tryggdel_storage::migration_files!("migrations/sqlite", ["0001_audit_log.sql"]);
+pub const POSTGRES_MIGRATIONS: &[tryggdel_storage::MigrationFile] =
+    tryggdel_storage::migration_files!("migrations/postgres", ["0001_audit_log.sql"]);
+
+/// The audit service's migrations on both backends.
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: SQLITE_MIGRATIONS,
+    postgres: POSTGRES_MIGRATIONS,
+};
+
+/// The log's lock on PostgreSQL: `pg_advisory_xact_lock(LOG_LOCK_CLASS, hashtext(schema))`, so
+/// logs in different schemas of one database do not wait for each other. The class is "TGAU"
+/// in ASCII; nothing else in a Tryggdel database takes advisory locks.
+pub const LOG_LOCK_CLASS: i32 = 0x5447_4155;
+
+/// An entry about to be written.
+#[derive(Clone, Debug)]
+pub struct NewEntry {
+    pub index: u64,
+    pub event_id: String,
+    pub fingerprint: String,
+    pub bytes: Vec<u8>,
+    pub leaf_hash: Hash,
+    pub recorded_at: i64,
+    pub occurred_at: i64,
+    pub organisation: String,
+    pub actor_organisation: String,
+    pub actor_user_id: String,
+    pub action: String,
+    pub legal_basis_id: String,
+    pub disclosure_id: String,
+    pub person_refs: Vec<String>,
+}
+
+/// An entry already in the log, as found by its event id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExistingEntry {
+    pub index: u64,
+    pub fingerprint: String,
+    pub leaf_hash: Hash,
+}
+
+/// A stored entry: its index, exact bytes and leaf hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEntry {
+    pub index: u64,
+    pub bytes: Vec<u8>,
+    pub leaf_hash: Hash,
+}
+
+/// A signed checkpoint as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub tree_size: u64,
+    pub root: Hash,
+    pub note: String,
+    pub signed_at: i64,
+}
+
+/// Filters of a query; empty strings and zero times do not filter.
+#[derive(Clone, Debug, Default)]
+pub struct QueryFilter {
+    pub occurred_from: i64,
+    pub occurred_until: i64,
+    pub organisation: String,
+    pub actor_user_id: String,
+    pub action: String,
+    pub legal_basis_id: String,
+    pub disclosure_id: String,
+    pub person_ref: String,
+    /// Only entries with a larger index (paging).
+    pub after_index: Option<u64>,
+    pub limit: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("the stored log is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("a batch could not be encoded for the database: {0}")]
+    Encoding(String),
+    /// A [`ClosingConnection`] asked for after it gave its connection up. `release` consumes
+    /// it, so this is not expected; the connection is an `Option` only so that `Drop` can take it.
+    #[error("the log's connection has already been released")]
+    Ended,
+}
+
+/// A connection the log reads on: one of the `Any` pool's, or a [`LogWriter`]'s transaction
+/// (which, on PostgreSQL, is a native connection).
+pub enum LogConnection<'c> {
+    Any(&'c mut AnyConnection),
+    Postgres(&'c mut PgConnection),
+}
+
+#[derive(Clone, Debug)]
+pub struct AuditStore {
+    database: Database,
+}
+
+/// One write to the log: a transaction holding the log's lock until it commits or is dropped
+/// (rolled back; on PostgreSQL by closing its connection), which is also when a killed
+/// instance's lock goes, with its connection.
+pub struct LogWriter {
+    transaction: WriterTransaction,
+}
+
+enum WriterTransaction {
+    /// SQLite.
+    Any(sqlx::Transaction<'static, Any>),
+    /// PostgreSQL, on the native pool, in a transaction begun by hand (not a `sqlx::Transaction`,
+    /// which would go back to the pool when dropped).
+    Postgres(ClosingConnection<Postgres>),
+}
+
+/// A connection of a pool that is closed where it stands when dropped, unless released: the
+/// pool would first test a returned connection with a round trip, which never ends on a
+/// connection that has stalled. What holds one can therefore be abandoned at any await (the
+/// log's deadlines) without leaving a connection, or a transaction, behind: the server rolls
+/// back whatever the closed connection had open, and the log's lock goes with it.
+pub struct ClosingConnection<DB: sqlx::Database> {
+    /// Some until released or dropped.
+    connection: Option<PoolConnection<DB>>,
+}
+
+const INSERT_CHECKPOINT: &str = "INSERT INTO audit_checkpoints (tree_size, root_hash, note, \
+     signed_at) VALUES ($1, $2, $3, $4)";
+const LEAVES_FROM: &str =
+    "SELECT idx, leaf_hash FROM audit_entries WHERE idx >= $1 ORDER BY idx LIMIT $2";
+const LATEST_CHECKPOINT: &str = "SELECT tree_size, root_hash, note, signed_at \
+     FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1";
+
+impl AuditStore {
+    pub fn new(database: Database) -> AuditStore {
+        AuditStore { database }
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// A connection of the pool, for a series of reads that may be abandoned.
+    pub async fn connection(&self) -> Result<ClosingConnection<Any>, StoreError> {
+        Ok(ClosingConnection::new(
+            self.database.pool().acquire().await?,
+        ))
+    }
+
+    /// Starts a write: a transaction holding the log's lock (PostgreSQL, on the native pool;
+    /// on SQLite the single connection of the pool already serialises every transaction of the
+    /// one instance a database file may have).
+    ///
+    /// On PostgreSQL, `BEGIN` and the lock go in one round trip; if either fails, or the writer
+    /// is dropped before it ends, its connection is closed (see [`ClosingConnection`]).
+    pub async fn begin_write(&self) -> Result<LogWriter, StoreError> {
+        let transaction = match self.database.postgres_pool() {
+            Some(pool) => WriterTransaction::Postgres(postgres::begin(pool).await?),
+            None => WriterTransaction::Any(self.database.pool().begin().await?),
+        };
+        Ok(LogWriter { transaction })
+    }
+
+    pub async fn checkpoint_at(
+        &self,
+        tree_size: u64,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row = sqlx::query(
+            "SELECT tree_size, root_hash, note, signed_at FROM audit_checkpoints \
+             WHERE tree_size = $1",
+        )
+        .bind(to_i64(tree_size)?)
+        .fetch_optional(self.database.pool())
+        .await?;
+        row.map(|row| checkpoint_from_row(&row)).transpose()
+    }
+
+    pub async fn entry(&self, index: u64) -> Result<Option<StoredEntry>, StoreError> {
+        let row = sqlx::query("SELECT idx, entry, leaf_hash FROM audit_entries WHERE idx = $1")
+            .bind(to_i64(index)?)
+            .fetch_optional(self.database.pool())
+            .await?;
+        row.map(|row| entry_from_row(&row)).transpose()
+    }
+
+    pub async fn index_of(&self, event_id: &str) -> Result<Option<u64>, StoreError> {
+        let row = sqlx::query("SELECT idx FROM audit_entries WHERE event_id = $1")
+            .bind(event_id)
+            .fetch_optional(self.database.pool())
+            .await?;
+        row.map(|row| to_u64(row.try_get("idx")?, "index"))
+            .transpose()
+    }
+
+    /// Entries with `from <= index < until`, at most `limit`, in index order.
+    pub async fn range(
+        &self,
+        from: u64,
+        until: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT idx, entry, leaf_hash FROM audit_entries \
+             WHERE idx >= $1 AND idx < $2 ORDER BY idx LIMIT $3",
+        )
+        .bind(to_i64(from)?)
+        .bind(to_i64(until)?)
+        .bind(i64::from(limit))
+        .fetch_all(self.database.pool())
+        .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    /// Entries matching every filter, in index order, up to index `below` (exclusive).
+    pub async fn query(
+        &self,
+        filter: &QueryFilter,
+        below: u64,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        let until = if filter.occurred_until > 0 {
+            filter.occurred_until
+        } else {
+            i64::MAX
+        };
+        let after = match filter.after_index {
+            Some(index) => to_i64(index)?,
+            None => -1,
+        };
+        let rows = sqlx::query(
+            "SELECT idx, entry, leaf_hash FROM audit_entries \
+             WHERE idx > $1 AND idx < $2 AND occurred_at >= $3 AND occurred_at < $4 \
+             AND ($5 = '' OR organisation = $5 OR actor_organisation = $5) \
+             AND ($6 = '' OR actor_user_id = $6) \
+             AND ($7 = '' OR action = $7) \
+             AND ($8 = '' OR legal_basis_id = $8) \
+             AND ($9 = '' OR disclosure_id = $9) \
+             AND ($10 = '' OR idx IN (SELECT idx FROM audit_entry_persons WHERE person_ref = $10)) \
+             ORDER BY idx LIMIT $11",
+        )
+        .bind(after)
+        .bind(to_i64(below)?)
+        .bind(filter.occurred_from)
+        .bind(until)
+        .bind(&filter.organisation)
+        .bind(&filter.actor_user_id)
+        .bind(&filter.action)
+        .bind(&filter.legal_basis_id)
+        .bind(&filter.disclosure_id)
+        .bind(&filter.person_ref)
+        .bind(i64::from(filter.limit))
+        .fetch_all(self.database.pool())
+        .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+}
+
+impl LogWriter {
+    /// The transaction's connection, for the reads in [`leaves_from`] and friends.
+    pub fn connection(&mut self) -> Result<LogConnection<'_>, StoreError> {
+        Ok(match &mut self.transaction {
+            WriterTransaction::Any(transaction) => LogConnection::Any(transaction),
+            WriterTransaction::Postgres(writer) => LogConnection::Postgres(writer.get()?),
+        })
+    }
+
+    /// Writes `entries` with their person index.
+    pub async fn insert_entries(&mut self, entries: &[NewEntry]) -> Result<(), StoreError> {
+        match &mut self.transaction {
+            WriterTransaction::Any(transaction) => {
+                sqlite::insert_entries(transaction, entries).await
+            }
+            WriterTransaction::Postgres(writer) => {
+                postgres::insert_entries(writer.get()?, entries).await
+            }
+        }
+    }
+
+    pub async fn insert_checkpoint(
+        &mut self,
+        checkpoint: &StoredCheckpoint,
+    ) -> Result<(), StoreError> {
+        match &mut self.transaction {
+            WriterTransaction::Any(transaction) => {
+                sqlite::insert_checkpoint(transaction, checkpoint).await
+            }
+            WriterTransaction::Postgres(writer) => {
+                postgres::insert_checkpoint(writer.get()?, checkpoint).await
+            }
+        }
+    }
+
+    /// Makes everything written durable and lets the lock go.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self.transaction {
+            WriterTransaction::Any(transaction) => Ok(transaction.commit().await?),
+            WriterTransaction::Postgres(writer) => postgres::end(writer, "COMMIT").await,
+        }
+    }
+
+    /// Ends a write that wrote nothing, letting the lock go.
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self.transaction {
+            WriterTransaction::Any(transaction) => Ok(transaction.rollback().await?),
+            WriterTransaction::Postgres(writer) => postgres::end(writer, "ROLLBACK").await,
+        }
+    }
+}
+
+impl<DB: sqlx::Database> ClosingConnection<DB> {
+    fn new(connection: PoolConnection<DB>) -> ClosingConnection<DB> {
+        ClosingConnection {
+            connection: Some(connection),
+        }
+    }
+
+    pub fn get(&mut self) -> Result<&mut DB::Connection, StoreError> {
+        self.connection.as_deref_mut().ok_or(StoreError::Ended)
+    }
+
+    /// Gives the connection back to the pool: only once it is idle again.
+    pub fn release(mut self) {
+        drop(self.connection.take());
+    }
+}
+
+impl<DB: sqlx::Database> Drop for ClosingConnection<DB> {
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            drop(connection.detach());
+        }
+    }
+}
+
+/// Up to `limit` leaf hashes from index `from` on, in index order; refuses a gap.
+pub async fn leaves_from(
+    connection: &mut LogConnection<'_>,
+    from: u64,
+    limit: u32,
+) -> Result<Vec<Hash>, StoreError> {
+    match connection {
+        LogConnection::Any(connection) => sqlite::leaves_from(connection, from, limit).await,
+        LogConnection::Postgres(connection) => postgres::leaves_from(connection, from, limit).await,
+    }
+}
+
+/// The latest signed checkpoint (by size).
+pub async fn latest_checkpoint(
+    connection: &mut LogConnection<'_>,
+) -> Result<Option<StoredCheckpoint>, StoreError> {
+    match connection {
+        LogConnection::Any(connection) => sqlite::latest_checkpoint(connection).await,
+        LogConnection::Postgres(connection) => postgres::latest_checkpoint(connection).await,
+    }
+}
+
+/// The entries already logged under any of `event_ids`: one statement with an array on a
+/// writer's PostgreSQL connection, IN lists of a few hundred ids on the `Any` driver.
+pub async fn existing(
+    connection: &mut LogConnection<'_>,
+    event_ids: &[String],
+) -> Result<HashMap<String, ExistingEntry>, StoreError> {
+    if event_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    match connection {
+        LogConnection::Any(connection) => sqlite::existing(connection, event_ids).await,
+        LogConnection::Postgres(connection) => postgres::existing(connection, event_ids).await,
+    }
+}
+
+fn to_i64(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::Corrupt(format!("index {value} out of range")))
+}
+
+fn to_u64(value: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative {what} {value}")))
+}
+
+fn hash(bytes: &[u8], what: &str) -> Result<Hash, StoreError> {
+    hash_from_slice(bytes).map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
+}
+
+/// The columns of a row of either driver, by name.
+trait Columns {
+    fn int8(&self, column: &str) -> Result<i64, sqlx::Error>;
+    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
+    fn bytes(&self, column: &str) -> Result<&[u8], sqlx::Error>;
+}
+
+/// Both drivers' rows decode these three types the same way.
+macro_rules! columns_of {
+    ($($row:ty),*) => {$(
+        impl Columns for $row {
+            fn int8(&self, column: &str) -> Result<i64, sqlx::Error> {
+                self.try_get(column)
+            }
+
+            fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+                self.try_get(column)
+            }
+
+            fn bytes(&self, column: &str) -> Result<&[u8], sqlx::Error> {
+                self.try_get(column)
+            }
+        }
+    )*};
+}
+
+columns_of!(AnyRow, PgRow);
+
+/// The leaf hashes of the rows of [`LEAVES_FROM`], which must be the entries from `from` on
+/// without a gap.
+fn leaves_from_rows(rows: &[impl Columns], from: u64) -> Result<Vec<Hash>, StoreError> {
+    let mut hashes = Vec::with_capacity(rows.len());
+    for row in rows {
+        hashes.push(leaf_from_row(row, from + hashes.len() as u64)?);
+    }
+    Ok(hashes)
+}
+
+/// The leaf hash of a row of [`LEAVES_FROM`], which must be entry `expected`.
+fn leaf_from_row(row: &impl Columns, expected: u64) -> Result<Hash, StoreError> {
+    let index = row.int8("idx")?;
+    if to_u64(index, "index")? != expected {
+        return Err(StoreError::Corrupt(format!(
+            "entry {expected} is missing (found index {index} in its place)"
+        )));
+    }
+    hash(row.bytes("leaf_hash")?, "leaf hash")
+}
+
+/// The rows of an event-id lookup, by event id.
+fn existing_from_rows(
+    rows: &[impl Columns],
+    found: &mut HashMap<String, ExistingEntry>,
+) -> Result<(), StoreError> {
+    for row in rows {
+        let event_id = row.text("event_id")?;
+        let entry = ExistingEntry {
+            index: to_u64(row.int8("idx")?, "index")?,
+            fingerprint: row.text("fingerprint")?,
+            leaf_hash: hash(row.bytes("leaf_hash")?, "leaf hash")?,
+        };
+        found.insert(event_id, entry);
+    }
+    Ok(())
+}
+
+fn checkpoint_from_row(row: &impl Columns) -> Result<StoredCheckpoint, StoreError> {
+    Ok(StoredCheckpoint {
+        tree_size: to_u64(row.int8("tree_size")?, "tree size")?,
+        root: hash(row.bytes("root_hash")?, "checkpoint root")?,
+        note: row.text("note")?,
+        signed_at: row.int8("signed_at")?,
+    })
+}
+
+fn entry_from_row(row: &impl Columns) -> Result<StoredEntry, StoreError> {
+    Ok(StoredEntry {
+        index: to_u64(row.int8("idx")?, "index")?,
+        bytes: row.bytes("entry")?.to_vec(),
+        leaf_hash: hash(row.bytes("leaf_hash")?, "leaf hash")?,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use tryggdel_test_support::{TestBackend, TestDatabase, on_both_backends};
+
+    use super::*;
+
+    /// More entries, and person references, than one multi-row INSERT of the SQLite path takes.
+    const ENTRIES: u64 = 450;
+
+    fn entry(index: u64) -> NewEntry {
+        NewEntry {
+            index,
+            event_id: format!("event-{index}"),
+            fingerprint: format!("fingerprint-{index}"),
+            bytes: format!("{{\"entry\":{index}}}").into_bytes(),
+            leaf_hash: [(index % 251) as u8; 32],
+            recorded_at: 1_000 + index as i64,
+            occurred_at: 2_000 + index as i64,
+            organisation: "bollnas-kommun".into(),
+            actor_organisation: "bollnas-kommun".into(),
+            actor_user_id: format!("user-{}", index % 3),
+            action: "disclosure.drafted".into(),
+            legal_basis_id: "osl-10-18c".into(),
+            disclosure_id: format!("d-{index}"),
+            person_refs: vec![format!("ref-{}", index % 7), format!("other-{index}")],
+        }
+    }
+
+    /// What a writer writes, every read of both paths (the writer's connection and the pool)
+    /// finds again, entry by entry.
+    async fn a_batch_reads_back_on_every_path(backend: TestBackend) {
+        let Some(database) = TestDatabase::create(backend).await else {
+            return;
+        };
+        let store = AuditStore::new(
+            Database::connect(&database.url, "audit", &MIGRATIONS)
+                .await
+                .unwrap(),
+        );
+        let entries: Vec<NewEntry> = (0..ENTRIES).map(entry).collect();
+        let checkpoint = StoredCheckpoint {
+            tree_size: ENTRIES,
+            root: [9; 32],
+            note: "note".into(),
+            signed_at: 77,
+        };
+        let mut writer = store.begin_write().await.unwrap();
+        writer.insert_entries(&entries).await.unwrap();
+        writer.insert_checkpoint(&checkpoint).await.unwrap();
+        let ids = vec![
+            "event-3".to_owned(),
+            "event-449".to_owned(),
+            "none".to_owned(),
+        ];
+        let found = existing(&mut writer.connection().unwrap(), &ids)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 2);
+        assert_eq!(
+            found["event-449"],
+            ExistingEntry {
+                index: 449,
+                fingerprint: "fingerprint-449".into(),
+                leaf_hash: [(449 % 251) as u8; 32],
+            }
+        );
+        writer.commit().await.unwrap();
+
+        let stored = store.range(0, ENTRIES, 1000).await.unwrap();
+        assert_eq!(stored.len() as u64, ENTRIES);
+        for (stored, written) in stored.iter().zip(&entries) {
+            assert_eq!(stored.index, written.index);
+            assert_eq!(stored.bytes, written.bytes);
+            assert_eq!(stored.leaf_hash, written.leaf_hash);
+        }
+        let by_person = store
+            .query(
+                &QueryFilter {
+                    person_ref: "ref-5".into(),
+                    limit: 1000,
+                    ..QueryFilter::default()
+                },
+                ENTRIES,
+            )
+            .await
+            .unwrap();
+        let indices: Vec<u64> = by_person.iter().map(|entry| entry.index).collect();
+        let expected: Vec<u64> = (0..ENTRIES).filter(|index| index % 7 == 5).collect();
+        assert_eq!(indices, expected);
+        assert_eq!(store.index_of("event-17").await.unwrap(), Some(17));
+        assert_eq!(
+            store.checkpoint_at(ENTRIES).await.unwrap(),
+            Some(checkpoint.clone())
+        );
+
+        let mut connection = store.connection().await.unwrap();
+        let mut reads = LogConnection::Any(connection.get().unwrap());
+        let leaves = leaves_from(&mut reads, 440, 100).await.unwrap();
+        let expected: Vec<Hash> = (440..ENTRIES).map(|index| entry(index).leaf_hash).collect();
+        assert_eq!(leaves, expected);
+        assert_eq!(
+            latest_checkpoint(&mut reads).await.unwrap(),
+            Some(checkpoint)
+        );
+        assert_eq!(existing(&mut reads, &ids).await.unwrap(), found);
+        connection.release();
+        database.remove().await;
+    }
+
+    on_both_backends!(a_batch_reads_back_on_every_path);
+}

@@ -1,0 +1,134 @@
+//! The portable path, on sqlx's `Any` driver: a writer's statements on SQLite, and the
+//! catch-up reads of a connection outside a writer on either backend. Every statement here runs
+//! unchanged on both backends, except the multi-row inserts, which only a SQLite writer makes
+//! (see [`insert_entries`]).
+
+use std::collections::HashMap;
+
+use sqlx::{AnyConnection, QueryBuilder};
+use tryggdel_merkle::Hash;
+use tryggdel_storage::placeholders;
+
+use super::{
+    ExistingEntry, INSERT_CHECKPOINT, LATEST_CHECKPOINT, LEAVES_FROM, NewEntry, StoreError,
+    StoredCheckpoint, checkpoint_from_row, existing_from_rows, leaves_from_rows, to_i64,
+};
+
+/// Rows per multi-row INSERT (13 parameters each, well under SQLite's limit), and event ids per
+/// IN list of [`existing`].
+const INSERT_CHUNK: usize = 400;
+
+/// Writes `entries` with their person index, in multi-row INSERTs of [`INSERT_CHUNK`] rows.
+///
+/// Only a SQLite writer runs this: on PostgreSQL a writer is a native connection
+/// ([`super::postgres::insert_entries`]). That is why the `?` placeholders that
+/// [`QueryBuilder`] writes for the `Any` driver are fine here.
+pub(super) async fn insert_entries(
+    connection: &mut AnyConnection,
+    entries: &[NewEntry],
+) -> Result<(), StoreError> {
+    for chunk in entries.chunks(INSERT_CHUNK) {
+        let indices = chunk
+            .iter()
+            .map(|entry| to_i64(entry.index))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut insert = QueryBuilder::new(
+            "INSERT INTO audit_entries (idx, event_id, fingerprint, entry, leaf_hash, \
+             recorded_at, occurred_at, organisation, actor_organisation, actor_user_id, \
+             action, legal_basis_id, disclosure_id) ",
+        );
+        insert.push_values(chunk.iter().zip(indices), |mut row, (entry, index)| {
+            row.push_bind(index)
+                .push_bind(&entry.event_id)
+                .push_bind(&entry.fingerprint)
+                .push_bind(entry.bytes.as_slice())
+                .push_bind(entry.leaf_hash.to_vec())
+                .push_bind(entry.recorded_at)
+                .push_bind(entry.occurred_at)
+                .push_bind(&entry.organisation)
+                .push_bind(&entry.actor_organisation)
+                .push_bind(&entry.actor_user_id)
+                .push_bind(&entry.action)
+                .push_bind(&entry.legal_basis_id)
+                .push_bind(&entry.disclosure_id);
+        });
+        insert.build().execute(&mut *connection).await?;
+    }
+    let mut persons: Vec<(&str, i64)> = Vec::new();
+    for entry in entries {
+        let index = to_i64(entry.index)?;
+        for reference in &entry.person_refs {
+            persons.push((reference, index));
+        }
+    }
+    for chunk in persons.chunks(INSERT_CHUNK) {
+        let mut insert = QueryBuilder::new("INSERT INTO audit_entry_persons (person_ref, idx) ");
+        insert.push_values(chunk, |mut row, (reference, index)| {
+            row.push_bind(*reference).push_bind(*index);
+        });
+        insert.build().execute(&mut *connection).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn insert_checkpoint(
+    connection: &mut AnyConnection,
+    checkpoint: &StoredCheckpoint,
+) -> Result<(), StoreError> {
+    sqlx::query(INSERT_CHECKPOINT)
+        .bind(to_i64(checkpoint.tree_size)?)
+        .bind(checkpoint.root.to_vec())
+        .bind(&checkpoint.note)
+        .bind(checkpoint.signed_at)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// See [`super::leaves_from`].
+pub(super) async fn leaves_from(
+    connection: &mut AnyConnection,
+    from: u64,
+    limit: u32,
+) -> Result<Vec<Hash>, StoreError> {
+    let rows = sqlx::query(LEAVES_FROM)
+        .bind(to_i64(from)?)
+        .bind(i64::from(limit))
+        .fetch_all(connection)
+        .await?;
+    leaves_from_rows(&rows, from)
+}
+
+/// See [`super::latest_checkpoint`].
+pub(super) async fn latest_checkpoint(
+    connection: &mut AnyConnection,
+) -> Result<Option<StoredCheckpoint>, StoreError> {
+    sqlx::query(LATEST_CHECKPOINT)
+        .fetch_optional(connection)
+        .await?
+        .map(|row| checkpoint_from_row(&row))
+        .transpose()
+}
+
+/// See [`super::existing`]: an IN list per [`INSERT_CHUNK`] ids, with `$n` placeholders, so it
+/// runs on either backend.
+pub(super) async fn existing(
+    connection: &mut AnyConnection,
+    event_ids: &[String],
+) -> Result<HashMap<String, ExistingEntry>, StoreError> {
+    let mut found = HashMap::new();
+    for chunk in event_ids.chunks(INSERT_CHUNK) {
+        let sql = format!(
+            "SELECT event_id, idx, fingerprint, leaf_hash FROM audit_entries \
+             WHERE event_id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        let rows = query.fetch_all(&mut *connection).await?;
+        existing_from_rows(&rows, &mut found)?;
+    }
+    Ok(found)
+}
