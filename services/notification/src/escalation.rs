@@ -19,10 +19,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::Instrument as _;
 use tryggdel_service_kit::ServiceError;
+use tryggdel_service_kit::{millis, now_unix_ms};
 
-use crate::clock::{millis, now_unix_ms};
-use crate::service::{NotificationApi, event_payload};
-use crate::store::{DeliveryRow, EVENT_DELIVERED, EVENT_ESCALATED, EscalationRow, OutboxPayload};
+use crate::api::NotificationApi;
+use crate::events;
+use crate::store::{DeliveryRow, EVENT_DELIVERED, EscalationRow, OutboxPayload};
 
 /// Due deliveries handled per database read.
 const BATCH: u32 = 100;
@@ -44,8 +45,8 @@ impl NotificationApi {
                     "notification.escalate",
                     otel.name = "escalate delivery",
                     disclosure_id = %delivery.disclosure_id,
-                    police_region = %delivery.police_region,
-                    round = delivery.escalations + 1,
+                    police_region = %delivery.police_region.as_str(),
+                    round = delivery.escalations.saturating_add(1),
                 );
                 if let Some(traceparent) = self.delivered_traceparent(&delivery.disclosure_id).await
                 {
@@ -80,39 +81,23 @@ impl NotificationApi {
             id: uuid::Uuid::now_v7().hyphenated().to_string(),
             disclosure_id: delivery.disclosure_id.clone(),
             organisation: delivery.organisation.clone(),
-            police_region: delivery.police_region.clone(),
+            police_region: delivery.police_region,
             urgent: delivery.urgent,
             deadline: delivery.deadline,
             raised_at: now,
-            round: delivery.escalations + 1,
+            round: delivery.escalations.saturating_add(1),
         };
-        let mut payload = event_payload(delivery, EVENT_ESCALATED, now, None);
         // The entry belongs to this escalation's trace; the delivery's is kept beside it.
-        if let Some(trace_id) = tryggdel_service_kit::current_trace_id() {
-            payload.trace_id = trace_id;
-        }
-        let details = [
-            ("escalation_id", escalation.id.clone()),
-            ("round", escalation.round.to_string()),
-            ("urgent", delivery.urgent.to_string()),
-            ("deadline_unix_ms", delivery.deadline.to_string()),
-            ("next_escalation_at_unix_ms", next_at.to_string()),
-            ("delivery_trace_id", delivery.trace_id.clone()),
-        ];
-        payload.details.extend(
-            details
-                .into_iter()
-                .map(|(key, value)| (key.to_owned(), value)),
-        );
+        let event = events::escalated(delivery, &escalation, next_at).to_event()?;
         let raised = self
             .store()
-            .escalate(delivery, &escalation, next_at, &payload.to_event()?)
+            .escalate(delivery, &escalation, next_at, &event)
             .await?;
         if raised {
             tracing::warn!(
                 disclosure_id = %delivery.disclosure_id,
-                organisation = %delivery.organisation,
-                police_region = %delivery.police_region,
+                organisation = %delivery.organisation.as_str(),
+                police_region = %delivery.police_region.as_str(),
                 round = escalation.round,
                 urgent = delivery.urgent,
                 "delivery not acknowledged in time: escalated"

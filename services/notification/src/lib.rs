@@ -33,12 +33,20 @@
 //!   (XChaCha20-Poly1305, bound to their row and field), never logged.
 #![forbid(unsafe_code)]
 
-pub mod clock;
+pub mod api;
+mod deliver;
+pub mod delivery_request;
 pub mod escalation;
+mod events;
+mod grpc;
+pub mod officer;
+pub mod organisation;
+mod policy;
 pub mod relay;
-pub mod service;
 pub mod store;
 pub mod subscription;
+pub mod validate;
+mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,12 +62,14 @@ use tryggdel_domain::{Directory, PoliceRegion, ReceiptError, ReceiptStatement};
 use tryggdel_proto::notification::v1::Receipt;
 use tryggdel_proto::notification::v1::notification_service_server::NotificationServiceServer;
 use tryggdel_service_kit::metrics::{OutboxDepth, SAMPLE_INTERVAL, Sampler, meter};
-use tryggdel_service_kit::{AuditLink, Authenticator, RunningServer, ServerTls, ServiceEndpoint};
+use tryggdel_service_kit::{
+    AuditLink, Authenticator, RunningServer, ServerTls, ServiceEndpoint, now_unix_ms,
+};
 use tryggdel_storage::{Database, FieldCipher, FieldKey};
 
+pub use api::{Deadlines, NotificationApi};
 pub use escalation::Escalator;
 pub use relay::{Relay, RelayConfig};
-pub use service::{Deadlines, NotificationApi};
 pub use store::{MIGRATIONS, NotificationStore};
 
 /// The largest request the service decodes (a Deliver with its payload).
@@ -215,15 +225,15 @@ fn metrics_sampler(store: NotificationStore) -> Option<Sampler> {
                 store.receipt_backlog().await.context("receipt backlog")?,
             );
             let open = store
-                .open_deliveries(clock::now_unix_ms())
+                .open_deliveries(now_unix_ms())
                 .await
                 .context("open deliveries")?;
             // Every region reports, zero when nothing of it is open.
             for region in PoliceRegion::ALL {
                 let (open_count, overdue_count) = open
                     .iter()
-                    .find(|(open_region, _, _)| open_region == region.as_str())
-                    .map(|(_, open_count, overdue_count)| (*open_count, *overdue_count))
+                    .find(|open| open.police_region == region)
+                    .map(|open| (open.pending, open.overdue))
                     .unwrap_or((0, 0));
                 let attributes = [opentelemetry::KeyValue::new(
                     "police_region",

@@ -11,12 +11,12 @@ use futures::StreamExt as _;
 use tryggdel_proto::audit::v1::{Actor, AuditEvent, ObjectRef, Outcome};
 use tryggdel_proto::disclosure::v1::RecordReceiptRequest;
 use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
+use tryggdel_service_kit::now_unix_ms;
 use tryggdel_service_kit::{
     AuditLink, ServiceEndpoint, TracedChannel, TracedEvent, call_in_span, client_span,
 };
 pub use tryggdel_service_kit::{Relay, RelayConfig};
 
-use crate::clock::now_unix_ms;
 use crate::store::{NotificationStore, OutboxPayload};
 
 /// The audit event for an outbox payload: the disclosing organisation as the data
@@ -198,7 +198,8 @@ impl DisclosureLink {
         let mut client = self.client.clone();
         call_in_span(span, self.timeout, client.record_receipt(request))
             .await
-            .map_err(|status| anyhow::anyhow!("{:?}: {}", status.code(), status.message()))?;
+            // The status stays the error's source, with its own cause (e.g. the transport's).
+            .map_err(anyhow::Error::new)?;
         Ok(())
     }
 }

@@ -29,7 +29,8 @@ use tryggdel_domain::PoliceRegion;
 use tryggdel_proto::notification::v1::{Delivery, SubscribeRequest};
 use tryggdel_service_kit::ServiceError;
 
-use crate::service::{NotificationApi, police_region};
+use crate::api::NotificationApi;
+use crate::policy::police_region;
 
 /// What Subscribe answers with.
 pub type DeliveryStream = ReceiverStream<Result<Delivery, Status>>;
@@ -60,7 +61,7 @@ enum Ended {
 
 struct Subscription {
     api: NotificationApi,
-    region: &'static str,
+    region: PoliceRegion,
     sender: mpsc::Sender<Result<Delivery, Status>>,
     stopping: watch::Receiver<bool>,
     /// The last sequence sent (or, before anything was sent, known to be covered).
@@ -102,7 +103,7 @@ impl NotificationApi {
         // Join the broadcast before reading the database: nothing committed after the read
         // can then be missed.
         let live = self.live_deliveries();
-        let last = self.store().last_sequence(region.as_str()).await?;
+        let last = self.store().last_sequence(region).await?;
         if cursor > last {
             return Err(ServiceError::invalid(
                 "cursor",
@@ -120,7 +121,7 @@ impl NotificationApi {
         let (sender, receiver) = mpsc::channel(SUBSCRIBER_BUFFER);
         let subscription = Subscription {
             api: self.clone(),
-            region: region.as_str(),
+            region,
             sender,
             stopping,
             last: 0,
@@ -136,7 +137,7 @@ impl Subscription {
         match ended {
             Ended::ClientGone => {
                 tracing::debug!(
-                    police_region = self.region,
+                    police_region = self.region.as_str(),
                     last = self.last,
                     "subscriber left"
                 );
@@ -178,7 +179,7 @@ impl Subscription {
                 _ = self.sender.closed() => return Err(Ended::ClientGone),
                 item = live.recv() => match item {
                     Ok(delivery) => {
-                        if delivery.police_region != self.region {
+                        if delivery.police_region != self.region.as_str() {
                             continue;
                         }
                         let sequence = i64::try_from(delivery.sequence).unwrap_or(i64::MAX);
@@ -194,7 +195,7 @@ impl Subscription {
                         }
                     }
                     Err(RecvError::Lagged(missed)) => {
-                        tracing::debug!(police_region = self.region, missed, "subscriber lagged; catching up from the database");
+                        tracing::debug!(police_region = self.region.as_str(), missed, "subscriber lagged; catching up from the database");
                         self.catch_up().await?;
                     }
                     Err(RecvError::Closed) => return Err(Ended::Stopping),
@@ -270,11 +271,15 @@ mod tests {
     use tryggdel_storage::{Database, FieldCipher, FieldKey};
     use tryggdel_test_support::{TestBackend, TestDatabase, TestIdentity};
 
+    use tryggdel_domain::OrganisationCode;
+    use tryggdel_service_kit::now_unix_ms;
+
     use super::*;
-    use crate::MIGRATIONS;
-    use crate::clock::now_unix_ms;
-    use crate::service::{Deadlines, delivered_row, event_payload, payload_context};
-    use crate::store::{DeliverOutcome, EVENT_DELIVERED, NewDelivery, NotificationStore};
+    use crate::api::Deadlines;
+    use crate::events;
+    use crate::store::{
+        DeliverOutcome, MIGRATIONS, NewDelivery, NotificationStore, payload_context,
+    };
 
     /// Commits a delivery for region Mitt and publishes it, as Deliver does.
     async fn deliver(api: &NotificationApi, cipher: &FieldCipher) -> i64 {
@@ -282,8 +287,8 @@ mod tests {
         let now = now_unix_ms();
         let delivery = NewDelivery {
             disclosure_id: disclosure_id.clone(),
-            police_region: "mitt".into(),
-            organisation: "bollnas-kommun".into(),
+            police_region: PoliceRegion::Mitt,
+            organisation: OrganisationCode::parse("bollnas-kommun").unwrap(),
             urgent: false,
             payload_sealed: cipher
                 .seal(b"{}", &payload_context(&disclosure_id))
@@ -301,15 +306,14 @@ mod tests {
         let outcome = api
             .store()
             .deliver(&delivery, |sequence| {
-                let row = delivered_row(delivery.clone(), sequence);
-                event_payload(&row, EVENT_DELIVERED, now, None).to_event()
+                events::delivered(&delivery, sequence).to_event()
             })
             .await
             .unwrap();
         let DeliverOutcome::Delivered { sequence } = outcome else {
             panic!("delivered twice");
         };
-        api.publish(&delivered_row(delivery, sequence), b"{}".to_vec());
+        api.publish(&delivery.into_row(sequence), b"{}".to_vec());
         sequence
     }
 

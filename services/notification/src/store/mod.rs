@@ -1,0 +1,41 @@
+//! Persistence of deliveries, receipts, escalations, follow-up questions and the outbox, on
+//! SQLite or PostgreSQL through sqlx `Any` (the same SQL on both).
+//!
+//! Every change writes its outbox event in the same transaction. Changes that may race
+//! (a second Deliver, two acknowledgements, an acknowledgement against an escalation, two
+//! replicas escalating) are settled by the database: a unique key or a conditional UPDATE
+//! decides the winner, and the loser reads what won.
+//!
+//! - [`records`]: the rows as typed values, decoded at this edge (nothing above the store
+//!   reads a column).
+//! - [`queries`]: [`NotificationStore`] and its statements on deliveries, escalations and
+//!   follow-up questions, each with its outbox event.
+//! - [`outbox`]: what an outbox event carries, its types, and the relays' reads and marks.
+
+pub mod outbox;
+pub mod queries;
+pub mod records;
+
+use tryggdel_storage::Migrations;
+
+pub use outbox::{
+    EVENT_ACKNOWLEDGED, EVENT_DELIVERED, EVENT_ESCALATED, EVENT_FOLLOW_UP_ASKED, OutboxActor,
+    OutboxPayload, OutboxReceipt,
+};
+pub use queries::NotificationStore;
+pub use records::{
+    DeliverOutcome, DeliveryRow, EscalationRow, FollowUpRow, NewDelivery, OpenDeliveries,
+    StoreError, StoredReceipt, payload_context, question_context,
+};
+pub use tryggdel_storage::OutboxEvent;
+
+pub const SQLITE_MIGRATIONS: &[tryggdel_storage::MigrationFile] =
+    tryggdel_storage::migration_files!("migrations/sqlite", ["0001_notifications.sql"]);
+pub const POSTGRES_MIGRATIONS: &[tryggdel_storage::MigrationFile] =
+    tryggdel_storage::migration_files!("migrations/postgres", ["0001_notifications.sql"]);
+
+/// The notification service's migrations on both backends.
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: SQLITE_MIGRATIONS,
+    postgres: POSTGRES_MIGRATIONS,
+};
