@@ -3,6 +3,8 @@
 
 use anyhow::Context;
 use sqlx::Connection;
+use tryggdel_test_support::{create_postgres_database, drop_postgres_database};
+pub use tryggdel_test_support::{redacted, with_database};
 
 /// Where the services keep their data during a run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,35 +51,6 @@ pub struct BenchDatabase {
     _directory: Option<tempfile::TempDir>,
 }
 
-/// `url` with its database name replaced by `database` (query string kept).
-pub fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let after_scheme = base.find("://").map(|index| index + 3).unwrap_or(0);
-    let host_end = base[after_scheme..]
-        .find('/')
-        .map(|index| after_scheme + index)
-        .unwrap_or(base.len());
-    let mut result = format!("{}/{database}", &base[..host_end]);
-    if let Some(query) = query {
-        result.push('?');
-        result.push_str(query);
-    }
-    result
-}
-
-/// `url` without user name and password, for printing.
-pub fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}{}", &url[..scheme + 3], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 impl BenchDatabase {
     /// A fresh, empty database named `<prefix><random>_<label>` (PostgreSQL), or a SQLite file.
     pub async fn create(backend: &Backend, prefix: &str, label: &str) -> anyhow::Result<Self> {
@@ -108,17 +81,7 @@ impl BenchDatabase {
                     name.len() <= 63,
                     "database name {name} is longer than PostgreSQL's 63 bytes: shorten the prefix"
                 );
-                let mut admin =
-                    sqlx::PgConnection::connect(admin_url)
-                        .await
-                        .with_context(|| {
-                            format!("connecting to PostgreSQL at {}", redacted(admin_url))
-                        })?;
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut admin)
-                    .await
-                    .with_context(|| format!("creating database {name}"))?;
-                admin.close().await.ok();
+                create_postgres_database(admin_url, &name).await?;
                 Ok(BenchDatabase {
                     url: with_database(admin_url, &name),
                     name: Some(name),
@@ -132,12 +95,7 @@ impl BenchDatabase {
     /// Drops a PostgreSQL database (a SQLite file goes with its directory).
     pub async fn remove(self) -> anyhow::Result<()> {
         if let (Some(admin_url), Some(name)) = (&self.admin_url, &self.name) {
-            let mut admin = sqlx::PgConnection::connect(admin_url).await?;
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut admin)
-                .await
-                .with_context(|| format!("dropping database {name}"))?;
-            admin.close().await.ok();
+            drop_postgres_database(admin_url, name).await?;
         }
         Ok(())
     }

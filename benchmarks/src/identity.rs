@@ -13,7 +13,8 @@ use tryggdel_auth::{
 use tryggdel_service_kit::{ClientTls, ServerTls, ServiceEndpoint};
 use tryggdel_system::DataDirectory;
 use tryggdel_system::development::{AUDIENCE, ISSUER};
-use tryggdel_tls::{CertificateAuthority, ClientIdentitySpec, IssuedCertificate};
+use tryggdel_test_support::{connect, localhost_service_certificate, organisation_certificate};
+use tryggdel_tls::{CertificateAuthority, IssuedCertificate};
 
 /// The CA, and the identity provider's key and signer.
 pub struct BenchIdentity {
@@ -89,9 +90,7 @@ impl BenchIdentity {
 
     /// A certificate of the Tryggdel service `name`, for localhost and 127.0.0.1.
     pub fn service_certificate(&self, name: &str) -> anyhow::Result<IssuedCertificate> {
-        self.ca
-            .issue_server(name, &["localhost".to_owned()], &[[127, 0, 0, 1].into()])
-            .with_context(|| format!("certificate of service {name}"))
+        localhost_service_certificate(&self.ca, name)
     }
 
     pub fn server_tls(&self, name: &str) -> anyhow::Result<ServerTls> {
@@ -124,8 +123,7 @@ impl BenchIdentity {
         address: SocketAddr,
         name: &str,
     ) -> anyhow::Result<Channel> {
-        let certificate = self.service_certificate(name)?;
-        self.connect(address, &certificate).await
+        connect(&self.ca, address, &self.service_certificate(name)?).await
     }
 
     /// A connected mTLS channel to `address` with a client certificate of `organisation`.
@@ -134,30 +132,12 @@ impl BenchIdentity {
         address: SocketAddr,
         organisation: &str,
     ) -> anyhow::Result<Channel> {
-        let certificate = self
-            .ca
-            .issue_client(&ClientIdentitySpec {
-                common_name: format!("client.{organisation}"),
-                organisation: organisation.to_owned(),
-            })
-            .with_context(|| format!("client certificate of {organisation}"))?;
-        self.connect(address, &certificate).await
-    }
-
-    async fn connect(
-        &self,
-        address: SocketAddr,
-        certificate: &IssuedCertificate,
-    ) -> anyhow::Result<Channel> {
-        tryggdel_tls::connect_channel(
-            &format!("https://{address}"),
-            "localhost",
-            self.ca.cert_pem(),
-            &certificate.cert_pem,
-            &certificate.key_pem,
+        connect(
+            &self.ca,
+            address,
+            &organisation_certificate(&self.ca, organisation)?,
         )
         .await
-        .with_context(|| format!("connecting to {address}"))
     }
 }
 

@@ -102,6 +102,9 @@ pub struct Connection {
 
 pub type Authed = InterceptedService<Channel, Bearer>;
 
+/// A disclosure service client that presents the user's certificate and token.
+pub type DisclosureClient = DisclosureServiceClient<Authed>;
+
 impl Connection {
     /// The development defaults for `organisation` in `data`.
     pub fn development(
@@ -166,7 +169,7 @@ impl Connection {
         Ok(InterceptedService::new(channel, Bearer::new(&self.token)?))
     }
 
-    pub async fn disclosure(&self) -> anyhow::Result<DisclosureServiceClient<Authed>> {
+    pub async fn disclosure(&self) -> anyhow::Result<DisclosureClient> {
         Ok(DisclosureServiceClient::new(self.channel().await?))
     }
 

@@ -83,6 +83,49 @@ fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints `items` as a JSON array (each through `to_json`) or as a table of `headers` with one
+/// `to_row` per item.
+fn print_list<T>(
+    items: &[T],
+    json: bool,
+    to_json: fn(&T) -> serde_json::Value,
+    headers: &[&str],
+    to_row: impl Fn(&T) -> Vec<String>,
+) -> anyhow::Result<()> {
+    if json {
+        return print_json(&json!(items.iter().map(to_json).collect::<Vec<_>>()));
+    }
+    crate::out!(
+        "{}",
+        output::table(headers, items.iter().map(to_row).collect())
+    );
+    Ok(())
+}
+
+/// A service's answer, or the refusal as an error that says what to do.
+fn answer<T>(result: Result<tonic::Response<T>, tonic::Status>) -> anyhow::Result<T> {
+    result.map(tonic::Response::into_inner).map_err(refused)
+}
+
+/// Every page of a listing: `fetch` gets one page after a page token (empty for the first)
+/// and answers its items and the next token (empty after the last page).
+async fn all_pages<T, F, Fut>(mut fetch: F) -> anyhow::Result<Vec<T>>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(Vec<T>, String)>>,
+{
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let (items, next) = fetch(page_token).await?;
+        all.extend(items);
+        if next.is_empty() {
+            return Ok(all);
+        }
+        page_token = next;
+    }
+}
+
 fn print_disclosure(disclosure: &Disclosure, json: bool, what: &str) -> anyhow::Result<()> {
     if json {
         return print_json(&output::disclosure_json(disclosure));
@@ -102,17 +145,22 @@ fn read_draft(
     Ok(DraftFile::parse(&text, &path.display().to_string())?.into_content())
 }
 
-async fn current(connection: &Connection, id: &str) -> anyhow::Result<Disclosure> {
-    connection
-        .disclosure()
-        .await?
-        .get(GetRequest {
-            disclosure_id: id.to_owned(),
-            reveal_protected: false,
-        })
-        .await
-        .map_err(refused)
-        .map(tonic::Response::into_inner)
+/// A disclosure client and the version of disclosure `id` as the user sees it now (a change
+/// names the version it was made against).
+async fn client_at_current_version(
+    connection: &Connection,
+    id: &str,
+) -> anyhow::Result<(crate::client::DisclosureClient, i64)> {
+    let mut client = connection.disclosure().await?;
+    let seen = answer(
+        client
+            .get(GetRequest {
+                disclosure_id: id.to_owned(),
+                reveal_protected: false,
+            })
+            .await,
+    )?;
+    Ok((client, seen.version))
 }
 
 fn parse_state(state: &str) -> anyhow::Result<i32> {
@@ -137,32 +185,22 @@ pub async fn disclosure(
             let content = read_draft(&file)?;
             let request_id =
                 request_id.unwrap_or_else(|| format!("cli-{}", uuid::Uuid::new_v4().simple()));
-            let draft = connection
-                .disclosure()
-                .await?
-                .create_draft(CreateDraftRequest {
-                    client_request_id: request_id,
-                    content: Some(content),
-                })
-                .await
-                .map_err(refused)?
-                .into_inner();
+            let request = CreateDraftRequest {
+                client_request_id: request_id,
+                content: Some(content),
+            };
+            let draft = answer(connection.disclosure().await?.create_draft(request).await)?;
             print_disclosure(&draft, json, "draft created")
         }
         DisclosureAction::Update { id, file } => {
             let content = read_draft(&file)?;
-            let seen = current(&connection, &id).await?;
-            let draft = connection
-                .disclosure()
-                .await?
-                .update_draft(UpdateDraftRequest {
-                    disclosure_id: id,
-                    expected_version: seen.version,
-                    content: Some(content),
-                })
-                .await
-                .map_err(refused)?
-                .into_inner();
+            let (mut client, version) = client_at_current_version(&connection, &id).await?;
+            let request = UpdateDraftRequest {
+                disclosure_id: id,
+                expected_version: version,
+                content: Some(content),
+            };
+            let draft = answer(client.update_draft(request).await)?;
             print_disclosure(&draft, json, "draft updated")
         }
         DisclosureAction::Assess { id, file, as_of } => {
@@ -171,16 +209,17 @@ pub async fn disclosure(
                 (None, Some(file)) => Target::Content(read_draft(&file)?),
                 _ => anyhow::bail!("give either --id or --file"),
             };
-            let assessment = connection
-                .disclosure()
-                .await?
-                .assess_legal_basis(AssessLegalBasisRequest {
-                    target: Some(target),
-                    as_of: as_of.unwrap_or_default(),
-                })
-                .await
-                .map_err(refused)?
-                .into_inner();
+            let request = AssessLegalBasisRequest {
+                target: Some(target),
+                as_of: as_of.unwrap_or_default(),
+            };
+            let assessment = answer(
+                connection
+                    .disclosure()
+                    .await?
+                    .assess_legal_basis(request)
+                    .await,
+            )?;
             if json {
                 print_json(&output::assessment_json(&assessment))
             } else {
@@ -189,67 +228,46 @@ pub async fn disclosure(
             }
         }
         DisclosureAction::Submit { id } => {
-            let seen = current(&connection, &id).await?;
-            let submitted = connection
-                .disclosure()
-                .await?
-                .submit(SubmitRequest {
-                    disclosure_id: id,
-                    expected_version: seen.version,
-                })
-                .await
-                .map_err(refused)?
-                .into_inner();
+            let (mut client, version) = client_at_current_version(&connection, &id).await?;
+            let request = SubmitRequest {
+                disclosure_id: id,
+                expected_version: version,
+            };
+            let submitted = answer(client.submit(request).await)?;
             print_disclosure(&submitted, json, "submitted for decision")
         }
         DisclosureAction::Approve { id, comment } => {
-            let seen = current(&connection, &id).await?;
-            let approved = connection
-                .disclosure()
-                .await?
-                .approve(ApproveRequest {
-                    disclosure_id: id,
-                    expected_version: seen.version,
-                    comment,
-                })
-                .await
-                .map_err(refused)
-                .context("the approval was refused")?
-                .into_inner();
-            print_disclosure(
-                &approved,
-                json,
-                "approved; it goes to the police region now",
-            )
+            let (mut client, version) = client_at_current_version(&connection, &id).await?;
+            let request = ApproveRequest {
+                disclosure_id: id,
+                expected_version: version,
+                comment,
+            };
+            let approved =
+                answer(client.approve(request).await).context("the approval was refused")?;
+            let what = "approved; it goes to the police region now";
+            print_disclosure(&approved, json, what)
         }
         DisclosureAction::Reject { id, reason } => {
-            let seen = current(&connection, &id).await?;
-            let rejected = connection
-                .disclosure()
-                .await?
-                .reject(RejectRequest {
-                    disclosure_id: id,
-                    expected_version: seen.version,
-                    reason,
-                })
-                .await
-                .map_err(refused)?
-                .into_inner();
-            print_disclosure(&rejected, json, "rejected")
+            let (mut client, version) = client_at_current_version(&connection, &id).await?;
+            let request = RejectRequest {
+                disclosure_id: id,
+                expected_version: version,
+                reason,
+            };
+            print_disclosure(&answer(client.reject(request).await)?, json, "rejected")
         }
         DisclosureAction::Withdraw { id, reason } => {
-            let seen = current(&connection, &id).await?;
-            let withdrawn = connection
-                .disclosure()
-                .await?
-                .withdraw(WithdrawRequest {
-                    disclosure_id: id,
-                    expected_version: seen.version,
-                    reason,
-                })
-                .await
-                .map_err(refused)?
-                .into_inner();
+            let (mut client, version) = client_at_current_version(&connection, &id).await?;
+            let withdrawn = answer(
+                client
+                    .withdraw(WithdrawRequest {
+                        disclosure_id: id,
+                        expected_version: version,
+                        reason,
+                    })
+                    .await,
+            )?;
             print_disclosure(&withdrawn, json, "withdrawn")
         }
         DisclosureAction::List { state } => {
@@ -257,26 +275,21 @@ pub async fn disclosure(
                 Some(state) => parse_state(&state)?,
                 None => 0,
             };
-            let mut client = connection.disclosure().await?;
-            let mut all = Vec::new();
-            let mut page_token = String::new();
-            loop {
-                let page = client
-                    .list(ListRequest {
+            let client = connection.disclosure().await?;
+            let all = all_pages(|page_token| {
+                let mut client = client.clone();
+                async move {
+                    let request = ListRequest {
                         state,
                         page_size: 200,
-                        page_token: page_token.clone(),
+                        page_token,
                         ..ListRequest::default()
-                    })
-                    .await
-                    .map_err(refused)?
-                    .into_inner();
-                all.extend(page.disclosures);
-                if page.next_page_token.is_empty() {
-                    break;
+                    };
+                    let page = answer(client.list(request).await)?;
+                    Ok((page.disclosures, page.next_page_token))
                 }
-                page_token = page.next_page_token;
-            }
+            })
+            .await?;
             if json {
                 print_json(&output::summaries_json(&all))
             } else {
@@ -285,100 +298,64 @@ pub async fn disclosure(
             }
         }
         DisclosureAction::Show { id, reveal } => {
-            let disclosure = connection
-                .disclosure()
-                .await?
-                .get(GetRequest {
-                    disclosure_id: id,
-                    reveal_protected: reveal,
-                })
-                .await
-                .map_err(refused)?
-                .into_inner();
+            let request = GetRequest {
+                disclosure_id: id,
+                reveal_protected: reveal,
+            };
+            let disclosure = answer(connection.disclosure().await?.get(request).await)?;
             print_disclosure(&disclosure, json, "")
         }
         DisclosureAction::FollowUps { id } => {
-            let follow_ups = connection
+            let mut client = connection
                 .at(&endpoints.notification)
                 .notification()
-                .await?
-                .list_follow_ups(ListFollowUpsRequest { disclosure_id: id })
-                .await
-                .map_err(refused)?
-                .into_inner()
-                .follow_ups;
-            if json {
-                return print_json(&json!(
-                    follow_ups
-                        .iter()
-                        .map(output::follow_up_json)
-                        .collect::<Vec<_>>()
-                ));
+                .await?;
+            let request = ListFollowUpsRequest { disclosure_id: id };
+            let follow_ups = answer(client.list_follow_ups(request).await)?.follow_ups;
+            let headers = ["question id", "asked by", "region", "asked at", "question"];
+            print_list(&follow_ups, json, output::follow_up_json, &headers, |f| {
+                vec![
+                    f.id.clone(),
+                    f.asked_by.clone(),
+                    f.police_region.clone(),
+                    output::time(f.asked_at_unix_ms),
+                    f.question.clone(),
+                ]
+            })?;
+            if !json {
+                crate::out!(
+                    "answer with a new disclosure whose draft names \"answers_follow_up_id\""
+                );
             }
-            crate::out!(
-                "{}",
-                output::table(
-                    &["question id", "asked by", "region", "asked at", "question"],
-                    follow_ups
-                        .iter()
-                        .map(|follow_up| vec![
-                            follow_up.id.clone(),
-                            follow_up.asked_by.clone(),
-                            follow_up.police_region.clone(),
-                            output::time(follow_up.asked_at_unix_ms),
-                            follow_up.question.clone(),
-                        ])
-                        .collect(),
-                )
-            );
-            crate::out!("answer with a new disclosure whose draft names \"answers_follow_up_id\"");
             Ok(())
         }
         DisclosureAction::Escalations { id } => {
-            let escalations = connection
+            let mut client = connection
                 .at(&endpoints.notification)
                 .notification()
-                .await?
-                .list_escalations(ListEscalationsRequest {
-                    disclosure_id: id.unwrap_or_default(),
-                })
-                .await
-                .map_err(refused)?
-                .into_inner()
-                .escalations;
-            if json {
-                return print_json(&json!(
-                    escalations
-                        .iter()
-                        .map(output::escalation_json)
-                        .collect::<Vec<_>>()
-                ));
-            }
-            crate::out!(
-                "{}",
-                output::table(
-                    &[
-                        "disclosure",
-                        "round",
-                        "urgent",
-                        "deadline",
-                        "raised at",
-                        "region"
-                    ],
-                    escalations
-                        .iter()
-                        .map(|escalation| vec![
-                            escalation.disclosure_id.clone(),
-                            escalation.round.to_string(),
-                            escalation.urgent.to_string(),
-                            output::time(escalation.deadline_unix_ms),
-                            output::time(escalation.raised_at_unix_ms),
-                            escalation.police_region.clone(),
-                        ])
-                        .collect(),
-                )
-            );
-            Ok(())
+                .await?;
+            let request = ListEscalationsRequest {
+                disclosure_id: id.unwrap_or_default(),
+            };
+            let escalations = answer(client.list_escalations(request).await)?.escalations;
+            let headers = [
+                "disclosure",
+                "round",
+                "urgent",
+                "deadline",
+                "raised at",
+                "region",
+            ];
+            print_list(&escalations, json, output::escalation_json, &headers, |e| {
+                vec![
+                    e.disclosure_id.clone(),
+                    e.round.to_string(),
+                    e.urgent.to_string(),
+                    output::time(e.deadline_unix_ms),
+                    output::time(e.raised_at_unix_ms),
+                    e.police_region.clone(),
+                ]
+            })
         }
     }
 }
@@ -412,49 +389,31 @@ pub async fn police(
     let mut client = connection.notification().await?;
     match action {
         PoliceAction::Inbox { follow: false, .. } => {
-            let mut deliveries = Vec::new();
-            let mut page_token = String::new();
-            loop {
-                let page = client
-                    .list_pending(ListPendingRequest {
+            let deliveries = all_pages(|page_token| {
+                let mut client = client.clone();
+                async move {
+                    let request = ListPendingRequest {
                         page_size: 200,
-                        page_token: page_token.clone(),
-                    })
-                    .await
-                    .map_err(refused)?
-                    .into_inner();
-                deliveries.extend(page.deliveries);
-                if page.next_page_token.is_empty() {
-                    break;
+                        page_token,
+                    };
+                    let page = answer(client.list_pending(request).await)?;
+                    Ok((page.deliveries, page.next_page_token))
                 }
-                page_token = page.next_page_token;
-            }
-            if json {
-                return print_json(&json!(
-                    deliveries
-                        .iter()
-                        .map(output::delivery_json)
-                        .collect::<Vec<_>>()
-                ));
-            }
-            crate::out!(
-                "{}",
-                output::table(
-                    &output::DELIVERY_HEADER,
-                    deliveries.iter().map(output::delivery_row).collect()
-                )
-            );
-            Ok(())
+            })
+            .await?;
+            print_list(
+                &deliveries,
+                json,
+                output::delivery_json,
+                &output::DELIVERY_HEADER,
+                output::delivery_row,
+            )
         }
         PoliceAction::Inbox {
             follow: true,
             cursor,
         } => {
-            let mut stream = client
-                .subscribe(SubscribeRequest { cursor })
-                .await
-                .map_err(refused)?
-                .into_inner();
+            let mut stream = answer(client.subscribe(SubscribeRequest { cursor }).await)?;
             if !json {
                 eprintln!("following your region's deliveries (Ctrl-C to stop)");
             }
@@ -481,14 +440,11 @@ pub async fn police(
             Ok(())
         }
         PoliceAction::Acknowledge { id, reference } => {
-            let receipt = client
-                .acknowledge(AcknowledgeRequest {
-                    disclosure_id: id,
-                    police_reference: reference,
-                })
-                .await
-                .map_err(refused)?
-                .into_inner();
+            let request = AcknowledgeRequest {
+                disclosure_id: id,
+                police_reference: reference,
+            };
+            let receipt = answer(client.acknowledge(request).await)?;
             if json {
                 return print_json(&output::receipt_json(&receipt));
             }
@@ -503,14 +459,11 @@ pub async fn police(
             Ok(())
         }
         PoliceAction::FollowUp { id, question } => {
-            let follow_up = client
-                .ask_follow_up(AskFollowUpRequest {
-                    disclosure_id: id,
-                    question,
-                })
-                .await
-                .map_err(refused)?
-                .into_inner();
+            let request = AskFollowUpRequest {
+                disclosure_id: id,
+                question,
+            };
+            let follow_up = answer(client.ask_follow_up(request).await)?;
             if json {
                 return print_json(&output::follow_up_json(&follow_up));
             }
@@ -531,21 +484,19 @@ pub async fn audit_query(
     request: QueryRequest,
     json: bool,
 ) -> anyhow::Result<()> {
-    let mut client = connection.at(&endpoints.audit).audit().await?;
-    let mut entries = Vec::new();
-    let mut request = request;
-    loop {
-        let page = client
-            .query(request.clone())
-            .await
-            .map_err(refused)?
-            .into_inner();
-        entries.extend(page.entries);
-        if page.next_page_token.is_empty() {
-            break;
+    let client = connection.at(&endpoints.audit).audit().await?;
+    let entries = all_pages(|page_token| {
+        let mut client = client.clone();
+        let request = QueryRequest {
+            page_token,
+            ..request.clone()
+        };
+        async move {
+            let page = answer(client.query(request).await)?;
+            Ok((page.entries, page.next_page_token))
         }
-        request.page_token = page.next_page_token;
-    }
+    })
+    .await?;
     let parsed: Vec<(u64, serde_json::Value)> = entries
         .iter()
         .map(|entry| {

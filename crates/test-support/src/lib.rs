@@ -5,8 +5,10 @@
 //! Invariant: the PostgreSQL suite is skipped only when that variable is unset, and then says
 //! so; with `TRYGGDEL_REQUIRE_POSTGRES=1` (set by CI) a skip is a failure.
 //!
-//! Only ever a dev-dependency: a set-up failure here (no PostgreSQL, a certificate that will
-//! not generate) should stop the test at once with its cause, so this crate unwraps.
+//! The tests' helpers stop the test at once with its cause when set-up fails (no PostgreSQL, a
+//! certificate that will not generate), so they unwrap; each is built on a fallible helper
+//! (certificates, channels, databases) that the benchmarks use with their own error handling,
+//! so the two never keep copies of each other.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -61,13 +63,7 @@ impl TestIdentity {
     }
 
     fn with(ca: CertificateAuthority, keys: SigningKeyPair, issuer: &str) -> TestIdentity {
-        let server = ca
-            .issue_server(
-                "disclosure",
-                &["localhost".to_owned()],
-                &["127.0.0.1".parse().unwrap()],
-            )
-            .unwrap();
+        let server = localhost_service_certificate(&ca, "disclosure").unwrap();
         TestIdentity {
             ca,
             server,
@@ -78,12 +74,7 @@ impl TestIdentity {
 
     /// A client certificate of `organisation` (its O attribute), as a user client presents.
     pub fn client_certificate(&self, organisation: &str) -> IssuedCertificate {
-        self.ca
-            .issue_client(&ClientIdentitySpec {
-                common_name: format!("client.{organisation}"),
-                organisation: organisation.to_owned(),
-            })
-            .unwrap()
+        organisation_certificate(&self.ca, organisation).unwrap()
     }
 
     pub fn verifier_config(&self) -> VerifierConfig {
@@ -121,13 +112,7 @@ impl TestIdentity {
 
     /// A certificate of the Tryggdel service `name` (server and client use), for 127.0.0.1.
     pub fn service_certificate(&self, name: &str) -> IssuedCertificate {
-        self.ca
-            .issue_server(
-                name,
-                &["localhost".to_owned()],
-                &["127.0.0.1".parse().unwrap()],
-            )
-            .unwrap()
+        localhost_service_certificate(&self.ca, name).unwrap()
     }
 
     /// The listener TLS of service `name`.
@@ -162,31 +147,58 @@ impl TestIdentity {
 
     /// An mTLS channel to `address` as the Tryggdel service `name`.
     pub async fn service_channel(&self, address: SocketAddr, name: &str) -> Channel {
-        let certificate = self.service_certificate(name);
-        tryggdel_tls::connect_channel(
-            &format!("https://{address}"),
-            "localhost",
-            self.ca.cert_pem(),
-            &certificate.cert_pem,
-            &certificate.key_pem,
-        )
-        .await
-        .unwrap()
+        connect(&self.ca, address, &self.service_certificate(name))
+            .await
+            .unwrap()
     }
 
     /// An mTLS channel to `address` with a client certificate of `organisation`.
     pub async fn channel(&self, address: SocketAddr, organisation: &str) -> Channel {
-        let client = self.client_certificate(organisation);
-        tryggdel_tls::connect_channel(
-            &format!("https://{address}"),
-            "localhost",
-            self.ca.cert_pem(),
-            &client.cert_pem,
-            &client.key_pem,
-        )
-        .await
-        .unwrap()
+        connect(&self.ca, address, &self.client_certificate(organisation))
+            .await
+            .unwrap()
     }
+}
+
+/// A certificate of the Tryggdel service `name` (server and client use) for localhost and
+/// 127.0.0.1, issued by `ca`.
+pub fn localhost_service_certificate(
+    ca: &CertificateAuthority,
+    name: &str,
+) -> anyhow::Result<IssuedCertificate> {
+    ca.issue_server(name, &["localhost".to_owned()], &[[127, 0, 0, 1].into()])
+        .with_context(|| format!("certificate of service {name}"))
+}
+
+/// A client certificate of `organisation` (its O attribute), as a user client presents,
+/// issued by `ca`.
+pub fn organisation_certificate(
+    ca: &CertificateAuthority,
+    organisation: &str,
+) -> anyhow::Result<IssuedCertificate> {
+    ca.issue_client(&ClientIdentitySpec {
+        common_name: format!("client.{organisation}"),
+        organisation: organisation.to_owned(),
+    })
+    .with_context(|| format!("client certificate of {organisation}"))
+}
+
+/// A connected mTLS channel to `address` (server name localhost) presenting `certificate`,
+/// trusting `ca`.
+pub async fn connect(
+    ca: &CertificateAuthority,
+    address: SocketAddr,
+    certificate: &IssuedCertificate,
+) -> anyhow::Result<Channel> {
+    tryggdel_tls::connect_channel(
+        &format!("https://{address}"),
+        "localhost",
+        ca.cert_pem(),
+        &certificate.cert_pem,
+        &certificate.key_pem,
+    )
+    .await
+    .with_context(|| format!("connecting to {address}"))
 }
 
 /// A random per-deployment person key.
@@ -254,7 +266,8 @@ pub fn postgres_admin_url() -> Option<String> {
     }
 }
 
-fn with_database(url: &str, database: &str) -> String {
+/// `url` with its database name replaced by `database` (query string kept).
+pub fn with_database(url: &str, database: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, Some(query)),
         None => (url, None),
@@ -270,6 +283,42 @@ fn with_database(url: &str, database: &str) -> String {
         result.push_str(query);
     }
     result
+}
+
+/// Creates the empty PostgreSQL database `name` on the server of `admin_url`.
+pub async fn create_postgres_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    let mut admin = sqlx::PgConnection::connect(admin_url)
+        .await
+        .with_context(|| format!("connecting to PostgreSQL at {}", redacted(admin_url)))?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .with_context(|| format!("creating database {name}"))?;
+    admin.close().await.ok();
+    Ok(())
+}
+
+/// Drops the PostgreSQL database `name` if it exists, ending its connections.
+pub async fn drop_postgres_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    let mut admin = sqlx::PgConnection::connect(admin_url)
+        .await
+        .with_context(|| format!("connecting to PostgreSQL at {}", redacted(admin_url)))?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .with_context(|| format!("dropping database {name}"))?;
+    admin.close().await.ok();
+    Ok(())
+}
+
+/// `url` without user name and password, for printing.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 impl TestDatabase {
@@ -289,15 +338,10 @@ impl TestDatabase {
                 let admin_url = postgres_admin_url()?;
                 let run = std::env::var("TRYGGDEL_TEST_RUN_ID").unwrap_or_else(|_| "local".into());
                 let name = format!("tryggdel_test_{run}_{}", uuid::Uuid::new_v4().simple());
-                let mut admin = sqlx::PgConnection::connect(&admin_url)
+                create_postgres_database(&admin_url, &name)
                     .await
-                    .with_context(|| format!("connecting to {POSTGRES_URL_VARIABLE}"))
+                    .with_context(|| format!("a test database on {POSTGRES_URL_VARIABLE}"))
                     .unwrap();
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut admin)
-                    .await
-                    .unwrap();
-                admin.close().await.unwrap();
                 Some(TestDatabase {
                     url: with_database(&admin_url, &name),
                     _directory: None,
@@ -309,13 +353,9 @@ impl TestDatabase {
 
     /// Removes a PostgreSQL test database (SQLite files go with their directory).
     pub async fn remove(self) {
-        if let Some((admin_url, name)) = &self.postgres
-            && let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await
-        {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut admin)
-                .await;
-            let _ = admin.close().await;
+        if let Some((admin_url, name)) = &self.postgres {
+            // A database left behind is dropped by the test command's clean-up.
+            drop_postgres_database(admin_url, name).await.ok();
         }
     }
 }
