@@ -19,18 +19,18 @@ use tracing::Instrument as _;
 use tryggdel_domain::{DisclosureState, LifecycleAction};
 use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
 use tryggdel_proto::notification::v1::{DeliverRequest, DeliverResponse};
-use tryggdel_service_kit::{ServiceEndpoint, TracedChannel, call_in_span, client_span};
+use tryggdel_service_kit::{
+    ServiceEndpoint, TracedChannel, call_in_span, client_span, now_unix_ms,
+};
 
-use crate::relay::now_unix_ms;
-use crate::service::{DisclosureApi, Trace, apply, stored_state};
-use crate::store::{DeliveryRow, OutboxActor, OutboxPayload, PendingApproval};
+use crate::api::DisclosureApi;
+use crate::events::{Trace, system_actor};
+use crate::sealing;
+use crate::store::{DeliveryRow, DisclosureRecord, OutboxPayload, PendingApproval};
 
 /// How many police regions' hand-overs run at once. Within a region they run one after
 /// another, in approval order, so each region's delivery sequence follows its approvals.
 const REGIONS_IN_FLIGHT: usize = 8;
-
-/// The service certificate name that may record receipts.
-pub const NOTIFICATION_SERVICE: &str = "notification";
 
 /// A connection to the notification service (connects on first use). Calls carry the
 /// current trace context.
@@ -65,16 +65,6 @@ fn is_permanent(code: Code) -> bool {
             | Code::PermissionDenied
             | Code::NotFound
     )
-}
-
-/// The actor of events the service records on its own.
-pub(crate) fn system_actor() -> OutboxActor {
-    OutboxActor {
-        user_id: String::new(),
-        roles: Vec::new(),
-        organisation: String::new(),
-        unit: None,
-    }
 }
 
 impl DisclosureApi {
@@ -164,110 +154,35 @@ impl DisclosureApi {
         let trace = Trace::continuing(trace_id);
         // A concurrent change (a receipt arriving first) moves the version; read again.
         for _ in 0..3 {
-            let row = self
+            let record = self
                 .store()
                 .get(disclosure_id)
                 .await?
                 .with_context(|| format!("approved disclosure {disclosure_id} is missing"))?;
-            let state = stored_state(&row).map_err(|error| anyhow::anyhow!("{error}"))?;
-            if state != DisclosureState::Approved {
+            if record.state != DisclosureState::Approved {
                 // Delivered already (its receipt came first), or withdrawn before hand-over.
                 self.store()
                     .settle_delivery(seq, None, now_unix_ms())
                     .await?;
                 return Ok(());
             }
-            let payload = self
-                .cipher()
-                .open(
-                    &row.payload_sealed,
-                    &format!("disclosure:{}:payload", row.id),
-                )
-                .context("opening the approved payload")?;
-            let request = DeliverRequest {
-                disclosure_id: row.id.clone(),
-                organisation: row.organisation.clone(),
-                state: row.state.clone(),
-                urgent: row.urgent != 0,
-                payload: payload.to_vec(),
-                payload_sha256: row.payload_sha256.clone(),
-                approved_by: row.decided_by.clone(),
-                approved_at_unix_ms: row.decided_at,
-                legal_basis_id: row.legal_basis_id.clone(),
-                registry_version: row.registry_version.clone(),
-                trace_id: trace.trace_id.clone(),
-            };
-            match link.deliver(request).await {
+            match link.deliver(self.deliver_request(&record, &trace)?).await {
                 Ok(delivered) => {
-                    let now = now_unix_ms();
-                    let mut next = row.clone();
-                    next.state = apply(&row, LifecycleAction::Deliver)
-                        .map_err(|error| anyhow::anyhow!("{error}"))?
-                        .as_str()
-                        .to_owned();
-                    next.version += 1;
-                    next.updated_at = now;
-                    let event = self
-                        .event_as(
-                            system_actor(),
-                            &trace,
-                            &next,
-                            "disclosure.delivered",
-                            &[
-                                ("police_region", delivered.police_region.clone()),
-                                ("sequence", delivered.sequence.to_string()),
-                            ],
-                            None,
-                        )
-                        .map_err(|error| anyhow::anyhow!("{error}"))?;
-                    let delivery = DeliveryRow {
-                        disclosure_id: row.id.clone(),
-                        police_region: delivered.police_region,
-                        delivered_at: now,
-                        police_reference: String::new(),
-                        acknowledged_by: String::new(),
-                        acknowledged_at: 0,
-                        receipt_statement: None,
-                        receipt_signature: None,
-                        receipt_key_id: String::new(),
-                    };
                     if self
-                        .store()
-                        .record_delivery(&next, row.version, &[event], &delivery, Some((seq, now)))
+                        .record_handed_over(seq, &trace, &record, delivered)
                         .await?
                     {
-                        self.signal_outbox();
-                        tracing::info!(disclosure_id = %row.id, "delivered to the police region");
+                        tracing::info!(disclosure_id = %record.id, "delivered to the police region");
                         return Ok(());
                     }
                 }
                 Err(status) if is_permanent(status.code()) => {
-                    tracing::error!(
-                        disclosure_id = %row.id,
-                        code = ?status.code(),
-                        reason = status.message(),
-                        "the notification service refused the disclosure"
-                    );
-                    let event = self
-                        .event_as(
-                            system_actor(),
-                            &trace,
-                            &row,
-                            "disclosure.delivery_refused",
-                            &[],
-                            Some(format!("{:?}: {}", status.code(), status.message())),
-                        )
-                        .map_err(|error| anyhow::anyhow!("{error}"))?;
-                    self.store()
-                        .settle_delivery(seq, Some(&event), now_unix_ms())
-                        .await?;
-                    self.signal_outbox();
-                    return Ok(());
+                    return self.record_refusal(seq, &trace, &record, &status).await;
                 }
                 Err(status) => {
                     bail!(
                         "delivering {}: {:?}: {}",
-                        row.id,
+                        record.id,
                         status.code(),
                         status.message()
                     );
@@ -275,5 +190,109 @@ impl DisclosureApi {
             }
         }
         bail!("disclosure {disclosure_id} kept changing while being delivered")
+    }
+
+    /// The hand-over of an approved disclosure: the payload bytes and hash bound at approval.
+    fn deliver_request(
+        &self,
+        record: &DisclosureRecord,
+        trace: &Trace,
+    ) -> anyhow::Result<DeliverRequest> {
+        let payload =
+            sealing::open_payload(&self.cipher, record).context("opening the approved payload")?;
+        let decision = record.decision.as_ref();
+        Ok(DeliverRequest {
+            disclosure_id: record.id.clone(),
+            organisation: record.organisation.clone(),
+            state: record.state.as_str().to_owned(),
+            urgent: record.urgent,
+            payload: payload.to_vec(),
+            payload_sha256: record.payload_sha256().to_owned(),
+            approved_by: decision
+                .map(|decision| decision.decided_by.clone())
+                .unwrap_or_default(),
+            approved_at_unix_ms: decision.map_or(0, |decision| decision.decided_at),
+            legal_basis_id: record.legal_basis_id.clone(),
+            registry_version: record.registry_version().to_owned(),
+            trace_id: trace.trace_id.clone(),
+        })
+    }
+
+    /// Records that the notification service took the approval `seq`: the disclosure is
+    /// delivered, with its delivery record. False when the disclosure changed meanwhile.
+    async fn record_handed_over(
+        &self,
+        seq: i64,
+        trace: &Trace,
+        record: &DisclosureRecord,
+        delivered: DeliverResponse,
+    ) -> anyhow::Result<bool> {
+        let now = now_unix_ms();
+        let mut next = record.clone();
+        next.advance(record.step(LifecycleAction::Deliver)?, now);
+        let details = [
+            ("police_region", delivered.police_region.clone()),
+            ("sequence", delivered.sequence.to_string()),
+        ];
+        let event = self
+            .event_as(
+                system_actor(),
+                trace,
+                &next,
+                "disclosure.delivered",
+                &details,
+            )
+            .context("the delivery event")?;
+        let delivery = DeliveryRow {
+            disclosure_id: record.id.clone(),
+            police_region: delivered.police_region,
+            delivered_at: now,
+            police_reference: String::new(),
+            acknowledged_by: String::new(),
+            acknowledged_at: 0,
+            receipt_statement: None,
+            receipt_signature: None,
+            receipt_key_id: String::new(),
+        };
+        let recorded = self
+            .store()
+            .record_delivery(&next, record.version, &[event], &delivery, Some((seq, now)))
+            .await?;
+        if recorded {
+            self.signal_outbox();
+        }
+        Ok(recorded)
+    }
+
+    /// Settles the approval `seq` the notification service refused for good, recording the
+    /// refusal as `disclosure.delivery_refused`.
+    async fn record_refusal(
+        &self,
+        seq: i64,
+        trace: &Trace,
+        record: &DisclosureRecord,
+        status: &tonic::Status,
+    ) -> anyhow::Result<()> {
+        tracing::error!(
+            disclosure_id = %record.id,
+            code = ?status.code(),
+            reason = status.message(),
+            "the notification service refused the disclosure"
+        );
+        let reason = format!("{:?}: {}", status.code(), status.message());
+        let event = self
+            .refusal_as(
+                system_actor(),
+                trace,
+                record,
+                "disclosure.delivery_refused",
+                reason,
+            )
+            .context("the refusal event")?;
+        self.store()
+            .settle_delivery(seq, Some(&event), now_unix_ms())
+            .await?;
+        self.signal_outbox();
+        Ok(())
     }
 }

@@ -15,13 +15,33 @@
 //!   drafter or a decision maker of the case. A reveal, and any read by a compliance officer,
 //!   is in the audit log before the data is returned: if the log cannot be reached, the read
 //!   fails.
+//!
+//! Code map (no module imports one that imports it back):
+//! - `grpc`: the thin `DisclosureService` adapter; each RPC authenticates and calls a handler.
+//! - `drafts`, `decisions`, `reads`, `receipts`: the handlers, by who calls them.
+//! - `api`: `DisclosureApi` and the steps handlers share (load, assess, save, view).
+//! - `policy`: who may do what; `checks`: the request fields every handler checks alike.
+//! - `wire`: proto ↔ record mapping and page tokens; `sealing`: personal data at rest;
+//!   `events`: outbox events and audited reads; `content`: draft validation.
+//! - `store`: typed records at the database's edge and every write path with its outbox
+//!   event; `relay` and `delivery`: the outbox relays to the audit log and to the police.
 #![forbid(unsafe_code)]
 
+mod api;
+mod checks;
 pub mod content;
+mod decisions;
 pub mod delivery;
+mod drafts;
+mod events;
+mod grpc;
+mod policy;
+mod reads;
+mod receipts;
 pub mod relay;
-pub mod service;
+mod sealing;
 pub mod store;
+mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,9 +55,9 @@ use tryggdel_service_kit::metrics::{OutboxDepth, SAMPLE_INTERVAL, Sampler};
 use tryggdel_service_kit::{AuditLink, Authenticator, RunningServer, ServiceEndpoint};
 use tryggdel_storage::{Database, FieldCipher, FieldKey};
 
+pub use api::DisclosureApi;
 pub use delivery::NotificationLink;
 pub use relay::{Relay, RelayConfig};
-pub use service::DisclosureApi;
 pub use store::{DisclosureStore, MIGRATIONS};
 pub use tryggdel_domain::{DEVELOPMENT_DIRECTORY, Directory};
 pub use tryggdel_service_kit::{ClientTls, ServerTls};

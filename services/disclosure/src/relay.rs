@@ -5,9 +5,8 @@
 //! durable. A crash anywhere in between at worst sends an event again.
 
 use anyhow::Context;
-use time::OffsetDateTime;
 use tryggdel_proto::audit::v1::{Actor, AuditEvent, ObjectRef, Outcome};
-use tryggdel_service_kit::{AuditLink, TracedEvent};
+use tryggdel_service_kit::{AuditLink, TracedEvent, now_unix_ms};
 pub use tryggdel_service_kit::{Relay, RelayConfig};
 
 use crate::store::{DisclosureStore, OutboxPayload};
@@ -75,8 +74,4 @@ pub async fn relay_to_audit(
         },
     )
     .await
-}
-
-pub(crate) fn now_unix_ms() -> i64 {
-    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }

@@ -1,13 +1,24 @@
 //! Persistence of disclosures and their outbox. Every state change is one transaction that
-//! updates the row under its version and appends one outbox event.
+//! updates the row under its version and appends one outbox event. Rows become typed records
+//! ([`DisclosureRecord`]) as they are read; the write paths (one statement on PostgreSQL, a
+//! transaction otherwise) are all here.
+
+mod delivery;
+mod record;
 
 use std::sync::{LazyLock, OnceLock};
 
 use sqlx::Row;
+use tryggdel_domain::DisclosureState;
 pub use tryggdel_storage::OutboxEvent;
 use tryggdel_storage::{
     Backend, Database, Migrations, OutboxDestination, is_unique_violation, placeholders,
 };
+
+pub use self::delivery::DeliveryRow;
+use self::delivery::{DELIVERY_COLUMN_COUNT, DELIVERY_COLUMNS, bind_delivery, upsert_delivery};
+use self::record::{COLUMNS, bind_record};
+pub use self::record::{Decision, DecisionOutcome, DisclosureRecord, RecordError, Step};
 
 pub const SQLITE_MIGRATIONS: &[tryggdel_storage::MigrationFile] = tryggdel_storage::migration_files!(
     "migrations/sqlite",
@@ -39,114 +50,6 @@ const TO_AUDIT: OutboxDestination = OutboxDestination::all("audit_relayed_at");
 /// Approvals go to the notification service.
 const TO_POLICE: OutboxDestination =
     OutboxDestination::only("delivery_relayed_at", "disclosure.approved");
-
-const COLUMNS: &str = "id, organisation, police_region, state, version, urgent, legal_basis_id, \
-    drafted_by, client_request_id, request_fingerprint, content_sealed, protected_sealed, \
-    created_at, updated_at, submitted_by, submitted_at, decision_outcome, decided_by, \
-    decided_at, decision_reason, payload_sha256, payload_sealed, registry_version, \
-    catalogue_version, assessment";
-
-/// One disclosure as stored. Personal data only in the sealed columns.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DisclosureRow {
-    pub id: String,
-    pub organisation: String,
-    pub police_region: String,
-    pub state: String,
-    pub version: i64,
-    pub urgent: i64,
-    pub legal_basis_id: String,
-    pub drafted_by: String,
-    pub client_request_id: String,
-    pub request_fingerprint: String,
-    pub content_sealed: String,
-    pub protected_sealed: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub submitted_by: String,
-    pub submitted_at: i64,
-    pub decision_outcome: String,
-    pub decided_by: String,
-    pub decided_at: i64,
-    pub decision_reason: String,
-    pub payload_sha256: String,
-    pub payload_sealed: String,
-    pub registry_version: String,
-    pub catalogue_version: String,
-    pub assessment: Option<Vec<u8>>,
-}
-
-impl sqlx::FromRow<'_, sqlx::any::AnyRow> for DisclosureRow {
-    fn from_row(row: &sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            organisation: row.try_get("organisation")?,
-            police_region: row.try_get("police_region")?,
-            state: row.try_get("state")?,
-            version: row.try_get("version")?,
-            urgent: row.try_get("urgent")?,
-            legal_basis_id: row.try_get("legal_basis_id")?,
-            drafted_by: row.try_get("drafted_by")?,
-            client_request_id: row.try_get("client_request_id")?,
-            request_fingerprint: row.try_get("request_fingerprint")?,
-            content_sealed: row.try_get("content_sealed")?,
-            protected_sealed: row.try_get("protected_sealed")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-            submitted_by: row.try_get("submitted_by")?,
-            submitted_at: row.try_get("submitted_at")?,
-            decision_outcome: row.try_get("decision_outcome")?,
-            decided_by: row.try_get("decided_by")?,
-            decided_at: row.try_get("decided_at")?,
-            decision_reason: row.try_get("decision_reason")?,
-            payload_sha256: row.try_get("payload_sha256")?,
-            payload_sealed: row.try_get("payload_sealed")?,
-            registry_version: row.try_get("registry_version")?,
-            catalogue_version: row.try_get("catalogue_version")?,
-            assessment: row.try_get("assessment")?,
-        })
-    }
-}
-
-impl DisclosureRow {
-    /// A new draft at version 1: nothing submitted or decided, content not yet sealed.
-    pub fn new_draft(
-        organisation: &str,
-        police_region: &str,
-        drafted_by: &str,
-        client_request_id: &str,
-        request_fingerprint: &str,
-        now: i64,
-    ) -> DisclosureRow {
-        DisclosureRow {
-            id: uuid::Uuid::now_v7().to_string(),
-            organisation: organisation.to_owned(),
-            police_region: police_region.to_owned(),
-            state: tryggdel_domain::DisclosureState::Draft.as_str().to_owned(),
-            version: 1,
-            urgent: 0,
-            legal_basis_id: String::new(),
-            drafted_by: drafted_by.to_owned(),
-            client_request_id: client_request_id.to_owned(),
-            request_fingerprint: request_fingerprint.to_owned(),
-            content_sealed: String::new(),
-            protected_sealed: String::new(),
-            created_at: now,
-            updated_at: now,
-            submitted_by: String::new(),
-            submitted_at: 0,
-            decision_outcome: String::new(),
-            decided_by: String::new(),
-            decided_at: 0,
-            decision_reason: String::new(),
-            payload_sha256: String::new(),
-            payload_sealed: String::new(),
-            registry_version: String::new(),
-            catalogue_version: String::new(),
-            assessment: None,
-        }
-    }
-}
 
 /// Who caused an outbox event.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -198,49 +101,6 @@ pub struct PendingApproval {
     pub payload: String,
 }
 
-/// A disclosure's hand-over to the police and, once acknowledged, its signed receipt
-/// (empty strings, zero and None until then).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DeliveryRow {
-    pub disclosure_id: String,
-    pub police_region: String,
-    pub delivered_at: i64,
-    pub police_reference: String,
-    pub acknowledged_by: String,
-    pub acknowledged_at: i64,
-    pub receipt_statement: Option<Vec<u8>>,
-    pub receipt_signature: Option<Vec<u8>>,
-    pub receipt_key_id: String,
-}
-
-/// The columns of a [`DeliveryRow`], in [`upsert_delivery`]'s order.
-const DELIVERY_COLUMNS: &str = "disclosure_id, police_region, delivered_at, police_reference, \
-    acknowledged_by, acknowledged_at, receipt_statement, receipt_signature, receipt_key_id";
-
-impl DeliveryRow {
-    /// Reads the columns named `<prefix><column>`.
-    fn from_prefixed(row: &sqlx::any::AnyRow, prefix: &str) -> Result<Self, sqlx::Error> {
-        let column = |name: &str| format!("{prefix}{name}");
-        Ok(Self {
-            disclosure_id: row.try_get(column("disclosure_id").as_str())?,
-            police_region: row.try_get(column("police_region").as_str())?,
-            delivered_at: row.try_get(column("delivered_at").as_str())?,
-            police_reference: row.try_get(column("police_reference").as_str())?,
-            acknowledged_by: row.try_get(column("acknowledged_by").as_str())?,
-            acknowledged_at: row.try_get(column("acknowledged_at").as_str())?,
-            receipt_statement: row.try_get(column("receipt_statement").as_str())?,
-            receipt_signature: row.try_get(column("receipt_signature").as_str())?,
-            receipt_key_id: row.try_get(column("receipt_key_id").as_str())?,
-        })
-    }
-}
-
-impl sqlx::FromRow<'_, sqlx::any::AnyRow> for DeliveryRow {
-    fn from_row(row: &sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
-        DeliveryRow::from_prefixed(row, "")
-    }
-}
-
 /// What inserting a new draft did.
 #[derive(Debug)]
 pub enum InsertOutcome {
@@ -254,7 +114,7 @@ pub enum InsertOutcome {
 pub struct ListFilter {
     /// None: every organisation (supervisors only).
     pub organisation: Option<String>,
-    pub state: Option<String>,
+    pub state: Option<DisclosureState>,
     pub created_from: i64,
     pub created_until: i64,
     /// Keyset cursor: rows strictly after (created_at, id) in descending order.
@@ -278,7 +138,7 @@ impl DisclosureStore {
 
     pub async fn insert_draft(
         &self,
-        row: &DisclosureRow,
+        row: &DisclosureRecord,
         event: &OutboxEvent,
     ) -> Result<InsertOutcome, sqlx::Error> {
         if self.database.backend() == Backend::Postgres {
@@ -287,7 +147,7 @@ impl DisclosureStore {
                 OutboxEvent::with_row(&INSERT_STATEMENT, "id", COLUMNS.split(',').count())
             });
             let inserted = event
-                .bind(bind_row(sqlx::query(STATEMENT.as_str()), row))
+                .bind(bind_record(sqlx::query(STATEMENT.as_str()), row))
                 .execute(self.database.pool())
                 .await;
             return match inserted {
@@ -297,7 +157,7 @@ impl DisclosureStore {
             };
         }
         let mut transaction = self.database.pool().begin().await?;
-        let inserted = bind_row(sqlx::query(INSERT_STATEMENT.as_str()), row)
+        let inserted = bind_record(sqlx::query(INSERT_STATEMENT.as_str()), row)
             .execute(&mut *transaction)
             .await;
         match inserted {
@@ -318,7 +178,7 @@ impl DisclosureStore {
         organisation: &str,
         drafted_by: &str,
         client_request_id: &str,
-    ) -> Result<Option<DisclosureRow>, sqlx::Error> {
+    ) -> Result<Option<DisclosureRecord>, sqlx::Error> {
         sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM disclosures \
              WHERE organisation = $1 AND drafted_by = $2 AND client_request_id = $3"
@@ -330,7 +190,7 @@ impl DisclosureStore {
         .await
     }
 
-    pub async fn get(&self, id: &str) -> Result<Option<DisclosureRow>, sqlx::Error> {
+    pub async fn get(&self, id: &str) -> Result<Option<DisclosureRecord>, sqlx::Error> {
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM disclosures WHERE id = $1"))
             .bind(id)
             .fetch_optional(self.database.pool())
@@ -341,7 +201,7 @@ impl DisclosureStore {
     /// transaction. Returns false (and writes nothing) when the version moved on.
     pub async fn update(
         &self,
-        row: &DisclosureRow,
+        row: &DisclosureRecord,
         expected_version: i64,
         event: &OutboxEvent,
     ) -> Result<bool, sqlx::Error> {
@@ -405,7 +265,7 @@ impl DisclosureStore {
     /// false (and writes nothing) when the version moved on.
     pub async fn record_delivery(
         &self,
-        row: &DisclosureRow,
+        row: &DisclosureRecord,
         expected_version: i64,
         events: &[OutboxEvent],
         delivery: &DeliveryRow,
@@ -452,7 +312,7 @@ impl DisclosureStore {
     /// result says.
     async fn update_in_one_statement(
         &self,
-        row: &DisclosureRow,
+        row: &DisclosureRecord,
         expected_version: i64,
         event: Option<&OutboxEvent>,
         delivery: Option<&DeliveryRow>,
@@ -463,7 +323,7 @@ impl DisclosureStore {
         let parts = (event.is_some(), delivery.is_some(), settles.is_some());
         let key = usize::from(parts.0) | usize::from(parts.1) << 1 | usize::from(parts.2) << 2;
         let statement = STATEMENTS[key].get_or_init(|| one_statement_update(parts));
-        let mut query = bind_row(sqlx::query(statement.as_str()), row).bind(expected_version);
+        let mut query = bind_record(sqlx::query(statement.as_str()), row).bind(expected_version);
         if let Some(event) = event {
             query = event.bind(query);
         }
@@ -491,7 +351,7 @@ impl DisclosureStore {
     pub async fn get_with_delivery(
         &self,
         id: &str,
-    ) -> Result<Option<(DisclosureRow, Option<DeliveryRow>)>, sqlx::Error> {
+    ) -> Result<Option<(DisclosureRecord, Option<DeliveryRow>)>, sqlx::Error> {
         static STATEMENT: LazyLock<String> = LazyLock::new(|| {
             let disclosure: Vec<String> = COLUMNS
                 .split(',')
@@ -522,7 +382,7 @@ impl DisclosureStore {
         Ok(Some((sqlx::FromRow::from_row(&row)?, delivery)))
     }
 
-    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<DisclosureRow>, sqlx::Error> {
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<DisclosureRecord>, sqlx::Error> {
         let (after_time, after_id) = filter.after.clone().unwrap_or((i64::MAX, String::new()));
         let until = if filter.created_until > 0 {
             filter.created_until
@@ -537,7 +397,7 @@ impl DisclosureStore {
              ORDER BY created_at DESC, id DESC LIMIT $7"
         ))
         .bind(filter.organisation.clone().unwrap_or_default())
-        .bind(filter.state.clone().unwrap_or_default())
+        .bind(filter.state.map_or("", DisclosureState::as_str))
         .bind(filter.created_from)
         .bind(until)
         .bind(after_time)
@@ -579,7 +439,7 @@ impl DisclosureStore {
     }
 }
 
-/// `INSERT INTO disclosures (<COLUMNS>) VALUES ($1, … $25)`, in [`bind_row`] order.
+/// `INSERT INTO disclosures (<COLUMNS>) VALUES ($1, … $25)`, in [`bind_record`] order.
 static INSERT_STATEMENT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO disclosures ({COLUMNS}) VALUES ({})",
@@ -588,7 +448,7 @@ static INSERT_STATEMENT: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// `UPDATE disclosures SET <column> = $n, … WHERE id = $1 AND version = $26`, with the
-/// placeholders numbered in [`COLUMNS`] order to match [`bind_row`].
+/// placeholders numbered in [`COLUMNS`] order to match [`bind_record`].
 static UPDATE_STATEMENT: LazyLock<String> = LazyLock::new(|| {
     let assignments: Vec<String> = COLUMNS
         .split(',')
@@ -641,84 +501,19 @@ fn one_statement_update((event, delivery, settles): (bool, bool, bool)) -> Strin
     format!("WITH {} SELECT COUNT(*) FROM updated", parts.join(", "))
 }
 
-/// Binds every column of `row` in [`COLUMNS`] order.
-fn bind_row<'q>(
-    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    row: &'q DisclosureRow,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    query
-        .bind(&row.id)
-        .bind(&row.organisation)
-        .bind(&row.police_region)
-        .bind(&row.state)
-        .bind(row.version)
-        .bind(row.urgent)
-        .bind(&row.legal_basis_id)
-        .bind(&row.drafted_by)
-        .bind(&row.client_request_id)
-        .bind(&row.request_fingerprint)
-        .bind(&row.content_sealed)
-        .bind(&row.protected_sealed)
-        .bind(row.created_at)
-        .bind(row.updated_at)
-        .bind(&row.submitted_by)
-        .bind(row.submitted_at)
-        .bind(&row.decision_outcome)
-        .bind(&row.decided_by)
-        .bind(row.decided_at)
-        .bind(&row.decision_reason)
-        .bind(&row.payload_sha256)
-        .bind(&row.payload_sealed)
-        .bind(&row.registry_version)
-        .bind(&row.catalogue_version)
-        .bind(row.assessment.clone())
-}
-
 /// Writes every column of `row` if its stored version is still `expected_version`.
 async fn update_row(
     transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
-    row: &DisclosureRow,
+    row: &DisclosureRecord,
     expected_version: i64,
 ) -> Result<bool, sqlx::Error> {
     // Every column but the id is written (the immutable ones with their stored values), so
     // one binding list serves insert and update alike.
-    let result = bind_row(sqlx::query(UPDATE_STATEMENT.as_str()), row)
+    let result = bind_record(sqlx::query(UPDATE_STATEMENT.as_str()), row)
         .bind(expected_version)
         .execute(&mut **transaction)
         .await?;
     Ok(result.rows_affected() == 1)
-}
-
-/// The columns [`upsert_delivery`] writes, bound by [`bind_delivery`].
-const DELIVERY_COLUMN_COUNT: usize = 9;
-
-/// Writes a delivery record from `source` (`VALUES (…)` or a `SELECT` of 9 values), or, if the
-/// disclosure has one, its receipt's columns.
-fn upsert_delivery(source: &str) -> String {
-    format!(
-        "INSERT INTO deliveries ({DELIVERY_COLUMNS}) {source} \
-         ON CONFLICT (disclosure_id) DO UPDATE SET police_reference = excluded.police_reference, \
-         acknowledged_by = excluded.acknowledged_by, acknowledged_at = excluded.acknowledged_at, \
-         receipt_statement = excluded.receipt_statement, \
-         receipt_signature = excluded.receipt_signature, receipt_key_id = excluded.receipt_key_id"
-    )
-}
-
-/// Binds `delivery` in [`upsert_delivery`]'s column order.
-fn bind_delivery<'q>(
-    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    delivery: &'q DeliveryRow,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    query
-        .bind(&delivery.disclosure_id)
-        .bind(&delivery.police_region)
-        .bind(delivery.delivered_at)
-        .bind(&delivery.police_reference)
-        .bind(&delivery.acknowledged_by)
-        .bind(delivery.acknowledged_at)
-        .bind(delivery.receipt_statement.clone())
-        .bind(delivery.receipt_signature.clone())
-        .bind(&delivery.receipt_key_id)
 }
 
 async fn mark_delivered(

@@ -1,0 +1,225 @@
+//! The handlers that move a disclosure towards the police or end it: submit (the drafter),
+//! approve and reject (a decision maker with the delegation, never the drafter), withdraw.
+//!
+//! Invariant: an approval binds the exact payload the police will get — its canonical bytes
+//! are sealed and their hash recorded with the decision — and only a passing legal assessment
+//! is approved.
+
+use prost::Message;
+use tryggdel_auth::Role;
+use tryggdel_domain::{
+    Assessment, LifecycleAction, Organisation, PolicePayload, PolicePayloadInput,
+};
+use tryggdel_proto::disclosure::v1::{
+    ApproveRequest, Disclosure, RejectRequest, SubmitRequest, WithdrawRequest,
+};
+use tryggdel_service_kit::{Caller, ServiceError, now_unix_ms};
+
+use crate::api::DisclosureApi;
+use crate::checks::{self, check_expected_version, today};
+use crate::content::ValidatedDraft;
+use crate::events::approval_details;
+use crate::policy;
+use crate::sealing;
+use crate::store::{Decision, DecisionOutcome, DisclosureRecord, Step};
+use crate::wire::wire_assessment;
+
+impl DisclosureApi {
+    pub(crate) async fn submit(
+        &self,
+        caller: &Caller,
+        request: SubmitRequest,
+    ) -> Result<Disclosure, ServiceError> {
+        caller.require_any(&[Role::Caseworker], "submitting a disclosure")?;
+        let mut record = self.load_visible(caller, &request.disclosure_id).await?;
+        policy::require_drafter(caller, &record, "submit a draft")?;
+        check_expected_version(request.expected_version, &record)?;
+        let step = checks::step(&record, LifecycleAction::Submit)?;
+        require_complete(&self.stored_draft(&record)?, "the draft")?;
+        let now = now_unix_ms();
+        record.advance(step, now);
+        caller.user().clone_into(&mut record.submitted_by);
+        record.submitted_at = now;
+        let event = self.event(caller, &record, "disclosure.submitted", &[])?;
+        self.save(&record, request.expected_version, &event).await?;
+        tracing::info!(disclosure_id = %record.id, "submitted");
+        self.masked_view(&record)
+    }
+
+    pub(crate) async fn approve(
+        &self,
+        caller: &Caller,
+        request: ApproveRequest,
+    ) -> Result<Disclosure, ServiceError> {
+        caller.require_any(&[Role::DecisionMaker], "approving a disclosure")?;
+        let mut record = self.load_visible(caller, &request.disclosure_id).await?;
+        policy::require_decider(self.directory(), caller, &record)?;
+        check_expected_version(request.expected_version, &record)?;
+        let comment = checks::optional_text("comment", &request.comment)?;
+        let step = checks::step(&record, LifecycleAction::Approve)?;
+        let draft = self.stored_draft(&record)?;
+        require_complete(&draft, "the disclosure")?;
+        let organisation = self.organisation_of(&record)?;
+        let assessment = self.assess_draft(&draft, &organisation, today())?;
+        require_passed(&assessment)?;
+        let payload = police_payload(&record, &organisation, &draft, &assessment)?;
+        let now = now_unix_ms();
+        record.advance(step, now);
+        record.decision = Some(Decision {
+            outcome: DecisionOutcome::Approved,
+            decided_by: caller.user().to_owned(),
+            decided_at: now,
+            reason: comment,
+            payload_sha256: payload.sha256_hex(),
+            payload_sealed: sealing::seal_payload(&self.cipher, &record.id, &payload)?,
+            registry_version: assessment.registry_version().to_owned(),
+            catalogue_version: assessment.catalogue_version().to_owned(),
+            assessment: Some(wire_assessment(&assessment).encode_to_vec()),
+        });
+        let details = approval_details(&record, &draft);
+        let event = self.event(caller, &record, "disclosure.approved", &details)?;
+        self.save(&record, request.expected_version, &event).await?;
+        tracing::info!(disclosure_id = %record.id, "approved");
+        self.masked_view(&record)
+    }
+
+    pub(crate) async fn reject(
+        &self,
+        caller: &Caller,
+        request: RejectRequest,
+    ) -> Result<Disclosure, ServiceError> {
+        caller.require_any(&[Role::DecisionMaker], "rejecting a disclosure")?;
+        let record = self.load_visible(caller, &request.disclosure_id).await?;
+        policy::require_decider(self.directory(), caller, &record)?;
+        let reason = checks::required_text("reason", &request.reason)?;
+        check_expected_version(request.expected_version, &record)?;
+        let step = checks::step(&record, LifecycleAction::Reject)?;
+        let concluded = Concluded {
+            step,
+            outcome: DecisionOutcome::Rejected,
+            event_type: "disclosure.rejected",
+            reason,
+            expected_version: request.expected_version,
+        };
+        self.conclude(caller, record, concluded).await
+    }
+
+    pub(crate) async fn withdraw(
+        &self,
+        caller: &Caller,
+        request: WithdrawRequest,
+    ) -> Result<Disclosure, ServiceError> {
+        caller.require_any(
+            &[Role::Caseworker, Role::DecisionMaker],
+            "withdrawing a disclosure",
+        )?;
+        let record = self.load_visible(caller, &request.disclosure_id).await?;
+        policy::require_withdrawer(self.directory(), caller, &record)?;
+        let reason = checks::optional_text("reason", &request.reason)?;
+        check_expected_version(request.expected_version, &record)?;
+        let step = checks::step(&record, LifecycleAction::Withdraw)?;
+        let concluded = Concluded {
+            step,
+            outcome: DecisionOutcome::Withdrawn,
+            event_type: "disclosure.withdrawn",
+            reason,
+            expected_version: request.expected_version,
+        };
+        self.conclude(caller, record, concluded).await
+    }
+
+    /// Ends `record` as `concluded` says, by the caller, and saves it with its event.
+    async fn conclude(
+        &self,
+        caller: &Caller,
+        mut record: DisclosureRecord,
+        concluded: Concluded,
+    ) -> Result<Disclosure, ServiceError> {
+        let now = now_unix_ms();
+        record.advance(concluded.step, now);
+        let reason = concluded.reason;
+        record.conclude(concluded.outcome, caller.user(), now, reason.clone());
+        let details = [("reason", reason)];
+        let event = self.event(caller, &record, concluded.event_type, &details)?;
+        self.save(&record, concluded.expected_version, &event)
+            .await?;
+        self.masked_view(&record)
+    }
+}
+
+/// A rejection or withdrawal, checked and ready to record.
+struct Concluded {
+    step: Step,
+    outcome: DecisionOutcome,
+    event_type: &'static str,
+    reason: String,
+    expected_version: i64,
+}
+
+/// A disclosure goes on only when nothing required is missing from `what`.
+fn require_complete(draft: &ValidatedDraft, what: &str) -> Result<(), ServiceError> {
+    let missing = draft.missing_for_submission();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(ServiceError::FailedPrecondition(format!(
+        "{what} is incomplete: missing {}",
+        missing.join(", ")
+    )))
+}
+
+/// Only a passing assessment is approved; the refusal names each failing condition and the
+/// bases that might fit instead.
+fn require_passed(assessment: &Assessment) -> Result<(), ServiceError> {
+    if assessment.passed() {
+        return Ok(());
+    }
+    let failures: Vec<String> = assessment
+        .conditions()
+        .iter()
+        .filter(|condition| !condition.passed())
+        .map(|condition| format!("{}: {}", condition.key(), condition.reason()))
+        .collect();
+    let mut message = format!(
+        "the legal assessment does not pass: {}",
+        failures.join("; ")
+    );
+    if !assessment.suggestions().is_empty() {
+        let names: Vec<&str> = assessment
+            .suggestions()
+            .iter()
+            .map(|id| id.as_str())
+            .collect();
+        message.push_str(&format!(" (consider {})", names.join(" or ")));
+    }
+    Err(ServiceError::FailedPrecondition(message))
+}
+
+/// The payload the police will get for an approval of `record`.
+fn police_payload(
+    record: &DisclosureRecord,
+    organisation: &Organisation,
+    draft: &ValidatedDraft,
+    assessment: &Assessment,
+) -> Result<PolicePayload, ServiceError> {
+    let police_region = organisation.police_region().ok_or_else(|| {
+        ServiceError::FailedPrecondition(format!(
+            "organisation {} routes to no police region",
+            record.organisation
+        ))
+    })?;
+    PolicePayload::new(PolicePayloadInput {
+        disclosure_id: record.id.clone(),
+        organisation_code: organisation.code().clone(),
+        organisation_name: organisation.name().to_owned(),
+        unit: draft.content.unit.clone(),
+        police_region,
+        legal_basis: assessment.basis().clone(),
+        registry_version: assessment.registry_version().to_owned(),
+        crime: draft.crime.clone(),
+        catalogue_version: assessment.catalogue_version().to_owned(),
+        urgent: draft.content.urgent,
+        items: draft.payload_items(),
+    })
+    .map_err(|error| ServiceError::FailedPrecondition(format!("the police payload: {error}")))
+}

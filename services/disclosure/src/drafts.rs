@@ -1,0 +1,150 @@
+//! The caseworker's handlers: create a draft (idempotent by the client's request id), change
+//! it, and assess a legal basis for a draft or for content not yet saved.
+//!
+//! Invariant: a retried create answers with the draft the first attempt created, and only if
+//! the content is the same.
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tryggdel_auth::Role;
+use tryggdel_domain::LifecycleAction;
+use tryggdel_proto::disclosure::v1::{
+    AssessLegalBasisRequest, Assessment as WireAssessment, CreateDraftRequest, Disclosure,
+    UpdateDraftRequest, assess_legal_basis_request::Target,
+};
+use tryggdel_service_kit::{Caller, ServiceError, now_unix_ms};
+
+use crate::api::DisclosureApi;
+use crate::checks::{self, check_expected_version, today};
+use crate::content;
+use crate::events::follow_up_detail;
+use crate::policy::{self, READERS};
+use crate::sealing;
+use crate::store::{DisclosureRecord, InsertOutcome};
+use crate::wire::wire_assessment;
+
+impl DisclosureApi {
+    pub(crate) async fn create_draft(
+        &self,
+        caller: &Caller,
+        request: CreateDraftRequest,
+    ) -> Result<Disclosure, ServiceError> {
+        caller.require_any(&[Role::Caseworker], "drafting a disclosure")?;
+        let police_region = policy::drafting_region(caller)?;
+        let request_id = checks::client_request_id(&request.client_request_id)?;
+        let content = request.content.unwrap_or_default();
+        let fingerprint = hex::encode(Sha256::digest(content.encode_to_vec()));
+        let organisation = caller.organisation.code().as_str();
+        // A retry is found by its request id when the insert collides, so a first request
+        // costs no lookup. One that no longer validates (the rules are effective-dated) is
+        // looked up before it is refused: what was accepted is answered as it was.
+        let draft = match content::validate(&content, today()) {
+            Ok(draft) => draft,
+            Err(error) => {
+                return match self.earlier_draft(caller, request_id).await? {
+                    Some(existing) => self.replay(existing, &fingerprint),
+                    None => Err(error),
+                };
+            }
+        };
+        let mut record = DisclosureRecord::new_draft(
+            organisation,
+            police_region.as_str(),
+            caller.user(),
+            request_id,
+            &fingerprint,
+            now_unix_ms(),
+        );
+        sealing::seal_draft(&self.cipher, &mut record, &draft)?;
+        let details = follow_up_detail(&draft.content);
+        let event = self.event(caller, &record, "disclosure.draft_created", &details)?;
+        match self.store.insert_draft(&record, &event).await? {
+            InsertOutcome::Inserted => {
+                self.signal_outbox();
+                tracing::info!(disclosure_id = %record.id, organisation = %record.organisation, "draft created");
+                self.masked_view(&record)
+            }
+            InsertOutcome::DuplicateRequest => {
+                let existing = self
+                    .earlier_draft(caller, request_id)
+                    .await?
+                    .ok_or_else(|| {
+                        ServiceError::internal(anyhow::anyhow!("duplicate request id vanished"))
+                    })?;
+                self.replay(existing, &fingerprint)
+            }
+        }
+    }
+
+    pub(crate) async fn update_draft(
+        &self,
+        caller: &Caller,
+        request: UpdateDraftRequest,
+    ) -> Result<Disclosure, ServiceError> {
+        caller.require_any(&[Role::Caseworker], "changing a draft")?;
+        let mut record = self.load_visible(caller, &request.disclosure_id).await?;
+        policy::require_drafter(caller, &record, "change a draft")?;
+        check_expected_version(request.expected_version, &record)?;
+        let step = checks::step(&record, LifecycleAction::Update)?;
+        let draft = content::validate(&request.content.unwrap_or_default(), today())?;
+        sealing::seal_draft(&self.cipher, &mut record, &draft)?;
+        record.advance(step, now_unix_ms());
+        let event = self.event(caller, &record, "disclosure.draft_updated", &[])?;
+        self.save(&record, request.expected_version, &event).await?;
+        self.masked_view(&record)
+    }
+
+    pub(crate) async fn assess(
+        &self,
+        caller: &Caller,
+        request: AssessLegalBasisRequest,
+    ) -> Result<WireAssessment, ServiceError> {
+        caller.require_any(&READERS, "assessing a legal basis")?;
+        let as_of = checks::as_of(&request.as_of)?;
+        let (draft, organisation) = match request.target {
+            Some(Target::DisclosureId(id)) => {
+                let record = self.load_visible(caller, &id).await?;
+                (self.stored_draft(&record)?, self.organisation_of(&record)?)
+            }
+            Some(Target::Content(content)) => (
+                content::validate(&content, today())?,
+                caller.organisation.clone(),
+            ),
+            None => {
+                return Err(ServiceError::invalid(
+                    "target",
+                    "give a disclosure_id or the content to assess",
+                ));
+            }
+        };
+        let assessment = self.assess_draft(&draft, &organisation, as_of)?;
+        Ok(wire_assessment(&assessment))
+    }
+
+    /// The draft this caller created with `request_id`, if any.
+    async fn earlier_draft(
+        &self,
+        caller: &Caller,
+        request_id: &str,
+    ) -> Result<Option<DisclosureRecord>, ServiceError> {
+        let organisation = caller.organisation.code().as_str();
+        Ok(self
+            .store
+            .find_by_client_request(organisation, caller.user(), request_id)
+            .await?)
+    }
+
+    /// The answer to a retried CreateDraft: the draft it created, if the request is the same.
+    fn replay(
+        &self,
+        existing: DisclosureRecord,
+        fingerprint: &str,
+    ) -> Result<Disclosure, ServiceError> {
+        if existing.request_fingerprint != fingerprint {
+            return Err(ServiceError::AlreadyExists(
+                "client_request_id was already used for a draft with other content".into(),
+            ));
+        }
+        self.masked_view(&existing)
+    }
+}

@@ -1,0 +1,260 @@
+//! The outbox events the service records: who did what to which disclosure, in which trace,
+//! about whom (as keyed hashes of identity numbers, never the numbers), and the audited reads
+//! that go to the audit log directly.
+//!
+//! Invariant: an event is built from the record as it will be committed (its new state and
+//! version), so the audit log says what the database says.
+
+use tryggdel_auth::Role;
+use tryggdel_domain::IdentityNumber;
+use tryggdel_proto::disclosure::v1::DraftContent;
+use tryggdel_service_kit::{Caller, ServiceError, now_unix_ms};
+
+use crate::api::DisclosureApi;
+use crate::checks::today;
+use crate::content::ValidatedDraft;
+use crate::relay::audit_event;
+use crate::sealing;
+use crate::store::{DisclosureRecord, OutboxActor, OutboxEvent, OutboxPayload};
+
+/// The police's organisation code in the directory.
+const POLICE_ORGANISATION: &str = "polisen";
+
+/// The trace an outbox event belongs to: its id for the audit entry, and the `traceparent`
+/// the relays continue.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Trace {
+    pub trace_id: String,
+    pub traceparent: String,
+}
+
+impl Trace {
+    /// The trace of a user's call.
+    pub fn of(caller: &Caller) -> Trace {
+        Trace {
+            trace_id: caller.trace_id.clone(),
+            traceparent: caller.traceparent.clone(),
+        }
+    }
+
+    /// Work continuing a trace known by its id (an approval's, a receipt's): that id for the
+    /// audit entry (the current span's if none is given), and the current span's
+    /// `traceparent`. With tracing on, the current span is in that same trace.
+    pub fn continuing(trace_id: &str) -> Trace {
+        let trace_id = if trace_id.is_empty() {
+            tryggdel_service_kit::current_trace_id().unwrap_or_default()
+        } else {
+            trace_id.to_owned()
+        };
+        Trace {
+            trace_id,
+            traceparent: tryggdel_service_kit::current_traceparent().unwrap_or_default(),
+        }
+    }
+}
+
+/// A user as the actor of an event.
+pub(crate) fn user_actor(caller: &Caller) -> OutboxActor {
+    OutboxActor {
+        user_id: caller.principal.user_id.clone(),
+        roles: caller.role_names(),
+        organisation: caller.organisation.code().as_str().to_owned(),
+        unit: caller.principal.unit.clone(),
+    }
+}
+
+/// The actor of events the service records on its own.
+pub(crate) fn system_actor() -> OutboxActor {
+    OutboxActor {
+        user_id: String::new(),
+        roles: Vec::new(),
+        organisation: String::new(),
+        unit: None,
+    }
+}
+
+/// The police officer who acknowledged a disclosure.
+pub(crate) fn police_actor(acknowledged_by: &str) -> OutboxActor {
+    OutboxActor {
+        user_id: acknowledged_by.to_owned(),
+        roles: vec![Role::PoliceOfficer.as_str().to_owned()],
+        organisation: POLICE_ORGANISATION.to_owned(),
+        unit: None,
+    }
+}
+
+/// Links a draft that answers a police follow-up question to that question in its events.
+pub(crate) fn follow_up_detail(content: &DraftContent) -> Vec<(&'static str, String)> {
+    if content.answers_follow_up_id.is_empty() {
+        Vec::new()
+    } else {
+        vec![("answers_follow_up_id", content.answers_follow_up_id.clone())]
+    }
+}
+
+/// What an approval event records beyond the record: the payload's hash, the catalogue
+/// version and which data items the payload holds.
+pub(crate) fn approval_details(
+    record: &DisclosureRecord,
+    draft: &ValidatedDraft,
+) -> Vec<(&'static str, String)> {
+    let catalogue_version = record
+        .decision
+        .as_ref()
+        .map(|decision| decision.catalogue_version.clone())
+        .unwrap_or_default();
+    vec![
+        ("payload_sha256", record.payload_sha256().to_owned()),
+        ("catalogue_version", catalogue_version),
+        (
+            "data_items",
+            draft
+                .data_items
+                .iter()
+                .map(|item| item.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    ]
+}
+
+impl DisclosureApi {
+    /// An outbox event about `record` by the calling user, in the call's trace.
+    pub(crate) fn event(
+        &self,
+        caller: &Caller,
+        record: &DisclosureRecord,
+        event_type: &str,
+        details: &[(&str, String)],
+    ) -> Result<OutboxEvent, ServiceError> {
+        self.event_as(
+            user_actor(caller),
+            &Trace::of(caller),
+            record,
+            event_type,
+            details,
+        )
+    }
+
+    /// An outbox event about `record` by `actor`.
+    pub(crate) fn event_as(
+        &self,
+        actor: OutboxActor,
+        trace: &Trace,
+        record: &DisclosureRecord,
+        event_type: &str,
+        details: &[(&str, String)],
+    ) -> Result<OutboxEvent, ServiceError> {
+        self.build_event(actor, trace, record, event_type, details, None)
+    }
+
+    /// An outbox event recording that something was refused, and why.
+    pub(crate) fn refusal_as(
+        &self,
+        actor: OutboxActor,
+        trace: &Trace,
+        record: &DisclosureRecord,
+        event_type: &str,
+        reason: String,
+    ) -> Result<OutboxEvent, ServiceError> {
+        self.build_event(actor, trace, record, event_type, &[], Some(reason))
+    }
+
+    /// Records a read of personal data in the audit log, and returns only once it is durable
+    /// there: a read that cannot be audited does not happen.
+    pub(crate) async fn audit_read(
+        &self,
+        caller: &Caller,
+        record: &DisclosureRecord,
+        event_type: &str,
+        details: &[(&str, String)],
+    ) -> Result<(), ServiceError> {
+        let event = self.event(caller, record, event_type, details)?;
+        let payload: OutboxPayload = serde_json::from_str(&event.payload)
+            .map_err(|error| ServiceError::internal(anyhow::Error::new(error).context("event")))?;
+        self.audit
+            .append(vec![audit_event(&payload)])
+            .await
+            .map_err(|error| {
+                tracing::warn!(error = %error, disclosure_id = %record.id, "read not audited, refused");
+                ServiceError::Unavailable(
+                    "the read could not be recorded in the audit log, so nothing is returned; \
+                     retry later"
+                        .into(),
+                )
+            })?;
+        Ok(())
+    }
+
+    fn build_event(
+        &self,
+        actor: OutboxActor,
+        trace: &Trace,
+        record: &DisclosureRecord,
+        event_type: &str,
+        details: &[(&str, String)],
+        refusal: Option<String>,
+    ) -> Result<OutboxEvent, ServiceError> {
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let occurred_at = now_unix_ms();
+        let registry_version = match record.registry_version() {
+            "" => self.registry.registry_version().to_owned(),
+            version => version.to_owned(),
+        };
+        let payload = OutboxPayload {
+            event_id: event_id.clone(),
+            event_type: event_type.to_owned(),
+            occurred_at_unix_ms: occurred_at,
+            disclosure_id: record.id.clone(),
+            organisation: record.organisation.clone(),
+            police_region: record.police_region.clone(),
+            actor,
+            state: record.state.as_str().to_owned(),
+            version: record.version,
+            legal_basis_id: record.legal_basis_id.clone(),
+            registry_version,
+            urgent: record.urgent,
+            person_refs: self.person_refs(record)?,
+            trace_id: trace.trace_id.clone(),
+            traceparent: trace.traceparent.clone(),
+            refusal,
+            details: details
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), value.clone()))
+                .collect(),
+        };
+        let payload = serde_json::to_string(&payload)
+            .map_err(|error| ServiceError::internal(anyhow::Error::new(error).context("event")))?;
+        Ok(OutboxEvent {
+            event_id,
+            event_type: event_type.to_owned(),
+            disclosure_id: record.id.clone(),
+            organisation: record.organisation.clone(),
+            payload,
+            created_at: occurred_at,
+        })
+    }
+
+    /// Keyed hashes of the identity numbers a disclosure concerns (subject and victim).
+    fn person_refs(&self, record: &DisclosureRecord) -> Result<Vec<String>, ServiceError> {
+        let content = sealing::open_content(&self.cipher, record)?;
+        let mut references = Vec::new();
+        for person in [&content.subject, &content.victim].into_iter().flatten() {
+            if person.identity_number.is_empty() {
+                continue;
+            }
+            // Stored numbers were validated on the way in; one that no longer parses is ours.
+            let number = IdentityNumber::parse(&person.identity_number, today()).map_err(|_| {
+                ServiceError::internal(anyhow::anyhow!(
+                    "disclosure {}: a stored identity number does not parse",
+                    record.id
+                ))
+            })?;
+            let reference = self.person_key.reference(&number).as_str().to_owned();
+            if !references.contains(&reference) {
+                references.push(reference);
+            }
+        }
+        Ok(references)
+    }
+}

@@ -1,0 +1,93 @@
+//! The `DisclosureService` gRPC adapter: each RPC authenticates its caller and hands the
+//! request to its handler; results become responses and statuses in one place
+//! ([`tryggdel_service_kit::respond`]).
+
+use tonic::{Request, Response, Status};
+use tryggdel_proto::disclosure::v1::{
+    ApproveRequest, AssessLegalBasisRequest, Assessment, CreateDraftRequest, Disclosure,
+    GetRequest, ListRequest, ListResponse, RecordReceiptRequest, RecordReceiptResponse,
+    RejectRequest, SubmitRequest, UpdateDraftRequest, WithdrawRequest,
+    disclosure_service_server::DisclosureService,
+};
+use tryggdel_service_kit::respond;
+
+use crate::api::DisclosureApi;
+
+/// Runs a user's call: authenticates the caller, runs the handler `$method`, logs a refusal.
+macro_rules! handle {
+    ($self:ident, $request:ident, $method:ident) => {{
+        let caller = $self.authenticate(&$request)?;
+        let result = $self.$method(&caller, $request.into_inner()).await;
+        if let Err(error) = &result {
+            tracing::debug!(user = %caller.user(), error = %error, concat!(stringify!($method), " refused"));
+        }
+        respond(result)
+    }};
+}
+
+#[tonic::async_trait]
+impl DisclosureService for DisclosureApi {
+    async fn record_receipt(
+        &self,
+        request: Request<RecordReceiptRequest>,
+    ) -> Result<Response<RecordReceiptResponse>, Status> {
+        respond(DisclosureApi::record_receipt(self, request).await)
+    }
+
+    async fn create_draft(
+        &self,
+        request: Request<CreateDraftRequest>,
+    ) -> Result<Response<Disclosure>, Status> {
+        handle!(self, request, create_draft)
+    }
+
+    async fn update_draft(
+        &self,
+        request: Request<UpdateDraftRequest>,
+    ) -> Result<Response<Disclosure>, Status> {
+        handle!(self, request, update_draft)
+    }
+
+    async fn assess_legal_basis(
+        &self,
+        request: Request<AssessLegalBasisRequest>,
+    ) -> Result<Response<Assessment>, Status> {
+        handle!(self, request, assess)
+    }
+
+    async fn submit(
+        &self,
+        request: Request<SubmitRequest>,
+    ) -> Result<Response<Disclosure>, Status> {
+        handle!(self, request, submit)
+    }
+
+    async fn approve(
+        &self,
+        request: Request<ApproveRequest>,
+    ) -> Result<Response<Disclosure>, Status> {
+        handle!(self, request, approve)
+    }
+
+    async fn reject(
+        &self,
+        request: Request<RejectRequest>,
+    ) -> Result<Response<Disclosure>, Status> {
+        handle!(self, request, reject)
+    }
+
+    async fn withdraw(
+        &self,
+        request: Request<WithdrawRequest>,
+    ) -> Result<Response<Disclosure>, Status> {
+        handle!(self, request, withdraw)
+    }
+
+    async fn get(&self, request: Request<GetRequest>) -> Result<Response<Disclosure>, Status> {
+        handle!(self, request, get)
+    }
+
+    async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        handle!(self, request, list)
+    }
+}

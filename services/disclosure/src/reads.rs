@@ -1,0 +1,97 @@
+//! The reading handlers: one disclosure (with its delivery record), and a page of summaries.
+//!
+//! Invariant: a reveal of protected details, and any read by a compliance officer, is in the
+//! audit log before anything is returned; summaries hold no personal data.
+
+use tryggdel_auth::Role;
+use tryggdel_proto::disclosure::v1::{Disclosure, GetRequest, ListRequest, ListResponse};
+use tryggdel_service_kit::{Caller, ServiceError, page_size};
+
+use crate::api::DisclosureApi;
+use crate::checks::parse_disclosure_id;
+use crate::policy::{self, READERS};
+use crate::store::ListFilter;
+use crate::wire::{self, wire_delivery};
+
+const DEFAULT_PAGE_SIZE: u32 = 50;
+const MAX_PAGE_SIZE: u32 = 200;
+
+impl DisclosureApi {
+    pub(crate) async fn get(
+        &self,
+        caller: &Caller,
+        request: GetRequest,
+    ) -> Result<Disclosure, ServiceError> {
+        let id = parse_disclosure_id(&request.disclosure_id)?;
+        let (record, delivery) = self
+            .store
+            .get_with_delivery(&id)
+            .await?
+            .filter(|(record, _)| policy::may_see(caller, record))
+            .ok_or(ServiceError::NotFound("disclosure"))?;
+        let mut disclosure = if request.reveal_protected {
+            policy::require_revealer(self.directory(), caller, &record)?;
+            let fields = [("fields", "address,workplace,school,shelter".into())];
+            self.audit_read(caller, &record, "disclosure.protected_revealed", &fields)
+                .await?;
+            tracing::info!(disclosure_id = %record.id, user = %caller.user(), "protected details revealed");
+            self.revealed_view(&record)?
+        } else {
+            if caller.has(Role::ComplianceOfficer) {
+                self.audit_read(caller, &record, "disclosure.read", &[])
+                    .await?;
+            }
+            self.masked_view(&record)?
+        };
+        disclosure.delivery = delivery.map(wire_delivery);
+        Ok(disclosure)
+    }
+
+    pub(crate) async fn list(
+        &self,
+        caller: &Caller,
+        request: ListRequest,
+    ) -> Result<ListResponse, ServiceError> {
+        caller.require_any(&READERS, "listing disclosures")?;
+        let state = wire::state_filter(request.state)?;
+        if request.page_size > MAX_PAGE_SIZE {
+            return Err(ServiceError::invalid(
+                "page_size",
+                format!("at most {MAX_PAGE_SIZE}"),
+            ));
+        }
+        if request.created_from_unix_ms < 0 || request.created_until_unix_ms < 0 {
+            return Err(ServiceError::invalid(
+                "created_from_unix_ms",
+                "times must not be negative",
+            ));
+        }
+        let page_size = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
+        let after = match request.page_token.as_str() {
+            "" => None,
+            token => Some(wire::page_position(token)?),
+        };
+        let organisation = (!policy::lists_every_organisation(caller))
+            .then(|| caller.organisation.code().as_str().to_owned());
+        let records = self
+            .store
+            .list(&ListFilter {
+                organisation,
+                state,
+                created_from: request.created_from_unix_ms,
+                created_until: request.created_until_unix_ms,
+                after,
+                limit: i64::from(page_size) + 1,
+            })
+            .await?;
+        let page = &records[..records.len().min(page_size as usize)];
+        let next_page_token = match page.last() {
+            Some(last) if records.len() > page.len() => wire::page_token_after(last),
+            _ => String::new(),
+        };
+        Ok(ListResponse {
+            disclosures: page.iter().map(wire::summary).collect(),
+            next_page_token,
+        })
+    }
+}

@@ -1,0 +1,83 @@
+//! Personal data at rest: a disclosure's content, its protected details and its approved
+//! payload are sealed with the field cipher, each bound to the disclosure and the part it is
+//! (`disclosure:<id>:content`, `…:protected`, `…:payload`), so a sealed field cannot be moved
+//! to another disclosure or another column and still open.
+
+use prost::Message;
+use tryggdel_domain::PolicePayload;
+use tryggdel_proto::disclosure::v1::{DraftContent, ProtectedDetails};
+use tryggdel_service_kit::ServiceError;
+use tryggdel_storage::{FieldCipher, SealingError};
+
+use crate::content::ValidatedDraft;
+use crate::store::DisclosureRecord;
+
+/// The draft content (without its protected details).
+pub(crate) fn open_content(
+    cipher: &FieldCipher,
+    record: &DisclosureRecord,
+) -> Result<DraftContent, ServiceError> {
+    let bytes = cipher.open(&record.content_sealed, &context(&record.id, "content"))?;
+    DraftContent::decode(bytes.as_slice())
+        .map_err(|error| ServiceError::internal(anyhow::Error::new(error).context("content")))
+}
+
+/// The protected details, unmasked.
+pub(crate) fn open_protected(
+    cipher: &FieldCipher,
+    record: &DisclosureRecord,
+) -> Result<ProtectedDetails, ServiceError> {
+    let bytes = cipher.open(&record.protected_sealed, &context(&record.id, "protected"))?;
+    ProtectedDetails::decode(bytes.as_slice())
+        .map_err(|error| ServiceError::internal(anyhow::Error::new(error).context("protected")))
+}
+
+/// Seals a validated draft into `record`, with what the record keeps in the clear (its legal
+/// basis and urgency).
+pub(crate) fn seal_draft(
+    cipher: &FieldCipher,
+    record: &mut DisclosureRecord,
+    draft: &ValidatedDraft,
+) -> Result<(), ServiceError> {
+    record.content_sealed = cipher.seal(
+        &draft.content.encode_to_vec(),
+        &context(&record.id, "content"),
+    )?;
+    record.protected_sealed = cipher.seal(
+        &draft.protected.encode_to_vec(),
+        &context(&record.id, "protected"),
+    )?;
+    record.legal_basis_id = draft
+        .legal_basis
+        .as_ref()
+        .map(|id| id.as_str().to_owned())
+        .unwrap_or_default();
+    record.urgent = draft.content.urgent;
+    Ok(())
+}
+
+/// The approved payload's canonical bytes, sealed for disclosure `id`.
+pub(crate) fn seal_payload(
+    cipher: &FieldCipher,
+    id: &str,
+    payload: &PolicePayload,
+) -> Result<String, SealingError> {
+    cipher.seal(&payload.canonical_bytes(), &context(id, "payload"))
+}
+
+/// The approved payload's canonical bytes, wiped when dropped (before approval there is
+/// nothing sealed, which does not open).
+pub(crate) fn open_payload(
+    cipher: &FieldCipher,
+    record: &DisclosureRecord,
+) -> Result<impl std::ops::Deref<Target = Vec<u8>>, SealingError> {
+    let sealed = record
+        .decision
+        .as_ref()
+        .map_or("", |decision| decision.payload_sealed.as_str());
+    cipher.open(sealed, &context(&record.id, "payload"))
+}
+
+fn context(id: &str, part: &str) -> String {
+    format!("disclosure:{id}:{part}")
+}
