@@ -18,6 +18,7 @@ mod audit_link;
 mod caller;
 mod edge;
 mod error;
+mod link;
 pub mod metrics;
 mod observe;
 mod relay;
@@ -37,6 +38,7 @@ pub use edge::{
     page_size, respond, rfc3339, unix_ms,
 };
 pub use error::ServiceError;
+pub use link::{Retry, ServiceLink};
 pub use observe::{
     PropagateTrace, RpcLayer, RpcService, TracedChannel, call_in_span, client_span,
     record_client_outcome, traced,
