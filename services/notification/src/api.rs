@@ -1,8 +1,8 @@
 //! [`NotificationApi`]: what every handler shares (store, authenticator, field cipher,
 //! receipt key, deadlines, allowed senders) and the signals between them (the live broadcast
 //! of committed deliveries, the outbox wake-up, stopping). The handlers are `impl` blocks in
-//! their own modules ([`crate::deliver`], [`crate::officer`], [`crate::organisation`],
-//! [`crate::subscription`], [`crate::escalation`]); the gRPC adapter is [`crate::grpc`].
+//! their own modules (`deliver`, `officer`, `organisation`, `subscription`, `escalation`);
+//! the gRPC adapter is `grpc`.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -145,3 +145,164 @@ fn actor(caller: &Caller) -> OutboxActor {
         unit: caller.principal.unit.clone().unwrap_or_default(),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use tryggdel_auth::{Principal, Role};
+    use tryggdel_domain::{Organisation, OrganisationCode, OrganisationKind, PoliceRegion};
+
+    use super::*;
+
+    fn new_delivery() -> NewDelivery {
+        NewDelivery {
+            disclosure_id: "0193a1b2-0000-7000-8000-000000000001".into(),
+            police_region: PoliceRegion::Mitt,
+            organisation: OrganisationCode::parse("bollnas-kommun").unwrap(),
+            urgent: true,
+            payload_sealed: "sealed".into(),
+            payload_sha256: "ab".repeat(32),
+            approved_by: "beslut-bollnas".into(),
+            approved_at: 1_000,
+            legal_basis_id: "OSL-10-18c".into(),
+            registry_version: "sha256:registry".into(),
+            delivered_by: "disclosure".into(),
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            delivered_at: 2_000,
+            deadline: 3_000,
+        }
+    }
+
+    fn officer() -> Caller {
+        Caller {
+            principal: Principal {
+                user_id: "polis-mitt-1".into(),
+                organisation: "polisen".into(),
+                unit: Some("Regionledningscentralen".into()),
+                roles: vec![Role::PoliceOfficer],
+                police_region: Some("mitt".into()),
+                display_name: None,
+                token_id: "jti-1".into(),
+            },
+            organisation: Organisation::new(
+                OrganisationCode::parse("polisen").unwrap(),
+                "Polismyndigheten",
+                OrganisationKind::Police,
+            )
+            .unwrap(),
+            trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+            traceparent: String::new(),
+        }
+    }
+
+    fn details(payload: &OutboxPayload) -> Vec<(&str, &str)> {
+        payload
+            .details
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn a_delivery_event_names_the_delivery_and_its_sender() {
+        let payload = delivered(&new_delivery(), 7);
+        assert_eq!(payload.event_type, EVENT_DELIVERED);
+        assert_eq!(payload.occurred_at_unix_ms, 2_000);
+        assert_eq!(payload.actor, None);
+        assert_eq!(
+            (
+                payload.disclosure_id.as_str(),
+                payload.organisation.as_str(),
+                payload.police_region.as_str()
+            ),
+            (
+                "0193a1b2-0000-7000-8000-000000000001",
+                "bollnas-kommun",
+                "mitt"
+            )
+        );
+        assert_eq!(payload.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        let hash = "ab".repeat(32);
+        assert_eq!(
+            details(&payload),
+            [
+                ("approved_by", "beslut-bollnas"),
+                ("deadline_unix_ms", "3000"),
+                ("delivered_by", "disclosure"),
+                ("payload_sha256", hash.as_str()),
+                ("sequence", "7"),
+                ("urgent", "true"),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_acknowledgement_carries_the_receipt_and_the_officers_trace() {
+        let row = new_delivery().into_row(7);
+        let receipt = StoredReceipt {
+            police_reference: "5000-K123456-26".into(),
+            acknowledged_by: "polis-mitt-1".into(),
+            acknowledged_at: 2_500,
+            statement: b"statement".to_vec(),
+            signature: vec![0, 1, 2],
+            key_id: "01020304".into(),
+        };
+        let payload = acknowledged(&row, &officer(), &receipt);
+        assert_eq!(payload.event_type, EVENT_ACKNOWLEDGED);
+        assert_eq!(payload.occurred_at_unix_ms, 2_500);
+        assert_eq!(payload.trace_id, "0af7651916cd43dd8448eb211c80319c");
+        let actor = payload.actor.clone().unwrap();
+        assert_eq!(
+            (actor.user_id.as_str(), actor.organisation.as_str()),
+            ("polis-mitt-1", "polisen")
+        );
+        assert_eq!(actor.unit, "Regionledningscentralen");
+        let carried = payload.receipt.clone().unwrap();
+        assert_eq!(carried.statement_base64, "c3RhdGVtZW50");
+        assert_eq!(carried.signature_base64, "AAEC");
+        assert_eq!(carried.police_reference, "5000-K123456-26");
+        assert_eq!(details(&payload).len(), 2);
+    }
+
+    #[test]
+    fn a_follow_up_event_never_quotes_the_question() {
+        let row = new_delivery().into_row(7);
+        let payload = follow_up_asked(&row, &officer(), "f1", 21, 2_600);
+        assert_eq!(payload.event_type, EVENT_FOLLOW_UP_ASKED);
+        assert_eq!(
+            details(&payload),
+            [("follow_up_id", "f1"), ("question_chars", "21")]
+        );
+        assert!(payload.receipt.is_none());
+    }
+
+    #[test]
+    fn an_escalation_keeps_the_deliverys_trace_beside_its_own() {
+        let row = new_delivery().into_row(7);
+        let escalation = EscalationRow {
+            id: "e1".into(),
+            disclosure_id: row.disclosure_id.clone(),
+            organisation: row.organisation.clone(),
+            police_region: row.police_region,
+            urgent: true,
+            deadline: 3_000,
+            raised_at: 3_100,
+            round: 2,
+        };
+        let payload = escalated(&row, &escalation, 4_000);
+        assert_eq!(payload.event_type, EVENT_ESCALATED);
+        assert_eq!(payload.occurred_at_unix_ms, 3_100);
+        assert_eq!(payload.actor, None);
+        assert_eq!(
+            details(&payload),
+            [
+                ("deadline_unix_ms", "3000"),
+                ("delivery_trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"),
+                ("escalation_id", "e1"),
+                ("next_escalation_at_unix_ms", "4000"),
+                ("round", "2"),
+                ("urgent", "true"),
+            ]
+        );
+    }
+}

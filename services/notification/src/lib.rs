@@ -31,6 +31,17 @@
 //!   event to the audit log exactly once in effect. Events carry no personal data.
 //! - Payloads and follow-up questions are personal data: sealed at rest
 //!   (XChaCha20-Poly1305, bound to their row and field), never logged.
+//!
+//! Modules, one concern each (none imports a module that imports it back):
+//! - `api`: [`NotificationApi`], what every handler shares; `grpc`: the thin adapter.
+//! - Handlers: `deliver` (Deliver), `officer` (ListPending, Acknowledge, AskFollowUp),
+//!   `subscription` (Subscribe), `organisation` (GetDeliveryStatus, ListFollowUps,
+//!   ListEscalations), `escalation` (the deadline timers).
+//! - `delivery_request` (a Deliver request checked once into a `ValidDelivery`), `validate`
+//!   (ids and bounded text), `policy` (who may do what; pure), `wire` (records to messages),
+//!   `events` (the outbox events).
+//! - `store` (typed records, statements, the outbox) and `relay` (to the audit log and back
+//!   to the disclosure service).
 #![forbid(unsafe_code)]
 
 pub mod api;
