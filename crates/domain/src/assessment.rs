@@ -20,7 +20,8 @@ use crate::registry::{
     CrimeId, CrimeTimeRequirement, LegalBasis, LegalBasisId, LegalRegistry, RegistryError,
     SourceKind,
 };
-use crate::serde_support::{iso_date, serde_via_string};
+use crate::serde_support::iso_date;
+use crate::text_form::string_enum;
 
 /// Errors from parsing assessment input values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,26 +32,32 @@ pub enum AssessmentInputError {
     UnknownCrimeTime(String),
 }
 
-/// Whether the draft concerns a risk of a future crime or a committed one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CrimeTime {
-    FutureRisk,
-    Committed,
+string_enum! {
+    /// Whether the draft concerns a risk of a future crime or a committed one.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum CrimeTime {
+        FutureRisk => "future_risk",
+        Committed => "committed",
+    }
+    unknown: AssessmentInputError::UnknownCrimeTime;
 }
 
-/// The victim's relation to the perpetrator (den enskilde).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Relation {
-    Spouse,
-    Cohabitant,
-    PartnerNotCohabiting,
-    FormerPartner,
-    Parent,
-    Child,
-    Sibling,
-    OtherRelative,
-    /// Not a närstående by itself; counts only with a recorded justification.
-    Other,
+string_enum! {
+    /// The victim's relation to the perpetrator (den enskilde).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum Relation {
+        Spouse => "spouse",
+        Cohabitant => "cohabitant",
+        PartnerNotCohabiting => "partner_not_cohabiting",
+        FormerPartner => "former_partner",
+        Parent => "parent",
+        Child => "child",
+        Sibling => "sibling",
+        OtherRelative => "other_relative",
+        /// Not a närstående by itself; counts only with a recorded justification.
+        Other => "other",
+    }
+    unknown: AssessmentInputError::UnknownRelation;
 }
 
 /// One answered checklist item.
@@ -109,58 +116,7 @@ pub struct Assessment {
     suggestions: Vec<LegalBasisId>,
 }
 
-impl CrimeTime {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CrimeTime::FutureRisk => "future_risk",
-            CrimeTime::Committed => "committed",
-        }
-    }
-
-    pub fn parse(input: &str) -> Result<CrimeTime, AssessmentInputError> {
-        match input {
-            "future_risk" => Ok(CrimeTime::FutureRisk),
-            "committed" => Ok(CrimeTime::Committed),
-            _ => Err(AssessmentInputError::UnknownCrimeTime(input.to_owned())),
-        }
-    }
-}
-
 impl Relation {
-    pub const ALL: [Relation; 9] = [
-        Relation::Spouse,
-        Relation::Cohabitant,
-        Relation::PartnerNotCohabiting,
-        Relation::FormerPartner,
-        Relation::Parent,
-        Relation::Child,
-        Relation::Sibling,
-        Relation::OtherRelative,
-        Relation::Other,
-    ];
-
-    /// snake_case identifier, e.g. `partner_not_cohabiting`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Relation::Spouse => "spouse",
-            Relation::Cohabitant => "cohabitant",
-            Relation::PartnerNotCohabiting => "partner_not_cohabiting",
-            Relation::FormerPartner => "former_partner",
-            Relation::Parent => "parent",
-            Relation::Child => "child",
-            Relation::Sibling => "sibling",
-            Relation::OtherRelative => "other_relative",
-            Relation::Other => "other",
-        }
-    }
-
-    pub fn parse(input: &str) -> Result<Relation, AssessmentInputError> {
-        Relation::ALL
-            .into_iter()
-            .find(|relation| relation.as_str() == input)
-            .ok_or_else(|| AssessmentInputError::UnknownRelation(input.to_owned()))
-    }
-
     /// Whether the relation by itself makes the victim a närstående (all but `Other`).
     pub fn is_close_relative(self) -> bool {
         !matches!(self, Relation::Other)
@@ -719,21 +675,6 @@ fn join_display<T: fmt::Display>(items: impl Iterator<Item = T>) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
-
-impl fmt::Display for CrimeTime {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.as_str())
-    }
-}
-
-impl fmt::Display for Relation {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.as_str())
-    }
-}
-
-serde_via_string!(CrimeTime);
-serde_via_string!(Relation);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]

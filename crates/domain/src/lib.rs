@@ -37,6 +37,7 @@ pub mod receipt;
 pub mod registry;
 
 mod serde_support;
+mod text_form;
 
 #[cfg(any(test, feature = "testing"))]
 pub use identity::testing;

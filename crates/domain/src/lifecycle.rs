@@ -5,41 +5,45 @@
 //! call it before committing a state change. Nothing leaves a terminal state, and nothing is
 //! ever approved on a timeout: a timeout can only expire a draft or a submitted disclosure.
 
-use std::fmt;
+use crate::text_form::string_enum;
 
-use crate::serde_support::serde_via_string;
-
-/// The state of a disclosure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum DisclosureState {
-    Draft,
-    Submitted,
-    Approved,
-    Delivered,
-    Acknowledged,
-    Rejected,
-    Withdrawn,
-    Expired,
+string_enum! {
+    /// The state of a disclosure.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum DisclosureState {
+        Draft => "draft",
+        Submitted => "submitted",
+        Approved => "approved",
+        Delivered => "delivered",
+        Acknowledged => "acknowledged",
+        Rejected => "rejected",
+        Withdrawn => "withdrawn",
+        Expired => "expired",
+    }
+    unknown: TransitionError::UnknownState;
 }
 
-/// What someone (or the deadline) does to a disclosure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum LifecycleAction {
-    /// The caseworker edits the draft.
-    Update,
-    /// The caseworker submits the draft for decision.
-    Submit,
-    /// The decision maker sends it back for changes.
-    ReturnToDraft,
-    Approve,
-    Reject,
-    /// Withdrawn before delivery.
-    Withdraw,
-    Deliver,
-    /// The police acknowledge receipt.
-    Acknowledge,
-    /// The deadline passed before a decision.
-    Expire,
+string_enum! {
+    /// What someone (or the deadline) does to a disclosure.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum LifecycleAction {
+        /// The caseworker edits the draft.
+        Update => "update",
+        /// The caseworker submits the draft for decision.
+        Submit => "submit",
+        /// The decision maker sends it back for changes.
+        ReturnToDraft => "return_to_draft",
+        Approve => "approve",
+        Reject => "reject",
+        /// Withdrawn before delivery.
+        Withdraw => "withdraw",
+        Deliver => "deliver",
+        /// The police acknowledge receipt.
+        Acknowledge => "acknowledge",
+        /// The deadline passed before a decision.
+        Expire => "expire",
+    }
+    unknown: TransitionError::UnknownAction;
 }
 
 /// A refused transition, or an unknown state/action name.
@@ -57,38 +61,6 @@ pub enum TransitionError {
 }
 
 impl DisclosureState {
-    pub const ALL: [DisclosureState; 8] = [
-        DisclosureState::Draft,
-        DisclosureState::Submitted,
-        DisclosureState::Approved,
-        DisclosureState::Delivered,
-        DisclosureState::Acknowledged,
-        DisclosureState::Rejected,
-        DisclosureState::Withdrawn,
-        DisclosureState::Expired,
-    ];
-
-    /// Lowercase identifier: `draft`, `submitted`, …
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DisclosureState::Draft => "draft",
-            DisclosureState::Submitted => "submitted",
-            DisclosureState::Approved => "approved",
-            DisclosureState::Delivered => "delivered",
-            DisclosureState::Acknowledged => "acknowledged",
-            DisclosureState::Rejected => "rejected",
-            DisclosureState::Withdrawn => "withdrawn",
-            DisclosureState::Expired => "expired",
-        }
-    }
-
-    pub fn parse(input: &str) -> Result<DisclosureState, TransitionError> {
-        DisclosureState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == input)
-            .ok_or_else(|| TransitionError::UnknownState(input.to_owned()))
-    }
-
     /// Acknowledged, rejected, withdrawn and expired are ends.
     pub fn is_terminal(self) -> bool {
         matches!(
@@ -98,42 +70,6 @@ impl DisclosureState {
                 | DisclosureState::Withdrawn
                 | DisclosureState::Expired
         )
-    }
-}
-
-impl LifecycleAction {
-    pub const ALL: [LifecycleAction; 9] = [
-        LifecycleAction::Update,
-        LifecycleAction::Submit,
-        LifecycleAction::ReturnToDraft,
-        LifecycleAction::Approve,
-        LifecycleAction::Reject,
-        LifecycleAction::Withdraw,
-        LifecycleAction::Deliver,
-        LifecycleAction::Acknowledge,
-        LifecycleAction::Expire,
-    ];
-
-    /// snake_case identifier: `update`, `return_to_draft`, …
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LifecycleAction::Update => "update",
-            LifecycleAction::Submit => "submit",
-            LifecycleAction::ReturnToDraft => "return_to_draft",
-            LifecycleAction::Approve => "approve",
-            LifecycleAction::Reject => "reject",
-            LifecycleAction::Withdraw => "withdraw",
-            LifecycleAction::Deliver => "deliver",
-            LifecycleAction::Acknowledge => "acknowledge",
-            LifecycleAction::Expire => "expire",
-        }
-    }
-
-    pub fn parse(input: &str) -> Result<LifecycleAction, TransitionError> {
-        LifecycleAction::ALL
-            .into_iter()
-            .find(|action| action.as_str() == input)
-            .ok_or_else(|| TransitionError::UnknownAction(input.to_owned()))
     }
 }
 
@@ -159,21 +95,6 @@ pub fn transition(
         _ => Err(TransitionError::NotAllowed { from, action }),
     }
 }
-
-impl fmt::Display for DisclosureState {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.as_str())
-    }
-}
-
-impl fmt::Display for LifecycleAction {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.as_str())
-    }
-}
-
-serde_via_string!(DisclosureState);
-serde_via_string!(LifecycleAction);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]

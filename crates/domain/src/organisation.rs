@@ -7,6 +7,7 @@
 use std::fmt;
 
 use crate::serde_support::serde_via_string;
+use crate::text_form::{string_enum, string_newtype};
 
 /// Errors from parsing organisation-related values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,30 +45,42 @@ pub struct MunicipalityCode {
     county: CountyCode,
 }
 
-/// The seven regions of Polismyndigheten.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum PoliceRegion {
-    Nord,
-    Mitt,
-    Stockholm,
-    Ost,
-    Vast,
-    Syd,
-    Bergslagen,
+string_enum! {
+    /// The seven regions of Polismyndigheten.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum PoliceRegion {
+        Nord => "nord",
+        Mitt => "mitt",
+        Stockholm => "stockholm",
+        Ost => "ost",
+        Vast => "vast",
+        Syd => "syd",
+        Bergslagen => "bergslagen",
+    }
+    unknown: OrganisationError::UnknownPoliceRegion;
 }
 
-/// The secrecy provisions a disclosure under 10 kap. 18 c § OSL can break.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum SecrecyProvision {
-    /// 25 kap. 1 § OSL, secrecy in healthcare (hälso- och sjukvård).
-    Healthcare25_1,
-    /// 26 kap. 1 § OSL, secrecy in social services (socialtjänst).
-    SocialServices26_1,
+string_enum! {
+    /// The secrecy provisions a disclosure under 10 kap. 18 c § OSL can break.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum SecrecyProvision {
+        /// 25 kap. 1 § OSL, secrecy in healthcare (hälso- och sjukvård).
+        Healthcare25_1 => "OSL-25-1",
+        /// 26 kap. 1 § OSL, secrecy in social services (socialtjänst).
+        SocialServices26_1 => "OSL-26-1",
+    }
+    unknown: OrganisationError::UnknownSecrecyProvision;
 }
 
-/// An organisation's identifier in the system, e.g. `bollnas-kommun`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct OrganisationCode(String);
+string_newtype! {
+    /// An organisation's identifier in the system, e.g. `bollnas-kommun`.
+    #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub struct OrganisationCode;
+    /// Parses an identifier: 2..=64 chars of lowercase ASCII letters, digits and `-`,
+    /// starting with a letter.
+    valid: |input| is_lowercase_identifier(input, 2, 64),
+    invalid: OrganisationError::InvalidOrganisationCode;
+}
 
 /// What kind of organisation this is; decides secrecy and routing.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -90,12 +103,15 @@ pub struct Organisation {
     kind: OrganisationKind,
 }
 
-/// Who receives a disclosure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Recipient {
-    Polismyndigheten,
-    Aklagarmyndigheten,
-    Sakerhetspolisen,
+string_enum! {
+    /// Who receives a disclosure.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum Recipient {
+        Polismyndigheten => "polismyndigheten",
+        Aklagarmyndigheten => "aklagarmyndigheten",
+        Sakerhetspolisen => "sakerhetspolisen",
+    }
+    unknown: OrganisationError::UnknownRecipient;
 }
 
 const VALID_COUNTY_CODES: [u8; 21] = [
@@ -164,17 +180,6 @@ impl MunicipalityCode {
 }
 
 impl PoliceRegion {
-    /// All seven regions.
-    pub const ALL: [PoliceRegion; 7] = [
-        PoliceRegion::Nord,
-        PoliceRegion::Mitt,
-        PoliceRegion::Stockholm,
-        PoliceRegion::Ost,
-        PoliceRegion::Vast,
-        PoliceRegion::Syd,
-        PoliceRegion::Bergslagen,
-    ];
-
     /// Routing by county (domain.md §5): Nord 22–25 · Mitt 03, 19, 21 · Stockholm 01, 09 ·
     /// Öst 04–06 · Väst 13, 14 · Syd 07, 08, 10, 12 · Bergslagen 17, 18, 20.
     pub fn from_county(county: CountyCode) -> PoliceRegion {
@@ -188,27 +193,6 @@ impl PoliceRegion {
             // 17, 18, 20: a CountyCode can only hold a valid county, so the rest is Bergslagen.
             _ => PoliceRegion::Bergslagen,
         }
-    }
-
-    /// Lowercase ASCII identifier: `nord`, `mitt`, `stockholm`, `ost`, `vast`, `syd`, `bergslagen`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PoliceRegion::Nord => "nord",
-            PoliceRegion::Mitt => "mitt",
-            PoliceRegion::Stockholm => "stockholm",
-            PoliceRegion::Ost => "ost",
-            PoliceRegion::Vast => "vast",
-            PoliceRegion::Syd => "syd",
-            PoliceRegion::Bergslagen => "bergslagen",
-        }
-    }
-
-    /// Parses the identifier produced by [`PoliceRegion::as_str`].
-    pub fn parse(input: &str) -> Result<PoliceRegion, OrganisationError> {
-        PoliceRegion::ALL
-            .into_iter()
-            .find(|region| region.as_str() == input)
-            .ok_or_else(|| OrganisationError::UnknownPoliceRegion(input.to_owned()))
     }
 
     /// The Swedish name, e.g. `Region Öst`.
@@ -226,45 +210,12 @@ impl PoliceRegion {
 }
 
 impl SecrecyProvision {
-    /// `OSL-25-1` or `OSL-26-1`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SecrecyProvision::Healthcare25_1 => "OSL-25-1",
-            SecrecyProvision::SocialServices26_1 => "OSL-26-1",
-        }
-    }
-
-    /// Parses `OSL-25-1` or `OSL-26-1`.
-    pub fn parse(input: &str) -> Result<SecrecyProvision, OrganisationError> {
-        match input {
-            "OSL-25-1" => Ok(SecrecyProvision::Healthcare25_1),
-            "OSL-26-1" => Ok(SecrecyProvision::SocialServices26_1),
-            _ => Err(OrganisationError::UnknownSecrecyProvision(input.to_owned())),
-        }
-    }
-
     /// The statute reference in Swedish, e.g. `26 kap. 1 § OSL`.
     pub fn statute(self) -> &'static str {
         match self {
             SecrecyProvision::Healthcare25_1 => "25 kap. 1 § OSL",
             SecrecyProvision::SocialServices26_1 => "26 kap. 1 § OSL",
         }
-    }
-}
-
-impl OrganisationCode {
-    /// Parses an identifier: 2..=64 chars of lowercase ASCII letters, digits and `-`,
-    /// starting with a letter.
-    pub fn parse(input: &str) -> Result<OrganisationCode, OrganisationError> {
-        if is_lowercase_identifier(input, 2, 64) {
-            Ok(OrganisationCode(input.to_owned()))
-        } else {
-            Err(OrganisationError::InvalidOrganisationCode(input.to_owned()))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -328,28 +279,6 @@ impl Organisation {
 }
 
 impl Recipient {
-    pub const ALL: [Recipient; 3] = [
-        Recipient::Polismyndigheten,
-        Recipient::Aklagarmyndigheten,
-        Recipient::Sakerhetspolisen,
-    ];
-
-    /// `polismyndigheten`, `aklagarmyndigheten` or `sakerhetspolisen`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Recipient::Polismyndigheten => "polismyndigheten",
-            Recipient::Aklagarmyndigheten => "aklagarmyndigheten",
-            Recipient::Sakerhetspolisen => "sakerhetspolisen",
-        }
-    }
-
-    pub fn parse(input: &str) -> Result<Recipient, OrganisationError> {
-        Recipient::ALL
-            .into_iter()
-            .find(|recipient| recipient.as_str() == input)
-            .ok_or_else(|| OrganisationError::UnknownRecipient(input.to_owned()))
-    }
-
     /// The Swedish name, e.g. `Polismyndigheten`, `Åklagarmyndigheten`.
     pub fn display_name(self) -> &'static str {
         match self {
@@ -385,36 +314,8 @@ impl fmt::Display for MunicipalityCode {
     }
 }
 
-impl fmt::Display for PoliceRegion {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.as_str())
-    }
-}
-
-impl fmt::Display for SecrecyProvision {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.as_str())
-    }
-}
-
-impl fmt::Display for OrganisationCode {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.0)
-    }
-}
-
-impl fmt::Display for Recipient {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.as_str())
-    }
-}
-
 serde_via_string!(CountyCode);
 serde_via_string!(MunicipalityCode);
-serde_via_string!(PoliceRegion);
-serde_via_string!(SecrecyProvision);
-serde_via_string!(OrganisationCode);
-serde_via_string!(Recipient);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]

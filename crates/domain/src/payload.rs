@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::organisation::{OrganisationCode, PoliceRegion};
 use crate::registry::{CrimeId, LegalBasisId};
-use crate::serde_support::serde_via_string;
+use crate::text_form::string_enum;
 
 const MAXIMUM_DISCLOSURE_ID_LENGTH: usize = 128;
 
@@ -40,22 +40,25 @@ pub enum PayloadError {
     NotCanonical,
 }
 
-/// A data item the caseworker may choose to disclose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum DataItem {
-    SubjectIdentityNumber,
-    SubjectName,
-    VictimIdentityNumber,
-    VictimName,
-    /// Protected (domain.md §6): only with the decision maker's explicit approval of the item.
-    VictimAddress,
-    /// Protected (domain.md §6): only with the decision maker's explicit approval of the item.
-    VictimWorkplace,
-    Relation,
-    RiskDescription,
-    CrimeCategory,
-    CaseReference,
-    ContactPerson,
+string_enum! {
+    /// A data item the caseworker may choose to disclose.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum DataItem {
+        SubjectIdentityNumber => "subject_identity_number",
+        SubjectName => "subject_name",
+        VictimIdentityNumber => "victim_identity_number",
+        VictimName => "victim_name",
+        /// Protected (domain.md §6): only with the decision maker's explicit approval of the item.
+        VictimAddress => "victim_address",
+        /// Protected (domain.md §6): only with the decision maker's explicit approval of the item.
+        VictimWorkplace => "victim_workplace",
+        Relation => "relation",
+        RiskDescription => "risk_description",
+        CrimeCategory => "crime_category",
+        CaseReference => "case_reference",
+        ContactPerson => "contact_person",
+    }
+    unknown: PayloadError::UnknownDataItem;
 }
 
 /// Everything needed to build a [`PolicePayload`]; validated by [`PolicePayload::new`].
@@ -91,44 +94,6 @@ pub struct PolicePayload {
 }
 
 impl DataItem {
-    pub const ALL: [DataItem; 11] = [
-        DataItem::SubjectIdentityNumber,
-        DataItem::SubjectName,
-        DataItem::VictimIdentityNumber,
-        DataItem::VictimName,
-        DataItem::VictimAddress,
-        DataItem::VictimWorkplace,
-        DataItem::Relation,
-        DataItem::RiskDescription,
-        DataItem::CrimeCategory,
-        DataItem::CaseReference,
-        DataItem::ContactPerson,
-    ];
-
-    /// snake_case identifier, e.g. `victim_address`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DataItem::SubjectIdentityNumber => "subject_identity_number",
-            DataItem::SubjectName => "subject_name",
-            DataItem::VictimIdentityNumber => "victim_identity_number",
-            DataItem::VictimName => "victim_name",
-            DataItem::VictimAddress => "victim_address",
-            DataItem::VictimWorkplace => "victim_workplace",
-            DataItem::Relation => "relation",
-            DataItem::RiskDescription => "risk_description",
-            DataItem::CrimeCategory => "crime_category",
-            DataItem::CaseReference => "case_reference",
-            DataItem::ContactPerson => "contact_person",
-        }
-    }
-
-    pub fn parse(input: &str) -> Result<DataItem, PayloadError> {
-        DataItem::ALL
-            .into_iter()
-            .find(|item| item.as_str() == input)
-            .ok_or_else(|| PayloadError::UnknownDataItem(input.to_owned()))
-    }
-
     /// Protected personal data (domain.md §6): encrypted at rest, masked by default, and sent
     /// only when the decision maker approved that item for that disclosure.
     pub fn is_protected(self) -> bool {
@@ -314,14 +279,6 @@ impl fmt::Debug for PolicePayload {
             .finish_non_exhaustive()
     }
 }
-
-impl fmt::Display for DataItem {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.as_str())
-    }
-}
-
-serde_via_string!(DataItem);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use time::{Date, Month};
 
 use crate::organisation::{Recipient, SecrecyProvision, is_lowercase_identifier};
-use crate::serde_support::serde_via_string;
+use crate::text_form::{string_enum, string_newtype};
 
 /// The legal-bases file shipped with the crate.
 pub const EMBEDDED_LEGAL_BASES_TOML: &str = include_str!("../data/legal_bases.toml");
@@ -58,32 +58,49 @@ pub enum RegistryError {
     CrimeNotInForce { id: CrimeId, date: Date },
 }
 
-/// A legal basis id such as `OSL-10-18c` or `OSL-12-2`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct LegalBasisId(String);
-
-/// A crime id such as `grov-kvinnofridskrankning`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct CrimeId(String);
-
-/// Which crimes in time a basis covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CrimeTimeRequirement {
-    /// A risk of a future crime (10 kap. 18 c § OSL).
-    FutureRisk,
-    /// A suspected, already committed crime (10 kap. 21–23 §§ OSL).
-    Committed,
-    /// Either.
-    Any,
-    /// The basis does not concern a crime (consent, own work).
-    NotApplicable,
+string_newtype! {
+    /// A legal basis id such as `OSL-10-18c` or `OSL-12-2`.
+    #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub struct LegalBasisId;
+    /// Parses ids like `OSL-10-18c`: uppercase letters, then one or more `-` segments of
+    /// digits optionally followed by lowercase letters; at most 32 characters.
+    valid: is_legal_basis_id,
+    invalid: RegistryError::InvalidLegalBasisId;
 }
 
-/// The kind of activity the disclosing organisation carries on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SourceKind {
-    SocialServices,
-    Healthcare,
+string_newtype! {
+    /// A crime id such as `grov-kvinnofridskrankning`.
+    #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub struct CrimeId;
+    /// Parses 2..=64 lowercase ASCII letters, digits and `-`, starting with a letter.
+    valid: |input| is_lowercase_identifier(input, 2, 64),
+    invalid: RegistryError::InvalidCrimeId;
+}
+
+string_enum! {
+    /// Which crimes in time a basis covers.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum CrimeTimeRequirement {
+        /// A risk of a future crime (10 kap. 18 c § OSL).
+        FutureRisk => "future_risk",
+        /// A suspected, already committed crime (10 kap. 21–23 §§ OSL).
+        Committed => "committed",
+        /// Either.
+        Any => "any",
+        /// The basis does not concern a crime (consent, own work).
+        NotApplicable => "not_applicable",
+    }
+    unknown: RegistryError::UnknownCrimeTimeRequirement;
+}
+
+string_enum! {
+    /// The kind of activity the disclosing organisation carries on.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum SourceKind {
+        SocialServices => "social_services",
+        Healthcare => "healthcare",
+    }
+    unknown: RegistryError::UnknownSourceKind;
 }
 
 /// Which crimes a basis covers.
@@ -157,74 +174,7 @@ pub struct LegalRegistry {
     catalogue_version: String,
 }
 
-impl LegalBasisId {
-    /// Parses ids like `OSL-10-18c`: uppercase letters, then one or more `-` segments of
-    /// digits optionally followed by lowercase letters; at most 32 characters.
-    pub fn parse(input: &str) -> Result<LegalBasisId, RegistryError> {
-        if is_legal_basis_id(input) {
-            Ok(LegalBasisId(input.to_owned()))
-        } else {
-            Err(RegistryError::InvalidLegalBasisId(input.to_owned()))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl CrimeId {
-    /// Parses 2..=64 lowercase ASCII letters, digits and `-`, starting with a letter.
-    pub fn parse(input: &str) -> Result<CrimeId, RegistryError> {
-        if is_lowercase_identifier(input, 2, 64) {
-            Ok(CrimeId(input.to_owned()))
-        } else {
-            Err(RegistryError::InvalidCrimeId(input.to_owned()))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl CrimeTimeRequirement {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CrimeTimeRequirement::FutureRisk => "future_risk",
-            CrimeTimeRequirement::Committed => "committed",
-            CrimeTimeRequirement::Any => "any",
-            CrimeTimeRequirement::NotApplicable => "not_applicable",
-        }
-    }
-
-    pub fn parse(input: &str) -> Result<CrimeTimeRequirement, RegistryError> {
-        match input {
-            "future_risk" => Ok(CrimeTimeRequirement::FutureRisk),
-            "committed" => Ok(CrimeTimeRequirement::Committed),
-            "any" => Ok(CrimeTimeRequirement::Any),
-            "not_applicable" => Ok(CrimeTimeRequirement::NotApplicable),
-            _ => Err(RegistryError::UnknownCrimeTimeRequirement(input.to_owned())),
-        }
-    }
-}
-
 impl SourceKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::SocialServices => "social_services",
-            SourceKind::Healthcare => "healthcare",
-        }
-    }
-
-    pub fn parse(input: &str) -> Result<SourceKind, RegistryError> {
-        match input {
-            "social_services" => Ok(SourceKind::SocialServices),
-            "healthcare" => Ok(SourceKind::Healthcare),
-            _ => Err(RegistryError::UnknownSourceKind(input.to_owned())),
-        }
-    }
-
     /// The activity whose secrecy this is: 25:1 healthcare, 26:1 social services.
     pub fn from_secrecy(secrecy: SecrecyProvision) -> SourceKind {
         match secrecy {
@@ -591,35 +541,6 @@ impl LegalRegistry {
         }
     }
 }
-
-impl fmt::Display for LegalBasisId {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.0)
-    }
-}
-
-impl fmt::Display for CrimeId {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.0)
-    }
-}
-
-impl fmt::Display for CrimeTimeRequirement {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.as_str())
-    }
-}
-
-impl fmt::Display for SourceKind {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.as_str())
-    }
-}
-
-serde_via_string!(LegalBasisId);
-serde_via_string!(CrimeId);
-serde_via_string!(CrimeTimeRequirement);
-serde_via_string!(SourceKind);
 
 // ---- loading ------------------------------------------------------------------------------
 
