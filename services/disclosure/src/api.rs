@@ -26,7 +26,7 @@ use crate::wire;
 pub struct DisclosureApi {
     pub(crate) store: DisclosureStore,
     pub(crate) registry: Arc<LegalRegistry>,
-    pub(crate) authenticator: Authenticator,
+    authenticator: Authenticator,
     pub(crate) cipher: FieldCipher,
     pub(crate) person_key: PersonKey,
     pub(crate) audit: AuditLink,

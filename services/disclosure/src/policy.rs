@@ -127,3 +127,112 @@ pub(crate) fn require_revealer(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use tryggdel_auth::Principal;
+    use tryggdel_domain::{DEVELOPMENT_DIRECTORY, LegalRegistry, OrganisationCode};
+
+    use super::*;
+
+    fn directory() -> Directory {
+        Directory::from_toml(DEVELOPMENT_DIRECTORY, &LegalRegistry::embedded().unwrap()).unwrap()
+    }
+
+    fn caller(directory: &Directory, organisation: &str, user: &str, roles: &[Role]) -> Caller {
+        let code = OrganisationCode::parse(organisation).unwrap();
+        Caller {
+            principal: Principal {
+                user_id: user.into(),
+                organisation: organisation.into(),
+                unit: None,
+                roles: roles.to_vec(),
+                police_region: None,
+                display_name: None,
+                token_id: "token".into(),
+            },
+            organisation: directory.organisation(&code).unwrap().clone(),
+            trace_id: String::new(),
+            traceparent: String::new(),
+        }
+    }
+
+    fn drafted_in_bollnas() -> DisclosureRecord {
+        let mut record = DisclosureRecord::new_draft(
+            "bollnas-kommun",
+            "mitt",
+            "handlaggare-bollnas",
+            "request-1",
+            "f",
+            0,
+        );
+        record.legal_basis_id = "OSL-10-18c".into();
+        record
+    }
+
+    #[test]
+    fn other_organisations_do_not_see_a_disclosure_and_supervisors_do() {
+        let directory = directory();
+        let record = drafted_in_bollnas();
+        let own = caller(&directory, "bollnas-kommun", "x", &[Role::Caseworker]);
+        let other = caller(&directory, "jonkoping-kommun", "x", &[Role::Caseworker]);
+        let supervisor = caller(&directory, "ivo", "x", &[Role::ComplianceOfficer]);
+        assert!(may_see(&own, &record));
+        assert!(!may_see(&other, &record));
+        assert!(may_see(&supervisor, &record));
+        assert!(lists_every_organisation(&supervisor));
+        assert!(!lists_every_organisation(&own));
+    }
+
+    #[test]
+    fn deciding_needs_the_delegation_and_never_the_drafter() {
+        let directory = directory();
+        let record = drafted_in_bollnas();
+        let decider = caller(
+            &directory,
+            "bollnas-kommun",
+            "beslut-bollnas",
+            &[Role::DecisionMaker],
+        );
+        assert!(require_decider(&directory, &decider, &record).is_ok());
+        assert!(require_withdrawer(&directory, &decider, &record).is_ok());
+
+        let drafter_deciding = caller(
+            &directory,
+            "bollnas-kommun",
+            "handlaggare-bollnas",
+            &[Role::Caseworker, Role::DecisionMaker],
+        );
+        let refusal = require_decider(&directory, &drafter_deciding, &record).unwrap_err();
+        assert_eq!(
+            refusal.to_string(),
+            "four-eyes rule: the drafter of a disclosure may not decide it"
+        );
+        assert!(require_withdrawer(&directory, &drafter_deciding, &record).is_ok());
+        assert!(require_revealer(&directory, &drafter_deciding, &record).is_ok());
+
+        let undelegated = caller(
+            &directory,
+            "bollnas-kommun",
+            "someone-else",
+            &[Role::DecisionMaker],
+        );
+        assert!(matches!(
+            require_decider(&directory, &undelegated, &record),
+            Err(ServiceError::PermissionDenied(_))
+        ));
+        assert!(require_revealer(&directory, &undelegated, &record).is_err());
+
+        let elsewhere = caller(
+            &directory,
+            "jonkoping-kommun",
+            "beslut-jonkoping",
+            &[Role::DecisionMaker],
+        );
+        assert!(matches!(
+            require_decider(&directory, &elsewhere, &record),
+            Err(ServiceError::NotFound("disclosure"))
+        ));
+    }
+}
