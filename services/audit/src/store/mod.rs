@@ -11,8 +11,8 @@
 //! `COPY ... FROM STDIN (FORMAT BINARY)`: the rows go as they are stored, with nothing for the
 //! server to parse but the binary format, which is most of the time a batch holds the lock.
 //! Every other statement of the transaction (the lock, the catch-up reads, the dedupe lookup,
-//! the checkpoint) therefore runs on that connection too ([`postgres`]); SQLite, and every
-//! read outside a writer, stay on the `Any` pool ([`sqlite`]). This module holds the API, the
+//! the checkpoint) therefore runs on that connection too (`postgres`); SQLite, and every
+//! read outside a writer, stay on the `Any` pool (`sqlite`). This module holds the API, the
 //! types and the row decoding both share, and the statements whose text is the same on both.
 
 mod postgres;
