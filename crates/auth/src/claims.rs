@@ -146,6 +146,21 @@ pub(crate) fn check_identity(
     check_roles(roles)
 }
 
+/// The issuer and audience a signer writes and a verifier requires: neither may be blank.
+pub(crate) fn check_issuer_and_audience(issuer: &str, audience: &str) -> Result<(), AuthError> {
+    if issuer.trim().is_empty() {
+        return Err(AuthError::InvalidConfig {
+            reason: "issuer must not be empty",
+        });
+    }
+    if audience.trim().is_empty() {
+        return Err(AuthError::InvalidConfig {
+            reason: "audience must not be empty",
+        });
+    }
+    Ok(())
+}
+
 /// Non-empty, not longer than `max_chars`, no control characters.
 pub(crate) fn check_text(
     name: &'static str,

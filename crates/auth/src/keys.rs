@@ -34,16 +34,20 @@ pub fn generate_ed25519_key_pair() -> Result<SigningKeyPair, AuthError> {
         .map_err(|_| AuthError::Key {
             context: "encoding the private key as pkcs#8 pem failed",
         })?;
-    let public_key_pem = signing_key
+    Ok(SigningKeyPair {
+        private_key_pem: String::clone(&private_key_pem),
+        public_key_pem: public_key_pem(&signing_key)?,
+    })
+}
+
+/// The SPKI PEM of the public half of `signing_key`.
+pub(crate) fn public_key_pem(signing_key: &ed25519_dalek::SigningKey) -> Result<String, AuthError> {
+    signing_key
         .verifying_key()
         .to_public_key_pem(LineEnding::LF)
         .map_err(|_| AuthError::Key {
             context: "encoding the public key as spki pem failed",
-        })?;
-    Ok(SigningKeyPair {
-        private_key_pem: String::clone(&private_key_pem),
-        public_key_pem,
-    })
+        })
 }
 
 /// Reads and checks an SPKI Ed25519 public key PEM.

@@ -2,12 +2,10 @@
 
 use std::time::Duration;
 
-use ed25519_dalek::pkcs8::EncodePublicKey;
-use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use zeroize::Zeroize;
 
-use crate::claims::check_identity;
+use crate::claims::{check_identity, check_issuer_and_audience};
 use crate::error::from_jwt_error;
 use crate::{AuthError, Claims, Role, keys};
 
@@ -77,25 +75,11 @@ impl TokenSigner {
     }
 
     fn from_config(config: &SignerConfig) -> Result<Self, AuthError> {
-        if config.issuer.trim().is_empty() {
-            return Err(AuthError::InvalidConfig {
-                reason: "issuer must not be empty",
-            });
-        }
-        if config.audience.trim().is_empty() {
-            return Err(AuthError::InvalidConfig {
-                reason: "audience must not be empty",
-            });
-        }
+        check_issuer_and_audience(&config.issuer, &config.audience)?;
         // Parse with ed25519-dalek first: `EncodingKey::from_ed_pem` only checks the
         // PEM label and would defer a broken key to the first signature.
         let signing_key = keys::parse_private_key_pem(&config.private_key_pem)?;
-        let public_key_pem = signing_key
-            .verifying_key()
-            .to_public_key_pem(LineEnding::LF)
-            .map_err(|_| AuthError::Key {
-                context: "encoding the public key as spki pem failed",
-            })?;
+        let public_key_pem = keys::public_key_pem(&signing_key)?;
         let encoding_key = EncodingKey::from_ed_pem(config.private_key_pem.trim().as_bytes())
             .map_err(|_| AuthError::Key {
                 context: "private key is not an ed25519 pkcs#8 pem",
@@ -167,7 +151,7 @@ impl TokenSigner {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::generate_ed25519_key_pair;
+    use crate::{SigningKeyPair, generate_ed25519_key_pair};
 
     fn signer() -> TokenSigner {
         let pair = generate_ed25519_key_pair().unwrap();
@@ -177,6 +161,17 @@ mod tests {
             private_key_pem: pair.private_key_pem,
         })
         .unwrap()
+    }
+
+    /// A fresh key pair and a signer configuration holding its private key.
+    fn pair_and_config() -> (SigningKeyPair, SignerConfig) {
+        let pair = generate_ed25519_key_pair().unwrap();
+        let config = SignerConfig {
+            issuer: "iss".to_owned(),
+            audience: "aud".to_owned(),
+            private_key_pem: pair.private_key_pem.clone(),
+        };
+        (pair, config)
     }
 
     fn request() -> TokenRequest {
@@ -258,12 +253,7 @@ mod tests {
 
     #[test]
     fn bad_config_is_refused() {
-        let pair = generate_ed25519_key_pair().unwrap();
-        let config = SignerConfig {
-            issuer: "iss".to_owned(),
-            audience: "aud".to_owned(),
-            private_key_pem: pair.private_key_pem.clone(),
-        };
+        let (pair, config) = pair_and_config();
         let public_as_private = SignerConfig {
             private_key_pem: pair.public_key_pem.clone(),
             ..config.clone()
@@ -294,12 +284,7 @@ mod tests {
 
     #[test]
     fn debug_output_never_holds_the_private_key() {
-        let pair = generate_ed25519_key_pair().unwrap();
-        let config = SignerConfig {
-            issuer: "iss".to_owned(),
-            audience: "aud".to_owned(),
-            private_key_pem: pair.private_key_pem.clone(),
-        };
+        let (pair, config) = pair_and_config();
         let body = pair.private_key_pem.lines().nth(1).unwrap().to_owned();
         let printed_config = format!("{config:?}");
         assert!(!printed_config.contains(&body));

@@ -15,7 +15,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use crate::bearer::MAX_TOKEN_BYTES;
-use crate::claims::{MAX_IDENTIFIER_CHARS, check_identity, check_text};
+use crate::claims::{MAX_IDENTIFIER_CHARS, check_identity, check_issuer_and_audience, check_text};
 use crate::error::from_jwt_error;
 use crate::{AuthError, Principal, Role, keys};
 
@@ -70,16 +70,7 @@ impl std::fmt::Debug for TokenVerifier {
 impl TokenVerifier {
     /// Checks the configuration and reads the public key.
     pub fn new(config: VerifierConfig) -> Result<Self, AuthError> {
-        if config.issuer.trim().is_empty() {
-            return Err(AuthError::InvalidConfig {
-                reason: "issuer must not be empty",
-            });
-        }
-        if config.audience.trim().is_empty() {
-            return Err(AuthError::InvalidConfig {
-                reason: "audience must not be empty",
-            });
-        }
+        check_issuer_and_audience(&config.issuer, &config.audience)?;
         if config.leeway_seconds > MAX_LEEWAY_SECONDS {
             return Err(AuthError::InvalidConfig {
                 reason: "leeway_seconds must be at most 300",
@@ -349,12 +340,7 @@ mod tests {
 
     fn fixture() -> Fixture {
         let pair = generate_ed25519_key_pair().unwrap();
-        let signer = TokenSigner::new(SignerConfig {
-            issuer: ISSUER.to_owned(),
-            audience: AUDIENCE.to_owned(),
-            private_key_pem: pair.private_key_pem.clone(),
-        })
-        .unwrap();
+        let signer = signer_for(pair.private_key_pem.clone());
         let verifier = TokenVerifier::new(VerifierConfig {
             issuer: ISSUER.to_owned(),
             audience: AUDIENCE.to_owned(),
@@ -366,6 +352,29 @@ mod tests {
             pair,
             signer,
             verifier,
+        }
+    }
+
+    /// A signer for the test issuer and audience holding `private_key_pem`.
+    fn signer_for(private_key_pem: String) -> TokenSigner {
+        TokenSigner::new(SignerConfig {
+            issuer: ISSUER.to_owned(),
+            audience: AUDIENCE.to_owned(),
+            private_key_pem,
+        })
+        .unwrap()
+    }
+
+    impl Fixture {
+        /// Mints `claims` with the fixture's signer and verifies the token.
+        fn verify_claims(&self, claims: &Claims) -> Result<Principal, AuthError> {
+            let token = self.signer.mint_claims(claims).unwrap();
+            self.verifier.verify(&token)
+        }
+
+        /// Signs an arbitrary payload with the fixture's real key and verifies the token.
+        fn verify_json(&self, payload: &Value) -> Result<Principal, AuthError> {
+            self.verifier.verify(&sign_json(self, payload))
         }
     }
 
@@ -470,8 +479,7 @@ mod tests {
             iat: now() - 7200,
             ..valid_claims()
         };
-        let token = f.signer.mint_claims(&claims).unwrap();
-        assert_eq!(f.verifier.verify(&token), Err(AuthError::Expired));
+        assert_eq!(f.verify_claims(&claims), Err(AuthError::Expired));
     }
 
     #[test]
@@ -481,20 +489,17 @@ mod tests {
             exp: now() - 10,
             ..valid_claims()
         };
-        let token = f.signer.mint_claims(&just_expired).unwrap();
-        assert!(f.verifier.verify(&token).is_ok());
+        assert!(f.verify_claims(&just_expired).is_ok());
         let slightly_early = Claims {
             nbf: now() + 10,
             ..valid_claims()
         };
-        let token = f.signer.mint_claims(&slightly_early).unwrap();
-        assert!(f.verifier.verify(&token).is_ok());
+        assert!(f.verify_claims(&slightly_early).is_ok());
         let beyond_leeway = Claims {
             exp: now() - 120,
             ..valid_claims()
         };
-        let token = f.signer.mint_claims(&beyond_leeway).unwrap();
-        assert_eq!(f.verifier.verify(&token), Err(AuthError::Expired));
+        assert_eq!(f.verify_claims(&beyond_leeway), Err(AuthError::Expired));
     }
 
     #[test]
@@ -505,8 +510,7 @@ mod tests {
             exp: now() + 7200,
             ..valid_claims()
         };
-        let token = f.signer.mint_claims(&claims).unwrap();
-        assert_eq!(f.verifier.verify(&token), Err(AuthError::NotYetValid));
+        assert_eq!(f.verify_claims(&claims), Err(AuthError::NotYetValid));
     }
 
     #[test]
@@ -516,8 +520,7 @@ mod tests {
             iss: "https://evil.example".to_owned(),
             ..valid_claims()
         };
-        let token = f.signer.mint_claims(&claims).unwrap();
-        assert_eq!(f.verifier.verify(&token), Err(AuthError::WrongIssuer));
+        assert_eq!(f.verify_claims(&claims), Err(AuthError::WrongIssuer));
     }
 
     #[test]
@@ -527,20 +530,14 @@ mod tests {
             aud: "some-other-service".to_owned(),
             ..valid_claims()
         };
-        let token = f.signer.mint_claims(&claims).unwrap();
-        assert_eq!(f.verifier.verify(&token), Err(AuthError::WrongAudience));
+        assert_eq!(f.verify_claims(&claims), Err(AuthError::WrongAudience));
     }
 
     #[test]
     fn token_signed_by_another_key_is_refused() {
         let f = fixture();
         let other = generate_ed25519_key_pair().unwrap();
-        let other_signer = TokenSigner::new(SignerConfig {
-            issuer: ISSUER.to_owned(),
-            audience: AUDIENCE.to_owned(),
-            private_key_pem: other.private_key_pem,
-        })
-        .unwrap();
+        let other_signer = signer_for(other.private_key_pem);
         let token = other_signer.mint(&police_request()).unwrap();
         assert!(matches!(
             f.verifier.verify(&token),
@@ -688,9 +685,8 @@ mod tests {
         let f = fixture();
         let mut payload = valid_payload();
         payload.as_object_mut().unwrap().remove("roles");
-        let token = sign_json(&f, &payload);
         assert_eq!(
-            f.verifier.verify(&token),
+            f.verify_json(&payload),
             Err(AuthError::MissingClaim { name: "roles" })
         );
     }
@@ -702,9 +698,8 @@ mod tests {
             roles: Vec::new(),
             ..valid_claims()
         };
-        let token = f.signer.mint_claims(&empty).unwrap();
         assert!(matches!(
-            f.verifier.verify(&token),
+            f.verify_claims(&empty),
             Err(AuthError::InvalidClaim { name: "roles", .. })
         ));
         for roles in [
@@ -716,10 +711,9 @@ mod tests {
         ] {
             let mut payload = valid_payload();
             payload["roles"] = roles.clone();
-            let token = sign_json(&f, &payload);
             assert!(
                 matches!(
-                    f.verifier.verify(&token),
+                    f.verify_json(&payload),
                     Err(AuthError::InvalidClaim { name: "roles", .. })
                 ),
                 "{roles}"
@@ -761,8 +755,7 @@ mod tests {
             ),
         ];
         for (claims, expected) in cases {
-            let token = f.signer.mint_claims(&claims).unwrap();
-            match f.verifier.verify(&token) {
+            match f.verify_claims(&claims) {
                 Err(AuthError::InvalidClaim { name, .. }) => assert_eq!(name, expected),
                 other => panic!("expected invalid {expected}, got {other:?}"),
             }
@@ -775,9 +768,8 @@ mod tests {
         for name in ["exp", "nbf", "iss", "aud", "sub", "org", "jti", "iat"] {
             let mut payload = valid_payload();
             payload.as_object_mut().unwrap().remove(name);
-            let token = sign_json(&f, &payload);
             assert_eq!(
-                f.verifier.verify(&token),
+                f.verify_json(&payload),
                 Err(AuthError::MissingClaim {
                     name: match name {
                         "exp" => "exp",
@@ -801,10 +793,9 @@ mod tests {
         for name in ["unit", "region", "name", "org"] {
             let mut payload = valid_payload();
             payload[name] = json!(42);
-            let token = sign_json(&f, &payload);
             assert!(
                 matches!(
-                    f.verifier.verify(&token),
+                    f.verify_json(&payload),
                     Err(AuthError::InvalidClaim { name: got, .. }) if got == name
                 ),
                 "{name}"
@@ -812,8 +803,7 @@ mod tests {
         }
         let mut payload = valid_payload();
         payload["exp"] = json!("tomorrow");
-        let token = sign_json(&f, &payload);
-        assert!(f.verifier.verify(&token).is_err());
+        assert!(f.verify_json(&payload).is_err());
     }
 
     #[test]
