@@ -6,11 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tryggdel_domain::PersonRef;
 use tryggdel_proto::audit::v1::{AuditEvent, Outcome};
-use tryggdel_service_kit::ServiceError;
+use tryggdel_service_kit::{ServiceError, rfc3339};
 
 /// The format tag at the start of every entry.
 pub const ENTRY_FORMAT: &str = "tryggdel.audit.entry/1";
@@ -85,7 +83,7 @@ impl EntryBody {
     pub fn record(self, recorded_at_unix_ms: i64) -> EntryRecord {
         EntryRecord {
             format: ENTRY_FORMAT.to_owned(),
-            recorded_at: rfc3339(recorded_at_unix_ms),
+            recorded_at: rfc3339(recorded_at_unix_ms).unwrap_or_default(),
             recorded_at_unix_ms,
             body: self,
         }
@@ -97,14 +95,6 @@ impl EntryRecord {
     pub fn to_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(self)
     }
-}
-
-/// RFC 3339 UTC with milliseconds; the unix milliseconds are kept beside it.
-fn rfc3339(unix_ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
-        .ok()
-        .and_then(|time| time.format(&Rfc3339).ok())
-        .unwrap_or_default()
 }
 
 fn text(field: &str, value: &str, max: usize) -> Result<String, ServiceError> {
@@ -157,7 +147,8 @@ pub fn body_from_event(
             "must be a positive unix time in milliseconds",
         ));
     }
-    let occurred_at = rfc3339(event.occurred_at_unix_ms);
+    // RFC 3339 UTC with milliseconds; the unix milliseconds are kept beside it.
+    let occurred_at = rfc3339(event.occurred_at_unix_ms).unwrap_or_default();
     if occurred_at.is_empty() {
         return Err(ServiceError::invalid(
             at("occurred_at_unix_ms"),

@@ -32,7 +32,7 @@ use tryggdel_auth::{TokenVerifier, VerifierConfig};
 use tryggdel_domain::{Directory, PersonKey};
 use tryggdel_merkle::checkpoint::CheckpointSigner;
 use tryggdel_proto::audit::v1::audit_service_server::AuditServiceServer;
-use tryggdel_service_kit::{Authenticator, RunningServer, ServerTls};
+use tryggdel_service_kit::{Authenticator, RunningServer, ServerTls, now_unix_ms};
 use tryggdel_storage::Database;
 
 pub use log::{AuditLog, LogConfig};
@@ -123,8 +123,7 @@ fn register_metrics(probe: log::LogProbe) {
         .with_description("Seconds since the latest checkpoint was signed")
         .with_callback(move |observer| {
             if let Some(signed_at) = probe.checkpoint_signed_at() {
-                let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
-                let age_ms = now.saturating_sub(i128::from(signed_at)).max(0);
+                let age_ms = now_unix_ms().saturating_sub(signed_at).max(0);
                 // Millisecond counts fit an f64 exactly for millennia.
                 observer.observe(age_ms as f64 / 1000.0, &[]);
             }

@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -19,7 +17,10 @@ use tryggdel_proto::audit::v1::{
     GetInclusionProofRequest, InclusionProof, Outcome, QueryRequest, QueryResponse,
     SignedCheckpoint, export_chunk, get_inclusion_proof_request,
 };
-use tryggdel_service_kit::{Authenticator, Caller, ServiceError};
+use tryggdel_service_kit::{
+    Authenticator, Caller, ServiceError, ServiceOnly, invalid_page_token, now_unix_ms, page_size,
+    respond,
+};
 
 use crate::entry::body_from_event;
 use crate::log::{AppendError, AuditLog};
@@ -32,6 +33,11 @@ const DEFAULT_PAGE_SIZE: u32 = 100;
 const EXPORT_BATCH: u32 = 1000;
 /// The name the service records its own events under.
 const SOURCE: &str = "audit";
+/// Append: only the Tryggdel services on the allow-list.
+const APPEND: ServiceOnly = ServiceOnly {
+    without_service_certificate: "Append is for Tryggdel services and needs a service certificate",
+    action: "append to the audit log",
+};
 
 /// The handlers and what they need.
 #[derive(Clone)]
@@ -77,11 +83,6 @@ fn wire_entry(entry: StoredEntry) -> Entry {
         entry: entry.bytes,
         leaf_hash: entry.leaf_hash.to_vec(),
     }
-}
-
-fn now_unix_ms() -> i64 {
-    let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
-    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// A reader of checkpoints and proofs: a Tryggdel service or an authenticated user.
@@ -163,17 +164,9 @@ impl AuditApi {
         &self,
         request: Request<AppendRequest>,
     ) -> Result<AppendResponse, ServiceError> {
-        let Some(service) = Authenticator::service(&request) else {
-            return Err(ServiceError::PermissionDenied(
-                "Append is for Tryggdel services and needs a service certificate".into(),
-            ));
-        };
-        if !self.appenders.contains(&service.name) {
-            return Err(ServiceError::PermissionDenied(format!(
-                "service {} may not append to the audit log",
-                service.name
-            )));
-        }
+        let service = APPEND.check(&request, |name| {
+            self.appenders.iter().any(|appender| appender == name)
+        })?;
         let events = request.into_inner().events;
         if events.is_empty() {
             return Err(ServiceError::invalid(
@@ -365,11 +358,7 @@ impl AuditApi {
                 format!("at most {MAX_PAGE_SIZE}"),
             ));
         }
-        let limit = if request.page_size == 0 {
-            DEFAULT_PAGE_SIZE
-        } else {
-            request.page_size
-        };
+        let limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
         let after_index = if request.page_token.is_empty() {
             None
         } else {
@@ -504,21 +493,17 @@ impl AuditApi {
     }
 }
 
+/// The token of the page after entry `index`.
 fn encode_page_token(index: u64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("after:{index}"))
+    tryggdel_service_kit::encode_page_token(&format!("after:{index}"))
 }
 
+/// The index a token of [`encode_page_token`] names.
 fn decode_page_token(token: &str) -> Result<u64, ServiceError> {
-    URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix("after:").and_then(|n| n.parse().ok()))
-        .ok_or_else(|| ServiceError::invalid("page_token", "not a token this service issued"))
-}
-
-fn respond<T>(result: Result<T, ServiceError>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(Status::from)
+    tryggdel_service_kit::decode_page_token(token)?
+        .strip_prefix("after:")
+        .and_then(|index| index.parse().ok())
+        .ok_or_else(invalid_page_token)
 }
 
 #[tonic::async_trait]
@@ -571,6 +556,9 @@ impl AuditService for AuditApi {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
     use super::*;
 
     #[test]
