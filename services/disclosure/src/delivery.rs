@@ -10,18 +10,14 @@
 //!   disclosure, its region and its payload hash.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use futures::StreamExt as _;
-use tonic::Code;
 use tracing::Instrument as _;
 use tryggdel_domain::{DisclosureState, LifecycleAction};
 use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
 use tryggdel_proto::notification::v1::{DeliverRequest, DeliverResponse};
-use tryggdel_service_kit::{
-    ServiceEndpoint, TracedChannel, call_in_span, client_span, now_unix_ms,
-};
+use tryggdel_service_kit::{Retry, ServiceEndpoint, ServiceLink, TracedChannel, now_unix_ms};
 
 use crate::api::DisclosureApi;
 use crate::events::{Trace, system_actor};
@@ -36,35 +32,29 @@ const REGIONS_IN_FLIGHT: usize = 8;
 /// current trace context.
 #[derive(Clone)]
 pub struct NotificationLink {
-    client: NotificationServiceClient<TracedChannel>,
-    timeout: Duration,
+    link: ServiceLink<NotificationServiceClient<TracedChannel>>,
 }
 
 impl NotificationLink {
     pub fn new(endpoint: &ServiceEndpoint) -> anyhow::Result<NotificationLink> {
         Ok(NotificationLink {
-            client: NotificationServiceClient::new(endpoint.traced_channel()?),
-            timeout: endpoint.timeout,
+            link: ServiceLink::new(
+                endpoint,
+                "tryggdel.notification.v1.NotificationService",
+                NotificationServiceClient::new,
+            )?,
         })
     }
 
+    /// Hands an approval over, in a client span under the current one (the relay's, which
+    /// continues the approval's trace).
     async fn deliver(&self, request: DeliverRequest) -> Result<DeliverResponse, tonic::Status> {
-        let mut client = self.client.clone();
-        let span = client_span("tryggdel.notification.v1.NotificationService", "Deliver");
-        call_in_span(span, self.timeout, client.deliver(request)).await
+        self.link
+            .call("Deliver", "", |mut client| async move {
+                client.deliver(request).await
+            })
+            .await
     }
-}
-
-/// Refusals that retrying cannot change.
-fn is_permanent(code: Code) -> bool {
-    matches!(
-        code,
-        Code::InvalidArgument
-            | Code::FailedPrecondition
-            | Code::AlreadyExists
-            | Code::PermissionDenied
-            | Code::NotFound
-    )
 }
 
 impl DisclosureApi {
@@ -176,7 +166,7 @@ impl DisclosureApi {
                         return Ok(());
                     }
                 }
-                Err(status) if is_permanent(status.code()) => {
+                Err(status) if Retry::of(&status) == Retry::Never => {
                     return self.record_refusal(seq, &trace, &record, &status).await;
                 }
                 Err(status) => {

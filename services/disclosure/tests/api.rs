@@ -13,7 +13,7 @@ use tryggdel_auth::Role;
 use tryggdel_disclosure::{
     DEVELOPMENT_DIRECTORY, Directory, RelayConfig, RunningService, Settings,
 };
-use tryggdel_domain::LegalRegistry;
+use tryggdel_domain::{LegalRegistry, RECEIPT_FORMAT, ReceiptStatement, sign_receipt};
 use tryggdel_proto::audit::v1::QueryRequest;
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::common::v1::{DisclosureState, Person};
@@ -40,6 +40,8 @@ struct Harness {
     audit_settings: tryggdel_audit::Settings,
     audit_database: TestDatabase,
     database: TestDatabase,
+    /// The police's receipt key, which the service pins.
+    receipt_signer: ed25519_dalek::SigningKey,
 }
 
 impl Harness {
@@ -50,6 +52,7 @@ impl Harness {
         let registry = Arc::new(LegalRegistry::embedded().unwrap());
         let directory = Arc::new(Directory::from_toml(DEVELOPMENT_DIRECTORY, &registry).unwrap());
         let person_key = person_key();
+        let receipt_signer = log_signing_key();
         let audit_settings = tryggdel_audit::Settings {
             database_url: audit_database.url.clone(),
             tls: identity.server_tls("audit"),
@@ -76,7 +79,7 @@ impl Harness {
             // Delivery to the police is tested with all three services in tests/; here the
             // notification service is absent and approvals wait in the outbox.
             notification: identity.endpoint("disclosure", unused_address()),
-            receipt_key: log_signing_key().verifying_key(),
+            receipt_key: receipt_signer.verifying_key(),
             relay: RelayConfig {
                 batch: 50,
                 min_backoff: Duration::from_millis(20),
@@ -95,6 +98,7 @@ impl Harness {
             audit_settings,
             audit_database,
             database,
+            receipt_signer,
         })
     }
 
@@ -1236,6 +1240,151 @@ async fn audit_outage_loses_nothing_and_reads_fail_closed(backend: TestBackend) 
     harness.stop().await;
 }
 
+/// The police's signed receipt, brought by the notification service, acknowledges an approved
+/// disclosure (through delivered: here it overtakes the hand-over, which cannot reach the
+/// notification service) exactly once; the hand-over then settles without delivering.
+async fn receipts_acknowledge_an_approval_once(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    let draft = create(&mut caseworker, "req-receipt-01", social_services_content()).await;
+    let submitted = submit(&mut caseworker, &draft).await;
+    let mut decision_maker = harness.decision_maker(BOLLNAS).await;
+    let approved = approve(&mut decision_maker, &submitted).await.unwrap();
+    let payload_sha256 = approved.decision.as_ref().unwrap().payload_sha256.clone();
+    let statement = ReceiptStatement {
+        format: RECEIPT_FORMAT.into(),
+        disclosure_id: approved.id.clone(),
+        police_region: "mitt".into(),
+        police_reference: "K-2026-1234".into(),
+        acknowledged_by: "polis-mitt".into(),
+        acknowledged_at: "2026-11-22T10:00:00Z".into(),
+        acknowledged_at_unix_ms: 1_795_341_600_000,
+        payload_sha256: payload_sha256.clone(),
+    };
+    let receipt = |statement: &ReceiptStatement| {
+        let signed = sign_receipt(statement, &harness.receipt_signer).unwrap();
+        RecordReceiptRequest {
+            disclosure_id: approved.id.clone(),
+            statement: signed.statement,
+            signature: signed.signature,
+            key_id: signed.key_id,
+            trace_id: String::new(),
+        }
+    };
+    let service = |name: &'static str| {
+        let identity = &harness.identity;
+        let address = harness.service.local_addr;
+        async move { DisclosureServiceClient::new(identity.service_channel(address, name).await) }
+    };
+
+    // Only the notification service records receipts.
+    let mut organisation = DisclosureServiceClient::new(
+        harness
+            .identity
+            .channel(harness.service.local_addr, BOLLNAS)
+            .await,
+    );
+    assert_code(
+        organisation.record_receipt(receipt(&statement)).await,
+        Code::PermissionDenied,
+        "needs its certificate",
+    );
+    assert_code(
+        service("audit")
+            .await
+            .record_receipt(receipt(&statement))
+            .await,
+        Code::PermissionDenied,
+        "service audit may not record receipts",
+    );
+
+    // A receipt for another payload, or from another region, is refused.
+    let mut notification = service("notification").await;
+    let other_payload = ReceiptStatement {
+        payload_sha256: "0".repeat(64),
+        ..statement.clone()
+    };
+    assert_code(
+        notification.record_receipt(receipt(&other_payload)).await,
+        Code::FailedPrecondition,
+        "another payload",
+    );
+    let other_region = ReceiptStatement {
+        police_region: "syd".into(),
+        ..statement.clone()
+    };
+    assert_code(
+        notification.record_receipt(receipt(&other_region)).await,
+        Code::InvalidArgument,
+        "the disclosure went to mitt",
+    );
+
+    let recorded = notification
+        .record_receipt(receipt(&statement))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(recorded.state, DisclosureState::Acknowledged as i32);
+    assert!(!recorded.duplicate);
+    let again = notification
+        .record_receipt(receipt(&statement))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.state, DisclosureState::Acknowledged as i32);
+    assert!(again.duplicate);
+
+    let acknowledged = caseworker
+        .get(GetRequest {
+            disclosure_id: approved.id.clone(),
+            reveal_protected: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(acknowledged.state, DisclosureState::Acknowledged as i32);
+    assert_eq!(acknowledged.version, approved.version + 2);
+    let decision = acknowledged.decision.as_ref().unwrap();
+    assert_eq!(decision.outcome, "approved");
+    assert_eq!(decision.payload_sha256, payload_sha256);
+    let delivery = acknowledged.delivery.as_ref().unwrap();
+    assert_eq!(delivery.police_region, "mitt");
+    assert_eq!(delivery.police_reference, "K-2026-1234");
+    assert_eq!(delivery.acknowledged_by, "polis-mitt");
+    assert_eq!(delivery.acknowledged_at_unix_ms, 1_795_341_600_000);
+    assert_eq!(delivery.delivered_at_unix_ms, 1_795_341_600_000);
+    assert!(!delivery.receipt_signature.is_empty());
+
+    let store = harness.service.api.store();
+    let events = store.events_of(&approved.id).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "disclosure.draft_created",
+            "disclosure.submitted",
+            "disclosure.approved",
+            "disclosure.delivered",
+            "disclosure.acknowledged"
+        ]
+    );
+    assert!(events[4].payload.contains("polis-mitt"));
+
+    // The hand-over, retrying against an unreachable notification service, finds the
+    // disclosure acknowledged and settles the approval without delivering it.
+    for _ in 0..400 {
+        if store.delivery_backlog().await.unwrap() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(store.delivery_backlog().await.unwrap(), 0);
+    assert_eq!(store.events_of(&approved.id).await.unwrap().len(), 5);
+    harness.stop().await;
+}
+
 use tryggdel_test_support::on_both_backends;
 
 on_both_backends!(
@@ -1253,4 +1402,5 @@ on_both_backends!(
     audit_outage_loses_nothing_and_reads_fail_closed,
     list_pages_and_filters,
     health_is_served_over_mtls,
+    receipts_acknowledge_an_approval_once,
 );
