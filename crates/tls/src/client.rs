@@ -27,16 +27,10 @@ pub fn client_config(
     let key = parse_private_key(client_key_pem, "client private key")?;
     let mut config = ClientConfig::builder_with_provider(crate::ring_provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|source| TlsError::Rustls {
-            what: "client tls configuration",
-            source,
-        })?
+        .map_err(TlsError::rustls("client tls configuration"))?
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)
-        .map_err(|source| TlsError::Rustls {
-            what: "client certificate and key",
-            source,
-        })?;
+        .map_err(TlsError::rustls("client certificate and key"))?;
     config.alpn_protocols = vec![crate::ALPN_H2.to_vec()];
     Ok(config)
 }
@@ -122,12 +116,7 @@ mod tests {
 
     fn material() -> (CertificateAuthority, crate::IssuedCertificate) {
         let ca = CertificateAuthority::generate("ca").unwrap();
-        let client = ca
-            .issue_client(&ClientIdentitySpec {
-                common_name: "c".to_owned(),
-                organisation: "o".to_owned(),
-            })
-            .unwrap();
+        let client = ca.issue_client(&ClientIdentitySpec::new("c", "o")).unwrap();
         (ca, client)
     }
 

@@ -99,3 +99,10 @@ pub enum TlsError {
         source: tonic::transport::Error,
     },
 }
+
+impl TlsError {
+    /// For `map_err`: rustls refused to build `what`.
+    pub(crate) fn rustls(what: &'static str) -> impl FnOnce(rustls::Error) -> TlsError {
+        move |source| TlsError::Rustls { what, source }
+    }
+}

@@ -210,6 +210,16 @@ impl CertificateAuthority {
     }
 }
 
+impl ClientIdentitySpec {
+    /// The subject `CN=common_name, O=organisation`.
+    pub fn new(common_name: &str, organisation: &str) -> ClientIdentitySpec {
+        ClientIdentitySpec {
+            common_name: common_name.to_owned(),
+            organisation: organisation.to_owned(),
+        }
+    }
+}
+
 impl fmt::Debug for CertificateAuthority {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CertificateAuthority")
@@ -378,10 +388,7 @@ mod tests {
     fn client_certificate_is_client_auth_only() {
         let ca = CertificateAuthority::generate("ca").unwrap();
         let issued = ca
-            .issue_client(&ClientIdentitySpec {
-                common_name: "handlaggare-17".to_owned(),
-                organisation: "Skatteverket".to_owned(),
-            })
+            .issue_client(&ClientIdentitySpec::new("handlaggare-17", "Skatteverket"))
             .unwrap();
         let der = der(&issued.cert_pem);
         let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
@@ -416,10 +423,7 @@ mod tests {
         assert_eq!(reloaded.key_pem(), original.key_pem());
 
         let client = reloaded
-            .issue_client(&ClientIdentitySpec {
-                common_name: "after-reload".to_owned(),
-                organisation: "Org".to_owned(),
-            })
+            .issue_client(&ClientIdentitySpec::new("after-reload", "Org"))
             .unwrap();
         verify_as_client(original.cert_pem(), &client.cert_pem).unwrap();
         let server = reloaded
@@ -461,13 +465,7 @@ mod tests {
             ca.issue_server("svc", &["bad name ä".to_owned()], &[])
                 .is_err()
         );
-        assert!(
-            ca.issue_client(&ClientIdentitySpec {
-                common_name: "x".to_owned(),
-                organisation: " ".to_owned(),
-            })
-            .is_err()
-        );
+        assert!(ca.issue_client(&ClientIdentitySpec::new("x", " ")).is_err());
         assert!(CertificateAuthority::generate("").is_err());
     }
 

@@ -97,16 +97,10 @@ pub fn server_config(
             .map_err(|source| TlsError::ClientVerifier { source })?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|source| TlsError::Rustls {
-            what: "server tls configuration",
-            source,
-        })?
+        .map_err(TlsError::rustls("server tls configuration"))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
-        .map_err(|source| TlsError::Rustls {
-            what: "server certificate and key",
-            source,
-        })?;
+        .map_err(TlsError::rustls("server certificate and key"))?;
     config.alpn_protocols = vec![crate::ALPN_H2.to_vec()];
     Ok(Arc::new(config))
 }
@@ -418,7 +412,16 @@ fn classify_accept_error(error: &io::Error) -> AcceptError {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::pki::{CertificateAuthority, ClientIdentitySpec};
+    use crate::pki::{CertificateAuthority, ClientIdentitySpec, IssuedCertificate};
+
+    /// A fresh CA and a server certificate `svc` for `localhost` it issued.
+    fn ca_and_localhost_server() -> (CertificateAuthority, IssuedCertificate) {
+        let ca = CertificateAuthority::generate("ca").unwrap();
+        let issued = ca
+            .issue_server("svc", &["localhost".to_owned()], &[])
+            .unwrap();
+        (ca, issued)
+    }
 
     fn der(pem: &str) -> Vec<u8> {
         parse_certificates(pem, "test").unwrap().remove(0).to_vec()
@@ -449,10 +452,7 @@ mod tests {
     fn identity_of_a_client_certificate_has_no_dns_names() {
         let ca = CertificateAuthority::generate("ca").unwrap();
         let issued = ca
-            .issue_client(&ClientIdentitySpec {
-                common_name: "user-1".to_owned(),
-                organisation: "Försäkringskassan".to_owned(),
-            })
+            .issue_client(&ClientIdentitySpec::new("user-1", "Försäkringskassan"))
             .unwrap();
         let identity = PeerIdentity::from_der(&der(&issued.cert_pem)).unwrap();
         assert_eq!(identity.common_name, "user-1");
@@ -514,10 +514,7 @@ mod tests {
 
     #[test]
     fn server_config_offers_h2() {
-        let ca = CertificateAuthority::generate("ca").unwrap();
-        let issued = ca
-            .issue_server("svc", &["localhost".to_owned()], &[])
-            .unwrap();
+        let (ca, issued) = ca_and_localhost_server();
         let config = server_config(&issued.cert_pem, &issued.key_pem, ca.cert_pem()).unwrap();
         // TLS 1.3 only and mandatory client auth are checked end to end in tests/mtls.rs.
         assert_eq!(config.alpn_protocols, vec![b"h2".to_vec()]);
@@ -525,10 +522,7 @@ mod tests {
 
     #[test]
     fn server_config_errors_name_the_input() {
-        let ca = CertificateAuthority::generate("ca").unwrap();
-        let issued = ca
-            .issue_server("svc", &["localhost".to_owned()], &[])
-            .unwrap();
+        let (ca, issued) = ca_and_localhost_server();
         let other = ca
             .issue_server("other", &["localhost".to_owned()], &[])
             .unwrap();

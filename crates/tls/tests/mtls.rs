@@ -42,10 +42,7 @@ fn pki() -> Pki {
         )
         .unwrap();
     let client = ca
-        .issue_client(&ClientIdentitySpec {
-            common_name: "valid-client".to_owned(),
-            organisation: "Skatteverket".to_owned(),
-        })
+        .issue_client(&ClientIdentitySpec::new("valid-client", "Skatteverket"))
         .unwrap();
     Pki { ca, server, client }
 }
@@ -104,48 +101,54 @@ fn rustls_client(config: rustls::ClientConfig) -> TlsConnector {
     TlsConnector::from(Arc::new(config))
 }
 
+/// The trust store holding the certificates in `ca_pem`.
+fn root_store(ca_pem: &str) -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    roots
+}
+
+/// A client configuration builder on ring offering exactly `versions`.
+fn client_builder(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier> {
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(versions)
+        .unwrap()
+}
+
+/// `config`, offering ALPN `h2` as tonic does.
+fn offering_h2(mut config: rustls::ClientConfig) -> rustls::ClientConfig {
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    config
+}
+
 /// A client config for `ca_pem` with no client certificate at all.
 fn anonymous_client_config(
     ca_pem: &str,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> rustls::ClientConfig {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(versions)
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    config
+    let config = client_builder(versions)
+        .with_root_certificates(root_store(ca_pem))
+        .with_no_client_auth();
+    offering_h2(config)
 }
 
 /// A TLS 1.2-only client config presenting a valid client certificate.
 fn tls12_client_config(pki: &Pki) -> rustls::ClientConfig {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pki.ca.cert_pem().as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
     let chain = rustls_pemfile::certs(&mut pki.client.cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
     let key = rustls_pemfile::private_key(&mut pki.client.key_pem.as_bytes())
         .unwrap()
         .unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS12])
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_client_auth_cert(chain, key)
-    .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    config
+    let config = client_builder(&[&rustls::version::TLS12])
+        .with_root_certificates(root_store(pki.ca.cert_pem()))
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    offering_h2(config)
 }
 
 /// Handshakes, writes `message` and reads the echo; `Err` describes where it failed.
@@ -260,10 +263,7 @@ async fn client_with_certificate_from_another_ca_is_refused() {
 
     let rogue_ca = CertificateAuthority::generate("tryggdel test ca").unwrap();
     let rogue_client = rogue_ca
-        .issue_client(&ClientIdentitySpec {
-            common_name: "intruder".to_owned(),
-            organisation: "Skatteverket".to_owned(),
-        })
+        .issue_client(&ClientIdentitySpec::new("intruder", "Skatteverket"))
         .unwrap();
     // Trusts the right server CA; only its own certificate is foreign.
     let config = client_config(
@@ -468,10 +468,7 @@ async fn tonic_channel_reaches_tonic_server_and_handler_sees_the_peer_identity()
     // A channel whose client certificate comes from another CA cannot connect.
     let rogue_ca = CertificateAuthority::generate("rogue").unwrap();
     let rogue = rogue_ca
-        .issue_client(&ClientIdentitySpec {
-            common_name: "intruder".to_owned(),
-            organisation: "x".to_owned(),
-        })
+        .issue_client(&ClientIdentitySpec::new("intruder", "x"))
         .unwrap();
     let rogue_result = tokio::time::timeout(WAIT, async {
         let mut channel = connect_channel(
