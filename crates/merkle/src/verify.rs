@@ -4,6 +4,54 @@
 
 use crate::{Hash, MerkleError, empty_root, node_hash};
 
+/// The walk from a node up to the root that both verifiers make (RFC 9162 §2.1.3.2 and
+/// §2.1.4.2, the variables `fn` and `sn`): `f` is the node's index on its level, `s` the
+/// index of the last node on that level.
+struct PathWalk {
+    f: u64,
+    s: u64,
+}
+
+/// Which side of the running hash the next proof hash goes on.
+enum Sibling {
+    /// `HASH(0x01 || proof hash || running hash)`.
+    Left,
+    /// `HASH(0x01 || running hash || proof hash)`.
+    Right,
+}
+
+impl PathWalk {
+    /// One level up.
+    fn up(&mut self) {
+        self.f >>= 1;
+        self.s >>= 1;
+    }
+
+    /// The side of the next proof hash, moving up past it; `None` at the root, where a
+    /// further proof hash makes the proof too long.
+    fn next_sibling(&mut self) -> Option<Sibling> {
+        if self.at_root() {
+            return None;
+        }
+        let sibling = if self.f & 1 == 1 || self.f == self.s {
+            // Levels where the node has no right sibling take no proof hash.
+            while self.f & 1 == 0 && self.f != 0 {
+                self.up();
+            }
+            Sibling::Left
+        } else {
+            Sibling::Right
+        };
+        self.up();
+        Some(sibling)
+    }
+
+    /// Whether the walk reached the root, i.e. the proof was fully consumed.
+    fn at_root(&self) -> bool {
+        self.s == 0
+    }
+}
+
 /// Number of bits needed to represent `x` (0 for 0).
 fn bit_len(x: u64) -> u32 {
     64 - x.leading_zeros()
@@ -66,29 +114,24 @@ pub fn root_from_inclusion_proof(
             want,
         });
     }
-    let mut f = index;
-    let mut s = tree_size - 1;
+    let mut walk = PathWalk {
+        f: index,
+        s: tree_size - 1,
+    };
     let mut r = *leaf_hash;
     for p in proof {
-        if s == 0 {
-            return Err(MerkleError::InclusionProofLength {
-                got: proof.len(),
-                want,
-            });
-        }
-        if f & 1 == 1 || f == s {
-            r = node_hash(p, &r);
-            while f & 1 == 0 && f != 0 {
-                f >>= 1;
-                s >>= 1;
+        match walk.next_sibling() {
+            None => {
+                return Err(MerkleError::InclusionProofLength {
+                    got: proof.len(),
+                    want,
+                });
             }
-        } else {
-            r = node_hash(&r, p);
+            Some(Sibling::Left) => r = node_hash(p, &r),
+            Some(Sibling::Right) => r = node_hash(&r, p),
         }
-        f >>= 1;
-        s >>= 1;
     }
-    if s != 0 {
+    if !walk.at_root() {
         return Err(MerkleError::InclusionProofNotConsumed);
     }
     Ok(r)
@@ -148,11 +191,12 @@ pub fn verify_consistency(
     // 0 < size1 < size2 and proof.len() == want >= 1 from here on.
     let prepend = size1.is_power_of_two().then_some(root1);
     let mut path = prepend.into_iter().chain(proof.iter());
-    let mut f = size1 - 1;
-    let mut s = size2 - 1;
-    while f & 1 == 1 {
-        f >>= 1;
-        s >>= 1;
+    let mut walk = PathWalk {
+        f: size1 - 1,
+        s: size2 - 1,
+    };
+    while walk.f & 1 == 1 {
+        walk.up();
     }
     let Some(first) = path.next() else {
         return Err(MerkleError::ConsistencyProofLength { got: 0, want });
@@ -160,26 +204,21 @@ pub fn verify_consistency(
     let mut fr = *first;
     let mut sr = *first;
     for c in path {
-        if s == 0 {
-            return Err(MerkleError::ConsistencyProofLength {
-                got: proof.len(),
-                want,
-            });
-        }
-        if f & 1 == 1 || f == s {
-            fr = node_hash(c, &fr);
-            sr = node_hash(c, &sr);
-            while f & 1 == 0 && f != 0 {
-                f >>= 1;
-                s >>= 1;
+        match walk.next_sibling() {
+            None => {
+                return Err(MerkleError::ConsistencyProofLength {
+                    got: proof.len(),
+                    want,
+                });
             }
-        } else {
-            sr = node_hash(&sr, c);
+            Some(Sibling::Left) => {
+                fr = node_hash(c, &fr);
+                sr = node_hash(c, &sr);
+            }
+            Some(Sibling::Right) => sr = node_hash(&sr, c),
         }
-        f >>= 1;
-        s >>= 1;
     }
-    if s != 0 {
+    if !walk.at_root() {
         return Err(MerkleError::ConsistencyProofNotConsumed);
     }
     if &fr != root1 {
