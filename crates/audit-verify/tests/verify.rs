@@ -25,6 +25,21 @@ fn consistency(position: usize, size: u64) -> Check {
     }
 }
 
+/// The consistency check against an older checkpoint that did not verify, so has no size.
+fn unverified_consistency(position: usize) -> Check {
+    Check::Consistency {
+        older_checkpoint: position,
+        size: None,
+    }
+}
+
+/// Asserts that `step` failed with a message containing `needle`.
+#[track_caller]
+fn assert_failed_saying(step: &tryggdel_audit_verify::Step, needle: &str) {
+    assert_eq!(step.status, Status::Failed, "{}", step.message);
+    assert!(step.message.contains(needle), "{}", step.message);
+}
+
 fn leaf_finding_indices(report: &Report) -> Vec<u64> {
     step(report, &Check::LeafHashes)
         .findings
@@ -130,12 +145,7 @@ fn changed_entry_bytes_are_named_by_index() {
     assert!(message.contains(&hex::encode(leaf_hash(&entries[17].entry))));
 
     let root = step(&report, &Check::Root);
-    assert_eq!(root.status, Status::Failed);
-    assert!(
-        root.message.contains("recorded leaf hashes do produce it"),
-        "{}",
-        root.message
-    );
+    assert_failed_saying(root, "recorded leaf hashes do produce it");
     assert!(root.message.contains("indices 17"), "{}", root.message);
 
     let text = report.to_string();
@@ -195,12 +205,7 @@ fn entry_changed_with_its_recorded_hash_is_localised_by_older_checkpoints() {
     assert!(!report.is_ok());
     assert!(step(&report, &Check::LeafHashes).passed());
     let root = step(&report, &Check::Root);
-    assert_eq!(root.status, Status::Failed);
-    assert!(
-        root.message.contains("do not produce it either"),
-        "{}",
-        root.message
-    );
+    assert_failed_saying(root, "do not produce it either");
     assert!(
         root.message.contains("give older checkpoints"),
         "{}",
@@ -225,18 +230,11 @@ fn entry_changed_with_its_recorded_hash_is_localised_by_older_checkpoints() {
     // Prefixes before the change match their checkpoints; later ones do not.
     for (position, size) in [(2, 10), (4, 20)] {
         let s = step(&report, &consistency(position, size));
-        assert_eq!(s.status, Status::Failed);
-        assert!(
-            s.message
-                .contains(&format!("first {size} entries reproduce")),
-            "{}",
-            s.message
-        );
+        assert_failed_saying(s, &format!("first {size} entries reproduce"));
     }
     for (position, size) in [(1, 60), (3, 40)] {
         let s = step(&report, &consistency(position, size));
-        assert_eq!(s.status, Status::Failed);
-        assert!(s.message.contains("do not reproduce"), "{}", s.message);
+        assert_failed_saying(s, "do not reproduce");
     }
 
     // Only checkpoints after the change: [0, 40).
@@ -365,19 +363,8 @@ fn wrong_key_wrong_origin_and_altered_signature_fail_the_checkpoint_step() {
         step(&report, &Check::Inclusion { index: 5 }).status,
         Status::Skipped
     );
-    let older = step(
-        &report,
-        &Check::Consistency {
-            older_checkpoint: 1,
-            size: None,
-        },
-    );
-    assert_eq!(older.status, Status::Failed);
-    assert!(
-        older
-            .message
-            .contains("does not verify with the pinned key")
-    );
+    let older = step(&report, &unverified_consistency(1));
+    assert_failed_saying(older, "does not verify with the pinned key");
     assert!(report.inclusion.is_none());
     // The leaf hashes are still checked.
     assert!(step(&report, &Check::LeafHashes).passed());
@@ -460,41 +447,17 @@ fn older_checkpoints_from_a_fork_or_beyond_the_export_fail() {
 
     assert!(step(&report, &consistency(1, 12)).passed());
     let forked = step(&report, &consistency(2, 8));
-    assert_eq!(forked.status, Status::Failed);
-    assert!(
-        forked
-            .message
-            .contains("first 8 entries do not reproduce this checkpoint's root"),
-        "{}",
-        forked.message
+    assert_failed_saying(
+        forked,
+        "first 8 entries do not reproduce this checkpoint's root",
     );
     assert!(forked.message.contains("forked"), "{}", forked.message);
     // Before the fork point the histories agree.
     assert!(step(&report, &consistency(3, 4)).passed());
     let beyond = step(&report, &consistency(4, 25));
-    assert_eq!(beyond.status, Status::Failed);
-    assert!(
-        beyond
-            .message
-            .contains("for 25 entries, more than the 20 in this export"),
-        "{}",
-        beyond.message
-    );
-    let foreign = step(
-        &report,
-        &Check::Consistency {
-            older_checkpoint: 5,
-            size: None,
-        },
-    );
-    assert_eq!(foreign.status, Status::Failed);
-    assert!(
-        foreign
-            .message
-            .contains("does not verify with the pinned key"),
-        "{}",
-        foreign.message
-    );
+    assert_failed_saying(beyond, "for 25 entries, more than the 20 in this export");
+    let foreign = step(&report, &unverified_consistency(5));
+    assert_failed_saying(foreign, "does not verify with the pinned key");
     assert!(step(&report, &consistency(6, 20)).passed());
     assert_eq!(step(&report, &consistency(7, 20)).status, Status::Failed);
 
