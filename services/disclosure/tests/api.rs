@@ -19,6 +19,11 @@ use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::common::v1::{DisclosureState, Person};
 use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
 use tryggdel_proto::disclosure::v1::*;
+use tryggdel_proto::notification::v1 as notification;
+use tryggdel_proto::notification::v1::notification_service_server::{
+    NotificationService, NotificationServiceServer,
+};
+use tryggdel_service_kit::{RunningServer, ServiceEndpoint};
 use tryggdel_storage::FieldKey;
 use tryggdel_test_support::{
     BearerInterceptor, TestBackend, TestDatabase, TestIdentity, log_signing_key, person_key,
@@ -42,13 +47,43 @@ struct Harness {
     database: TestDatabase,
     /// The police's receipt key, which the service pins.
     receipt_signer: ed25519_dalek::SigningKey,
+    /// The stand-in notification service, when the test has one.
+    notification: Option<(FakeNotification, RunningServer)>,
 }
 
 impl Harness {
     async fn start(backend: TestBackend) -> Option<Harness> {
+        let identity = TestIdentity::generate();
+        // Delivery to the police is tested with all three services in tests/; here the
+        // notification service is absent and approvals wait in the outbox.
+        let notification = identity.endpoint("disclosure", unused_address());
+        Harness::launch(backend, identity, notification, None).await
+    }
+
+    /// With a stand-in notification service that takes hand-overs (see [`FakeNotification`]).
+    async fn start_delivering(backend: TestBackend) -> Option<Harness> {
+        let identity = TestIdentity::generate();
+        let fake = FakeNotification::default();
+        let server = RunningServer::start(
+            "tryggdel.notification.v1.NotificationService",
+            tonic::service::Routes::new(NotificationServiceServer::new(fake.clone())),
+            &identity.server_tls("notification"),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        let notification = identity.endpoint("disclosure", server.local_addr);
+        Harness::launch(backend, identity, notification, Some((fake, server))).await
+    }
+
+    async fn launch(
+        backend: TestBackend,
+        identity: TestIdentity,
+        notification_endpoint: ServiceEndpoint,
+        notification: Option<(FakeNotification, RunningServer)>,
+    ) -> Option<Harness> {
         let database = TestDatabase::create(backend).await?;
         let audit_database = TestDatabase::create(backend).await?;
-        let identity = TestIdentity::generate();
         let registry = Arc::new(LegalRegistry::embedded().unwrap());
         let directory = Arc::new(Directory::from_toml(DEVELOPMENT_DIRECTORY, &registry).unwrap());
         let person_key = person_key();
@@ -76,9 +111,7 @@ impl Harness {
             registry,
             directory,
             audit: identity.endpoint("disclosure", audit.local_addr),
-            // Delivery to the police is tested with all three services in tests/; here the
-            // notification service is absent and approvals wait in the outbox.
-            notification: identity.endpoint("disclosure", unused_address()),
+            notification: notification_endpoint,
             receipt_key: receipt_signer.verifying_key(),
             relay: RelayConfig {
                 batch: 50,
@@ -99,6 +132,7 @@ impl Harness {
             audit_database,
             database,
             receipt_signer,
+            notification,
         })
     }
 
@@ -177,6 +211,9 @@ impl Harness {
 
     async fn stop(self) {
         self.service.stop().await.unwrap();
+        if let Some((_, server)) = self.notification {
+            server.stop().await.unwrap();
+        }
         if let Some(audit) = self.audit {
             audit.stop().await.unwrap();
         }
@@ -1385,6 +1422,192 @@ async fn receipts_acknowledge_an_approval_once(backend: TestBackend) {
     harness.stop().await;
 }
 
+/// A notification service that takes every hand-over (in region mitt, numbered in order)
+/// except those of the disclosures in `refuse`, which it refuses for good.
+#[derive(Clone, Default)]
+struct FakeNotification {
+    received: Arc<std::sync::Mutex<Vec<notification::DeliverRequest>>>,
+    refuse: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+#[tonic::async_trait]
+impl NotificationService for FakeNotification {
+    async fn deliver(
+        &self,
+        request: tonic::Request<notification::DeliverRequest>,
+    ) -> Result<tonic::Response<notification::DeliverResponse>, tonic::Status> {
+        let request = request.into_inner();
+        if self.refuse.lock().unwrap().contains(&request.disclosure_id) {
+            return Err(tonic::Status::failed_precondition("payload hash mismatch"));
+        }
+        let mut received = self.received.lock().unwrap();
+        received.push(request);
+        Ok(tonic::Response::new(notification::DeliverResponse {
+            police_region: "mitt".into(),
+            sequence: received.len() as u64,
+            duplicate: false,
+        }))
+    }
+
+    type SubscribeStream = tokio_stream::Empty<Result<notification::Delivery, tonic::Status>>;
+
+    async fn subscribe(
+        &self,
+        _: tonic::Request<notification::SubscribeRequest>,
+    ) -> Result<tonic::Response<Self::SubscribeStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in this test"))
+    }
+
+    async fn list_pending(
+        &self,
+        _: tonic::Request<notification::ListPendingRequest>,
+    ) -> Result<tonic::Response<notification::ListPendingResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in this test"))
+    }
+
+    async fn acknowledge(
+        &self,
+        _: tonic::Request<notification::AcknowledgeRequest>,
+    ) -> Result<tonic::Response<notification::Receipt>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in this test"))
+    }
+
+    async fn get_delivery_status(
+        &self,
+        _: tonic::Request<notification::GetDeliveryStatusRequest>,
+    ) -> Result<tonic::Response<notification::DeliveryStatus>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in this test"))
+    }
+
+    async fn ask_follow_up(
+        &self,
+        _: tonic::Request<notification::AskFollowUpRequest>,
+    ) -> Result<tonic::Response<notification::FollowUp>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in this test"))
+    }
+
+    async fn list_follow_ups(
+        &self,
+        _: tonic::Request<notification::ListFollowUpsRequest>,
+    ) -> Result<tonic::Response<notification::ListFollowUpsResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in this test"))
+    }
+
+    async fn list_escalations(
+        &self,
+        _: tonic::Request<notification::ListEscalationsRequest>,
+    ) -> Result<tonic::Response<notification::ListEscalationsResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in this test"))
+    }
+}
+
+/// Approvals are handed to the notification service with the payload bound at approval: a
+/// hand-over it takes delivers the disclosure with a delivery record; one it refuses for good
+/// is recorded as refused, and neither is sent again.
+async fn approvals_are_handed_over_or_refused_once(backend: TestBackend) {
+    let Some(harness) = Harness::start_delivering(backend).await else {
+        return;
+    };
+    let fake = harness.notification.as_ref().unwrap().0.clone();
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    let mut decision_maker = harness.decision_maker(BOLLNAS).await;
+    let taken = create(
+        &mut caseworker,
+        "req-handover-01",
+        social_services_content(),
+    )
+    .await;
+    let refused = create(
+        &mut caseworker,
+        "req-handover-02",
+        social_services_content(),
+    )
+    .await;
+    fake.refuse.lock().unwrap().push(refused.id.clone());
+    let taken = submit(&mut caseworker, &taken).await;
+    let refused = submit(&mut caseworker, &refused).await;
+    let taken = approve(&mut decision_maker, &taken).await.unwrap();
+    let refused = approve(&mut decision_maker, &refused).await.unwrap();
+
+    let store = harness.service.api.store();
+    for _ in 0..400 {
+        if store.delivery_backlog().await.unwrap() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(store.delivery_backlog().await.unwrap(), 0);
+
+    // What the notification service got: the approval's payload, hash and decision.
+    let received = fake.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1);
+    let handed_over = &received[0];
+    let decision = taken.decision.as_ref().unwrap();
+    assert_eq!(handed_over.disclosure_id, taken.id);
+    assert_eq!(handed_over.organisation, BOLLNAS);
+    assert_eq!(handed_over.state, "approved");
+    assert!(!handed_over.urgent);
+    assert_eq!(handed_over.payload_sha256, decision.payload_sha256);
+    assert_eq!(
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&handed_over.payload)),
+        decision.payload_sha256
+    );
+    assert_eq!(handed_over.approved_by, "beslut-bollnas");
+    assert_eq!(handed_over.approved_at_unix_ms, decision.decided_at_unix_ms);
+    assert_eq!(handed_over.legal_basis_id, "OSL-10-18c");
+    assert_eq!(handed_over.registry_version, decision.registry_version);
+
+    let get = |id: &str| GetRequest {
+        disclosure_id: id.to_owned(),
+        reveal_protected: false,
+    };
+    let delivered = caseworker.get(get(&taken.id)).await.unwrap().into_inner();
+    assert_eq!(delivered.state, DisclosureState::Delivered as i32);
+    assert_eq!(delivered.version, taken.version + 1);
+    assert!(delivered.updated_at_unix_ms >= taken.updated_at_unix_ms);
+    let delivery = delivered.delivery.as_ref().unwrap();
+    assert_eq!(delivery.police_region, "mitt");
+    assert!(delivery.delivered_at_unix_ms >= decision.decided_at_unix_ms);
+    assert_eq!(delivery.acknowledged_by, "");
+    assert!(delivery.receipt_statement.is_empty());
+    let events = store.events_of(&taken.id).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "disclosure.draft_created",
+            "disclosure.submitted",
+            "disclosure.approved",
+            "disclosure.delivered"
+        ]
+    );
+    let payload: serde_json::Value = serde_json::from_str(&events[3].payload).unwrap();
+    assert_eq!(payload["state"], "delivered");
+    assert_eq!(payload["version"], taken.version + 1);
+    assert_eq!(payload["details"]["sequence"], "1");
+    assert_eq!(payload["details"]["police_region"], "mitt");
+    assert_eq!(payload["actor"]["user_id"], "");
+
+    // The refused approval stays approved; its refusal is on record with the reason.
+    let still_approved = caseworker.get(get(&refused.id)).await.unwrap().into_inner();
+    assert_eq!(still_approved.state, DisclosureState::Approved as i32);
+    assert_eq!(still_approved.version, refused.version);
+    assert!(still_approved.delivery.is_none());
+    let events = store.events_of(&refused.id).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.event_type, "disclosure.delivery_refused");
+    let payload: serde_json::Value = serde_json::from_str(&last.payload).unwrap();
+    assert_eq!(
+        payload["refusal"],
+        "FailedPrecondition: payload hash mismatch"
+    );
+    assert_eq!(payload["state"], "approved");
+    harness.wait_for_relay().await;
+    let logged = harness.audit_entries(&refused.id).await;
+    assert_eq!(logged.last().unwrap().1, "disclosure.delivery_refused");
+    harness.stop().await;
+}
+
 use tryggdel_test_support::on_both_backends;
 
 on_both_backends!(
@@ -1403,4 +1626,5 @@ on_both_backends!(
     list_pages_and_filters,
     health_is_served_over_mtls,
     receipts_acknowledge_an_approval_once,
+    approvals_are_handed_over_or_refused_once,
 );
