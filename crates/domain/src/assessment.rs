@@ -724,6 +724,21 @@ mod tests {
         assess(&registry(), &osl_18c(), facts, as_of).unwrap()
     }
 
+    /// The keys of the conditions `facts` fail under `basis` on `as_of`.
+    fn failed_under(basis: &LegalBasisId, facts: &CaseFacts, as_of: Date) -> Vec<String> {
+        let assessment = assess(&registry(), basis, facts, as_of).unwrap();
+        failed_keys(&assessment)
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The keys of the conditions `facts` fail under 18 c § on 2022-06-01, a date on which
+    /// [`happy_facts`] fails none.
+    fn failed_18c(facts: &CaseFacts) -> Vec<String> {
+        failed_under(&osl_18c(), facts, date!(2022 - 06 - 01))
+    }
+
     fn failed_keys(assessment: &Assessment) -> Vec<&str> {
         assessment
             .failed_conditions()
@@ -839,20 +854,12 @@ mod tests {
             crime: None,
             ..happy_facts()
         };
-        let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
-        assert_eq!(
-            failed_keys(&assessment),
-            ["crime_catalogue", "minimum_penalty"]
-        );
+        assert_eq!(failed_18c(&facts), ["crime_catalogue", "minimum_penalty"]);
         let facts = CaseFacts {
             crime: Some(CrimeId::parse("okant-brott").unwrap()),
             ..happy_facts()
         };
-        let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
-        assert_eq!(
-            failed_keys(&assessment),
-            ["crime_catalogue", "minimum_penalty"]
-        );
+        assert_eq!(failed_18c(&facts), ["crime_catalogue", "minimum_penalty"]);
     }
 
     #[test]
@@ -903,21 +910,13 @@ mod tests {
             organisation_secrecy: None,
             ..happy_facts()
         };
-        let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
-        assert_eq!(
-            failed_keys(&assessment),
-            ["source_secrecy", "claimed_secrecy"]
-        );
+        assert_eq!(failed_18c(&facts), ["source_secrecy", "claimed_secrecy"]);
         let facts = CaseFacts {
             organisation_secrecy: None,
             claimed_secrecy: None,
             ..happy_facts()
         };
-        let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
-        assert_eq!(
-            failed_keys(&assessment),
-            ["source_secrecy", "claimed_secrecy"]
-        );
+        assert_eq!(failed_18c(&facts), ["source_secrecy", "claimed_secrecy"]);
     }
 
     #[test]
@@ -950,24 +949,15 @@ mod tests {
     fn checklist_answers_must_be_yes_with_justification() {
         let mut blank = happy_facts();
         blank.checklist[1].justification = " \n ".to_owned();
-        let assessment = assess_18c(&blank, date!(2022 - 06 - 01));
-        assert_eq!(
-            failed_keys(&assessment),
-            ["checklist.contributes_to_prevention"]
-        );
+        assert_eq!(failed_18c(&blank), ["checklist.contributes_to_prevention"]);
 
         let mut answered_no = happy_facts();
         answered_no.checklist[2].answer = false;
-        let assessment = assess_18c(&answered_no, date!(2022 - 06 - 01));
-        assert_eq!(failed_keys(&assessment), ["checklist.not_unsuitable"]);
+        assert_eq!(failed_18c(&answered_no), ["checklist.not_unsuitable"]);
 
         let mut missing = happy_facts();
         missing.checklist.remove(0);
-        let assessment = assess_18c(&missing, date!(2022 - 06 - 01));
-        assert_eq!(
-            failed_keys(&assessment),
-            ["checklist.special_circumstances"]
-        );
+        assert_eq!(failed_18c(&missing), ["checklist.special_circumstances"]);
     }
 
     #[test]
@@ -995,6 +985,7 @@ mod tests {
     #[test]
     fn osl_10_21_checks_victim_age_and_allows_the_prosecutor() {
         let basis = LegalBasisId::parse("OSL-10-21").unwrap();
+        let failed = |facts: &CaseFacts| failed_under(&basis, facts, date!(2024 - 01 - 01));
         let facts = CaseFacts {
             recipient: Recipient::Aklagarmyndigheten,
             crime: Some(CrimeId::parse("misshandel").unwrap()),
@@ -1012,20 +1003,19 @@ mod tests {
             victim_birth_date: Some(date!(2000 - 01 - 01)),
             ..facts.clone()
         };
-        let assessment = assess(&registry(), &basis, &adult_victim, date!(2024 - 01 - 01)).unwrap();
-        assert_eq!(failed_keys(&assessment), ["victim_age"]);
+        assert_eq!(failed(&adult_victim), ["victim_age"]);
 
         let unknown_age = CaseFacts {
             victim_birth_date: None,
             ..facts
         };
-        let assessment = assess(&registry(), &basis, &unknown_age, date!(2024 - 01 - 01)).unwrap();
-        assert_eq!(failed_keys(&assessment), ["victim_age"]);
+        assert_eq!(failed(&unknown_age), ["victim_age"]);
     }
 
     #[test]
     fn osl_10_18a_is_social_services_only_and_under_21() {
         let basis = LegalBasisId::parse("OSL-10-18a").unwrap();
+        let failed = |facts: &CaseFacts| failed_under(&basis, facts, date!(2024 - 01 - 01));
         let facts = CaseFacts {
             subject_birth_date: Some(date!(2006 - 01 - 01)),
             checklist: vec![answer("needed_to_prevent_crime")],
@@ -1039,20 +1029,19 @@ mod tests {
             claimed_secrecy: Some(SecrecyProvision::Healthcare25_1),
             ..facts.clone()
         };
-        let assessment = assess(&registry(), &basis, &healthcare, date!(2024 - 01 - 01)).unwrap();
-        assert_eq!(failed_keys(&assessment), ["source_secrecy", "source_kind"]);
+        assert_eq!(failed(&healthcare), ["source_secrecy", "source_kind"]);
 
         let too_old = CaseFacts {
             subject_birth_date: Some(date!(2000 - 01 - 01)),
             ..facts
         };
-        let assessment = assess(&registry(), &basis, &too_old, date!(2024 - 01 - 01)).unwrap();
-        assert_eq!(failed_keys(&assessment), ["subject_age"]);
+        assert_eq!(failed(&too_old), ["subject_age"]);
     }
 
     #[test]
     fn osl_12_2_requires_a_complete_consent_record() {
         let basis = LegalBasisId::parse("OSL-12-2").unwrap();
+        let failed = |facts: &CaseFacts| failed_under(&basis, facts, date!(2024 - 01 - 01));
         let consent = ConsentRecord {
             given_by: "Den enskilde".to_owned(),
             given_at: date!(2023 - 12 - 01),
@@ -1079,8 +1068,7 @@ mod tests {
             consent: None,
             ..facts.clone()
         };
-        let assessment = assess(&registry(), &basis, &no_consent, date!(2024 - 01 - 01)).unwrap();
-        assert_eq!(failed_keys(&assessment), ["consent_record"]);
+        assert_eq!(failed(&no_consent), ["consent_record"]);
 
         let incomplete = CaseFacts {
             consent: Some(ConsentRecord {
@@ -1102,8 +1090,7 @@ mod tests {
             }),
             ..facts
         };
-        let assessment = assess(&registry(), &basis, &future, date!(2024 - 01 - 01)).unwrap();
-        assert_eq!(failed_keys(&assessment), ["consent_record"]);
+        assert_eq!(failed(&future), ["consent_record"]);
     }
 
     #[test]

@@ -341,13 +341,18 @@ mod tests {
         assert_eq!(number.as_twelve_digits(), "197010632391");
     }
 
+    /// `YYMMDD` `separator` `NNNC` of a generated `YYYYMMDD-NNNC`.
+    fn ten_digit_form(generated: &str, separator: char) -> String {
+        format!("{}{separator}{}", &generated[2..8], &generated[9..13])
+    }
+
     #[test]
     fn plus_separator_means_at_least_one_hundred_years_old() {
         let generated = testing::personnummer_from(date!(1920 - 03 - 15), 123);
-        let ten = format!("{}+{}", &generated[2..8], &generated[9..13]);
+        let ten = ten_digit_form(&generated, '+');
         let number = IdentityNumber::parse(&ten, REFERENCE).unwrap();
         assert_eq!(number.birth_date(), date!(1920 - 03 - 15));
-        let minus = format!("{}-{}", &generated[2..8], &generated[9..13]);
+        let minus = ten_digit_form(&generated, '-');
         let number = IdentityNumber::parse(&minus, REFERENCE).unwrap();
         assert_eq!(number.birth_date(), date!(2020 - 03 - 15));
     }
@@ -355,7 +360,7 @@ mod tests {
     #[test]
     fn century_keeps_the_birth_date_not_after_the_reference_date() {
         let generated = testing::personnummer_from(date!(2025 - 06 - 02), 1);
-        let ten = format!("{}-{}", &generated[2..8], &generated[9..13]);
+        let ten = ten_digit_form(&generated, '-');
         let number = IdentityNumber::parse(&ten, REFERENCE).unwrap();
         assert_eq!(number.birth_date(), date!(1925 - 06 - 02));
         let number = IdentityNumber::parse(&ten, date!(2025 - 06 - 02)).unwrap();
@@ -473,18 +478,24 @@ mod tests {
             .prop_map(|(year, ordinal)| Date::from_ordinal_date(year, ordinal).unwrap())
     }
 
-    proptest! {
-        #[test]
-        fn generated_numbers_parse_in_all_forms_to_the_same_value(
-            birth in birth_dates(),
-            birth_number in 0u16..1000,
-            samordning in any::<bool>(),
-        ) {
+    /// A generated valid number of either kind: its birth date, its 12-digit form with
+    /// separator, and whether it is a samordningsnummer.
+    fn generated_numbers() -> impl Strategy<Value = (Date, String, bool)> {
+        (birth_dates(), 0u16..1000, any::<bool>()).prop_map(|(birth, birth_number, samordning)| {
             let generated = if samordning {
                 testing::samordningsnummer_from(birth, birth_number)
             } else {
                 testing::personnummer_from(birth, birth_number)
             };
+            (birth, generated, samordning)
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn generated_numbers_parse_in_all_forms_to_the_same_value(
+            (birth, generated, samordning) in generated_numbers(),
+        ) {
             let reference = date!(2025 - 12 - 31);
             let twelve_plain = generated.replace('-', "");
             let ten_digits = &twelve_plain[2..];
@@ -524,15 +535,8 @@ mod tests {
 
         #[test]
         fn debug_and_display_never_show_the_last_four_digits(
-            birth in birth_dates(),
-            birth_number in 0u16..1000,
-            samordning in any::<bool>(),
+            (_birth, generated, _samordning) in generated_numbers(),
         ) {
-            let generated = if samordning {
-                testing::samordningsnummer_from(birth, birth_number)
-            } else {
-                testing::personnummer_from(birth, birth_number)
-            };
             let number = IdentityNumber::parse(&generated, date!(2025 - 12 - 31)).unwrap();
             let last_four = &generated[9..13];
             let date_part = &generated[0..8];

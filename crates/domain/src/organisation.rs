@@ -432,10 +432,19 @@ mod tests {
         }
     }
 
+    /// `Organisation::new` with the code given as text.
+    fn organisation(
+        code: &str,
+        name: &str,
+        kind: OrganisationKind,
+    ) -> Result<Organisation, OrganisationError> {
+        Organisation::new(OrganisationCode::parse(code).unwrap(), name, kind)
+    }
+
     #[test]
     fn organisation_kind_decides_secrecy_county_and_region() {
-        let bollnas = Organisation::new(
-            OrganisationCode::parse("bollnas-kommun").unwrap(),
+        let bollnas = organisation(
+            "bollnas-kommun",
             " Bollnäs kommun ",
             OrganisationKind::Municipality {
                 municipality_code: MunicipalityCode::parse("2183").unwrap(),
@@ -450,8 +459,8 @@ mod tests {
         assert_eq!(bollnas.county(), Some(CountyCode::parse("21").unwrap()));
         assert_eq!(bollnas.police_region(), Some(PoliceRegion::Mitt));
 
-        let region = Organisation::new(
-            OrganisationCode::parse("region-jonkoping").unwrap(),
+        let region = organisation(
+            "region-jonkoping",
             "Region Jönköpings län",
             OrganisationKind::HealthcareProvider {
                 county: CountyCode::parse("06").unwrap(),
@@ -462,22 +471,16 @@ mod tests {
         assert_eq!(region.police_region(), Some(PoliceRegion::Ost));
 
         for kind in [OrganisationKind::Police, OrganisationKind::Supervisor] {
-            let organisation =
-                Organisation::new(OrganisationCode::parse("polisen").unwrap(), "Polisen", kind)
-                    .unwrap();
-            assert_eq!(organisation.secrecy(), None);
-            assert_eq!(organisation.county(), None);
-            assert_eq!(organisation.police_region(), None);
+            let police = organisation("polisen", "Polisen", kind).unwrap();
+            assert_eq!(police.secrecy(), None);
+            assert_eq!(police.county(), None);
+            assert_eq!(police.police_region(), None);
         }
     }
 
     #[test]
     fn blank_organisation_name_is_refused() {
-        let result = Organisation::new(
-            OrganisationCode::parse("imy").unwrap(),
-            "   ",
-            OrganisationKind::Supervisor,
-        );
+        let result = organisation("imy", "   ", OrganisationKind::Supervisor);
         assert_eq!(result, Err(OrganisationError::BlankOrganisationName));
     }
 

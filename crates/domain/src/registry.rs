@@ -622,24 +622,13 @@ struct RawCrime {
 }
 
 fn convert_basis(index: usize, raw: RawLegalBasis) -> Result<LegalBasis, RegistryError> {
-    let entry = format!("basis[{index}] ({})", raw.id);
-    let invalid = |problem: String| RegistryError::InvalidEntry {
-        file: LEGAL_BASES_FILE,
-        entry: entry.clone(),
-        problem,
-    };
+    let invalid = invalid_entry(LEGAL_BASES_FILE, format!("basis[{index}] ({})", raw.id));
 
     let id = LegalBasisId::parse(&raw.id).map_err(|error| invalid(error.to_string()))?;
     let statute = non_blank(&raw.statute, "statute").map_err(&invalid)?;
     let title = non_blank(&raw.title, "title").map_err(&invalid)?;
-    let valid_from = toml_date(&raw.valid_from, "valid_from").map_err(&invalid)?;
-    let valid_to = raw
-        .valid_to
-        .as_ref()
-        .map(|date| toml_date(date, "valid_to"))
-        .transpose()
-        .map_err(&invalid)?;
-    check_validity_order(valid_from, valid_to).map_err(&invalid)?;
+    let (valid_from, valid_to) =
+        validity_period(&raw.valid_from, raw.valid_to.as_ref()).map_err(&invalid)?;
 
     let breaks =
         parse_unique_list(&raw.breaks, "breaks", SecrecyProvision::parse).map_err(&invalid)?;
@@ -755,12 +744,7 @@ fn convert_crime_filter(raw: RawCrimeFilter) -> Result<CrimeFilter, String> {
 }
 
 fn convert_crime(index: usize, raw: RawCrime) -> Result<Crime, RegistryError> {
-    let entry = format!("crime[{index}] ({})", raw.id);
-    let invalid = |problem: String| RegistryError::InvalidEntry {
-        file: CRIMES_FILE,
-        entry: entry.clone(),
-        problem,
-    };
+    let invalid = invalid_entry(CRIMES_FILE, format!("crime[{index}] ({})", raw.id));
     let id = CrimeId::parse(&raw.id).map_err(|error| invalid(error.to_string()))?;
     let name_sv = non_blank(&raw.name_sv, "name_sv").map_err(&invalid)?;
     let reference = non_blank(&raw.reference, "reference").map_err(&invalid)?;
@@ -780,14 +764,8 @@ fn convert_crime(index: usize, raw: RawCrime) -> Result<Crime, RegistryError> {
             ));
         }
     };
-    let valid_from = toml_date(&raw.valid_from, "valid_from").map_err(&invalid)?;
-    let valid_to = raw
-        .valid_to
-        .as_ref()
-        .map(|date| toml_date(date, "valid_to"))
-        .transpose()
-        .map_err(&invalid)?;
-    check_validity_order(valid_from, valid_to).map_err(&invalid)?;
+    let (valid_from, valid_to) =
+        validity_period(&raw.valid_from, raw.valid_to.as_ref()).map_err(&invalid)?;
     Ok(Crime {
         id,
         name_sv,
@@ -891,12 +869,29 @@ fn is_within(date: Date, from: Date, to: Option<Date>) -> bool {
     date >= from && to.is_none_or(|end| date <= end)
 }
 
-fn check_validity_order(valid_from: Date, valid_to: Option<Date>) -> Result<(), String> {
+/// The error for a problem with entry `entry` of `file`.
+fn invalid_entry(file: &'static str, entry: String) -> impl Fn(String) -> RegistryError {
+    move |problem| RegistryError::InvalidEntry {
+        file,
+        entry: entry.clone(),
+        problem,
+    }
+}
+
+/// An entry's `valid_from` and optional `valid_to` as dates, the end not before the start.
+fn validity_period(
+    valid_from: &toml::value::Datetime,
+    valid_to: Option<&toml::value::Datetime>,
+) -> Result<(Date, Option<Date>), String> {
+    let valid_from = toml_date(valid_from, "valid_from")?;
+    let valid_to = valid_to
+        .map(|date| toml_date(date, "valid_to"))
+        .transpose()?;
     match valid_to {
         Some(valid_to) if valid_to < valid_from => Err(format!(
             "valid_to {valid_to} is before valid_from {valid_from}"
         )),
-        _ => Ok(()),
+        _ => Ok((valid_from, valid_to)),
     }
 }
 
