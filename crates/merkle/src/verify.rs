@@ -108,11 +108,12 @@ pub fn root_from_inclusion_proof(
     proof: &[Hash],
 ) -> Result<Hash, MerkleError> {
     let want = inclusion_proof_len(index, tree_size)?;
+    let wrong_length = || MerkleError::InclusionProofLength {
+        got: proof.len(),
+        want,
+    };
     if proof.len() != want {
-        return Err(MerkleError::InclusionProofLength {
-            got: proof.len(),
-            want,
-        });
+        return Err(wrong_length());
     }
     let mut walk = PathWalk {
         f: index,
@@ -121,12 +122,7 @@ pub fn root_from_inclusion_proof(
     let mut r = *leaf_hash;
     for p in proof {
         match walk.next_sibling() {
-            None => {
-                return Err(MerkleError::InclusionProofLength {
-                    got: proof.len(),
-                    want,
-                });
-            }
+            None => return Err(wrong_length()),
             Some(Sibling::Left) => r = node_hash(p, &r),
             Some(Sibling::Right) => r = node_hash(&r, p),
         }
@@ -172,11 +168,12 @@ pub fn verify_consistency(
         });
     }
     let want = consistency_proof_len(size1, size2)?;
+    let wrong_length = || MerkleError::ConsistencyProofLength {
+        got: proof.len(),
+        want,
+    };
     if proof.len() != want {
-        return Err(MerkleError::ConsistencyProofLength {
-            got: proof.len(),
-            want,
-        });
+        return Err(wrong_length());
     }
     if size1 == size2 {
         if size1 == 0 && (root1 != &empty_root() || root2 != &empty_root()) {
@@ -205,12 +202,7 @@ pub fn verify_consistency(
     let mut sr = *first;
     for c in path {
         match walk.next_sibling() {
-            None => {
-                return Err(MerkleError::ConsistencyProofLength {
-                    got: proof.len(),
-                    want,
-                });
-            }
+            None => return Err(wrong_length()),
             Some(Sibling::Left) => {
                 fr = node_hash(c, &fr);
                 sr = node_hash(c, &sr);
