@@ -1,12 +1,19 @@
-//! The outbox relay loop every service runs: one task moving committed events to one
-//! destination, at least once, with exponential backoff on failure. Receivers dedupe by event
-//! id, so the effect is exactly once.
+//! The outbox relay every service runs: one task per [`Destination`] moving committed events
+//! there, at least once, in outbox order, with exponential backoff on failure. Receivers
+//! dedupe by event id, so the effect is exactly once. A new destination is one
+//! implementation of [`Destination`], started with [`start_relay`].
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use prost::Message as _;
 use tokio::sync::watch;
+use tryggdel_proto::audit::v1::AuditEvent;
+use tryggdel_storage::{Database, OutboxDestination, PendingEvent};
+
+use crate::{AuditLink, TracedEvent};
 
 /// Pacing of the relay.
 #[derive(Clone, Debug)]
@@ -112,36 +119,144 @@ impl Relay {
     }
 }
 
-/// One step of a relay to the audit log: `pending` outbox rows (sequence number, payload JSON)
-/// become events through `to_event`, are appended in order (each in the trace of the request
-/// that caused it), and only then does `mark` record them as relayed. Returns how many.
-pub async fn relay_to_audit<P, F, M, Fut>(
-    pending: Vec<(i64, String)>,
-    link: &crate::AuditLink,
-    to_event: F,
-    mark: M,
-) -> anyhow::Result<usize>
-where
-    P: serde::de::DeserializeOwned,
-    F: Fn(P) -> crate::TracedEvent,
-    M: FnOnce(Vec<i64>) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>>,
-{
+/// A place a service's outbox events go to: the audit log, another service. The relay reads
+/// what the destination does not hold yet, in outbox order, hands it to [`Destination::send`]
+/// and records what the destination now holds; a destination knows nothing of the loop.
+pub trait Destination: Send + Sync + 'static {
+    /// The relay's name in logs and metrics (e.g. `disclosure.audit`).
+    fn name(&self) -> &'static str;
+
+    /// Which outbox events go here, and where their arrival is recorded.
+    fn outbox(&self) -> OutboxDestination;
+
+    /// Sends `events` (oldest first). Only after this returns does the relay record the
+    /// events it names as held, so a crash in between sends them again: the destination
+    /// must take a repeat as a no-op.
+    fn send(&self, events: Vec<PendingEvent>) -> impl Future<Output = Sent> + Send;
+}
+
+/// What a [`Destination`] did with a batch.
+#[derive(Debug, Default)]
+pub struct Sent {
+    /// The outbox sequence numbers the destination now holds.
+    pub held: Vec<i64>,
+    /// Why the others were not sent (the relay backs off and sends them again).
+    pub failure: Option<anyhow::Error>,
+}
+
+impl Sent {
+    /// Every event of the batch, or (on `Err`) none of it.
+    pub fn all_or_nothing(events: &[PendingEvent], result: anyhow::Result<()>) -> Sent {
+        match result {
+            Ok(()) => Sent {
+                held: events.iter().map(|pending| pending.seq).collect(),
+                failure: None,
+            },
+            Err(error) => Sent {
+                held: Vec::new(),
+                failure: Some(error),
+            },
+        }
+    }
+}
+
+/// One step of the relay to `destination`: up to `batch` events it does not hold are sent
+/// and those it took are recorded as held. Returns how many were sent, or why not all.
+pub async fn relay_step<D: Destination>(
+    database: &Database,
+    destination: &D,
+    batch: i64,
+) -> anyhow::Result<usize> {
+    let outbox = destination.outbox();
+    let pending = outbox
+        .pending(database, batch)
+        .await
+        .context("reading the outbox")?;
     if pending.is_empty() {
         return Ok(0);
     }
-    let mut seqs = Vec::with_capacity(pending.len());
-    let mut events = Vec::with_capacity(pending.len());
-    for (seq, payload) in &pending {
-        let payload: P = serde_json::from_str(payload)
-            .with_context(|| format!("outbox event {seq} has an unreadable payload"))?;
-        seqs.push(*seq);
-        events.push(to_event(payload));
-    }
-    link.append_traced(events)
+    let count = pending.len();
+    let Sent { mut held, failure } = destination.send(pending).await;
+    held.sort_unstable();
+    outbox
+        .mark(database, &held, crate::now_unix_ms())
         .await
-        .context("appending to the audit log")?;
-    let count = seqs.len();
-    mark(seqs).await.context("marking relayed events")?;
-    Ok(count)
+        .with_context(|| format!("recording what {} holds", destination.name()))?;
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(count),
+    }
+}
+
+/// Starts the relay of `database`'s outbox to `destination`, woken by `wake`.
+pub fn start_relay<D: Destination>(
+    database: Database,
+    destination: D,
+    wake: watch::Receiver<u64>,
+    config: RelayConfig,
+) -> Relay {
+    let name = destination.name();
+    let destination = Arc::new(destination);
+    let batch = config.batch;
+    Relay::start(
+        name,
+        move || {
+            let (database, destination) = (database.clone(), Arc::clone(&destination));
+            async move { relay_step(&database, destination.as_ref(), batch).await }
+        },
+        wake,
+        config,
+    )
+}
+
+/// The audit log as a destination: every event of the outbox, sent as the audit event it
+/// carries, each in the trace of the request that caused it. The log dedupes by event id.
+pub struct AuditDestination {
+    link: AuditLink,
+    name: &'static str,
+}
+
+impl AuditDestination {
+    /// Every event, recorded in `audit_relayed_at`.
+    pub const OUTBOX: OutboxDestination = OutboxDestination::all("audit_relayed_at");
+
+    /// The relay named `name` (e.g. `disclosure.audit`) over `link`.
+    pub fn new(link: AuditLink, name: &'static str) -> AuditDestination {
+        AuditDestination { link, name }
+    }
+}
+
+impl Destination for AuditDestination {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn outbox(&self) -> OutboxDestination {
+        Self::OUTBOX
+    }
+
+    async fn send(&self, events: Vec<PendingEvent>) -> Sent {
+        let traced: anyhow::Result<Vec<TracedEvent>> = events
+            .iter()
+            .map(|pending| {
+                Ok(TracedEvent {
+                    event: AuditEvent::decode(pending.event.audit_event.as_slice())
+                        .with_context(|| {
+                            format!("outbox event {} has an unreadable audit event", pending.seq)
+                        })?,
+                    traceparent: pending.event.traceparent.clone(),
+                })
+            })
+            .collect();
+        let result = match traced {
+            Ok(traced) => self
+                .link
+                .append_traced(traced)
+                .await
+                .map(drop)
+                .context("appending to the audit log"),
+            Err(error) => Err(error),
+        };
+        Sent::all_or_nothing(&events, result)
+    }
 }

@@ -5,7 +5,8 @@
 //! Invariants:
 //! - This crate knows no table of any service: each service owns its schema and migrations,
 //!   one directory per backend, and this crate only connects and runs them. The one shared
-//!   convention is the shape of an `outbox` table ([`OutboxDestination`]).
+//!   convention is the shape of an `outbox` table, and [`write`] is the one way a change and
+//!   its outbox events are stored together.
 //! - Every query a service writes runs unchanged on both backends (`$1` placeholders, TEXT ids,
 //!   BIGINT times and flags); the per-service conformance suites run on both to keep it so.
 //!   What the `Any` driver cannot do at all (`COPY`) goes through [`Database::postgres_pool`],
@@ -23,5 +24,8 @@ mod sealing;
 
 pub use database::{Backend, Database, DatabaseError, Migrations, is_unique_violation};
 pub use migrations::{InvalidMigration, MigrationFile};
-pub use outbox::{OutboxDestination, OutboxEvent, placeholders};
+pub use outbox::{
+    AnyQuery, Arguments, Change, Companion, OutboxDestination, OutboxEvent, PendingEvent, Written,
+    events_without_audit_event, placeholders, set_audit_event, write, write_in,
+};
 pub use sealing::{FieldCipher, FieldKey, SealingError};

@@ -1,7 +1,16 @@
-//! The outbox convention every service follows: a table `outbox` with `seq` (in commit
-//! order), `event_type`, `payload` (JSON) and one `<destination>_relayed_at` column per
-//! destination, NULL until that destination holds the event. These queries read what a relay
-//! still has to send and record what it sent.
+//! The outbox, one capability for every service: a table `outbox` with `seq` (in commit
+//! order), `event_type`, `payload` (JSON, the service's own record of the event),
+//! `audit_event` (the event as the audit log takes it, encoded, ready to send),
+//! `traceparent` (the trace the relays continue) and one `<destination>_relayed_at` column per
+//! destination, NULL until that destination holds the event.
+//!
+//! [`write`] (or [`write_in`]) stores a change and its events together, the one place that
+//! knows how on each backend; [`OutboxDestination`] reads what a relay still has to send and
+//! records what it sent.
+
+mod write;
+
+pub use write::{AnyQuery, Arguments, Change, Companion, Written, write, write_in};
 
 use std::sync::LazyLock;
 
@@ -38,15 +47,20 @@ pub struct OutboxEvent {
     /// JSON, in the service's own payload format.
     pub payload: String,
     pub created_at: i64,
+    /// The event as the audit log takes it (a protobuf `AuditEvent`), encoded. Empty only in
+    /// rows written before it was kept, until the service fills it in at start.
+    pub audit_event: Vec<u8>,
+    /// The W3C `traceparent` of the span that caused the event (empty without tracing).
+    pub traceparent: String,
 }
 
 impl OutboxEvent {
     /// The columns an event writes (and reads), in [`OutboxEvent::bind`] order.
-    pub const COLUMNS: &str =
-        "event_id, event_type, disclosure_id, organisation, payload, created_at";
+    pub const COLUMNS: &str = "event_id, event_type, disclosure_id, organisation, payload, \
+        created_at, audit_event, traceparent";
 
     /// The placeholders [`OutboxEvent::bind`] fills.
-    pub const COLUMN_COUNT: usize = 6;
+    pub const COLUMN_COUNT: usize = 8;
 
     /// Binds the event's columns after what `query` binds already.
     pub fn bind<'q>(
@@ -60,6 +74,8 @@ impl OutboxEvent {
             .bind(&self.organisation)
             .bind(&self.payload)
             .bind(self.created_at)
+            .bind(self.audit_event.as_slice())
+            .bind(&self.traceparent)
     }
 
     /// Writes the event in `transaction`.
@@ -72,30 +88,6 @@ impl OutboxEvent {
             .await?;
         Ok(())
     }
-
-    /// The tail of a PostgreSQL statement `WITH <cte> AS (<one row's INSERT or UPDATE>
-    /// RETURNING …) <this>` that writes the event once if the CTE wrote its row and not at all
-    /// if it did not, all in one statement (one round trip, committed together). The event's
-    /// placeholders follow the CTE's `bound_before`; bind it with [`OutboxEvent::bind`] after
-    /// the CTE's values.
-    pub fn insert_after(cte: &str, bound_before: usize) -> String {
-        format!(
-            "INSERT INTO outbox ({}) SELECT {} FROM {cte}",
-            Self::COLUMNS,
-            placeholders(bound_before + 1, Self::COLUMN_COUNT)
-        )
-    }
-
-    /// PostgreSQL: `row_statement` (an INSERT or UPDATE of at most one row, with
-    /// `bound_before` placeholders) and the event, as one statement: `WITH written AS
-    /// (<row_statement> RETURNING <returning>) INSERT INTO outbox …`. Its row count is 1 when
-    /// both were written, 0 when the row statement wrote nothing (and so neither was).
-    pub fn with_row(row_statement: &str, returning: &str, bound_before: usize) -> String {
-        format!(
-            "WITH written AS ({row_statement} RETURNING {returning}) {}",
-            Self::insert_after("written", bound_before)
-        )
-    }
 }
 
 impl sqlx::FromRow<'_, AnyRow> for OutboxEvent {
@@ -107,8 +99,52 @@ impl sqlx::FromRow<'_, AnyRow> for OutboxEvent {
             organisation: row.try_get("organisation")?,
             payload: row.try_get("payload")?,
             created_at: row.try_get("created_at")?,
+            audit_event: row
+                .try_get::<Option<Vec<u8>>, _>("audit_event")?
+                .unwrap_or_default(),
+            traceparent: row.try_get("traceparent")?,
         })
     }
+}
+
+/// An event a relay still has to send, with its place in the outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingEvent {
+    pub seq: i64,
+    pub event: OutboxEvent,
+}
+
+/// Up to `limit` events written before the outbox kept the audit event, as (seq, payload
+/// JSON), oldest first: the service fills them in with [`set_audit_event`] at start.
+pub async fn events_without_audit_event(
+    database: &Database,
+    limit: i64,
+) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT seq, payload FROM outbox WHERE audit_event IS NULL ORDER BY seq LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(database.pool())
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("seq")?, row.try_get("payload")?)))
+        .collect()
+}
+
+/// Stores the audit event (and trace context) of an event written before they were kept.
+pub async fn set_audit_event(
+    database: &Database,
+    seq: i64,
+    audit_event: &[u8],
+    traceparent: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE outbox SET audit_event = $1, traceparent = $2 WHERE seq = $3")
+        .bind(audit_event)
+        .bind(traceparent)
+        .bind(seq)
+        .execute(database.pool())
+        .await?;
+    Ok(())
 }
 
 /// One destination of a service's outbox.
@@ -145,14 +181,20 @@ impl OutboxDestination {
         }
     }
 
-    /// Up to `limit` events not yet at the destination, as (seq, payload), oldest first.
+    /// The `…_relayed_at` column, which names the destination in logs and metrics.
+    pub fn column(&self) -> &'static str {
+        self.column
+    }
+
+    /// Up to `limit` events not yet at the destination, oldest first.
     pub async fn pending(
         &self,
         database: &Database,
         limit: i64,
-    ) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    ) -> Result<Vec<PendingEvent>, sqlx::Error> {
         let sql = format!(
-            "SELECT seq, payload FROM outbox WHERE {} ORDER BY seq LIMIT $1",
+            "SELECT seq, {} FROM outbox WHERE {} ORDER BY seq LIMIT $1",
+            OutboxEvent::COLUMNS,
             self.filter()
         );
         let mut query = sqlx::query(&sql).bind(limit);
@@ -161,7 +203,12 @@ impl OutboxDestination {
         }
         let rows = query.fetch_all(database.pool()).await?;
         rows.iter()
-            .map(|row| Ok((row.try_get("seq")?, row.try_get("payload")?)))
+            .map(|row| {
+                Ok(PendingEvent {
+                    seq: row.try_get("seq")?,
+                    event: sqlx::FromRow::from_row(row)?,
+                })
+            })
             .collect()
     }
 
@@ -222,39 +269,48 @@ mod tests {
         assert_eq!(placeholders(3, 3), "$3, $4, $5");
         assert_eq!(placeholders(1, 1), "$1");
         assert_eq!(placeholders(7, 0), "");
-        assert_eq!(
-            OutboxEvent::with_row("UPDATE t SET a = $1", "id", 1),
-            "WITH written AS (UPDATE t SET a = $1 RETURNING id) INSERT INTO outbox (event_id, \
-             event_type, disclosure_id, organisation, payload, created_at) SELECT $2, $3, $4, $5, \
-             $6, $7 FROM written"
-        );
     }
 
-    const OUTBOX: &[MigrationFile] = &[MigrationFile {
+    pub(super) const OUTBOX: &[MigrationFile] = &[MigrationFile {
         name: "0001_outbox.sql",
         sql: "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, \
               event_type TEXT NOT NULL, disclosure_id TEXT NOT NULL, organisation TEXT NOT NULL, \
-              payload TEXT NOT NULL, created_at INTEGER NOT NULL, audit_relayed_at INTEGER);",
+              payload TEXT NOT NULL, created_at INTEGER NOT NULL, audit_event BLOB, \
+              traceparent TEXT NOT NULL DEFAULT '', audit_relayed_at INTEGER); \
+              CREATE TABLE rows (id TEXT PRIMARY KEY, version INTEGER NOT NULL); \
+              CREATE TABLE notes (id TEXT PRIMARY KEY, note TEXT NOT NULL);",
     }];
 
-    #[tokio::test]
-    async fn marking_touches_exactly_the_given_events_whatever_their_number() {
-        let directory = tempfile::tempdir().unwrap();
+    /// An event of `n`, as [`write`] tests and marking tests store them.
+    pub(super) fn event(n: i64) -> OutboxEvent {
+        OutboxEvent {
+            event_id: format!("e{n}"),
+            event_type: "t".into(),
+            disclosure_id: "d".into(),
+            organisation: "o".into(),
+            payload: "{}".into(),
+            created_at: n,
+            audit_event: vec![1, 2, u8::try_from(n).unwrap()],
+            traceparent: format!("tp{n}"),
+        }
+    }
+
+    /// A fresh SQLite database with [`OUTBOX`].
+    pub(super) async fn database(directory: &tempfile::TempDir) -> Database {
         let url = format!("sqlite://{}", directory.path().join("o.db").display());
         let migrations = Migrations {
             sqlite: OUTBOX,
             postgres: &[],
         };
-        let database = Database::connect(&url, "o", &migrations).await.unwrap();
+        Database::connect(&url, "o", &migrations).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn marking_touches_exactly_the_given_events_whatever_their_number() {
+        let directory = tempfile::tempdir().unwrap();
+        let database = database(&directory).await;
         for n in 0..20 {
-            let event = OutboxEvent {
-                event_id: format!("e{n}"),
-                event_type: "t".into(),
-                disclosure_id: "d".into(),
-                organisation: "o".into(),
-                payload: "{}".into(),
-                created_at: n,
-            };
+            let event = event(n);
             let mut transaction = database.pool().begin().await.unwrap();
             event.insert(&mut transaction).await.unwrap();
             transaction.commit().await.unwrap();
@@ -270,9 +326,38 @@ mod tests {
             .await
             .unwrap()
             .into_iter()
-            .map(|(seq, _)| seq)
+            .map(|pending| pending.seq)
             .collect();
         assert_eq!(pending, [1, 3, 5, 7, 9, 11, 12, 14, 18, 19, 20]);
         assert_eq!(audit.backlog(&database).await.unwrap(), 11);
+    }
+
+    #[tokio::test]
+    async fn a_pending_event_reads_back_as_written_and_old_rows_get_their_audit_event() {
+        let directory = tempfile::tempdir().unwrap();
+        let database = database(&directory).await;
+        let mut transaction = database.pool().begin().await.unwrap();
+        event(7).insert(&mut transaction).await.unwrap();
+        transaction.commit().await.unwrap();
+        // A row as written before the outbox kept the audit event.
+        sqlx::query(
+            "INSERT INTO outbox (event_id, event_type, disclosure_id, organisation, payload, \
+             created_at) VALUES ('old', 't', 'd', 'o', '{\"old\":1}', 1)",
+        )
+        .execute(database.pool())
+        .await
+        .unwrap();
+        let audit = OutboxDestination::all("audit_relayed_at");
+        let pending = audit.pending(&database, 10).await.unwrap();
+        assert_eq!(pending[0], PendingEvent { seq: 1, event: event(7) });
+        assert!(pending[1].event.audit_event.is_empty());
+        assert_eq!(
+            events_without_audit_event(&database, 10).await.unwrap(),
+            [(2, "{\"old\":1}".to_owned())]
+        );
+        set_audit_event(&database, 2, &[9, 9], "tp").await.unwrap();
+        assert!(events_without_audit_event(&database, 10).await.unwrap().is_empty());
+        let filled = &audit.pending(&database, 10).await.unwrap()[1].event;
+        assert_eq!((filled.audit_event.as_slice(), filled.traceparent.as_str()), (&[9u8, 9][..], "tp"));
     }
 }
