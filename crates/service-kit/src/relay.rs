@@ -240,10 +240,9 @@ impl Destination for AuditDestination {
             .iter()
             .map(|pending| {
                 Ok(TracedEvent {
-                    event: AuditEvent::decode(pending.event.audit_event.as_slice())
-                        .with_context(|| {
-                            format!("outbox event {} has an unreadable audit event", pending.seq)
-                        })?,
+                    event: AuditEvent::decode(pending.event.audit_event.as_slice()).with_context(
+                        || format!("outbox event {} has an unreadable audit event", pending.seq),
+                    )?,
                     traceparent: pending.event.traceparent.clone(),
                 })
             })

@@ -74,14 +74,15 @@ use tryggdel_proto::notification::v1::Receipt;
 use tryggdel_proto::notification::v1::notification_service_server::NotificationServiceServer;
 use tryggdel_service_kit::metrics::{OutboxDepth, SAMPLE_INTERVAL, Sampler, meter};
 use tryggdel_service_kit::{
-    AuditLink, Authenticator, RunningServer, ServerTls, ServiceEndpoint, now_unix_ms,
+    AuditDestination, AuditLink, Authenticator, RunningServer, ServerTls, ServiceEndpoint,
+    now_unix_ms, start_relay,
 };
 use tryggdel_storage::{Database, FieldCipher, FieldKey};
 
 pub use api::{Deadlines, NotificationApi};
 pub use escalation::Escalator;
-pub use relay::{Relay, RelayConfig};
 pub use store::{MIGRATIONS, NotificationStore};
+pub use tryggdel_service_kit::{Relay, RelayConfig};
 
 /// The largest request the service decodes (a Deliver with its payload).
 const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -150,9 +151,14 @@ pub async fn build(settings: &Settings) -> anyhow::Result<NotificationApi> {
     let database = Database::connect(&settings.database_url, "notification", &MIGRATIONS)
         .await
         .context("notification database")?;
+    let store = NotificationStore::new(database);
+    store
+        .complete_audit_events()
+        .await
+        .context("notification outbox")?;
     let verifier = TokenVerifier::new(settings.token.clone()).context("token verifier")?;
     Ok(NotificationApi::new(
-        NotificationStore::new(database),
+        store,
         Authenticator::new(Arc::new(verifier), settings.directory.clone()),
         FieldCipher::new(&settings.field_key),
         settings.receipt_signing_key.clone(),
@@ -277,27 +283,16 @@ pub async fn spawn_on(
     let audit = AuditLink::new(&settings.audit)?;
     let server =
         RunningServer::start_on(SERVICE_NAME, routes(api.clone()), &settings.tls, listener)?;
-    let batch = settings.relay.batch;
-    let store = api.store().clone();
-    let relay = Relay::start(
-        "audit",
-        move || {
-            let store = store.clone();
-            let audit = audit.clone();
-            async move { relay::relay_to_audit(&store, &audit, batch).await }
-        },
+    let database = api.store().database().clone();
+    let to_audit = start_relay(
+        database.clone(),
+        AuditDestination::new(audit, "audit"),
         api.outbox_signal(),
         settings.relay.clone(),
     );
-    let receipts_store = api.store().clone();
-    let disclosure = relay::DisclosureLink::new(&settings.disclosure)?;
-    let receipts = Relay::start(
-        "receipts",
-        move || {
-            let store = receipts_store.clone();
-            let disclosure = disclosure.clone();
-            async move { relay::relay_receipts(&store, &disclosure, batch).await }
-        },
+    let receipts = start_relay(
+        database,
+        relay::ReceiptsToDisclosure::new(&settings.disclosure)?,
         api.outbox_signal(),
         settings.relay.clone(),
     );
@@ -307,7 +302,7 @@ pub async fn spawn_on(
         sampler: metrics_sampler(api.store().clone()),
         api,
         server,
-        relays: vec![relay, receipts],
+        relays: vec![to_audit, receipts],
         escalator,
     })
 }

@@ -1,135 +1,70 @@
-//! The outbox relay to the audit log: every event the service committed reaches the log
-//! exactly once in effect. The relay reads events not yet relayed in seq order, appends them
-//! (the log dedupes by event id), and marks them only after the log has made them durable. A
-//! crash anywhere in between at worst sends an event again. Mirrors the disclosure service's
-//! relay.
+//! The relay of receipts back to the disclosure service: every acknowledgement's signed
+//! receipt reaches it (`RecordReceipt`, idempotent there) at least once, so exactly once in
+//! effect. Events go to the audit log through the shared `AuditDestination`.
 
 use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures::StreamExt as _;
-use tryggdel_proto::audit::v1::{Actor, AuditEvent, ObjectRef, Outcome};
 use tryggdel_proto::disclosure::v1::RecordReceiptRequest;
 use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
-use tryggdel_service_kit::now_unix_ms;
-use tryggdel_service_kit::{
-    AuditLink, ServiceEndpoint, TracedChannel, TracedEvent, call_in_span, client_span,
-};
-pub use tryggdel_service_kit::{Relay, RelayConfig};
+use tryggdel_service_kit::{Destination, Sent, ServiceEndpoint, ServiceLink, TracedChannel};
+use tryggdel_storage::{OutboxDestination, PendingEvent};
 
-use crate::store::{NotificationStore, OutboxPayload};
-
-/// The audit event for an outbox payload: the disclosing organisation as the data
-/// controller, the police region as the recipient, the officer (or nobody, for what the
-/// service does on its own) as the actor.
-pub fn audit_event(payload: &OutboxPayload) -> AuditEvent {
-    let mut details = payload.details.clone();
-    details.insert("police_region".into(), payload.police_region.clone());
-    if let Some(receipt) = &payload.receipt {
-        details.insert("police_reference".into(), receipt.police_reference.clone());
-        details.insert("receipt_key_id".into(), receipt.key_id.clone());
-        details.insert(
-            "acknowledged_at_unix_ms".into(),
-            receipt.acknowledged_at_unix_ms.to_string(),
-        );
-    }
-    AuditEvent {
-        event_id: payload.event_id.clone(),
-        action: payload.event_type.clone(),
-        occurred_at_unix_ms: payload.occurred_at_unix_ms,
-        actor: payload.actor.as_ref().map(|actor| Actor {
-            user_id: actor.user_id.clone(),
-            roles: actor.roles.clone(),
-            organisation: actor.organisation.clone(),
-            unit: actor.unit.clone(),
-        }),
-        objects: vec![ObjectRef {
-            kind: "disclosure".into(),
-            id: payload.disclosure_id.clone(),
-        }],
-        disclosure_id: payload.disclosure_id.clone(),
-        organisation: payload.organisation.clone(),
-        legal_basis_id: payload.legal_basis_id.clone(),
-        registry_version: payload.registry_version.clone(),
-        purpose: "disclosure to the police to prevent crime".into(),
-        recipient: format!("polisen/{}", payload.police_region),
-        outcome: Outcome::Success as i32,
-        outcome_detail: String::new(),
-        person_refs: Vec::new(),
-        trace_id: payload.trace_id.clone(),
-        details: details.into_iter().collect(),
-    }
-}
-
-/// Moves up to `batch` events not yet in the audit log there; returns how many.
-pub async fn relay_to_audit(
-    store: &NotificationStore,
-    link: &AuditLink,
-    batch: i64,
-) -> anyhow::Result<usize> {
-    let pending = store
-        .awaiting_audit(batch)
-        .await
-        .context("reading the outbox")?;
-    tryggdel_service_kit::relay_to_audit(
-        pending,
-        link,
-        |payload: OutboxPayload| TracedEvent {
-            event: audit_event(&payload),
-            traceparent: payload.traceparent,
-        },
-        |seqs| async move {
-            store
-                .mark_audited(&seqs, now_unix_ms())
-                .await
-                .map_err(anyhow::Error::from)
-        },
-    )
-    .await
-}
+use crate::store::{OutboxPayload, outbox::TO_DISCLOSURE};
 
 /// How many receipts are on their way to the disclosure service at once.
 const RECEIPTS_IN_FLIGHT: usize = 16;
 
-/// Hands up to `batch` receipts to the disclosure service (`RecordReceipt`, idempotent there),
-/// several at once (each waits for the disclosure service's commit), and marks those it
-/// recorded in one transaction; returns how many. If any failed, the others are still marked
-/// and the first failure is returned (the relay backs off and sends the rest again).
-pub async fn relay_receipts(
-    store: &NotificationStore,
-    disclosure: &DisclosureLink,
-    batch: i64,
-) -> anyhow::Result<usize> {
-    let pending = store
-        .awaiting_disclosure(batch)
-        .await
-        .context("reading acknowledgements")?;
-    let count = pending.len();
-    let outcomes: Vec<anyhow::Result<i64>> = futures::stream::iter(pending)
-        .map(|(seq, payload)| relay_receipt(disclosure, seq, payload))
-        .buffer_unordered(RECEIPTS_IN_FLIGHT)
-        .collect()
-        .await;
-    let mut recorded = Vec::with_capacity(outcomes.len());
-    let mut first_failure = None;
-    for outcome in outcomes {
-        match outcome {
-            Ok(seq) => recorded.push(seq),
-            Err(error) => {
-                first_failure.get_or_insert(error);
+/// The disclosure service as the destination of acknowledgements: each carries the signed
+/// receipt it records.
+pub struct ReceiptsToDisclosure {
+    link: DisclosureLink,
+}
+
+/// A connection to the disclosure service (connects on first use).
+type DisclosureLink = ServiceLink<DisclosureServiceClient<TracedChannel>>;
+
+impl ReceiptsToDisclosure {
+    pub fn new(endpoint: &ServiceEndpoint) -> anyhow::Result<ReceiptsToDisclosure> {
+        Ok(ReceiptsToDisclosure {
+            link: ServiceLink::new(
+                endpoint,
+                "tryggdel.disclosure.v1.DisclosureService",
+                DisclosureServiceClient::new,
+            )?,
+        })
+    }
+}
+
+impl Destination for ReceiptsToDisclosure {
+    fn name(&self) -> &'static str {
+        "receipts"
+    }
+
+    fn outbox(&self) -> OutboxDestination {
+        TO_DISCLOSURE
+    }
+
+    /// Hands the receipts over several at once (each waits for the disclosure service's
+    /// commit). Those recorded are held even when others failed; the first failure is
+    /// returned (the relay backs off and sends the rest again).
+    async fn send(&self, events: Vec<PendingEvent>) -> Sent {
+        let outcomes: Vec<anyhow::Result<i64>> = futures::stream::iter(events)
+            .map(|pending| relay_receipt(&self.link, pending.seq, pending.event.payload))
+            .buffer_unordered(RECEIPTS_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut sent = Sent::default();
+        for outcome in outcomes {
+            match outcome {
+                Ok(seq) => sent.held.push(seq),
+                Err(error) => {
+                    sent.failure.get_or_insert(error);
+                }
             }
         }
-    }
-    recorded.sort_unstable();
-    if !recorded.is_empty() {
-        store
-            .mark_disclosure_relayed(&recorded, now_unix_ms())
-            .await
-            .context("marking relayed receipts")?;
-    }
-    match first_failure {
-        Some(error) => Err(error),
-        None => Ok(count),
+        sent
     }
 }
 
@@ -157,49 +92,18 @@ async fn relay_receipt(
         trace_id: payload.trace_id.clone(),
     };
     // The hop back continues the acknowledgement's trace.
-    let span = client_span("tryggdel.disclosure.v1.DisclosureService", "RecordReceipt");
-    if let Some(parent) = tryggdel_service_kit::context_from_traceparent(&payload.traceparent) {
-        tryggdel_service_kit::set_parent(&span, parent);
-    }
+    let disclosure_id = request.disclosure_id.clone();
     disclosure
-        .record_receipt(span, request)
+        .call(
+            "RecordReceipt",
+            &payload.traceparent,
+            |mut client| async move { client.record_receipt(request).await },
+        )
         .await
+        // The status stays the error's source, with its own cause (e.g. the transport's).
+        .map_err(anyhow::Error::new)
         .with_context(|| {
-            format!(
-                "recording the receipt of {} in the disclosure service",
-                payload.disclosure_id
-            )
+            format!("recording the receipt of {disclosure_id} in the disclosure service")
         })?;
     Ok(seq)
-}
-
-/// A connection to the disclosure service, as the notification service (connects on first
-/// use). Calls carry the trace context of their client span.
-#[derive(Clone)]
-pub struct DisclosureLink {
-    client: DisclosureServiceClient<TracedChannel>,
-    timeout: std::time::Duration,
-}
-
-impl DisclosureLink {
-    pub fn new(endpoint: &ServiceEndpoint) -> anyhow::Result<DisclosureLink> {
-        Ok(DisclosureLink {
-            client: DisclosureServiceClient::new(endpoint.traced_channel()?),
-            timeout: endpoint.timeout,
-        })
-    }
-
-    /// Calls `RecordReceipt` in `span` (a client span).
-    async fn record_receipt(
-        &self,
-        span: tracing::Span,
-        request: RecordReceiptRequest,
-    ) -> anyhow::Result<()> {
-        let mut client = self.client.clone();
-        call_in_span(span, self.timeout, client.record_receipt(request))
-            .await
-            // The status stays the error's source, with its own cause (e.g. the transport's).
-            .map_err(anyhow::Error::new)?;
-        Ok(())
-    }
 }

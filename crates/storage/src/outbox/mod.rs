@@ -349,15 +349,29 @@ mod tests {
         .unwrap();
         let audit = OutboxDestination::all("audit_relayed_at");
         let pending = audit.pending(&database, 10).await.unwrap();
-        assert_eq!(pending[0], PendingEvent { seq: 1, event: event(7) });
+        assert_eq!(
+            pending[0],
+            PendingEvent {
+                seq: 1,
+                event: event(7)
+            }
+        );
         assert!(pending[1].event.audit_event.is_empty());
         assert_eq!(
             events_without_audit_event(&database, 10).await.unwrap(),
             [(2, "{\"old\":1}".to_owned())]
         );
         set_audit_event(&database, 2, &[9, 9], "tp").await.unwrap();
-        assert!(events_without_audit_event(&database, 10).await.unwrap().is_empty());
+        assert!(
+            events_without_audit_event(&database, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let filled = &audit.pending(&database, 10).await.unwrap()[1].event;
-        assert_eq!((filled.audit_event.as_slice(), filled.traceparent.as_str()), (&[9u8, 9][..], "tp"));
+        assert_eq!(
+            (filled.audit_event.as_slice(), filled.traceparent.as_str()),
+            (&[9u8, 9][..], "tp")
+        );
     }
 }

@@ -54,9 +54,7 @@ pub enum Companion<'a> {
 impl Companion<'_> {
     fn arguments(&self) -> &dyn Arguments {
         match self {
-            Companion::Insert { arguments, .. } | Companion::Update { arguments, .. } => {
-                *arguments
-            }
+            Companion::Insert { arguments, .. } | Companion::Update { arguments, .. } => *arguments,
         }
     }
 
@@ -65,7 +63,10 @@ impl Companion<'_> {
         match self {
             Companion::Insert {
                 into, count, tail, ..
-            } => format!("INSERT INTO {into} VALUES ({}) {tail}", placeholders(1, *count)),
+            } => format!(
+                "INSERT INTO {into} VALUES ({}) {tail}",
+                placeholders(1, *count)
+            ),
             Companion::Update { statement, .. } => (*statement).to_owned(),
         }
     }
@@ -349,7 +350,10 @@ mod tests {
              SELECT COUNT(*) FROM written"
         );
         // Built once per shape.
-        assert!(Arc::ptr_eq(&one_statement(&change), &one_statement(&change)));
+        assert!(Arc::ptr_eq(
+            &one_statement(&change),
+            &one_statement(&change)
+        ));
     }
 
     #[tokio::test]
@@ -370,6 +374,7 @@ mod tests {
             tail: "",
             arguments: &note,
         }];
+        let (both, one) = ([&second, &third], [&first]);
         let update = |events| Change {
             statement: UPDATE,
             arguments: &row,
@@ -377,9 +382,9 @@ mod tests {
             events,
         };
         // Version 1 matches once; the second time nothing is written, not even the companion.
-        let written = write(&database, &update(&[&second, &third])).await;
+        let written = write(&database, &update(&both)).await;
         assert_eq!(written.unwrap(), Written::All);
-        let stale = write(&database, &update(&[&first])).await;
+        let stale = write(&database, &update(&one)).await;
         assert_eq!(stale.unwrap(), Written::Nothing);
         let notes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notes")
             .fetch_one(database.pool())

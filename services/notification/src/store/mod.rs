@@ -29,10 +29,14 @@ pub use records::{
 };
 pub use tryggdel_storage::OutboxEvent;
 
-pub const SQLITE_MIGRATIONS: &[tryggdel_storage::MigrationFile] =
-    tryggdel_storage::migration_files!("migrations/sqlite", ["0001_notifications.sql"]);
-pub const POSTGRES_MIGRATIONS: &[tryggdel_storage::MigrationFile] =
-    tryggdel_storage::migration_files!("migrations/postgres", ["0001_notifications.sql"]);
+pub const SQLITE_MIGRATIONS: &[tryggdel_storage::MigrationFile] = tryggdel_storage::migration_files!(
+    "migrations/sqlite",
+    ["0001_notifications.sql", "0002_outbox_audit_event.sql"]
+);
+pub const POSTGRES_MIGRATIONS: &[tryggdel_storage::MigrationFile] = tryggdel_storage::migration_files!(
+    "migrations/postgres",
+    ["0001_notifications.sql", "0002_outbox_audit_event.sql"]
+);
 
 /// The notification service's migrations on both backends.
 pub const MIGRATIONS: Migrations = Migrations {

@@ -1,13 +1,17 @@
 //! The outbox as the notification service uses it: what an event carries (never personal
-//! data), its types, where events go (every event to the audit log, acknowledgements also
-//! back to the disclosure service), and the relays' reads and marks. The rows themselves
-//! and their INSERT are `tryggdel_storage::OutboxEvent`; an event is always written in the
-//! transaction (or statement) of the change it reports, in [`super::queries`].
+//! data), its types, the audit event each becomes, and where events go (every event to the
+//! audit log, acknowledgements also back to the disclosure service). The rows themselves are
+//! `tryggdel_storage::OutboxEvent`; an event is always written with the change it reports
+//! (`tryggdel_storage::write`, in [`super::queries`]).
 
 use std::collections::BTreeMap;
 
+use anyhow::Context as _;
+use prost::Message as _;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use tryggdel_proto::audit::v1::{Actor, AuditEvent, ObjectRef, Outcome};
+use tryggdel_service_kit::AuditDestination;
 use tryggdel_storage::{OutboxDestination, OutboxEvent};
 
 use super::queries::NotificationStore;
@@ -67,7 +71,7 @@ pub struct OutboxPayload {
 }
 
 impl OutboxPayload {
-    /// The outbox row for this payload.
+    /// The outbox row for this payload, with its audit event ready to send.
     pub fn to_event(&self) -> Result<OutboxEvent, StoreError> {
         Ok(OutboxEvent {
             event_id: self.event_id.clone(),
@@ -77,41 +81,88 @@ impl OutboxPayload {
             payload: serde_json::to_string(self)
                 .map_err(|error| StoreError::Corrupt(format!("outbox payload: {error}")))?,
             created_at: self.occurred_at_unix_ms,
+            audit_event: self.audit_event().encode_to_vec(),
+            traceparent: self.traceparent.clone(),
         })
+    }
+
+    /// The audit event: the disclosing organisation as the data controller, the police
+    /// region as the recipient, the officer (or nobody, for what the service does on its own)
+    /// as the actor.
+    pub fn audit_event(&self) -> AuditEvent {
+        let mut details = self.details.clone();
+        details.insert("police_region".into(), self.police_region.clone());
+        if let Some(receipt) = &self.receipt {
+            details.insert("police_reference".into(), receipt.police_reference.clone());
+            details.insert("receipt_key_id".into(), receipt.key_id.clone());
+            details.insert(
+                "acknowledged_at_unix_ms".into(),
+                receipt.acknowledged_at_unix_ms.to_string(),
+            );
+        }
+        AuditEvent {
+            event_id: self.event_id.clone(),
+            action: self.event_type.clone(),
+            occurred_at_unix_ms: self.occurred_at_unix_ms,
+            actor: self.actor.as_ref().map(|actor| Actor {
+                user_id: actor.user_id.clone(),
+                roles: actor.roles.clone(),
+                organisation: actor.organisation.clone(),
+                unit: actor.unit.clone(),
+            }),
+            objects: vec![ObjectRef {
+                kind: "disclosure".into(),
+                id: self.disclosure_id.clone(),
+            }],
+            disclosure_id: self.disclosure_id.clone(),
+            organisation: self.organisation.clone(),
+            legal_basis_id: self.legal_basis_id.clone(),
+            registry_version: self.registry_version.clone(),
+            purpose: "disclosure to the police to prevent crime".into(),
+            recipient: format!("polisen/{}", self.police_region),
+            outcome: Outcome::Success as i32,
+            outcome_detail: String::new(),
+            person_refs: Vec::new(),
+            trace_id: self.trace_id.clone(),
+            details: details.into_iter().collect(),
+        }
     }
 }
 
-/// Every event goes to the audit log.
-const TO_AUDIT: OutboxDestination = OutboxDestination::all("audit_relayed_at");
 /// Acknowledgements (with their receipts) go back to the disclosure service.
-const TO_DISCLOSURE: OutboxDestination =
-    OutboxDestination::only("disclosure_relayed_at", "notification.acknowledged");
+pub const TO_DISCLOSURE: OutboxDestination =
+    OutboxDestination::only("disclosure_relayed_at", EVENT_ACKNOWLEDGED);
 
 impl NotificationStore {
-    /// Up to `limit` events not yet in the audit log, as (seq, payload JSON), in seq order.
-    pub async fn awaiting_audit(&self, limit: i64) -> Result<Vec<(i64, String)>, StoreError> {
-        Ok(TO_AUDIT.pending(self.database(), limit).await?)
-    }
-
-    /// Records that the events `seqs` are durable in the audit log.
-    pub async fn mark_audited(&self, seqs: &[i64], at: i64) -> Result<(), StoreError> {
-        Ok(TO_AUDIT.mark(self.database(), seqs, at).await?)
+    /// Gives every event written before the outbox kept audit events its audit event, from
+    /// its payload. An event whose payload does not read is an error naming it: it would
+    /// otherwise never reach the audit log.
+    pub async fn complete_audit_events(&self) -> anyhow::Result<()> {
+        loop {
+            let old = tryggdel_storage::events_without_audit_event(self.database(), 500)
+                .await
+                .context("reading outbox events without an audit event")?;
+            if old.is_empty() {
+                return Ok(());
+            }
+            for (seq, payload) in old {
+                let payload: OutboxPayload = serde_json::from_str(&payload)
+                    .with_context(|| format!("outbox event {seq} has an unreadable payload"))?;
+                tryggdel_storage::set_audit_event(
+                    self.database(),
+                    seq,
+                    &payload.audit_event().encode_to_vec(),
+                    &payload.traceparent,
+                )
+                .await
+                .with_context(|| format!("storing the audit event of outbox event {seq}"))?;
+            }
+        }
     }
 
     /// How many events have not reached the audit log yet.
     pub async fn audit_backlog(&self) -> Result<i64, StoreError> {
-        Ok(TO_AUDIT.backlog(self.database()).await?)
-    }
-
-    /// Up to `limit` acknowledgements whose receipt has not reached the disclosure service, as
-    /// (seq, payload JSON), in seq order.
-    pub async fn awaiting_disclosure(&self, limit: i64) -> Result<Vec<(i64, String)>, StoreError> {
-        Ok(TO_DISCLOSURE.pending(self.database(), limit).await?)
-    }
-
-    /// Records that the disclosure service holds the receipts of events `seqs`.
-    pub async fn mark_disclosure_relayed(&self, seqs: &[i64], at: i64) -> Result<(), StoreError> {
-        Ok(TO_DISCLOSURE.mark(self.database(), seqs, at).await?)
+        Ok(AuditDestination::OUTBOX.backlog(self.database()).await?)
     }
 
     /// How many receipts have not reached the disclosure service yet.
@@ -133,5 +184,87 @@ impl NotificationStore {
         rows.iter()
             .map(|row| Ok((row.try_get("event_type")?, row.try_get("payload")?)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use tryggdel_storage::Database;
+    use tryggdel_test_support::{TestBackend, TestDatabase};
+
+    use super::*;
+    use crate::store::MIGRATIONS;
+
+    fn payload(event_id: &str) -> OutboxPayload {
+        OutboxPayload {
+            event_id: event_id.into(),
+            event_type: EVENT_ESCALATED.into(),
+            occurred_at_unix_ms: 1_700_000_000_000,
+            actor: None,
+            disclosure_id: "d-1".into(),
+            organisation: "kommun-0180".into(),
+            police_region: "stockholm".into(),
+            legal_basis_id: "osl-10-18c".into(),
+            registry_version: "2025-07-01".into(),
+            trace_id: "t".into(),
+            traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+            details: BTreeMap::from([("escalation_round".into(), "1".into())]),
+            receipt: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn events_written_before_audit_events_were_kept_get_theirs_at_start() {
+        let database = TestDatabase::create(TestBackend::Sqlite).await.unwrap();
+        let database = Database::connect(&database.url, "notification", &MIGRATIONS)
+            .await
+            .unwrap();
+        let store = NotificationStore::new(database.clone());
+        let (old, new) = (payload("old"), payload("new"));
+        // A row as the service wrote it before: no audit event, no trace column.
+        sqlx::query(
+            "INSERT INTO outbox (event_id, event_type, disclosure_id, organisation, payload, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&old.event_id)
+        .bind(&old.event_type)
+        .bind(&old.disclosure_id)
+        .bind(&old.organisation)
+        .bind(serde_json::to_string(&old).unwrap())
+        .bind(old.occurred_at_unix_ms)
+        .execute(database.pool())
+        .await
+        .unwrap();
+        let mut transaction = database.pool().begin().await.unwrap();
+        new.to_event()
+            .unwrap()
+            .insert(&mut transaction)
+            .await
+            .unwrap();
+        transaction.commit().await.unwrap();
+
+        store.complete_audit_events().await.unwrap();
+        let pending = AuditDestination::OUTBOX
+            .pending(&database, 10)
+            .await
+            .unwrap();
+        for (pending, payload) in pending.iter().zip([&old, &new]) {
+            let event = AuditEvent::decode(pending.event.audit_event.as_slice()).unwrap();
+            assert_eq!(event, payload.audit_event());
+            assert_eq!(pending.event.traceparent, payload.traceparent);
+        }
+        assert_eq!(pending.len(), 2);
+
+        // A payload that does not read is named, not skipped.
+        sqlx::query(
+            "INSERT INTO outbox (event_id, event_type, disclosure_id, organisation, payload, \
+             created_at) VALUES ('bad', 't', 'd', 'o', 'not json', 1)",
+        )
+        .execute(database.pool())
+        .await
+        .unwrap();
+        let error = store.complete_audit_events().await.unwrap_err();
+        assert!(format!("{error:#}").contains("outbox event 3 has an unreadable payload"));
     }
 }

@@ -1,13 +1,13 @@
 //! [`NotificationStore`]: the statements on deliveries, region sequences, receipts,
-//! escalations and follow-up questions. Each change commits its outbox event with it, in one
-//! transaction; an acknowledgement on PostgreSQL is one statement (the receipt's UPDATE in a
-//! CTE before the event's INSERT), so the event is written exactly when the receipt is. Rows
-//! are decoded in [`super::records`].
-
-use std::sync::LazyLock;
+//! escalations and follow-up questions. Each change is stored with its outbox event by
+//! `tryggdel_storage::write` (or `write_in`, inside the delivery's transaction), so the event
+//! is written exactly when the change is. Rows are decoded in [`super::records`]; what each
+//! statement binds is an [`Arguments`] here.
 
 use tryggdel_domain::{OrganisationCode, PoliceRegion};
-use tryggdel_storage::{Backend, Database, OutboxEvent, is_unique_violation};
+use tryggdel_storage::{
+    AnyQuery, Arguments, Change, Companion, Database, OutboxEvent, Written, write, write_in,
+};
 
 use super::records::{
     DELIVERY_COLUMNS, DeliverOutcome, DeliveryRow, EscalationRow, FollowUpRow, NewDelivery,
@@ -38,28 +38,6 @@ impl NotificationStore {
         delivery: &NewDelivery,
         event: impl FnOnce(i64) -> Result<OutboxEvent, StoreError>,
     ) -> Result<DeliverOutcome, StoreError> {
-        match self.insert_delivery(delivery, event).await {
-            Ok(sequence) => Ok(DeliverOutcome::Delivered { sequence }),
-            Err(StoreError::Database(error)) if is_unique_violation(&error) => {
-                // Delivered before: a repeat is found by its collision, so a first delivery
-                // costs no lookup. The rollback returns the region's sequence unused.
-                let existing = self.get(&delivery.disclosure_id).await?.ok_or_else(|| {
-                    StoreError::Corrupt(format!(
-                        "delivery {} collided but is not stored",
-                        delivery.disclosure_id
-                    ))
-                })?;
-                Ok(DeliverOutcome::Existing(Box::new(existing)))
-            }
-            Err(error) => Err(error),
-        }
-    }
-
-    async fn insert_delivery(
-        &self,
-        delivery: &NewDelivery,
-        event: impl FnOnce(i64) -> Result<OutboxEvent, StoreError>,
-    ) -> Result<i64, StoreError> {
         let mut transaction = self.database.pool().begin().await?;
         // The counter row stays locked until commit (PostgreSQL; SQLite has one writer), so
         // the region's deliveries commit in sequence order and without gaps.
@@ -72,33 +50,25 @@ impl NotificationStore {
         .bind(delivery.police_region.as_str())
         .fetch_one(&mut *transaction)
         .await?;
-        sqlx::query(
-            "INSERT INTO deliveries (disclosure_id, police_region, sequence, organisation, urgent, \
-             payload_sealed, payload_sha256, approved_by, approved_at, legal_basis_id, \
-             registry_version, delivered_by, trace_id, delivered_at, deadline, overdue, \
-             escalations, next_escalation_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, 0, $15)",
-        )
-        .bind(&delivery.disclosure_id)
-        .bind(delivery.police_region.as_str())
-        .bind(sequence)
-        .bind(delivery.organisation.as_str())
-        .bind(i64::from(delivery.urgent))
-        .bind(&delivery.payload_sealed)
-        .bind(&delivery.payload_sha256)
-        .bind(&delivery.approved_by)
-        .bind(delivery.approved_at)
-        .bind(&delivery.legal_basis_id)
-        .bind(&delivery.registry_version)
-        .bind(&delivery.delivered_by)
-        .bind(&delivery.trace_id)
-        .bind(delivery.delivered_at)
-        .bind(delivery.deadline)
-        .execute(&mut *transaction)
-        .await?;
-        event(sequence)?.insert(&mut transaction).await?;
-        transaction.commit().await?;
-        Ok(sequence)
+        let event = event(sequence)?;
+        let numbered = Numbered { delivery, sequence };
+        let events = [&event];
+        let change = Change::new(INSERT_DELIVERY, &numbered, &events);
+        let written = write_in(&mut transaction, &change).await?;
+        if written == Written::All {
+            transaction.commit().await?;
+            return Ok(DeliverOutcome::Delivered { sequence });
+        }
+        // Delivered before: a repeat is found by its collision, so a first delivery costs no
+        // lookup. The rollback returns the region's sequence unused.
+        transaction.rollback().await?;
+        let existing = self.get(&delivery.disclosure_id).await?.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "delivery {} collided but is not stored",
+                delivery.disclosure_id
+            ))
+        })?;
+        Ok(DeliverOutcome::Existing(Box::new(existing)))
     }
 
     /// The delivery of `disclosure_id`, if any.
@@ -176,37 +146,13 @@ impl NotificationStore {
         receipt: &StoredReceipt,
         event: &OutboxEvent,
     ) -> Result<bool, StoreError> {
-        const UPDATE: &str = "UPDATE deliveries SET acknowledged_at = $1, acknowledged_by = $2, \
-             police_reference = $3, receipt_statement = $4, receipt_signature = $5, \
-             receipt_key_id = $6, next_escalation_at = NULL \
-             WHERE disclosure_id = $7 AND acknowledged_at IS NULL";
-        if self.database.backend() == Backend::Postgres {
-            // One statement, so one round trip: the event is written only with the receipt.
-            static STATEMENT: LazyLock<String> =
-                LazyLock::new(|| OutboxEvent::with_row(UPDATE, "disclosure_id", 7));
-            let updated = event
-                .bind(bind_receipt(
-                    sqlx::query(STATEMENT.as_str()),
-                    receipt,
-                    disclosure_id,
-                ))
-                .execute(self.database.pool())
-                .await?
-                .rows_affected();
-            return Ok(updated == 1);
-        }
-        let mut transaction = self.database.pool().begin().await?;
-        let updated = bind_receipt(sqlx::query(UPDATE), receipt, disclosure_id)
-            .execute(&mut *transaction)
-            .await?
-            .rows_affected();
-        if updated != 1 {
-            transaction.rollback().await?;
-            return Ok(false);
-        }
-        event.insert(&mut transaction).await?;
-        transaction.commit().await?;
-        Ok(true)
+        let acknowledgement = Acknowledgement {
+            receipt,
+            disclosure_id,
+        };
+        let events = [event];
+        let change = Change::new(ACKNOWLEDGE, &acknowledgement, &events);
+        Ok(write(&self.database, &change).await? == Written::All)
     }
 
     /// Unacknowledged deliveries whose next escalation is due at `now`, earliest first.
@@ -239,40 +185,25 @@ impl NotificationStore {
         next_at: i64,
         event: &OutboxEvent,
     ) -> Result<bool, StoreError> {
-        let mut transaction = self.database.pool().begin().await?;
-        let updated = sqlx::query(
-            "UPDATE deliveries SET overdue = 1, escalations = $1, next_escalation_at = $2 \
-             WHERE disclosure_id = $3 AND acknowledged_at IS NULL AND escalations = $4 \
-             AND next_escalation_at IS NOT NULL",
-        )
-        .bind(i64::from(escalation.round))
-        .bind(next_at)
-        .bind(&delivery.disclosure_id)
-        .bind(i64::from(delivery.escalations))
-        .execute(&mut *transaction)
-        .await?
-        .rows_affected();
-        if updated != 1 {
-            transaction.rollback().await?;
-            return Ok(false);
-        }
-        sqlx::query(
-            "INSERT INTO escalations (id, disclosure_id, organisation, police_region, urgent, \
-             deadline, raised_at, escalation_round) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&escalation.id)
-        .bind(&escalation.disclosure_id)
-        .bind(escalation.organisation.as_str())
-        .bind(escalation.police_region.as_str())
-        .bind(i64::from(escalation.urgent))
-        .bind(escalation.deadline)
-        .bind(escalation.raised_at)
-        .bind(i64::from(escalation.round))
-        .execute(&mut *transaction)
-        .await?;
-        event.insert(&mut transaction).await?;
-        transaction.commit().await?;
-        Ok(true)
+        let round = EscalationRound {
+            delivery,
+            escalation,
+            next_at,
+        };
+        let companions = [Companion::Insert {
+            into: "escalations (id, disclosure_id, organisation, police_region, urgent, \
+                   deadline, raised_at, escalation_round)",
+            count: 8,
+            tail: "",
+            arguments: escalation,
+        }];
+        let change = Change {
+            statement: ESCALATE,
+            arguments: &round,
+            companions: &companions,
+            events: &[event],
+        };
+        Ok(write(&self.database, &change).await? == Written::All)
     }
 
     /// Escalations of `organisation`'s deliveries not yet acknowledged, oldest first.
@@ -325,23 +256,20 @@ impl NotificationStore {
         follow_up: &FollowUpRow,
         event: &OutboxEvent,
     ) -> Result<(), StoreError> {
-        let mut transaction = self.database.pool().begin().await?;
-        sqlx::query(
+        let events = [event];
+        let change = Change::new(
             "INSERT INTO follow_ups (id, disclosure_id, organisation, police_region, asked_by, \
              question_sealed, asked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&follow_up.id)
-        .bind(&follow_up.disclosure_id)
-        .bind(follow_up.organisation.as_str())
-        .bind(follow_up.police_region.as_str())
-        .bind(&follow_up.asked_by)
-        .bind(&follow_up.question_sealed)
-        .bind(follow_up.asked_at)
-        .execute(&mut *transaction)
-        .await?;
-        event.insert(&mut transaction).await?;
-        transaction.commit().await?;
-        Ok(())
+            follow_up,
+            &events,
+        );
+        match write(&self.database, &change).await? {
+            Written::All => Ok(()),
+            Written::Nothing | Written::Duplicate => Err(StoreError::Corrupt(format!(
+                "follow-up question {} collided with a stored one",
+                follow_up.id
+            ))),
+        }
     }
 
     /// The follow-up questions on one disclosure, oldest first.
@@ -371,18 +299,115 @@ impl NotificationStore {
     }
 }
 
-/// Binds `$1`–`$7` of the receipt's UPDATE in [`NotificationStore::acknowledge`].
-fn bind_receipt<'q>(
-    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    receipt: &'q StoredReceipt,
-    disclosure_id: &'q str,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    query
-        .bind(receipt.acknowledged_at)
-        .bind(&receipt.acknowledged_by)
-        .bind(&receipt.police_reference)
-        .bind(receipt.statement.clone())
-        .bind(receipt.signature.clone())
-        .bind(&receipt.key_id)
-        .bind(disclosure_id)
+/// A new delivery's row, `$1`–`$15` in [`Numbered`]'s order.
+const INSERT_DELIVERY: &str = "INSERT INTO deliveries (disclosure_id, police_region, sequence, \
+    organisation, urgent, payload_sealed, payload_sha256, approved_by, approved_at, \
+    legal_basis_id, registry_version, delivered_by, trace_id, delivered_at, deadline, overdue, \
+    escalations, next_escalation_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, 0, $15)";
+
+/// A delivery with the sequence its region gave it.
+struct Numbered<'a> {
+    delivery: &'a NewDelivery,
+    sequence: i64,
+}
+
+impl Arguments for Numbered<'_> {
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        let delivery = self.delivery;
+        query
+            .bind(&delivery.disclosure_id)
+            .bind(delivery.police_region.as_str())
+            .bind(self.sequence)
+            .bind(delivery.organisation.as_str())
+            .bind(i64::from(delivery.urgent))
+            .bind(&delivery.payload_sealed)
+            .bind(&delivery.payload_sha256)
+            .bind(&delivery.approved_by)
+            .bind(delivery.approved_at)
+            .bind(&delivery.legal_basis_id)
+            .bind(&delivery.registry_version)
+            .bind(&delivery.delivered_by)
+            .bind(&delivery.trace_id)
+            .bind(delivery.delivered_at)
+            .bind(delivery.deadline)
+    }
+}
+
+/// The receipt's UPDATE, `$1`–`$7` in [`Acknowledgement`]'s order; it matches only a delivery
+/// not yet acknowledged.
+const ACKNOWLEDGE: &str = "UPDATE deliveries SET acknowledged_at = $1, acknowledged_by = $2, \
+    police_reference = $3, receipt_statement = $4, receipt_signature = $5, receipt_key_id = $6, \
+    next_escalation_at = NULL WHERE disclosure_id = $7 AND acknowledged_at IS NULL";
+
+/// A receipt for the delivery of a disclosure.
+struct Acknowledgement<'a> {
+    receipt: &'a StoredReceipt,
+    disclosure_id: &'a str,
+}
+
+impl Arguments for Acknowledgement<'_> {
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        let receipt = self.receipt;
+        query
+            .bind(receipt.acknowledged_at)
+            .bind(&receipt.acknowledged_by)
+            .bind(&receipt.police_reference)
+            .bind(receipt.statement.as_slice())
+            .bind(receipt.signature.as_slice())
+            .bind(&receipt.key_id)
+            .bind(self.disclosure_id)
+    }
+}
+
+/// An escalation round's UPDATE, `$1`–`$4` in [`EscalationRound`]'s order; it matches only a
+/// delivery still unacknowledged at the round it was read in.
+const ESCALATE: &str = "UPDATE deliveries SET overdue = 1, escalations = $1, \
+    next_escalation_at = $2 WHERE disclosure_id = $3 AND acknowledged_at IS NULL \
+    AND escalations = $4 AND next_escalation_at IS NOT NULL";
+
+/// The next escalation round of a delivery as it was read.
+struct EscalationRound<'a> {
+    delivery: &'a DeliveryRow,
+    escalation: &'a EscalationRow,
+    next_at: i64,
+}
+
+impl Arguments for EscalationRound<'_> {
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        query
+            .bind(i64::from(self.escalation.round))
+            .bind(self.next_at)
+            .bind(&self.delivery.disclosure_id)
+            .bind(i64::from(self.delivery.escalations))
+    }
+}
+
+/// The escalation's row, in its INSERT's column order.
+impl Arguments for EscalationRow {
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        query
+            .bind(&self.id)
+            .bind(&self.disclosure_id)
+            .bind(self.organisation.as_str())
+            .bind(self.police_region.as_str())
+            .bind(i64::from(self.urgent))
+            .bind(self.deadline)
+            .bind(self.raised_at)
+            .bind(i64::from(self.round))
+    }
+}
+
+/// The follow-up question's row, in its INSERT's column order.
+impl Arguments for FollowUpRow {
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        query
+            .bind(&self.id)
+            .bind(&self.disclosure_id)
+            .bind(self.organisation.as_str())
+            .bind(self.police_region.as_str())
+            .bind(&self.asked_by)
+            .bind(&self.question_sealed)
+            .bind(self.asked_at)
+    }
 }
