@@ -4,6 +4,8 @@
 //! of stopping for good; nothing already accepted is lost, and the retried event is logged once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,10 +13,9 @@ use std::time::{Duration, Instant};
 use sqlx::{Connection, PgConnection};
 use tryggdel_audit::entry::{EntryActor, EntryBody, EntryPurpose};
 use tryggdel_audit::log::AppendError;
-use tryggdel_audit::{AuditLog, AuditStore, LogConfig, MIGRATIONS};
+use tryggdel_audit::{AuditLog, LogConfig};
 use tryggdel_merkle::checkpoint::CheckpointSigner;
-use tryggdel_storage::Database;
-use tryggdel_test_support::{TestBackend, TestDatabase, log_signing_key};
+use tryggdel_test_support::{TestBackend, log_signing_key};
 
 const DEADLINE: Duration = Duration::from_secs(2);
 
@@ -97,16 +98,12 @@ mod postgres {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stalled_writer_is_abandoned_at_its_deadline_and_the_lock_goes_with_it() {
-        let Some(database) = TestDatabase::create(TestBackend::Postgres).await else {
+        let Some((database, store)) = common::store(TestBackend::Postgres).await else {
             return;
         };
-        let connected = Database::connect(&database.url, "audit", &MIGRATIONS)
-            .await
-            .unwrap();
-        let signer =
-            CheckpointSigner::new(log_signing_key(), "audit.test.tryggdel.se/log").unwrap();
+        let signer = CheckpointSigner::new(log_signing_key(), common::ORIGIN).unwrap();
         let log = AuditLog::open(
-            AuditStore::new(connected),
+            store,
             LogConfig {
                 signer: Arc::new(signer),
                 checkpoint_interval: Duration::ZERO,

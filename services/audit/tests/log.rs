@@ -2,136 +2,76 @@
 //! SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
+use std::collections::BTreeSet;
+
+use common::{
+    BOLLNAS, Deployment, ORIGIN, consistency_proof, event, events, latest_checkpoint, proof_hashes,
+};
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use tryggdel_audit::{DEFAULT_APPENDERS, RunningService, Settings};
+use tryggdel_audit::RunningService;
 use tryggdel_audit_verify::{
     ExportEntry, ExportHeader, ExportWriter, VerifyOptions, verify_export,
 };
 use tryggdel_auth::Role;
-use tryggdel_domain::{DEVELOPMENT_DIRECTORY, Directory, IdentityNumber, LegalRegistry, PersonKey};
-use tryggdel_merkle::checkpoint::{CheckpointSigner, CheckpointVerifier};
+use tryggdel_domain::IdentityNumber;
+use tryggdel_merkle::checkpoint::CheckpointVerifier;
 use tryggdel_merkle::{hash_from_slice, leaf_hash, verify_consistency, verify_inclusion};
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::audit::v1::*;
-use tryggdel_test_support::{
-    BearerInterceptor, TestBackend, TestDatabase, TestIdentity, log_signing_key, on_both_backends,
-    person_key,
-};
+use tryggdel_test_support::{BearerInterceptor, TestBackend, on_both_backends};
 
-const ORIGIN: &str = "audit.test.tryggdel.se/log";
-const BOLLNAS: &str = "bollnas-kommun";
 const IVO: &str = "ivo";
 
 type UserClient = AuditServiceClient<InterceptedService<Channel, BearerInterceptor>>;
 
+/// One instance of the service on its deployment.
 struct Harness {
-    identity: TestIdentity,
-    database: TestDatabase,
+    deployment: Deployment,
     service: RunningService,
-    signing_key: ed25519_dalek::SigningKey,
-    person_key: PersonKey,
 }
 
 impl Harness {
-    fn settings(
-        identity: &TestIdentity,
-        database: &TestDatabase,
-        signing_key: &ed25519_dalek::SigningKey,
-        person_key: &PersonKey,
-    ) -> Settings {
-        let registry = LegalRegistry::embedded().unwrap();
-        Settings {
-            database_url: database.url.clone(),
-            tls: identity.server_tls("audit"),
-            token: identity.verifier_config(),
-            directory: Arc::new(Directory::from_toml(DEVELOPMENT_DIRECTORY, &registry).unwrap()),
-            person_key: person_key.clone(),
-            origin: ORIGIN.to_owned(),
-            signing_key: signing_key.clone(),
-            checkpoint_interval: Duration::ZERO,
-            appenders: DEFAULT_APPENDERS
-                .iter()
-                .map(|name| name.to_string())
-                .collect(),
-        }
-    }
-
     async fn start(backend: TestBackend) -> Option<Harness> {
-        let database = TestDatabase::create(backend).await?;
-        let identity = TestIdentity::generate();
-        let signing_key = log_signing_key();
-        let person_key = person_key();
-        let settings = Self::settings(&identity, &database, &signing_key, &person_key);
-        let service = tryggdel_audit::spawn(&settings, "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        let deployment = Deployment::create(backend).await?;
+        let service = deployment.spawn().await;
         Some(Harness {
-            identity,
-            database,
+            deployment,
             service,
-            signing_key,
-            person_key,
         })
-    }
-
-    fn settings_again(&self) -> Settings {
-        Self::settings(
-            &self.identity,
-            &self.database,
-            &self.signing_key,
-            &self.person_key,
-        )
     }
 
     /// Stops the service and starts it again on the same database and keys.
     async fn restart(self) -> Harness {
-        let settings = self.settings_again();
         let Harness {
-            identity,
-            database,
+            deployment,
             service,
-            signing_key,
-            person_key,
         } = self;
         service.stop().await.unwrap();
-        let service = tryggdel_audit::spawn(&settings, "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        let service = deployment.spawn().await;
         Harness {
-            identity,
-            database,
+            deployment,
             service,
-            signing_key,
-            person_key,
         }
     }
 
     fn verifier(&self) -> CheckpointVerifier {
-        CheckpointSigner::new(self.signing_key.clone(), ORIGIN)
-            .unwrap()
-            .verifier()
+        self.deployment.verifier()
     }
 
     async fn as_service(&self, name: &str) -> AuditServiceClient<Channel> {
-        AuditServiceClient::new(
-            self.identity
-                .service_channel(self.service.local_addr, name)
-                .await,
-        )
+        self.deployment.service_client(&self.service, name).await
     }
 
     async fn as_user(&self, user: &str, organisation: &str, roles: &[Role]) -> UserClient {
-        let channel = self
-            .identity
+        let identity = &self.deployment.identity;
+        let channel = identity
             .channel(self.service.local_addr, organisation)
             .await;
-        let token = self.identity.token(user, organisation, roles);
+        let token = identity.token(user, organisation, roles);
         AuditServiceClient::with_interceptor(channel, BearerInterceptor::new(&token))
     }
 
@@ -142,47 +82,12 @@ impl Harness {
 
     async fn stop(self) {
         self.service.stop().await.unwrap();
-        self.database.remove().await;
+        self.deployment.database.remove().await;
     }
 }
 
 fn personnummer() -> String {
     tryggdel_domain::testing::personnummer_from(time::macros::date!(1988 - 04 - 12), 234)
-}
-
-fn event(action: &str, person_ref: Option<String>) -> AuditEvent {
-    let disclosure_id = uuid::Uuid::now_v7().to_string();
-    AuditEvent {
-        event_id: uuid::Uuid::now_v7().to_string(),
-        action: action.into(),
-        occurred_at_unix_ms: 1_795_000_000_000,
-        actor: Some(Actor {
-            user_id: "beslut-bollnas".into(),
-            roles: vec!["decision_maker".into()],
-            organisation: BOLLNAS.into(),
-            unit: "IFO".into(),
-        }),
-        objects: vec![ObjectRef {
-            kind: "disclosure".into(),
-            id: disclosure_id.clone(),
-        }],
-        disclosure_id,
-        organisation: BOLLNAS.into(),
-        legal_basis_id: "OSL-10-18c".into(),
-        registry_version: "sha256:0123".into(),
-        purpose: "disclosure to the police to prevent crime".into(),
-        recipient: "polisen/mitt".into(),
-        outcome: Outcome::Success as i32,
-        person_refs: person_ref.into_iter().collect(),
-        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
-        ..AuditEvent::default()
-    }
-}
-
-fn events(count: usize) -> Vec<AuditEvent> {
-    (0..count)
-        .map(|_| event("disclosure.approved", None))
-        .collect()
 }
 
 async fn append(
@@ -195,14 +100,6 @@ async fn append(
         .unwrap()
         .into_inner()
         .entries
-}
-
-async fn latest_checkpoint(client: &mut AuditServiceClient<Channel>) -> SignedCheckpoint {
-    client
-        .get_checkpoint(GetCheckpointRequest { tree_size: 0 })
-        .await
-        .unwrap()
-        .into_inner()
 }
 
 /// Writes the export stream to an export file in memory, as the CLI does.
@@ -249,7 +146,7 @@ async fn append_prove_and_verify(backend: TestBackend) {
         return;
     };
     let mut service = harness.as_service("disclosure").await;
-    let reference = harness.person_key.reference(
+    let reference = harness.deployment.person_key.reference(
         &IdentityNumber::parse(&personnummer(), time::macros::date!(2026 - 11 - 22)).unwrap(),
     );
     let mut appended = append(&mut service, events(5)).await;
@@ -292,11 +189,7 @@ async fn append_prove_and_verify(backend: TestBackend) {
         assert_eq!(by_index, by_event);
         // The stored bytes are what the leaf hash covers.
         assert_eq!(leaf_hash(&by_index.entry).to_vec(), entry.leaf_hash);
-        let proof: Vec<_> = by_index
-            .hashes
-            .iter()
-            .map(|hash| hash_from_slice(hash).unwrap())
-            .collect();
+        let proof = proof_hashes(&by_index.hashes);
         verify_inclusion(
             &leaf_hash(&by_index.entry),
             entry.index,
@@ -363,19 +256,7 @@ async fn consistency_between_checkpoints(backend: TestBackend) {
     let late = harness.verifier().verify(&late.note).unwrap();
     assert_eq!((early.size(), late.size()), (3, 17));
 
-    let proof = service
-        .get_consistency_proof(GetConsistencyProofRequest {
-            first_size: early.size(),
-            second_size: late.size(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let hashes: Vec<_> = proof
-        .hashes
-        .iter()
-        .map(|hash| hash_from_slice(hash).unwrap())
-        .collect();
+    let hashes = consistency_proof(&mut service, early.size(), late.size()).await;
     verify_consistency(
         early.size(),
         late.size(),
@@ -423,19 +304,7 @@ async fn consistency_between_checkpoints(backend: TestBackend) {
         .verifier()
         .verify(&latest_checkpoint(&mut service).await.note)
         .unwrap();
-    let proof = service
-        .get_consistency_proof(GetConsistencyProofRequest {
-            first_size: 17,
-            second_size: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let hashes: Vec<_> = proof
-        .hashes
-        .iter()
-        .map(|hash| hash_from_slice(hash).unwrap())
-        .collect();
+    let hashes = consistency_proof(&mut service, 17, 0).await;
     verify_consistency(17, latest.size(), late.root(), latest.root(), &hashes).unwrap();
     harness.stop().await;
 }
@@ -523,7 +392,7 @@ async fn tampering_is_refused_and_detected(backend: TestBackend) {
     for _ in 0..3 {
         append(&mut service, events(2)).await;
     }
-    let reference = harness.person_key.reference(
+    let reference = harness.deployment.person_key.reference(
         &IdentityNumber::parse(&personnummer(), time::macros::date!(2026 - 11 - 22)).unwrap(),
     );
     append(
@@ -604,7 +473,7 @@ async fn tampering_is_refused_and_detected(backend: TestBackend) {
         TestBackend::Sqlite => "UPDATE audit_entries SET leaf_hash = zeroblob(32) WHERE idx = 3",
     };
     sql(&harness, leaf).await.unwrap();
-    let settings = harness.settings_again();
+    let settings = harness.deployment.settings();
     harness.service.stop().await.unwrap();
     let reopened = tryggdel_audit::spawn(&settings, "127.0.0.1:0".parse().unwrap()).await;
     let error = format!(
@@ -615,7 +484,7 @@ async fn tampering_is_refused_and_detected(backend: TestBackend) {
         error.contains("do not reproduce the signed root"),
         "{error}"
     );
-    harness.database.remove().await;
+    harness.deployment.database.remove().await;
 }
 
 async fn only_services_append_and_only_compliance_officers_query(backend: TestBackend) {
@@ -625,6 +494,7 @@ async fn only_services_append_and_only_compliance_officers_query(backend: TestBa
     let mut service = harness.as_service("disclosure").await;
     let number = personnummer();
     let reference = harness
+        .deployment
         .person_key
         .reference(&IdentityNumber::parse(&number, time::macros::date!(2026 - 11 - 22)).unwrap());
     append(

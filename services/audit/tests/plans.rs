@@ -3,23 +3,19 @@
 //! was a sequential scan, kept as the log grew).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use tryggdel_audit::store::{self, LogConnection};
-use tryggdel_audit::{AuditStore, MIGRATIONS};
-use tryggdel_storage::Database;
-use tryggdel_test_support::{TestBackend, TestDatabase};
+use tryggdel_test_support::TestBackend;
 
 mod postgres {
     use super::*;
 
     #[tokio::test]
     async fn the_event_id_lookup_keeps_to_the_index_on_a_young_log() {
-        let Some(database) = TestDatabase::create(TestBackend::Postgres).await else {
+        let Some((_database, store)) = common::store(TestBackend::Postgres).await else {
             return;
         };
-        let connected = Database::connect(&database.url, "audit", &MIGRATIONS)
-            .await
-            .unwrap();
-        let store = AuditStore::new(connected);
         let mut writer = store.begin_write().await.unwrap();
         // Batches' worth of ids: more than the 10 rows a generic plan guesses for `= ANY($1)`,
         // so PostgreSQL settles on the generic plan from the sixth execution on.

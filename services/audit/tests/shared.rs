@@ -4,73 +4,40 @@
 //! and an instance that dies mid-load hands over at once with nothing lost.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{Deployment, consistency_proof, events, latest_checkpoint, proof_hashes};
 use tonic::transport::Channel;
-use tryggdel_audit::{DEFAULT_APPENDERS, RunningService, Settings};
-use tryggdel_domain::{DEVELOPMENT_DIRECTORY, Directory, LegalRegistry};
-use tryggdel_merkle::checkpoint::{CheckpointSigner, CheckpointVerifier};
+use tryggdel_audit::RunningService;
+use tryggdel_merkle::checkpoint::CheckpointVerifier;
 use tryggdel_merkle::{MerkleTree, hash_from_slice, verify_consistency, verify_inclusion};
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::audit::v1::*;
-use tryggdel_test_support::{TestBackend, TestDatabase, TestIdentity, log_signing_key, person_key};
+use tryggdel_test_support::TestBackend;
 
-const ORIGIN: &str = "audit.test.tryggdel.se/log";
-
+/// Instances of the service on one PostgreSQL deployment.
 struct Cluster {
-    identity: TestIdentity,
-    database: TestDatabase,
-    settings: Settings,
+    deployment: Deployment,
 }
 
 impl Cluster {
     async fn create() -> Option<Cluster> {
-        let database = TestDatabase::create(TestBackend::Postgres).await?;
-        let identity = TestIdentity::generate();
-        let registry = LegalRegistry::embedded().unwrap();
-        let settings = Settings {
-            database_url: database.url.clone(),
-            tls: identity.server_tls("audit"),
-            token: identity.verifier_config(),
-            directory: Arc::new(Directory::from_toml(DEVELOPMENT_DIRECTORY, &registry).unwrap()),
-            person_key: person_key(),
-            origin: ORIGIN.to_owned(),
-            signing_key: log_signing_key(),
-            checkpoint_interval: Duration::ZERO,
-            appenders: DEFAULT_APPENDERS
-                .iter()
-                .map(|name| name.to_string())
-                .collect(),
-        };
-        Some(Cluster {
-            identity,
-            database,
-            settings,
-        })
+        let deployment = Deployment::create(TestBackend::Postgres).await?;
+        Some(Cluster { deployment })
     }
 
     async fn instance(&self) -> RunningService {
-        tryggdel_audit::spawn(&self.settings, "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap()
+        self.deployment.spawn().await
     }
 
     /// An instance on a runtime of its own, so that it can be killed: every task dropped where
     /// it waits, every socket (its database connections too) closed, as when a process dies.
     async fn killable_instance(&self) -> Killable {
-        let settings = Settings {
-            database_url: self.settings.database_url.clone(),
-            tls: self.settings.tls.clone(),
-            token: self.settings.token.clone(),
-            directory: self.settings.directory.clone(),
-            person_key: self.settings.person_key.clone(),
-            origin: self.settings.origin.clone(),
-            signing_key: self.settings.signing_key.clone(),
-            checkpoint_interval: self.settings.checkpoint_interval,
-            appenders: self.settings.appenders.clone(),
-        };
+        let settings = self.deployment.settings();
         tokio::task::spawn_blocking(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -90,23 +57,19 @@ impl Cluster {
     }
 
     async fn client(&self, service: &RunningService) -> AuditServiceClient<Channel> {
-        AuditServiceClient::new(
-            self.identity
-                .service_channel(service.local_addr, "disclosure")
-                .await,
-        )
+        self.deployment.service_client(service, "disclosure").await
     }
 
     fn verifier(&self) -> CheckpointVerifier {
-        CheckpointSigner::new(self.settings.signing_key.clone(), ORIGIN)
-            .unwrap()
-            .verifier()
+        self.deployment.verifier()
     }
 
     /// Every stored entry's (index, event id, leaf hash) and every checkpoint's (size, note),
     /// straight from the database.
     async fn stored(&self) -> (Vec<(i64, String, Vec<u8>)>, Vec<(i64, String)>) {
-        let pool = sqlx::PgPool::connect(&self.database.url).await.unwrap();
+        let pool = sqlx::PgPool::connect(&self.deployment.database.url)
+            .await
+            .unwrap();
         let entries =
             sqlx::query_as("SELECT idx, event_id, leaf_hash FROM audit.audit_entries ORDER BY idx")
                 .fetch_all(&pool)
@@ -167,46 +130,6 @@ impl Killable {
         .await
         .unwrap();
     }
-}
-
-fn event() -> AuditEvent {
-    let disclosure_id = uuid::Uuid::now_v7().to_string();
-    AuditEvent {
-        event_id: uuid::Uuid::now_v7().to_string(),
-        action: "disclosure.approved".into(),
-        occurred_at_unix_ms: 1_795_000_000_000,
-        actor: Some(Actor {
-            user_id: "beslut-bollnas".into(),
-            roles: vec!["decision_maker".into()],
-            organisation: "bollnas-kommun".into(),
-            unit: "IFO".into(),
-        }),
-        objects: vec![ObjectRef {
-            kind: "disclosure".into(),
-            id: disclosure_id.clone(),
-        }],
-        disclosure_id,
-        organisation: "bollnas-kommun".into(),
-        legal_basis_id: "OSL-10-18c".into(),
-        registry_version: "sha256:0123".into(),
-        purpose: "disclosure to the police to prevent crime".into(),
-        recipient: "polisen/mitt".into(),
-        outcome: Outcome::Success as i32,
-        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
-        ..AuditEvent::default()
-    }
-}
-
-fn events(count: usize) -> Vec<AuditEvent> {
-    (0..count).map(|_| event()).collect()
-}
-
-async fn latest_checkpoint(client: &mut AuditServiceClient<Channel>) -> SignedCheckpoint {
-    client
-        .get_checkpoint(GetCheckpointRequest { tree_size: 0 })
-        .await
-        .unwrap()
-        .into_inner()
 }
 
 /// `event id → index` of every answer, refusing an event answered with two indices.
@@ -302,11 +225,7 @@ mod postgres {
                     .await
                     .unwrap()
                     .into_inner();
-                let hashes: Vec<_> = proof
-                    .hashes
-                    .iter()
-                    .map(|hash| hash_from_slice(hash).unwrap())
-                    .collect();
+                let hashes = proof_hashes(&proof.hashes);
                 verify_inclusion(
                     &hash_from_slice(&proof.leaf_hash).unwrap(),
                     index,
@@ -317,19 +236,7 @@ mod postgres {
                 .unwrap();
             }
             let first_size = tree.len() / 3;
-            let proof = prover
-                .get_consistency_proof(GetConsistencyProofRequest {
-                    first_size,
-                    second_size: size,
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            let hashes: Vec<_> = proof
-                .hashes
-                .iter()
-                .map(|hash| hash_from_slice(hash).unwrap())
-                .collect();
+            let hashes = consistency_proof(&mut prover, first_size, size).await;
             verify_consistency(
                 first_size,
                 size,
@@ -346,7 +253,7 @@ mod postgres {
 
         first.stop().await.unwrap();
         second.stop().await.unwrap();
-        cluster.database.remove().await;
+        cluster.deployment.database.remove().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -366,6 +273,7 @@ mod postgres {
             let mut primary = if task % 2 == 0 {
                 AuditServiceClient::new(
                     cluster
+                        .deployment
                         .identity
                         .service_channel(doomed_address, "disclosure")
                         .await,
@@ -449,6 +357,6 @@ mod postgres {
         assert_eq!(checkpoint.size(), stored_index.len() as u64);
         again.stop().await.unwrap();
         survivor.stop().await.unwrap();
-        cluster.database.remove().await;
+        cluster.deployment.database.remove().await;
     }
 }

@@ -11,9 +11,11 @@
 //! `COPY ... FROM STDIN (FORMAT BINARY)`: the rows go as they are stored, with nothing for the
 //! server to parse but the binary format, which is most of the time a batch holds the lock.
 //! Every other statement of the transaction (the lock, the catch-up reads, the dedupe lookup,
-//! the checkpoint) therefore runs on that connection too (`postgres`); SQLite, and every
-//! read outside a writer, stay on the `Any` pool (`sqlite`). This module holds the API, the
-//! types and the row decoding both share, and the statements whose text is the same on both.
+//! the checkpoint) therefore runs on that connection too; SQLite, and every read outside a
+//! writer, stay on the `Any` pool. What the two drivers do differently (the writer's begin and
+//! end, the entries' insert, the dedupe lookup) is in `postgres` and `sqlite`; this module
+//! holds the API, the types, the row decoding, and the statements that are the same on both,
+//! each written once over either driver's connection (`*_on`).
 
 mod postgres;
 mod sqlite;
@@ -23,7 +25,9 @@ use std::collections::HashMap;
 use sqlx::any::AnyRow;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
-use sqlx::{Any, AnyConnection, PgConnection, Postgres, Row};
+use sqlx::{
+    Any, AnyConnection, Encode, Executor, IntoArguments, PgConnection, Postgres, Row, Type,
+};
 use tryggdel_merkle::{Hash, hash_from_slice};
 use tryggdel_storage::{Database, Migrations};
 
@@ -311,10 +315,10 @@ impl LogWriter {
     ) -> Result<(), StoreError> {
         match &mut self.transaction {
             WriterTransaction::Any(transaction) => {
-                sqlite::insert_checkpoint(transaction, checkpoint).await
+                insert_checkpoint_on(&mut **transaction, checkpoint).await
             }
             WriterTransaction::Postgres(writer) => {
-                postgres::insert_checkpoint(writer.get()?, checkpoint).await
+                insert_checkpoint_on(writer.get()?, checkpoint).await
             }
         }
     }
@@ -368,8 +372,8 @@ pub async fn leaves_from(
     limit: u32,
 ) -> Result<Vec<Hash>, StoreError> {
     match connection {
-        LogConnection::Any(connection) => sqlite::leaves_from(connection, from, limit).await,
-        LogConnection::Postgres(connection) => postgres::leaves_from(connection, from, limit).await,
+        LogConnection::Any(connection) => leaves_from_on(&mut **connection, from, limit).await,
+        LogConnection::Postgres(connection) => leaves_from_on(&mut **connection, from, limit).await,
     }
 }
 
@@ -378,8 +382,8 @@ pub async fn latest_checkpoint(
     connection: &mut LogConnection<'_>,
 ) -> Result<Option<StoredCheckpoint>, StoreError> {
     match connection {
-        LogConnection::Any(connection) => sqlite::latest_checkpoint(connection).await,
-        LogConnection::Postgres(connection) => postgres::latest_checkpoint(connection).await,
+        LogConnection::Any(connection) => latest_checkpoint_on(&mut **connection).await,
+        LogConnection::Postgres(connection) => latest_checkpoint_on(&mut **connection).await,
     }
 }
 
@@ -396,6 +400,64 @@ pub async fn existing(
         LogConnection::Any(connection) => sqlite::existing(connection, event_ids).await,
         LogConnection::Postgres(connection) => postgres::existing(connection, event_ids).await,
     }
+}
+
+/// [`INSERT_CHECKPOINT`] on either driver's connection.
+async fn insert_checkpoint_on<'c, DB>(
+    connection: impl Executor<'c, Database = DB>,
+    checkpoint: &StoredCheckpoint,
+) -> Result<(), StoreError>
+where
+    DB: sqlx::Database,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query(INSERT_CHECKPOINT)
+        .bind(to_i64(checkpoint.tree_size)?)
+        .bind(checkpoint.root.to_vec())
+        .bind(checkpoint.note.as_str())
+        .bind(checkpoint.signed_at)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// [`leaves_from`] on either driver's connection.
+async fn leaves_from_on<'c, DB>(
+    connection: impl Executor<'c, Database = DB>,
+    from: u64,
+    limit: u32,
+) -> Result<Vec<Hash>, StoreError>
+where
+    DB: sqlx::Database,
+    DB::Row: Columns,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    let rows = sqlx::query(LEAVES_FROM)
+        .bind(to_i64(from)?)
+        .bind(i64::from(limit))
+        .fetch_all(connection)
+        .await?;
+    leaves_from_rows(&rows, from)
+}
+
+/// [`latest_checkpoint`] on either driver's connection.
+async fn latest_checkpoint_on<'c, DB>(
+    connection: impl Executor<'c, Database = DB>,
+) -> Result<Option<StoredCheckpoint>, StoreError>
+where
+    DB: sqlx::Database,
+    DB::Row: Columns,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+{
+    sqlx::query(LATEST_CHECKPOINT)
+        .fetch_optional(connection)
+        .await?
+        .map(|row| checkpoint_from_row(&row))
+        .transpose()
 }
 
 fn to_i64(value: u64) -> Result<i64, StoreError> {

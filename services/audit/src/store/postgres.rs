@@ -1,20 +1,16 @@
 //! A writer's transaction on PostgreSQL, on a native connection of
 //! [`tryggdel_storage::Database::postgres_pool`]: `BEGIN` with the log's lock, the entries by
-//! binary `COPY`, the person index and the dedupe lookup with array parameters, and the reads
-//! and checkpoint insert that must run in the same transaction. Nothing here runs on SQLite.
+//! binary `COPY`, and the person index and the dedupe lookup with array parameters. The reads
+//! and the checkpoint insert of the same transaction are the parent module's, written once for
+//! both drivers. Nothing here runs on SQLite.
 
 use std::collections::HashMap;
 
 use sqlx::postgres::PgPool;
 use sqlx::{Executor, PgConnection, Postgres};
-use tryggdel_merkle::Hash;
 use tryggdel_storage::copy::{BinaryCopy, FieldTooLong};
 
-use super::{
-    ClosingConnection, ExistingEntry, INSERT_CHECKPOINT, LATEST_CHECKPOINT, LEAVES_FROM, NewEntry,
-    StoreError, StoredCheckpoint, checkpoint_from_row, existing_from_rows, leaves_from_rows,
-    to_i64,
-};
+use super::{ClosingConnection, ExistingEntry, NewEntry, StoreError, existing_from_rows, to_i64};
 
 /// A writer's first round trip: the transaction, its planner setting and the log's lock
 /// ([`super::LOG_LOCK_CLASS`]).
@@ -99,45 +95,6 @@ pub(super) async fn insert_entries(
             .await?;
     }
     Ok(())
-}
-
-pub(super) async fn insert_checkpoint(
-    connection: &mut PgConnection,
-    checkpoint: &StoredCheckpoint,
-) -> Result<(), StoreError> {
-    sqlx::query(INSERT_CHECKPOINT)
-        .bind(to_i64(checkpoint.tree_size)?)
-        .bind(checkpoint.root.to_vec())
-        .bind(&checkpoint.note)
-        .bind(checkpoint.signed_at)
-        .execute(connection)
-        .await?;
-    Ok(())
-}
-
-/// See [`super::leaves_from`].
-pub(super) async fn leaves_from(
-    connection: &mut PgConnection,
-    from: u64,
-    limit: u32,
-) -> Result<Vec<Hash>, StoreError> {
-    let rows = sqlx::query(LEAVES_FROM)
-        .bind(to_i64(from)?)
-        .bind(i64::from(limit))
-        .fetch_all(connection)
-        .await?;
-    leaves_from_rows(&rows, from)
-}
-
-/// See [`super::latest_checkpoint`].
-pub(super) async fn latest_checkpoint(
-    connection: &mut PgConnection,
-) -> Result<Option<StoredCheckpoint>, StoreError> {
-    sqlx::query(LATEST_CHECKPOINT)
-        .fetch_optional(connection)
-        .await?
-        .map(|row| checkpoint_from_row(&row))
-        .transpose()
 }
 
 /// See [`super::existing`]: [`EXISTING`], with the ids as one array.

@@ -1,18 +1,15 @@
-//! The portable path, on sqlx's `Any` driver: a writer's statements on SQLite, and the
-//! catch-up reads of a connection outside a writer on either backend. Every statement here runs
-//! unchanged on both backends, except the multi-row inserts, which only a SQLite writer makes
-//! (see [`insert_entries`]).
+//! The statements of sqlx's `Any` driver that the native PostgreSQL path does differently: a
+//! SQLite writer's entry inserts, and the dedupe lookup by IN lists, which also serves a
+//! connection outside a writer on either backend. The lookup runs unchanged on both backends;
+//! the multi-row inserts only a SQLite writer makes (see [`insert_entries`]). The reads and the
+//! checkpoint insert that are the same on both drivers are in the parent module.
 
 use std::collections::HashMap;
 
 use sqlx::{AnyConnection, QueryBuilder};
-use tryggdel_merkle::Hash;
 use tryggdel_storage::placeholders;
 
-use super::{
-    ExistingEntry, INSERT_CHECKPOINT, LATEST_CHECKPOINT, LEAVES_FROM, NewEntry, StoreError,
-    StoredCheckpoint, checkpoint_from_row, existing_from_rows, leaves_from_rows, to_i64,
-};
+use super::{ExistingEntry, NewEntry, StoreError, existing_from_rows, to_i64};
 
 /// Rows per multi-row INSERT (13 parameters each, well under SQLite's limit), and event ids per
 /// IN list of [`existing`].
@@ -69,45 +66,6 @@ pub(super) async fn insert_entries(
         insert.build().execute(&mut *connection).await?;
     }
     Ok(())
-}
-
-pub(super) async fn insert_checkpoint(
-    connection: &mut AnyConnection,
-    checkpoint: &StoredCheckpoint,
-) -> Result<(), StoreError> {
-    sqlx::query(INSERT_CHECKPOINT)
-        .bind(to_i64(checkpoint.tree_size)?)
-        .bind(checkpoint.root.to_vec())
-        .bind(&checkpoint.note)
-        .bind(checkpoint.signed_at)
-        .execute(connection)
-        .await?;
-    Ok(())
-}
-
-/// See [`super::leaves_from`].
-pub(super) async fn leaves_from(
-    connection: &mut AnyConnection,
-    from: u64,
-    limit: u32,
-) -> Result<Vec<Hash>, StoreError> {
-    let rows = sqlx::query(LEAVES_FROM)
-        .bind(to_i64(from)?)
-        .bind(i64::from(limit))
-        .fetch_all(connection)
-        .await?;
-    leaves_from_rows(&rows, from)
-}
-
-/// See [`super::latest_checkpoint`].
-pub(super) async fn latest_checkpoint(
-    connection: &mut AnyConnection,
-) -> Result<Option<StoredCheckpoint>, StoreError> {
-    sqlx::query(LATEST_CHECKPOINT)
-        .fetch_optional(connection)
-        .await?
-        .map(|row| checkpoint_from_row(&row))
-        .transpose()
 }
 
 /// See [`super::existing`]: an IN list per [`INSERT_CHUNK`] ids, with `$n` placeholders, so it
