@@ -1,11 +1,12 @@
 //! The hand-over to the police: approved disclosures go to the notification service (which
 //! routes them to the region), and the police's signed receipt comes back through
-//! `RecordReceipt`.
+//! `RecordReceipt`. [`ToPolice`] is the outbox relay's destination for approvals.
 //!
 //! Invariants:
 //! - Only approvals are handed over, with the payload bytes and hash bound at approval.
 //! - An approval is settled (never sent again) only once the notification service has taken
-//!   it, or has refused it for good — which is recorded as `disclosure.delivery_refused`.
+//!   it, or has refused it for good — which is recorded as `disclosure.delivery_refused` — or
+//!   the disclosure is no longer approved.
 //! - A receipt is accepted only with a valid signature of the pinned receipt key, for this
 //!   disclosure, its region and its payload hash.
 
@@ -17,12 +18,15 @@ use tracing::Instrument as _;
 use tryggdel_domain::{DisclosureState, LifecycleAction};
 use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
 use tryggdel_proto::notification::v1::{DeliverRequest, DeliverResponse};
-use tryggdel_service_kit::{Retry, ServiceEndpoint, ServiceLink, TracedChannel, now_unix_ms};
+use tryggdel_service_kit::{
+    Destination, Retry, Sent, ServiceEndpoint, ServiceLink, TracedChannel, now_unix_ms,
+};
+use tryggdel_storage::{OutboxDestination, PendingEvent};
 
 use crate::api::DisclosureApi;
 use crate::events::{Trace, system_actor};
 use crate::sealing;
-use crate::store::{DeliveryRow, DisclosureRecord, OutboxPayload, PendingApproval};
+use crate::store::{DeliveryRow, DisclosureRecord, OutboxPayload, Settle, TO_POLICE};
 
 /// How many police regions' hand-overs run at once. Within a region they run one after
 /// another, in approval order, so each region's delivery sequence follows its approvals.
@@ -35,7 +39,15 @@ pub struct NotificationLink {
     link: ServiceLink<NotificationServiceClient<TracedChannel>>,
 }
 
+/// The notification service as the destination of approvals: each is handed over with the
+/// payload bound at approval, in the trace of the approval.
+pub struct ToPolice {
+    api: DisclosureApi,
+    link: NotificationLink,
+}
+
 impl NotificationLink {
+    /// A link to the notification service at `endpoint`.
     pub fn new(endpoint: &ServiceEndpoint) -> anyhow::Result<NotificationLink> {
         Ok(NotificationLink {
             link: ServiceLink::new(
@@ -57,47 +69,61 @@ impl NotificationLink {
     }
 }
 
-impl DisclosureApi {
-    /// Hands up to `batch` approvals to the notification service; returns how many were
-    /// settled. Approvals of different police regions are handed over concurrently (each
-    /// hand-over waits for two commits, the notification service's and this one's, so one at a
-    /// time caps the whole deployment's delivery rate); those of one region go in approval
-    /// order. A transient failure is returned (the relay backs off and retries) once every
+impl ToPolice {
+    /// Hand-overs of `api`'s approvals over `link`.
+    pub fn new(api: DisclosureApi, link: NotificationLink) -> ToPolice {
+        ToPolice { api, link }
+    }
+}
+
+impl Destination for ToPolice {
+    fn name(&self) -> &'static str {
+        "disclosure.delivery"
+    }
+
+    fn outbox(&self) -> OutboxDestination {
+        TO_POLICE
+    }
+
+    /// Hands the approvals over; those settled are held. Approvals of different police
+    /// regions are handed over concurrently (each hand-over waits for two commits, the
+    /// notification service's and this one's, so one at a time caps the whole deployment's
+    /// delivery rate); those of one region go in approval order, and stop at the first
+    /// transient failure, which is returned (the relay backs off and retries) once every
     /// hand-over in flight has finished.
-    pub async fn deliver_pending(
-        &self,
-        link: &NotificationLink,
-        batch: i64,
-    ) -> anyhow::Result<usize> {
-        let pending = self
-            .store()
-            .awaiting_delivery(batch)
-            .await
-            .context("reading approvals awaiting delivery")?;
-        let count = pending.len();
-        let mut by_region: BTreeMap<String, Vec<PendingApproval>> = BTreeMap::new();
-        for approval in pending {
+    async fn send(&self, events: Vec<PendingEvent>) -> Sent {
+        let mut by_region: BTreeMap<String, Vec<PendingEvent>> = BTreeMap::new();
+        for approval in events {
             by_region
-                .entry(self.region_key(&approval.organisation))
+                .entry(self.api.region_key(&approval.event.organisation))
                 .or_default()
                 .push(approval);
         }
-        let outcomes: Vec<anyhow::Result<()>> = futures::stream::iter(by_region.into_values())
+        let outcomes: Vec<Sent> = futures::stream::iter(by_region.into_values())
             .map(|approvals| async move {
+                let mut sent = Sent::default();
                 for approval in &approvals {
-                    self.deliver_one(link, approval).await?;
+                    if let Err(error) = self.api.deliver_one(&self.link, approval).await {
+                        sent.failure = Some(error);
+                        break;
+                    }
+                    sent.held.push(approval.seq);
                 }
-                anyhow::Ok(())
+                sent
             })
             .buffer_unordered(REGIONS_IN_FLIGHT)
             .collect()
             .await;
+        let mut sent = Sent::default();
         for outcome in outcomes {
-            outcome?;
+            sent.held.extend(outcome.held);
+            sent.failure = sent.failure.or(outcome.failure);
         }
-        Ok(count)
+        sent
     }
+}
 
+impl DisclosureApi {
     /// The police region `organisation` routes to (the organisation itself if it routes
     /// nowhere, or is no longer registered: its hand-over then fails on its own).
     fn region_key(&self, organisation: &str) -> String {
@@ -109,15 +135,18 @@ impl DisclosureApi {
             .unwrap_or_else(|| organisation.to_owned())
     }
 
+    /// Settles the approval `approval`: hands it over in its trace, or records why not.
     async fn deliver_one(
         &self,
         link: &NotificationLink,
-        approval: &PendingApproval,
+        approval: &PendingEvent,
     ) -> anyhow::Result<()> {
-        let (seq, disclosure_id) = (approval.seq, approval.disclosure_id.as_str());
-        // A payload that does not parse only costs the hand-over its trace context.
-        let (trace_id, traceparent) = serde_json::from_str::<OutboxPayload>(&approval.payload)
-            .map(|payload| (payload.trace_id, payload.traceparent))
+        let (seq, event) = (approval.seq, &approval.event);
+        let disclosure_id = event.disclosure_id.as_str();
+        // A payload that does not parse only costs the hand-over the approval's trace id (the
+        // relay span's is used instead).
+        let trace_id = serde_json::from_str::<OutboxPayload>(&event.payload)
+            .map(|payload| payload.trace_id)
             .unwrap_or_default();
         // The hand-over continues the approval's trace: its span's parent is the Approve call.
         let span = tracing::info_span!(
@@ -126,7 +155,7 @@ impl DisclosureApi {
             relay = "disclosure.delivery",
             disclosure_id = %disclosure_id,
         );
-        if let Some(parent) = tryggdel_service_kit::context_from_traceparent(&traceparent) {
+        if let Some(parent) = tryggdel_service_kit::context_from_traceparent(&event.traceparent) {
             tryggdel_service_kit::set_parent(&span, parent);
         }
         self.hand_over(link, seq, disclosure_id, &trace_id)
@@ -150,10 +179,8 @@ impl DisclosureApi {
                 .await?
                 .with_context(|| format!("approved disclosure {disclosure_id} is missing"))?;
             if record.state != DisclosureState::Approved {
-                // Delivered already (its receipt came first), or withdrawn before hand-over.
-                self.store()
-                    .settle_delivery(seq, None, now_unix_ms())
-                    .await?;
+                // Delivered already (its receipt came first), or withdrawn before hand-over:
+                // settled as held, with nothing to hand over.
                 return Ok(());
             }
             match link.deliver(self.deliver_request(&record, &trace)?).await {
@@ -246,7 +273,13 @@ impl DisclosureApi {
         };
         let recorded = self
             .store()
-            .record_delivery(&next, record.version, &[event], &delivery, Some((seq, now)))
+            .record_delivery(
+                &next,
+                record.version,
+                &[event],
+                &delivery,
+                Some(Settle { seq, at: now }),
+            )
             .await?;
         if recorded {
             self.signal_outbox();
@@ -280,7 +313,7 @@ impl DisclosureApi {
             )
             .context("the refusal event")?;
         self.store()
-            .settle_delivery(seq, Some(&event), now_unix_ms())
+            .settle_delivery(seq, &event, now_unix_ms())
             .await?;
         self.signal_outbox();
         Ok(())

@@ -13,7 +13,6 @@ use tryggdel_service_kit::{Caller, ServiceError, now_unix_ms};
 use crate::api::DisclosureApi;
 use crate::checks::today;
 use crate::content::ValidatedDraft;
-use crate::relay::audit_event;
 use crate::sealing;
 use crate::store::{DisclosureRecord, OutboxActor, OutboxEvent, OutboxPayload};
 
@@ -169,11 +168,16 @@ impl DisclosureApi {
         event_type: &str,
         details: &[(&str, String)],
     ) -> Result<(), ServiceError> {
-        let event = self.event(caller, record, event_type, details)?;
-        let payload: OutboxPayload = serde_json::from_str(&event.payload)
-            .map_err(|error| ServiceError::internal(anyhow::Error::new(error).context("event")))?;
+        let payload = self.build_payload(
+            user_actor(caller),
+            &Trace::of(caller),
+            record,
+            event_type,
+            details,
+            None,
+        )?;
         self.audit
-            .append(vec![audit_event(&payload)])
+            .append(vec![payload.audit_event()])
             .await
             .map_err(|error| {
                 tracing::warn!(error = %error, disclosure_id = %record.id, "read not audited, refused");
@@ -195,16 +199,29 @@ impl DisclosureApi {
         details: &[(&str, String)],
         refusal: Option<String>,
     ) -> Result<OutboxEvent, ServiceError> {
-        let event_id = uuid::Uuid::now_v7().to_string();
-        let occurred_at = now_unix_ms();
+        self.build_payload(actor, trace, record, event_type, details, refusal)?
+            .to_event()
+            .map_err(|error| ServiceError::internal(anyhow::Error::new(error).context("event")))
+    }
+
+    /// What an event about `record` says, as it happens now.
+    fn build_payload(
+        &self,
+        actor: OutboxActor,
+        trace: &Trace,
+        record: &DisclosureRecord,
+        event_type: &str,
+        details: &[(&str, String)],
+        refusal: Option<String>,
+    ) -> Result<OutboxPayload, ServiceError> {
         let registry_version = match record.registry_version() {
             "" => self.registry.registry_version().to_owned(),
             version => version.to_owned(),
         };
-        let payload = OutboxPayload {
-            event_id: event_id.clone(),
+        Ok(OutboxPayload {
+            event_id: uuid::Uuid::now_v7().to_string(),
             event_type: event_type.to_owned(),
-            occurred_at_unix_ms: occurred_at,
+            occurred_at_unix_ms: now_unix_ms(),
             disclosure_id: record.id.clone(),
             organisation: record.organisation.clone(),
             police_region: record.police_region.clone(),
@@ -222,16 +239,6 @@ impl DisclosureApi {
                 .iter()
                 .map(|(key, value)| ((*key).to_owned(), value.clone()))
                 .collect(),
-        };
-        let payload = serde_json::to_string(&payload)
-            .map_err(|error| ServiceError::internal(anyhow::Error::new(error).context("event")))?;
-        Ok(OutboxEvent {
-            event_id,
-            event_type: event_type.to_owned(),
-            disclosure_id: record.id.clone(),
-            organisation: record.organisation.clone(),
-            payload,
-            created_at: occurred_at,
         })
     }
 

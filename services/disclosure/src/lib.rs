@@ -7,8 +7,8 @@
 //! - Authorisation is deny by default; a caller who may not see a disclosure is told it does
 //!   not exist.
 //! - Lifecycle transitions come only from `tryggdel_domain::transition`; this crate persists
-//!   their results under optimistic versions, each with one outbox event in the same
-//!   transaction.
+//!   their results under optimistic versions, each written together with its outbox events
+//!   or not at all (`tryggdel_storage::write`).
 //! - Every outbox event reaches the audit log exactly once in effect (the relay retries; the
 //!   log dedupes by event id). Events carry keyed hashes of identity numbers, never the numbers.
 //! - Personal data is sealed at rest; protected details are masked unless revealed to the
@@ -23,8 +23,10 @@
 //! - `policy`: who may do what; `checks`: the request fields every handler checks alike.
 //! - `wire`: proto ↔ record mapping and page tokens; `sealing`: personal data at rest;
 //!   `events`: outbox events and audited reads; `content`: draft validation.
-//! - `store`: typed records at the database's edge and every write path with its outbox
-//!   event; `relay` and `delivery`: the outbox relays to the audit log and to the police.
+//! - `store`: typed records at the database's edge, the outbox payload (and the audit event it
+//!   becomes), and every write path with its outbox event; `delivery`: the hand-over to the
+//!   police, the destination of one of the two outbox relays (the other is the audit log's,
+//!   from `tryggdel_service_kit`).
 #![forbid(unsafe_code)]
 
 mod api;
@@ -38,7 +40,6 @@ mod grpc;
 mod policy;
 mod reads;
 mod receipts;
-pub mod relay;
 mod sealing;
 pub mod store;
 mod wire;
@@ -52,15 +53,16 @@ use tryggdel_auth::{TokenVerifier, VerifierConfig};
 use tryggdel_domain::{LegalRegistry, PersonKey};
 use tryggdel_proto::disclosure::v1::disclosure_service_server::DisclosureServiceServer;
 use tryggdel_service_kit::metrics::{OutboxDepth, SAMPLE_INTERVAL, Sampler};
-use tryggdel_service_kit::{AuditLink, Authenticator, RunningServer, ServiceEndpoint};
+use tryggdel_service_kit::{
+    AuditDestination, AuditLink, Authenticator, RunningServer, ServiceEndpoint, start_relay,
+};
 use tryggdel_storage::{Database, FieldCipher, FieldKey};
 
 pub use api::DisclosureApi;
-pub use delivery::NotificationLink;
-pub use relay::{Relay, RelayConfig};
+pub use delivery::{NotificationLink, ToPolice};
 pub use store::{DisclosureStore, MIGRATIONS};
 pub use tryggdel_domain::{DEVELOPMENT_DIRECTORY, Directory};
-pub use tryggdel_service_kit::{ClientTls, ServerTls};
+pub use tryggdel_service_kit::{ClientTls, Relay, RelayConfig, ServerTls};
 
 /// The largest request the service decodes.
 const MAX_MESSAGE_BYTES: usize = 512 * 1024;
@@ -82,11 +84,21 @@ pub struct Settings {
     pub relay: RelayConfig,
 }
 
-/// Connects the database (running migrations) and builds the handlers.
+/// Connects the database (running migrations, and giving outbox events written before the
+/// outbox kept audit events theirs) and builds the handlers.
 pub async fn build(settings: &Settings) -> anyhow::Result<DisclosureApi> {
     let database = Database::connect(&settings.database_url, "disclosure", &MIGRATIONS)
         .await
         .context("disclosure database")?;
+    let filled = store::fill_in_audit_events(&database)
+        .await
+        .context("filling in the audit events of earlier outbox events")?;
+    if filled > 0 {
+        tracing::info!(
+            events = filled,
+            "audit events of earlier outbox events filled in"
+        );
+    }
     let verifier = TokenVerifier::new(settings.token.clone()).context("token verifier")?;
     Ok(DisclosureApi::new(
         DisclosureStore::new(database),
@@ -145,34 +157,23 @@ pub async fn spawn_on(
     listener: TcpListener,
 ) -> anyhow::Result<RunningService> {
     let api = build(settings).await?;
+    let notification = NotificationLink::new(&settings.notification)?;
     let server = RunningServer::start_on(
         "tryggdel.disclosure.v1.DisclosureService",
         routes(api.clone()),
         &settings.tls,
         listener,
     )?;
-    let batch = settings.relay.batch;
-    let store = api.store().clone();
-    let audit = api.audit_link().clone();
-    let to_audit = Relay::start(
-        "audit",
-        move || {
-            let store = store.clone();
-            let audit = audit.clone();
-            async move { relay::relay_to_audit(&store, &audit, batch).await }
-        },
+    let database = api.store().database().clone();
+    let to_audit = start_relay(
+        database.clone(),
+        AuditDestination::new(api.audit_link().clone(), "disclosure.audit"),
         api.outbox_signal(),
         settings.relay.clone(),
     );
-    let notification = NotificationLink::new(&settings.notification)?;
-    let deliverer = api.clone();
-    let to_police = Relay::start(
-        "delivery",
-        move || {
-            let api = deliverer.clone();
-            let notification = notification.clone();
-            async move { api.deliver_pending(&notification, batch).await }
-        },
+    let to_police = start_relay(
+        database,
+        ToPolice::new(api.clone(), notification),
         api.outbox_signal(),
         settings.relay.clone(),
     );

@@ -14,8 +14,8 @@ use tryggdel_disclosure::{
     DEVELOPMENT_DIRECTORY, Directory, RelayConfig, RunningService, Settings,
 };
 use tryggdel_domain::{LegalRegistry, RECEIPT_FORMAT, ReceiptStatement, sign_receipt};
-use tryggdel_proto::audit::v1::QueryRequest;
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
+use tryggdel_proto::audit::v1::{AuditEvent, QueryRequest};
 use tryggdel_proto::common::v1::{DisclosureState, Person};
 use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
 use tryggdel_proto::disclosure::v1::*;
@@ -45,6 +45,8 @@ struct Harness {
     audit_settings: tryggdel_audit::Settings,
     audit_database: TestDatabase,
     database: TestDatabase,
+    /// The disclosure service's settings, to start it again.
+    settings: Settings,
     /// The police's receipt key, which the service pins.
     receipt_signer: ed25519_dalek::SigningKey,
     /// The stand-in notification service, when the test has one.
@@ -131,9 +133,20 @@ impl Harness {
             audit_settings,
             audit_database,
             database,
+            settings,
             receipt_signer,
             notification,
         })
+    }
+
+    /// Stops the disclosure service and starts it again (on another port) with the same
+    /// settings and database.
+    async fn restart_service(self) -> Harness {
+        self.service.stop().await.unwrap();
+        let service = tryggdel_disclosure::spawn(&self.settings, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        Harness { service, ..self }
     }
 
     /// An audit client for the supervisor's compliance officer.
@@ -1608,6 +1621,60 @@ async fn approvals_are_handed_over_or_refused_once(backend: TestBackend) {
     harness.stop().await;
 }
 
+/// Events written before the outbox kept each event's audit event get it when the service
+/// starts, and reach the audit log like any other, exactly once.
+async fn earlier_events_reach_the_audit_log_after_a_restart(backend: TestBackend) {
+    let Some(mut harness) = Harness::start(backend).await else {
+        return;
+    };
+    // The audit service is down, so the events stay in the outbox.
+    harness.audit.take().unwrap().stop().await.unwrap();
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    let draft = create(&mut caseworker, "req-earlier-01", social_services_content()).await;
+    let submitted = submit(&mut caseworker, &draft).await;
+    // As the rows were before the outbox had the columns.
+    sqlx::query("UPDATE outbox SET audit_event = NULL, traceparent = '' WHERE disclosure_id = $1")
+        .bind(&draft.id)
+        .execute(harness.service.api.store().database().pool())
+        .await
+        .unwrap();
+    let mut harness = harness.restart_service().await;
+
+    // Filled in at start, from each event's payload.
+    let events = harness
+        .service
+        .api
+        .store()
+        .events_of(&submitted.id)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 2);
+    for event in &events {
+        let payload: tryggdel_disclosure::store::OutboxPayload =
+            serde_json::from_str(&event.payload).unwrap();
+        let audit_event =
+            <AuditEvent as prost::Message>::decode(event.audit_event.as_slice()).unwrap();
+        assert_eq!(audit_event, payload.audit_event());
+        assert_eq!(audit_event.event_id, event.event_id);
+        assert_eq!(event.traceparent, payload.traceparent);
+    }
+
+    // The audit service comes back; the earlier events arrive, once, in order.
+    harness.audit = Some(
+        tryggdel_audit::spawn(&harness.audit_settings, harness.audit_address)
+            .await
+            .unwrap(),
+    );
+    harness.wait_for_relay().await;
+    let logged = harness.audit_entries(&draft.id).await;
+    let expected: Vec<(String, String)> = events
+        .iter()
+        .map(|event| (event.event_id.clone(), event.event_type.clone()))
+        .collect();
+    assert_eq!(logged, expected);
+    harness.stop().await;
+}
+
 use tryggdel_test_support::on_both_backends;
 
 on_both_backends!(
@@ -1627,4 +1694,5 @@ on_both_backends!(
     health_is_served_over_mtls,
     receipts_acknowledge_an_approval_once,
     approvals_are_handed_over_or_refused_once,
+    earlier_events_reach_the_audit_log_after_a_restart,
 );

@@ -1,8 +1,9 @@
 //! A disclosure's delivery record as stored: the hand-over to the police and, once
-//! acknowledged, the signed receipt. One upsert statement writes both, so a receipt that
+//! acknowledged, the signed receipt. One upsert writes both, so a receipt that
 //! overtakes the hand-over's own record still leaves one row.
 
 use sqlx::Row;
+use tryggdel_storage::{AnyQuery, Arguments};
 
 /// A disclosure's hand-over to the police and, once acknowledged, its signed receipt
 /// (empty strings, zero and None until then).
@@ -19,12 +20,12 @@ pub struct DeliveryRow {
     pub receipt_key_id: String,
 }
 
-/// The columns of a [`DeliveryRow`], in [`upsert_delivery`]'s order.
+/// The columns of a [`DeliveryRow`], in its binding order.
 pub(super) const DELIVERY_COLUMNS: &str = "disclosure_id, police_region, delivered_at, \
     police_reference, acknowledged_by, acknowledged_at, receipt_statement, receipt_signature, \
     receipt_key_id";
 
-/// The columns [`upsert_delivery`] writes, bound by [`bind_delivery`].
+/// The columns a delivery record's upsert writes.
 pub(super) const DELIVERY_COLUMN_COUNT: usize = 9;
 
 impl DeliveryRow {
@@ -54,31 +55,25 @@ impl sqlx::FromRow<'_, sqlx::any::AnyRow> for DeliveryRow {
     }
 }
 
-/// Writes a delivery record from `source` (`VALUES (…)` or a `SELECT` of 9 values), or, if the
-/// disclosure has one, its receipt's columns.
-pub(super) fn upsert_delivery(source: &str) -> String {
-    format!(
-        "INSERT INTO deliveries ({DELIVERY_COLUMNS}) {source} \
-         ON CONFLICT (disclosure_id) DO UPDATE SET police_reference = excluded.police_reference, \
-         acknowledged_by = excluded.acknowledged_by, acknowledged_at = excluded.acknowledged_at, \
-         receipt_statement = excluded.receipt_statement, \
-         receipt_signature = excluded.receipt_signature, receipt_key_id = excluded.receipt_key_id"
-    )
-}
+/// What a delivery record's upsert does when the disclosure has one already: it takes the
+/// receipt's columns (a receipt that overtook the hand-over's own record keeps one row).
+pub(super) const DELIVERY_UPSERT_TAIL: &str = "ON CONFLICT (disclosure_id) DO UPDATE SET \
+    police_reference = excluded.police_reference, acknowledged_by = excluded.acknowledged_by, \
+    acknowledged_at = excluded.acknowledged_at, receipt_statement = excluded.receipt_statement, \
+    receipt_signature = excluded.receipt_signature, receipt_key_id = excluded.receipt_key_id";
 
-/// Binds `delivery` in [`upsert_delivery`]'s column order.
-pub(super) fn bind_delivery<'q>(
-    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    delivery: &'q DeliveryRow,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    query
-        .bind(&delivery.disclosure_id)
-        .bind(&delivery.police_region)
-        .bind(delivery.delivered_at)
-        .bind(&delivery.police_reference)
-        .bind(&delivery.acknowledged_by)
-        .bind(delivery.acknowledged_at)
-        .bind(delivery.receipt_statement.clone())
-        .bind(delivery.receipt_signature.clone())
-        .bind(&delivery.receipt_key_id)
+/// Binds the delivery record in `DELIVERY_COLUMNS` order.
+impl Arguments for DeliveryRow {
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        query
+            .bind(&self.disclosure_id)
+            .bind(&self.police_region)
+            .bind(self.delivered_at)
+            .bind(&self.police_reference)
+            .bind(&self.acknowledged_by)
+            .bind(self.acknowledged_at)
+            .bind(self.receipt_statement.as_deref())
+            .bind(self.receipt_signature.as_deref())
+            .bind(&self.receipt_key_id)
+    }
 }

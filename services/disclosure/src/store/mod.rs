@@ -1,25 +1,29 @@
-//! Persistence of disclosures and their outbox. Every state change is one transaction that
-//! updates the row under its version and appends one outbox event. Rows become typed records
-//! ([`DisclosureRecord`]) as they are read; the write paths (one statement on PostgreSQL, a
-//! transaction otherwise) are all here.
+//! Persistence of disclosures and their outbox. Every state change is one write (see
+//! [`tryggdel_storage::write`]) that updates the row under its version and appends its outbox
+//! event, all or nothing. Rows become typed records ([`DisclosureRecord`]) as they are read.
 
 mod delivery;
+mod payload;
 mod record;
 
-use std::sync::{LazyLock, OnceLock};
+use std::sync::LazyLock;
 
 use sqlx::Row;
 use tryggdel_domain::DisclosureState;
+use tryggdel_service_kit::AuditDestination;
 pub use tryggdel_storage::OutboxEvent;
 use tryggdel_storage::{
-    Backend, Database, Migrations, OutboxDestination, is_unique_violation, placeholders,
+    AnyQuery, Arguments, Change, Companion, Database, Migrations, OutboxDestination, Written,
+    placeholders, write,
 };
 
 pub use self::delivery::DeliveryRow;
-use self::delivery::{DELIVERY_COLUMN_COUNT, DELIVERY_COLUMNS, bind_delivery, upsert_delivery};
-use self::record::{COLUMNS, bind_record};
+use self::delivery::{DELIVERY_COLUMN_COUNT, DELIVERY_COLUMNS, DELIVERY_UPSERT_TAIL};
+pub use self::payload::{OutboxActor, OutboxPayload, fill_in_audit_events};
+use self::record::COLUMNS;
 pub use self::record::{Decision, DecisionOutcome, DisclosureRecord, RecordError, Step};
 
+/// The SQLite migrations, embedded from `migrations/sqlite`.
 pub const SQLITE_MIGRATIONS: &[tryggdel_storage::MigrationFile] = tryggdel_storage::migration_files!(
     "migrations/sqlite",
     [
@@ -27,8 +31,10 @@ pub const SQLITE_MIGRATIONS: &[tryggdel_storage::MigrationFile] = tryggdel_stora
         "0002_outbox_relay.sql",
         "0003_deliveries.sql",
         "0004_outbox_by_disclosure.sql",
+        "0005_outbox_audit_event.sql",
     ]
 );
+/// The PostgreSQL migrations, embedded from `migrations/postgres`.
 pub const POSTGRES_MIGRATIONS: &[tryggdel_storage::MigrationFile] = tryggdel_storage::migration_files!(
     "migrations/postgres",
     [
@@ -36,6 +42,7 @@ pub const POSTGRES_MIGRATIONS: &[tryggdel_storage::MigrationFile] = tryggdel_sto
         "0002_outbox_relay.sql",
         "0003_deliveries.sql",
         "0004_outbox_by_disclosure.sql",
+        "0005_outbox_audit_event.sql",
     ]
 );
 
@@ -45,60 +52,22 @@ pub const MIGRATIONS: Migrations = Migrations {
     postgres: POSTGRES_MIGRATIONS,
 };
 
-/// Every event goes to the audit log.
-const TO_AUDIT: OutboxDestination = OutboxDestination::all("audit_relayed_at");
-/// Approvals go to the notification service.
-const TO_POLICE: OutboxDestination =
+/// Approvals go to the notification service (the police's hand-over relay).
+pub const TO_POLICE: OutboxDestination =
     OutboxDestination::only("delivery_relayed_at", "disclosure.approved");
 
-/// Who caused an outbox event.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct OutboxActor {
-    pub user_id: String,
-    pub roles: Vec<String>,
-    pub organisation: String,
-    pub unit: Option<String>,
+/// A row's update under the version it was read at: the record's columns, then the version.
+struct Versioned<'a> {
+    record: &'a DisclosureRecord,
+    expected_version: i64,
 }
 
-/// The payload of an outbox event: what the audit log needs to record it (who, what, when,
-/// why, about whom — the last as keyed hashes only). Free of identity numbers and protected
-/// details.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct OutboxPayload {
-    pub event_id: String,
-    pub event_type: String,
-    pub occurred_at_unix_ms: i64,
-    pub disclosure_id: String,
-    pub organisation: String,
-    pub police_region: String,
-    pub actor: OutboxActor,
-    pub state: String,
-    pub version: i64,
-    pub legal_basis_id: String,
-    /// The legal-basis registry version in force when the event happened.
-    pub registry_version: String,
-    pub urgent: bool,
-    pub person_refs: Vec<String>,
-    pub trace_id: String,
-    /// The W3C `traceparent` of the span that caused the event (empty without tracing, and
-    /// in events written before it was kept): the relays continue that trace.
-    #[serde(default)]
-    pub traceparent: String,
-    pub details: std::collections::BTreeMap<String, String>,
-    /// Set when the event records a refusal, with its reason.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refusal: Option<String>,
-}
-
-/// An approval the delivery relay has not settled yet.
-#[derive(Clone, Debug)]
-pub struct PendingApproval {
+/// The hand-over of the approval event `seq`, settled at `at` (for the delivery relay).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settle {
     /// The approval event's outbox sequence.
     pub seq: i64,
-    pub disclosure_id: String,
-    pub organisation: String,
-    /// The approval event's payload (JSON of an `OutboxPayload`).
-    pub payload: String,
+    pub at: i64,
 }
 
 /// What inserting a new draft did.
@@ -122,57 +91,39 @@ pub struct ListFilter {
     pub limit: i64,
 }
 
+/// The service's tables: disclosures, their delivery records and their outbox.
 #[derive(Clone, Debug)]
 pub struct DisclosureStore {
     database: Database,
 }
 
 impl DisclosureStore {
+    /// The store on `database` (already migrated).
     pub fn new(database: Database) -> DisclosureStore {
         DisclosureStore { database }
     }
 
+    /// The database underneath, for relays and clean-up.
     pub fn database(&self) -> &Database {
         &self.database
     }
 
+    /// Inserts a new draft with its creation event, unless the drafter already used its
+    /// client request id.
     pub async fn insert_draft(
         &self,
         row: &DisclosureRecord,
         event: &OutboxEvent,
     ) -> Result<InsertOutcome, sqlx::Error> {
-        if self.database.backend() == Backend::Postgres {
-            // One statement, so one round trip: the row and its event commit together.
-            static STATEMENT: LazyLock<String> = LazyLock::new(|| {
-                OutboxEvent::with_row(&INSERT_STATEMENT, "id", COLUMNS.split(',').count())
-            });
-            let inserted = event
-                .bind(bind_record(sqlx::query(STATEMENT.as_str()), row))
-                .execute(self.database.pool())
-                .await;
-            return match inserted {
-                Ok(_) => Ok(InsertOutcome::Inserted),
-                Err(error) if is_unique_violation(&error) => Ok(InsertOutcome::DuplicateRequest),
-                Err(error) => Err(error),
-            };
+        let change = Change::new(INSERT_STATEMENT.as_str(), row, std::slice::from_ref(&event));
+        match write(&self.database, &change).await? {
+            Written::All => Ok(InsertOutcome::Inserted),
+            Written::Duplicate => Ok(InsertOutcome::DuplicateRequest),
+            Written::Nothing => Err(wrote_nothing(format!("inserting disclosure {}", row.id))),
         }
-        let mut transaction = self.database.pool().begin().await?;
-        let inserted = bind_record(sqlx::query(INSERT_STATEMENT.as_str()), row)
-            .execute(&mut *transaction)
-            .await;
-        match inserted {
-            Ok(_) => {}
-            Err(error) if is_unique_violation(&error) => {
-                transaction.rollback().await?;
-                return Ok(InsertOutcome::DuplicateRequest);
-            }
-            Err(error) => return Err(error),
-        }
-        event.insert(&mut transaction).await?;
-        transaction.commit().await?;
-        Ok(InsertOutcome::Inserted)
     }
 
+    /// The draft `drafted_by` of `organisation` created with `client_request_id`, if any.
     pub async fn find_by_client_request(
         &self,
         organisation: &str,
@@ -190,6 +141,7 @@ impl DisclosureStore {
         .await
     }
 
+    /// The disclosure `id`, if it exists.
     pub async fn get(&self, id: &str) -> Result<Option<DisclosureRecord>, sqlx::Error> {
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM disclosures WHERE id = $1"))
             .bind(id)
@@ -197,71 +149,46 @@ impl DisclosureStore {
             .await
     }
 
-    /// Writes `row` if the stored version is still `expected_version`, with `event`, in one
-    /// transaction. Returns false (and writes nothing) when the version moved on.
+    /// Writes `row` if the stored version is still `expected_version`, with `event`, all or
+    /// nothing. Returns false (and writes nothing) when the version moved on.
     pub async fn update(
         &self,
         row: &DisclosureRecord,
         expected_version: i64,
         event: &OutboxEvent,
     ) -> Result<bool, sqlx::Error> {
-        if self.database.backend() == Backend::Postgres {
-            return self
-                .update_in_one_statement(row, expected_version, Some(event), None, None)
-                .await;
-        }
-        let mut transaction = self.database.pool().begin().await?;
-        if !update_row(&mut transaction, row, expected_version).await? {
-            transaction.rollback().await?;
-            return Ok(false);
-        }
-        event.insert(&mut transaction).await?;
-        transaction.commit().await?;
-        Ok(true)
+        let versioned = Versioned {
+            record: row,
+            expected_version,
+        };
+        let change = Change::new(
+            UPDATE_STATEMENT.as_str(),
+            &versioned,
+            std::slice::from_ref(&event),
+        );
+        updated(&row.id, write(&self.database, &change).await?)
     }
 
-    /// Approvals not yet handed to the notification service, oldest first.
-    pub async fn awaiting_delivery(&self, limit: i64) -> Result<Vec<PendingApproval>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT outbox.seq, outbox.disclosure_id, outbox.payload, disclosures.organisation \
-             FROM outbox JOIN disclosures ON disclosures.id = outbox.disclosure_id \
-             WHERE outbox.delivery_relayed_at IS NULL \
-             AND outbox.event_type = 'disclosure.approved' \
-             ORDER BY outbox.seq LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(self.database.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(PendingApproval {
-                    seq: row.try_get("seq")?,
-                    disclosure_id: row.try_get("disclosure_id")?,
-                    organisation: row.try_get("organisation")?,
-                    payload: row.try_get("payload")?,
-                })
-            })
-            .collect()
-    }
-
-    /// Marks the approval `seq` as handed over (or settled otherwise), with `event` if given,
-    /// in one transaction.
+    /// Settles the approval `seq` the notification service refused for good, with `event`
+    /// recording the refusal, all or nothing.
     pub async fn settle_delivery(
         &self,
         seq: i64,
-        event: Option<&OutboxEvent>,
+        event: &OutboxEvent,
         at: i64,
     ) -> Result<(), sqlx::Error> {
-        let mut transaction = self.database.pool().begin().await?;
-        if let Some(event) = event {
-            event.insert(&mut transaction).await?;
+        let settle = Settle { seq, at };
+        let change = Change::new(SETTLE_STATEMENT, &settle, std::slice::from_ref(&event));
+        match write(&self.database, &change).await? {
+            Written::All => Ok(()),
+            Written::Nothing | Written::Duplicate => Err(wrote_nothing(format!(
+                "settling approval {seq}, which is not in the outbox"
+            ))),
         }
-        mark_delivered(&mut transaction, seq, at).await?;
-        transaction.commit().await
     }
 
     /// Moves `row` on under `expected_version` with `events`, writes its delivery record, and,
-    /// for the delivery relay, settles the approval `seq` — all in one transaction. Returns
+    /// for the delivery relay, settles the approval it delivers — all or nothing. Returns
     /// false (and writes nothing) when the version moved on.
     pub async fn record_delivery(
         &self,
@@ -269,72 +196,32 @@ impl DisclosureStore {
         expected_version: i64,
         events: &[OutboxEvent],
         delivery: &DeliveryRow,
-        settles: Option<(i64, i64)>,
+        settles: Option<Settle>,
     ) -> Result<bool, sqlx::Error> {
-        if self.database.backend() == Backend::Postgres && events.len() <= 1 {
-            // (Two events stay in a transaction, where their order in the outbox is certain.)
-            return self
-                .update_in_one_statement(
-                    row,
-                    expected_version,
-                    events.first(),
-                    Some(delivery),
-                    settles,
-                )
-                .await;
+        let versioned = Versioned {
+            record: row,
+            expected_version,
+        };
+        let mut companions = vec![Companion::Insert {
+            into: DELIVERY_INTO.as_str(),
+            count: DELIVERY_COLUMN_COUNT,
+            tail: DELIVERY_UPSERT_TAIL,
+            arguments: delivery,
+        }];
+        if let Some(settle) = &settles {
+            companions.push(Companion::Update {
+                statement: SETTLE_STATEMENT,
+                arguments: settle,
+            });
         }
-        let mut transaction = self.database.pool().begin().await?;
-        if !update_row(&mut transaction, row, expected_version).await? {
-            transaction.rollback().await?;
-            return Ok(false);
-        }
-        for event in events {
-            event.insert(&mut transaction).await?;
-        }
-        bind_delivery(
-            sqlx::query(&upsert_delivery(
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )),
-            delivery,
-        )
-        .execute(&mut *transaction)
-        .await?;
-        if let Some((seq, at)) = settles {
-            mark_delivered(&mut transaction, seq, at).await?;
-        }
-        transaction.commit().await?;
-        Ok(true)
-    }
-
-    /// PostgreSQL: `row`'s update under `expected_version` with what goes with it (its event,
-    /// its delivery record, the approval `settles` marks handed over) as one statement, so one
-    /// round trip, committed whole. Each part is written only if the update matched, which the
-    /// result says.
-    async fn update_in_one_statement(
-        &self,
-        row: &DisclosureRecord,
-        expected_version: i64,
-        event: Option<&OutboxEvent>,
-        delivery: Option<&DeliveryRow>,
-        settles: Option<(i64, i64)>,
-    ) -> Result<bool, sqlx::Error> {
-        // Each combination of parts is one statement text, built once.
-        static STATEMENTS: [OnceLock<String>; 8] = [const { OnceLock::new() }; 8];
-        let parts = (event.is_some(), delivery.is_some(), settles.is_some());
-        let key = usize::from(parts.0) | usize::from(parts.1) << 1 | usize::from(parts.2) << 2;
-        let statement = STATEMENTS[key].get_or_init(|| one_statement_update(parts));
-        let mut query = bind_record(sqlx::query(statement.as_str()), row).bind(expected_version);
-        if let Some(event) = event {
-            query = event.bind(query);
-        }
-        if let Some(delivery) = delivery {
-            query = bind_delivery(query, delivery);
-        }
-        if let Some((seq, at)) = settles {
-            query = query.bind(at).bind(seq);
-        }
-        let updated: i64 = query.fetch_one(self.database.pool()).await?.try_get(0)?;
-        Ok(updated == 1)
+        let events: Vec<&OutboxEvent> = events.iter().collect();
+        let change = Change {
+            statement: UPDATE_STATEMENT.as_str(),
+            arguments: &versioned,
+            companions: &companions,
+            events: &events,
+        };
+        updated(&row.id, write(&self.database, &change).await?)
     }
 
     /// The delivery record of a disclosure, if it was delivered.
@@ -382,6 +269,7 @@ impl DisclosureStore {
         Ok(Some((sqlx::FromRow::from_row(&row)?, delivery)))
     }
 
+    /// Disclosures matching `filter`, newest first, one page of them.
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<DisclosureRecord>, sqlx::Error> {
         let (after_time, after_id) = filter.after.clone().unwrap_or((i64::MAX, String::new()));
         let until = if filter.created_until > 0 {
@@ -407,19 +295,9 @@ impl DisclosureStore {
         .await
     }
 
-    /// Up to `limit` events not yet in the audit log, oldest first, with their sequence numbers.
-    pub async fn awaiting_audit(&self, limit: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
-        TO_AUDIT.pending(&self.database, limit).await
-    }
-
-    /// Records that the events `seqs` are durable in the audit log.
-    pub async fn mark_audited(&self, seqs: &[i64], at: i64) -> Result<(), sqlx::Error> {
-        TO_AUDIT.mark(&self.database, seqs, at).await
-    }
-
     /// How many events have not reached the audit log yet.
     pub async fn audit_backlog(&self) -> Result<i64, sqlx::Error> {
-        TO_AUDIT.backlog(&self.database).await
+        AuditDestination::OUTBOX.backlog(&self.database).await
     }
 
     /// How many approvals have not been handed to the notification service yet.
@@ -439,7 +317,7 @@ impl DisclosureStore {
     }
 }
 
-/// `INSERT INTO disclosures (<COLUMNS>) VALUES ($1, … $25)`, in [`bind_record`] order.
+/// `INSERT INTO disclosures (<COLUMNS>) VALUES ($1, … $25)`, in the record's binding order.
 static INSERT_STATEMENT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO disclosures ({COLUMNS}) VALUES ({})",
@@ -448,7 +326,9 @@ static INSERT_STATEMENT: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// `UPDATE disclosures SET <column> = $n, … WHERE id = $1 AND version = $26`, with the
-/// placeholders numbered in [`COLUMNS`] order to match [`bind_record`].
+/// placeholders numbered in [`COLUMNS`] order to match the record's binding, then the
+/// expected version ([`Versioned`]). Every column but the id is written (the immutable ones
+/// with their stored values), so one binding serves insert and update alike.
 static UPDATE_STATEMENT: LazyLock<String> = LazyLock::new(|| {
     let assignments: Vec<String> = COLUMNS
         .split(',')
@@ -464,67 +344,57 @@ static UPDATE_STATEMENT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The statement of [`DisclosureStore::update_in_one_statement`] with its optional parts
-/// (event, delivery record, settled approval), their placeholders after the row's and its
-/// version's, in that order.
-fn one_statement_update((event, delivery, settles): (bool, bool, bool)) -> String {
-    let mut bound = COLUMNS.split(',').count() + 1;
-    let mut parts = vec![format!(
-        "updated AS ({} RETURNING id)",
-        UPDATE_STATEMENT.as_str()
-    )];
-    if event {
-        parts.push(format!(
-            "event AS ({})",
-            OutboxEvent::insert_after("updated", bound)
-        ));
-        bound += OutboxEvent::COLUMN_COUNT;
+/// `deliveries (<DELIVERY_COLUMNS>)`: where a delivery record is upserted.
+static DELIVERY_INTO: LazyLock<String> =
+    LazyLock::new(|| format!("deliveries ({DELIVERY_COLUMNS})"));
+
+/// Settles an approval's hand-over, bound by [`Settle`].
+const SETTLE_STATEMENT: &str = "UPDATE outbox SET delivery_relayed_at = $1 WHERE seq = $2";
+
+impl Arguments for DisclosureRecord {
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        record::bind_record(query, self)
     }
-    if delivery {
-        parts.push(format!(
-            "delivery AS ({})",
-            upsert_delivery(&format!(
-                "SELECT {} FROM updated",
-                placeholders(bound + 1, DELIVERY_COLUMN_COUNT)
-            ))
-        ));
-        bound += DELIVERY_COLUMN_COUNT;
-    }
-    if settles {
-        parts.push(format!(
-            "settled AS (UPDATE outbox SET delivery_relayed_at = ${} WHERE seq = ${} \
-             AND EXISTS (SELECT 1 FROM updated))",
-            bound + 1,
-            bound + 2
-        ));
-    }
-    format!("WITH {} SELECT COUNT(*) FROM updated", parts.join(", "))
 }
 
-/// Writes every column of `row` if its stored version is still `expected_version`.
-async fn update_row(
-    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
-    row: &DisclosureRecord,
-    expected_version: i64,
-) -> Result<bool, sqlx::Error> {
-    // Every column but the id is written (the immutable ones with their stored values), so
-    // one binding list serves insert and update alike.
-    let result = bind_record(sqlx::query(UPDATE_STATEMENT.as_str()), row)
-        .bind(expected_version)
-        .execute(&mut **transaction)
-        .await?;
-    Ok(result.rows_affected() == 1)
+impl Arguments for Versioned<'_> {
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        record::bind_record(query, self.record).bind(self.expected_version)
+    }
 }
 
-async fn mark_delivered(
-    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
-    seq: i64,
-    at: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE outbox SET delivery_relayed_at = $1 WHERE seq = $2")
-        .bind(at)
-        .bind(seq)
-        .execute(&mut **transaction)
-        .await?;
-    Ok(())
+impl Arguments for Settle {
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        query.bind(self.at).bind(self.seq)
+    }
+}
+
+/// Whether an update under its version was written (false: the version moved on).
+fn updated(id: &str, written: Written) -> Result<bool, sqlx::Error> {
+    match written {
+        Written::All => Ok(true),
+        Written::Nothing => Ok(false),
+        // An update keeps its unique columns' values, and event ids are never reused.
+        Written::Duplicate => Err(wrote_nothing(format!(
+            "updating disclosure {id} collided with a unique key"
+        ))),
+    }
+}
+
+/// A write that could not have come out as it did.
+fn wrote_nothing(what: String) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("{what}: nothing was written"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_migration_file_is_embedded() {
+        let directory = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        if let Err(problem) = MIGRATIONS.check_embedded(&directory) {
+            panic!("{problem}");
+        }
+    }
 }

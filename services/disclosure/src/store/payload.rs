@@ -1,0 +1,339 @@
+//! What an outbox event of this service says: [`OutboxPayload`], the service's own record of
+//! the event (the outbox row's JSON), and the audit event the audit log takes for it. Both are
+//! built once, when the event is, and stored together in the row ([`OutboxPayload::to_event`]);
+//! rows written before the outbox kept the audit event get it at start
+//! ([`fill_in_audit_events`]).
+
+use anyhow::Context as _;
+use prost::Message as _;
+use tryggdel_proto::audit::v1::{Actor, AuditEvent, ObjectRef, Outcome};
+use tryggdel_storage::{Database, OutboxEvent, events_without_audit_event, set_audit_event};
+
+/// How many old rows [`fill_in_audit_events`] reads at a time.
+const FILL_BATCH: i64 = 500;
+
+/// Who caused an outbox event.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OutboxActor {
+    pub user_id: String,
+    pub roles: Vec<String>,
+    pub organisation: String,
+    pub unit: Option<String>,
+}
+
+/// The payload of an outbox event: what the audit log needs to record it (who, what, when,
+/// why, about whom — the last as keyed hashes only). Free of identity numbers and protected
+/// details.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OutboxPayload {
+    pub event_id: String,
+    pub event_type: String,
+    pub occurred_at_unix_ms: i64,
+    pub disclosure_id: String,
+    pub organisation: String,
+    pub police_region: String,
+    pub actor: OutboxActor,
+    pub state: String,
+    pub version: i64,
+    pub legal_basis_id: String,
+    /// The legal-basis registry version in force when the event happened.
+    pub registry_version: String,
+    pub urgent: bool,
+    pub person_refs: Vec<String>,
+    pub trace_id: String,
+    /// The W3C `traceparent` of the span that caused the event (empty without tracing, and
+    /// in events written before it was kept): the relays continue that trace.
+    #[serde(default)]
+    pub traceparent: String,
+    pub details: std::collections::BTreeMap<String, String>,
+    /// Set when the event records a refusal, with its reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+}
+
+impl OutboxPayload {
+    /// The event as the audit log records it.
+    pub fn audit_event(&self) -> AuditEvent {
+        let mut details = self.details.clone();
+        details.insert("state".into(), self.state.clone());
+        details.insert("version".into(), self.version.to_string());
+        details.insert("urgent".into(), self.urgent.to_string());
+        AuditEvent {
+            event_id: self.event_id.clone(),
+            action: self.event_type.clone(),
+            occurred_at_unix_ms: self.occurred_at_unix_ms,
+            actor: Some(Actor {
+                user_id: self.actor.user_id.clone(),
+                roles: self.actor.roles.clone(),
+                organisation: self.actor.organisation.clone(),
+                unit: self.actor.unit.clone().unwrap_or_default(),
+            }),
+            objects: vec![ObjectRef {
+                kind: "disclosure".into(),
+                id: self.disclosure_id.clone(),
+            }],
+            disclosure_id: self.disclosure_id.clone(),
+            organisation: self.organisation.clone(),
+            legal_basis_id: self.legal_basis_id.clone(),
+            registry_version: self.registry_version.clone(),
+            purpose: "disclosure to the police to prevent crime".into(),
+            recipient: format!("polisen/{}", self.police_region),
+            outcome: if self.refusal.is_some() {
+                Outcome::Refused as i32
+            } else {
+                Outcome::Success as i32
+            },
+            outcome_detail: self.refusal.clone().unwrap_or_default(),
+            person_refs: self.person_refs.clone(),
+            trace_id: self.trace_id.clone(),
+            details: details.into_iter().collect(),
+        }
+    }
+
+    /// The outbox row of the event: this payload as JSON, its audit event encoded, and the
+    /// trace the relays continue.
+    pub fn to_event(&self) -> Result<OutboxEvent, serde_json::Error> {
+        Ok(OutboxEvent {
+            event_id: self.event_id.clone(),
+            event_type: self.event_type.clone(),
+            disclosure_id: self.disclosure_id.clone(),
+            organisation: self.organisation.clone(),
+            payload: serde_json::to_string(self)?,
+            created_at: self.occurred_at_unix_ms,
+            audit_event: self.audit_event().encode_to_vec(),
+            traceparent: self.traceparent.clone(),
+        })
+    }
+}
+
+/// Gives every outbox row written before the outbox kept the audit event its audit event and
+/// `traceparent`, from its payload, so the relays can send it. Returns how many rows it
+/// filled in. A payload that does not parse stops the start: the event would otherwise never
+/// reach the audit log.
+pub async fn fill_in_audit_events(database: &Database) -> anyhow::Result<usize> {
+    fill_in(database, FILL_BATCH).await
+}
+
+/// [`fill_in_audit_events`], reading `batch` rows at a time.
+async fn fill_in(database: &Database, batch: i64) -> anyhow::Result<usize> {
+    let mut filled = 0;
+    loop {
+        let rows = events_without_audit_event(database, batch)
+            .await
+            .context("reading outbox events without an audit event")?;
+        if rows.is_empty() {
+            return Ok(filled);
+        }
+        for (seq, payload) in rows {
+            let payload: OutboxPayload = serde_json::from_str(&payload)
+                .with_context(|| format!("outbox event {seq} has a payload that does not parse"))?;
+            set_audit_event(
+                database,
+                seq,
+                &payload.audit_event().encode_to_vec(),
+                &payload.traceparent,
+            )
+            .await
+            .with_context(|| format!("storing the audit event of outbox event {seq}"))?;
+            filled += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use prost::Message as _;
+    use tryggdel_service_kit::AuditDestination;
+    use tryggdel_test_support::{TestBackend, TestDatabase, on_both_backends};
+
+    use super::*;
+    use crate::store::MIGRATIONS;
+
+    fn payload(n: usize) -> OutboxPayload {
+        OutboxPayload {
+            event_id: format!("event-{n}"),
+            event_type: "disclosure.submitted".into(),
+            occurred_at_unix_ms: 1_000 + i64::try_from(n).unwrap(),
+            disclosure_id: format!("disclosure-{n}"),
+            organisation: "bollnas-kommun".into(),
+            police_region: "mitt".into(),
+            actor: OutboxActor {
+                user_id: "handlaggare".into(),
+                roles: vec!["caseworker".into()],
+                organisation: "bollnas-kommun".into(),
+                unit: Some("individ-och-familj".into()),
+            },
+            state: "submitted".into(),
+            version: 2,
+            legal_basis_id: "OSL-10-18c".into(),
+            registry_version: "sha256:ab".into(),
+            urgent: true,
+            person_refs: vec!["ref-1".into()],
+            trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+            traceparent: format!("00-0af7651916cd43dd8448eb211c80319c-{n:016x}-01"),
+            details: [("answers_follow_up_id".to_owned(), "f-1".to_owned())].into(),
+            refusal: None,
+        }
+    }
+
+    #[test]
+    fn the_audit_event_says_what_the_payload_says() {
+        let event = payload(1).audit_event();
+        assert_eq!(event.event_id, "event-1");
+        assert_eq!(event.action, "disclosure.submitted");
+        assert_eq!(event.occurred_at_unix_ms, 1_001);
+        let actor = event.actor.unwrap();
+        assert_eq!(
+            (actor.user_id.as_str(), actor.unit.as_str()),
+            ("handlaggare", "individ-och-familj")
+        );
+        assert_eq!(event.objects[0].id, "disclosure-1");
+        assert_eq!(event.recipient, "polisen/mitt");
+        assert_eq!(event.outcome, Outcome::Success as i32);
+        assert_eq!(event.details["state"], "submitted");
+        assert_eq!(event.details["version"], "2");
+        assert_eq!(event.details["urgent"], "true");
+        assert_eq!(event.details["answers_follow_up_id"], "f-1");
+
+        let refused = OutboxPayload {
+            refusal: Some("FailedPrecondition: no".into()),
+            ..payload(1)
+        }
+        .audit_event();
+        assert_eq!(refused.outcome, Outcome::Refused as i32);
+        assert_eq!(refused.outcome_detail, "FailedPrecondition: no");
+    }
+
+    #[test]
+    fn an_event_carries_its_payload_its_audit_event_and_its_trace() {
+        let payload = payload(2);
+        let event = payload.to_event().unwrap();
+        assert_eq!(
+            serde_json::from_str::<OutboxPayload>(&event.payload).unwrap(),
+            payload
+        );
+        assert_eq!(
+            AuditEvent::decode(event.audit_event.as_slice()).unwrap(),
+            payload.audit_event()
+        );
+        assert_eq!(event.traceparent, payload.traceparent);
+        assert_eq!(
+            (
+                event.event_id.as_str(),
+                event.event_type.as_str(),
+                event.disclosure_id.as_str(),
+                event.organisation.as_str(),
+                event.created_at
+            ),
+            (
+                "event-2",
+                "disclosure.submitted",
+                "disclosure-2",
+                "bollnas-kommun",
+                1_002
+            )
+        );
+    }
+
+    /// Writes `payload` as a row written before the outbox kept audit events.
+    async fn insert_old_row(database: &Database, event_id: &str, payload: &str) -> i64 {
+        sqlx::query(
+            "INSERT INTO outbox (event_id, event_type, disclosure_id, organisation, payload, \
+             created_at) VALUES ($1, 'disclosure.submitted', 'd', 'bollnas-kommun', $2, 1)",
+        )
+        .bind(event_id)
+        .bind(payload)
+        .execute(database.pool())
+        .await
+        .unwrap();
+        sqlx::query_scalar("SELECT seq FROM outbox WHERE event_id = $1")
+            .bind(event_id)
+            .fetch_one(database.pool())
+            .await
+            .unwrap()
+    }
+
+    async fn old_rows_get_their_audit_event_and_trace(backend: TestBackend) {
+        let Some(test_database) = TestDatabase::create(backend).await else {
+            return;
+        };
+        let database = Database::connect(&test_database.url, "disclosure", &MIGRATIONS)
+            .await
+            .unwrap();
+        let payloads: Vec<OutboxPayload> = (0..5).map(payload).collect();
+        for (n, payload) in payloads.iter().enumerate() {
+            let mut json = serde_json::to_value(payload).unwrap();
+            if n == 0 {
+                // The oldest rows have no traceparent in their payload either.
+                json.as_object_mut().unwrap().remove("traceparent");
+            }
+            insert_old_row(&database, &payload.event_id, &json.to_string()).await;
+        }
+        // A row written since is left as it is.
+        let new = payload(9).to_event().unwrap();
+        let mut transaction = database.pool().begin().await.unwrap();
+        new.insert(&mut transaction).await.unwrap();
+        transaction.commit().await.unwrap();
+
+        // Two at a time, until none is left.
+        assert_eq!(fill_in(&database, 2).await.unwrap(), 5);
+        assert!(
+            events_without_audit_event(&database, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let pending = AuditDestination::OUTBOX
+            .pending(&database, 10)
+            .await
+            .unwrap();
+        assert_eq!(pending.len(), 6);
+        for (row, payload) in pending.iter().zip(&payloads) {
+            let audit_event = AuditEvent::decode(row.event.audit_event.as_slice()).unwrap();
+            assert_eq!(audit_event, payload.audit_event());
+            let traceparent = if row.event.event_id == "event-0" {
+                ""
+            } else {
+                payload.traceparent.as_str()
+            };
+            assert_eq!(row.event.traceparent, traceparent);
+        }
+        assert_eq!(pending[5].event, new);
+        assert_eq!(fill_in_audit_events(&database).await.unwrap(), 0);
+        database.close().await;
+        test_database.remove().await;
+    }
+
+    async fn a_payload_that_does_not_parse_is_an_error_naming_its_row(backend: TestBackend) {
+        let Some(test_database) = TestDatabase::create(backend).await else {
+            return;
+        };
+        let database = Database::connect(&test_database.url, "disclosure", &MIGRATIONS)
+            .await
+            .unwrap();
+        let good = serde_json::to_string(&payload(1)).unwrap();
+        insert_old_row(&database, "event-1", &good).await;
+        let bad = insert_old_row(&database, "event-2", "{\"not\":\"a payload\"}").await;
+        let error = fill_in_audit_events(&database).await.unwrap_err();
+        assert!(
+            format!("{error:#}").starts_with(&format!(
+                "outbox event {bad} has a payload that does not parse: "
+            )),
+            "{error:#}"
+        );
+        // Nothing is skipped: the row still waits for its audit event.
+        let waiting = events_without_audit_event(&database, 10).await.unwrap();
+        assert_eq!(
+            waiting.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+            [bad]
+        );
+        database.close().await;
+        test_database.remove().await;
+    }
+
+    on_both_backends!(
+        old_rows_get_their_audit_event_and_trace,
+        a_payload_that_does_not_parse_is_an_error_naming_its_row,
+    );
+}
