@@ -6,6 +6,20 @@ use sqlx::Connection;
 use tryggdel_test_support::{create_postgres_database, drop_postgres_database};
 pub use tryggdel_test_support::{redacted, with_database};
 
+/// Where a benchmark makes its databases: the options every benchmark takes.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DatabaseArgs {
+    /// Admin URL of the PostgreSQL server (fresh databases are made there and dropped after).
+    #[arg(long, env = "TRYGGDEL_BENCH_POSTGRES_URL", default_value = crate::DEFAULT_POSTGRES_URL)]
+    pub postgres_url: String,
+    /// Prefix of the fresh databases' names.
+    #[arg(long, default_value = "tryggdel_bench_")]
+    pub database_prefix: String,
+    /// Keep the databases after the run (their names are printed).
+    #[arg(long)]
+    pub keep_databases: bool,
+}
+
 /// Where the services keep their data during a run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -174,16 +188,9 @@ impl ServerCounters {
 mod tests {
     use super::*;
 
+    /// (`with_database` is tested where it is written, in test-support.)
     #[test]
-    fn urls() {
-        assert_eq!(
-            with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
-            "postgres://postgres@127.0.0.1:5432/x"
-        );
-        assert_eq!(
-            with_database("postgres://u:p@h/test?sslmode=disable", "x"),
-            "postgres://u:p@h/x?sslmode=disable"
-        );
+    fn urls_are_printed_without_credentials() {
         assert_eq!(redacted("postgres://u:p@h:5432/x"), "postgres://h:5432/x");
         assert_eq!(redacted("postgres://h/x"), "postgres://h/x");
     }

@@ -20,7 +20,9 @@ pub mod machine;
 pub mod stats;
 pub mod system;
 
-pub use database::{Backend, BenchDatabase, ServerCounters, xact_commit, xact_commits};
+pub use database::{
+    Backend, BenchDatabase, DatabaseArgs, ServerCounters, xact_commit, xact_commits,
+};
 pub use identity::{Bearer, BenchIdentity};
 pub use lifecycle::{LoadOptions, LoadReport, Phase, Step, SubscriberLog};
 pub use machine::{CpuTimes, Machine};

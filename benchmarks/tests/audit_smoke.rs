@@ -4,50 +4,9 @@
 //! SQLite, must succeed and print every figure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
+mod smoke;
 
-/// `--backend …` (and the server and a database prefix the test run cleans up, on PostgreSQL).
-fn backend_args(backend: &str) -> Option<Vec<String>> {
-    match backend {
-        "postgres" => {
-            let url = std::env::var("TRYGGDEL_TEST_POSTGRES_URL")
-                .ok()
-                .filter(|url| !url.is_empty())?;
-            let run = std::env::var("TRYGGDEL_TEST_RUN_ID").unwrap_or_else(|_| "local".into());
-            Some(vec![
-                "--backend".into(),
-                "postgres".into(),
-                "--postgres-url".into(),
-                url,
-                "--database-prefix".into(),
-                format!("tryggdel_test_{run}_bench_"),
-            ])
-        }
-        _ => Some(vec!["--backend".into(), "sqlite".into()]),
-    }
-}
-
-fn run(binary: &str, args: &[String]) -> String {
-    let output = Command::new(binary)
-        .arg("--smoke")
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "{binary} --smoke failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
-    stdout
-}
-
-fn assert_contains(output: &str, expected: &[&str]) {
-    for text in expected {
-        assert!(output.contains(text), "{text:?} missing from:\n{output}");
-    }
-}
+use smoke::{assert_contains, backend_args, field, result_line, run};
 
 fn audit_smoke_run_prints_its_figures(backend: &str) {
     let Some(args) = backend_args(backend) else {
@@ -74,17 +33,9 @@ fn audit_smoke_run_prints_its_figures(backend: &str) {
             "verify_over_sha256=",
         ],
     );
-    let result = output
-        .lines()
-        .find(|line| line.starts_with("RESULT "))
-        .unwrap();
+    let result = result_line(&output);
     for key in ["appends_1", "appends_20"] {
-        let rate: f64 = result
-            .split_whitespace()
-            .find_map(|field| field.strip_prefix(&format!("{key}=")))
-            .unwrap()
-            .parse()
-            .unwrap();
+        let rate: f64 = field(result, key).parse().unwrap();
         assert!(rate > 0.0, "{result}");
     }
     assert!(!result.contains("=-"), "a figure is missing: {result}");

@@ -4,39 +4,13 @@
 //! print its figures and end with a `RESULT` line showing no failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
+mod smoke;
 
-/// Runs the smoke mode with `backend_args`; returns its output, failing the test on a non-zero
-/// exit.
+use smoke::{assert_contains, field};
+
+/// Runs the smoke mode with `backend_args`.
 fn run(backend_args: &[String]) -> String {
-    let binary = env!("CARGO_BIN_EXE_bench-lifecycle");
-    let output = Command::new(binary)
-        .arg("--smoke")
-        .args(backend_args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "{binary} --smoke failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
-    stdout
-}
-
-fn assert_contains(output: &str, expected: &[&str]) {
-    for text in expected {
-        assert!(output.contains(text), "{text:?} missing from:\n{output}");
-    }
-}
-
-/// The value of `name=` in the `RESULT` line.
-fn field<'a>(result: &'a str, name: &str) -> &'a str {
-    result
-        .split_whitespace()
-        .find_map(|field| field.strip_prefix(name)?.strip_prefix('='))
-        .unwrap_or_else(|| panic!("no {name}= in {result}"))
+    smoke::run(env!("CARGO_BIN_EXE_bench-lifecycle"), backend_args)
 }
 
 /// Checks what every backend's run prints; returns the `RESULT` line.
@@ -97,26 +71,10 @@ mod sqlite {
 mod postgres {
     #[test]
     fn lifecycle_smoke_run_prints_its_figures() {
-        let url = match std::env::var("TRYGGDEL_TEST_POSTGRES_URL") {
-            Ok(url) if !url.is_empty() => url,
-            _ => {
-                assert!(
-                    std::env::var("TRYGGDEL_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                    "TRYGGDEL_REQUIRE_POSTGRES=1 but TRYGGDEL_TEST_POSTGRES_URL is unset"
-                );
-                eprintln!("skipped: TRYGGDEL_TEST_POSTGRES_URL is unset");
-                return;
-            }
+        let Some(args) = super::smoke::backend_args("postgres") else {
+            return;
         };
-        let run = std::env::var("TRYGGDEL_TEST_RUN_ID").unwrap_or_else(|_| "local".into());
-        let output = super::run(&[
-            "--backend".into(),
-            "postgres".into(),
-            "--postgres-url".into(),
-            url,
-            "--database-prefix".into(),
-            format!("tryggdel_test_{run}_bench_"),
-        ]);
+        let output = super::run(&args);
         let result = super::assert_figures(&output);
         assert_contains_postgres(&output);
         let commits: f64 = super::field(&result, "commits_per_s").parse().unwrap();

@@ -5,53 +5,33 @@
 //! suite only.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod smoke;
+
 mod postgres {
-    use std::process::Command;
+    use super::smoke::{assert_contains, field, postgres_args, result_line, run};
 
     #[test]
     fn scale_out_smoke_run_kills_the_sequencer_and_loses_nothing() {
         let Some(url) = tryggdel_test_support::postgres_admin_url() else {
             return;
         };
-        let run = std::env::var("TRYGGDEL_TEST_RUN_ID").unwrap_or_else(|_| "local".into());
-        let output = Command::new(env!("CARGO_BIN_EXE_bench-scale-out"))
-            .args(["--smoke", "--postgres-url", &url, "--database-prefix"])
-            .arg(format!("tryggdel_test_{run}_bench_"))
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success(),
-            "bench-scale-out --smoke failed ({}):\n{stdout}\n{stderr}",
-            output.status
+        let stdout = run(env!("CARGO_BIN_EXE_bench-scale-out"), &postgres_args(url));
+        assert_contains(
+            &stdout,
+            &[
+                "machine: ",
+                "2 instances of each service",
+                "killed audit-",
+                "restarted audit-",
+                "checks: ",
+                "none twice or out of order: yes",
+                "RESULT bench=scale-out",
+                " failed=0 ",
+                "checks=passed",
+            ],
         );
-        for expected in [
-            "machine: ",
-            "2 instances of each service",
-            "killed audit-",
-            "restarted audit-",
-            "checks: ",
-            "none twice or out of order: yes",
-            "RESULT bench=scale-out",
-            " failed=0 ",
-            "checks=passed",
-        ] {
-            assert!(
-                stdout.contains(expected),
-                "{expected:?} missing from:\n{stdout}"
-            );
-        }
-        let result = stdout
-            .lines()
-            .find(|line| line.starts_with("RESULT "))
-            .unwrap();
-        let lifecycles: u64 = result
-            .split_whitespace()
-            .find_map(|field| field.strip_prefix("lifecycles="))
-            .unwrap()
-            .parse()
-            .unwrap();
+        let result = result_line(&stdout);
+        let lifecycles: u64 = field(result, "lifecycles").parse().unwrap();
         assert!(lifecycles > 0, "{result}");
         assert!(!result.contains("handover_first_commit_ms=-"), "{result}");
     }

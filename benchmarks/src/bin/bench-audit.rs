@@ -33,8 +33,8 @@ use tryggdel_bench::machine::background_load;
 use tryggdel_bench::stats::{ms_table_header, ms_table_row, us};
 use tryggdel_bench::system::audit_settings;
 use tryggdel_bench::{
-    Backend, Bearer, BenchDatabase, BenchIdentity, CpuTimes, DEFAULT_POSTGRES_URL, Machine,
-    Samples, ServerCounters, xact_commit,
+    Backend, Bearer, BenchDatabase, BenchIdentity, CpuTimes, DatabaseArgs, Machine, Samples,
+    ServerCounters, xact_commit,
 };
 use tryggdel_merkle::checkpoint::CheckpointSigner;
 use tryggdel_merkle::{Hash, MerkleTree, hash_from_slice};
@@ -55,15 +55,8 @@ struct Args {
     /// `postgres` or `sqlite`.
     #[arg(long, default_value = "postgres")]
     backend: String,
-    /// Admin URL of the PostgreSQL server (fresh databases are made there and dropped).
-    #[arg(long, env = "TRYGGDEL_BENCH_POSTGRES_URL", default_value = DEFAULT_POSTGRES_URL)]
-    postgres_url: String,
-    /// Prefix of the databases' names.
-    #[arg(long, default_value = "tryggdel_bench_")]
-    database_prefix: String,
-    /// Keep the databases after the run.
-    #[arg(long)]
-    keep_databases: bool,
+    #[command(flatten)]
+    databases: DatabaseArgs,
     /// Concurrent appenders.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
@@ -134,7 +127,7 @@ async fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
     args.apply_smoke();
     tryggdel_bench::init_telemetry();
-    let backend = Backend::parse(&args.backend, &args.postgres_url)?;
+    let backend = Backend::parse(&args.backend, &args.databases.postgres_url)?;
     let machine = Machine::detect();
     println!("machine: {}", machine.describe());
     let load = tokio::task::spawn_blocking(|| background_load(Duration::from_millis(500)))
@@ -198,9 +191,10 @@ async fn appends(
         args.concurrency, args.append_seconds, args.checkpoint_interval_ms
     );
     for &per_call in &args.events_per_call {
-        let database = BenchDatabase::create(backend, &args.database_prefix, "audit").await?;
+        let database =
+            BenchDatabase::create(backend, &args.databases.database_prefix, "audit").await?;
         let outcome = append_phase(args, backend, identity, machine, &database, per_call).await;
-        remove(database, args.keep_databases).await?;
+        remove(database, args.databases.keep_databases).await?;
         let (rate, mut latency) = outcome?;
         result.add(format!("appends_{per_call}"), format!("{rate:.0}"));
         result.add(
@@ -447,9 +441,9 @@ async fn service_proofs(
     verify: bool,
     result: &mut Result,
 ) -> anyhow::Result<()> {
-    let database = BenchDatabase::create(backend, &args.database_prefix, "audit").await?;
+    let database = BenchDatabase::create(backend, &args.databases.database_prefix, "audit").await?;
     let outcome = service_proofs_on(args, identity, &database, size, verify, result).await;
-    remove(database, args.keep_databases).await?;
+    remove(database, args.databases.keep_databases).await?;
     outcome
 }
 

@@ -21,8 +21,7 @@ use tryggdel_bench::machine::{CpuUse, background_load};
 use tryggdel_bench::stats::{ms, ms_table_header, ms_table_row};
 use tryggdel_bench::system::remove_databases;
 use tryggdel_bench::{
-    Backend, CpuTimes, DEFAULT_POSTGRES_URL, Machine, ServerCounters, System, SystemOptions,
-    xact_commit,
+    Backend, CpuTimes, DatabaseArgs, Machine, ServerCounters, System, SystemOptions, xact_commit,
 };
 
 #[derive(Parser, Debug)]
@@ -46,15 +45,8 @@ struct Args {
     /// postgres or sqlite.
     #[arg(long, default_value = "postgres")]
     backend: String,
-    /// The PostgreSQL server (admin URL; fresh databases are made on it).
-    #[arg(long, env = "TRYGGDEL_BENCH_POSTGRES_URL", default_value = DEFAULT_POSTGRES_URL)]
-    postgres_url: String,
-    /// Prefix of the fresh databases' names.
-    #[arg(long, default_value = "tryggdel_bench_")]
-    database_prefix: String,
-    /// Keep the databases after the run.
-    #[arg(long)]
-    keep_databases: bool,
+    #[command(flatten)]
+    databases: DatabaseArgs,
     /// A few seconds with 2 users and small bounds, to show the benchmark still runs.
     #[arg(long)]
     smoke: bool,
@@ -130,7 +122,7 @@ async fn run() -> anyhow::Result<bool> {
         args.drain_timeout = args.drain_timeout.min(15.0);
     }
     tryggdel_bench::init_telemetry();
-    let backend = Backend::parse(&args.backend, &args.postgres_url)?;
+    let backend = Backend::parse(&args.backend, &args.databases.postgres_url)?;
     let machine = Machine::detect();
     let load_before = tokio::task::spawn_blocking(|| background_load(Duration::from_millis(500)))
         .await
@@ -146,7 +138,7 @@ async fn run() -> anyhow::Result<bool> {
 
     let system = System::start(&SystemOptions {
         backend: backend.clone(),
-        database_prefix: args.database_prefix.clone(),
+        database_prefix: args.databases.database_prefix.clone(),
         checkpoint_interval: Duration::from_secs(1),
     })
     .await?;
@@ -177,7 +169,7 @@ async fn run() -> anyhow::Result<bool> {
     let edges = edges.await.context("the counter task panicked")?;
     let run_time = started.elapsed();
     let (stopped, databases) = system.stop_services().await;
-    let removed = remove_databases(databases, args.keep_databases).await;
+    let removed = remove_databases(databases, args.databases.keep_databases).await;
     let report = report?;
     let (open, close) = edges?;
     stopped.context("stopping the services")?;

@@ -24,7 +24,7 @@ use tryggdel_bench::consistency::{self, RunDatabases};
 use tryggdel_bench::lifecycle::{self, LoadOptions, LoadReport, Phase, Step};
 use tryggdel_bench::machine::{CpuTimes, background_load};
 use tryggdel_bench::stats::{ms_table_header, ms_table_row};
-use tryggdel_bench::{DEFAULT_POSTGRES_URL, Machine, ServerCounters, system};
+use tryggdel_bench::{DatabaseArgs, Machine, ServerCounters, system};
 use tryggdel_merkle::checkpoint::CheckpointVerifier;
 use tryggdel_system::Service;
 
@@ -53,14 +53,8 @@ struct Cli {
     /// Seconds into the measured load at which the killed instance is started again.
     #[arg(long, default_value_t = 20.0)]
     restart_at: f64,
-    /// Admin URL of the PostgreSQL server (fresh databases are made there and dropped after).
-    #[arg(long, env = "TRYGGDEL_BENCH_POSTGRES_URL", default_value = DEFAULT_POSTGRES_URL)]
-    postgres_url: String,
-    #[arg(long, default_value = "tryggdel_bench_")]
-    database_prefix: String,
-    /// Keep the databases (their names are printed).
-    #[arg(long)]
-    keep_databases: bool,
+    #[command(flatten)]
+    databases: DatabaseArgs,
     /// A few seconds at small sizes (the test suite's run).
     #[arg(long)]
     smoke: bool,
@@ -144,8 +138,8 @@ async fn benchmark(cli: Cli) -> anyhow::Result<()> {
     let program = std::env::current_exe().context("locating this program")?;
     let started = Instant::now();
     let mut cluster = Cluster::start(ClusterOptions {
-        admin_url: cli.postgres_url.clone(),
-        database_prefix: cli.database_prefix.clone(),
+        admin_url: cli.databases.postgres_url.clone(),
+        database_prefix: cli.databases.database_prefix.clone(),
         instances: cli.instances,
         program,
         checkpoint_interval_ms: 1000,
@@ -158,7 +152,7 @@ async fn benchmark(cli: Cli) -> anyhow::Result<()> {
         cluster.database_names().join(", ")
     );
     let outcome = drive(&cli, &mut cluster).await;
-    let keep = cli.keep_databases;
+    let keep = cli.databases.keep_databases;
     if let Err(error) = &outcome {
         for (position, instance) in cluster.instances.iter().enumerate() {
             let tail = cluster.log_tail(position, 5);
@@ -203,12 +197,12 @@ async fn drive(cli: &Cli, cluster: &mut Cluster) -> anyhow::Result<()> {
         }
     }
     let before = CpuTimes::now();
-    let counters_before = ServerCounters::read(&cli.postgres_url).await?;
+    let counters_before = ServerCounters::read(&cli.databases.postgres_url).await?;
     let window = Instant::now();
     let handover = chaos(cli, cluster, &databases, window).await;
     let report = load.await.context("the load task")??;
     let cpu = CpuTimes::now().since(&before);
-    let counters = ServerCounters::read(&cli.postgres_url)
+    let counters = ServerCounters::read(&cli.databases.postgres_url)
         .await?
         .since(&counters_before);
     let handover = handover?;

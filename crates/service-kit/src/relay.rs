@@ -239,6 +239,13 @@ impl Destination for AuditDestination {
         let traced: anyhow::Result<Vec<TracedEvent>> = events
             .iter()
             .map(|pending| {
+                // Empty bytes would decode as an empty event: a row never filled in is an
+                // error, not an entry.
+                anyhow::ensure!(
+                    !pending.event.audit_event.is_empty(),
+                    "outbox event {} carries no audit event",
+                    pending.seq
+                );
                 Ok(TracedEvent {
                     event: AuditEvent::decode(pending.event.audit_event.as_slice()).with_context(
                         || format!("outbox event {} has an unreadable audit event", pending.seq),

@@ -25,5 +25,6 @@ pub use data_directory::DataDirectory;
 pub use files::read;
 pub use settings::Service;
 pub use system::{
-    RunningSystem, SERVICES, SystemBuilder, SystemOptions, SystemSettings, start_system,
+    BoundSystem, Listeners, RunningSystem, SERVICES, SystemBuilder, SystemOptions, SystemSettings,
+    start_system,
 };

@@ -183,16 +183,25 @@ impl SystemBuilder {
     /// present) and starts every service, each with the configuration `tryggdel serve` would
     /// give it in development mode, changed only by the overrides.
     pub async fn start(self) -> anyhow::Result<RunningSystem> {
+        self.bind().await?.start().await
+    }
+
+    /// Everything [`SystemBuilder::start`] does before starting a service: the data
+    /// directory prepared, every listener bound (each service must know the others'
+    /// addresses) and every service's settings made. A test that needs only some of the
+    /// services starts those from here; the others' addresses then refuse connections.
+    pub async fn bind(self) -> anyhow::Result<BoundSystem> {
         self.prepare()?;
         let data = self.data;
-        // Bind every listener first: each service must know the others' addresses.
-        let audit_listener = bind(self.listen.audit, Service::Audit).await?;
-        let notification_listener = bind(self.listen.notification, Service::Notification).await?;
-        let disclosure_listener = bind(self.listen.disclosure, Service::Disclosure).await?;
+        let listeners = Listeners {
+            audit: bind(self.listen.audit, Service::Audit).await?,
+            notification: bind(self.listen.notification, Service::Notification).await?,
+            disclosure: bind(self.listen.disclosure, Service::Disclosure).await?,
+        };
         let endpoints = Endpoints {
-            audit: format!("https://{}", audit_listener.local_addr()?),
-            disclosure: format!("https://{}", disclosure_listener.local_addr()?),
-            notification: format!("https://{}", notification_listener.local_addr()?),
+            audit: format!("https://{}", listeners.audit.local_addr()?),
+            disclosure: format!("https://{}", listeners.disclosure.local_addr()?),
+            notification: format!("https://{}", listeners.notification.local_addr()?),
         };
         let database_url = |service: Service| {
             self.databases
@@ -209,41 +218,71 @@ impl SystemBuilder {
         };
 
         let (config, common) = configured(Service::Audit)?;
-        let mut audit_settings =
-            settings::audit_settings(&config, &common, database_url(Service::Audit))?;
-        self.audit
-            .into_iter()
-            .for_each(|change| change(&mut audit_settings));
-        let audit = tryggdel_audit::spawn_on(&audit_settings, audit_listener).await?;
+        let mut audit = settings::audit_settings(&config, &common, database_url(Service::Audit))?;
+        self.audit.into_iter().for_each(|change| change(&mut audit));
 
         let (config, common) = configured(Service::Notification)?;
-        let mut notification_settings =
+        let mut notification =
             settings::notification_settings(&config, &common, database_url(Service::Notification))?;
         self.notification
             .into_iter()
-            .for_each(|change| change(&mut notification_settings));
-        let notification =
-            tryggdel_notification::spawn_on(&notification_settings, notification_listener).await?;
+            .for_each(|change| change(&mut notification));
 
         let (config, common) = configured(Service::Disclosure)?;
-        let mut disclosure_settings =
+        let mut disclosure =
             settings::disclosure_settings(&config, &common, database_url(Service::Disclosure))?;
         self.disclosure
             .into_iter()
-            .for_each(|change| change(&mut disclosure_settings));
-        let disclosure =
-            tryggdel_disclosure::spawn_on(&disclosure_settings, disclosure_listener).await?;
-        Ok(RunningSystem {
+            .for_each(|change| change(&mut disclosure));
+        Ok(BoundSystem {
             data,
             registry_version: common.registry.registry_version().to_owned(),
+            listeners,
+            settings: SystemSettings {
+                audit,
+                notification,
+                disclosure,
+            },
+        })
+    }
+}
+
+/// A system with its listeners bound and its settings made, not yet started.
+pub struct BoundSystem {
+    pub data: DataDirectory,
+    pub registry_version: String,
+    pub listeners: Listeners,
+    pub settings: SystemSettings,
+}
+
+/// Each service's bound listener.
+pub struct Listeners {
+    pub audit: TcpListener,
+    pub notification: TcpListener,
+    pub disclosure: TcpListener,
+}
+
+impl BoundSystem {
+    /// Starts the three services, the audit log first.
+    pub async fn start(self) -> anyhow::Result<RunningSystem> {
+        let BoundSystem {
+            data,
+            registry_version,
+            listeners,
+            settings,
+        } = self;
+        let audit = tryggdel_audit::spawn_on(&settings.audit, listeners.audit).await?;
+        let notification =
+            tryggdel_notification::spawn_on(&settings.notification, listeners.notification).await?;
+        let disclosure =
+            tryggdel_disclosure::spawn_on(&settings.disclosure, listeners.disclosure).await?;
+        Ok(RunningSystem {
+            data,
+            registry_version,
             audit,
             notification,
             disclosure,
-            settings: SystemSettings {
-                audit: audit_settings,
-                notification: notification_settings,
-                disclosure: disclosure_settings,
-            },
+            settings,
         })
     }
 }
