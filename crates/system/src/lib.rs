@@ -19,6 +19,8 @@ pub mod development;
 mod files;
 pub mod settings;
 mod system;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::Config;
 pub use data_directory::DataDirectory;

@@ -46,6 +46,7 @@ const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 pub const DEFAULT_APPENDERS: [&str; 2] = ["disclosure", "notification"];
 
 /// Everything the service needs, already loaded (files are read by the binary).
+#[derive(Clone)]
 pub struct Settings {
     pub database_url: String,
     pub tls: ServerTls,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use tryggdel_auth::{Role, SigningKeyPair, TokenRequest};
+use tryggdel_auth::{Role, TokenRequest};
 use tryggdel_disclosure::RelayConfig;
 use tryggdel_proto::audit::v1::QueryRequest;
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
@@ -21,8 +21,8 @@ use tryggdel_proto::disclosure::v1::{
     SelectedItem, SubmitRequest,
 };
 use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
-use tryggdel_system::development::ISSUER;
-use tryggdel_system::{DataDirectory, RunningSystem, Service, SystemBuilder, read};
+use tryggdel_system::testing::development_identity;
+use tryggdel_system::{DataDirectory, RunningSystem, Service, SystemBuilder};
 use tryggdel_test_support::{BearerInterceptor, TestBackend, TestDatabase, TestIdentity};
 
 pub type Disclosures = DisclosureServiceClient<InterceptedService<Channel, BearerInterceptor>>;
@@ -95,16 +95,7 @@ impl System {
             .start()
             .await
             .unwrap();
-        let development = DataDirectory::new(data.path());
-        let identity = TestIdentity::from_pem(
-            &read(&development.ca_cert()).unwrap(),
-            &read(&development.ca_key()).unwrap(),
-            SigningKeyPair {
-                private_key_pem: read(&development.signing_key()).unwrap(),
-                public_key_pem: read(&development.verifying_key()).unwrap(),
-            },
-            ISSUER,
-        );
+        let identity = development_identity(&DataDirectory::new(data.path())).unwrap();
         let RunningSystem {
             audit,
             notification,

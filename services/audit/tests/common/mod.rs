@@ -5,12 +5,11 @@
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::transport::Channel;
-use tryggdel_audit::{AuditStore, DEFAULT_APPENDERS, MIGRATIONS, RunningService, Settings};
-use tryggdel_domain::{DEVELOPMENT_DIRECTORY, Directory, LegalRegistry, PersonKey};
+use tryggdel_audit::{AuditStore, MIGRATIONS, RunningService, Settings};
+use tryggdel_domain::PersonKey;
 use tryggdel_merkle::checkpoint::{CheckpointSigner, CheckpointVerifier};
 use tryggdel_merkle::{Hash, hash_from_slice};
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
@@ -19,49 +18,49 @@ use tryggdel_proto::audit::v1::{
     SignedCheckpoint,
 };
 use tryggdel_storage::Database;
-use tryggdel_test_support::{TestBackend, TestDatabase, TestIdentity, log_signing_key, person_key};
+use tryggdel_system::development::AUDIT_ORIGIN;
+use tryggdel_system::testing::development_identity;
+use tryggdel_system::{DataDirectory, SystemBuilder};
+use tryggdel_test_support::{TestBackend, TestDatabase, TestIdentity};
 
-pub const ORIGIN: &str = "audit.test.tryggdel.se/log";
+pub const ORIGIN: &str = AUDIT_ORIGIN;
 pub const BOLLNAS: &str = "bollnas-kommun";
 
-/// What the service runs on: a fresh database, a test PKI and token issuer, and the log's
-/// signing and person keys. Every instance started from it is the same service on the same log.
+/// What the service runs on: a fresh database and a development data directory (its PKI,
+/// token issuer, log signing key and person key), the service's settings made from it by the
+/// system builder as `tryggdel start` makes them. Every instance started from it is the same
+/// service on the same log.
 pub struct Deployment {
     pub identity: TestIdentity,
     pub database: TestDatabase,
     pub signing_key: ed25519_dalek::SigningKey,
     pub person_key: PersonKey,
+    settings: Settings,
+    _data: tempfile::TempDir,
 }
 
 impl Deployment {
     /// `None` where the backend is not available (PostgreSQL without its test URL).
     pub async fn create(backend: TestBackend) -> Option<Deployment> {
         let database = TestDatabase::create(backend).await?;
+        let data = tempfile::tempdir().unwrap();
+        let settings = SystemBuilder::development(data.path())
+            .audit(|settings| settings.checkpoint_interval = Duration::ZERO)
+            .audit_settings(database.url.clone())
+            .unwrap();
         Some(Deployment {
-            identity: TestIdentity::generate(),
+            identity: development_identity(&DataDirectory::new(data.path())).unwrap(),
             database,
-            signing_key: log_signing_key(),
-            person_key: person_key(),
+            signing_key: settings.signing_key.clone(),
+            person_key: settings.person_key.clone(),
+            settings,
+            _data: data,
         })
     }
 
     /// The service's settings: every instance's, and those of one started again.
     pub fn settings(&self) -> Settings {
-        let registry = LegalRegistry::embedded().unwrap();
-        Settings {
-            database_url: self.database.url.clone(),
-            tls: self.identity.server_tls("audit"),
-            token: self.identity.verifier_config(),
-            directory: Arc::new(Directory::from_toml(DEVELOPMENT_DIRECTORY, &registry).unwrap()),
-            person_key: self.person_key.clone(),
-            origin: ORIGIN.to_owned(),
-            signing_key: self.signing_key.clone(),
-            checkpoint_interval: Duration::ZERO,
-            appenders: DEFAULT_APPENDERS
-                .iter()
-                .map(|name| name.to_string())
-                .collect(),
-        }
+        self.settings.clone()
     }
 
     /// An instance of the service on 127.0.0.1:0.
