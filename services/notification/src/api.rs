@@ -68,28 +68,6 @@ impl NotificationApi {
         deadlines: Deadlines,
         senders: Vec<String>,
     ) -> NotificationApi {
-        NotificationApi::with_live_capacity(
-            store,
-            authenticator,
-            cipher,
-            receipt_key,
-            deadlines,
-            senders,
-            LIVE_CAPACITY,
-        )
-    }
-
-    /// As [`NotificationApi::new`], with room for `live_capacity` deliveries in the live
-    /// broadcast (tests make it small to make subscribers lag).
-    pub(crate) fn with_live_capacity(
-        store: NotificationStore,
-        authenticator: Authenticator,
-        cipher: FieldCipher,
-        receipt_key: SigningKey,
-        deadlines: Deadlines,
-        senders: Vec<String>,
-        live_capacity: usize,
-    ) -> NotificationApi {
         let receipt_key_id = receipt_key_id(&receipt_key.verifying_key());
         NotificationApi {
             inner: Arc::new(Inner {
@@ -100,11 +78,22 @@ impl NotificationApi {
                 receipt_key_id,
                 deadlines,
                 senders,
-                live: broadcast::Sender::new(live_capacity),
+                live: broadcast::Sender::new(LIVE_CAPACITY),
                 outbox_signal: watch::Sender::new(0),
                 stopping: watch::Sender::new(false),
             }),
         }
+    }
+
+    /// This API with room for only `live_capacity` deliveries in the live broadcast (tests
+    /// make it small to make subscribers lag). Before anything else holds a clone of it.
+    #[cfg(test)]
+    #[allow(clippy::expect_used)]
+    pub(crate) fn with_live_capacity(mut self, live_capacity: usize) -> NotificationApi {
+        Arc::get_mut(&mut self.inner)
+            .expect("with_live_capacity before the API is shared")
+            .live = broadcast::Sender::new(live_capacity);
+        self
     }
 
     pub fn store(&self) -> &NotificationStore {

@@ -232,14 +232,11 @@ impl TraceId {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use tonic::{Code, Status};
-    use tryggdel_domain::{
-        CrimeId, DEVELOPMENT_DIRECTORY, DataItem, LegalBasisId, LegalRegistry, PolicePayloadInput,
-    };
+    use tryggdel_domain::{DEVELOPMENT_DIRECTORY, LegalRegistry};
 
     use super::*;
+    use crate::fixtures::police_payload;
 
     const DISCLOSURE: &str = "0193a1b2-0000-7000-8000-000000000001";
     const BOLLNAS: &str = "bollnas-kommun";
@@ -260,26 +257,14 @@ mod tests {
         }
 
         fn payload(&self, disclosure_id: &str, urgent: bool) -> PolicePayload {
-            let code = OrganisationCode::parse(BOLLNAS).unwrap();
-            let found = self.directory.organisation(&code).unwrap();
-            PolicePayload::new(PolicePayloadInput {
-                disclosure_id: disclosure_id.to_owned(),
-                organisation_code: code.clone(),
-                organisation_name: found.name().to_owned(),
-                unit: "Socialtjänsten, vuxenenheten".into(),
-                police_region: found.police_region().unwrap(),
-                legal_basis: LegalBasisId::parse("OSL-10-18c").unwrap(),
-                registry_version: self.registry.registry_version().to_owned(),
-                crime: Some(CrimeId::parse("grov-kvinnofridskrankning").unwrap()),
-                catalogue_version: self.registry.catalogue_version().to_owned(),
+            police_payload(
+                &self.registry,
+                &self.directory,
+                disclosure_id,
+                BOLLNAS,
                 urgent,
-                items: BTreeMap::from([
-                    (DataItem::SubjectName, "Testperson Ett".to_owned()),
-                    (DataItem::Relation, "cohabitant".to_owned()),
-                    (DataItem::RiskDescription, "Hot vid flytten.".to_owned()),
-                ]),
-            })
-            .unwrap()
+                "Hot vid flytten.",
+            )
         }
 
         fn approved(&self) -> DeliverRequest {

@@ -19,18 +19,16 @@ use crate::store::{
 pub fn delivered(delivery: &NewDelivery, sequence: i64) -> OutboxPayload {
     let row = delivery.clone().into_row(sequence);
     let mut payload = event_payload(&row, EVENT_DELIVERED, delivery.delivered_at, None);
-    let details = [
-        ("sequence", sequence.to_string()),
-        ("urgent", delivery.urgent.to_string()),
-        ("payload_sha256", delivery.payload_sha256.clone()),
-        ("deadline_unix_ms", delivery.deadline.to_string()),
-        ("delivered_by", delivery.delivered_by.clone()),
-        ("approved_by", delivery.approved_by.clone()),
-    ];
-    payload.details.extend(
-        details
-            .into_iter()
-            .map(|(key, value)| (key.to_owned(), value)),
+    add_details(
+        &mut payload,
+        [
+            ("sequence", sequence.to_string()),
+            ("urgent", delivery.urgent.to_string()),
+            ("payload_sha256", delivery.payload_sha256.clone()),
+            ("deadline_unix_ms", delivery.deadline.to_string()),
+            ("delivered_by", delivery.delivered_by.clone()),
+            ("approved_by", delivery.approved_by.clone()),
+        ],
     );
     payload
 }
@@ -45,12 +43,13 @@ pub fn acknowledged(row: &DeliveryRow, officer: &Caller, receipt: &StoredReceipt
         Some(actor(officer)),
     );
     payload.trace_id = officer.trace_id.clone();
-    payload
-        .details
-        .insert("payload_sha256".into(), row.payload_sha256.clone());
-    payload
-        .details
-        .insert("sequence".into(), row.sequence.to_string());
+    add_details(
+        &mut payload,
+        [
+            ("payload_sha256", row.payload_sha256.clone()),
+            ("sequence", row.sequence.to_string()),
+        ],
+    );
     payload.receipt = Some(OutboxReceipt {
         police_reference: receipt.police_reference.clone(),
         acknowledged_by: receipt.acknowledged_by.clone(),
@@ -74,12 +73,13 @@ pub fn follow_up_asked(
 ) -> OutboxPayload {
     let mut payload = event_payload(row, EVENT_FOLLOW_UP_ASKED, at, Some(actor(officer)));
     payload.trace_id = officer.trace_id.clone();
-    payload
-        .details
-        .insert("follow_up_id".into(), follow_up_id.to_owned());
-    payload
-        .details
-        .insert("question_chars".into(), question_chars.to_string());
+    add_details(
+        &mut payload,
+        [
+            ("follow_up_id", follow_up_id.to_owned()),
+            ("question_chars", question_chars.to_string()),
+        ],
+    );
     payload
 }
 
@@ -95,18 +95,16 @@ pub fn escalated(
     if let Some(trace_id) = tryggdel_service_kit::current_trace_id() {
         payload.trace_id = trace_id;
     }
-    let details = [
-        ("escalation_id", escalation.id.clone()),
-        ("round", escalation.round.to_string()),
-        ("urgent", delivery.urgent.to_string()),
-        ("deadline_unix_ms", delivery.deadline.to_string()),
-        ("next_escalation_at_unix_ms", next_at.to_string()),
-        ("delivery_trace_id", delivery.trace_id.clone()),
-    ];
-    payload.details.extend(
-        details
-            .into_iter()
-            .map(|(key, value)| (key.to_owned(), value)),
+    add_details(
+        &mut payload,
+        [
+            ("escalation_id", escalation.id.clone()),
+            ("round", escalation.round.to_string()),
+            ("urgent", delivery.urgent.to_string()),
+            ("deadline_unix_ms", delivery.deadline.to_string()),
+            ("next_escalation_at_unix_ms", next_at.to_string()),
+            ("delivery_trace_id", delivery.trace_id.clone()),
+        ],
     );
     payload
 }
@@ -136,6 +134,15 @@ fn event_payload(
     }
 }
 
+/// Adds `details` (key, value) to the payload's details.
+fn add_details<const N: usize>(payload: &mut OutboxPayload, details: [(&str, String); N]) {
+    payload.details.extend(
+        details
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value)),
+    );
+}
+
 /// The actor of an officer's event.
 fn actor(caller: &Caller) -> OutboxActor {
     OutboxActor {
@@ -150,28 +157,10 @@ fn actor(caller: &Caller) -> OutboxActor {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use tryggdel_auth::{Principal, Role};
-    use tryggdel_domain::{Organisation, OrganisationCode, OrganisationKind, PoliceRegion};
+    use tryggdel_domain::{Organisation, OrganisationCode, OrganisationKind};
 
     use super::*;
-
-    fn new_delivery() -> NewDelivery {
-        NewDelivery {
-            disclosure_id: "0193a1b2-0000-7000-8000-000000000001".into(),
-            police_region: PoliceRegion::Mitt,
-            organisation: OrganisationCode::parse("bollnas-kommun").unwrap(),
-            urgent: true,
-            payload_sealed: "sealed".into(),
-            payload_sha256: "ab".repeat(32),
-            approved_by: "beslut-bollnas".into(),
-            approved_at: 1_000,
-            legal_basis_id: "OSL-10-18c".into(),
-            registry_version: "sha256:registry".into(),
-            delivered_by: "disclosure".into(),
-            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
-            delivered_at: 2_000,
-            deadline: 3_000,
-        }
-    }
+    use crate::store::records::tests::new_delivery;
 
     fn officer() -> Caller {
         Caller {

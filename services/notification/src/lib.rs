@@ -59,6 +59,11 @@ pub mod subscription;
 pub mod validate;
 mod wire;
 
+/// The fixtures the integration tests use too.
+#[cfg(test)]
+#[path = "../tests/support/mod.rs"]
+mod fixtures;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -331,31 +336,19 @@ pub fn verify_receipt(
         &receipt.key_id,
         key,
     )?;
+    // Each field is named once, so a mismatch names the field that differs.
+    macro_rules! same {
+        ($field:ident) => {
+            (stringify!($field), statement.$field == receipt.$field)
+        };
+    }
     let checks = [
-        (
-            "disclosure_id",
-            statement.disclosure_id == receipt.disclosure_id,
-        ),
-        (
-            "police_region",
-            statement.police_region == receipt.police_region,
-        ),
-        (
-            "police_reference",
-            statement.police_reference == receipt.police_reference,
-        ),
-        (
-            "acknowledged_by",
-            statement.acknowledged_by == receipt.acknowledged_by,
-        ),
-        (
-            "acknowledged_at_unix_ms",
-            statement.acknowledged_at_unix_ms == receipt.acknowledged_at_unix_ms,
-        ),
-        (
-            "payload_sha256",
-            statement.payload_sha256 == receipt.payload_sha256,
-        ),
+        same!(disclosure_id),
+        same!(police_region),
+        same!(police_reference),
+        same!(acknowledged_by),
+        same!(acknowledged_at_unix_ms),
+        same!(payload_sha256),
     ];
     match checks.into_iter().find(|(_, same)| !same) {
         Some((field, _)) => Err(ReceiptCheckError::Mismatch(field)),

@@ -4,7 +4,7 @@
 //! the disclosing organisation, sealed at rest). Subscribe is in [`crate::subscription`].
 
 use tonic::Request;
-use tryggdel_domain::{RECEIPT_FORMAT, ReceiptStatement, sign_receipt};
+use tryggdel_domain::{PoliceRegion, RECEIPT_FORMAT, ReceiptStatement, sign_receipt};
 use tryggdel_proto::notification::v1::{
     AcknowledgeRequest, AskFollowUpRequest, FollowUp, ListPendingRequest, ListPendingResponse,
     Receipt,
@@ -30,8 +30,7 @@ impl NotificationApi {
         &self,
         request: Request<ListPendingRequest>,
     ) -> Result<ListPendingResponse, ServiceError> {
-        let caller = self.authenticator().user(&request)?;
-        let region = police_region(&caller, "listing pending deliveries")?;
+        let (_, region) = self.officer(&request, "listing pending deliveries")?;
         let request = request.into_inner();
         if request.page_size > MAX_PAGE_SIZE {
             return Err(ServiceError::invalid(
@@ -64,8 +63,7 @@ impl NotificationApi {
         &self,
         request: Request<AcknowledgeRequest>,
     ) -> Result<Receipt, ServiceError> {
-        let caller = self.authenticator().user(&request)?;
-        let region = police_region(&caller, "acknowledging a delivery")?;
+        let (caller, region) = self.officer(&request, "acknowledging a delivery")?;
         let request = request.into_inner();
         let disclosure_id = DisclosureId::parse(&request.disclosure_id)?;
         let police_reference = required_text(
@@ -73,7 +71,7 @@ impl NotificationApi {
             request.police_reference.trim(),
             MAX_POLICE_REFERENCE_CHARS,
         )?;
-        let row = delivery_for_region(self.store().get(disclosure_id.as_str()).await?, region)?;
+        let row = self.delivery_in_region(&disclosure_id, region).await?;
         if let Some(receipt) = &row.receipt {
             return Ok(receipt_message(&row, receipt));
         }
@@ -105,12 +103,11 @@ impl NotificationApi {
         &self,
         request: Request<AskFollowUpRequest>,
     ) -> Result<FollowUp, ServiceError> {
-        let caller = self.authenticator().user(&request)?;
-        let region = police_region(&caller, "asking a follow-up question")?;
+        let (caller, region) = self.officer(&request, "asking a follow-up question")?;
         let request = request.into_inner();
         let disclosure_id = DisclosureId::parse(&request.disclosure_id)?;
         let question = question(&request.question)?;
-        let row = delivery_for_region(self.store().get(disclosure_id.as_str()).await?, region)?;
+        let row = self.delivery_in_region(&disclosure_id, region).await?;
         let now = now_unix_ms();
         let id = uuid::Uuid::now_v7().hyphenated().to_string();
         let follow_up = FollowUpRow {
@@ -130,6 +127,27 @@ impl NotificationApi {
         self.signal_outbox();
         tracing::info!(disclosure_id = %disclosure_id, follow_up_id = %id, "follow-up question asked");
         Ok(follow_up_message(&follow_up, question))
+    }
+
+    /// The calling police officer and the region they act in; anyone else is refused, naming
+    /// `action`.
+    pub(crate) fn officer<T>(
+        &self,
+        request: &Request<T>,
+        action: &str,
+    ) -> Result<(Caller, PoliceRegion), ServiceError> {
+        let caller = self.authenticator().user(request)?;
+        let region = police_region(&caller, action)?;
+        Ok((caller, region))
+    }
+
+    /// The delivery of `disclosure_id` if it went to `region`; otherwise it does not exist.
+    async fn delivery_in_region(
+        &self,
+        disclosure_id: &DisclosureId,
+        region: PoliceRegion,
+    ) -> Result<DeliveryRow, ServiceError> {
+        delivery_for_region(self.store().get(disclosure_id.as_str()).await?, region)
     }
 
     /// The receipt of `officer`'s acknowledgement of `row` at `now`: the statement signed
@@ -184,10 +202,7 @@ fn decode_pending_token(token: &str) -> Result<i64, ServiceError> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use std::time::Duration;
-
     use tonic::Status;
-    use tryggdel_service_kit::millis;
 
     use super::*;
 
@@ -203,18 +218,5 @@ mod tests {
             assert_eq!(status.code(), tonic::Code::InvalidArgument);
             assert!(status.message().starts_with("page_token:"), "{bad}");
         }
-    }
-
-    /// Receipts state their time as RFC 3339 in UTC, next to the milliseconds.
-    #[test]
-    fn milliseconds_format_as_utc_rfc3339() {
-        assert_eq!(
-            rfc3339(1_795_341_600_123).unwrap(),
-            "2026-11-22T10:00:00.123Z"
-        );
-        assert_eq!(rfc3339(1_795_341_600_000).unwrap(), "2026-11-22T10:00:00Z");
-        assert!(rfc3339(i64::MAX).is_none());
-        assert_eq!(millis(Duration::from_secs(15 * 60)), 900_000);
-        assert_eq!(millis(Duration::MAX), i64::MAX);
     }
 }

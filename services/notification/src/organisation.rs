@@ -8,14 +8,14 @@ use tryggdel_proto::notification::v1::{
     DeliveryStatus, GetDeliveryStatusRequest, ListEscalationsRequest, ListEscalationsResponse,
     ListFollowUpsRequest, ListFollowUpsResponse,
 };
-use tryggdel_service_kit::{ServiceError, now_unix_ms};
+use tryggdel_service_kit::{Caller, ServiceError, now_unix_ms};
 
 use crate::api::NotificationApi;
 use crate::policy::{
     delivery_of_organisation, require_escalation_reader, require_follow_up_reader,
     require_status_reader,
 };
-use crate::store::question_context;
+use crate::store::{DeliveryRow, question_context};
 use crate::validate::DisclosureId;
 use crate::wire::{delivery_status, escalation_message, follow_up_message};
 
@@ -29,9 +29,9 @@ impl NotificationApi {
     ) -> Result<DeliveryStatus, ServiceError> {
         let caller = self.authenticator().user(&request)?;
         require_status_reader(&caller)?;
-        let disclosure_id = DisclosureId::parse(&request.get_ref().disclosure_id)?;
-        let row =
-            delivery_of_organisation(self.store().get(disclosure_id.as_str()).await?, &caller)?;
+        let row = self
+            .delivery_of_own_organisation(&request.get_ref().disclosure_id, &caller)
+            .await?;
         Ok(delivery_status(&row, now_unix_ms()))
     }
 
@@ -41,9 +41,9 @@ impl NotificationApi {
     ) -> Result<ListFollowUpsResponse, ServiceError> {
         let caller = self.authenticator().user(&request)?;
         require_follow_up_reader(&caller)?;
-        let disclosure_id = DisclosureId::parse(&request.get_ref().disclosure_id)?;
-        let row =
-            delivery_of_organisation(self.store().get(disclosure_id.as_str()).await?, &caller)?;
+        let row = self
+            .delivery_of_own_organisation(&request.get_ref().disclosure_id, &caller)
+            .await?;
         let follow_ups = self
             .store()
             .follow_ups(&row.disclosure_id)
@@ -78,14 +78,26 @@ impl NotificationApi {
                 .open_escalations(organisation, MAX_ESCALATIONS)
                 .await?
         } else {
-            let disclosure_id = DisclosureId::parse(requested)?;
-            delivery_of_organisation(self.store().get(disclosure_id.as_str()).await?, &caller)?;
+            let row = self
+                .delivery_of_own_organisation(requested, &caller)
+                .await?;
             self.store()
-                .escalations_of(organisation, disclosure_id.as_str(), MAX_ESCALATIONS)
+                .escalations_of(organisation, &row.disclosure_id, MAX_ESCALATIONS)
                 .await?
         };
         Ok(ListEscalationsResponse {
             escalations: escalations.into_iter().map(escalation_message).collect(),
         })
+    }
+
+    /// The delivery of the `disclosure_id` field if `caller`'s organisation made it;
+    /// otherwise it does not exist.
+    async fn delivery_of_own_organisation(
+        &self,
+        disclosure_id: &str,
+        caller: &Caller,
+    ) -> Result<DeliveryRow, ServiceError> {
+        let disclosure_id = DisclosureId::parse(disclosure_id)?;
+        delivery_of_organisation(self.store().get(disclosure_id.as_str()).await?, caller)
     }
 }

@@ -30,7 +30,7 @@ use tryggdel_proto::notification::v1::{Delivery, SubscribeRequest};
 use tryggdel_service_kit::ServiceError;
 
 use crate::api::NotificationApi;
-use crate::policy::police_region;
+use crate::store::{DeliveryRow, StoreError};
 
 /// What Subscribe answers with.
 pub type DeliveryStream = ReceiverStream<Result<Delivery, Status>>;
@@ -73,8 +73,7 @@ impl NotificationApi {
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<DeliveryStream, ServiceError> {
-        let caller = self.authenticator().user(&request)?;
-        let region = police_region(&caller, "subscribing to deliveries")?;
+        let (caller, region) = self.officer(&request, "subscribing to deliveries")?;
         let cursor = request.get_ref().cursor;
         let stream = self.open_subscription(region, cursor).await?;
         tracing::info!(
@@ -205,23 +204,16 @@ impl Subscription {
         }
     }
 
-    /// Sends the unacknowledged deliveries with sequences up to `up_to`, in order.
+    /// Sends the unacknowledged deliveries after the last one sent (from the start, before
+    /// anything was sent) with sequences up to `up_to`, in order.
     async fn replay_pending(&mut self, up_to: i64) -> Result<(), Ended> {
-        let mut after = 0;
         loop {
-            let rows = self
+            let page = self
                 .api
                 .store()
-                .pending(self.region, after, up_to, PAGE)
-                .await
-                .map_err(|error| Ended::Failed(error.into()))?;
-            let count = rows.len();
-            for row in rows {
-                let delivery = self.api.wire_delivery(&row).map_err(Ended::Failed)?;
-                self.send(delivery).await?;
-                after = row.sequence;
-            }
-            if count < PAGE as usize {
+                .pending(self.region, self.last, up_to, PAGE)
+                .await;
+            if !self.send_page(page).await? {
                 return Ok(());
             }
         }
@@ -230,22 +222,27 @@ impl Subscription {
     /// Sends every delivery after the last one sent, in order.
     async fn catch_up(&mut self) -> Result<(), Ended> {
         loop {
-            let rows = self
-                .api
-                .store()
-                .after(self.region, self.last, PAGE)
-                .await
-                .map_err(|error| Ended::Failed(error.into()))?;
-            let count = rows.len();
-            for row in rows {
-                let delivery = self.api.wire_delivery(&row).map_err(Ended::Failed)?;
-                self.send(delivery).await?;
-                self.last = row.sequence;
-            }
-            if count < PAGE as usize {
+            let page = self.api.store().after(self.region, self.last, PAGE).await;
+            if !self.send_page(page).await? {
                 return Ok(());
             }
         }
+    }
+
+    /// Sends a page of deliveries read from the database, in order, keeping `last` at the
+    /// last one sent. True when the page was full: more may follow.
+    async fn send_page(
+        &mut self,
+        page: Result<Vec<DeliveryRow>, StoreError>,
+    ) -> Result<bool, Ended> {
+        let rows = page.map_err(|error| Ended::Failed(error.into()))?;
+        let full = rows.len() >= PAGE as usize;
+        for row in rows {
+            let delivery = self.api.wire_delivery(&row).map_err(Ended::Failed)?;
+            self.send(delivery).await?;
+            self.last = row.sequence;
+        }
+        Ok(full)
     }
 
     /// Waits for room in the client's channel (only this subscription waits).
@@ -332,7 +329,7 @@ mod tests {
         let directory = Arc::new(Directory::from_toml(DEVELOPMENT_DIRECTORY, &registry).unwrap());
         let cipher =
             FieldCipher::new(&FieldKey::from_base64(&FieldKey::generate_base64()).unwrap());
-        let api = NotificationApi::with_live_capacity(
+        let api = NotificationApi::new(
             NotificationStore::new(
                 Database::connect(&database.url, "notification", &MIGRATIONS)
                     .await
@@ -350,8 +347,8 @@ mod tests {
                 escalation_repeat: Duration::from_secs(60),
             },
             vec!["disclosure".into()],
-            4,
-        );
+        )
+        .with_live_capacity(4);
         let mut stream = api.open_subscription(PoliceRegion::Mitt, 0).await.unwrap();
         // Nobody reads: the subscriber's channel fills, then the broadcast (room for 4)
         // overwrites what it has not taken.

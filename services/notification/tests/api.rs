@@ -4,7 +4,8 @@
 //! sleeps taken as proof.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +16,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tryggdel_auth::{Role, TokenRequest};
 use tryggdel_domain::{
-    CrimeId, DEVELOPMENT_DIRECTORY, DataItem, Directory, LegalBasisId, LegalRegistry,
-    OrganisationCode, PolicePayload, PolicePayloadInput, receipt_key_id,
+    DEVELOPMENT_DIRECTORY, Directory, LegalRegistry, PolicePayload, receipt_key_id,
 };
 use tryggdel_notification::{RelayConfig, RunningService, Settings, verify_receipt};
 use tryggdel_proto::audit::v1::QueryRequest;
@@ -217,26 +217,14 @@ impl Harness {
         urgent: bool,
         risk: &str,
     ) -> PolicePayload {
-        let code = OrganisationCode::parse(organisation).unwrap();
-        let found = self.directory.organisation(&code).unwrap();
-        PolicePayload::new(PolicePayloadInput {
-            disclosure_id: disclosure_id.to_owned(),
-            organisation_code: code.clone(),
-            organisation_name: found.name().to_owned(),
-            unit: "Socialtjänsten, vuxenenheten".into(),
-            police_region: found.police_region().unwrap(),
-            legal_basis: LegalBasisId::parse("OSL-10-18c").unwrap(),
-            registry_version: self.registry.registry_version().to_owned(),
-            crime: Some(CrimeId::parse("grov-kvinnofridskrankning").unwrap()),
-            catalogue_version: self.registry.catalogue_version().to_owned(),
+        support::police_payload(
+            &self.registry,
+            &self.directory,
+            disclosure_id,
+            organisation,
             urgent,
-            items: BTreeMap::from([
-                (DataItem::SubjectName, "Testperson Ett".to_owned()),
-                (DataItem::Relation, "cohabitant".to_owned()),
-                (DataItem::RiskDescription, risk.to_owned()),
-            ]),
-        })
-        .unwrap()
+            risk,
+        )
     }
 
     /// An approved disclosure of `organisation` ready to Deliver.
@@ -551,67 +539,61 @@ async fn deliver_refuses_what_it_must(backend: TestBackend) {
     let mut sender = harness.sender().await;
 
     let mut tampered = harness.approved(BOLLNAS, false);
-    let position = tampered
-        .payload
-        .windows(4)
-        .position(|window| window == b"Hot ")
-        .unwrap();
-    tampered.payload[position] = b'h';
-    assert_refused(
-        sender.deliver(tampered).await,
-        Code::InvalidArgument,
-        "payload_sha256",
-    );
-
-    let mut submitted = harness.approved(BOLLNAS, false);
-    submitted.state = "submitted".into();
-    assert_refused(
-        sender.deliver(submitted).await,
-        Code::FailedPrecondition,
-        "approved",
-    );
-
+    overwrite_first(&mut tampered.payload, b"Hot ", b'h');
     // Valid JSON with a matching hash, but not the canonical bytes approval binds.
     let mut pretty = harness.approved(BOLLNAS, false);
     let value: serde_json::Value = serde_json::from_slice(&pretty.payload).unwrap();
     pretty.payload = serde_json::to_vec_pretty(&value).unwrap();
     pretty.payload_sha256 = sha256_hex(&pretty.payload);
-    assert_refused(
-        sender.deliver(pretty).await,
-        Code::InvalidArgument,
-        "payload",
-    );
-
-    // A payload made for another disclosure.
-    let mut swapped = harness.approved(BOLLNAS, false);
-    swapped.disclosure_id = uuid::Uuid::now_v7().to_string();
-    assert_refused(
-        sender.deliver(swapped).await,
-        Code::InvalidArgument,
-        "payload",
-    );
-
-    let mut bad_id = harness.approved(BOLLNAS, false);
-    bad_id.disclosure_id = "not-a-uuid".into();
-    assert_refused(
-        sender.deliver(bad_id).await,
-        Code::InvalidArgument,
-        "disclosure_id",
-    );
-    let mut unknown = harness.approved(BOLLNAS, false);
-    unknown.organisation = "okand-kommun".into();
-    assert_refused(
-        sender.deliver(unknown).await,
-        Code::InvalidArgument,
-        "organisation",
-    );
-    let mut police = harness.approved(BOLLNAS, false);
-    police.organisation = POLICE.into();
-    assert_refused(
-        sender.deliver(police).await,
-        Code::InvalidArgument,
-        "organisation",
-    );
+    let approved = || harness.approved(BOLLNAS, false);
+    let refusals = [
+        (tampered, Code::InvalidArgument, "payload_sha256"),
+        (
+            DeliverRequest {
+                state: "submitted".into(),
+                ..approved()
+            },
+            Code::FailedPrecondition,
+            "approved",
+        ),
+        (pretty, Code::InvalidArgument, "payload"),
+        // A payload made for another disclosure.
+        (
+            DeliverRequest {
+                disclosure_id: uuid::Uuid::now_v7().to_string(),
+                ..approved()
+            },
+            Code::InvalidArgument,
+            "payload",
+        ),
+        (
+            DeliverRequest {
+                disclosure_id: "not-a-uuid".into(),
+                ..approved()
+            },
+            Code::InvalidArgument,
+            "disclosure_id",
+        ),
+        (
+            DeliverRequest {
+                organisation: "okand-kommun".into(),
+                ..approved()
+            },
+            Code::InvalidArgument,
+            "organisation",
+        ),
+        (
+            DeliverRequest {
+                organisation: POLICE.into(),
+                ..approved()
+            },
+            Code::InvalidArgument,
+            "organisation",
+        ),
+    ];
+    for (request, code, naming) in refusals {
+        assert_refused(sender.deliver(request).await, code, naming);
+    }
 
     // Idempotent by disclosure id: the same delivery again is the first one.
     let request = harness.approved(BOLLNAS, true);
@@ -688,6 +670,15 @@ async fn deliver_refuses_what_it_must(backend: TestBackend) {
         ]
     );
     harness.stop().await;
+}
+
+/// Sets the first byte of the first `needle` in `bytes` to `to` (which must be found).
+fn overwrite_first(bytes: &mut [u8], needle: &[u8], to: u8) {
+    let position = bytes
+        .windows(needle.len())
+        .position(|window| window == needle)
+        .unwrap();
+    bytes[position] = to;
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -784,12 +775,7 @@ async fn acknowledging_gives_one_signed_receipt(backend: TestBackend) {
 
     // One changed byte of the statement breaks it.
     let mut tampered = receipt.clone();
-    let position = tampered
-        .statement
-        .windows(7)
-        .position(|window| window == b"K123456")
-        .unwrap();
-    tampered.statement[position] = b'X';
+    overwrite_first(&mut tampered.statement, b"K123456", b'X');
     assert!(verify_receipt(&tampered, &key).is_err());
 
     // Acknowledging again, even with another reference, gives the first receipt unchanged.

@@ -14,7 +14,7 @@ use tryggdel_proto::audit::v1::{Actor, AuditEvent, ObjectRef, Outcome};
 use tryggdel_service_kit::AuditDestination;
 use tryggdel_storage::{OutboxDestination, OutboxEvent};
 
-use super::queries::NotificationStore;
+use super::queries::{NotificationStore, Value};
 use super::records::StoreError;
 
 /// Outbox event types.
@@ -175,15 +175,12 @@ impl NotificationStore {
         &self,
         disclosure_id: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query(
+        self.read(
             "SELECT event_type, payload FROM outbox WHERE disclosure_id = $1 ORDER BY seq",
+            &[Value::Text(disclosure_id)],
+            |row| Ok((row.try_get("event_type")?, row.try_get("payload")?)),
         )
-        .bind(disclosure_id)
-        .fetch_all(self.database().pool())
-        .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get("event_type")?, row.try_get("payload")?)))
-            .collect()
+        .await
     }
 }
 

@@ -2,13 +2,15 @@
 //! escalations and follow-up questions. Each change is stored with its outbox event by
 //! `tryggdel_storage::write` (or `write_in`, inside the delivery's transaction), so the event
 //! is written exactly when the change is. Rows are decoded in [`super::records`]; what each
-//! statement binds is an [`Arguments`] here.
+//! write binds is an [`Arguments`] here, what a read binds a list of `Value`s beside its SQL.
 
+use sqlx::any::AnyRow;
 use tryggdel_domain::{OrganisationCode, PoliceRegion};
 use tryggdel_storage::{
     AnyQuery, Arguments, Change, Companion, Database, OutboxEvent, Written, write, write_in,
 };
 
+use self::Value::{Integer, Text};
 use super::records::{
     DELIVERY_COLUMNS, DeliverOutcome, DeliveryRow, EscalationRow, FollowUpRow, NewDelivery,
     OpenDeliveries, StoreError, StoredReceipt, delivery_from_row, escalation_from_row,
@@ -73,12 +75,10 @@ impl NotificationStore {
 
     /// The delivery of `disclosure_id`, if any.
     pub async fn get(&self, disclosure_id: &str) -> Result<Option<DeliveryRow>, StoreError> {
-        let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE disclosure_id = $1");
-        let row = sqlx::query(&sql)
-            .bind(disclosure_id)
-            .fetch_optional(self.database.pool())
+        let found = self
+            .deliveries("disclosure_id = $1", &[Text(disclosure_id)])
             .await?;
-        row.map(|row| delivery_from_row(&row)).transpose()
+        Ok(found.into_iter().next())
     }
 
     /// The last sequence assigned in `police_region` (0 before its first delivery). Every
@@ -102,19 +102,17 @@ impl NotificationStore {
         up_to: i64,
         limit: u32,
     ) -> Result<Vec<DeliveryRow>, StoreError> {
-        let sql = format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries \
-             WHERE police_region = $1 AND acknowledged_at IS NULL \
-             AND sequence > $2 AND sequence <= $3 ORDER BY sequence LIMIT $4"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(police_region.as_str())
-            .bind(after)
-            .bind(up_to)
-            .bind(i64::from(limit))
-            .fetch_all(self.database.pool())
-            .await?;
-        rows.iter().map(delivery_from_row).collect()
+        self.deliveries(
+            "police_region = $1 AND acknowledged_at IS NULL \
+             AND sequence > $2 AND sequence <= $3 ORDER BY sequence LIMIT $4",
+            &[
+                Text(police_region.as_str()),
+                Integer(after),
+                Integer(up_to),
+                Integer(i64::from(limit)),
+            ],
+        )
+        .await
     }
 
     /// Every delivery of `police_region` with a sequence above `after`, in sequence order, at
@@ -125,17 +123,15 @@ impl NotificationStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<DeliveryRow>, StoreError> {
-        let sql = format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries \
-             WHERE police_region = $1 AND sequence > $2 ORDER BY sequence LIMIT $3"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(police_region.as_str())
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(self.database.pool())
-            .await?;
-        rows.iter().map(delivery_from_row).collect()
+        self.deliveries(
+            "police_region = $1 AND sequence > $2 ORDER BY sequence LIMIT $3",
+            &[
+                Text(police_region.as_str()),
+                Integer(after),
+                Integer(i64::from(limit)),
+            ],
+        )
+        .await
     }
 
     /// Records the receipt unless the delivery is acknowledged already; true when this call
@@ -161,17 +157,12 @@ impl NotificationStore {
         now: i64,
         limit: u32,
     ) -> Result<Vec<DeliveryRow>, StoreError> {
-        let sql = format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries \
-             WHERE next_escalation_at IS NOT NULL AND next_escalation_at <= $1 \
-             AND acknowledged_at IS NULL ORDER BY next_escalation_at, disclosure_id LIMIT $2"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(self.database.pool())
-            .await?;
-        rows.iter().map(delivery_from_row).collect()
+        self.deliveries(
+            "next_escalation_at IS NOT NULL AND next_escalation_at <= $1 \
+             AND acknowledged_at IS NULL ORDER BY next_escalation_at, disclosure_id LIMIT $2",
+            &[Integer(now), Integer(i64::from(limit))],
+        )
+        .await
     }
 
     /// Raises `escalation` for `delivery` (as read by [`Self::due_for_escalation`]): marks it
@@ -234,20 +225,21 @@ impl NotificationStore {
         disclosure_id: &str,
         limit: u32,
     ) -> Result<Vec<EscalationRow>, StoreError> {
-        let rows = sqlx::query(
+        self.read(
             "SELECT e.id, e.disclosure_id, e.organisation, e.police_region, e.urgent, \
              e.deadline, e.raised_at, e.escalation_round FROM escalations e \
              JOIN deliveries d ON d.disclosure_id = e.disclosure_id \
              WHERE e.organisation = $1 \
              AND (($2 = '' AND d.acknowledged_at IS NULL) OR e.disclosure_id = $2) \
              ORDER BY e.raised_at, e.disclosure_id, e.escalation_round LIMIT $3",
+            &[
+                Text(organisation.as_str()),
+                Text(disclosure_id),
+                Integer(i64::from(limit)),
+            ],
+            escalation_from_row,
         )
-        .bind(organisation.as_str())
-        .bind(disclosure_id)
-        .bind(i64::from(limit))
-        .fetch_all(self.database.pool())
-        .await?;
-        rows.iter().map(escalation_from_row).collect()
+        .await
     }
 
     /// Stores a follow-up question and its event in one transaction.
@@ -274,29 +266,64 @@ impl NotificationStore {
 
     /// The follow-up questions on one disclosure, oldest first.
     pub async fn follow_ups(&self, disclosure_id: &str) -> Result<Vec<FollowUpRow>, StoreError> {
-        let rows = sqlx::query(
+        self.read(
             "SELECT id, disclosure_id, organisation, police_region, asked_by, question_sealed, \
              asked_at FROM follow_ups WHERE disclosure_id = $1 ORDER BY asked_at, id",
+            &[Text(disclosure_id)],
+            follow_up_from_row,
         )
-        .bind(disclosure_id)
-        .fetch_all(self.database.pool())
-        .await?;
-        rows.iter().map(follow_up_from_row).collect()
+        .await
     }
 
     /// Unacknowledged deliveries per police region (only regions with any), overdue being
     /// escalated already or past the deadline at `now`.
     pub async fn open_deliveries(&self, now: i64) -> Result<Vec<OpenDeliveries>, StoreError> {
-        let rows = sqlx::query(
+        self.read(
             "SELECT police_region, COUNT(*) AS pending, \
              COUNT(CASE WHEN overdue <> 0 OR deadline <= $1 THEN 1 END) AS overdue \
              FROM deliveries WHERE acknowledged_at IS NULL GROUP BY police_region",
+            &[Integer(now)],
+            open_deliveries_from_row,
         )
-        .bind(now)
-        .fetch_all(self.database.pool())
-        .await?;
-        rows.iter().map(open_deliveries_from_row).collect()
+        .await
     }
+
+    /// Runs the read `sql` with `values` bound to `$1`, `$2`, … and decodes every row it
+    /// returns with `decode`.
+    pub(super) async fn read<T>(
+        &self,
+        sql: &str,
+        values: &[Value<'_>],
+        decode: fn(&AnyRow) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let query = values
+            .iter()
+            .fold(sqlx::query(sql), |query, value| match *value {
+                Text(text) => query.bind(text),
+                Integer(integer) => query.bind(integer),
+            });
+        let rows = query.fetch_all(self.database.pool()).await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// The deliveries that match `condition` (what follows `WHERE`, with any `ORDER BY` and
+    /// `LIMIT`), its placeholders bound to `values`.
+    async fn deliveries(
+        &self,
+        condition: &str,
+        values: &[Value<'_>],
+    ) -> Result<Vec<DeliveryRow>, StoreError> {
+        let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE {condition}");
+        self.read(&sql, values, delivery_from_row).await
+    }
+}
+
+/// A value bound to a read's placeholder (every column a read compares is text or an
+/// integer).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Value<'a> {
+    Text(&'a str),
+    Integer(i64),
 }
 
 /// A new delivery's row, `$1`–`$15` in [`Numbered`]'s order.

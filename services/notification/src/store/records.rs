@@ -285,10 +285,12 @@ fn organisation(row: &AnyRow, column: &str) -> Result<OrganisationCode, StoreErr
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn new_delivery() -> NewDelivery {
+    /// The unit tests' delivery: Bollnäs to region Mitt, urgent, delivered at 2 000 with its
+    /// deadline at 3 000.
+    pub(crate) fn new_delivery() -> NewDelivery {
         NewDelivery {
             disclosure_id: "0193a1b2-0000-7000-8000-000000000001".into(),
             police_region: PoliceRegion::Mitt,
