@@ -10,10 +10,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tryggdel_auth::Role;
 
-use tryggdel_disclosure::{
-    DEVELOPMENT_DIRECTORY, Directory, RelayConfig, RunningService, Settings,
-};
-use tryggdel_domain::{LegalRegistry, RECEIPT_FORMAT, ReceiptStatement, sign_receipt};
+use tryggdel_disclosure::{RelayConfig, RunningService, Settings};
+use tryggdel_domain::{RECEIPT_FORMAT, ReceiptStatement, sign_receipt};
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::audit::v1::{AuditEvent, QueryRequest};
 use tryggdel_proto::common::v1::{DisclosureState, Person};
@@ -23,11 +21,10 @@ use tryggdel_proto::notification::v1 as notification;
 use tryggdel_proto::notification::v1::notification_service_server::{
     NotificationService, NotificationServiceServer,
 };
-use tryggdel_service_kit::{RunningServer, ServiceEndpoint};
-use tryggdel_storage::FieldKey;
-use tryggdel_test_support::{
-    BearerInterceptor, TestBackend, TestDatabase, TestIdentity, log_signing_key, person_key,
-};
+use tryggdel_service_kit::RunningServer;
+use tryggdel_system::testing::development_identity;
+use tryggdel_system::{BoundSystem, Service, SystemBuilder};
+use tryggdel_test_support::{BearerInterceptor, TestBackend, TestDatabase, TestIdentity};
 
 type Client = DisclosureServiceClient<InterceptedService<Channel, BearerInterceptor>>;
 type AuditClient = AuditServiceClient<InterceptedService<Channel, BearerInterceptor>>;
@@ -51,78 +48,69 @@ struct Harness {
     receipt_signer: ed25519_dalek::SigningKey,
     /// The stand-in notification service, when the test has one.
     notification: Option<(FakeNotification, RunningServer)>,
+    /// The development data directory the settings were made from.
+    _data: tempfile::TempDir,
 }
 
 impl Harness {
+    /// Delivery to the police is tested with all three services in tests/; here the
+    /// notification service is absent (its address refuses connections) and approvals wait in
+    /// the outbox.
     async fn start(backend: TestBackend) -> Option<Harness> {
-        let identity = TestIdentity::generate();
-        // Delivery to the police is tested with all three services in tests/; here the
-        // notification service is absent and approvals wait in the outbox.
-        let notification = identity.endpoint("disclosure", unused_address());
-        Harness::launch(backend, identity, notification, None).await
+        Harness::launch(backend, None).await
     }
 
     /// With a stand-in notification service that takes hand-overs (see [`FakeNotification`]).
     async fn start_delivering(backend: TestBackend) -> Option<Harness> {
-        let identity = TestIdentity::generate();
-        let fake = FakeNotification::default();
-        let server = RunningServer::start(
-            "tryggdel.notification.v1.NotificationService",
-            tonic::service::Routes::new(NotificationServiceServer::new(fake.clone())),
-            &identity.server_tls("notification"),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
-        let notification = identity.endpoint("disclosure", server.local_addr);
-        Harness::launch(backend, identity, notification, Some((fake, server))).await
+        Harness::launch(backend, Some(FakeNotification::default())).await
     }
 
-    async fn launch(
-        backend: TestBackend,
-        identity: TestIdentity,
-        notification_endpoint: ServiceEndpoint,
-        notification: Option<(FakeNotification, RunningServer)>,
-    ) -> Option<Harness> {
+    /// The audit and disclosure services as the system builder makes them (from a development
+    /// data directory, each on a fresh database), and, in the notification service's place,
+    /// `fake` if given.
+    async fn launch(backend: TestBackend, fake: Option<FakeNotification>) -> Option<Harness> {
         let database = TestDatabase::create(backend).await?;
         let audit_database = TestDatabase::create(backend).await?;
-        let registry = Arc::new(LegalRegistry::embedded().unwrap());
-        let directory = Arc::new(Directory::from_toml(DEVELOPMENT_DIRECTORY, &registry).unwrap());
-        let person_key = person_key();
-        let receipt_signer = log_signing_key();
-        let audit_settings = tryggdel_audit::Settings {
-            database_url: audit_database.url.clone(),
-            tls: identity.server_tls("audit"),
-            token: identity.verifier_config(),
-            directory: directory.clone(),
-            person_key: person_key.clone(),
-            origin: "audit.test.tryggdel.se/log".into(),
-            signing_key: log_signing_key(),
-            checkpoint_interval: Duration::ZERO,
-            appenders: vec!["disclosure".into()],
-        };
-        let audit = tryggdel_audit::spawn(&audit_settings, "127.0.0.1:0".parse().unwrap())
+        let data = tempfile::tempdir().unwrap();
+        let bound = SystemBuilder::development(data.path())
+            .on_free_ports()
+            .database(Service::Audit, audit_database.url.clone())
+            .database(Service::Disclosure, database.url.clone())
+            .audit(|settings| {
+                settings.checkpoint_interval = Duration::ZERO;
+                settings.appenders = vec!["disclosure".into()];
+            })
+            .disclosure(|settings| {
+                settings.relay = RelayConfig {
+                    batch: 50,
+                    min_backoff: Duration::from_millis(20),
+                    max_backoff: Duration::from_millis(200),
+                    poll_interval: Duration::from_millis(100),
+                }
+            })
+            .bind()
             .await
             .unwrap();
-        let settings = Settings {
-            database_url: database.url.clone(),
-            tls: identity.server_tls("disclosure"),
-            token: identity.verifier_config(),
-            field_key: FieldKey::from_base64(&FieldKey::generate_base64()).unwrap(),
-            person_key,
-            registry,
-            directory,
-            audit: identity.endpoint("disclosure", audit.local_addr),
-            notification: notification_endpoint,
-            receipt_key: receipt_signer.verifying_key(),
-            relay: RelayConfig {
-                batch: 50,
-                min_backoff: Duration::from_millis(20),
-                max_backoff: Duration::from_millis(200),
-                poll_interval: Duration::from_millis(100),
-            },
-        };
-        let service = tryggdel_disclosure::spawn(&settings, "127.0.0.1:0".parse().unwrap())
+        let identity = development_identity(&bound.data).unwrap();
+        let BoundSystem {
+            listeners,
+            settings: system,
+            ..
+        } = bound;
+        let notification = fake.map(|fake| {
+            let server = RunningServer::start_on(
+                "tryggdel.notification.v1.NotificationService",
+                tonic::service::Routes::new(NotificationServiceServer::new(fake.clone())),
+                &system.notification.tls,
+                listeners.notification,
+            )
+            .unwrap();
+            (fake, server)
+        });
+        let audit = tryggdel_audit::spawn_on(&system.audit, listeners.audit)
+            .await
+            .unwrap();
+        let service = tryggdel_disclosure::spawn_on(&system.disclosure, listeners.disclosure)
             .await
             .unwrap();
         Some(Harness {
@@ -130,12 +118,13 @@ impl Harness {
             service,
             audit_address: audit.local_addr,
             audit: Some(audit),
-            audit_settings,
+            audit_settings: system.audit,
             audit_database,
             database,
-            settings,
-            receipt_signer,
+            settings: system.disclosure,
+            receipt_signer: system.notification.receipt_signing_key,
             notification,
+            _data: data,
         })
     }
 
@@ -233,12 +222,6 @@ impl Harness {
         self.database.remove().await;
         self.audit_database.remove().await;
     }
-}
-
-/// An address nothing listens on.
-fn unused_address() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
 }
 
 /// bollnas-kommun → bollnas, region-gavleborg → gavleborg (as in the development directory).
