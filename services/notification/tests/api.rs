@@ -15,18 +15,15 @@ use tonic::Streaming;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tryggdel_auth::{Role, TokenRequest};
-use tryggdel_domain::{
-    DEVELOPMENT_DIRECTORY, Directory, LegalRegistry, PolicePayload, receipt_key_id,
-};
+use tryggdel_domain::{Directory, LegalRegistry, PolicePayload, receipt_key_id};
 use tryggdel_notification::{RelayConfig, RunningService, Settings, verify_receipt};
 use tryggdel_proto::audit::v1::QueryRequest;
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
 use tryggdel_proto::notification::v1::*;
-use tryggdel_storage::FieldKey;
-use tryggdel_test_support::{
-    BearerInterceptor, TestBackend, TestDatabase, TestIdentity, log_signing_key, person_key,
-};
+use tryggdel_system::testing::development_identity;
+use tryggdel_system::{BoundSystem, Service, SystemBuilder};
+use tryggdel_test_support::{BearerInterceptor, TestBackend, TestDatabase, TestIdentity};
 
 type Client = NotificationServiceClient<InterceptedService<Channel, BearerInterceptor>>;
 
@@ -75,69 +72,61 @@ struct Harness {
     audit: tryggdel_audit::RunningService,
     database: TestDatabase,
     audit_database: TestDatabase,
+    /// The development data directory the settings were made from.
+    _data: tempfile::TempDir,
 }
 
 impl Harness {
+    /// The audit and notification services as the system builder makes them (from a
+    /// development data directory, each on a fresh database), with `timing`. The hop back to
+    /// the disclosure service is tested with all three services in tests/; here the disclosure
+    /// service's address refuses connections and receipts wait in the outbox.
     async fn start(backend: TestBackend, timing: Timing) -> Option<Harness> {
         let database = TestDatabase::create(backend).await?;
         let audit_database = TestDatabase::create(backend).await?;
-        let identity = TestIdentity::generate();
-        let registry = Arc::new(LegalRegistry::embedded().unwrap());
-        let directory = Arc::new(Directory::from_toml(DEVELOPMENT_DIRECTORY, &registry).unwrap());
-        let audit = tryggdel_audit::spawn(
-            &tryggdel_audit::Settings {
-                database_url: audit_database.url.clone(),
-                tls: identity.server_tls("audit"),
-                token: identity.verifier_config(),
-                directory: directory.clone(),
-                person_key: person_key(),
-                origin: "audit.test.tryggdel.se/log".into(),
-                signing_key: log_signing_key(),
-                checkpoint_interval: Duration::ZERO,
-                appenders: tryggdel_audit::DEFAULT_APPENDERS
-                    .iter()
-                    .map(|name| (*name).to_owned())
-                    .collect(),
-            },
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
-        let settings = Settings {
-            database_url: database.url.clone(),
-            tls: identity.server_tls("notification"),
-            token: identity.verifier_config(),
-            directory: directory.clone(),
-            field_key: FieldKey::from_base64(&FieldKey::generate_base64()).unwrap(),
-            receipt_signing_key: log_signing_key(),
-            urgent_deadline: timing.urgent_deadline,
-            ordinary_deadline: Duration::from_secs(24 * 3600),
-            escalation_repeat: timing.escalation_repeat,
-            deadline_check_interval: timing.deadline_check_interval,
-            senders: vec!["disclosure".into()],
-            audit: identity.endpoint("notification", audit.local_addr),
-            // The hop back to the disclosure service is tested with all three services in
-            // tests/; here receipts wait in the outbox.
-            disclosure: identity.endpoint("notification", unused_address()),
-            relay: RelayConfig {
-                batch: 50,
-                min_backoff: Duration::from_millis(20),
-                max_backoff: Duration::from_millis(200),
-                poll_interval: Duration::from_millis(100),
-            },
-        };
-        let service = tryggdel_notification::spawn(&settings, "127.0.0.1:0".parse().unwrap())
+        let data = tempfile::tempdir().unwrap();
+        let bound = SystemBuilder::development(data.path())
+            .on_free_ports()
+            .database(Service::Audit, audit_database.url.clone())
+            .database(Service::Notification, database.url.clone())
+            .audit(|settings| settings.checkpoint_interval = Duration::ZERO)
+            .notification(move |settings| {
+                settings.urgent_deadline = timing.urgent_deadline;
+                settings.ordinary_deadline = Duration::from_secs(24 * 3600);
+                settings.escalation_repeat = timing.escalation_repeat;
+                settings.deadline_check_interval = timing.deadline_check_interval;
+                settings.relay = RelayConfig {
+                    batch: 50,
+                    min_backoff: Duration::from_millis(20),
+                    max_backoff: Duration::from_millis(200),
+                    poll_interval: Duration::from_millis(100),
+                };
+            })
+            .bind()
+            .await
+            .unwrap();
+        let identity = development_identity(&bound.data).unwrap();
+        let BoundSystem {
+            listeners,
+            settings: system,
+            ..
+        } = bound;
+        let audit = tryggdel_audit::spawn_on(&system.audit, listeners.audit)
+            .await
+            .unwrap();
+        let service = tryggdel_notification::spawn_on(&system.notification, listeners.notification)
             .await
             .unwrap();
         Some(Harness {
             identity,
-            registry,
-            directory,
-            settings,
+            registry: system.disclosure.registry.clone(),
+            directory: system.notification.directory.clone(),
+            settings: system.notification,
             service: Some(service),
             audit,
             database,
             audit_database,
+            _data: data,
         })
     }
 
@@ -1283,9 +1272,3 @@ tryggdel_test_support::on_both_backends!(
     follow_up_questions_reach_only_the_disclosing_organisation,
     police_calls_need_an_officer_of_a_region,
 );
-
-/// An address nothing listens on.
-fn unused_address() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
-}
