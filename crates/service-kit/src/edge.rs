@@ -92,6 +92,39 @@ pub fn invalid_page_token() -> ServiceError {
     ServiceError::invalid("page_token", "not a token this service issued")
 }
 
+/// Free text of at most `max` characters; else InvalidArgument naming the field and its length.
+pub fn bounded_text(field: &str, text: &str, max: usize) -> Result<(), ServiceError> {
+    let count = text.chars().count();
+    if count > max {
+        return Err(ServiceError::invalid(
+            field,
+            format!("is {count} characters, at most {max} allowed"),
+        ));
+    }
+    Ok(())
+}
+
+/// Free text without control characters (a multi-line text may hold line breaks and tabs);
+/// else InvalidArgument naming the field.
+pub fn no_control_characters(
+    field: &str,
+    text: &str,
+    multi_line: bool,
+) -> Result<(), ServiceError> {
+    let allowed = |c: char| multi_line && matches!(c, '\n' | '\r' | '\t');
+    if text.chars().any(|c| c.is_control() && !allowed(c)) {
+        return Err(ServiceError::invalid(
+            field,
+            if multi_line {
+                "must not contain control characters other than line breaks and tabs"
+            } else {
+                "must not contain control characters"
+            },
+        ));
+    }
+    Ok(())
+}
+
 /// A page size: the default for 0, never more than `max`.
 pub fn page_size(requested: u32, default: u32, max: u32) -> u32 {
     if requested == 0 {
@@ -105,6 +138,20 @@ pub fn page_size(requested: u32, default: u32, max: u32) -> u32 {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_text_is_bounded_in_characters_and_refuses_control_characters() {
+        assert!(bounded_text("comment", &"å".repeat(10), 10).is_ok());
+        let long = bounded_text("comment", &"å".repeat(11), 10).unwrap_err();
+        assert_eq!(
+            long.to_string(),
+            ServiceError::invalid("comment", "is 11 characters, at most 10 allowed").to_string()
+        );
+        assert!(no_control_characters("note", "rad ett\nrad två\t", true).is_ok());
+        assert!(no_control_characters("note", "rad ett\nrad två", false).is_err());
+        assert!(no_control_characters("note", "bell\u{7}", true).is_err());
+        assert!(no_control_characters("note", "en rad", false).is_ok());
+    }
 
     #[test]
     fn milliseconds_format_as_utc_rfc3339() {

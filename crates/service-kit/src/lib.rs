@@ -34,8 +34,8 @@ pub use audit_link::{
 };
 pub use caller::{Authenticator, Caller, ServicePeer, trace_id};
 pub use edge::{
-    ServiceOnly, decode_page_token, encode_page_token, invalid_page_token, millis, now_unix_ms,
-    page_size, respond, rfc3339, unix_ms,
+    ServiceOnly, bounded_text, decode_page_token, encode_page_token, invalid_page_token, millis,
+    no_control_characters, now_unix_ms, page_size, respond, rfc3339, unix_ms,
 };
 pub use error::ServiceError;
 pub use link::{Retry, ServiceLink};

@@ -98,18 +98,8 @@ impl EntryRecord {
 }
 
 fn text(field: &str, value: &str, max: usize) -> Result<String, ServiceError> {
-    if value.chars().count() > max {
-        return Err(ServiceError::invalid(
-            field,
-            format!("at most {max} characters"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ServiceError::invalid(
-            field,
-            "must not contain control characters",
-        ));
-    }
+    tryggdel_service_kit::bounded_text(field, value, max)?;
+    tryggdel_service_kit::no_control_characters(field, value, false)?;
     Ok(value.to_owned())
 }
 

@@ -91,16 +91,7 @@ pub(crate) fn as_of(text: &str) -> Result<time::Date, ServiceError> {
 
 fn bounded_text(field: &str, text: &str) -> Result<String, ServiceError> {
     let trimmed = text.trim();
-    let count = trimmed.chars().count();
-    if count > content::MAX_TEXT_CHARS {
-        return Err(ServiceError::invalid(
-            field,
-            format!(
-                "is {count} characters, at most {} allowed",
-                content::MAX_TEXT_CHARS
-            ),
-        ));
-    }
+    tryggdel_service_kit::bounded_text(field, trimmed, content::MAX_TEXT_CHARS)?;
     Ok(trimmed.to_owned())
 }
 

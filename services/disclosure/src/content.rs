@@ -48,20 +48,8 @@ pub struct ValidatedDraft {
 }
 
 fn bounded(field: &str, value: &str, max_chars: usize) -> Result<(), ServiceError> {
-    let count = value.chars().count();
-    if count > max_chars {
-        return Err(ServiceError::invalid(
-            field,
-            format!("is {count} characters, at most {max_chars} allowed"),
-        ));
-    }
-    if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
-    {
-        return Err(ServiceError::invalid(field, "contains control characters"));
-    }
-    Ok(())
+    tryggdel_service_kit::bounded_text(field, value, max_chars)?;
+    tryggdel_service_kit::no_control_characters(field, value, true)
 }
 
 fn optional<T, E: std::fmt::Display>(

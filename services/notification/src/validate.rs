@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use tryggdel_service_kit::ServiceError;
+use tryggdel_service_kit::{ServiceError, bounded_text, no_control_characters};
 
 /// The longest police reference (diarienummer), in characters.
 pub const MAX_POLICE_REFERENCE_CHARS: usize = 64;
@@ -48,18 +48,8 @@ pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, Ser
     if value.is_empty() {
         return Err(ServiceError::invalid(field, "is required"));
     }
-    if value.chars().count() > max {
-        return Err(ServiceError::invalid(
-            field,
-            format!("at most {max} characters"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ServiceError::invalid(
-            field,
-            "must not contain control characters",
-        ));
-    }
+    bounded_text(field, value, max)?;
+    no_control_characters(field, value, false)?;
     Ok(value.to_owned())
 }
 
@@ -70,21 +60,8 @@ pub fn question(value: &str) -> Result<String, ServiceError> {
     if value.is_empty() {
         return Err(ServiceError::invalid("question", "is required"));
     }
-    if value.chars().count() > MAX_QUESTION_CHARS {
-        return Err(ServiceError::invalid(
-            "question",
-            format!("at most {MAX_QUESTION_CHARS} characters"),
-        ));
-    }
-    if value
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
-        return Err(ServiceError::invalid(
-            "question",
-            "must not contain control characters other than line breaks and tabs",
-        ));
-    }
+    bounded_text("question", value, MAX_QUESTION_CHARS)?;
+    no_control_characters("question", value, true)?;
     Ok(value.to_owned())
 }
 
