@@ -18,6 +18,7 @@ mod audit_link;
 mod caller;
 mod edge;
 mod error;
+mod host;
 mod link;
 pub mod metrics;
 mod observe;
@@ -38,6 +39,7 @@ pub use edge::{
     no_control_characters, now_unix_ms, page_size, respond, rfc3339, unix_ms,
 };
 pub use error::ServiceError;
+pub use host::{Background, ServiceHost, bind};
 pub use link::{Retry, ServiceLink};
 pub use observe::{
     PropagateTrace, RpcLayer, RpcService, TracedChannel, call_in_span, client_span,
@@ -108,10 +110,12 @@ impl RunningServer {
         tls: &ServerTls,
         address: std::net::SocketAddr,
     ) -> anyhow::Result<RunningServer> {
-        let listener = TcpListener::bind(address)
-            .await
-            .with_context(|| format!("binding {address} for the {service_name} service"))?;
-        RunningServer::start_on(service_name, routes, tls, listener)
+        RunningServer::start_on(
+            service_name,
+            routes,
+            tls,
+            bind(address, service_name).await?,
+        )
     }
 
     /// Serves `routes` on an already bound `listener` until stopped.

@@ -32,7 +32,7 @@ use tryggdel_auth::{TokenVerifier, VerifierConfig};
 use tryggdel_domain::{Directory, PersonKey};
 use tryggdel_merkle::checkpoint::CheckpointSigner;
 use tryggdel_proto::audit::v1::audit_service_server::AuditServiceServer;
-use tryggdel_service_kit::{Authenticator, RunningServer, ServerTls, now_unix_ms};
+use tryggdel_service_kit::{Authenticator, ServerTls, ServiceHost, bind, now_unix_ms};
 use tryggdel_storage::Database;
 
 pub use log::{AuditLog, LogConfig};
@@ -143,24 +143,19 @@ pub fn routes(api: AuditApi) -> tonic::service::Routes {
 pub struct RunningService {
     pub local_addr: SocketAddr,
     pub api: AuditApi,
-    server: RunningServer,
+    host: ServiceHost,
 }
 
 impl RunningService {
     /// Stops accepting, lets in-flight calls finish, then closes the database.
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.server.stop().await?;
-        self.api.log().store().database().close().await;
-        Ok(())
+        self.host.stop().await
     }
 }
 
 /// Builds and starts the service on `address` (port 0 for any free port).
 pub async fn spawn(settings: &Settings, address: SocketAddr) -> anyhow::Result<RunningService> {
-    let listener = TcpListener::bind(address)
-        .await
-        .with_context(|| format!("binding {address} for the audit service"))?;
-    spawn_on(settings, listener).await
+    spawn_on(settings, bind(address, "audit").await?).await
 }
 
 /// Builds and starts the service on an already bound listener.
@@ -169,15 +164,16 @@ pub async fn spawn_on(
     listener: TcpListener,
 ) -> anyhow::Result<RunningService> {
     let api = build(settings).await?;
-    let server = RunningServer::start_on(
+    let host = ServiceHost::start(
         "tryggdel.audit.v1.AuditService",
         routes(api.clone()),
         &settings.tls,
         listener,
+        api.log().store().database().clone(),
     )?;
     Ok(RunningService {
-        local_addr: server.local_addr,
+        local_addr: host.local_addr,
         api,
-        server,
+        host,
     })
 }

@@ -54,7 +54,7 @@ use tryggdel_domain::{LegalRegistry, PersonKey};
 use tryggdel_proto::disclosure::v1::disclosure_service_server::DisclosureServiceServer;
 use tryggdel_service_kit::metrics::{OutboxDepth, SAMPLE_INTERVAL, Sampler};
 use tryggdel_service_kit::{
-    AuditDestination, AuditLink, Authenticator, RunningServer, ServiceEndpoint, start_relay,
+    AuditDestination, AuditLink, Authenticator, ServiceEndpoint, ServiceHost, bind, start_relay,
 };
 use tryggdel_storage::{Database, FieldCipher, FieldKey};
 
@@ -122,33 +122,20 @@ pub fn routes(api: DisclosureApi) -> tonic::service::Routes {
 pub struct RunningService {
     pub local_addr: SocketAddr,
     pub api: DisclosureApi,
-    server: RunningServer,
-    relays: Vec<Relay>,
-    sampler: Option<Sampler>,
+    host: ServiceHost,
 }
 
 impl RunningService {
-    /// Stops accepting, lets in-flight calls finish, stops the relay, closes the database.
+    /// Stops accepting, lets in-flight calls finish, stops the relays, closes the database.
     /// Events not yet relayed stay in the outbox for the next start.
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.server.stop().await?;
-        for relay in self.relays {
-            relay.stop().await;
-        }
-        if let Some(sampler) = self.sampler {
-            sampler.stop().await;
-        }
-        self.api.store().database().close().await;
-        Ok(())
+        self.host.stop().await
     }
 }
 
-/// Builds and starts the service and its relay on `address` (port 0 for any free port).
+/// Builds and starts the service and its relays on `address` (port 0 for any free port).
 pub async fn spawn(settings: &Settings, address: SocketAddr) -> anyhow::Result<RunningService> {
-    let listener = TcpListener::bind(address)
-        .await
-        .with_context(|| format!("binding {address} for the disclosure service"))?;
-    spawn_on(settings, listener).await
+    spawn_on(settings, bind(address, "disclosure").await?).await
 }
 
 /// Builds and starts the service and its relays on an already bound listener.
@@ -158,31 +145,31 @@ pub async fn spawn_on(
 ) -> anyhow::Result<RunningService> {
     let api = build(settings).await?;
     let notification = NotificationLink::new(&settings.notification)?;
-    let server = RunningServer::start_on(
+    let database = api.store().database().clone();
+    let mut host = ServiceHost::start(
         "tryggdel.disclosure.v1.DisclosureService",
         routes(api.clone()),
         &settings.tls,
         listener,
+        database.clone(),
     )?;
-    let database = api.store().database().clone();
-    let to_audit = start_relay(
+    host.run(start_relay(
         database.clone(),
         AuditDestination::new(api.audit_link().clone(), "disclosure.audit"),
         api.outbox_signal(),
         settings.relay.clone(),
-    );
-    let to_police = start_relay(
+    ));
+    host.run(start_relay(
         database,
         ToPolice::new(api.clone(), notification),
         api.outbox_signal(),
         settings.relay.clone(),
-    );
+    ));
+    host.run_if_any(outbox_sampler(api.store().clone()));
     Ok(RunningService {
-        local_addr: server.local_addr,
-        sampler: outbox_sampler(api.store().clone()),
+        local_addr: host.local_addr,
         api,
-        server,
-        relays: vec![to_audit, to_police],
+        host,
     })
 }
 

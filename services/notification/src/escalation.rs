@@ -157,3 +157,9 @@ impl Escalator {
         let _ = self.task.await;
     }
 }
+
+impl tryggdel_service_kit::Background for Escalator {
+    fn stop(self: Box<Self>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(Escalator::stop(*self))
+    }
+}

@@ -79,7 +79,7 @@ use tryggdel_proto::notification::v1::Receipt;
 use tryggdel_proto::notification::v1::notification_service_server::NotificationServiceServer;
 use tryggdel_service_kit::metrics::{OutboxDepth, SAMPLE_INTERVAL, Sampler, meter};
 use tryggdel_service_kit::{
-    AuditDestination, AuditLink, Authenticator, RunningServer, ServerTls, ServiceEndpoint,
+    AuditDestination, AuditLink, Authenticator, ServerTls, ServiceEndpoint, ServiceHost, bind,
     now_unix_ms, start_relay,
 };
 use tryggdel_storage::{Database, FieldCipher, FieldKey};
@@ -183,33 +183,21 @@ pub fn routes(api: NotificationApi) -> tonic::service::Routes {
     )
 }
 
-/// A service started in the background, with its outbox relay and deadline checker.
+/// A service started in the background, with its outbox relays and deadline checker.
 pub struct RunningService {
     pub local_addr: SocketAddr,
     pub api: NotificationApi,
-    server: RunningServer,
-    relays: Vec<Relay>,
-    escalator: Escalator,
-    sampler: Option<Sampler>,
+    host: ServiceHost,
 }
 
 impl RunningService {
     /// Ends the subscriptions (clients get UNAVAILABLE and reconnect with their cursor),
-    /// stops accepting, lets in-flight calls finish, stops the relay and the deadline
-    /// checker, and closes the database. Events not yet relayed and timers not yet due stay
-    /// in the database for the next start.
+    /// stops accepting, lets in-flight calls finish, stops the deadline checker and the
+    /// relays, and closes the database. Events not yet relayed and timers not yet due stay in
+    /// the database for the next start.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.api.stop_subscriptions();
-        self.server.stop().await?;
-        self.escalator.stop().await;
-        for relay in self.relays {
-            relay.stop().await;
-        }
-        if let Some(sampler) = self.sampler {
-            sampler.stop().await;
-        }
-        self.api.store().database().close().await;
-        Ok(())
+        self.host.stop().await
     }
 }
 
@@ -269,16 +257,13 @@ fn metrics_sampler(store: NotificationStore) -> Option<Sampler> {
     })
 }
 
-/// Builds and starts the service, its relay and its deadline checker on `address` (port 0
+/// Builds and starts the service, its relays and its deadline checker on `address` (port 0
 /// for any free port).
 pub async fn spawn(settings: &Settings, address: SocketAddr) -> anyhow::Result<RunningService> {
-    let listener = TcpListener::bind(address)
-        .await
-        .with_context(|| format!("binding {address} for the notification service"))?;
-    spawn_on(settings, listener).await
+    spawn_on(settings, bind(address, "notification").await?).await
 }
 
-/// Builds and starts the service, its relay and its deadline checker on an already bound
+/// Builds and starts the service, its relays and its deadline checker on an already bound
 /// listener.
 pub async fn spawn_on(
     settings: &Settings,
@@ -286,29 +271,36 @@ pub async fn spawn_on(
 ) -> anyhow::Result<RunningService> {
     let api = build(settings).await?;
     let audit = AuditLink::new(&settings.audit)?;
-    let server =
-        RunningServer::start_on(SERVICE_NAME, routes(api.clone()), &settings.tls, listener)?;
+    let receipts = relay::ReceiptsToDisclosure::new(&settings.disclosure)?;
     let database = api.store().database().clone();
-    let to_audit = start_relay(
+    let mut host = ServiceHost::start(
+        SERVICE_NAME,
+        routes(api.clone()),
+        &settings.tls,
+        listener,
+        database.clone(),
+    )?;
+    host.run(Escalator::start(
+        api.clone(),
+        settings.deadline_check_interval,
+    ));
+    host.run(start_relay(
         database.clone(),
         AuditDestination::new(audit, "audit"),
         api.outbox_signal(),
         settings.relay.clone(),
-    );
-    let receipts = start_relay(
+    ));
+    host.run(start_relay(
         database,
-        relay::ReceiptsToDisclosure::new(&settings.disclosure)?,
+        receipts,
         api.outbox_signal(),
         settings.relay.clone(),
-    );
-    let escalator = Escalator::start(api.clone(), settings.deadline_check_interval);
+    ));
+    host.run_if_any(metrics_sampler(api.store().clone()));
     Ok(RunningService {
-        local_addr: server.local_addr,
-        sampler: metrics_sampler(api.store().clone()),
+        local_addr: host.local_addr,
         api,
-        server,
-        relays: vec![to_audit, receipts],
-        escalator,
+        host,
     })
 }
 
