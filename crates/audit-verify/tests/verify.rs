@@ -7,7 +7,8 @@ mod common;
 use common::{Log, ORIGIN, lines, signing_key, unlines, verify, write_export};
 use proptest::prelude::*;
 use tryggdel_audit_verify::{
-    Check, CheckpointVerifier, ExportHeader, Progress, Report, Status, VerifyError, verify_export,
+    Check, CheckpointVerifier, ExportHeader, Progress, Report, Status, VerifyError, VerifyOptions,
+    verify_export,
 };
 use tryggdel_merkle::checkpoint::CheckpointSigner;
 use tryggdel_merkle::{leaf_hash, verify_inclusion};
@@ -274,6 +275,17 @@ fn malformed(result: Result<Report, VerifyError>) -> (u64, String) {
     }
 }
 
+/// The export of `lines` after `change`, verified with `options`.
+fn verify_changed(
+    lines: &[String],
+    options: &VerifyOptions,
+    change: impl FnOnce(&mut Vec<String>),
+) -> Result<Report, VerifyError> {
+    let mut changed = lines.to_vec();
+    change(&mut changed);
+    verify(&unlines(&changed), options)
+}
+
 #[test]
 fn removed_duplicated_and_swapped_lines_are_refused_naming_line_and_index() {
     let log = Log::new(10);
@@ -282,18 +294,19 @@ fn removed_duplicated_and_swapped_lines_are_refused_naming_line_and_index() {
 
     // The entry with index i is line i + 2, element i + 1 here.
     // Remove the entry with index 5 (line 7).
-    let mut removed = original.clone();
-    removed.remove(6);
-    let err = verify(&unlines(&removed), &options).unwrap_err();
+    let err = verify_changed(&original, &options, |lines| {
+        lines.remove(6);
+    })
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "line 7 of the export: index 6 where the entry with index 5 was expected: entries are missing or out of order"
     );
 
     // Remove the last entry.
-    let mut removed = original.clone();
-    removed.pop();
-    let (line, problem) = malformed(verify(&unlines(&removed), &options));
+    let (line, problem) = malformed(verify_changed(&original, &options, |lines| {
+        lines.pop();
+    }));
     assert_eq!(line, 11);
     assert!(
         problem.contains("ends after 9 entries but the header announces 10"),
@@ -301,9 +314,9 @@ fn removed_duplicated_and_swapped_lines_are_refused_naming_line_and_index() {
     );
 
     // Duplicate the entry with index 5.
-    let mut duplicated = original.clone();
-    duplicated.insert(7, original[6].clone());
-    let (line, problem) = malformed(verify(&unlines(&duplicated), &options));
+    let (line, problem) = malformed(verify_changed(&original, &options, |lines| {
+        lines.insert(7, original[6].clone())
+    }));
     assert_eq!(line, 8);
     assert_eq!(
         problem,
@@ -311,9 +324,9 @@ fn removed_duplicated_and_swapped_lines_are_refused_naming_line_and_index() {
     );
 
     // Duplicate the last entry: one more than announced.
-    let mut extra = original.clone();
-    extra.push(original[10].clone());
-    let (line, problem) = malformed(verify(&unlines(&extra), &options));
+    let (line, problem) = malformed(verify_changed(&original, &options, |lines| {
+        lines.push(original[10].clone())
+    }));
     assert_eq!(line, 12);
     assert!(
         problem.contains("an entry with index 9 follows the last of the 10 entries"),
@@ -321,9 +334,9 @@ fn removed_duplicated_and_swapped_lines_are_refused_naming_line_and_index() {
     );
 
     // Swap the lines of indices 3 and 4.
-    let mut swapped = original.clone();
-    swapped.swap(4, 5);
-    let (line, problem) = malformed(verify(&unlines(&swapped), &options));
+    let (line, problem) = malformed(verify_changed(&original, &options, |lines| {
+        lines.swap(4, 5)
+    }));
     assert_eq!(line, 5);
     assert!(
         problem.starts_with("index 4 where the entry with index 3 was expected"),

@@ -376,6 +376,29 @@ mod tests {
         fn verify_json(&self, payload: &Value) -> Result<Principal, AuthError> {
             self.verifier.verify(&sign_json(self, payload))
         }
+
+        /// Asserts that verifying `token` fails as an invalid token.
+        fn assert_invalid_token(&self, token: &str) {
+            let result = self.verifier.verify(token);
+            assert!(
+                matches!(result, Err(AuthError::InvalidToken { .. })),
+                "{token}: {result:?}"
+            );
+        }
+
+        /// Asserts that `token` is refused for its algorithm both by `verify` (the header
+        /// check) and by `decode_claims` alone (jsonwebtoken's pinned algorithm list: defence
+        /// in depth).
+        fn assert_algorithm_refused(&self, token: &str) {
+            assert_eq!(
+                self.verifier.verify(token),
+                Err(AuthError::DisallowedAlgorithm)
+            );
+            assert_eq!(
+                self.verifier.decode_claims(token),
+                Err(AuthError::DisallowedAlgorithm)
+            );
+        }
     }
 
     fn now() -> i64 {
@@ -471,15 +494,48 @@ mod tests {
     }
 
     #[test]
-    fn expired_token_is_refused() {
+    fn expired_early_or_foreign_tokens_are_refused_with_their_error() {
         let f = fixture();
-        let claims = Claims {
-            exp: now() - 3600,
-            nbf: now() - 7200,
-            iat: now() - 7200,
-            ..valid_claims()
-        };
-        assert_eq!(f.verify_claims(&claims), Err(AuthError::Expired));
+        let cases = [
+            (
+                "expired",
+                Claims {
+                    exp: now() - 3600,
+                    nbf: now() - 7200,
+                    iat: now() - 7200,
+                    ..valid_claims()
+                },
+                AuthError::Expired,
+            ),
+            (
+                "future nbf",
+                Claims {
+                    nbf: now() + 3600,
+                    exp: now() + 7200,
+                    ..valid_claims()
+                },
+                AuthError::NotYetValid,
+            ),
+            (
+                "wrong issuer",
+                Claims {
+                    iss: "https://evil.example".to_owned(),
+                    ..valid_claims()
+                },
+                AuthError::WrongIssuer,
+            ),
+            (
+                "wrong audience",
+                Claims {
+                    aud: "some-other-service".to_owned(),
+                    ..valid_claims()
+                },
+                AuthError::WrongAudience,
+            ),
+        ];
+        for (case, claims, expected) in cases {
+            assert_eq!(f.verify_claims(&claims), Err(expected), "{case}");
+        }
     }
 
     #[test]
@@ -503,46 +559,12 @@ mod tests {
     }
 
     #[test]
-    fn future_nbf_is_refused() {
-        let f = fixture();
-        let claims = Claims {
-            nbf: now() + 3600,
-            exp: now() + 7200,
-            ..valid_claims()
-        };
-        assert_eq!(f.verify_claims(&claims), Err(AuthError::NotYetValid));
-    }
-
-    #[test]
-    fn wrong_issuer_is_refused() {
-        let f = fixture();
-        let claims = Claims {
-            iss: "https://evil.example".to_owned(),
-            ..valid_claims()
-        };
-        assert_eq!(f.verify_claims(&claims), Err(AuthError::WrongIssuer));
-    }
-
-    #[test]
-    fn wrong_audience_is_refused() {
-        let f = fixture();
-        let claims = Claims {
-            aud: "some-other-service".to_owned(),
-            ..valid_claims()
-        };
-        assert_eq!(f.verify_claims(&claims), Err(AuthError::WrongAudience));
-    }
-
-    #[test]
     fn token_signed_by_another_key_is_refused() {
         let f = fixture();
         let other = generate_ed25519_key_pair().unwrap();
         let other_signer = signer_for(other.private_key_pem);
         let token = other_signer.mint(&police_request()).unwrap();
-        assert!(matches!(
-            f.verifier.verify(&token),
-            Err(AuthError::InvalidToken { .. })
-        ));
+        f.assert_invalid_token(&token);
     }
 
     #[test]
@@ -553,10 +575,7 @@ mod tests {
         let mut payload = valid_payload();
         payload["roles"] = json!(["admin"]);
         let forged = format!("{}.{}.{}", parts[0], b64(&payload), parts[2]);
-        assert!(matches!(
-            f.verifier.verify(&forged),
-            Err(AuthError::InvalidToken { .. })
-        ));
+        f.assert_invalid_token(&forged);
     }
 
     /// The key-confusion attack: HS256 with the (public) PEM text as the HMAC secret.
@@ -566,25 +585,9 @@ mod tests {
     }
 
     #[test]
-    fn hs256_token_keyed_with_the_public_key_is_refused() {
+    fn hs256_token_keyed_with_the_public_key_is_refused_even_by_the_pinned_validation_alone() {
         let f = fixture();
-        let token = hs256_with_public_key_as_secret(&f);
-        assert_eq!(
-            f.verifier.verify(&token),
-            Err(AuthError::DisallowedAlgorithm)
-        );
-    }
-
-    #[test]
-    fn pinned_validation_alone_refuses_hs256() {
-        // Defence in depth: without the header pre-check, jsonwebtoken's own
-        // algorithm list still refuses the token.
-        let f = fixture();
-        let token = hs256_with_public_key_as_secret(&f);
-        assert_eq!(
-            f.verifier.decode_claims(&token),
-            Err(AuthError::DisallowedAlgorithm)
-        );
+        f.assert_algorithm_refused(&hs256_with_public_key_as_secret(&f));
     }
 
     #[test]
@@ -594,14 +597,7 @@ mod tests {
         let parts: Vec<&str> = token.split('.').collect();
         let header = b64(&json!({ "alg": "RS256", "typ": "JWT" }));
         let forged = format!("{header}.{}.{}", parts[1], parts[2]);
-        assert_eq!(
-            f.verifier.verify(&forged),
-            Err(AuthError::DisallowedAlgorithm)
-        );
-        assert_eq!(
-            f.verifier.decode_claims(&forged),
-            Err(AuthError::DisallowedAlgorithm)
-        );
+        f.assert_algorithm_refused(&forged);
     }
 
     #[test]
@@ -625,10 +621,7 @@ mod tests {
         let f = fixture();
         let header = b64(&json!({ "alg": "EdDSA", "typ": "JWT" }));
         let token = format!("{header}.{}.", b64(&valid_payload()));
-        assert!(matches!(
-            f.verifier.verify(&token),
-            Err(AuthError::InvalidToken { .. })
-        ));
+        f.assert_invalid_token(&token);
     }
 
     #[test]
@@ -644,21 +637,11 @@ mod tests {
             "eyJhbGciOiJFZERTQSJ9.e30.AAAA",
             "bm90IGpzb24.e30.AAAA",
         ] {
-            assert!(
-                matches!(
-                    f.verifier.verify(token),
-                    Err(AuthError::InvalidToken { .. })
-                ),
-                "{token}: {:?}",
-                f.verifier.verify(token)
-            );
+            f.assert_invalid_token(token);
         }
         assert_eq!(f.verifier.verify(""), Err(AuthError::MissingToken));
         let huge = "a".repeat(MAX_TOKEN_BYTES + 1);
-        assert!(matches!(
-            f.verifier.verify(&huge),
-            Err(AuthError::InvalidToken { .. })
-        ));
+        f.assert_invalid_token(&huge);
     }
 
     #[test]
@@ -666,18 +649,12 @@ mod tests {
         let f = fixture();
         let payload = b64(&valid_payload());
         let no_alg = format!("{}.{payload}.AAAA", b64(&json!({ "typ": "JWT" })));
-        assert!(matches!(
-            f.verifier.verify(&no_alg),
-            Err(AuthError::InvalidToken { .. })
-        ));
+        f.assert_invalid_token(&no_alg);
         let crit = format!(
             "{}.{payload}.AAAA",
             b64(&json!({ "alg": "EdDSA", "crit": ["exp"], "exp": 1 }))
         );
-        assert!(matches!(
-            f.verifier.verify(&crit),
-            Err(AuthError::InvalidToken { .. })
-        ));
+        f.assert_invalid_token(&crit);
     }
 
     #[test]

@@ -350,28 +350,25 @@ fn source_secrecy_condition(basis: &LegalBasis, facts: &CaseFacts) -> ConditionR
 }
 
 fn claimed_secrecy_condition(facts: &CaseFacts) -> ConditionResult {
-    match (facts.claimed_secrecy, facts.organisation_secrecy) {
-        (None, _) => condition(
-            "claimed_secrecy",
+    let (passed, reason) = match (facts.claimed_secrecy, facts.organisation_secrecy) {
+        (None, _) => (
             false,
             "the draft does not state which secrecy provision the disclosure breaks".to_owned(),
         ),
-        (Some(claimed), None) => condition(
-            "claimed_secrecy",
+        (Some(claimed), None) => (
             false,
             format!("the draft claims {claimed} but the organisation is not bound by it"),
         ),
-        (Some(claimed), Some(actual)) if claimed == actual => condition(
-            "claimed_secrecy",
+        (Some(claimed), Some(actual)) if claimed == actual => (
             true,
             format!("the draft claims {claimed}, which is the organisation's secrecy"),
         ),
-        (Some(claimed), Some(actual)) => condition(
-            "claimed_secrecy",
+        (Some(claimed), Some(actual)) => (
             false,
             format!("the draft claims {claimed} but the organisation is under {actual}"),
         ),
-    }
+    };
+    condition("claimed_secrecy", passed, reason)
 }
 
 fn source_kind_condition(
@@ -380,32 +377,30 @@ fn source_kind_condition(
     facts: &CaseFacts,
 ) -> ConditionResult {
     let allowed = join_display(source_kinds.iter());
-    match facts.organisation_secrecy.map(SourceKind::from_secrecy) {
-        Some(kind) if source_kinds.contains(&kind) => condition(
-            "source_kind",
+    let (passed, reason) = match facts.organisation_secrecy.map(SourceKind::from_secrecy) {
+        Some(kind) if source_kinds.contains(&kind) => (
             true,
             format!(
                 "{} applies to {kind}, the organisation's activity",
                 basis.id()
             ),
         ),
-        Some(kind) => condition(
-            "source_kind",
+        Some(kind) => (
             false,
             format!(
                 "{} applies only to {allowed}; the organisation is {kind}",
                 basis.id()
             ),
         ),
-        None => condition(
-            "source_kind",
+        None => (
             false,
             format!(
                 "{} applies only to {allowed}; the organisation is neither",
                 basis.id()
             ),
         ),
-    }
+    };
+    condition("source_kind", passed, reason)
 }
 
 fn crime_time_condition(basis: &LegalBasis, facts: &CaseFacts) -> ConditionResult {
@@ -415,47 +410,42 @@ fn crime_time_condition(basis: &LegalBasis, facts: &CaseFacts) -> ConditionResul
     } else {
         format!(": consider {suggestions}")
     };
-    match (basis.crime_time(), facts.crime_time) {
-        (CrimeTimeRequirement::FutureRisk, CrimeTime::FutureRisk) => condition(
-            "crime_time",
+    let (passed, reason) = match (basis.crime_time(), facts.crime_time) {
+        (CrimeTimeRequirement::FutureRisk, CrimeTime::FutureRisk) => (
             true,
             format!("{} covers a risk of a future crime", basis.id()),
         ),
-        (CrimeTimeRequirement::FutureRisk, CrimeTime::Committed) => condition(
-            "crime_time",
+        (CrimeTimeRequirement::FutureRisk, CrimeTime::Committed) => (
             false,
             format!(
                 "{} covers only a risk of a future crime; information about a committed crime may be disclosed only under other provisions{consider}",
                 basis.id()
             ),
         ),
-        (CrimeTimeRequirement::Committed, CrimeTime::Committed) => condition(
-            "crime_time",
+        (CrimeTimeRequirement::Committed, CrimeTime::Committed) => (
             true,
             format!("{} covers a suspected committed crime", basis.id()),
         ),
-        (CrimeTimeRequirement::Committed, CrimeTime::FutureRisk) => condition(
-            "crime_time",
+        (CrimeTimeRequirement::Committed, CrimeTime::FutureRisk) => (
             false,
             format!(
                 "{} covers only a suspected committed crime, not a risk of a future one{consider}",
                 basis.id()
             ),
         ),
-        (CrimeTimeRequirement::Any, _) => condition(
-            "crime_time",
+        (CrimeTimeRequirement::Any, _) => (
             true,
             format!("{} covers both future risk and committed crime", basis.id()),
         ),
-        (CrimeTimeRequirement::NotApplicable, _) => condition(
-            "crime_time",
+        (CrimeTimeRequirement::NotApplicable, _) => (
             true,
             format!(
                 "{} does not depend on whether a crime is future or committed",
                 basis.id()
             ),
         ),
-    }
+    };
+    condition("crime_time", passed, reason)
 }
 
 /// `crime_catalogue` and, when the filter has a minimum, `minimum_penalty`.
@@ -739,6 +729,26 @@ mod tests {
         failed_under(&osl_18c(), facts, date!(2022 - 06 - 01))
     }
 
+    /// The reason of the one condition `facts` fail under 18 c § on 2022-06-01, which must be
+    /// `key`.
+    fn only_failure_18c(facts: &CaseFacts, key: &str) -> String {
+        let assessment = assess_18c(facts, date!(2022 - 06 - 01));
+        assert_eq!(failed_keys(&assessment), [key]);
+        assessment.condition(key).unwrap().reason().to_owned()
+    }
+
+    /// The assessment of `facts` under `basis` on 2024-01-01, which must pass every condition.
+    fn passing_on_2024_01_01(basis: &LegalBasisId, facts: &CaseFacts) -> Assessment {
+        let assessment = assess(&registry(), basis, facts, date!(2024 - 01 - 01)).unwrap();
+        assert!(assessment.passed(), "{:?}", failed_keys(&assessment));
+        assessment
+    }
+
+    /// The keys of the conditions `facts` fail under `basis` on 2024-01-01.
+    fn failed_on_2024_01_01(basis: &LegalBasisId, facts: &CaseFacts) -> Vec<String> {
+        failed_under(basis, facts, date!(2024 - 01 - 01))
+    }
+
     fn failed_keys(assessment: &Assessment) -> Vec<&str> {
         assessment
             .failed_conditions()
@@ -837,29 +847,18 @@ mod tests {
             crime: Some(CrimeId::parse("olaga-hot").unwrap()),
             ..happy_facts()
         };
-        let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
-        assert_eq!(failed_keys(&assessment), ["minimum_penalty"]);
-        assert!(
-            assessment
-                .condition("minimum_penalty")
-                .unwrap()
-                .reason()
-                .contains("no special minimum")
-        );
+        assert!(only_failure_18c(&facts, "minimum_penalty").contains("no special minimum"));
     }
 
     #[test]
     fn missing_or_unknown_crime_is_refused() {
-        let facts = CaseFacts {
-            crime: None,
-            ..happy_facts()
-        };
-        assert_eq!(failed_18c(&facts), ["crime_catalogue", "minimum_penalty"]);
-        let facts = CaseFacts {
-            crime: Some(CrimeId::parse("okant-brott").unwrap()),
-            ..happy_facts()
-        };
-        assert_eq!(failed_18c(&facts), ["crime_catalogue", "minimum_penalty"]);
+        for crime in [None, Some(CrimeId::parse("okant-brott").unwrap())] {
+            let facts = CaseFacts {
+                crime,
+                ..happy_facts()
+            };
+            assert_eq!(failed_18c(&facts), ["crime_catalogue", "minimum_penalty"]);
+        }
     }
 
     #[test]
@@ -878,15 +877,7 @@ mod tests {
             recipient: Recipient::Aklagarmyndigheten,
             ..happy_facts()
         };
-        let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
-        assert_eq!(failed_keys(&assessment), ["recipient"]);
-        assert!(
-            assessment
-                .condition("recipient")
-                .unwrap()
-                .reason()
-                .contains("Åklagarmyndigheten")
-        );
+        assert!(only_failure_18c(&facts, "recipient").contains("Åklagarmyndigheten"));
     }
 
     #[test]
@@ -896,27 +887,23 @@ mod tests {
             claimed_secrecy: Some(SecrecyProvision::SocialServices26_1),
             ..happy_facts()
         };
-        let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
-        assert_eq!(failed_keys(&assessment), ["claimed_secrecy"]);
         assert_eq!(
-            assessment.condition("claimed_secrecy").unwrap().reason(),
+            only_failure_18c(&facts, "claimed_secrecy"),
             "the draft claims OSL-26-1 but the organisation is under OSL-25-1"
         );
     }
 
     #[test]
     fn organisation_without_secrecy_is_refused() {
-        let facts = CaseFacts {
-            organisation_secrecy: None,
-            ..happy_facts()
-        };
-        assert_eq!(failed_18c(&facts), ["source_secrecy", "claimed_secrecy"]);
-        let facts = CaseFacts {
-            organisation_secrecy: None,
-            claimed_secrecy: None,
-            ..happy_facts()
-        };
-        assert_eq!(failed_18c(&facts), ["source_secrecy", "claimed_secrecy"]);
+        // Whether the draft claims the usual secrecy or none.
+        for claimed_secrecy in [happy_facts().claimed_secrecy, None] {
+            let facts = CaseFacts {
+                organisation_secrecy: None,
+                claimed_secrecy,
+                ..happy_facts()
+            };
+            assert_eq!(failed_18c(&facts), ["source_secrecy", "claimed_secrecy"]);
+        }
     }
 
     #[test]
@@ -925,10 +912,8 @@ mod tests {
             relation: Relation::Other,
             ..happy_facts()
         };
-        let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
-        assert_eq!(failed_keys(&assessment), ["close_relative"]);
         assert_eq!(
-            assessment.condition("close_relative").unwrap().reason(),
+            only_failure_18c(&facts, "close_relative"),
             "relation 'other' is not a närstående without a recorded justification"
         );
         let blank = CaseFacts {
@@ -985,7 +970,6 @@ mod tests {
     #[test]
     fn osl_10_21_checks_victim_age_and_allows_the_prosecutor() {
         let basis = LegalBasisId::parse("OSL-10-21").unwrap();
-        let failed = |facts: &CaseFacts| failed_under(&basis, facts, date!(2024 - 01 - 01));
         let facts = CaseFacts {
             recipient: Recipient::Aklagarmyndigheten,
             crime: Some(CrimeId::parse("misshandel").unwrap()),
@@ -995,53 +979,49 @@ mod tests {
             checklist: vec![answer("suspicion_of_crime")],
             ..happy_facts()
         };
-        let assessment = assess(&registry(), &basis, &facts, date!(2024 - 01 - 01)).unwrap();
-        assert!(assessment.passed(), "{:?}", failed_keys(&assessment));
+        let assessment = passing_on_2024_01_01(&basis, &facts);
         assert!(assessment.condition("victim_age").is_some());
 
-        let adult_victim = CaseFacts {
-            victim_birth_date: Some(date!(2000 - 01 - 01)),
-            ..facts.clone()
-        };
-        assert_eq!(failed(&adult_victim), ["victim_age"]);
-
-        let unknown_age = CaseFacts {
-            victim_birth_date: None,
-            ..facts
-        };
-        assert_eq!(failed(&unknown_age), ["victim_age"]);
+        // An adult victim, and a victim of unknown age.
+        for victim_birth_date in [Some(date!(2000 - 01 - 01)), None] {
+            let facts = CaseFacts {
+                victim_birth_date,
+                ..facts.clone()
+            };
+            assert_eq!(failed_on_2024_01_01(&basis, &facts), ["victim_age"]);
+        }
     }
 
     #[test]
     fn osl_10_18a_is_social_services_only_and_under_21() {
         let basis = LegalBasisId::parse("OSL-10-18a").unwrap();
-        let failed = |facts: &CaseFacts| failed_under(&basis, facts, date!(2024 - 01 - 01));
         let facts = CaseFacts {
             subject_birth_date: Some(date!(2006 - 01 - 01)),
             checklist: vec![answer("needed_to_prevent_crime")],
             ..happy_facts()
         };
-        let assessment = assess(&registry(), &basis, &facts, date!(2024 - 01 - 01)).unwrap();
-        assert!(assessment.passed(), "{:?}", failed_keys(&assessment));
+        passing_on_2024_01_01(&basis, &facts);
 
         let healthcare = CaseFacts {
             organisation_secrecy: Some(SecrecyProvision::Healthcare25_1),
             claimed_secrecy: Some(SecrecyProvision::Healthcare25_1),
             ..facts.clone()
         };
-        assert_eq!(failed(&healthcare), ["source_secrecy", "source_kind"]);
+        assert_eq!(
+            failed_on_2024_01_01(&basis, &healthcare),
+            ["source_secrecy", "source_kind"]
+        );
 
         let too_old = CaseFacts {
             subject_birth_date: Some(date!(2000 - 01 - 01)),
             ..facts
         };
-        assert_eq!(failed(&too_old), ["subject_age"]);
+        assert_eq!(failed_on_2024_01_01(&basis, &too_old), ["subject_age"]);
     }
 
     #[test]
     fn osl_12_2_requires_a_complete_consent_record() {
         let basis = LegalBasisId::parse("OSL-12-2").unwrap();
-        let failed = |facts: &CaseFacts| failed_under(&basis, facts, date!(2024 - 01 - 01));
         let consent = ConsentRecord {
             given_by: "Den enskilde".to_owned(),
             given_at: date!(2023 - 12 - 01),
@@ -1054,8 +1034,7 @@ mod tests {
             consent: Some(consent.clone()),
             ..happy_facts()
         };
-        let assessment = assess(&registry(), &basis, &facts, date!(2024 - 01 - 01)).unwrap();
-        assert!(assessment.passed(), "{:?}", failed_keys(&assessment));
+        let assessment = passing_on_2024_01_01(&basis, &facts);
 
         let reason_text: String = assessment
             .conditions()
@@ -1063,12 +1042,6 @@ mod tests {
             .map(ConditionResult::reason)
             .collect();
         assert!(!reason_text.contains("Den enskilde"));
-
-        let no_consent = CaseFacts {
-            consent: None,
-            ..facts.clone()
-        };
-        assert_eq!(failed(&no_consent), ["consent_record"]);
 
         let incomplete = CaseFacts {
             consent: Some(ConsentRecord {
@@ -1083,14 +1056,18 @@ mod tests {
             "the consent record is missing how"
         );
 
-        let future = CaseFacts {
-            consent: Some(ConsentRecord {
-                given_at: date!(2024 - 02 - 01),
-                ..consent
-            }),
-            ..facts
+        // No consent record, and one dated after the assessment.
+        let future = ConsentRecord {
+            given_at: date!(2024 - 02 - 01),
+            ..consent
         };
-        assert_eq!(failed(&future), ["consent_record"]);
+        for consent in [None, Some(future)] {
+            let facts = CaseFacts {
+                consent,
+                ..facts.clone()
+            };
+            assert_eq!(failed_on_2024_01_01(&basis, &facts), ["consent_record"]);
+        }
     }
 
     #[test]

@@ -341,30 +341,48 @@ mod tests {
         assert_eq!(number.as_twelve_digits(), "197010632391");
     }
 
-    /// `YYMMDD` `separator` `NNNC` of a generated `YYYYMMDD-NNNC`.
-    fn ten_digit_form(generated: &str, separator: char) -> String {
-        format!("{}{separator}{}", &generated[2..8], &generated[9..13])
-    }
-
     #[test]
-    fn plus_separator_means_at_least_one_hundred_years_old() {
-        let generated = testing::personnummer_from(date!(1920 - 03 - 15), 123);
-        let ten = ten_digit_form(&generated, '+');
-        let number = IdentityNumber::parse(&ten, REFERENCE).unwrap();
-        assert_eq!(number.birth_date(), date!(1920 - 03 - 15));
-        let minus = ten_digit_form(&generated, '-');
-        let number = IdentityNumber::parse(&minus, REFERENCE).unwrap();
-        assert_eq!(number.birth_date(), date!(2020 - 03 - 15));
-    }
-
-    #[test]
-    fn century_keeps_the_birth_date_not_after_the_reference_date() {
-        let generated = testing::personnummer_from(date!(2025 - 06 - 02), 1);
-        let ten = ten_digit_form(&generated, '-');
-        let number = IdentityNumber::parse(&ten, REFERENCE).unwrap();
-        assert_eq!(number.birth_date(), date!(1925 - 06 - 02));
-        let number = IdentityNumber::parse(&ten, date!(2025 - 06 - 02)).unwrap();
-        assert_eq!(number.birth_date(), date!(2025 - 06 - 02));
+    fn ten_digit_forms_take_the_century_from_the_separator_and_the_reference_date() {
+        // (birth date, birth number, separator, reference date, birth date read)
+        let cases = [
+            // '+' means at least one hundred years old.
+            (
+                date!(1920 - 03 - 15),
+                123,
+                '+',
+                REFERENCE,
+                date!(1920 - 03 - 15),
+            ),
+            (
+                date!(1920 - 03 - 15),
+                123,
+                '-',
+                REFERENCE,
+                date!(2020 - 03 - 15),
+            ),
+            // The century keeps the birth date not after the reference date.
+            (
+                date!(2025 - 06 - 02),
+                1,
+                '-',
+                REFERENCE,
+                date!(1925 - 06 - 02),
+            ),
+            (
+                date!(2025 - 06 - 02),
+                1,
+                '-',
+                date!(2025 - 06 - 02),
+                date!(2025 - 06 - 02),
+            ),
+        ];
+        for (birth, birth_number, separator, reference, expected) in cases {
+            // `YYMMDD` `separator` `NNNC` of the generated `YYYYMMDD-NNNC`.
+            let generated = testing::personnummer_from(birth, birth_number);
+            let ten = format!("{}{separator}{}", &generated[2..8], &generated[9..13]);
+            let number = IdentityNumber::parse(&ten, reference).unwrap();
+            assert_eq!(number.birth_date(), expected, "{ten} on {reference}");
+        }
     }
 
     #[test]

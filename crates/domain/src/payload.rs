@@ -77,9 +77,20 @@ pub struct PolicePayloadInput {
     pub items: BTreeMap<DataItem, String>,
 }
 
-/// The notification delivered to the police. Field order here is the canonical order.
+/// The notification delivered to the police. Serialises as its fields, in the canonical order
+/// declared below.
 #[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
 pub struct PolicePayload {
+    fields: PayloadFields,
+}
+
+/// A payload's fields as they are serialised and read back: field order here is the canonical
+/// order, and items are keyed by [`DataItem::as_str`]. Checked by [`PolicePayload::validated`]
+/// before a [`PolicePayload`] holds them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayloadFields {
     disclosure_id: String,
     organisation_code: OrganisationCode,
     organisation_name: String,
@@ -105,42 +116,12 @@ impl PolicePayload {
     /// Validates the input: non-blank ids and names, well-formed versions, at least one item,
     /// no blank item values.
     pub fn new(input: PolicePayloadInput) -> Result<PolicePayload, PayloadError> {
-        if input.disclosure_id.trim().is_empty() {
-            return Err(PayloadError::BlankField("disclosure_id"));
-        }
-        if input.disclosure_id.chars().count() > MAXIMUM_DISCLOSURE_ID_LENGTH
-            || input.disclosure_id.chars().any(char::is_control)
-        {
-            return Err(PayloadError::InvalidDisclosureId);
-        }
-        if input.organisation_name.trim().is_empty() {
-            return Err(PayloadError::BlankField("organisation_name"));
-        }
-        if input.unit.trim().is_empty() {
-            return Err(PayloadError::BlankField("unit"));
-        }
-        if !is_content_version(&input.registry_version) {
-            return Err(PayloadError::InvalidVersion("registry_version"));
-        }
-        if !is_content_version(&input.catalogue_version) {
-            return Err(PayloadError::InvalidVersion("catalogue_version"));
-        }
-        if input.items.is_empty() {
-            return Err(PayloadError::NoItems);
-        }
-        if let Some((item, _)) = input
-            .items
-            .iter()
-            .find(|(_, value)| value.trim().is_empty())
-        {
-            return Err(PayloadError::BlankItemValue(*item));
-        }
         let items = input
             .items
             .into_iter()
             .map(|(item, value)| (item.as_str().to_owned(), value))
             .collect();
-        Ok(PolicePayload {
+        PolicePayload::validated(PayloadFields {
             disclosure_id: input.disclosure_id,
             organisation_code: input.organisation_code,
             organisation_name: input.organisation_name,
@@ -158,26 +139,9 @@ impl PolicePayload {
     /// Reads a payload from its canonical bytes, refusing anything that is not exactly the
     /// canonical form (so the hash of the received bytes is the hash of the payload).
     pub fn from_canonical_bytes(bytes: &[u8]) -> Result<PolicePayload, PayloadError> {
-        let raw: RawPolicePayload = serde_json::from_slice(bytes)
+        let fields: PayloadFields = serde_json::from_slice(bytes)
             .map_err(|error| PayloadError::Malformed(error.to_string()))?;
-        let items = raw
-            .items
-            .into_iter()
-            .map(|(name, value)| DataItem::parse(&name).map(|item| (item, value)))
-            .collect::<Result<BTreeMap<_, _>, _>>()?;
-        let payload = PolicePayload::new(PolicePayloadInput {
-            disclosure_id: raw.disclosure_id,
-            organisation_code: raw.organisation_code,
-            organisation_name: raw.organisation_name,
-            unit: raw.unit,
-            police_region: raw.police_region,
-            legal_basis: raw.legal_basis,
-            registry_version: raw.registry_version,
-            crime: raw.crime,
-            catalogue_version: raw.catalogue_version,
-            urgent: raw.urgent,
-            items,
-        })?;
+        let payload = PolicePayload::validated(fields)?;
         if payload.canonical_bytes() == bytes {
             Ok(payload)
         } else {
@@ -198,58 +162,59 @@ impl PolicePayload {
     }
 
     pub fn disclosure_id(&self) -> &str {
-        &self.disclosure_id
+        &self.fields.disclosure_id
     }
 
     pub fn organisation_code(&self) -> &OrganisationCode {
-        &self.organisation_code
+        &self.fields.organisation_code
     }
 
     pub fn organisation_name(&self) -> &str {
-        &self.organisation_name
+        &self.fields.organisation_name
     }
 
     pub fn unit(&self) -> &str {
-        &self.unit
+        &self.fields.unit
     }
 
     pub fn police_region(&self) -> PoliceRegion {
-        self.police_region
+        self.fields.police_region
     }
 
     pub fn legal_basis(&self) -> &LegalBasisId {
-        &self.legal_basis
+        &self.fields.legal_basis
     }
 
     pub fn registry_version(&self) -> &str {
-        &self.registry_version
+        &self.fields.registry_version
     }
 
     pub fn crime(&self) -> Option<&CrimeId> {
-        self.crime.as_ref()
+        self.fields.crime.as_ref()
     }
 
     pub fn catalogue_version(&self) -> &str {
-        &self.catalogue_version
+        &self.fields.catalogue_version
     }
 
     pub fn urgent(&self) -> bool {
-        self.urgent
+        self.fields.urgent
     }
 
     /// The chosen items and their values, keyed by [`DataItem::as_str`].
     pub fn items(&self) -> &BTreeMap<String, String> {
-        &self.items
+        &self.fields.items
     }
 
     /// The value of one item, if chosen.
     pub fn item(&self, item: DataItem) -> Option<&str> {
-        self.items.get(item.as_str()).map(String::as_str)
+        self.fields.items.get(item.as_str()).map(String::as_str)
     }
 
     /// The chosen items, in canonical order.
     pub fn data_items(&self) -> Vec<DataItem> {
-        self.items
+        self.fields
+            .items
             .keys()
             .filter_map(|name| DataItem::parse(name).ok())
             .collect()
@@ -262,38 +227,60 @@ impl PolicePayload {
             .filter(|item| item.is_protected())
             .collect()
     }
+
+    /// The one check of every payload, built or read: known item names first, then non-blank
+    /// ids and names, well-formed versions, at least one item, no blank item values (the first
+    /// in [`DataItem`] order is named).
+    fn validated(fields: PayloadFields) -> Result<PolicePayload, PayloadError> {
+        let items = fields
+            .items
+            .iter()
+            .map(|(name, value)| DataItem::parse(name).map(|item| (item, value)))
+            .collect::<Result<BTreeMap<_, _>, _>>()?;
+        if fields.disclosure_id.trim().is_empty() {
+            return Err(PayloadError::BlankField("disclosure_id"));
+        }
+        if fields.disclosure_id.chars().count() > MAXIMUM_DISCLOSURE_ID_LENGTH
+            || fields.disclosure_id.chars().any(char::is_control)
+        {
+            return Err(PayloadError::InvalidDisclosureId);
+        }
+        if fields.organisation_name.trim().is_empty() {
+            return Err(PayloadError::BlankField("organisation_name"));
+        }
+        if fields.unit.trim().is_empty() {
+            return Err(PayloadError::BlankField("unit"));
+        }
+        if !is_content_version(&fields.registry_version) {
+            return Err(PayloadError::InvalidVersion("registry_version"));
+        }
+        if !is_content_version(&fields.catalogue_version) {
+            return Err(PayloadError::InvalidVersion("catalogue_version"));
+        }
+        if items.is_empty() {
+            return Err(PayloadError::NoItems);
+        }
+        if let Some((item, _)) = items.iter().find(|(_, value)| value.trim().is_empty()) {
+            return Err(PayloadError::BlankItemValue(*item));
+        }
+        Ok(PolicePayload { fields })
+    }
 }
 
 impl fmt::Debug for PolicePayload {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter
             .debug_struct("PolicePayload")
-            .field("disclosure_id", &self.disclosure_id)
-            .field("organisation_code", &self.organisation_code)
-            .field("unit", &self.unit)
-            .field("police_region", &self.police_region)
-            .field("legal_basis", &self.legal_basis)
-            .field("crime", &self.crime)
-            .field("urgent", &self.urgent)
-            .field("items", &self.items.keys().collect::<Vec<_>>())
+            .field("disclosure_id", &self.fields.disclosure_id)
+            .field("organisation_code", &self.fields.organisation_code)
+            .field("unit", &self.fields.unit)
+            .field("police_region", &self.fields.police_region)
+            .field("legal_basis", &self.fields.legal_basis)
+            .field("crime", &self.fields.crime)
+            .field("urgent", &self.fields.urgent)
+            .field("items", &self.fields.items.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPolicePayload {
-    disclosure_id: String,
-    organisation_code: OrganisationCode,
-    organisation_name: String,
-    unit: String,
-    police_region: PoliceRegion,
-    legal_basis: LegalBasisId,
-    registry_version: String,
-    crime: Option<CrimeId>,
-    catalogue_version: String,
-    urgent: bool,
-    items: BTreeMap<String, String>,
 }
 
 fn is_content_version(version: &str) -> bool {
@@ -472,35 +459,33 @@ mod tests {
 
     #[test]
     fn invalid_inputs_are_refused() {
-        let mut blank_id = input();
-        blank_id.disclosure_id = "  ".to_owned();
-        assert_eq!(
-            PolicePayload::new(blank_id),
-            Err(PayloadError::BlankField("disclosure_id"))
-        );
-        let mut blank_unit = input();
-        blank_unit.unit = String::new();
-        assert_eq!(
-            PolicePayload::new(blank_unit),
-            Err(PayloadError::BlankField("unit"))
-        );
-        let mut bad_version = input();
-        bad_version.registry_version = "sha256:ABC".to_owned();
-        assert_eq!(
-            PolicePayload::new(bad_version),
-            Err(PayloadError::InvalidVersion("registry_version"))
-        );
-        let mut no_items = input();
-        no_items.items.clear();
-        assert_eq!(PolicePayload::new(no_items), Err(PayloadError::NoItems));
-        let mut blank_value = input();
-        blank_value
-            .items
-            .insert(DataItem::CaseReference, " ".to_owned());
-        assert_eq!(
-            PolicePayload::new(blank_value),
-            Err(PayloadError::BlankItemValue(DataItem::CaseReference))
-        );
+        let cases: Vec<(InputChange, PayloadError)> = vec![
+            (
+                Box::new(|input| input.disclosure_id = "  ".to_owned()),
+                PayloadError::BlankField("disclosure_id"),
+            ),
+            (
+                Box::new(|input| input.unit = String::new()),
+                PayloadError::BlankField("unit"),
+            ),
+            (
+                Box::new(|input| input.registry_version = "sha256:ABC".to_owned()),
+                PayloadError::InvalidVersion("registry_version"),
+            ),
+            (Box::new(|input| input.items.clear()), PayloadError::NoItems),
+            (
+                Box::new(|input| {
+                    input.items.insert(DataItem::CaseReference, " ".to_owned());
+                }),
+                PayloadError::BlankItemValue(DataItem::CaseReference),
+            ),
+        ];
+        for (change, expected) in cases {
+            let mut changed = input();
+            change(&mut changed);
+            let message = expected.to_string();
+            assert_eq!(PolicePayload::new(changed), Err(expected), "{message}");
+        }
     }
 
     #[test]

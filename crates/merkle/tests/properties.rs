@@ -59,6 +59,42 @@ fn pick(ix: &Index, lo: u64, hi_inclusive: u64) -> u64 {
     lo + ix.index((hi_inclusive - lo + 1) as usize) as u64
 }
 
+/// `hash` with bit `bit` (0..256) flipped.
+fn with_bit_flipped(hash: &Hash, bit: usize) -> Hash {
+    let mut flipped = *hash;
+    flipped[bit / 8] ^= 1 << (bit % 8);
+    flipped
+}
+
+/// Checks that `verifies` refuses `proof` with any single bit of any of its hashes flipped,
+/// cut short at either end, or padded at either end with any of `pads`.
+fn changed_proofs_are_refused(
+    proof: &[Hash],
+    pads: [Hash; 3],
+    verifies: impl Fn(&[Hash]) -> bool,
+) -> Result<(), TestCaseError> {
+    for p in 0..proof.len() {
+        for bit in 0..256 {
+            let mut bad = proof.to_vec();
+            bad[p] = with_bit_flipped(&bad[p], bit);
+            prop_assert!(!verifies(&bad));
+        }
+    }
+    for cut in 0..proof.len() {
+        prop_assert!(!verifies(&proof[..cut]));
+        prop_assert!(!verifies(&proof[cut + 1..]));
+    }
+    for pad in pads {
+        let mut longer = proof.to_vec();
+        longer.push(pad);
+        prop_assert!(!verifies(&longer));
+        let mut longer = vec![pad];
+        longer.extend_from_slice(proof);
+        prop_assert!(!verifies(&longer));
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
@@ -110,36 +146,19 @@ proptest! {
         let proof = tree.inclusion_proof(index, size).unwrap();
         prop_assert_eq!(verify_inclusion(&leaf, index, size, &proof, &root), Ok(()));
 
-        // Every single bit of every proof hash, of the root, of the leaf.
-        for p in 0..proof.len() {
-            for bit in 0..256 {
-                let mut bad = proof.clone();
-                bad[p][bit / 8] ^= 1 << (bit % 8);
-                prop_assert!(verify_inclusion(&leaf, index, size, &bad, &root).is_err());
-            }
-        }
+        // Every single bit of every proof hash, of the root, of the leaf; truncated and
+        // extended proofs.
+        changed_proofs_are_refused(&proof, [extra, root, leaf], |proof| {
+            verify_inclusion(&leaf, index, size, proof, &root).is_ok()
+        })?;
         for bit in 0..256 {
-            let mut bad_root = root;
-            bad_root[bit / 8] ^= 1 << (bit % 8);
+            let bad_root = with_bit_flipped(&root, bit);
             prop_assert!(verify_inclusion(&leaf, index, size, &proof, &bad_root).is_err());
-            let mut bad_leaf = leaf;
-            bad_leaf[bit / 8] ^= 1 << (bit % 8);
+            let bad_leaf = with_bit_flipped(&leaf, bit);
             prop_assert!(verify_inclusion(&bad_leaf, index, size, &proof, &root).is_err());
         }
 
-        // Truncated, extended, reordered proofs.
-        for cut in 0..proof.len() {
-            prop_assert!(verify_inclusion(&leaf, index, size, &proof[..cut], &root).is_err());
-            prop_assert!(verify_inclusion(&leaf, index, size, &proof[cut + 1..], &root).is_err());
-        }
-        for pad in [extra, root, leaf] {
-            let mut longer = proof.clone();
-            longer.push(pad);
-            prop_assert!(verify_inclusion(&leaf, index, size, &longer, &root).is_err());
-            let mut longer = vec![pad];
-            longer.extend_from_slice(&proof);
-            prop_assert!(verify_inclusion(&leaf, index, size, &longer, &root).is_err());
-        }
+        // Reordered proofs.
         if proof.len() >= 2 {
             let mut swapped = proof.clone();
             swapped.swap(0, 1);
@@ -187,35 +206,16 @@ proptest! {
         prop_assert!(!proof.is_empty());
         prop_assert_eq!(verify_consistency(size1, size2, &r1, &r2, &proof), Ok(()));
 
-        for p in 0..proof.len() {
-            for bit in 0..256 {
-                let mut bad = proof.clone();
-                bad[p][bit / 8] ^= 1 << (bit % 8);
-                prop_assert!(verify_consistency(size1, size2, &r1, &r2, &bad).is_err());
-            }
-        }
+        changed_proofs_are_refused(&proof, [extra, r1, r2], |proof| {
+            verify_consistency(size1, size2, &r1, &r2, proof).is_ok()
+        })?;
         for bit in 0..256 {
-            let mut bad = r1;
-            bad[bit / 8] ^= 1 << (bit % 8);
+            let bad = with_bit_flipped(&r1, bit);
             prop_assert!(verify_consistency(size1, size2, &bad, &r2, &proof).is_err());
-            let mut bad = r2;
-            bad[bit / 8] ^= 1 << (bit % 8);
+            let bad = with_bit_flipped(&r2, bit);
             prop_assert!(verify_consistency(size1, size2, &r1, &bad, &proof).is_err());
         }
         prop_assert!(verify_consistency(size1, size2, &r2, &r1, &proof).is_err());
-
-        for cut in 0..proof.len() {
-            prop_assert!(verify_consistency(size1, size2, &r1, &r2, &proof[..cut]).is_err());
-            prop_assert!(verify_consistency(size1, size2, &r1, &r2, &proof[cut + 1..]).is_err());
-        }
-        for pad in [extra, r1, r2] {
-            let mut longer = proof.clone();
-            longer.push(pad);
-            prop_assert!(verify_consistency(size1, size2, &r1, &r2, &longer).is_err());
-            let mut longer = vec![pad];
-            longer.extend_from_slice(&proof);
-            prop_assert!(verify_consistency(size1, size2, &r1, &r2, &longer).is_err());
-        }
 
         // Changed sizes verify exactly when the proof shape is unchanged.
         let want_shape = consistency_shape(size1, size2, true);

@@ -96,51 +96,75 @@ struct Counts {
     happy_with_placeholders: usize,
 }
 
-fn run_inclusion(v: &Value, file: &Path, want_err: bool, counts: &mut Counts) {
-    let index = u64_field(v, "leafIdx", file);
-    let size = u64_field(v, "treeSize", file);
-    let root = bytes(v, "root", file);
-    let leaf = bytes(v, "leafHash", file);
-    let proof = proof_bytes(v, file);
-
-    let strict = (|| {
-        let root = hash_from_slice(&root)?;
-        let leaf = hash_from_slice(&leaf)?;
-        let proof = strict_all(&proof)?;
-        verify_inclusion(&leaf, index, size, &proof, &root)
-    })();
-    // The Go verifier checks the leaf hash length but not the others.
-    let opaque_result = match (opaque(&root), hash_from_slice(&leaf), opaque_all(&proof)) {
-        (Some(root), Ok(leaf), Some(proof)) => {
-            Some(verify_inclusion(&leaf, index, size, &proof, &root))
-        }
-        _ => None,
-    };
-    check(file, want_err, &strict, opaque_result.as_ref(), counts);
-    counts.inclusion += 1;
+/// How the Go verifier reads one of a vector's two hashes.
+#[derive(Clone, Copy)]
+enum GoReading {
+    /// Refused unless exactly 32 bytes long, as a caller of this crate would.
+    Strict,
+    /// Zero-padded when shorter (see [`opaque`]).
+    Opaque,
 }
 
-fn run_consistency(v: &Value, file: &Path, want_err: bool, counts: &mut Counts) {
-    let size1 = u64_field(v, "size1", file);
-    let size2 = u64_field(v, "size2", file);
-    let root1 = bytes(v, "root1", file);
-    let root2 = bytes(v, "root2", file);
+impl GoReading {
+    fn read(self, b: &[u8]) -> Option<Hash> {
+        match self {
+            GoReading::Strict => hash_from_slice(b).ok(),
+            GoReading::Opaque => opaque(b),
+        }
+    }
+}
+
+/// A verifier called with a vector's two numbers, its two hashes and its proof.
+type Verify = fn([u64; 2], [Hash; 2], &[Hash]) -> Result<(), MerkleError>;
+
+/// What one kind of vector holds and how it is verified.
+struct VectorKind {
+    /// The fields holding the two sizes or indices, in the order `verify` takes them.
+    numbers: [&'static str; 2],
+    /// The fields holding the two hashes, each with how the Go verifier reads it.
+    hashes: [(&'static str, GoReading); 2],
+    verify: Verify,
+}
+
+const INCLUSION: VectorKind = VectorKind {
+    numbers: ["leafIdx", "treeSize"],
+    // The Go verifier checks the leaf hash length but not the others.
+    hashes: [("root", GoReading::Opaque), ("leafHash", GoReading::Strict)],
+    verify: |[index, size], [root, leaf], proof| verify_inclusion(&leaf, index, size, proof, &root),
+};
+
+const CONSISTENCY: VectorKind = VectorKind {
+    numbers: ["size1", "size2"],
+    hashes: [("root1", GoReading::Opaque), ("root2", GoReading::Opaque)],
+    verify: |[size1, size2], [root1, root2], proof| {
+        verify_consistency(size1, size2, &root1, &root2, proof)
+    },
+};
+
+/// Runs the vector `v` of `kind` both ways (see the module comment): strictly, and as the Go
+/// verifier reads each hash and (opaquely) the proof; then [`check`]s both outcomes against
+/// `want_err`.
+fn run_vector(v: &Value, file: &Path, want_err: bool, counts: &mut Counts, kind: &VectorKind) {
+    let numbers = kind.numbers.map(|field| u64_field(v, field, file));
+    let hashes = kind
+        .hashes
+        .map(|(field, reading)| (bytes(v, field, file), reading));
     let proof = proof_bytes(v, file);
 
     let strict = (|| {
-        let root1 = hash_from_slice(&root1)?;
-        let root2 = hash_from_slice(&root2)?;
+        let [first, second] = hashes.each_ref().map(|(b, _)| hash_from_slice(b));
+        let (first, second) = (first?, second?);
         let proof = strict_all(&proof)?;
-        verify_consistency(size1, size2, &root1, &root2, &proof)
+        (kind.verify)(numbers, [first, second], &proof)
     })();
-    let opaque_result = match (opaque(&root1), opaque(&root2), opaque_all(&proof)) {
-        (Some(root1), Some(root2), Some(proof)) => {
-            Some(verify_consistency(size1, size2, &root1, &root2, &proof))
+    let [first, second] = hashes.each_ref().map(|(b, reading)| reading.read(b));
+    let opaque_result = match (first, second, opaque_all(&proof)) {
+        (Some(first), Some(second), Some(proof)) => {
+            Some((kind.verify)(numbers, [first, second], &proof))
         }
         _ => None,
     };
     check(file, want_err, &strict, opaque_result.as_ref(), counts);
-    counts.consistency += 1;
 }
 
 fn check(
@@ -198,8 +222,14 @@ fn all_transparency_dev_vectors() {
             .unwrap_or_else(|| panic!("{}: wantErr missing", file.display()));
         let rel = file.strip_prefix(&dir).unwrap();
         match rel.components().next().and_then(|c| c.as_os_str().to_str()) {
-            Some("inclusion") => run_inclusion(&v, file, want_err, &mut counts),
-            Some("consistency") => run_consistency(&v, file, want_err, &mut counts),
+            Some("inclusion") => {
+                run_vector(&v, file, want_err, &mut counts, &INCLUSION);
+                counts.inclusion += 1;
+            }
+            Some("consistency") => {
+                run_vector(&v, file, want_err, &mut counts, &CONSISTENCY);
+                counts.consistency += 1;
+            }
             other => panic!("{}: unexpected vector kind {other:?}", file.display()),
         }
     }

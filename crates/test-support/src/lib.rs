@@ -287,28 +287,22 @@ pub fn with_database(url: &str, database: &str) -> String {
 
 /// Creates the empty PostgreSQL database `name` on the server of `admin_url`.
 pub async fn create_postgres_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
-    let mut admin = sqlx::PgConnection::connect(admin_url)
-        .await
-        .with_context(|| format!("connecting to PostgreSQL at {}", redacted(admin_url)))?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .with_context(|| format!("creating database {name}"))?;
-    admin.close().await.ok();
-    Ok(())
+    execute_on_server(
+        admin_url,
+        &format!("CREATE DATABASE {name}"),
+        &format!("creating database {name}"),
+    )
+    .await
 }
 
 /// Drops the PostgreSQL database `name` if it exists, ending its connections.
 pub async fn drop_postgres_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
-    let mut admin = sqlx::PgConnection::connect(admin_url)
-        .await
-        .with_context(|| format!("connecting to PostgreSQL at {}", redacted(admin_url)))?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .with_context(|| format!("dropping database {name}"))?;
-    admin.close().await.ok();
-    Ok(())
+    execute_on_server(
+        admin_url,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        &format!("dropping database {name}"),
+    )
+    .await
 }
 
 /// `url` without user name and password, for printing.
@@ -319,6 +313,20 @@ pub fn redacted(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// Runs one `statement` on its own connection to the server of `admin_url`; `doing` names the
+/// statement in the error.
+async fn execute_on_server(admin_url: &str, statement: &str, doing: &str) -> anyhow::Result<()> {
+    let mut admin = sqlx::PgConnection::connect(admin_url)
+        .await
+        .with_context(|| format!("connecting to PostgreSQL at {}", redacted(admin_url)))?;
+    sqlx::query(statement)
+        .execute(&mut admin)
+        .await
+        .with_context(|| doing.to_owned())?;
+    admin.close().await.ok();
+    Ok(())
 }
 
 impl TestDatabase {

@@ -25,9 +25,8 @@ pub fn client_config(
     let roots = parse_root_store(ca_pem, "server ca certificate")?;
     let chain = parse_certificates(client_cert_pem, "client certificate")?;
     let key = parse_private_key(client_key_pem, "client private key")?;
-    let mut config = ClientConfig::builder_with_provider(crate::ring_provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(TlsError::rustls("client tls configuration"))?
+    let builder = ClientConfig::builder_with_provider(crate::ring_provider());
+    let mut config = crate::tls13_only(builder, "client tls configuration")?
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)
         .map_err(TlsError::rustls("client certificate and key"))?;
@@ -112,17 +111,11 @@ fn endpoint(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::pki::{CertificateAuthority, ClientIdentitySpec};
-
-    fn material() -> (CertificateAuthority, crate::IssuedCertificate) {
-        let ca = CertificateAuthority::generate("ca").unwrap();
-        let client = ca.issue_client(&ClientIdentitySpec::new("c", "o")).unwrap();
-        (ca, client)
-    }
+    use crate::test_certificates::ca_and_client;
 
     #[test]
     fn client_config_offers_h2_and_a_certificate() {
-        let (ca, client) = material();
+        let (ca, client) = ca_and_client("c", "o");
         let config = client_config(ca.cert_pem(), &client.cert_pem, &client.key_pem).unwrap();
         assert_eq!(config.alpn_protocols, vec![b"h2".to_vec()]);
         assert!(config.client_auth_cert_resolver.has_certs());
@@ -130,7 +123,7 @@ mod tests {
 
     #[test]
     fn client_config_errors_name_the_input() {
-        let (ca, client) = material();
+        let (ca, client) = ca_and_client("c", "o");
         let error = client_config("", &client.cert_pem, &client.key_pem).unwrap_err();
         assert_eq!(
             error.to_string(),
@@ -146,7 +139,7 @@ mod tests {
     #[tokio::test]
     async fn lazy_channel_checks_configuration_without_connecting() {
         crate::install_crypto_provider();
-        let (ca, client) = material();
+        let (ca, client) = ca_and_client("c", "o");
         // Nothing listens there; a lazy channel does not care until used.
         assert!(
             lazy_channel(

@@ -34,6 +34,9 @@ mod error;
 mod pem;
 pub mod pki;
 pub mod server;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod test_certificates;
 
 pub use client::{client_config, connect_channel, lazy_channel};
 pub use error::{Result, TlsError};
@@ -60,6 +63,17 @@ pub fn install_crypto_provider() {
 /// The crypto provider every configuration in this crate is built with.
 fn ring_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
     std::sync::Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The TLS 1.3-only start of every client and server configuration in this crate (the first
+/// invariant above); `what` names the configuration in the error.
+fn tls13_only<Side: rustls::ConfigSide>(
+    builder: rustls::ConfigBuilder<Side, rustls::WantsVersions>,
+    what: &'static str,
+) -> Result<rustls::ConfigBuilder<Side, rustls::WantsVerifier>> {
+    builder
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(TlsError::rustls(what))
 }
 
 #[cfg(test)]

@@ -279,21 +279,29 @@ fn require_non_empty(what: &str, value: &str) -> Result<()> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::test_certificates::{ca_and_client, der, internal_service_certificate};
     use rustls::client::danger::ServerCertVerifier;
-    use rustls::pki_types::{CertificateDer, UnixTime};
+    use rustls::pki_types::UnixTime;
+    use x509_parser::certificate::X509Certificate;
     use x509_parser::extensions::GeneralName;
 
-    fn der(pem: &str) -> CertificateDer<'static> {
-        crate::pem::parse_certificates(pem, "test")
-            .unwrap()
-            .remove(0)
+    /// The trust store holding the certificates in `ca_pem`.
+    fn roots(ca_pem: &str) -> std::sync::Arc<rustls::RootCertStore> {
+        std::sync::Arc::new(crate::pem::parse_root_store(ca_pem, "ca").unwrap())
+    }
+
+    /// Asserts the subject's one CN and first O, read with x509-parser.
+    fn assert_subject(cert: &X509Certificate<'_>, common_name: &str, organisation: &str) {
+        let cn = cert.subject().iter_common_name().next().unwrap();
+        assert_eq!(cn.as_str().unwrap(), common_name);
+        let o = cert.subject().iter_organization().next().unwrap();
+        assert_eq!(o.as_str().unwrap(), organisation);
     }
 
     /// Verifies `leaf` as a client certificate under `ca_pem` with webpki (via rustls).
     fn verify_as_client(ca_pem: &str, leaf_pem: &str) -> std::result::Result<(), rustls::Error> {
-        let roots = crate::pem::parse_root_store(ca_pem, "ca").unwrap();
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            std::sync::Arc::new(roots),
+            roots(ca_pem),
             crate::ring_provider(),
         )
         .build()
@@ -309,9 +317,8 @@ mod tests {
         leaf_pem: &str,
         name: &str,
     ) -> std::result::Result<(), rustls::Error> {
-        let roots = crate::pem::parse_root_store(ca_pem, "ca").unwrap();
         let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
-            std::sync::Arc::new(roots),
+            roots(ca_pem),
             crate::ring_provider(),
         )
         .build()
@@ -325,19 +332,10 @@ mod tests {
     #[test]
     fn server_certificate_has_subject_sans_and_both_ekus() {
         let ca = CertificateAuthority::generate("tryggdel dev ca").unwrap();
-        let issued = ca
-            .issue_server(
-                "disclosure",
-                &["localhost".to_owned(), "disclosure.internal".to_owned()],
-                &["127.0.0.1".parse().unwrap()],
-            )
-            .unwrap();
+        let issued = internal_service_certificate(&ca, "disclosure");
         let der = der(&issued.cert_pem);
         let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
-        let cn = cert.subject().iter_common_name().next().unwrap();
-        assert_eq!(cn.as_str().unwrap(), "disclosure");
-        let o = cert.subject().iter_organization().next().unwrap();
-        assert_eq!(o.as_str().unwrap(), SERVICE_ORGANISATION);
+        assert_subject(&cert, "disclosure", SERVICE_ORGANISATION);
         assert!(!cert.is_ca());
 
         let san = cert.subject_alternative_name().unwrap().unwrap();
@@ -386,16 +384,10 @@ mod tests {
 
     #[test]
     fn client_certificate_is_client_auth_only() {
-        let ca = CertificateAuthority::generate("ca").unwrap();
-        let issued = ca
-            .issue_client(&ClientIdentitySpec::new("handlaggare-17", "Skatteverket"))
-            .unwrap();
+        let (ca, issued) = ca_and_client("handlaggare-17", "Skatteverket");
         let der = der(&issued.cert_pem);
         let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
-        let cn = cert.subject().iter_common_name().next().unwrap();
-        assert_eq!(cn.as_str().unwrap(), "handlaggare-17");
-        let o = cert.subject().iter_organization().next().unwrap();
-        assert_eq!(o.as_str().unwrap(), "Skatteverket");
+        assert_subject(&cert, "handlaggare-17", "Skatteverket");
         let eku = cert.extended_key_usage().unwrap().unwrap().value;
         assert!(eku.client_auth && !eku.server_auth);
 

@@ -95,9 +95,8 @@ pub fn server_config(
         WebPkiClientVerifier::builder_with_provider(Arc::new(client_roots), provider.clone())
             .build()
             .map_err(|source| TlsError::ClientVerifier { source })?;
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(TlsError::rustls("server tls configuration"))?
+    let builder = ServerConfig::builder_with_provider(provider);
+    let mut config = crate::tls13_only(builder, "server tls configuration")?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
         .map_err(TlsError::rustls("server certificate and key"))?;
@@ -412,7 +411,8 @@ fn classify_accept_error(error: &io::Error) -> AcceptError {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::pki::{CertificateAuthority, ClientIdentitySpec, IssuedCertificate};
+    use crate::pki::{CertificateAuthority, IssuedCertificate};
+    use crate::test_certificates::{ca_and_client, der, internal_service_certificate};
 
     /// A fresh CA and a server certificate `svc` for `localhost` it issued.
     fn ca_and_localhost_server() -> (CertificateAuthority, IssuedCertificate) {
@@ -423,20 +423,10 @@ mod tests {
         (ca, issued)
     }
 
-    fn der(pem: &str) -> Vec<u8> {
-        parse_certificates(pem, "test").unwrap().remove(0).to_vec()
-    }
-
     #[test]
     fn identity_of_a_service_certificate() {
         let ca = CertificateAuthority::generate("ca").unwrap();
-        let issued = ca
-            .issue_server(
-                "audit",
-                &["localhost".to_owned(), "audit.internal".to_owned()],
-                &["127.0.0.1".parse().unwrap()],
-            )
-            .unwrap();
+        let issued = internal_service_certificate(&ca, "audit");
         let identity = PeerIdentity::from_der(&der(&issued.cert_pem)).unwrap();
         assert_eq!(
             identity,
@@ -450,10 +440,7 @@ mod tests {
 
     #[test]
     fn identity_of_a_client_certificate_has_no_dns_names() {
-        let ca = CertificateAuthority::generate("ca").unwrap();
-        let issued = ca
-            .issue_client(&ClientIdentitySpec::new("user-1", "Försäkringskassan"))
-            .unwrap();
+        let (_, issued) = ca_and_client("user-1", "Försäkringskassan");
         let identity = PeerIdentity::from_der(&der(&issued.cert_pem)).unwrap();
         assert_eq!(identity.common_name, "user-1");
         assert_eq!(identity.organisation.as_deref(), Some("Försäkringskassan"));

@@ -188,6 +188,22 @@ async fn valid_round_trip(pki: &Pki, addr: SocketAddr) {
     assert_eq!(version, Some(rustls::ProtocolVersion::TLSv1_3));
 }
 
+/// Sends `bytes` to `addr` in plaintext and reads until the server closes, waiting at most
+/// [`WAIT`]: the read's outcome (`Err` if it timed out) and what came back.
+async fn plaintext_exchange(
+    addr: SocketAddr,
+    bytes: &[u8],
+) -> (
+    Result<std::io::Result<usize>, tokio::time::error::Elapsed>,
+    Vec<u8>,
+) {
+    let mut plain = TcpStream::connect(addr).await.unwrap();
+    plain.write_all(bytes).await.unwrap();
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(WAIT, plain.read_to_end(&mut received)).await;
+    (read, received)
+}
+
 /// The next connection the server accepted; fails the test if none arrives.
 async fn next_accepted(accepted: &mut mpsc::UnboundedReceiver<Accepted>) -> Accepted {
     tokio::time::timeout(WAIT, accepted.recv())
@@ -215,6 +231,19 @@ async fn assert_still_serving_and_refused_client_was_never_yielded(
     );
 }
 
+/// Starts an echo server and makes one round trip with `config`, which must fail (`refusal`
+/// says why) and not by timing out; then checks the server still serves and never yielded the
+/// refused client. Returns the error, for the caller's checks of where the round trip failed.
+async fn refused_round_trip(pki: &Pki, config: rustls::ClientConfig, refusal: &str) -> String {
+    let (addr, mut accepted) = echo_server(pki, None).await;
+    let error = echo_round_trip(addr, config, b"ping")
+        .await
+        .expect_err(refusal);
+    assert!(!error.contains("timed out"), "{error}");
+    assert_still_serving_and_refused_client_was_never_yielded(pki, addr, &mut accepted).await;
+    error
+}
+
 #[tokio::test]
 async fn valid_client_completes_tls13_handshake_and_its_identity_reaches_the_server() {
     let pki = pki();
@@ -240,27 +269,20 @@ async fn valid_client_completes_tls13_handshake_and_its_identity_reaches_the_ser
 #[tokio::test]
 async fn client_without_certificate_is_refused() {
     let pki = pki();
-    let (addr, mut accepted) = echo_server(&pki, None).await;
-
     let config = anonymous_client_config(pki.ca.cert_pem(), &[&rustls::version::TLS13]);
-    let outcome = echo_round_trip(addr, config, b"ping").await;
+    let error =
+        refused_round_trip(&pki, config, "a client without certificate must be refused").await;
     // TLS 1.3: the client may finish its side of the handshake, then the server's
     // certificate_required alert fails the first read.
-    let error = outcome.expect_err("a client without certificate must be refused");
     assert!(
         error.starts_with("handshake") || error.starts_with("read") || error.starts_with("write"),
         "{error}"
     );
-    assert!(!error.contains("timed out"), "{error}");
-
-    assert_still_serving_and_refused_client_was_never_yielded(&pki, addr, &mut accepted).await;
 }
 
 #[tokio::test]
 async fn client_with_certificate_from_another_ca_is_refused() {
     let pki = pki();
-    let (addr, mut accepted) = echo_server(&pki, None).await;
-
     let rogue_ca = CertificateAuthority::generate("tryggdel test ca").unwrap();
     let rogue_client = rogue_ca
         .issue_client(&ClientIdentitySpec::new("intruder", "Skatteverket"))
@@ -272,25 +294,20 @@ async fn client_with_certificate_from_another_ca_is_refused() {
         &rogue_client.key_pem,
     )
     .unwrap();
-    let error = echo_round_trip(addr, config, b"ping")
-        .await
-        .expect_err("a certificate from another ca must be refused");
-    assert!(!error.contains("timed out"), "{error}");
-
-    assert_still_serving_and_refused_client_was_never_yielded(&pki, addr, &mut accepted).await;
+    refused_round_trip(
+        &pki,
+        config,
+        "a certificate from another ca must be refused",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn tls12_only_client_is_refused() {
     let pki = pki();
-    let (addr, mut accepted) = echo_server(&pki, None).await;
-
-    let error = echo_round_trip(addr, tls12_client_config(&pki), b"ping")
-        .await
-        .expect_err("tls 1.2 must be refused");
+    let error =
+        refused_round_trip(&pki, tls12_client_config(&pki), "tls 1.2 must be refused").await;
     assert!(error.starts_with("handshake"), "{error}");
-
-    assert_still_serving_and_refused_client_was_never_yielded(&pki, addr, &mut accepted).await;
 }
 
 #[tokio::test]
@@ -298,15 +315,12 @@ async fn plaintext_http2_client_gets_no_application_data_and_server_keeps_servin
     let pki = pki();
     let (addr, mut accepted) = echo_server(&pki, None).await;
 
-    let mut plain = TcpStream::connect(addr).await.unwrap();
-    plain
-        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-        .await
-        .unwrap();
-    let mut received = Vec::new();
-    let read = tokio::time::timeout(WAIT, plain.read_to_end(&mut received))
-        .await
-        .expect("server must close the plaintext connection, not leave it hanging");
+    let (read, received) = plaintext_exchange(
+        addr,
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00",
+    )
+    .await;
+    let read = read.expect("server must close the plaintext connection, not leave it hanging");
     // Closed (EOF) or reset; at most a TLS alert record came back, never HTTP/2.
     if read.is_ok() && !received.is_empty() {
         assert_eq!(
@@ -406,6 +420,34 @@ impl tonic::codegen::Service<tonic::codegen::http::Request<tonic::body::Body>> f
     }
 }
 
+/// A tonic channel from `connect_channel` to `addr` (server name localhost) presenting
+/// `client` and trusting the test CA.
+async fn channel_presenting(
+    pki: &Pki,
+    addr: SocketAddr,
+    client: &IssuedCertificate,
+) -> tryggdel_tls::Result<tonic::transport::Channel> {
+    connect_channel(
+        &format!("https://{addr}"),
+        "localhost",
+        pki.ca.cert_pem(),
+        &client.cert_pem,
+        &client.key_pem,
+    )
+    .await
+}
+
+/// A gRPC call to `WhoAmI`, with no message.
+fn who_am_i_request() -> tonic::codegen::http::Request<tonic::body::Body> {
+    tonic::codegen::http::Request::builder()
+        .method("POST")
+        .uri("/tryggdel.test.WhoAmI/Check")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(tonic::body::Body::empty())
+        .unwrap()
+}
+
 #[tokio::test]
 async fn tonic_channel_reaches_tonic_server_and_handler_sees_the_peer_identity() {
     tryggdel_tls::install_crypto_provider();
@@ -424,35 +466,14 @@ async fn tonic_channel_reaches_tonic_server_and_handler_sees_the_peer_identity()
     );
 
     // A plaintext client first: the tonic server must survive it.
-    let mut plain = TcpStream::connect(addr).await.unwrap();
-    plain
-        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    let _ = plaintext_exchange(addr, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+
+    let mut channel = tokio::time::timeout(WAIT, channel_presenting(&pki, addr, &pki.client))
         .await
+        .unwrap()
         .unwrap();
-    let mut sink = Vec::new();
-    let _ = tokio::time::timeout(WAIT, plain.read_to_end(&mut sink)).await;
 
-    let mut channel = tokio::time::timeout(
-        WAIT,
-        connect_channel(
-            &format!("https://{addr}"),
-            "localhost",
-            pki.ca.cert_pem(),
-            &pki.client.cert_pem,
-            &pki.client.key_pem,
-        ),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-
-    let request = tonic::codegen::http::Request::builder()
-        .method("POST")
-        .uri("/tryggdel.test.WhoAmI/Check")
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(tonic::body::Body::empty())
-        .unwrap();
+    let request = who_am_i_request();
     std::future::poll_fn(|cx| tonic::codegen::Service::poll_ready(&mut channel, cx))
         .await
         .unwrap();
@@ -471,21 +492,8 @@ async fn tonic_channel_reaches_tonic_server_and_handler_sees_the_peer_identity()
         .issue_client(&ClientIdentitySpec::new("intruder", "x"))
         .unwrap();
     let rogue_result = tokio::time::timeout(WAIT, async {
-        let mut channel = connect_channel(
-            &format!("https://{addr}"),
-            "localhost",
-            pki.ca.cert_pem(),
-            &rogue.cert_pem,
-            &rogue.key_pem,
-        )
-        .await?;
-        let request = tonic::codegen::http::Request::builder()
-            .method("POST")
-            .uri("/tryggdel.test.WhoAmI/Check")
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .body(tonic::body::Body::empty())
-            .unwrap();
+        let mut channel = channel_presenting(&pki, addr, &rogue).await?;
+        let request = who_am_i_request();
         std::future::poll_fn(|cx| tonic::codegen::Service::poll_ready(&mut channel, cx))
             .await
             .map_err(|_| ())
