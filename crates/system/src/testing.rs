@@ -2,7 +2,10 @@
 //! development data directory (its CA, to connect with any organisation's or service's
 //! certificate, and its token issuer's keys, to mint tokens the services accept).
 
+use std::time::Duration;
+
 use tryggdel_auth::SigningKeyPair;
+use tryggdel_service_kit::RelayConfig;
 use tryggdel_test_support::TestIdentity;
 
 use crate::data_directory::DataDirectory;
@@ -20,4 +23,15 @@ pub fn development_identity(data: &DataDirectory) -> anyhow::Result<TestIdentity
         },
         ISSUER,
     ))
+}
+
+/// Relays that move events within a test's patience: small batches, short backoff, frequent
+/// polls.
+pub fn fast_relay() -> RelayConfig {
+    RelayConfig {
+        batch: 50,
+        min_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+        poll_interval: Duration::from_millis(100),
+    }
 }

@@ -10,7 +10,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tryggdel_auth::Role;
 
-use tryggdel_disclosure::{RelayConfig, RunningService, Settings};
+use tryggdel_disclosure::{RunningService, Settings};
 use tryggdel_domain::{RECEIPT_FORMAT, ReceiptStatement, sign_receipt};
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::audit::v1::{AuditEvent, QueryRequest};
@@ -22,7 +22,7 @@ use tryggdel_proto::notification::v1::notification_service_server::{
     NotificationService, NotificationServiceServer,
 };
 use tryggdel_service_kit::RunningServer;
-use tryggdel_system::testing::development_identity;
+use tryggdel_system::testing::{development_identity, fast_relay};
 use tryggdel_system::{BoundSystem, Service, SystemBuilder};
 use tryggdel_test_support::{BearerInterceptor, TestBackend, TestDatabase, TestIdentity};
 
@@ -80,14 +80,7 @@ impl Harness {
                 settings.checkpoint_interval = Duration::ZERO;
                 settings.appenders = vec!["disclosure".into()];
             })
-            .disclosure(|settings| {
-                settings.relay = RelayConfig {
-                    batch: 50,
-                    min_backoff: Duration::from_millis(20),
-                    max_backoff: Duration::from_millis(200),
-                    poll_interval: Duration::from_millis(100),
-                }
-            })
+            .disclosure(|settings| settings.relay = fast_relay())
             .bind()
             .await
             .unwrap();

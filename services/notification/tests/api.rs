@@ -16,12 +16,12 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tryggdel_auth::{Role, TokenRequest};
 use tryggdel_domain::{Directory, LegalRegistry, PolicePayload, receipt_key_id};
-use tryggdel_notification::{RelayConfig, RunningService, Settings, verify_receipt};
+use tryggdel_notification::{RunningService, Settings, verify_receipt};
 use tryggdel_proto::audit::v1::QueryRequest;
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
 use tryggdel_proto::notification::v1::*;
-use tryggdel_system::testing::development_identity;
+use tryggdel_system::testing::{development_identity, fast_relay};
 use tryggdel_system::{BoundSystem, Service, SystemBuilder};
 use tryggdel_test_support::{BearerInterceptor, TestBackend, TestDatabase, TestIdentity};
 
@@ -95,12 +95,7 @@ impl Harness {
                 settings.ordinary_deadline = Duration::from_secs(24 * 3600);
                 settings.escalation_repeat = timing.escalation_repeat;
                 settings.deadline_check_interval = timing.deadline_check_interval;
-                settings.relay = RelayConfig {
-                    batch: 50,
-                    min_backoff: Duration::from_millis(20),
-                    max_backoff: Duration::from_millis(200),
-                    poll_interval: Duration::from_millis(100),
-                };
+                settings.relay = fast_relay();
             })
             .bind()
             .await

@@ -11,7 +11,6 @@ use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tryggdel_auth::{Role, TokenRequest};
-use tryggdel_disclosure::RelayConfig;
 use tryggdel_proto::audit::v1::QueryRequest;
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::common::v1::{DisclosureState, Person};
@@ -21,7 +20,7 @@ use tryggdel_proto::disclosure::v1::{
     SelectedItem, SubmitRequest,
 };
 use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
-use tryggdel_system::testing::development_identity;
+use tryggdel_system::testing::{development_identity, fast_relay};
 use tryggdel_system::{DataDirectory, RunningSystem, Service, SystemBuilder};
 use tryggdel_test_support::{BearerInterceptor, TestBackend, TestDatabase, TestIdentity};
 
@@ -55,15 +54,6 @@ pub struct System {
     state_polls: u32,
     /// The development data directory the system was built from.
     _data: tempfile::TempDir,
-}
-
-pub fn fast_relay() -> RelayConfig {
-    RelayConfig {
-        batch: 50,
-        min_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(300),
-        poll_interval: Duration::from_millis(100),
-    }
 }
 
 pub async fn listener() -> TcpListener {
