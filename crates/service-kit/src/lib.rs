@@ -14,6 +14,7 @@
 //!   records metadata (the bearer token) or messages.
 #![forbid(unsafe_code)]
 
+pub mod audit_event;
 mod audit_link;
 mod caller;
 mod edge;

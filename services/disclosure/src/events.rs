@@ -144,7 +144,7 @@ impl DisclosureApi {
         event_type: &str,
         details: &[(&str, String)],
     ) -> Result<OutboxEvent, ServiceError> {
-        self.build_event(actor, trace, record, event_type, details, None)
+        outbox_event(self.build_payload(actor, trace, record, event_type, details)?)
     }
 
     /// An outbox event recording that something was refused, and why.
@@ -156,7 +156,10 @@ impl DisclosureApi {
         event_type: &str,
         reason: String,
     ) -> Result<OutboxEvent, ServiceError> {
-        self.build_event(actor, trace, record, event_type, &[], Some(reason))
+        outbox_event(OutboxPayload {
+            refusal: Some(reason),
+            ..self.build_payload(actor, trace, record, event_type, &[])?
+        })
     }
 
     /// Records a read of personal data in the audit log, and returns only once it is durable
@@ -174,7 +177,6 @@ impl DisclosureApi {
             record,
             event_type,
             details,
-            None,
         )?;
         self.audit
             .append(vec![payload.audit_event()])
@@ -190,21 +192,7 @@ impl DisclosureApi {
         Ok(())
     }
 
-    fn build_event(
-        &self,
-        actor: OutboxActor,
-        trace: &Trace,
-        record: &DisclosureRecord,
-        event_type: &str,
-        details: &[(&str, String)],
-        refusal: Option<String>,
-    ) -> Result<OutboxEvent, ServiceError> {
-        self.build_payload(actor, trace, record, event_type, details, refusal)?
-            .to_event()
-            .map_err(|error| ServiceError::internal(anyhow::Error::new(error).context("event")))
-    }
-
-    /// What an event about `record` says, as it happens now.
+    /// What an event about `record` says, as it happens now (not a refusal).
     fn build_payload(
         &self,
         actor: OutboxActor,
@@ -212,7 +200,6 @@ impl DisclosureApi {
         record: &DisclosureRecord,
         event_type: &str,
         details: &[(&str, String)],
-        refusal: Option<String>,
     ) -> Result<OutboxPayload, ServiceError> {
         let registry_version = match record.registry_version() {
             "" => self.registry.registry_version().to_owned(),
@@ -234,7 +221,7 @@ impl DisclosureApi {
             person_refs: self.person_refs(record)?,
             trace_id: trace.trace_id.clone(),
             traceparent: trace.traceparent.clone(),
-            refusal,
+            refusal: None,
             details: details
                 .iter()
                 .map(|(key, value)| ((*key).to_owned(), value.clone()))
@@ -264,4 +251,11 @@ impl DisclosureApi {
         }
         Ok(references)
     }
+}
+
+/// The outbox row of `payload`.
+fn outbox_event(payload: OutboxPayload) -> Result<OutboxEvent, ServiceError> {
+    payload
+        .to_event()
+        .map_err(|error| ServiceError::internal(anyhow::Error::new(error).context("event")))
 }

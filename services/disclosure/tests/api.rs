@@ -10,6 +10,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tryggdel_auth::Role;
 
+use tryggdel_disclosure::store::OutboxEvent;
 use tryggdel_disclosure::{RunningService, Settings};
 use tryggdel_domain::{RECEIPT_FORMAT, ReceiptStatement, sign_receipt};
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
@@ -153,6 +154,37 @@ impl Harness {
             "the outbox still holds {} events for the audit log",
             store.audit_backlog().await.unwrap()
         );
+    }
+
+    /// Waits (bounded) until every approval's hand-over to the notification service is
+    /// settled, delivered or not.
+    async fn wait_for_delivery(&self) {
+        let store = self.service.api.store();
+        for _ in 0..400 {
+            if store.delivery_backlog().await.unwrap() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(store.delivery_backlog().await.unwrap(), 0);
+    }
+
+    /// Starts the audit service again on its address, after a test stopped it.
+    async fn restart_audit(&mut self) {
+        self.audit = Some(
+            tryggdel_audit::spawn(&self.audit_settings, self.audit_address)
+                .await
+                .unwrap(),
+        );
+    }
+
+    /// How many of the audit log's entries about a disclosure record `action`.
+    async fn audit_count(&self, disclosure_id: &str, action: &str) -> usize {
+        self.audit_entries(disclosure_id)
+            .await
+            .iter()
+            .filter(|(_, logged)| logged == action)
+            .count()
     }
 
     /// The audit log's entries about one disclosure, as (event id, action).
@@ -307,15 +339,60 @@ fn healthcare_content() -> DraftContent {
     }
 }
 
+fn create_request(request_id: &str, content: DraftContent) -> CreateDraftRequest {
+    CreateDraftRequest {
+        client_request_id: request_id.into(),
+        content: Some(content),
+    }
+}
+
 async fn create(client: &mut Client, request_id: &str, content: DraftContent) -> Disclosure {
     client
-        .create_draft(CreateDraftRequest {
-            client_request_id: request_id.into(),
-            content: Some(content),
-        })
+        .create_draft(create_request(request_id, content))
         .await
         .unwrap()
         .into_inner()
+}
+
+/// A read of a disclosure with its protected details masked.
+fn get_request(disclosure_id: &str) -> GetRequest {
+    GetRequest {
+        disclosure_id: disclosure_id.to_owned(),
+        reveal_protected: false,
+    }
+}
+
+/// A read of a disclosure that asks to reveal its protected details.
+fn reveal_request(disclosure_id: &str) -> GetRequest {
+    GetRequest {
+        reveal_protected: true,
+        ..get_request(disclosure_id)
+    }
+}
+
+/// An assessment of a stored disclosure, as of `as_of` (empty: today).
+fn assess_stored(disclosure_id: &str, as_of: &str) -> AssessLegalBasisRequest {
+    AssessLegalBasisRequest {
+        target: Some(assess_legal_basis_request::Target::DisclosureId(
+            disclosure_id.to_owned(),
+        )),
+        as_of: as_of.into(),
+    }
+}
+
+/// Outbox events as (event id, event type), as the audit log's entries are compared.
+fn ids_and_types(events: &[OutboxEvent]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .map(|event| (event.event_id.clone(), event.event_type.clone()))
+        .collect()
+}
+
+fn event_types(events: &[OutboxEvent]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|event| event.event_type.as_str())
+        .collect()
 }
 
 /// A dry-run assessment of content that is not stored, as of today.
@@ -330,12 +407,16 @@ async fn assess_content(client: &mut Client, content: DraftContent) -> Assessmen
         .into_inner()
 }
 
+fn submit_request(disclosure: &Disclosure) -> SubmitRequest {
+    SubmitRequest {
+        disclosure_id: disclosure.id.clone(),
+        expected_version: disclosure.version,
+    }
+}
+
 async fn submit(client: &mut Client, disclosure: &Disclosure) -> Disclosure {
     client
-        .submit(SubmitRequest {
-            disclosure_id: disclosure.id.clone(),
-            expected_version: disclosure.version,
-        })
+        .submit(submit_request(disclosure))
         .await
         .unwrap()
         .into_inner()
@@ -387,12 +468,7 @@ async fn bollnas_happy_path(backend: TestBackend) {
     );
 
     let assessment = caseworker
-        .assess_legal_basis(AssessLegalBasisRequest {
-            target: Some(assess_legal_basis_request::Target::DisclosureId(
-                draft.id.clone(),
-            )),
-            as_of: String::new(),
-        })
+        .assess_legal_basis(assess_stored(&draft.id, ""))
         .await
         .unwrap()
         .into_inner();
@@ -426,9 +502,8 @@ async fn bollnas_happy_path(backend: TestBackend) {
         .events_of(&draft.id)
         .await
         .unwrap();
-    let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(
-        kinds,
+        event_types(&events),
         [
             "disclosure.draft_created",
             "disclosure.submitted",
@@ -454,11 +529,7 @@ async fn bollnas_happy_path(backend: TestBackend) {
     // there by identity number although the log holds only a keyed hash.
     harness.wait_for_relay().await;
     let logged = harness.audit_entries(&draft.id).await;
-    let expected: Vec<(String, String)> = events
-        .iter()
-        .map(|event| (event.event_id.clone(), event.event_type.clone()))
-        .collect();
-    assert_eq!(logged, expected);
+    assert_eq!(logged, ids_and_types(&events));
     let by_person = harness
         .audit_officer()
         .await
@@ -523,6 +594,14 @@ async fn healthcare_happy_path_and_wrong_secrecy(backend: TestBackend) {
     harness.stop().await;
 }
 
+fn reject_request(disclosure: &Disclosure, reason: &str) -> RejectRequest {
+    RejectRequest {
+        disclosure_id: disclosure.id.clone(),
+        expected_version: disclosure.version,
+        reason: reason.into(),
+    }
+}
+
 async fn four_eyes_and_delegation(backend: TestBackend) {
     let Some(harness) = Harness::start(backend).await else {
         return;
@@ -562,10 +641,7 @@ async fn four_eyes_and_delegation(backend: TestBackend) {
         .await;
     assert_code(
         police
-            .create_draft(CreateDraftRequest {
-                client_request_id: "req-police-0001".into(),
-                content: Some(social_services_content()),
-            })
+            .create_draft(create_request("req-police-0001", social_services_content()))
             .await,
         Code::PermissionDenied,
         "caseworker",
@@ -579,21 +655,13 @@ async fn four_eyes_and_delegation(backend: TestBackend) {
     let mut decision_maker = harness.decision_maker(BOLLNAS).await;
     assert_code(
         decision_maker
-            .reject(RejectRequest {
-                disclosure_id: submitted.id.clone(),
-                expected_version: submitted.version,
-                reason: "  ".into(),
-            })
+            .reject(reject_request(&submitted, "  "))
             .await,
         Code::InvalidArgument,
         "reason",
     );
     let rejected = decision_maker
-        .reject(RejectRequest {
-            disclosure_id: submitted.id.clone(),
-            expected_version: submitted.version,
-            reason: "Underlaget räcker inte".into(),
-        })
+        .reject(reject_request(&submitted, "Underlaget räcker inte"))
         .await
         .unwrap()
         .into_inner();
@@ -608,18 +676,10 @@ async fn other_organisation_is_not_told(backend: TestBackend) {
     let mut caseworker = harness.caseworker(BOLLNAS).await;
     let draft = create(&mut caseworker, "req-other-0001", social_services_content()).await;
     let mut stranger = harness.caseworker(JONKOPING).await;
-    let get = stranger
-        .get(GetRequest {
-            disclosure_id: draft.id.clone(),
-            reveal_protected: false,
-        })
-        .await;
+    let get = stranger.get(get_request(&draft.id)).await;
     assert_code(get, Code::NotFound, "not found");
     let missing = stranger
-        .get(GetRequest {
-            disclosure_id: uuid::Uuid::now_v7().to_string(),
-            reveal_protected: false,
-        })
+        .get(get_request(&uuid::Uuid::now_v7().to_string()))
         .await;
     assert_code(missing, Code::NotFound, "not found");
     let listed = stranger
@@ -634,12 +694,7 @@ async fn other_organisation_is_not_told(backend: TestBackend) {
         .token("handlaggare-bollnas", BOLLNAS, &[Role::Caseworker]);
     let mut mismatched = harness.client_with_token(JONKOPING, &token).await;
     assert_code(
-        mismatched
-            .get(GetRequest {
-                disclosure_id: draft.id.clone(),
-                reveal_protected: false,
-            })
-            .await,
+        mismatched.get(get_request(&draft.id)).await,
         Code::PermissionDenied,
         "certificate",
     );
@@ -708,6 +763,19 @@ async fn tokens_are_checked(backend: TestBackend) {
     harness.stop().await;
 }
 
+/// Lists disclosures over `connected` with `token`; a connection that could not be made is
+/// the call's failure.
+async fn list_over<E: std::fmt::Display>(
+    connected: Result<Channel, E>,
+    token: &str,
+) -> Result<(), tonic::Status> {
+    let channel = connected.map_err(|error| tonic::Status::unavailable(error.to_string()))?;
+    DisclosureServiceClient::with_interceptor(channel, BearerInterceptor::new(token))
+        .list(ListRequest::default())
+        .await
+        .map(|_| ())
+}
+
 async fn transport_security(backend: TestBackend) {
     let Some(harness) = Harness::start(backend).await else {
         return;
@@ -727,15 +795,7 @@ async fn transport_security(backend: TestBackend) {
     let token = harness
         .identity
         .token("handlaggare-bollnas", BOLLNAS, &[Role::Caseworker]);
-    let outcome = match without_certificate.connect().await {
-        Ok(channel) => {
-            DisclosureServiceClient::with_interceptor(channel, BearerInterceptor::new(&token))
-                .list(ListRequest::default())
-                .await
-                .map(|_| ())
-        }
-        Err(error) => Err(tonic::Status::unavailable(error.to_string())),
-    };
+    let outcome = list_over(without_certificate.connect().await, &token).await;
     assert!(
         outcome.is_err(),
         "a call without a client certificate must fail"
@@ -752,15 +812,7 @@ async fn transport_security(backend: TestBackend) {
         &foreign_client.key_pem,
     )
     .await;
-    let outcome = match outcome {
-        Ok(channel) => {
-            DisclosureServiceClient::with_interceptor(channel, BearerInterceptor::new(&token))
-                .list(ListRequest::default())
-                .await
-                .map(|_| ())
-        }
-        Err(error) => Err(tonic::Status::unavailable(error.to_string())),
-    };
+    let outcome = list_over(outcome, &token).await;
     assert!(
         outcome.is_err(),
         "a certificate from an unknown CA must be refused"
@@ -772,13 +824,8 @@ async fn transport_security(backend: TestBackend) {
             .unwrap()
             .connect_timeout(std::time::Duration::from_secs(5))
             .timeout(std::time::Duration::from_secs(5));
-    let outcome = match plaintext.connect().await {
-        Ok(channel) => DisclosureServiceClient::new(channel)
-            .list(ListRequest::default())
-            .await
-            .map(|_| ()),
-        Err(error) => Err(tonic::Status::unavailable(error.to_string())),
-    };
+    // (Even with a valid token.)
+    let outcome = list_over(plaintext.connect().await, &token).await;
     assert!(outcome.is_err(), "plaintext must be refused");
 
     // The server still serves a proper client afterwards.
@@ -809,12 +856,7 @@ async fn committed_crime_and_effective_dates(backend: TestBackend) {
 
     // Grov kvinnofridskränkning: minimum nine months until 2021-12-31, one year from 2022.
     let draft = create(&mut caseworker, "req-dates-0001", social_services_content()).await;
-    let as_of = |date: &str| AssessLegalBasisRequest {
-        target: Some(assess_legal_basis_request::Target::DisclosureId(
-            draft.id.clone(),
-        )),
-        as_of: date.into(),
-    };
+    let as_of = |date: &str| assess_stored(&draft.id, date);
     let autumn_2021 = caseworker
         .assess_legal_basis(as_of("2021-10-01"))
         .await
@@ -876,10 +918,7 @@ async fn concurrent_updates_one_wins(backend: TestBackend) {
     assert_eq!(loser.code(), Code::Aborted, "{loser:?}");
     assert!(loser.message().contains("stale version"));
     let current = first
-        .get(GetRequest {
-            disclosure_id: draft.id.clone(),
-            reveal_protected: false,
-        })
+        .get(get_request(&draft.id))
         .await
         .unwrap()
         .into_inner();
@@ -899,61 +938,35 @@ async fn invalid_input_names_the_field(backend: TestBackend) {
         b'0' + (last.to_digit(10).unwrap() as u8 + 1) % 10,
     ));
     content.victim = Some(victim);
-    assert_code(
-        caseworker
-            .create_draft(CreateDraftRequest {
-                client_request_id: "req-invalid-0001".into(),
-                content: Some(content),
-            })
-            .await,
-        Code::InvalidArgument,
-        "content.victim.identity_number",
-    );
-    assert_code(
-        caseworker
-            .create_draft(CreateDraftRequest {
-                client_request_id: "short".into(),
-                content: Some(social_services_content()),
-            })
-            .await,
-        Code::InvalidArgument,
-        "client_request_id",
-    );
     let bad_link = DraftContent {
         answers_follow_up_id: "question-7".into(),
         ..social_services_content()
     };
-    assert_code(
-        caseworker
-            .create_draft(CreateDraftRequest {
-                client_request_id: "req-invalid-0003".into(),
-                content: Some(bad_link),
-            })
-            .await,
-        Code::InvalidArgument,
-        "content.answers_follow_up_id",
-    );
     let oversized = DraftContent {
         risk_description: "x".repeat(10_000),
         ..social_services_content()
     };
+    // Each refused with the field it fails on.
+    for (request_id, content, field) in [
+        (
+            "req-invalid-0001",
+            content,
+            "content.victim.identity_number",
+        ),
+        ("short", social_services_content(), "client_request_id"),
+        ("req-invalid-0003", bad_link, "content.answers_follow_up_id"),
+        ("req-invalid-0002", oversized, "content.risk_description"),
+    ] {
+        assert_code(
+            caseworker
+                .create_draft(create_request(request_id, content))
+                .await,
+            Code::InvalidArgument,
+            field,
+        );
+    }
     assert_code(
-        caseworker
-            .create_draft(CreateDraftRequest {
-                client_request_id: "req-invalid-0002".into(),
-                content: Some(oversized),
-            })
-            .await,
-        Code::InvalidArgument,
-        "content.risk_description",
-    );
-    assert_code(
-        caseworker
-            .get(GetRequest {
-                disclosure_id: "not-an-id".into(),
-                reveal_protected: false,
-            })
-            .await,
+        caseworker.get(get_request("not-an-id")).await,
         Code::InvalidArgument,
         "disclosure_id",
     );
@@ -978,12 +991,7 @@ async fn invalid_input_names_the_field(backend: TestBackend) {
     )
     .await;
     assert_code(
-        caseworker
-            .submit(SubmitRequest {
-                disclosure_id: partial.id.clone(),
-                expected_version: partial.version,
-            })
-            .await,
+        caseworker.submit(submit_request(&partial)).await,
         Code::FailedPrecondition,
         "content.subject.identity_number",
     );
@@ -999,10 +1007,7 @@ async fn create_is_idempotent(backend: TestBackend) {
     let again = create(&mut caseworker, "req-retry-0001", social_services_content()).await;
     assert_eq!(first.id, again.id);
     let different = caseworker
-        .create_draft(CreateDraftRequest {
-            client_request_id: "req-retry-0001".into(),
-            content: Some(healthcare_content()),
-        })
+        .create_draft(create_request("req-retry-0001", healthcare_content()))
         .await;
     assert_code(different, Code::AlreadyExists, "client_request_id");
     // Content that no longer validates under a used request id is that request's retry with
@@ -1040,10 +1045,7 @@ async fn protected_details_masked_and_reveals_recorded(backend: TestBackend) {
     assert!(!draft.protected_revealed);
 
     let revealed = caseworker
-        .get(GetRequest {
-            disclosure_id: draft.id.clone(),
-            reveal_protected: true,
-        })
+        .get(reveal_request(&draft.id))
         .await
         .unwrap()
         .into_inner();
@@ -1057,23 +1059,17 @@ async fn protected_details_masked_and_reveals_recorded(backend: TestBackend) {
         .client("handlaggare-2", BOLLNAS, &[Role::Caseworker])
         .await;
     assert_code(
-        colleague
-            .get(GetRequest {
-                disclosure_id: draft.id.clone(),
-                reveal_protected: true,
-            })
-            .await,
+        colleague.get(reveal_request(&draft.id)).await,
         Code::PermissionDenied,
         "reveal",
     );
     // The reveal is in the audit log (it was appended before the data was returned).
-    let reveals: Vec<_> = harness
-        .audit_entries(&draft.id)
-        .await
-        .into_iter()
-        .filter(|(_, action)| action == "disclosure.protected_revealed")
-        .collect();
-    assert_eq!(reveals.len(), 1);
+    assert_eq!(
+        harness
+            .audit_count(&draft.id, "disclosure.protected_revealed")
+            .await,
+        1
+    );
     // The sealed columns hold no clear text.
     let row = harness
         .service
@@ -1103,12 +1099,8 @@ async fn list_pages_and_filters(backend: TestBackend) {
         .await;
         ids.push(draft.id);
     }
-    let first = ids[0].clone();
     let draft = caseworker
-        .get(GetRequest {
-            disclosure_id: first,
-            reveal_protected: false,
-        })
+        .get(get_request(&ids[0]))
         .await
         .unwrap()
         .into_inner();
@@ -1192,24 +1184,12 @@ async fn audit_outage_loses_nothing_and_reads_fail_closed(backend: TestBackend) 
     // The audit service goes down. Drafting and submitting go on; the events wait.
     harness.audit.take().unwrap().stop().await.unwrap();
     let during = create(&mut caseworker, "req-outage-02", social_services_content()).await;
-    let during = caseworker
-        .submit(SubmitRequest {
-            disclosure_id: during.id.clone(),
-            expected_version: during.version,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let during = submit(&mut caseworker, &during).await;
     assert!(harness.service.api.store().audit_backlog().await.unwrap() >= 2);
 
     // Reads of personal data that cannot be audited do not happen.
     assert_code(
-        caseworker
-            .get(GetRequest {
-                disclosure_id: during.id.clone(),
-                reveal_protected: true,
-            })
-            .await,
+        caseworker.get(reveal_request(&during.id)).await,
         Code::Unavailable,
         "audit log",
     );
@@ -1217,52 +1197,28 @@ async fn audit_outage_loses_nothing_and_reads_fail_closed(backend: TestBackend) 
         .client("granskare-ivo", "ivo", &[Role::ComplianceOfficer])
         .await;
     assert_code(
-        supervisor
-            .get(GetRequest {
-                disclosure_id: during.id.clone(),
-                reveal_protected: false,
-            })
-            .await,
+        supervisor.get(get_request(&during.id)).await,
         Code::Unavailable,
         "audit log",
     );
 
     // The audit service comes back on its address; every event arrives exactly once.
-    harness.audit = Some(
-        tryggdel_audit::spawn(&harness.audit_settings, harness.audit_address)
-            .await
-            .unwrap(),
-    );
+    harness.restart_audit().await;
     harness.wait_for_relay().await;
     for disclosure in [&before, &during] {
         let logged = harness.audit_entries(&disclosure.id).await;
-        let outbox: Vec<(String, String)> = harness
+        let outbox = harness
             .service
             .api
             .store()
             .events_of(&disclosure.id)
             .await
-            .unwrap()
-            .into_iter()
-            .map(|event| (event.event_id, event.event_type))
-            .collect();
-        assert_eq!(logged, outbox);
+            .unwrap();
+        assert_eq!(logged, ids_and_types(&outbox));
     }
     // And the reads work again, each audited.
-    supervisor
-        .get(GetRequest {
-            disclosure_id: during.id.clone(),
-            reveal_protected: false,
-        })
-        .await
-        .unwrap();
-    let reads: Vec<_> = harness
-        .audit_entries(&during.id)
-        .await
-        .into_iter()
-        .filter(|(_, action)| action == "disclosure.read")
-        .collect();
-    assert_eq!(reads.len(), 1);
+    supervisor.get(get_request(&during.id)).await.unwrap();
+    assert_eq!(harness.audit_count(&during.id, "disclosure.read").await, 1);
     harness.stop().await;
 }
 
@@ -1363,10 +1319,7 @@ async fn receipts_acknowledge_an_approval_once(backend: TestBackend) {
     assert!(again.duplicate);
 
     let acknowledged = caseworker
-        .get(GetRequest {
-            disclosure_id: approved.id.clone(),
-            reveal_protected: false,
-        })
+        .get(get_request(&approved.id))
         .await
         .unwrap()
         .into_inner();
@@ -1385,9 +1338,8 @@ async fn receipts_acknowledge_an_approval_once(backend: TestBackend) {
 
     let store = harness.service.api.store();
     let events = store.events_of(&approved.id).await.unwrap();
-    let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(
-        kinds,
+        event_types(&events),
         [
             "disclosure.draft_created",
             "disclosure.submitted",
@@ -1400,13 +1352,7 @@ async fn receipts_acknowledge_an_approval_once(backend: TestBackend) {
 
     // The hand-over, retrying against an unreachable notification service, finds the
     // disclosure acknowledged and settles the approval without delivering it.
-    for _ in 0..400 {
-        if store.delivery_backlog().await.unwrap() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(store.delivery_backlog().await.unwrap(), 0);
+    harness.wait_for_delivery().await;
     assert_eq!(store.events_of(&approved.id).await.unwrap().len(), 5);
     harness.stop().await;
 }
@@ -1519,13 +1465,7 @@ async fn approvals_are_handed_over_or_refused_once(backend: TestBackend) {
     let refused = approve(&mut decision_maker, &refused).await.unwrap();
 
     let store = harness.service.api.store();
-    for _ in 0..400 {
-        if store.delivery_backlog().await.unwrap() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(store.delivery_backlog().await.unwrap(), 0);
+    harness.wait_for_delivery().await;
 
     // What the notification service got: the approval's payload, hash and decision.
     let received = fake.received.lock().unwrap().clone();
@@ -1546,11 +1486,11 @@ async fn approvals_are_handed_over_or_refused_once(backend: TestBackend) {
     assert_eq!(handed_over.legal_basis_id, "OSL-10-18c");
     assert_eq!(handed_over.registry_version, decision.registry_version);
 
-    let get = |id: &str| GetRequest {
-        disclosure_id: id.to_owned(),
-        reveal_protected: false,
-    };
-    let delivered = caseworker.get(get(&taken.id)).await.unwrap().into_inner();
+    let delivered = caseworker
+        .get(get_request(&taken.id))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(delivered.state, DisclosureState::Delivered as i32);
     assert_eq!(delivered.version, taken.version + 1);
     assert!(delivered.updated_at_unix_ms >= taken.updated_at_unix_ms);
@@ -1560,9 +1500,8 @@ async fn approvals_are_handed_over_or_refused_once(backend: TestBackend) {
     assert_eq!(delivery.acknowledged_by, "");
     assert!(delivery.receipt_statement.is_empty());
     let events = store.events_of(&taken.id).await.unwrap();
-    let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(
-        kinds,
+        event_types(&events),
         [
             "disclosure.draft_created",
             "disclosure.submitted",
@@ -1578,7 +1517,11 @@ async fn approvals_are_handed_over_or_refused_once(backend: TestBackend) {
     assert_eq!(payload["actor"]["user_id"], "");
 
     // The refused approval stays approved; its refusal is on record with the reason.
-    let still_approved = caseworker.get(get(&refused.id)).await.unwrap().into_inner();
+    let still_approved = caseworker
+        .get(get_request(&refused.id))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(still_approved.state, DisclosureState::Approved as i32);
     assert_eq!(still_approved.version, refused.version);
     assert!(still_approved.delivery.is_none());
@@ -1636,18 +1579,10 @@ async fn earlier_events_reach_the_audit_log_after_a_restart(backend: TestBackend
     }
 
     // The audit service comes back; the earlier events arrive, once, in order.
-    harness.audit = Some(
-        tryggdel_audit::spawn(&harness.audit_settings, harness.audit_address)
-            .await
-            .unwrap(),
-    );
+    harness.restart_audit().await;
     harness.wait_for_relay().await;
     let logged = harness.audit_entries(&draft.id).await;
-    let expected: Vec<(String, String)> = events
-        .iter()
-        .map(|event| (event.event_id.clone(), event.event_type.clone()))
-        .collect();
-    assert_eq!(logged, expected);
+    assert_eq!(logged, ids_and_types(&events));
     harness.stop().await;
 }
 

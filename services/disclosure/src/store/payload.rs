@@ -6,7 +6,8 @@
 
 use anyhow::Context as _;
 use prost::Message as _;
-use tryggdel_proto::audit::v1::{Actor, AuditEvent, ObjectRef, Outcome};
+use tryggdel_proto::audit::v1::{Actor, AuditEvent, Outcome};
+use tryggdel_service_kit::audit_event::PoliceDisclosureEvent;
 use tryggdel_storage::{Database, OutboxEvent, events_without_audit_event, set_audit_event};
 
 /// How many old rows [`fill_in_audit_events`] reads at a time.
@@ -58,26 +59,25 @@ impl OutboxPayload {
         details.insert("state".into(), self.state.clone());
         details.insert("version".into(), self.version.to_string());
         details.insert("urgent".into(), self.urgent.to_string());
-        AuditEvent {
-            event_id: self.event_id.clone(),
-            action: self.event_type.clone(),
+        let actor = Actor {
+            user_id: self.actor.user_id.clone(),
+            roles: self.actor.roles.clone(),
+            organisation: self.actor.organisation.clone(),
+            unit: self.actor.unit.clone().unwrap_or_default(),
+        };
+        let event = PoliceDisclosureEvent {
+            event_id: &self.event_id,
+            action: &self.event_type,
             occurred_at_unix_ms: self.occurred_at_unix_ms,
-            actor: Some(Actor {
-                user_id: self.actor.user_id.clone(),
-                roles: self.actor.roles.clone(),
-                organisation: self.actor.organisation.clone(),
-                unit: self.actor.unit.clone().unwrap_or_default(),
-            }),
-            objects: vec![ObjectRef {
-                kind: "disclosure".into(),
-                id: self.disclosure_id.clone(),
-            }],
-            disclosure_id: self.disclosure_id.clone(),
-            organisation: self.organisation.clone(),
-            legal_basis_id: self.legal_basis_id.clone(),
-            registry_version: self.registry_version.clone(),
-            purpose: "disclosure to the police to prevent crime".into(),
-            recipient: format!("polisen/{}", self.police_region),
+            disclosure_id: &self.disclosure_id,
+            organisation: &self.organisation,
+            police_region: &self.police_region,
+            legal_basis_id: &self.legal_basis_id,
+            registry_version: &self.registry_version,
+            trace_id: &self.trace_id,
+        }
+        .audit_event(Some(actor), details);
+        AuditEvent {
             outcome: if self.refusal.is_some() {
                 Outcome::Refused as i32
             } else {
@@ -85,8 +85,7 @@ impl OutboxPayload {
             },
             outcome_detail: self.refusal.clone().unwrap_or_default(),
             person_refs: self.person_refs.clone(),
-            trace_id: self.trace_id.clone(),
-            details: details.into_iter().collect(),
+            ..event
         }
     }
 

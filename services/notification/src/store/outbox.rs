@@ -10,8 +10,9 @@ use anyhow::Context as _;
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use tryggdel_proto::audit::v1::{Actor, AuditEvent, ObjectRef, Outcome};
+use tryggdel_proto::audit::v1::{Actor, AuditEvent};
 use tryggdel_service_kit::AuditDestination;
+use tryggdel_service_kit::audit_event::PoliceDisclosureEvent;
 use tryggdel_storage::{OutboxDestination, OutboxEvent};
 
 use super::queries::{NotificationStore, Value};
@@ -100,32 +101,26 @@ impl OutboxPayload {
                 receipt.acknowledged_at_unix_ms.to_string(),
             );
         }
-        AuditEvent {
-            event_id: self.event_id.clone(),
-            action: self.event_type.clone(),
+        PoliceDisclosureEvent {
+            event_id: &self.event_id,
+            action: &self.event_type,
             occurred_at_unix_ms: self.occurred_at_unix_ms,
-            actor: self.actor.as_ref().map(|actor| Actor {
+            disclosure_id: &self.disclosure_id,
+            organisation: &self.organisation,
+            police_region: &self.police_region,
+            legal_basis_id: &self.legal_basis_id,
+            registry_version: &self.registry_version,
+            trace_id: &self.trace_id,
+        }
+        .audit_event(
+            self.actor.as_ref().map(|actor| Actor {
                 user_id: actor.user_id.clone(),
                 roles: actor.roles.clone(),
                 organisation: actor.organisation.clone(),
                 unit: actor.unit.clone(),
             }),
-            objects: vec![ObjectRef {
-                kind: "disclosure".into(),
-                id: self.disclosure_id.clone(),
-            }],
-            disclosure_id: self.disclosure_id.clone(),
-            organisation: self.organisation.clone(),
-            legal_basis_id: self.legal_basis_id.clone(),
-            registry_version: self.registry_version.clone(),
-            purpose: "disclosure to the police to prevent crime".into(),
-            recipient: format!("polisen/{}", self.police_region),
-            outcome: Outcome::Success as i32,
-            outcome_detail: String::new(),
-            person_refs: Vec::new(),
-            trace_id: self.trace_id.clone(),
-            details: details.into_iter().collect(),
-        }
+            details,
+        )
     }
 }
 
