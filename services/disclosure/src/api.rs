@@ -10,7 +10,7 @@ use ed25519_dalek::VerifyingKey;
 use tokio::sync::watch;
 use tonic::Request;
 use tryggdel_domain::{Directory, LegalRegistry, Organisation, OrganisationCode, PersonKey};
-use tryggdel_proto::disclosure::v1::Disclosure;
+use tryggdel_proto::disclosure::v1::{Disclosure, DraftContent, ProtectedDetails};
 use tryggdel_service_kit::{AuditLink, Authenticator, Caller, ServiceError};
 use tryggdel_storage::FieldCipher;
 
@@ -119,8 +119,8 @@ impl DisclosureApi {
         &self,
         record: &DisclosureRecord,
     ) -> Result<ValidatedDraft, ServiceError> {
-        let mut content = sealing::open_content(&self.cipher, record)?;
-        content.victim_protected = Some(sealing::open_protected(&self.cipher, record)?);
+        let (mut content, protected) = self.opened(record)?;
+        content.victim_protected = Some(protected);
         content::validate(&content, today())
     }
 
@@ -167,8 +167,7 @@ impl DisclosureApi {
         &self,
         record: &DisclosureRecord,
     ) -> Result<Disclosure, ServiceError> {
-        let content = sealing::open_content(&self.cipher, record)?;
-        let protected = sealing::open_protected(&self.cipher, record)?;
+        let (content, protected) = self.opened(record)?;
         wire::disclosure(record, content, content::masked(&protected), false)
     }
 
@@ -177,8 +176,18 @@ impl DisclosureApi {
         &self,
         record: &DisclosureRecord,
     ) -> Result<Disclosure, ServiceError> {
-        let content = sealing::open_content(&self.cipher, record)?;
-        let protected = sealing::open_protected(&self.cipher, record)?;
+        let (content, protected) = self.opened(record)?;
         wire::disclosure(record, content, protected, true)
+    }
+
+    /// The record's content and its protected details, unsealed.
+    fn opened(
+        &self,
+        record: &DisclosureRecord,
+    ) -> Result<(DraftContent, ProtectedDetails), ServiceError> {
+        Ok((
+            sealing::open_content(&self.cipher, record)?,
+            sealing::open_protected(&self.cipher, record)?,
+        ))
     }
 }

@@ -52,6 +52,17 @@ fn bounded(field: &str, value: &str, max_chars: usize) -> Result<(), ServiceErro
     tryggdel_service_kit::no_control_characters(field, value, true)
 }
 
+/// A list `field` of `len` items is refused when it has more than [`MAX_LIST_ITEMS`].
+fn at_most_list_items(field: &str, len: usize) -> Result<(), ServiceError> {
+    if len > MAX_LIST_ITEMS {
+        return Err(ServiceError::invalid(
+            field,
+            format!("has {len} items, at most {MAX_LIST_ITEMS} allowed"),
+        ));
+    }
+    Ok(())
+}
+
 fn optional<T, E: std::fmt::Display>(
     field: &str,
     value: &str,
@@ -179,15 +190,7 @@ pub fn validate(content: &DraftContent, today: Date) -> Result<ValidatedDraft, S
             _ => Err("must be future_risk or committed"),
         },
     )?;
-    if content.checklist.len() > MAX_LIST_ITEMS {
-        return Err(ServiceError::invalid(
-            field("checklist"),
-            format!(
-                "has {} items, at most {MAX_LIST_ITEMS} allowed",
-                content.checklist.len()
-            ),
-        ));
-    }
+    at_most_list_items(&field("checklist"), content.checklist.len())?;
     let mut keys = BTreeSet::new();
     for (index, answer) in content.checklist.iter().enumerate() {
         let item = format!("content.checklist[{index}]");
@@ -210,15 +213,7 @@ pub fn validate(content: &DraftContent, today: Date) -> Result<ValidatedDraft, S
             ));
         }
     }
-    if content.data_items.len() > MAX_LIST_ITEMS {
-        return Err(ServiceError::invalid(
-            field("data_items"),
-            format!(
-                "has {} items, at most {MAX_LIST_ITEMS} allowed",
-                content.data_items.len()
-            ),
-        ));
-    }
+    at_most_list_items(&field("data_items"), content.data_items.len())?;
     let mut data_items = Vec::new();
     for (index, selected) in content.data_items.iter().enumerate() {
         let item = format!("content.data_items[{index}]");

@@ -17,9 +17,7 @@ pub(crate) fn open_content(
     cipher: &FieldCipher,
     record: &DisclosureRecord,
 ) -> Result<DraftContent, ServiceError> {
-    let bytes = cipher.open(&record.content_sealed, &context(&record.id, "content"))?;
-    DraftContent::decode(bytes.as_slice())
-        .map_err(|error| ServiceError::internal(anyhow::Error::new(error).context("content")))
+    open_message(cipher, &record.content_sealed, &record.id, "content")
 }
 
 /// The protected details, unmasked.
@@ -27,9 +25,19 @@ pub(crate) fn open_protected(
     cipher: &FieldCipher,
     record: &DisclosureRecord,
 ) -> Result<ProtectedDetails, ServiceError> {
-    let bytes = cipher.open(&record.protected_sealed, &context(&record.id, "protected"))?;
-    ProtectedDetails::decode(bytes.as_slice())
-        .map_err(|error| ServiceError::internal(anyhow::Error::new(error).context("protected")))
+    open_message(cipher, &record.protected_sealed, &record.id, "protected")
+}
+
+/// Opens the `part` of disclosure `id` sealed in `sealed` and decodes the message in it.
+fn open_message<M: Message + Default>(
+    cipher: &FieldCipher,
+    sealed: &str,
+    id: &str,
+    part: &'static str,
+) -> Result<M, ServiceError> {
+    let bytes = cipher.open(sealed, &context(id, part))?;
+    M::decode(bytes.as_slice())
+        .map_err(|error| ServiceError::internal(anyhow::Error::new(error).context(part)))
 }
 
 /// Seals a validated draft into `record`, with what the record keeps in the clear (its legal

@@ -253,13 +253,20 @@ mod tests {
             .unwrap()
     }
 
-    async fn old_rows_get_their_audit_event_and_trace(backend: TestBackend) {
-        let Some(test_database) = TestDatabase::create(backend).await else {
-            return;
-        };
+    /// A fresh database of the service on `backend`, migrated (None: the backend is not
+    /// configured).
+    async fn migrated(backend: TestBackend) -> Option<(TestDatabase, Database)> {
+        let test_database = TestDatabase::create(backend).await?;
         let database = Database::connect(&test_database.url, "disclosure", &MIGRATIONS)
             .await
             .unwrap();
+        Some((test_database, database))
+    }
+
+    async fn old_rows_get_their_audit_event_and_trace(backend: TestBackend) {
+        let Some((test_database, database)) = migrated(backend).await else {
+            return;
+        };
         let payloads: Vec<OutboxPayload> = (0..5).map(payload).collect();
         for (n, payload) in payloads.iter().enumerate() {
             let mut json = serde_json::to_value(payload).unwrap();
@@ -305,12 +312,9 @@ mod tests {
     }
 
     async fn a_payload_that_does_not_parse_is_an_error_naming_its_row(backend: TestBackend) {
-        let Some(test_database) = TestDatabase::create(backend).await else {
+        let Some((test_database, database)) = migrated(backend).await else {
             return;
         };
-        let database = Database::connect(&test_database.url, "disclosure", &MIGRATIONS)
-            .await
-            .unwrap();
         let good = serde_json::to_string(&payload(1)).unwrap();
         insert_old_row(&database, "event-1", &good).await;
         let bad = insert_old_row(&database, "event-2", "{\"not\":\"a payload\"}").await;
