@@ -18,7 +18,7 @@ use crate::checks::{parse_disclosure_id, today};
 use crate::content::{self, ValidatedDraft};
 use crate::policy;
 use crate::sealing;
-use crate::store::{DisclosureRecord, DisclosureStore, OutboxEvent};
+use crate::store::{DisclosureRecord, DisclosureStore};
 use crate::wire;
 
 /// The handlers and everything they need.
@@ -139,16 +139,20 @@ impl DisclosureApi {
             .map_err(|error| ServiceError::invalid("content.legal_basis_id", error))
     }
 
-    /// Writes a changed record under the caller's expected version, or reports the conflict.
+    /// Writes the caller's change to `record` under their expected version, with its
+    /// `event_type` event, and answers with the masked view; or reports the conflict.
     pub(crate) async fn save(
         &self,
+        caller: &Caller,
         record: &DisclosureRecord,
         expected_version: i64,
-        event: &OutboxEvent,
-    ) -> Result<(), ServiceError> {
-        if self.store.update(record, expected_version, event).await? {
+        event_type: &str,
+        details: &[(&str, String)],
+    ) -> Result<Disclosure, ServiceError> {
+        let event = self.event(caller, record, event_type, details)?;
+        if self.store.update(record, expected_version, &event).await? {
             self.signal_outbox();
-            return Ok(());
+            return self.masked_view(record);
         }
         let current = self
             .store

@@ -40,10 +40,17 @@ impl DisclosureApi {
         record.advance(step, now);
         caller.user().clone_into(&mut record.submitted_by);
         record.submitted_at = now;
-        let event = self.event(caller, &record, "disclosure.submitted", &[])?;
-        self.save(&record, request.expected_version, &event).await?;
+        let view = self
+            .save(
+                caller,
+                &record,
+                request.expected_version,
+                "disclosure.submitted",
+                &[],
+            )
+            .await?;
         tracing::info!(disclosure_id = %record.id, "submitted");
-        self.masked_view(&record)
+        Ok(view)
     }
 
     pub(crate) async fn approve(
@@ -77,10 +84,17 @@ impl DisclosureApi {
             assessment: Some(wire_assessment(&assessment).encode_to_vec()),
         });
         let details = approval_details(&record, &draft);
-        let event = self.event(caller, &record, "disclosure.approved", &details)?;
-        self.save(&record, request.expected_version, &event).await?;
+        let view = self
+            .save(
+                caller,
+                &record,
+                request.expected_version,
+                "disclosure.approved",
+                &details,
+            )
+            .await?;
         tracing::info!(disclosure_id = %record.id, "approved");
-        self.masked_view(&record)
+        Ok(view)
     }
 
     pub(crate) async fn reject(
@@ -140,10 +154,14 @@ impl DisclosureApi {
         let reason = concluded.reason;
         record.conclude(concluded.outcome, caller.user(), now, reason.clone());
         let details = [("reason", reason)];
-        let event = self.event(caller, &record, concluded.event_type, &details)?;
-        self.save(&record, concluded.expected_version, &event)
-            .await?;
-        self.masked_view(&record)
+        self.save(
+            caller,
+            &record,
+            concluded.expected_version,
+            concluded.event_type,
+            &details,
+        )
+        .await
     }
 }
 

@@ -89,9 +89,14 @@ impl DisclosureApi {
         let draft = content::validate(&request.content.unwrap_or_default(), today())?;
         sealing::seal_draft(&self.cipher, &mut record, &draft)?;
         record.advance(step, now_unix_ms());
-        let event = self.event(caller, &record, "disclosure.draft_updated", &[])?;
-        self.save(&record, request.expected_version, &event).await?;
-        self.masked_view(&record)
+        self.save(
+            caller,
+            &record,
+            request.expected_version,
+            "disclosure.draft_updated",
+            &[],
+        )
+        .await
     }
 
     pub(crate) async fn assess(
