@@ -143,10 +143,11 @@ impl DisclosureStore {
 
     /// The disclosure `id`, if it exists.
     pub async fn get(&self, id: &str) -> Result<Option<DisclosureRecord>, sqlx::Error> {
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM disclosures WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.database.pool())
-            .await
+        self.optional_by_key(
+            &format!("SELECT {COLUMNS} FROM disclosures WHERE id = $1"),
+            id,
+        )
+        .await
     }
 
     /// Writes `row` if the stored version is still `expected_version`, with `event`, all or
@@ -226,11 +227,10 @@ impl DisclosureStore {
 
     /// The delivery record of a disclosure, if it was delivered.
     pub async fn delivery(&self, disclosure_id: &str) -> Result<Option<DeliveryRow>, sqlx::Error> {
-        sqlx::query_as(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE disclosure_id = $1"
-        ))
-        .bind(disclosure_id)
-        .fetch_optional(self.database.pool())
+        self.optional_by_key(
+            &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE disclosure_id = $1"),
+            disclosure_id,
+        )
         .await
     }
 
@@ -314,6 +314,17 @@ impl DisclosureStore {
         .bind(disclosure_id)
         .fetch_all(self.database.pool())
         .await
+    }
+
+    /// The row `statement` selects by the one `key` it binds (`$1`), if there is one.
+    async fn optional_by_key<T>(&self, statement: &str, key: &str) -> Result<Option<T>, sqlx::Error>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
+        sqlx::query_as(statement)
+            .bind(key)
+            .fetch_optional(self.database.pool())
+            .await
     }
 }
 
