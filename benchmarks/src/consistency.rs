@@ -98,21 +98,46 @@ pub async fn backlog(databases: &RunDatabases) -> anyhow::Result<i64> {
     Ok(total)
 }
 
+/// How long a wait may take, and how long it pauses between two looks.
+struct Patience {
+    started: Instant,
+    timeout: Duration,
+    pause: Duration,
+}
+
+impl Patience {
+    fn new(timeout: Duration, pause: Duration) -> Patience {
+        Patience {
+            started: Instant::now(),
+            timeout,
+            pause,
+        }
+    }
+
+    /// After a look that was not yet it: pauses, or fails with `why` once the time is up.
+    async fn again(&self, why: impl FnOnce() -> String) -> anyhow::Result<()> {
+        if self.started.elapsed() > self.timeout {
+            bail!("{}", why());
+        }
+        tokio::time::sleep(self.pause).await;
+        Ok(())
+    }
+}
+
 /// Waits until every outbox event has reached its receivers; answers how long that took.
 pub async fn wait_for_drained(
     databases: &RunDatabases,
     timeout: Duration,
 ) -> anyhow::Result<Duration> {
-    let started = Instant::now();
+    let patience = Patience::new(timeout, Duration::from_millis(100));
     loop {
         let backlog = backlog(databases).await?;
         if backlog == 0 {
-            return Ok(started.elapsed());
+            return Ok(patience.started.elapsed());
         }
-        if started.elapsed() > timeout {
-            bail!("{backlog} outbox events still not relayed after {timeout:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        patience
+            .again(|| format!("{backlog} outbox events still not relayed after {timeout:?}"))
+            .await?;
     }
 }
 
@@ -122,7 +147,7 @@ pub async fn wait_for_checkpoint(
     databases: &RunDatabases,
     timeout: Duration,
 ) -> anyhow::Result<Duration> {
-    let started = Instant::now();
+    let patience = Patience::new(timeout, Duration::from_millis(50));
     let mut audit = connect(&databases.audit_url, "audit").await?;
     loop {
         let (entries, signed): (i64, i64) = sqlx::query_as(
@@ -134,12 +159,15 @@ pub async fn wait_for_checkpoint(
         .context("reading the audit log's size")?;
         if signed == entries {
             audit.close().await.ok();
-            return Ok(started.elapsed());
+            return Ok(patience.started.elapsed());
         }
-        if started.elapsed() > timeout {
-            bail!("after {timeout:?} the latest checkpoint covers {signed} of {entries} entries");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        patience
+            .again(|| {
+                format!(
+                    "after {timeout:?} the latest checkpoint covers {signed} of {entries} entries"
+                )
+            })
+            .await?;
     }
 }
 

@@ -622,29 +622,16 @@ impl User {
         )
         .map_err(|error| (Step::CreateDraft, format!("{error:#}")))?;
 
-        let at = Instant::now();
-        let draft = self
-            .caseworker
-            .create_draft(CreateDraftRequest {
-                client_request_id,
-                content: Some(content),
-            })
-            .await
-            .map_err(|status| (Step::CreateDraft, describe(&status)))?
-            .into_inner();
-        shared.record(Step::CreateDraft, at, Instant::now());
-
-        let at = Instant::now();
-        let submitted = self
-            .caseworker
-            .submit(SubmitRequest {
-                disclosure_id: draft.id.clone(),
-                expected_version: draft.version,
-            })
-            .await
-            .map_err(|status| (Step::Submit, describe(&status)))?
-            .into_inner();
-        shared.record(Step::Submit, at, Instant::now());
+        let create = self.caseworker.create_draft(CreateDraftRequest {
+            client_request_id,
+            content: Some(content),
+        });
+        let draft = timed(shared, Step::CreateDraft, create).await?;
+        let submit = self.caseworker.submit(SubmitRequest {
+            disclosure_id: draft.id.clone(),
+            expected_version: draft.version,
+        });
+        let submitted = timed(shared, Step::Submit, submit).await?;
 
         let delivered = shared.board.wait(&submitted.id);
         let approve_at = Instant::now();
@@ -688,15 +675,12 @@ impl User {
             }
         }
 
+        let acknowledge = self.officer.acknowledge(AcknowledgeRequest {
+            disclosure_id: submitted.id.clone(),
+            police_reference: format!("5000-K{:06}-26", round % 1_000_000),
+        });
         let at = Instant::now();
-        self.officer
-            .acknowledge(AcknowledgeRequest {
-                disclosure_id: submitted.id.clone(),
-                police_reference: format!("5000-K{:06}-26", round % 1_000_000),
-            })
-            .await
-            .map_err(|status| (Step::Acknowledge, describe(&status)))?;
-        shared.record(Step::Acknowledge, at, Instant::now());
+        timed(shared, Step::Acknowledge, acknowledge).await?;
 
         let deadline = at + shared.wait_timeout;
         let mut pause = FIRST_POLL;
@@ -728,6 +712,18 @@ impl User {
             pause = (pause * 3 / 2).min(LONGEST_POLL);
         }
     }
+}
+
+/// Awaits one step's call and records how long it took; a refusal fails the step.
+async fn timed<T>(
+    shared: &Shared,
+    step: Step,
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, (Step, String)> {
+    let at = Instant::now();
+    let answer = call.await.map_err(|status| (step, describe(&status)))?;
+    shared.record(step, at, Instant::now());
+    Ok(answer.into_inner())
 }
 
 fn describe(status: &tonic::Status) -> String {
@@ -1034,31 +1030,22 @@ mod tests {
         let other: SocketAddr = "127.0.0.1:2".parse().unwrap();
         let mut progress = StreamProgress::default();
         assert!(progress.complete());
+        // The stream of `region` on `at` has delivered `ids`.
+        let delivered = |progress: &mut StreamProgress, region: &str, at, ids: &[&str]| {
+            let stream = progress.delivered.entry((region.into(), at)).or_default();
+            stream.extend(ids.iter().map(|id| (*id).to_owned()));
+        };
         progress
             .approved
             .entry("mitt".into())
             .or_default()
             .insert("a".into());
-        progress
-            .delivered
-            .entry(("mitt".into(), address))
-            .or_default()
-            .insert("a".into());
-        progress
-            .delivered
-            .entry(("mitt".into(), other))
-            .or_default();
+        delivered(&mut progress, "mitt", address, &["a"]);
+        delivered(&mut progress, "mitt", other, &[]);
         assert!(!progress.complete());
-        progress
-            .delivered
-            .entry(("mitt".into(), other))
-            .or_default()
-            .insert("a".into());
+        delivered(&mut progress, "mitt", other, &["a"]);
         // A region with streams but nothing approved is complete.
-        progress
-            .delivered
-            .entry(("syd".into(), address))
-            .or_default();
+        delivered(&mut progress, "syd", address, &[]);
         assert!(progress.complete());
     }
 

@@ -8,11 +8,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{BOLLNAS, Options, System, assert_all_found};
+use common::{BOLLNAS, Notifications, Options, System, assert_all_found};
 use tonic::Code;
 use tryggdel_auth::Role;
 use tryggdel_proto::common::v1::DisclosureState;
-use tryggdel_proto::disclosure::v1::GetRequest;
 use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
 use tryggdel_proto::notification::v1::{
     AcknowledgeRequest, DeliverRequest, Delivery, ListEscalationsRequest, SubscribeRequest,
@@ -49,6 +48,33 @@ async fn audit_actions(system: &System, id: &str) -> Vec<String> {
         .collect()
 }
 
+/// Waits (bounded) until the audit log's actions about one disclosure satisfy `done`;
+/// answers the actions last seen.
+async fn wait_for_actions(
+    system: &System,
+    id: &str,
+    done: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let mut actions = Vec::new();
+    for _ in 0..200 {
+        actions = audit_actions(system, id).await;
+        if done(&actions) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    actions
+}
+
+/// `officer`'s region's delivery stream, after `cursor`.
+async fn subscribe(officer: &mut Notifications, cursor: u64) -> tonic::Streaming<Delivery> {
+    officer
+        .subscribe(SubscribeRequest { cursor })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 async fn next(stream: &mut tonic::Streaming<Delivery>) -> Delivery {
     tokio::time::timeout(Duration::from_secs(20), stream.message())
         .await
@@ -62,25 +88,9 @@ async fn bollnas_reaches_mitt_and_comes_back_acknowledged(backend: TestBackend) 
         return;
     };
     let mut mitt = system.officer("mitt").await;
-    let mut mitt_stream = mitt
-        .subscribe(SubscribeRequest { cursor: 0 })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut ost_stream = system
-        .officer("ost")
-        .await
-        .subscribe(SubscribeRequest { cursor: 0 })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut syd_stream = system
-        .officer("syd")
-        .await
-        .subscribe(SubscribeRequest { cursor: 0 })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut mitt_stream = subscribe(&mut mitt, 0).await;
+    let mut ost_stream = subscribe(&mut system.officer("ost").await, 0).await;
+    let mut syd_stream = subscribe(&mut system.officer("syd").await, 0).await;
 
     let approved = system.approved(BOLLNAS, "lev-bollnas-1", false).await;
     let decision = approved.decision.clone().unwrap();
@@ -159,14 +169,7 @@ async fn bollnas_reaches_mitt_and_comes_back_acknowledged(backend: TestBackend) 
     .unwrap();
 
     // Every hop is in the audit log.
-    let mut actions = Vec::new();
-    for _ in 0..200 {
-        actions = audit_actions(&system, &approved.id).await;
-        if actions.len() >= 7 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let actions = wait_for_actions(&system, &approved.id, |actions| actions.len() >= 7).await;
     assert_all_found(
         &actions,
         &[
@@ -187,11 +190,7 @@ async fn approvals_wait_for_the_notification_service_and_none_is_lost(backend: T
         return;
     };
     let mut mitt = system.officer("mitt").await;
-    let mut stream = mitt
-        .subscribe(SubscribeRequest { cursor: 0 })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = subscribe(&mut mitt, 0).await;
     let first = system.approved(BOLLNAS, "lev-outage-0", false).await;
     let seen = next(&mut stream).await;
     assert_eq!(seen.disclosure_id, first.id);
@@ -212,15 +211,7 @@ async fn approvals_wait_for_the_notification_service_and_none_is_lost(backend: T
         let mut caseworker = system
             .disclosures("handlaggare-bollnas", BOLLNAS, Role::Caseworker)
             .await;
-        let state = caseworker
-            .get(GetRequest {
-                disclosure_id: id.clone(),
-                reveal_protected: false,
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .state;
+        let state = common::get(&mut caseworker, id).await.state;
         assert_eq!(state, DisclosureState::Approved as i32);
     }
 
@@ -228,13 +219,7 @@ async fn approvals_wait_for_the_notification_service_and_none_is_lost(backend: T
     // reconnects with its cursor gets exactly those.
     system.restart_notification().await;
     let mut mitt = system.officer("mitt").await;
-    let mut stream = mitt
-        .subscribe(SubscribeRequest {
-            cursor: seen.sequence,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = subscribe(&mut mitt, seen.sequence).await;
     let mut received = Vec::new();
     for _ in 0..3 {
         received.push(next(&mut stream).await.disclosure_id);
@@ -256,9 +241,8 @@ async fn an_unacknowledged_urgent_disclosure_escalates(backend: TestBackend) {
     let Some(system) = start(backend).await else {
         return;
     };
-    let urgent = system.approved(BOLLNAS, "lev-urgent-1", true).await;
-    system
-        .wait_for_state(&urgent.id, DisclosureState::Delivered)
+    let urgent = system
+        .approved_and_delivered(BOLLNAS, "lev-urgent-1", true)
         .await;
     let mut decision_maker = system
         .notifications("beslut-bollnas", BOLLNAS, Role::DecisionMaker)
@@ -282,23 +266,13 @@ async fn an_unacknowledged_urgent_disclosure_escalates(backend: TestBackend) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert_eq!(&rounds[..2], &[1, 2], "escalated and repeated: {rounds:?}");
-    let mut actions = Vec::new();
-    for _ in 0..200 {
-        actions = audit_actions(&system, &urgent.id).await;
-        if actions
-            .iter()
-            .any(|action| action == "notification.escalated")
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(
+    let escalated = |actions: &[String]| {
         actions
             .iter()
-            .any(|action| action == "notification.escalated"),
-        "{actions:?}"
-    );
+            .any(|action| action == "notification.escalated")
+    };
+    let actions = wait_for_actions(&system, &urgent.id, escalated).await;
+    assert!(escalated(&actions), "{actions:?}");
     system.stop().await;
 }
 
@@ -306,9 +280,8 @@ async fn a_tampered_payload_is_refused(backend: TestBackend) {
     let Some(system) = start(backend).await else {
         return;
     };
-    let approved = system.approved(BOLLNAS, "lev-tamper-1", false).await;
-    system
-        .wait_for_state(&approved.id, DisclosureState::Delivered)
+    let approved = system
+        .approved_and_delivered(BOLLNAS, "lev-tamper-1", false)
         .await;
     // Someone holding the disclosure service's certificate sends other bytes under the hash
     // bound at approval.

@@ -13,7 +13,6 @@ use tryggdel_auth::{Role, SignerConfig, TokenRequest, TokenSigner};
 use tryggdel_proto::audit::v1::QueryRequest;
 use tryggdel_proto::common::v1::DisclosureState;
 use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
-use tryggdel_proto::disclosure::v1::*;
 use tryggdel_system::development::{AUDIENCE, ISSUER};
 use tryggdel_system::{DataDirectory, SystemOptions, read, start_system};
 use tryggdel_test_support::BearerInterceptor;
@@ -53,6 +52,31 @@ async fn channel(
     .unwrap()
 }
 
+/// A disclosure client of `user` of `organisation` with `role`, on the disclosure service at
+/// `address`, as a newcomer makes one from the data directory.
+async fn disclosures(
+    data: &DataDirectory,
+    address: std::net::SocketAddr,
+    user: &str,
+    organisation: &str,
+    role: Role,
+) -> common::Disclosures {
+    DisclosureServiceClient::with_interceptor(
+        channel(data, address, organisation).await,
+        BearerInterceptor::new(&token(data, user, organisation, role)),
+    )
+}
+
+/// The compliance officer of the supervisor, calling the audit service at `address`.
+fn compliance_officer(data: &DataDirectory, address: std::net::SocketAddr) -> Connection {
+    Connection::development(
+        data,
+        &format!("https://{address}"),
+        "ivo",
+        token(data, "granskare-ivo", "ivo", Role::ComplianceOfficer),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it() {
     let directory = tempfile::tempdir().unwrap();
@@ -69,60 +93,35 @@ async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it()
     let address = system.disclosure.local_addr;
     let ca_before = read(&data.ca_cert()).unwrap();
 
-    let mut caseworker = DisclosureServiceClient::with_interceptor(
-        channel(&data, address, "bollnas-kommun").await,
-        BearerInterceptor::new(&token(
-            &data,
-            "handlaggare-bollnas",
-            "bollnas-kommun",
-            Role::Caseworker,
-        )),
-    );
-    let draft = caseworker
-        .create_draft(CreateDraftRequest {
-            client_request_id: "e2e-request-1".into(),
-            content: Some(common::content("E2E-1", true)),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(draft.police_region, "mitt");
-    let submitted = caseworker
-        .submit(SubmitRequest {
-            disclosure_id: draft.id.clone(),
-            expected_version: draft.version,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut decision_maker = DisclosureServiceClient::with_interceptor(
-        channel(&data, address, "bollnas-kommun").await,
-        BearerInterceptor::new(&token(
-            &data,
-            "beslut-bollnas",
-            "bollnas-kommun",
-            Role::DecisionMaker,
-        )),
-    );
-    let approved = decision_maker
-        .approve(ApproveRequest {
-            disclosure_id: submitted.id.clone(),
-            expected_version: submitted.version,
-            comment: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut caseworker = disclosures(
+        &data,
+        address,
+        "handlaggare-bollnas",
+        "bollnas-kommun",
+        Role::Caseworker,
+    )
+    .await;
+    let submitted = common::submitted(
+        &mut caseworker,
+        "e2e-request-1",
+        common::content("E2E-1", true),
+    )
+    .await;
+    assert_eq!(submitted.police_region, "mitt");
+    let mut decision_maker = disclosures(
+        &data,
+        address,
+        "beslut-bollnas",
+        "bollnas-kommun",
+        Role::DecisionMaker,
+    )
+    .await;
+    let approved = common::approve(&mut decision_maker, &submitted).await;
     assert_eq!(approved.state, DisclosureState::Approved as i32);
 
     // A compliance officer of the supervisor finds the events in the audit log, exports
     // the log and verifies it offline with the log's public key.
-    let officer = Connection::development(
-        &data,
-        &format!("https://{}", system.audit.local_addr),
-        "ivo",
-        token(&data, "granskare-ivo", "ivo", Role::ComplianceOfficer),
-    );
+    let officer = compliance_officer(&data, system.audit.local_addr);
     let mut entries = Vec::new();
     for _ in 0..200 {
         entries = officer
@@ -130,7 +129,7 @@ async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it()
             .await
             .unwrap()
             .query(QueryRequest {
-                disclosure_id: draft.id.clone(),
+                disclosure_id: submitted.id.clone(),
                 ..QueryRequest::default()
             })
             .await
@@ -208,23 +207,15 @@ async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it()
     // A second start reuses the certificates and keys, and the disclosure is still there.
     let system = start_system(&options).await.unwrap();
     assert_eq!(read(&data.ca_cert()).unwrap(), ca_before);
-    let mut caseworker = DisclosureServiceClient::with_interceptor(
-        channel(&data, system.disclosure.local_addr, "bollnas-kommun").await,
-        BearerInterceptor::new(&token(
-            &data,
-            "handlaggare-bollnas",
-            "bollnas-kommun",
-            Role::Caseworker,
-        )),
-    );
-    let again = caseworker
-        .get(GetRequest {
-            disclosure_id: draft.id.clone(),
-            reveal_protected: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut caseworker = disclosures(
+        &data,
+        system.disclosure.local_addr,
+        "handlaggare-bollnas",
+        "bollnas-kommun",
+        Role::Caseworker,
+    )
+    .await;
+    let again = common::get(&mut caseworker, &submitted.id).await;
     // Handed to region Mitt by the notification service that `start` runs too.
     assert_eq!(again.state, DisclosureState::Delivered as i32);
     assert_eq!(again.delivery.as_ref().unwrap().police_region, "mitt");
@@ -234,12 +225,7 @@ async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it()
     );
 
     // The log carried on: a later export is consistent with the checkpoint taken before.
-    let officer = Connection::development(
-        &data,
-        &format!("https://{}", system.audit.local_addr),
-        "ivo",
-        token(&data, "granskare-ivo", "ivo", Role::ComplianceOfficer),
-    );
+    let officer = compliance_officer(&data, system.audit.local_addr);
     let export_file = directory.path().join("audit-2.jsonl");
     tryggdel::audit::export(
         &officer,

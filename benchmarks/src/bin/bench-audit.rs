@@ -107,6 +107,26 @@ impl Result {
         self.fields.push((key.into(), value.to_string()));
     }
 
+    /// The 99th percentiles of the inclusion and the consistency proofs at `size`, as
+    /// `{prefix}incl_p99_{unit}_{size}` and `{prefix}cons_p99_{unit}_{size}`, each written by
+    /// `value`.
+    fn add_proof_p99s(
+        &mut self,
+        prefix: &str,
+        unit: &str,
+        value: fn(Option<Duration>) -> String,
+        size: u64,
+        inclusion: &mut Samples,
+        consistency: &mut Samples,
+    ) {
+        for (kind, samples) in [("incl", inclusion), ("cons", consistency)] {
+            self.add(
+                format!("{prefix}{kind}_p99_{unit}_{size}"),
+                value(samples.percentile(99.0)),
+            );
+        }
+    }
+
     fn line(&self) -> String {
         let mut line = "RESULT bench=audit".to_owned();
         for (key, value) in &self.fields {
@@ -405,28 +425,19 @@ async fn library_proofs(args: &Args, result: &mut Result) -> anyhow::Result<()> 
             build.as_secs_f64(),
             size as f64 / build.as_secs_f64().max(1e-9)
         );
-        println!(
-            "  inclusion proof (library): p50 {} µs, p99 {} µs, max {} µs over {} random (index, size)",
-            us(inclusion.percentile(50.0)),
-            us(inclusion.percentile(99.0)),
-            us(inclusion.max()),
-            inclusion.len()
-        );
-        println!(
-            "  consistency proof (library): p50 {} µs, p99 {} µs, max {} µs over {} random first sizes",
-            us(consistency.percentile(50.0)),
-            us(consistency.percentile(99.0)),
-            us(consistency.max()),
-            consistency.len()
-        );
-        result.add(
-            format!("lib_incl_p99_us_{size}"),
-            us(inclusion.percentile(99.0)),
-        );
-        result.add(
-            format!("lib_cons_p99_us_{size}"),
-            us(consistency.percentile(99.0)),
-        );
+        for (kind, samples, over) in [
+            ("inclusion", &mut inclusion, "(index, size)"),
+            ("consistency", &mut consistency, "first sizes"),
+        ] {
+            println!(
+                "  {kind} proof (library): p50 {} µs, p99 {} µs, max {} µs over {} random {over}",
+                us(samples.percentile(50.0)),
+                us(samples.percentile(99.0)),
+                us(samples.max()),
+                samples.len()
+            );
+        }
+        result.add_proof_p99s("lib_", "us", us, size, &mut inclusion, &mut consistency);
     }
     Ok(())
 }
@@ -525,14 +536,7 @@ async fn service_proofs_on(
             "{}",
             ms_table_row("GetConsistencyProof (service)", &mut consistency)
         );
-        result.add(
-            format!("incl_p99_ms_{size}"),
-            ms_value(inclusion.percentile(99.0)),
-        );
-        result.add(
-            format!("cons_p99_ms_{size}"),
-            ms_value(consistency.percentile(99.0)),
-        );
+        result.add_proof_p99s("", "ms", ms_value, size, &mut inclusion, &mut consistency);
         if verify {
             verification(identity, &service, &signer, result).await?;
         }

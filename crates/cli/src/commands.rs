@@ -29,6 +29,15 @@ pub struct Endpoints {
     pub audit: String,
 }
 
+/// Who runs a command and how it answers: the user's connection, where the services are,
+/// and whether to print JSON instead of tables.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub connection: Connection,
+    pub endpoints: Endpoints,
+    pub json: bool,
+}
+
 /// What a disclosure command does.
 #[derive(Clone, Debug)]
 pub enum DisclosureAction {
@@ -99,6 +108,20 @@ fn print_list<T>(
         "{}",
         output::table(headers, items.iter().map(to_row).collect())
     );
+    Ok(())
+}
+
+/// Prints one `item` as JSON (through `to_json`) or as its readable `text`.
+fn print_item<T: ?Sized>(
+    item: &T,
+    json: bool,
+    to_json: fn(&T) -> serde_json::Value,
+    text: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    if json {
+        return print_json(&to_json(item));
+    }
+    crate::out!("{}", text(item));
     Ok(())
 }
 
@@ -173,13 +196,13 @@ fn parse_state(state: &str) -> anyhow::Result<i32> {
 }
 
 /// Runs a disclosure command.
-pub async fn disclosure(
-    connection: &Connection,
-    endpoints: &Endpoints,
-    action: DisclosureAction,
-    json: bool,
-) -> anyhow::Result<()> {
-    let connection = connection.at(&endpoints.disclosure);
+pub async fn disclosure(session: &Session, action: DisclosureAction) -> anyhow::Result<()> {
+    let Session {
+        connection,
+        endpoints,
+        json,
+    } = session;
+    let (connection, json) = (connection.at(&endpoints.disclosure), *json);
     match action {
         DisclosureAction::Draft { file, request_id } => {
             let content = read_draft(&file)?;
@@ -220,12 +243,12 @@ pub async fn disclosure(
                     .assess_legal_basis(request)
                     .await,
             )?;
-            if json {
-                print_json(&output::assessment_json(&assessment))
-            } else {
-                crate::out!("{}", output::assessment_text(&assessment));
-                Ok(())
-            }
+            print_item(
+                &assessment,
+                json,
+                output::assessment_json,
+                output::assessment_text,
+            )
         }
         DisclosureAction::Submit { id } => {
             let (mut client, version) = client_at_current_version(&connection, &id).await?;
@@ -290,12 +313,12 @@ pub async fn disclosure(
                 }
             })
             .await?;
-            if json {
-                print_json(&output::summaries_json(&all))
-            } else {
-                crate::out!("{}", output::summaries_text(&all));
-                Ok(())
-            }
+            print_item(
+                all.as_slice(),
+                json,
+                output::summaries_json,
+                output::summaries_text,
+            )
         }
         DisclosureAction::Show { id, reveal } => {
             let request = GetRequest {
@@ -379,13 +402,9 @@ pub enum PoliceAction {
 }
 
 /// Runs a police command.
-pub async fn police(
-    connection: &Connection,
-    endpoints: &Endpoints,
-    action: PoliceAction,
-    json: bool,
-) -> anyhow::Result<()> {
-    let connection = connection.at(&endpoints.notification);
+pub async fn police(session: &Session, action: PoliceAction) -> anyhow::Result<()> {
+    let json = session.json;
+    let connection = session.connection.at(&session.endpoints.notification);
     let mut client = connection.notification().await?;
     match action {
         PoliceAction::Inbox { follow: false, .. } => {
@@ -445,18 +464,16 @@ pub async fn police(
                 police_reference: reference,
             };
             let receipt = answer(client.acknowledge(request).await)?;
-            if json {
-                return print_json(&output::receipt_json(&receipt));
-            }
-            crate::out!(
-                "received {} as {} by {} at {} (receipt signed by key {})",
-                receipt.disclosure_id,
-                receipt.police_reference,
-                receipt.acknowledged_by,
-                output::time(receipt.acknowledged_at_unix_ms),
-                receipt.key_id
-            );
-            Ok(())
+            print_item(&receipt, json, output::receipt_json, |receipt| {
+                format!(
+                    "received {} as {} by {} at {} (receipt signed by key {})",
+                    receipt.disclosure_id,
+                    receipt.police_reference,
+                    receipt.acknowledged_by,
+                    output::time(receipt.acknowledged_at_unix_ms),
+                    receipt.key_id
+                )
+            })
         }
         PoliceAction::FollowUp { id, question } => {
             let request = AskFollowUpRequest {
@@ -464,27 +481,24 @@ pub async fn police(
                 question,
             };
             let follow_up = answer(client.ask_follow_up(request).await)?;
-            if json {
-                return print_json(&output::follow_up_json(&follow_up));
-            }
-            crate::out!(
-                "question {} sent to {}; they answer with a new disclosure",
-                follow_up.id,
-                follow_up.organisation
-            );
-            Ok(())
+            print_item(&follow_up, json, output::follow_up_json, |follow_up| {
+                format!(
+                    "question {} sent to {}; they answer with a new disclosure",
+                    follow_up.id, follow_up.organisation
+                )
+            })
         }
     }
 }
 
 /// `audit query`: entries matching the filters.
-pub async fn audit_query(
-    connection: &Connection,
-    endpoints: &Endpoints,
-    request: QueryRequest,
-    json: bool,
-) -> anyhow::Result<()> {
-    let client = connection.at(&endpoints.audit).audit().await?;
+pub async fn audit_query(session: &Session, request: QueryRequest) -> anyhow::Result<()> {
+    let json = session.json;
+    let client = session
+        .connection
+        .at(&session.endpoints.audit)
+        .audit()
+        .await?;
     let entries = all_pages(|page_token| {
         let mut client = client.clone();
         let request = QueryRequest {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use tryggdel::client::{Connection, exit, exit_code};
-use tryggdel::commands::{DisclosureAction, Endpoints, PoliceAction};
+use tryggdel::commands::{DisclosureAction, Endpoints, PoliceAction, Session};
 use tryggdel_auth::{Role, SignerConfig, TokenRequest, TokenSigner};
 use tryggdel_proto::audit::v1::QueryRequest;
 use tryggdel_system::development::{AUDIENCE, ISSUER};
@@ -216,6 +216,15 @@ impl UserArgs {
             self.token.clone().unwrap_or_default(),
         ))
     }
+
+    /// The user's connection, endpoints and output format, for a role command.
+    fn session(&self, data: &DataDirectory) -> anyhow::Result<Session> {
+        Ok(Session {
+            connection: self.connection(data)?,
+            endpoints: self.endpoints.endpoints(),
+            json: self.json,
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -349,9 +358,7 @@ enum AuditCommand {
     /// Save a signed checkpoint (the latest, or the one at --tree-size) to a file.
     Checkpoint {
         #[command(flatten)]
-        user: UserArgs,
-        #[arg(long, default_value_t = 0)]
-        tree_size: u64,
+        log: LogArgs,
         /// Where to write the signed note.
         #[arg(long)]
         out: PathBuf,
@@ -359,9 +366,7 @@ enum AuditCommand {
     /// Save every entry of the log at a signed checkpoint, for offline verification.
     Export {
         #[command(flatten)]
-        user: UserArgs,
-        #[arg(long, default_value_t = 0)]
-        tree_size: u64,
+        log: LogArgs,
         /// Where to write the export (JSON Lines).
         #[arg(long)]
         out: PathBuf,
@@ -386,6 +391,22 @@ enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Who asks the audit log, and at which size (`audit checkpoint`, `audit export`).
+#[derive(Args, Clone)]
+struct LogArgs {
+    #[command(flatten)]
+    user: UserArgs,
+    #[arg(long, default_value_t = 0)]
+    tree_size: u64,
+}
+
+impl LogArgs {
+    /// A connection to the audit service.
+    fn connection(&self, data: &DataDirectory) -> anyhow::Result<Connection> {
+        Ok(self.user.connection(data)?.at(&self.user.endpoints.audit))
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -572,17 +593,14 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 DisclosureCommand::FollowUps { id } => DisclosureAction::FollowUps { id },
                 DisclosureCommand::Escalations { id } => DisclosureAction::Escalations { id },
             };
-            let connection = user.connection(&data)?;
             runtime()?.block_on(tryggdel::commands::disclosure(
-                &connection,
-                &user.endpoints.endpoints(),
+                &user.session(&data)?,
                 action,
-                user.json,
             ))?;
             Ok(exit::OK)
         }
         Command::Police { user, command } => {
-            let connection = user.connection(&data)?;
+            let session = user.session(&data)?;
             let action = match command {
                 PoliceCommand::Inbox { follow, cursor } => PoliceAction::Inbox { follow, cursor },
                 PoliceCommand::Acknowledge { id, reference } => {
@@ -590,12 +608,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
                 PoliceCommand::FollowUp { id, question } => PoliceAction::FollowUp { id, question },
             };
-            runtime()?.block_on(tryggdel::commands::police(
-                &connection,
-                &user.endpoints.endpoints(),
-                action,
-                user.json,
-            ))?;
+            runtime()?.block_on(tryggdel::commands::police(&session, action))?;
             Ok(exit::OK)
         }
         Command::Audit { command } => audit_command(&data, command),
@@ -613,7 +626,7 @@ fn audit_command(data: &DataDirectory, command: AuditCommand) -> anyhow::Result<
             legal_basis,
             organisation,
         } => {
-            let connection = user.connection(data)?;
+            let session = user.session(data)?;
             let request = QueryRequest {
                 person_identity_number: person.unwrap_or_default(),
                 disclosure_id: disclosure_id.unwrap_or_default(),
@@ -624,22 +637,13 @@ fn audit_command(data: &DataDirectory, command: AuditCommand) -> anyhow::Result<
                 page_size: 500,
                 ..QueryRequest::default()
             };
-            runtime()?.block_on(tryggdel::commands::audit_query(
-                &connection,
-                &user.endpoints.endpoints(),
-                request,
-                user.json,
-            ))?;
+            runtime()?.block_on(tryggdel::commands::audit_query(&session, request))?;
             Ok(exit::OK)
         }
-        AuditCommand::Checkpoint {
-            user,
-            tree_size,
-            out,
-        } => {
-            let connection = user.connection(data)?.at(&user.endpoints.audit);
+        AuditCommand::Checkpoint { log, out } => {
+            let connection = log.connection(data)?;
             let checkpoint =
-                runtime()?.block_on(tryggdel::audit::checkpoint(&connection, tree_size))?;
+                runtime()?.block_on(tryggdel::audit::checkpoint(&connection, log.tree_size))?;
             std::fs::write(&out, &checkpoint.note)
                 .with_context(|| format!("writing {}", out.display()))?;
             tryggdel::out!(
@@ -650,18 +654,14 @@ fn audit_command(data: &DataDirectory, command: AuditCommand) -> anyhow::Result<
             );
             Ok(exit::OK)
         }
-        AuditCommand::Export {
-            user,
-            tree_size,
-            out,
-        } => {
-            let connection = user.connection(data)?.at(&user.endpoints.audit);
+        AuditCommand::Export { log, out } => {
+            let connection = log.connection(data)?;
             let file = std::fs::File::create(&out)
                 .with_context(|| format!("creating {}", out.display()))?;
             let mut progress = tryggdel::audit::progress_printer("exported");
             let written = runtime()?.block_on(tryggdel::audit::export(
                 &connection,
-                tree_size,
+                log.tree_size,
                 std::io::BufWriter::new(file),
                 &mut progress,
             ))?;

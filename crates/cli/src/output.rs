@@ -128,68 +128,58 @@ pub fn disclosure_json(disclosure: &Disclosure) -> Value {
 
 pub fn disclosure_text(disclosure: &Disclosure) -> String {
     let mut rows = vec![
-        vec!["id".to_owned(), disclosure.id.clone()],
-        vec!["state".to_owned(), state(disclosure.state)],
-        vec!["version".to_owned(), disclosure.version.to_string()],
-        vec!["organisation".to_owned(), disclosure.organisation.clone()],
-        vec!["police region".to_owned(), disclosure.police_region.clone()],
-        vec!["drafted by".to_owned(), disclosure.drafted_by.clone()],
-        vec!["created".to_owned(), time(disclosure.created_at_unix_ms)],
+        row("id", disclosure.id.clone()),
+        row("state", state(disclosure.state)),
+        row("version", disclosure.version.to_string()),
+        row("organisation", disclosure.organisation.clone()),
+        row("police region", disclosure.police_region.clone()),
+        row("drafted by", disclosure.drafted_by.clone()),
+        row("created", time(disclosure.created_at_unix_ms)),
     ];
     if let Some(content) = &disclosure.content {
-        rows.push(vec![
-            "legal basis".to_owned(),
-            content.legal_basis_id.clone(),
-        ]);
-        rows.push(vec!["crime".to_owned(), content.crime_id.clone()]);
-        rows.push(vec!["urgent".to_owned(), content.urgent.to_string()]);
+        rows.push(row("legal basis", content.legal_basis_id.clone()));
+        rows.push(row("crime", content.crime_id.clone()));
+        rows.push(row("urgent", content.urgent.to_string()));
         if let Some(protected) = &content.victim_protected {
-            rows.push(vec![
-                "protected address".to_owned(),
-                protected.address.clone(),
-            ]);
+            rows.push(row("protected address", protected.address.clone()));
         }
     }
     if let Some(decision) = &disclosure.decision {
-        rows.push(vec![
-            "decision".to_owned(),
-            format!(
-                "{} by {} at {}",
-                decision.outcome,
-                decision.decided_by,
-                time(decision.decided_at_unix_ms)
-            ),
-        ]);
+        let decided = format!(
+            "{} by {} at {}",
+            decision.outcome,
+            decision.decided_by,
+            time(decision.decided_at_unix_ms)
+        );
+        rows.push(row("decision", decided));
         if !decision.payload_sha256.is_empty() {
-            rows.push(vec![
-                "payload sha-256".to_owned(),
-                decision.payload_sha256.clone(),
-            ]);
+            rows.push(row("payload sha-256", decision.payload_sha256.clone()));
         }
     }
     if let Some(delivery) = &disclosure.delivery {
-        rows.push(vec![
-            "delivered".to_owned(),
-            format!(
-                "to region {} at {}",
-                delivery.police_region,
-                time(delivery.delivered_at_unix_ms)
-            ),
-        ]);
+        let delivered = format!(
+            "to region {} at {}",
+            delivery.police_region,
+            time(delivery.delivered_at_unix_ms)
+        );
+        rows.push(row("delivered", delivered));
         if !delivery.acknowledged_by.is_empty() {
-            rows.push(vec![
-                "received".to_owned(),
-                format!(
-                    "by {} at {}, police reference {} (signed receipt, key {})",
-                    delivery.acknowledged_by,
-                    time(delivery.acknowledged_at_unix_ms),
-                    delivery.police_reference,
-                    delivery.receipt_key_id
-                ),
-            ]);
+            let received = format!(
+                "by {} at {}, police reference {} (signed receipt, key {})",
+                delivery.acknowledged_by,
+                time(delivery.acknowledged_at_unix_ms),
+                delivery.police_reference,
+                delivery.receipt_key_id
+            );
+            rows.push(row("received", received));
         }
     }
     table(&["", ""], rows)
+}
+
+/// One row of a two-column table: a label and its value.
+fn row(label: &str, value: String) -> Vec<String> {
+    vec![label.to_owned(), value]
 }
 
 pub fn summaries_text(summaries: &[DisclosureSummary]) -> String {

@@ -3,19 +3,15 @@
 //! and exit codes. Ends with SIGTERM and a clean stop.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{free_port, stop_with_sigterm, text};
 
 struct Started {
     child: Child,
@@ -79,10 +75,6 @@ fn tryggdel(data: &Path, args: &[&str]) -> Output {
         .env_remove("TRYGGDEL_ORG")
         .output()
         .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn token(data: &Path, role: &str, user: &str, org: &str) -> String {
@@ -276,13 +268,7 @@ fn start_then_demo_then_every_role_and_a_clean_stop() {
     assert_eq!(tryggdel(&data, &caseworker_query).status.code(), Some(4));
 
     // SIGTERM stops it cleanly.
-    let killed = Command::new("kill")
-        .args(["-TERM", &started.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = started.child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+    stop_with_sigterm(&mut started.child);
     let rest: Vec<String> = started.lines.try_iter().collect();
     assert!(rest.iter().any(|line| line == "stopping"), "{rest:?}");
 }

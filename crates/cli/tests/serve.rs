@@ -2,9 +2,13 @@
 //! `health` over mTLS, and production mode refusing development material.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+
+use common::{free_port, stop_with_sigterm, text};
 
 fn tryggdel(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tryggdel"))
@@ -12,18 +16,6 @@ fn tryggdel(args: &[&str]) -> Output {
         .env("RUST_LOG", "warn")
         .output()
         .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A configuration for the audit service on the PKI in `pki`.
@@ -112,40 +104,28 @@ fn a_single_service_serves_reports_health_and_production_refuses_development_mat
     }
     let healthy = healthy.expect("the audit service reports SERVING");
     assert!(text(&healthy.stdout).contains("is serving"));
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &served.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = served.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+    stop_with_sigterm(&mut served);
     let down = tryggdel(&[&["health", "--endpoint", &endpoint][..], &config_flag].concat());
     assert_eq!(down.status.code(), Some(1));
 
     // Production mode: development material and SQLite are refused, naming the reason.
     let production = directory.path().join("production.toml");
-    std::fs::write(&production, config(&pki, "production", &database, port)).unwrap();
-    let refused = tryggdel(&["serve", "audit", "--config", production.to_str().unwrap()]);
-    assert_eq!(refused.status.code(), Some(1));
-    assert!(
-        text(&refused.stderr).contains("needs PostgreSQL"),
-        "{}",
-        text(&refused.stderr)
-    );
-    std::fs::write(
-        &production,
-        config(&pki, "production", "postgres://tryggdel@db/tryggdel", port),
-    )
-    .unwrap();
-    let refused = tryggdel(&["serve", "audit", "--config", production.to_str().unwrap()]);
-    assert_eq!(refused.status.code(), Some(1));
-    assert!(
-        text(&refused.stderr).contains("refuses the development CA"),
-        "{}",
-        text(&refused.stderr)
-    );
+    for (database, reason) in [
+        (database.as_str(), "needs PostgreSQL"),
+        (
+            "postgres://tryggdel@db/tryggdel",
+            "refuses the development CA",
+        ),
+    ] {
+        std::fs::write(&production, config(&pki, "production", database, port)).unwrap();
+        let refused = tryggdel(&["serve", "audit", "--config", production.to_str().unwrap()]);
+        assert_eq!(refused.status.code(), Some(1));
+        assert!(
+            text(&refused.stderr).contains(reason),
+            "{}",
+            text(&refused.stderr)
+        );
+    }
     let missing = tryggdel(&["serve", "audit", "--config", "/nonexistent/config.toml"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("does not exist"));

@@ -63,7 +63,7 @@ pub struct TokenConfig {
     pub leeway_seconds: u64,
 }
 
-fn default_leeway() -> u64 {
+pub(crate) fn default_leeway() -> u64 {
     30
 }
 
@@ -82,74 +82,51 @@ pub struct KeyFiles {
     pub receipt_public: Option<PathBuf>,
 }
 
+/// Where each service listens; a missing one keeps its default.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Listen {
-    #[serde(default = "default_disclosure_listen")]
     pub disclosure: SocketAddr,
-    #[serde(default = "default_audit_listen")]
     pub audit: SocketAddr,
-    #[serde(default = "default_notification_listen")]
     pub notification: SocketAddr,
 }
 
 impl Default for Listen {
     fn default() -> Listen {
+        let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
         Listen {
-            disclosure: default_disclosure_listen(),
-            audit: default_audit_listen(),
-            notification: default_notification_listen(),
+            disclosure: local(50051),
+            audit: local(50052),
+            notification: local(50053),
         }
     }
 }
 
-fn default_disclosure_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 50051))
-}
-fn default_audit_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 50052))
-}
-fn default_notification_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 50053))
-}
-
+/// Where a service reaches the others; a missing one keeps its default.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Endpoints {
-    #[serde(default = "default_disclosure_endpoint")]
     pub disclosure: String,
-    #[serde(default = "default_audit_endpoint")]
     pub audit: String,
-    #[serde(default = "default_notification_endpoint")]
     pub notification: String,
 }
 
 impl Default for Endpoints {
     fn default() -> Endpoints {
         Endpoints {
-            disclosure: default_disclosure_endpoint(),
-            audit: default_audit_endpoint(),
-            notification: default_notification_endpoint(),
+            disclosure: "https://localhost:50051".into(),
+            audit: "https://localhost:50052".into(),
+            notification: "https://localhost:50053".into(),
         }
     }
 }
 
-fn default_disclosure_endpoint() -> String {
-    "https://localhost:50051".into()
-}
-fn default_audit_endpoint() -> String {
-    "https://localhost:50052".into()
-}
-fn default_notification_endpoint() -> String {
-    "https://localhost:50053".into()
-}
-
+/// The audit log's name and how often it signs; a missing one keeps its default.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
     /// The log's origin: the first line of its checkpoints and the name of its key.
     pub origin: Option<String>,
-    #[serde(default = "default_checkpoint_interval")]
     pub checkpoint_interval_ms: u64,
 }
 
@@ -157,51 +134,31 @@ impl Default for AuditConfig {
     fn default() -> AuditConfig {
         AuditConfig {
             origin: None,
-            checkpoint_interval_ms: default_checkpoint_interval(),
+            checkpoint_interval_ms: 1000,
         }
     }
 }
 
-fn default_checkpoint_interval() -> u64 {
-    1000
-}
-
+/// The notification service's deadlines; a missing one keeps its default.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct NotificationConfig {
-    #[serde(default = "default_urgent_deadline")]
     pub urgent_deadline_seconds: u64,
-    #[serde(default = "default_ordinary_deadline")]
     pub ordinary_deadline_seconds: u64,
-    #[serde(default = "default_escalation_repeat")]
     pub escalation_repeat_seconds: u64,
     /// How often deadlines are checked.
-    #[serde(default = "default_deadline_check")]
     pub deadline_check_seconds: u64,
 }
 
 impl Default for NotificationConfig {
     fn default() -> NotificationConfig {
         NotificationConfig {
-            urgent_deadline_seconds: default_urgent_deadline(),
-            ordinary_deadline_seconds: default_ordinary_deadline(),
-            escalation_repeat_seconds: default_escalation_repeat(),
-            deadline_check_seconds: default_deadline_check(),
+            urgent_deadline_seconds: 15 * 60,
+            ordinary_deadline_seconds: 24 * 60 * 60,
+            escalation_repeat_seconds: 15 * 60,
+            deadline_check_seconds: 10,
         }
     }
-}
-
-fn default_urgent_deadline() -> u64 {
-    15 * 60
-}
-fn default_ordinary_deadline() -> u64 {
-    24 * 60 * 60
-}
-fn default_escalation_repeat() -> u64 {
-    15 * 60
-}
-fn default_deadline_check() -> u64 {
-    10
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -4,7 +4,7 @@
 //! Nothing here is for production: the keys sit unencrypted on disk (mode 0600).
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use base64::Engine as _;
@@ -18,7 +18,7 @@ use tryggdel_tls::{CertificateAuthority, ClientIdentitySpec};
 
 use crate::config::{
     AuditConfig, Config, Endpoints, KeyFiles, Listen, Mode, NotificationConfig, TelemetryConfig,
-    TlsFiles, TokenConfig,
+    TlsFiles, TokenConfig, default_leeway,
 };
 use crate::development::{AUDIENCE, AUDIT_ORIGIN, DEVELOPMENT_CA_NAME, ISSUER};
 use crate::files::{read, write_public, write_secret};
@@ -104,41 +104,43 @@ impl DataDirectory {
             ca
         };
         for service in services {
-            if !self.server_cert(service).exists() || !self.server_key(service).exists() {
-                let issued = ca.issue_server(
-                    service,
-                    &["localhost".to_owned(), (*service).to_owned()],
-                    &["127.0.0.1".parse()?, "::1".parse()?],
-                )?;
-                write_public(&self.server_cert(service), &issued.cert_pem)?;
-                write_secret(&self.server_key(service), &issued.key_pem)?;
-                created = true;
-            }
+            created |= ensure_pair(
+                &self.server_key(service),
+                &self.server_cert(service),
+                || {
+                    let issued = ca.issue_server(
+                        service,
+                        &["localhost".to_owned(), (*service).to_owned()],
+                        &["127.0.0.1".parse()?, "::1".parse()?],
+                    )?;
+                    Ok((issued.key_pem, issued.cert_pem))
+                },
+            )?;
         }
         for organisation in organisations {
-            if !self.client_cert(organisation).exists() || !self.client_key(organisation).exists() {
+            let (key, cert) = (
+                self.client_key(organisation),
+                self.client_cert(organisation),
+            );
+            created |= ensure_pair(&key, &cert, || {
                 let issued = ca.issue_client(&ClientIdentitySpec {
                     common_name: format!("dev-client.{organisation}"),
                     organisation: organisation.clone(),
                 })?;
-                write_public(&self.client_cert(organisation), &issued.cert_pem)?;
-                write_secret(&self.client_key(organisation), &issued.key_pem)?;
-                created = true;
-            }
+                Ok((issued.key_pem, issued.cert_pem))
+            })?;
         }
-        if !self.signing_key().exists() || !self.verifying_key().exists() {
+        created |= ensure_pair(&self.signing_key(), &self.verifying_key(), || {
             let pair = tryggdel_auth::generate_ed25519_key_pair()?;
-            write_secret(&self.signing_key(), &pair.private_key_pem)?;
-            write_public(&self.verifying_key(), &pair.public_key_pem)?;
-            created = true;
-        }
+            Ok((pair.private_key_pem, pair.public_key_pem))
+        })?;
         if !self.person_key().exists() {
             let mut bytes = [0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut bytes);
             write_secret(&self.person_key(), &STANDARD.encode(bytes))?;
             created = true;
         }
-        if !self.audit_log_key().exists() || !self.audit_log_vkey().exists() {
+        created |= ensure_pair(&self.audit_log_key(), &self.audit_log_vkey(), || {
             let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
             let pem = key
                 .to_pkcs8_pem(LineEnding::LF)
@@ -146,11 +148,9 @@ impl DataDirectory {
             let vkey = CheckpointSigner::new(key, AUDIT_ORIGIN)?
                 .verifier()
                 .to_vkey_string();
-            write_secret(&self.audit_log_key(), pem.as_str())?;
-            write_public(&self.audit_log_vkey(), &format!("{vkey}\n"))?;
-            created = true;
-        }
-        if !self.receipt_key().exists() || !self.receipt_public_key().exists() {
+            Ok((pem.to_string(), format!("{vkey}\n")))
+        })?;
+        created |= ensure_pair(&self.receipt_key(), &self.receipt_public_key(), || {
             let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
             let pem = key
                 .to_pkcs8_pem(LineEnding::LF)
@@ -159,10 +159,8 @@ impl DataDirectory {
                 .verifying_key()
                 .to_public_key_pem(LineEnding::LF)
                 .context("encoding the receipt public key")?;
-            write_secret(&self.receipt_key(), pem.as_str())?;
-            write_public(&self.receipt_public_key(), &public)?;
-            created = true;
-        }
+            Ok((pem.to_string(), public))
+        })?;
         if !self.field_key().exists() {
             write_secret(
                 &self.field_key(),
@@ -172,6 +170,22 @@ impl DataDirectory {
         }
         Ok(created)
     }
+}
+
+/// Writes the secret and the public half `make` answers, unless both files exist already;
+/// answers whether it wrote them.
+fn ensure_pair(
+    secret: &Path,
+    public: &Path,
+    make: impl FnOnce() -> anyhow::Result<(String, String)>,
+) -> anyhow::Result<bool> {
+    if secret.exists() && public.exists() {
+        return Ok(false);
+    }
+    let (secret_contents, public_contents) = make()?;
+    write_secret(secret, &secret_contents)?;
+    write_public(public, &public_contents)?;
+    Ok(true)
 }
 
 impl DataDirectory {
@@ -192,7 +206,7 @@ impl DataDirectory {
                 issuer: ISSUER.to_owned(),
                 audience: AUDIENCE.to_owned(),
                 public_key: self.verifying_key(),
-                leeway_seconds: 30,
+                leeway_seconds: default_leeway(),
             }),
             keys: KeyFiles {
                 field: Some(self.field_key()),
@@ -205,7 +219,7 @@ impl DataDirectory {
             endpoints: Endpoints::default(),
             audit: AuditConfig {
                 origin: Some(AUDIT_ORIGIN.to_owned()),
-                checkpoint_interval_ms: 1000,
+                ..AuditConfig::default()
             },
             notification: NotificationConfig::default(),
             telemetry: TelemetryConfig::default(),

@@ -121,9 +121,25 @@ fn person_key(config: &Config) -> anyhow::Result<PersonKey> {
         .with_context(|| format!("person index key {}", path.display()))
 }
 
+fn field_key(config: &Config) -> anyhow::Result<tryggdel_storage::FieldKey> {
+    let path = config.key_file(&config.keys.field, "field")?;
+    tryggdel_disclosure::field_key(&read(path)?)
+}
+
 fn signing_key(path: &Path, what: &str) -> anyhow::Result<ed25519_dalek::SigningKey> {
     ed25519_dalek::SigningKey::from_pkcs8_pem(&read(path)?)
         .with_context(|| format!("{what} {} (expected Ed25519 PKCS#8 PEM)", path.display()))
+}
+
+/// The public half of the receipt key, with which the disclosure service checks receipts.
+fn receipt_public_key(config: &Config) -> anyhow::Result<ed25519_dalek::VerifyingKey> {
+    let path = config.key_file(&config.keys.receipt_public, "receipt_public")?;
+    ed25519_dalek::VerifyingKey::from_public_key_pem(&read(path)?).with_context(|| {
+        format!(
+            "receipt public key {} (expected Ed25519 public key PEM)",
+            path.display()
+        )
+    })
 }
 
 pub fn disclosure_settings(
@@ -131,25 +147,17 @@ pub fn disclosure_settings(
     common: &Common,
     database_url: String,
 ) -> anyhow::Result<tryggdel_disclosure::Settings> {
-    let field = config.key_file(&config.keys.field, "field")?;
-    let receipt_public = config.key_file(&config.keys.receipt_public, "receipt_public")?;
     Ok(tryggdel_disclosure::Settings {
         database_url,
         tls: common.server_tls.clone(),
         token: common.token.clone(),
-        field_key: tryggdel_disclosure::field_key(&read(field)?)?,
+        field_key: field_key(config)?,
         person_key: person_key(config)?,
         registry: common.registry.clone(),
         directory: common.directory.clone(),
         audit: endpoint(common, &config.endpoints.audit)?,
         notification: endpoint(common, &config.endpoints.notification)?,
-        receipt_key: ed25519_dalek::VerifyingKey::from_public_key_pem(&read(receipt_public)?)
-            .with_context(|| {
-                format!(
-                    "receipt public key {} (expected Ed25519 public key PEM)",
-                    receipt_public.display()
-                )
-            })?,
+        receipt_key: receipt_public_key(config)?,
         relay: RelayConfig::default(),
     })
 }
@@ -186,16 +194,17 @@ pub fn notification_settings(
     common: &Common,
     database_url: String,
 ) -> anyhow::Result<tryggdel_notification::Settings> {
-    let field = config.key_file(&config.keys.field, "field")?;
-    let receipt = config.key_file(&config.keys.receipt, "receipt")?;
     let deadlines = &config.notification;
     Ok(tryggdel_notification::Settings {
         database_url,
         tls: common.server_tls.clone(),
         token: common.token.clone(),
         directory: common.directory.clone(),
-        field_key: tryggdel_disclosure::field_key(&read(field)?)?,
-        receipt_signing_key: signing_key(receipt, "receipt signing key")?,
+        field_key: field_key(config)?,
+        receipt_signing_key: signing_key(
+            config.key_file(&config.keys.receipt, "receipt")?,
+            "receipt signing key",
+        )?,
         urgent_deadline: Duration::from_secs(deadlines.urgent_deadline_seconds),
         ordinary_deadline: Duration::from_secs(deadlines.ordinary_deadline_seconds),
         escalation_repeat: Duration::from_secs(deadlines.escalation_repeat_seconds),

@@ -71,6 +71,14 @@ pub struct RunningSystem {
     pub settings: SystemSettings,
 }
 
+/// `settings` with every override applied, in the order they were asked for.
+fn changed<S>(mut settings: S, overrides: Vec<Override<S>>) -> S {
+    for change in overrides {
+        change(&mut settings);
+    }
+    settings
+}
+
 async fn bind(address: SocketAddr, service: Service) -> anyhow::Result<TcpListener> {
     TcpListener::bind(address)
         .await
@@ -172,11 +180,8 @@ impl SystemBuilder {
             .data
             .development_config(Service::Audit.as_str(), self.directory.clone());
         let common = settings::common(&config)?;
-        let mut audit_settings = settings::audit_settings(&config, &common, database_url)?;
-        self.audit
-            .into_iter()
-            .for_each(|change| change(&mut audit_settings));
-        Ok(audit_settings)
+        let audit_settings = settings::audit_settings(&config, &common, database_url)?;
+        Ok(changed(audit_settings, self.audit))
     }
 
     /// Creates the development data directory if needed (certificates and keys, reused when
@@ -218,22 +223,18 @@ impl SystemBuilder {
         };
 
         let (config, common) = configured(Service::Audit)?;
-        let mut audit = settings::audit_settings(&config, &common, database_url(Service::Audit))?;
-        self.audit.into_iter().for_each(|change| change(&mut audit));
+        let audit = settings::audit_settings(&config, &common, database_url(Service::Audit))?;
+        let audit = changed(audit, self.audit);
 
         let (config, common) = configured(Service::Notification)?;
-        let mut notification =
+        let notification =
             settings::notification_settings(&config, &common, database_url(Service::Notification))?;
-        self.notification
-            .into_iter()
-            .for_each(|change| change(&mut notification));
+        let notification = changed(notification, self.notification);
 
         let (config, common) = configured(Service::Disclosure)?;
-        let mut disclosure =
+        let disclosure =
             settings::disclosure_settings(&config, &common, database_url(Service::Disclosure))?;
-        self.disclosure
-            .into_iter()
-            .for_each(|change| change(&mut disclosure));
+        let disclosure = changed(disclosure, self.disclosure);
         Ok(BoundSystem {
             data,
             registry_version: common.registry.registry_version().to_owned(),

@@ -189,15 +189,20 @@ impl System {
                 Role::DecisionMaker,
             )
             .await;
-        decision_maker
-            .approve(ApproveRequest {
-                disclosure_id: submitted.id.clone(),
-                expected_version: submitted.version,
-                comment: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
+        approve(&mut decision_maker, &submitted).await
+    }
+
+    /// [`System::approved`], then waits until it is delivered; returns it as approved.
+    pub async fn approved_and_delivered(
+        &self,
+        organisation: &str,
+        request: &str,
+        urgent: bool,
+    ) -> Disclosure {
+        let approved = self.approved(organisation, request, urgent).await;
+        self.wait_for_state(&approved.id, DisclosureState::Delivered)
+            .await;
+        approved
     }
 
     /// Waits (bounded) until the disclosure reaches `state`, as Bollnäs's caseworker sees it.
@@ -219,14 +224,7 @@ impl System {
         let mut client = self.disclosures_as(BOLLNAS, token).await;
         let mut seen = None;
         for _ in 0..self.state_polls {
-            let disclosure = client
-                .get(GetRequest {
-                    disclosure_id: id.into(),
-                    reveal_protected: false,
-                })
-                .await
-                .unwrap()
-                .into_inner();
+            let disclosure = get(&mut client, id).await;
             if disclosure.state == state as i32 {
                 return disclosure;
             }
@@ -288,6 +286,31 @@ pub async fn submitted(
         .submit(SubmitRequest {
             disclosure_id: draft.id.clone(),
             expected_version: draft.version,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Approves `submitted` as `decision_maker`; returns it approved.
+pub async fn approve(decision_maker: &mut Disclosures, submitted: &Disclosure) -> Disclosure {
+    decision_maker
+        .approve(ApproveRequest {
+            disclosure_id: submitted.id.clone(),
+            expected_version: submitted.version,
+            comment: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Disclosure `id` as `client` sees it now (protected details not revealed).
+pub async fn get(client: &mut Disclosures, id: &str) -> Disclosure {
+    client
+        .get(GetRequest {
+            disclosure_id: id.into(),
+            reveal_protected: false,
         })
         .await
         .unwrap()
