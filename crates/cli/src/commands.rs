@@ -33,8 +33,11 @@ pub struct Endpoints {
 /// and whether to print JSON instead of tables.
 #[derive(Clone, Debug)]
 pub struct Session {
+    /// The user's client certificate and token.
     pub connection: Connection,
+    /// Where each service is.
     pub endpoints: Endpoints,
+    /// Print JSON instead of tables.
     pub json: bool,
 }
 
