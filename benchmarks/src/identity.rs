@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 use tryggdel_auth::{
     Role, SignerConfig, SigningKeyPair, TokenRequest, TokenSigner, VerifierConfig,
@@ -142,27 +141,9 @@ impl BenchIdentity {
 }
 
 /// Adds `authorization: Bearer <token>` to every request.
-#[derive(Clone)]
-pub struct Bearer(MetadataValue<Ascii>);
+pub type Bearer = tryggdel_test_support::BearerInterceptor;
 
-impl Bearer {
-    pub fn new(token: &str) -> anyhow::Result<Bearer> {
-        Ok(Bearer(
-            format!("Bearer {token}")
-                .parse()
-                .context("a token is ASCII")?,
-        ))
-    }
-}
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
-        Ok(request)
-    }
+/// The interceptor for `token`.
+pub fn bearer(token: &str) -> anyhow::Result<Bearer> {
+    Bearer::try_new(token).context("a token is ASCII")
 }

@@ -514,7 +514,7 @@ async fn disclosures(
     let channel = identity.channel(address, organisation).await?;
     Ok(DisclosureServiceClient::with_interceptor(
         channel,
-        Bearer::new(&token)?,
+        crate::identity::bearer(&token)?,
     ))
 }
 
@@ -534,7 +534,7 @@ async fn officer(
     let channel = identity.channel(address, "polisen").await?;
     Ok(NotificationServiceClient::with_interceptor(
         channel,
-        Bearer::new(&token)?,
+        crate::identity::bearer(&token)?,
     ))
 }
 

@@ -565,7 +565,7 @@ async fn verification(
     )?;
     let channel = identity.channel(service.local_addr, "ivo").await?;
     let mut officer: AuditServiceClient<InterceptedService<Channel, Bearer>> =
-        AuditServiceClient::with_interceptor(channel, Bearer::new(&token)?);
+        AuditServiceClient::with_interceptor(channel, tryggdel_bench::identity::bearer(&token)?);
     let directory = tempfile::tempdir().context("temporary directory")?;
     let path = directory.path().join("export.jsonl");
     let started = Instant::now();

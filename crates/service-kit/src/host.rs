@@ -7,8 +7,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tonic::service::Routes;
 use tryggdel_storage::Database;
 
@@ -24,6 +27,58 @@ pub trait Background: Send + Sync {
 impl Background for Relay {
     fn stop(self: Box<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(Relay::stop(*self))
+    }
+}
+
+/// A background task that runs a step every interval (the first at once) until stopped; a
+/// failed step is reported and tried again at the next interval.
+pub struct Periodic {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Periodic {
+    /// Runs `step` every `interval`, handing each failure to `failed`.
+    pub fn start<F, Fut, E>(
+        interval: Duration,
+        mut step: F,
+        failed: impl Fn(E) + Send + 'static,
+    ) -> Periodic
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), E>> + Send,
+        E: Send,
+    {
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = stopped.changed() => break,
+                }
+                if *stopped.borrow() {
+                    break;
+                }
+                if let Err(error) = step().await {
+                    failed(error);
+                }
+            }
+        });
+        Periodic { stop, task }
+    }
+
+    /// Stops after the step in flight, if any.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+impl Background for Periodic {
+    fn stop(self: Box<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(Periodic::stop(*self))
     }
 }
 

@@ -40,7 +40,7 @@ pub use edge::{
     no_control_characters, now_unix_ms, page_size, respond, rfc3339, unix_ms,
 };
 pub use error::ServiceError;
-pub use host::{Background, ServiceHost, bind};
+pub use host::{Background, Periodic, ServiceHost, bind};
 pub use link::{Retry, ServiceLink};
 pub use observe::{
     PropagateTrace, RpcLayer, RpcService, TracedChannel, call_in_span, client_span,

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Gauge, Meter};
-use tokio::sync::watch;
+
+use crate::Periodic;
 
 /// How often [`Sampler`]s measure.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(10);
@@ -48,15 +49,12 @@ impl Default for OutboxDepth {
 
 /// A background task that runs `sample` now and then every `interval` until stopped; a
 /// failed sample is logged and retried at the next interval.
-pub struct Sampler {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
+pub struct Sampler(Periodic);
 
 impl Sampler {
     /// Starts sampling if metrics are exported; otherwise returns None (nothing would read
     /// the values).
-    pub fn start<F, Fut>(name: &'static str, interval: Duration, mut sample: F) -> Option<Sampler>
+    pub fn start<F, Fut>(name: &'static str, interval: Duration, sample: F) -> Option<Sampler>
     where
         F: FnMut() -> Fut + Send + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send,
@@ -64,33 +62,21 @@ impl Sampler {
         if !tryggdel_telemetry::metrics_enabled() {
             return None;
         }
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(10)));
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = ticks.tick() => {}
-                    _ = stopped.changed() => break,
-                }
-                if *stopped.borrow() {
-                    break;
-                }
-                if let Err(error) = sample().await {
-                    tracing::debug!(
-                        sampler = name,
-                        error = format!("{error:#}"),
-                        "metrics sample failed"
-                    );
-                }
-            }
-        });
-        Some(Sampler { stop, task })
+        Some(Sampler(Periodic::start(
+            interval.max(Duration::from_millis(10)),
+            sample,
+            move |error: anyhow::Error| {
+                tracing::debug!(
+                    sampler = name,
+                    error = format!("{error:#}"),
+                    "metrics sample failed"
+                );
+            },
+        )))
     }
 
     /// Stops after the sample in flight, if any.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
+        self.0.stop().await;
     }
 }

@@ -220,7 +220,14 @@ pub struct BearerInterceptor(MetadataValue<Ascii>);
 
 impl BearerInterceptor {
     pub fn new(token: &str) -> BearerInterceptor {
-        BearerInterceptor(format!("Bearer {token}").parse().unwrap())
+        BearerInterceptor::try_new(token).unwrap()
+    }
+
+    /// For a token that may not be ASCII (one that is not, no server accepts).
+    pub fn try_new(
+        token: &str,
+    ) -> Result<BearerInterceptor, tonic::metadata::errors::InvalidMetadataValue> {
+        Ok(BearerInterceptor(format!("Bearer {token}").parse()?))
     }
 }
 

@@ -16,9 +16,8 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tracing::Instrument as _;
-use tryggdel_service_kit::ServiceError;
+use tryggdel_service_kit::{Periodic, ServiceError};
 use tryggdel_service_kit::{millis, now_unix_ms};
 
 use crate::api::NotificationApi;
@@ -118,48 +117,20 @@ impl NotificationApi {
     }
 }
 
-/// The running deadline checker.
-pub struct Escalator {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Escalator {
-    /// Checks for due escalations every `interval` until stopped.
-    pub fn start(api: NotificationApi, interval: Duration) -> Escalator {
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(1)));
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = ticks.tick() => {}
-                    _ = stopped.changed() => break,
-                }
-                if *stopped.borrow() {
-                    break;
-                }
-                if let Err(error) = api.escalate_due().await {
-                    let status = tonic::Status::from(error);
-                    tracing::warn!(
-                        reason = status.message(),
-                        "deadline check failed; retrying at the next interval"
-                    );
-                }
-            }
-        });
-        Escalator { stop, task }
-    }
-
-    /// Stops after the check in flight, if any.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
-
-impl tryggdel_service_kit::Background for Escalator {
-    fn stop(self: Box<Self>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-        Box::pin(Escalator::stop(*self))
-    }
+/// Starts the deadline checker: due escalations are raised every `interval` until it stops.
+pub fn start_deadline_checker(api: NotificationApi, interval: Duration) -> Periodic {
+    Periodic::start(
+        interval.max(Duration::from_millis(1)),
+        move || {
+            let api = api.clone();
+            async move { api.escalate_due().await.map(drop) }
+        },
+        |error| {
+            let status = tonic::Status::from(error);
+            tracing::warn!(
+                reason = status.message(),
+                "deadline check failed; retrying at the next interval"
+            );
+        },
+    )
 }

@@ -85,7 +85,7 @@ use tryggdel_service_kit::{
 use tryggdel_storage::{Database, FieldCipher, FieldKey};
 
 pub use api::{Deadlines, NotificationApi};
-pub use escalation::Escalator;
+pub use escalation::start_deadline_checker;
 pub use store::{MIGRATIONS, NotificationStore};
 pub use tryggdel_service_kit::{Relay, RelayConfig};
 
@@ -280,7 +280,7 @@ pub async fn spawn_on(
         listener,
         database.clone(),
     )?;
-    host.run(Escalator::start(
+    host.run(start_deadline_checker(
         api.clone(),
         settings.deadline_check_interval,
     ));
