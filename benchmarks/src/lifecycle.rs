@@ -27,11 +27,10 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tryggdel_auth::Role;
 use tryggdel_domain::{Directory, LegalBasisId, OrganisationCode};
-use tryggdel_proto::common::v1::{DisclosureState, Person};
+use tryggdel_proto::common::v1::DisclosureState;
 use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
 use tryggdel_proto::disclosure::v1::{
-    ApproveRequest, ChecklistAnswer, CreateDraftRequest, DraftContent, GetRequest, SelectedItem,
-    SubmitRequest,
+    ApproveRequest, CreateDraftRequest, GetRequest, SubmitRequest,
 };
 use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
 use tryggdel_proto::notification::v1::{AcknowledgeRequest, SubscribeRequest};
@@ -39,7 +38,7 @@ use tryggdel_proto::notification::v1::{AcknowledgeRequest, SubscribeRequest};
 use crate::{Bearer, BenchIdentity, Samples};
 
 /// The legal basis every benchmark disclosure is made under (OSL 10 kap. 18 c §).
-pub const LEGAL_BASIS: &str = "OSL-10-18c";
+pub use tryggdel_test_support::draft::LEGAL_BASIS;
 
 /// How long the tokens the load uses are valid: longer than any run.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
@@ -288,54 +287,7 @@ fn participants(directory: &Directory) -> anyhow::Result<Vec<Participant>> {
     Ok(found)
 }
 
-/// A test person born on 17 May `year` with birth number `birth`.
-fn person(year: i32, birth: u16) -> anyhow::Result<Person> {
-    let born = time::Date::from_calendar_date(year, time::Month::May, 17).context("birth date")?;
-    Ok(Person {
-        identity_number: tryggdel_domain::testing::personnummer_from(born, birth),
-        name: format!("Testperson {birth}"),
-    })
-}
-
-/// A complete draft about a threat to kill a spouse, under [`LEGAL_BASIS`], of an
-/// organisation whose records are under `claimed_secrecy` (`OSL-26-1` social services,
-/// `OSL-25-1` healthcare).
-pub fn draft_content(
-    case_reference: &str,
-    claimed_secrecy: &str,
-    urgent: bool,
-) -> anyhow::Result<DraftContent> {
-    let answer = |key: &str| ChecklistAnswer {
-        key: key.into(),
-        answer: true,
-        justification: "Skriftlig motivering enligt riskbedömning".into(),
-    };
-    Ok(DraftContent {
-        unit: "Socialtjänsten".into(),
-        case_reference: case_reference.into(),
-        subject: Some(person(1980, 111)?),
-        victim: Some(person(1982, 222)?),
-        relation: "spouse".into(),
-        victim_protection: "none".into(),
-        legal_basis_id: LEGAL_BASIS.into(),
-        claimed_secrecy: claimed_secrecy.into(),
-        recipient: "polismyndigheten".into(),
-        crime_id: "mord".into(),
-        crime_time: "future_risk".into(),
-        risk_description: "Allvarliga hot".into(),
-        checklist: vec![
-            answer("special_circumstances"),
-            answer("contributes_to_prevention"),
-            answer("not_unsuitable"),
-        ],
-        data_items: vec![SelectedItem {
-            item: "subject_name".into(),
-            reason: "identifiering".into(),
-        }],
-        urgent,
-        ..Default::default()
-    })
-}
+pub use tryggdel_test_support::draft::draft_content;
 
 /// Who waits for which disclosure's delivery, and deliveries seen before anyone waited.
 #[derive(Default)]

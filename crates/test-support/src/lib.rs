@@ -12,6 +12,8 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod draft;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

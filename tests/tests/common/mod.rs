@@ -16,8 +16,7 @@ use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::common::v1::{DisclosureState, Person};
 use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
 use tryggdel_proto::disclosure::v1::{
-    ApproveRequest, ChecklistAnswer, CreateDraftRequest, Disclosure, DraftContent, GetRequest,
-    SelectedItem, SubmitRequest,
+    ApproveRequest, CreateDraftRequest, Disclosure, DraftContent, GetRequest, SubmitRequest,
 };
 use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
 use tryggdel_system::testing::{development_identity, fast_relay};
@@ -329,45 +328,10 @@ pub fn assert_all_found(found: &[String], expected: &[&str]) {
 
 /// A test person born on 17 May `year` with birth number `birth`.
 pub fn person(year: i32, birth: u16) -> Person {
-    Person {
-        identity_number: tryggdel_domain::testing::personnummer_from(
-            time::Date::from_calendar_date(year, time::Month::May, 17).unwrap(),
-            birth,
-        ),
-        name: format!("Testperson {birth}"),
-    }
+    tryggdel_test_support::draft::person(year, birth).unwrap()
 }
 
 /// A complete draft about a threat to kill a spouse: the subject born 1980, the victim 1982.
 pub fn content(case_reference: &str, urgent: bool) -> DraftContent {
-    let answer = |key: &str| ChecklistAnswer {
-        key: key.into(),
-        answer: true,
-        justification: "Skriftlig motivering enligt riskbedömning".into(),
-    };
-    DraftContent {
-        unit: "Socialtjänsten".into(),
-        case_reference: case_reference.into(),
-        subject: Some(person(1980, 111)),
-        victim: Some(person(1982, 222)),
-        relation: "spouse".into(),
-        victim_protection: "none".into(),
-        legal_basis_id: "OSL-10-18c".into(),
-        claimed_secrecy: "OSL-26-1".into(),
-        recipient: "polismyndigheten".into(),
-        crime_id: "mord".into(),
-        crime_time: "future_risk".into(),
-        risk_description: "Allvarliga hot".into(),
-        checklist: vec![
-            answer("special_circumstances"),
-            answer("contributes_to_prevention"),
-            answer("not_unsuitable"),
-        ],
-        data_items: vec![SelectedItem {
-            item: "subject_name".into(),
-            reason: "identifiering".into(),
-        }],
-        urgent,
-        ..Default::default()
-    }
+    tryggdel_test_support::draft::draft_content(case_reference, "OSL-26-1", urgent).unwrap()
 }
