@@ -26,6 +26,8 @@ use tryggdel_auth::{
     generate_ed25519_key_pair,
 };
 use tryggdel_domain::PersonKey;
+use tryggdel_proto::audit::v1::QueryRequest;
+use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_service_kit::{ClientTls, ServerTls, ServiceEndpoint};
 use tryggdel_tls::{CertificateAuthority, ClientIdentitySpec, IssuedCertificate};
 
@@ -159,6 +161,31 @@ impl TestIdentity {
         connect(&self.ca, address, &self.client_certificate(organisation))
             .await
             .unwrap()
+    }
+
+    /// The entries about one disclosure in the audit log at `audit`, in log order, as the JSON
+    /// they are, read by IVO's compliance officer.
+    pub async fn audit_entries(
+        &self,
+        audit: SocketAddr,
+        disclosure_id: &str,
+    ) -> Vec<serde_json::Value> {
+        let channel = self.channel(audit, "ivo").await;
+        let token = self.token("granskare-ivo", "ivo", &[Role::ComplianceOfficer]);
+        let mut officer =
+            AuditServiceClient::with_interceptor(channel, BearerInterceptor::new(&token));
+        officer
+            .query(QueryRequest {
+                disclosure_id: disclosure_id.into(),
+                ..QueryRequest::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .entries
+            .iter()
+            .map(|entry| serde_json::from_slice(&entry.entry).unwrap())
+            .collect()
     }
 }
 

@@ -17,8 +17,6 @@ use tonic::transport::Channel;
 use tryggdel_auth::{Role, TokenRequest};
 use tryggdel_domain::{Directory, LegalRegistry, PolicePayload, receipt_key_id};
 use tryggdel_notification::{RunningService, Settings, verify_receipt};
-use tryggdel_proto::audit::v1::QueryRequest;
-use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
 use tryggdel_proto::notification::v1::*;
 use tryggdel_system::testing::{development_identity, fast_relay};
@@ -260,24 +258,9 @@ impl Harness {
     /// The audit log's entries about one disclosure, as JSON, read by IVO's compliance
     /// officer.
     async fn audit_entries(&self, disclosure_id: &str) -> Vec<serde_json::Value> {
-        let channel = self.identity.channel(self.audit.local_addr, "ivo").await;
-        let token = self
-            .identity
-            .token("granskare-ivo", "ivo", &[Role::ComplianceOfficer]);
-        let mut client =
-            AuditServiceClient::with_interceptor(channel, BearerInterceptor::new(&token));
-        client
-            .query(QueryRequest {
-                disclosure_id: disclosure_id.to_owned(),
-                ..QueryRequest::default()
-            })
+        self.identity
+            .audit_entries(self.audit.local_addr, disclosure_id)
             .await
-            .unwrap()
-            .into_inner()
-            .entries
-            .iter()
-            .map(|entry| serde_json::from_slice(&entry.entry).unwrap())
-            .collect()
     }
 
     async fn stop(self) {

@@ -11,8 +11,6 @@ use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tryggdel_auth::{Role, TokenRequest};
-use tryggdel_proto::audit::v1::QueryRequest;
-use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::common::v1::{DisclosureState, Person};
 use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
 use tryggdel_proto::disclosure::v1::{
@@ -235,24 +233,7 @@ impl System {
 
     /// The audit log's entries about one disclosure, in log order, as the JSON they are.
     pub async fn audit_entries(&self, id: &str) -> Vec<serde_json::Value> {
-        let channel = self.identity.channel(self.audit.local_addr, "ivo").await;
-        let token = self
-            .identity
-            .token("granskare-ivo", "ivo", &[Role::ComplianceOfficer]);
-        let mut officer =
-            AuditServiceClient::with_interceptor(channel, BearerInterceptor::new(&token));
-        officer
-            .query(QueryRequest {
-                disclosure_id: id.into(),
-                ..QueryRequest::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .entries
-            .iter()
-            .map(|entry| serde_json::from_slice(&entry.entry).unwrap())
-            .collect()
+        self.identity.audit_entries(self.audit.local_addr, id).await
     }
 
     pub async fn stop(self) {
