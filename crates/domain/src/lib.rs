@@ -39,8 +39,13 @@ pub mod registry;
 mod serde_support;
 mod text_form;
 
+/// Valid values for tests in this and other crates (identity numbers, a receipt statement),
+/// never a real person's. Enabled by the `testing` feature.
 #[cfg(any(test, feature = "testing"))]
-pub use identity::testing;
+pub mod testing {
+    pub use crate::identity::testing::*;
+    pub use crate::receipt::testing::*;
+}
 
 pub use assessment::{
     Assessment, AssessmentInputError, CaseFacts, ChecklistAnswer, ConditionResult, ConsentRecord,

@@ -109,12 +109,14 @@ pub fn verify_receipt(
     ReceiptStatement::parse(statement)
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
+/// A receipt statement for tests in this and other crates. Enabled by the `testing`
+/// feature.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
+    use super::{RECEIPT_FORMAT, ReceiptStatement};
 
-    fn statement() -> ReceiptStatement {
+    /// Region Mitt's officer acknowledging a disclosure on 22 November 2026.
+    pub fn receipt_statement() -> ReceiptStatement {
         ReceiptStatement {
             format: RECEIPT_FORMAT.into(),
             disclosure_id: "0193a1b2-0000-7000-8000-000000000001".into(),
@@ -126,6 +128,13 @@ mod tests {
             payload_sha256: "ab".repeat(32),
         }
     }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::testing::receipt_statement as statement;
+    use super::*;
 
     #[test]
     fn a_signed_receipt_verifies_and_reads_back() {

@@ -352,19 +352,10 @@ pub fn verify_receipt(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use tryggdel_domain::{RECEIPT_FORMAT, sign_receipt};
+    use tryggdel_domain::sign_receipt;
 
     fn signed(key: &SigningKey) -> Receipt {
-        let statement = ReceiptStatement {
-            format: RECEIPT_FORMAT.into(),
-            disclosure_id: "0193a1b2-0000-7000-8000-000000000001".into(),
-            police_region: "mitt".into(),
-            police_reference: "5000-K123456-26".into(),
-            acknowledged_by: "polis-mitt-1".into(),
-            acknowledged_at: "2026-11-22T10:00:00Z".into(),
-            acknowledged_at_unix_ms: 1_795_341_600_000,
-            payload_sha256: "ab".repeat(32),
-        };
+        let statement = tryggdel_domain::testing::receipt_statement();
         let signed = sign_receipt(&statement, key).unwrap();
         Receipt {
             disclosure_id: statement.disclosure_id,

@@ -282,9 +282,8 @@ fn placeholder_numbers(sql: &str) -> impl Iterator<Item = (std::ops::Range<usize
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::super::tests::{database, event};
+    use super::super::tests::{database, event, pending_at_audit};
     use super::*;
-    use crate::OutboxDestination;
 
     struct Row(&'static str, i64);
 
@@ -391,11 +390,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(notes, 1);
-        let audit = OutboxDestination::all("audit_relayed_at");
-        let events: Vec<OutboxEvent> = audit
-            .pending(&database, 10)
+        let events: Vec<OutboxEvent> = pending_at_audit(&database)
             .await
-            .unwrap()
             .into_iter()
             .map(|pending| pending.event)
             .collect();
