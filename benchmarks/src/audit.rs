@@ -177,22 +177,8 @@ fn entries(first: u64, count: u64) -> anyhow::Result<Vec<NewEntry>> {
                 .record(recorded_at)
                 .to_bytes()
                 .context("serialising")?;
-            Ok(NewEntry {
-                index: first + offset,
-                event_id: body.event_id.clone(),
-                fingerprint,
-                leaf_hash: leaf_hash(&bytes),
-                bytes,
-                recorded_at,
-                occurred_at: body.occurred_at_unix_ms,
-                organisation: body.organisation.clone(),
-                actor_organisation: body.actor.organisation.clone(),
-                actor_user_id: body.actor.user_id.clone(),
-                action: body.action.clone(),
-                legal_basis_id: body.purpose.legal_basis_id.clone(),
-                disclosure_id: body.disclosure_id.clone(),
-                person_refs: body.person_refs.clone(),
-            })
+            let leaf = leaf_hash(&bytes);
+            Ok(body.new_entry(first + offset, fingerprint, bytes, leaf, recorded_at))
         })
         .collect()
 }

@@ -7,8 +7,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tryggdel_domain::PersonRef;
+use tryggdel_merkle::Hash;
 use tryggdel_proto::audit::v1::{AuditEvent, Outcome};
 use tryggdel_service_kit::{ServiceError, rfc3339};
+
+use crate::store::NewEntry;
 
 /// The format tag at the start of every entry.
 pub const ENTRY_FORMAT: &str = "tryggdel.audit.entry/1";
@@ -74,6 +77,34 @@ pub struct EntryRecord {
 }
 
 impl EntryBody {
+    /// The stored row of this entry at `index`: its exact `bytes`, their `leaf_hash`, the
+    /// body's `fingerprint` and when the log recorded it, with the columns queries filter on.
+    pub fn new_entry(
+        &self,
+        index: u64,
+        fingerprint: String,
+        bytes: Vec<u8>,
+        leaf_hash: Hash,
+        recorded_at: i64,
+    ) -> NewEntry {
+        NewEntry {
+            index,
+            event_id: self.event_id.clone(),
+            fingerprint,
+            bytes,
+            leaf_hash,
+            recorded_at,
+            occurred_at: self.occurred_at_unix_ms,
+            organisation: self.organisation.clone(),
+            actor_organisation: self.actor.organisation.clone(),
+            actor_user_id: self.actor.user_id.clone(),
+            action: self.action.clone(),
+            legal_basis_id: self.purpose.legal_basis_id.clone(),
+            disclosure_id: self.disclosure_id.clone(),
+            person_refs: self.person_refs.clone(),
+        }
+    }
+
     /// SHA-256 (hex) of the body's JSON: equal for the same event reported twice.
     pub fn fingerprint(&self) -> Result<String, serde_json::Error> {
         Ok(hex::encode(Sha256::digest(serde_json::to_vec(self)?)))

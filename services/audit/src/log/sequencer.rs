@@ -336,22 +336,13 @@ impl Sequencer {
                             leaf_hash: leaf,
                         },
                     );
-                    job_entries.push(NewEntry {
+                    job_entries.push(body.new_entry(
                         index,
-                        event_id: body.event_id.clone(),
                         fingerprint,
-                        bytes: prepared.bytes.clone(),
-                        leaf_hash: leaf,
-                        recorded_at: job.recorded_at,
-                        occurred_at: body.occurred_at_unix_ms,
-                        organisation: body.organisation.clone(),
-                        actor_organisation: body.actor.organisation.clone(),
-                        actor_user_id: body.actor.user_id.clone(),
-                        action: body.action.clone(),
-                        legal_basis_id: body.purpose.legal_basis_id.clone(),
-                        disclosure_id: body.disclosure_id.clone(),
-                        person_refs: body.person_refs.clone(),
-                    });
+                        prepared.bytes.clone(),
+                        leaf,
+                        job.recorded_at,
+                    ));
                     appended.push(Appended {
                         event_id: body.event_id.clone(),
                         index,
