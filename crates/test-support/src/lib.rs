@@ -99,6 +99,16 @@ impl TestIdentity {
         .unwrap()
     }
 
+    /// A valid token for the development directory's caseworker or decision maker of
+    /// `organisation` ([`caseworker_of`], [`decision_maker_of`]), with that one role.
+    pub fn role_token(&self, organisation: &str, role: Role) -> String {
+        let user = match role {
+            Role::DecisionMaker => decision_maker_of(organisation),
+            _ => caseworker_of(organisation),
+        };
+        self.token(&user, organisation, &[role])
+    }
+
     /// A valid token for `user` of `organisation` with `roles`.
     pub fn token(&self, user: &str, organisation: &str, roles: &[Role]) -> String {
         self.signer()
@@ -241,6 +251,24 @@ pub fn person_key() -> PersonKey {
 /// A random Ed25519 key for signing checkpoints.
 pub fn log_signing_key() -> ed25519_dalek::SigningKey {
     ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng)
+}
+
+/// An organisation's short name in the development directory's user names:
+/// bollnas-kommun → bollnas, region-gavleborg → gavleborg.
+pub fn short_name(organisation: &str) -> &str {
+    organisation
+        .trim_end_matches("-kommun")
+        .trim_start_matches("region-")
+}
+
+/// The development directory's caseworker of `organisation` (`handlaggare-<short name>`).
+pub fn caseworker_of(organisation: &str) -> String {
+    format!("handlaggare-{}", short_name(organisation))
+}
+
+/// The development directory's decision maker of `organisation` (`beslut-<short name>`).
+pub fn decision_maker_of(organisation: &str) -> String {
+    format!("beslut-{}", short_name(organisation))
 }
 
 /// Adds `authorization: Bearer <token>` to every request.

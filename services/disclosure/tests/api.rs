@@ -226,14 +226,13 @@ impl Harness {
     }
 
     async fn caseworker(&self, organisation: &str) -> Client {
-        let user = format!("handlaggare-{}", short_name(organisation));
-        self.client(&user, organisation, &[Role::Caseworker]).await
+        let token = self.identity.role_token(organisation, Role::Caseworker);
+        self.client_with_token(organisation, &token).await
     }
 
     async fn decision_maker(&self, organisation: &str) -> Client {
-        let user = format!("beslut-{}", short_name(organisation));
-        self.client(&user, organisation, &[Role::DecisionMaker])
-            .await
+        let token = self.identity.role_token(organisation, Role::DecisionMaker);
+        self.client_with_token(organisation, &token).await
     }
 
     async fn stop(self) {
@@ -247,13 +246,6 @@ impl Harness {
         self.database.remove().await;
         self.audit_database.remove().await;
     }
-}
-
-/// bollnas-kommun → bollnas, region-gavleborg → gavleborg (as in the development directory).
-fn short_name(organisation: &str) -> &str {
-    organisation
-        .trim_end_matches("-kommun")
-        .trim_start_matches("region-")
 }
 
 fn personnummer(year: i32, month: u8, day: u8, birth_number: u16) -> String {

@@ -21,7 +21,9 @@ use tryggdel_proto::notification::v1::notification_service_client::NotificationS
 use tryggdel_proto::notification::v1::*;
 use tryggdel_system::testing::{development_identity, fast_relay};
 use tryggdel_system::{BoundSystem, Service, SystemBuilder};
-use tryggdel_test_support::{BearerInterceptor, TestBackend, TestDatabase, TestIdentity};
+use tryggdel_test_support::{
+    BearerInterceptor, TestBackend, TestDatabase, TestIdentity, decision_maker_of,
+};
 
 type Client = NotificationServiceClient<InterceptedService<Channel, BearerInterceptor>>;
 
@@ -182,13 +184,13 @@ impl Harness {
     }
 
     async fn caseworker(&self, organisation: &str) -> Client {
-        let user = format!("handlaggare-{}", short_name(organisation));
-        self.user(&user, organisation, &[Role::Caseworker]).await
+        let token = self.identity.role_token(organisation, Role::Caseworker);
+        self.client_with_token(organisation, &token).await
     }
 
     async fn decision_maker(&self, organisation: &str) -> Client {
-        let user = format!("beslut-{}", short_name(organisation));
-        self.user(&user, organisation, &[Role::DecisionMaker]).await
+        let token = self.identity.role_token(organisation, Role::DecisionMaker);
+        self.client_with_token(organisation, &token).await
     }
 
     /// The canonical payload of a disclosure from `organisation`, as approval binds it.
@@ -225,7 +227,7 @@ impl Harness {
             urgent,
             payload: payload.canonical_bytes(),
             payload_sha256: payload.sha256_hex(),
-            approved_by: format!("beslut-{}", short_name(organisation)),
+            approved_by: decision_maker_of(organisation),
             approved_at_unix_ms: 1_795_341_600_000,
             legal_basis_id: "OSL-10-18c".into(),
             registry_version: self.registry.registry_version().to_owned(),
@@ -271,11 +273,6 @@ impl Harness {
         self.database.remove().await;
         self.audit_database.remove().await;
     }
-}
-
-/// bollnas-kommun → bollnas (as in the development directory's delegations).
-fn short_name(organisation: &str) -> &str {
-    organisation.trim_end_matches("-kommun")
 }
 
 /// Polls `probe` every 25 ms until it gives a value; fails after about 30 s.
