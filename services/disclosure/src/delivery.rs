@@ -24,7 +24,7 @@ use tryggdel_service_kit::{
 use tryggdel_storage::{OutboxDestination, PendingEvent};
 
 use crate::api::DisclosureApi;
-use crate::events::{Trace, system_actor};
+use crate::events::{Trace, outbox_event, system_actor};
 use crate::sealing;
 use crate::store::{DeliveryRow, DisclosureRecord, OutboxPayload, Settle, TO_POLICE};
 
@@ -252,13 +252,14 @@ impl DisclosureApi {
             ("sequence", delivered.sequence.to_string()),
         ];
         let event = self
-            .event_as(
+            .payload_as(
                 system_actor(),
                 trace,
                 &next,
                 "disclosure.delivered",
                 &details,
             )
+            .and_then(outbox_event)
             .context("the delivery event")?;
         let delivery = DeliveryRow {
             disclosure_id: record.id.clone(),

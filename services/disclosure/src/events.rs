@@ -126,25 +126,14 @@ impl DisclosureApi {
         event_type: &str,
         details: &[(&str, String)],
     ) -> Result<OutboxEvent, ServiceError> {
-        self.event_as(
+        self.payload_as(
             user_actor(caller),
             &Trace::of(caller),
             record,
             event_type,
             details,
         )
-    }
-
-    /// An outbox event about `record` by `actor`.
-    pub(crate) fn event_as(
-        &self,
-        actor: OutboxActor,
-        trace: &Trace,
-        record: &DisclosureRecord,
-        event_type: &str,
-        details: &[(&str, String)],
-    ) -> Result<OutboxEvent, ServiceError> {
-        outbox_event(self.build_payload(actor, trace, record, event_type, details)?)
+        .and_then(outbox_event)
     }
 
     /// An outbox event recording that something was refused, and why.
@@ -158,7 +147,7 @@ impl DisclosureApi {
     ) -> Result<OutboxEvent, ServiceError> {
         outbox_event(OutboxPayload {
             refusal: Some(reason),
-            ..self.build_payload(actor, trace, record, event_type, &[])?
+            ..self.payload_as(actor, trace, record, event_type, &[])?
         })
     }
 
@@ -171,7 +160,7 @@ impl DisclosureApi {
         event_type: &str,
         details: &[(&str, String)],
     ) -> Result<(), ServiceError> {
-        let payload = self.build_payload(
+        let payload = self.payload_as(
             user_actor(caller),
             &Trace::of(caller),
             record,
@@ -192,8 +181,9 @@ impl DisclosureApi {
         Ok(())
     }
 
-    /// What an event about `record` says, as it happens now (not a refusal).
-    fn build_payload(
+    /// What an event about `record` by `actor` says, as it happens now (not a refusal); its
+    /// outbox row is [`outbox_event`].
+    pub(crate) fn payload_as(
         &self,
         actor: OutboxActor,
         trace: &Trace,
@@ -254,7 +244,7 @@ impl DisclosureApi {
 }
 
 /// The outbox row of `payload`.
-fn outbox_event(payload: OutboxPayload) -> Result<OutboxEvent, ServiceError> {
+pub(crate) fn outbox_event(payload: OutboxPayload) -> Result<OutboxEvent, ServiceError> {
     payload
         .to_event()
         .map_err(|error| ServiceError::internal(anyhow::Error::new(error).context("event")))

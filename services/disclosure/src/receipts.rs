@@ -12,7 +12,7 @@ use tryggdel_service_kit::{ServiceError, now_unix_ms};
 
 use crate::api::DisclosureApi;
 use crate::checks::{self, parse_disclosure_id};
-use crate::events::{Trace, police_actor, system_actor};
+use crate::events::{Trace, outbox_event, police_actor, system_actor};
 use crate::policy::{NOTIFICATION_SERVICE, RECORDS_RECEIPTS};
 use crate::store::{DeliveryRow, DisclosureRecord};
 
@@ -82,13 +82,16 @@ impl DisclosureApi {
                 now_unix_ms(),
             );
             let details = [("police_region", record.police_region.clone())];
-            events.push(self.event_as(
-                system_actor(),
-                trace,
-                &next,
-                "disclosure.delivered",
-                &details,
-            )?);
+            events.push(
+                self.payload_as(
+                    system_actor(),
+                    trace,
+                    &next,
+                    "disclosure.delivered",
+                    &details,
+                )
+                .and_then(outbox_event)?,
+            );
         }
         next.advance(
             checks::step(&next, LifecycleAction::Acknowledge)?,
@@ -99,13 +102,16 @@ impl DisclosureApi {
             ("acknowledged_at", statement.acknowledged_at.clone()),
             ("receipt_key_id", request.key_id.clone()),
         ];
-        events.push(self.event_as(
-            police_actor(&statement.acknowledged_by),
-            trace,
-            &next,
-            "disclosure.acknowledged",
-            &details,
-        )?);
+        events.push(
+            self.payload_as(
+                police_actor(&statement.acknowledged_by),
+                trace,
+                &next,
+                "disclosure.acknowledged",
+                &details,
+            )
+            .and_then(outbox_event)?,
+        );
         let delivered_at = self
             .store
             .delivery(&record.id)
