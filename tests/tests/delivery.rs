@@ -14,9 +14,9 @@ use tryggdel_auth::Role;
 use tryggdel_proto::common::v1::DisclosureState;
 use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
 use tryggdel_proto::notification::v1::{
-    AcknowledgeRequest, DeliverRequest, Delivery, ListEscalationsRequest, SubscribeRequest,
+    AcknowledgeRequest, DeliverRequest, Delivery, SubscribeRequest,
 };
-use tryggdel_test_support::{TestBackend, on_both_backends};
+use tryggdel_test_support::{TestBackend, acknowledge, escalation_rounds, on_both_backends};
 
 const JONKOPING: &str = "jonkoping-kommun";
 const MALMO: &str = "malmo-stad";
@@ -128,22 +128,12 @@ async fn bollnas_reaches_mitt_and_comes_back_acknowledged(backend: TestBackend) 
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
 
     // Acknowledged twice: one receipt, signed by the notification service's key.
-    let first = mitt
-        .acknowledge(AcknowledgeRequest {
-            disclosure_id: approved.id.clone(),
-            police_reference: "5000-K123456-26".into(),
-        })
+    let first = acknowledge(&mut mitt, &approved.id, "5000-K123456-26")
         .await
-        .unwrap()
-        .into_inner();
-    let second = mitt
-        .acknowledge(AcknowledgeRequest {
-            disclosure_id: approved.id.clone(),
-            police_reference: "5000-K999999-26".into(),
-        })
+        .unwrap();
+    let second = acknowledge(&mut mitt, &approved.id, "5000-K999999-26")
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(first, second);
     let statement = tryggdel_notification::verify_receipt(&first, &system.receipt_key).unwrap();
     assert_eq!(statement.police_reference, "5000-K123456-26");
@@ -249,17 +239,7 @@ async fn an_unacknowledged_urgent_disclosure_escalates(backend: TestBackend) {
         .await;
     let mut rounds = Vec::new();
     for _ in 0..400 {
-        rounds = decision_maker
-            .list_escalations(ListEscalationsRequest {
-                disclosure_id: urgent.id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .escalations
-            .iter()
-            .map(|escalation| escalation.round)
-            .collect();
+        rounds = escalation_rounds(&mut decision_maker, &urgent.id).await;
         if rounds.len() >= 2 {
             break;
         }

@@ -253,6 +253,43 @@ pub fn log_signing_key() -> ed25519_dalek::SigningKey {
     ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng)
 }
 
+/// A client of the notification service with a user's token (a police officer's, say).
+pub type NotificationClient =
+    tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient<
+        tonic::service::interceptor::InterceptedService<Channel, BearerInterceptor>,
+    >;
+
+/// `officer` acknowledges the delivery of `disclosure_id` under `police_reference`: the
+/// signed receipt, or the refusal.
+pub async fn acknowledge(
+    officer: &mut NotificationClient,
+    disclosure_id: &str,
+    police_reference: &str,
+) -> Result<tryggdel_proto::notification::v1::Receipt, tonic::Status> {
+    officer
+        .acknowledge(tryggdel_proto::notification::v1::AcknowledgeRequest {
+            disclosure_id: disclosure_id.to_owned(),
+            police_reference: police_reference.to_owned(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// The rounds of the escalations of `disclosure_id` that `client` sees, oldest first.
+pub async fn escalation_rounds(client: &mut NotificationClient, disclosure_id: &str) -> Vec<u32> {
+    client
+        .list_escalations(tryggdel_proto::notification::v1::ListEscalationsRequest {
+            disclosure_id: disclosure_id.to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .escalations
+        .iter()
+        .map(|escalation| escalation.round)
+        .collect()
+}
+
 /// An organisation's short name in the development directory's user names:
 /// bollnas-kommun → bollnas, region-gavleborg → gavleborg.
 pub fn short_name(organisation: &str) -> &str {

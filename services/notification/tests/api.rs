@@ -22,7 +22,8 @@ use tryggdel_proto::notification::v1::*;
 use tryggdel_system::testing::{development_identity, fast_relay};
 use tryggdel_system::{BoundSystem, Service, SystemBuilder};
 use tryggdel_test_support::{
-    BearerInterceptor, TestBackend, TestDatabase, TestIdentity, decision_maker_of,
+    BearerInterceptor, TestBackend, TestDatabase, TestIdentity, acknowledge, decision_maker_of,
+    escalation_rounds,
 };
 
 type Client = NotificationServiceClient<InterceptedService<Channel, BearerInterceptor>>;
@@ -396,11 +397,7 @@ async fn a_reconnecting_subscriber_misses_nothing_and_gets_nothing_twice(backend
     assert_eq!(received.disclosure_id, first.disclosure_id);
     let cursor = received.sequence;
     // The officer acknowledges the first one, then loses the connection.
-    officer
-        .acknowledge(AcknowledgeRequest {
-            disclosure_id: first.disclosure_id.clone(),
-            police_reference: "5000-K100-26".into(),
-        })
+    acknowledge(&mut officer, &first.disclosure_id, "5000-K100-26")
         .await
         .unwrap();
     drop(stream);
@@ -815,11 +812,7 @@ async fn overdue_deliveries_escalate_and_timers_survive_a_restart(backend: TestB
     let (overdue, _) = harness.deliver(BOLLNAS, true).await;
     let (acknowledged, _) = harness.deliver(BOLLNAS, true).await;
     let mut officer = harness.officer(Some(MITT)).await;
-    officer
-        .acknowledge(AcknowledgeRequest {
-            disclosure_id: acknowledged.disclosure_id.clone(),
-            police_reference: "5000-K2-26".into(),
-        })
+    acknowledge(&mut officer, &acknowledged.disclosure_id, "5000-K2-26")
         .await
         .unwrap();
     let mut caseworker = harness.caseworker(BOLLNAS).await;
@@ -836,17 +829,8 @@ async fn overdue_deliveries_escalate_and_timers_survive_a_restart(backend: TestB
         .escalations;
 
     let decision_maker = harness.decision_maker(BOLLNAS).await;
-    let rounds = |mut client: Client, id: String| async move {
-        client
-            .list_escalations(ListEscalationsRequest { disclosure_id: id })
-            .await
-            .unwrap()
-            .into_inner()
-            .escalations
-            .iter()
-            .map(|escalation| escalation.round)
-            .collect::<Vec<u32>>()
-    };
+    let rounds =
+        |mut client: Client, id: String| async move { escalation_rounds(&mut client, &id).await };
     let seen = eventually("round 2 of the escalation", || {
         let client = decision_maker.clone();
         let id = overdue.disclosure_id.clone();
@@ -962,14 +946,9 @@ async fn events_reach_the_audit_log(backend: TestBackend) {
     };
     let (request, delivered) = harness.deliver(BOLLNAS, false).await;
     let mut officer = harness.officer(Some(MITT)).await;
-    let receipt = officer
-        .acknowledge(AcknowledgeRequest {
-            disclosure_id: request.disclosure_id.clone(),
-            police_reference: "5000-K77-26".into(),
-        })
+    let receipt = acknowledge(&mut officer, &request.disclosure_id, "5000-K77-26")
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     officer
         .ask_follow_up(AskFollowUpRequest {
             disclosure_id: request.disclosure_id.clone(),
