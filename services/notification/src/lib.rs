@@ -286,7 +286,7 @@ pub async fn spawn_on(
     ));
     host.run(start_relay(
         database.clone(),
-        AuditDestination::new(audit, "audit"),
+        AuditDestination::new(audit, "notification.audit"),
         api.outbox_signal(),
         settings.relay.clone(),
     ));

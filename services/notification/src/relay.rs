@@ -39,7 +39,7 @@ impl ReceiptsToDisclosure {
 
 impl Destination for ReceiptsToDisclosure {
     fn name(&self) -> &'static str {
-        "receipts"
+        "notification.receipts"
     }
 
     fn outbox(&self) -> OutboxDestination {
