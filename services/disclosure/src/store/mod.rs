@@ -32,6 +32,7 @@ pub const SQLITE_MIGRATIONS: &[tryggdel_storage::MigrationFile] = tryggdel_stora
         "0003_deliveries.sql",
         "0004_outbox_by_disclosure.sql",
         "0005_outbox_audit_event.sql",
+        "0006_outbox_without_audit_event.sql",
     ]
 );
 /// The PostgreSQL migrations, embedded from `migrations/postgres`.
@@ -43,6 +44,7 @@ pub const POSTGRES_MIGRATIONS: &[tryggdel_storage::MigrationFile] = tryggdel_sto
         "0003_deliveries.sql",
         "0004_outbox_by_disclosure.sql",
         "0005_outbox_audit_event.sql",
+        "0006_outbox_without_audit_event.sql",
     ]
 );
 
