@@ -46,7 +46,10 @@ pub use observe::{
     PropagateTrace, RpcLayer, RpcService, TracedChannel, call_in_span, client_span,
     record_client_outcome, traced,
 };
-pub use relay::{AuditDestination, Destination, Relay, RelayConfig, Sent, relay_step, start_relay};
+pub use relay::{
+    AuditDestination, Destination, Relay, RelayConfig, Sent, fill_in_audit_events, relay_step,
+    start_relay,
+};
 pub use tryggdel_telemetry::{
     context_from_traceparent, current_trace_id, current_traceparent, link_to, set_parent,
 };

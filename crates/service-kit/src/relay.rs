@@ -209,6 +209,35 @@ pub fn start_relay<D: Destination>(
     )
 }
 
+/// Gives every outbox event written before the outbox kept audit events its audit event (and
+/// trace context), made from its payload — the service's `P`, as JSON — by `audit_event`,
+/// reading `batch` rows at a time; returns how many. A payload that does not parse is an error
+/// naming its seq: the event would otherwise never reach the audit log.
+pub async fn fill_in_audit_events<P: serde::de::DeserializeOwned>(
+    database: &Database,
+    batch: i64,
+    audit_event: impl Fn(&P) -> TracedEvent,
+) -> anyhow::Result<usize> {
+    let mut filled = 0;
+    loop {
+        let rows = tryggdel_storage::events_without_audit_event(database, batch)
+            .await
+            .context("reading outbox events without an audit event")?;
+        if rows.is_empty() {
+            return Ok(filled);
+        }
+        for (seq, payload) in rows {
+            let payload: P = serde_json::from_str(&payload)
+                .with_context(|| format!("outbox event {seq} has a payload that does not parse"))?;
+            let TracedEvent { event, traceparent } = audit_event(&payload);
+            tryggdel_storage::set_audit_event(database, seq, &event.encode_to_vec(), &traceparent)
+                .await
+                .with_context(|| format!("storing the audit event of outbox event {seq}"))?;
+            filled += 1;
+        }
+    }
+}
+
 /// The audit log as a destination: every event of the outbox, sent as the audit event it
 /// carries, each in the trace of the request that caused it. The log dedupes by event id.
 pub struct AuditDestination {

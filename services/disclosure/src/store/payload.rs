@@ -4,11 +4,11 @@
 //! rows written before the outbox kept the audit event get it at start
 //! ([`fill_in_audit_events`]).
 
-use anyhow::Context as _;
 use prost::Message as _;
 use tryggdel_proto::audit::v1::{Actor, AuditEvent, Outcome};
+use tryggdel_service_kit::TracedEvent;
 use tryggdel_service_kit::audit_event::PoliceDisclosureEvent;
-use tryggdel_storage::{Database, OutboxEvent, events_without_audit_event, set_audit_event};
+use tryggdel_storage::{Database, OutboxEvent};
 
 /// How many old rows [`fill_in_audit_events`] reads at a time.
 const FILL_BATCH: i64 = 500;
@@ -115,28 +115,13 @@ pub async fn fill_in_audit_events(database: &Database) -> anyhow::Result<usize> 
 
 /// [`fill_in_audit_events`], reading `batch` rows at a time.
 async fn fill_in(database: &Database, batch: i64) -> anyhow::Result<usize> {
-    let mut filled = 0;
-    loop {
-        let rows = events_without_audit_event(database, batch)
-            .await
-            .context("reading outbox events without an audit event")?;
-        if rows.is_empty() {
-            return Ok(filled);
+    tryggdel_service_kit::fill_in_audit_events(database, batch, |payload: &OutboxPayload| {
+        TracedEvent {
+            event: payload.audit_event(),
+            traceparent: payload.traceparent.clone(),
         }
-        for (seq, payload) in rows {
-            let payload: OutboxPayload = serde_json::from_str(&payload)
-                .with_context(|| format!("outbox event {seq} has a payload that does not parse"))?;
-            set_audit_event(
-                database,
-                seq,
-                &payload.audit_event().encode_to_vec(),
-                &payload.traceparent,
-            )
-            .await
-            .with_context(|| format!("storing the audit event of outbox event {seq}"))?;
-            filled += 1;
-        }
-    }
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -144,6 +129,7 @@ async fn fill_in(database: &Database, batch: i64) -> anyhow::Result<usize> {
 mod tests {
     use prost::Message as _;
     use tryggdel_service_kit::AuditDestination;
+    use tryggdel_storage::events_without_audit_event;
     use tryggdel_test_support::{TestBackend, TestDatabase, on_both_backends};
 
     use super::*;

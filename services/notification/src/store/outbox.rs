@@ -6,13 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context as _;
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use tryggdel_proto::audit::v1::{Actor, AuditEvent};
-use tryggdel_service_kit::AuditDestination;
 use tryggdel_service_kit::audit_event::PoliceDisclosureEvent;
+use tryggdel_service_kit::{AuditDestination, TracedEvent};
 use tryggdel_storage::{OutboxDestination, OutboxEvent};
 
 use super::queries::{NotificationStore, Value};
@@ -133,26 +132,16 @@ impl NotificationStore {
     /// its payload. An event whose payload does not read is an error naming it: it would
     /// otherwise never reach the audit log.
     pub async fn complete_audit_events(&self) -> anyhow::Result<()> {
-        loop {
-            let old = tryggdel_storage::events_without_audit_event(self.database(), 500)
-                .await
-                .context("reading outbox events without an audit event")?;
-            if old.is_empty() {
-                return Ok(());
-            }
-            for (seq, payload) in old {
-                let payload: OutboxPayload = serde_json::from_str(&payload)
-                    .with_context(|| format!("outbox event {seq} has an unreadable payload"))?;
-                tryggdel_storage::set_audit_event(
-                    self.database(),
-                    seq,
-                    &payload.audit_event().encode_to_vec(),
-                    &payload.traceparent,
-                )
-                .await
-                .with_context(|| format!("storing the audit event of outbox event {seq}"))?;
-            }
-        }
+        tryggdel_service_kit::fill_in_audit_events(
+            self.database(),
+            500,
+            |payload: &OutboxPayload| TracedEvent {
+                event: payload.audit_event(),
+                traceparent: payload.traceparent.clone(),
+            },
+        )
+        .await
+        .map(drop)
     }
 
     /// How many events have not reached the audit log yet.
@@ -257,6 +246,6 @@ mod tests {
         .await
         .unwrap();
         let error = store.complete_audit_events().await.unwrap_err();
-        assert!(format!("{error:#}").contains("outbox event 3 has an unreadable payload"));
+        assert!(format!("{error:#}").contains("outbox event 3 has a payload that does not parse"));
     }
 }
