@@ -11,6 +11,7 @@ use tryggdel_test_support::TestIdentity;
 use crate::data_directory::DataDirectory;
 use crate::development::ISSUER;
 use crate::files::read;
+use crate::system::{BoundSystem, SystemBuilder};
 
 /// The test identity of the development data directory `data` (prepared already).
 pub fn development_identity(data: &DataDirectory) -> anyhow::Result<TestIdentity> {
@@ -34,4 +35,20 @@ pub fn fast_relay() -> RelayConfig {
         max_backoff: Duration::from_millis(200),
         poll_interval: Duration::from_millis(100),
     }
+}
+
+/// The system a test starts from `data`: every service on a free port, checkpoints signed as
+/// soon as entries arrive. A test adds its databases and overrides.
+pub fn test_system(data: &std::path::Path) -> SystemBuilder {
+    SystemBuilder::development(data)
+        .on_free_ports()
+        .audit(|settings| settings.checkpoint_interval = Duration::ZERO)
+}
+
+/// Binds `builder`'s system (nothing started yet) with the test identity of its data directory.
+pub async fn bind_with_identity(
+    builder: SystemBuilder,
+) -> anyhow::Result<(TestIdentity, BoundSystem)> {
+    let bound = builder.bind().await?;
+    Ok((development_identity(&bound.data)?, bound))
 }

@@ -23,8 +23,8 @@ use tryggdel_proto::notification::v1::notification_service_server::{
     NotificationService, NotificationServiceServer,
 };
 use tryggdel_service_kit::RunningServer;
-use tryggdel_system::testing::{development_identity, fast_relay};
-use tryggdel_system::{BoundSystem, Service, SystemBuilder};
+use tryggdel_system::testing::{bind_with_identity, fast_relay, test_system};
+use tryggdel_system::{BoundSystem, Service};
 use tryggdel_test_support::{BearerInterceptor, TestBackend, TestDatabase, TestIdentity};
 
 type Client = DisclosureServiceClient<InterceptedService<Channel, BearerInterceptor>>;
@@ -73,19 +73,12 @@ impl Harness {
         let database = TestDatabase::create(backend).await?;
         let audit_database = TestDatabase::create(backend).await?;
         let data = tempfile::tempdir().unwrap();
-        let bound = SystemBuilder::development(data.path())
-            .on_free_ports()
+        let builder = test_system(data.path())
             .database(Service::Audit, audit_database.url.clone())
             .database(Service::Disclosure, database.url.clone())
-            .audit(|settings| {
-                settings.checkpoint_interval = Duration::ZERO;
-                settings.appenders = vec!["disclosure".into()];
-            })
-            .disclosure(|settings| settings.relay = fast_relay())
-            .bind()
-            .await
-            .unwrap();
-        let identity = development_identity(&bound.data).unwrap();
+            .audit(|settings| settings.appenders = vec!["disclosure".into()])
+            .disclosure(|settings| settings.relay = fast_relay());
+        let (identity, bound) = bind_with_identity(builder).await.unwrap();
         let BoundSystem {
             listeners,
             settings: system,

@@ -19,8 +19,8 @@ use tryggdel_domain::{Directory, LegalRegistry, PolicePayload, receipt_key_id};
 use tryggdel_notification::{RunningService, Settings, verify_receipt};
 use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
 use tryggdel_proto::notification::v1::*;
-use tryggdel_system::testing::{development_identity, fast_relay};
-use tryggdel_system::{BoundSystem, Service, SystemBuilder};
+use tryggdel_system::testing::{bind_with_identity, fast_relay, test_system};
+use tryggdel_system::{BoundSystem, Service};
 use tryggdel_test_support::{
     BearerInterceptor, TestBackend, TestDatabase, TestIdentity, acknowledge, decision_maker_of,
     escalation_rounds,
@@ -86,22 +86,17 @@ impl Harness {
         let database = TestDatabase::create(backend).await?;
         let audit_database = TestDatabase::create(backend).await?;
         let data = tempfile::tempdir().unwrap();
-        let bound = SystemBuilder::development(data.path())
-            .on_free_ports()
+        let builder = test_system(data.path())
             .database(Service::Audit, audit_database.url.clone())
             .database(Service::Notification, database.url.clone())
-            .audit(|settings| settings.checkpoint_interval = Duration::ZERO)
             .notification(move |settings| {
                 settings.urgent_deadline = timing.urgent_deadline;
                 settings.ordinary_deadline = Duration::from_secs(24 * 3600);
                 settings.escalation_repeat = timing.escalation_repeat;
                 settings.deadline_check_interval = timing.deadline_check_interval;
                 settings.relay = fast_relay();
-            })
-            .bind()
-            .await
-            .unwrap();
-        let identity = development_identity(&bound.data).unwrap();
+            });
+        let (identity, bound) = bind_with_identity(builder).await.unwrap();
         let BoundSystem {
             listeners,
             settings: system,

@@ -17,8 +17,8 @@ use tryggdel_proto::disclosure::v1::{
     ApproveRequest, CreateDraftRequest, Disclosure, DraftContent, GetRequest, SubmitRequest,
 };
 use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
-use tryggdel_system::testing::{development_identity, fast_relay};
-use tryggdel_system::{DataDirectory, RunningSystem, Service, SystemBuilder};
+use tryggdel_system::testing::{development_identity, fast_relay, test_system};
+use tryggdel_system::{DataDirectory, RunningSystem, Service};
 use tryggdel_test_support::{BearerInterceptor, TestBackend, TestDatabase, TestIdentity};
 
 pub type Disclosures = DisclosureServiceClient<InterceptedService<Channel, BearerInterceptor>>;
@@ -66,12 +66,10 @@ impl System {
             databases.push(TestDatabase::create(backend).await?);
         }
         let data = tempfile::tempdir().unwrap();
-        let running = SystemBuilder::development(data.path())
-            .on_free_ports()
+        let running = test_system(data.path())
             .database(Service::Audit, databases[0].url.clone())
             .database(Service::Notification, databases[1].url.clone())
             .database(Service::Disclosure, databases[2].url.clone())
-            .audit(|settings| settings.checkpoint_interval = Duration::ZERO)
             .notification(move |settings| {
                 settings.urgent_deadline = options.urgent_deadline;
                 settings.escalation_repeat = options.escalation_repeat;
