@@ -30,6 +30,18 @@ macro_rules! migration_files {
     };
 }
 
+/// A service's [`Migrations`](crate::Migrations) from one list of file names, each standing
+/// under both `migrations/sqlite` and `migrations/postgres` (one file per backend).
+#[macro_export]
+macro_rules! migrations {
+    ([$($file:literal),* $(,)?]) => {
+        $crate::Migrations {
+            sqlite: $crate::migration_files!("migrations/sqlite", [$($file),*]),
+            postgres: $crate::migration_files!("migrations/postgres", [$($file),*]),
+        }
+    };
+}
+
 /// Why a list of migration files cannot be run.
 #[derive(Debug, thiserror::Error)]
 #[error("migration file {name:?}: {problem}")]

@@ -31,16 +31,8 @@ use sqlx::{
 use tryggdel_merkle::{Hash, hash_from_slice};
 use tryggdel_storage::{Database, Migrations};
 
-pub const SQLITE_MIGRATIONS: &[tryggdel_storage::MigrationFile] =
-    tryggdel_storage::migration_files!("migrations/sqlite", ["0001_audit_log.sql"]);
-pub const POSTGRES_MIGRATIONS: &[tryggdel_storage::MigrationFile] =
-    tryggdel_storage::migration_files!("migrations/postgres", ["0001_audit_log.sql"]);
-
 /// The audit service's migrations on both backends.
-pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: SQLITE_MIGRATIONS,
-    postgres: POSTGRES_MIGRATIONS,
-};
+pub const MIGRATIONS: Migrations = tryggdel_storage::migrations!(["0001_audit_log.sql",]);
 
 /// The log's lock on PostgreSQL: `pg_advisory_xact_lock(LOG_LOCK_CLASS, hashtext(schema))`, so
 /// logs in different schemas of one database do not wait for each other. The class is "TGAU"

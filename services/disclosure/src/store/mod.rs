@@ -23,36 +23,15 @@ pub use self::payload::{OutboxActor, OutboxPayload, fill_in_audit_events};
 use self::record::COLUMNS;
 pub use self::record::{Decision, DecisionOutcome, DisclosureRecord, RecordError, Step};
 
-/// The SQLite migrations, embedded from `migrations/sqlite`.
-pub const SQLITE_MIGRATIONS: &[tryggdel_storage::MigrationFile] = tryggdel_storage::migration_files!(
-    "migrations/sqlite",
-    [
-        "0001_disclosures.sql",
-        "0002_outbox_relay.sql",
-        "0003_deliveries.sql",
-        "0004_outbox_by_disclosure.sql",
-        "0005_outbox_audit_event.sql",
-        "0006_outbox_without_audit_event.sql",
-    ]
-);
-/// The PostgreSQL migrations, embedded from `migrations/postgres`.
-pub const POSTGRES_MIGRATIONS: &[tryggdel_storage::MigrationFile] = tryggdel_storage::migration_files!(
-    "migrations/postgres",
-    [
-        "0001_disclosures.sql",
-        "0002_outbox_relay.sql",
-        "0003_deliveries.sql",
-        "0004_outbox_by_disclosure.sql",
-        "0005_outbox_audit_event.sql",
-        "0006_outbox_without_audit_event.sql",
-    ]
-);
-
 /// The disclosure service's migrations on both backends.
-pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: SQLITE_MIGRATIONS,
-    postgres: POSTGRES_MIGRATIONS,
-};
+pub const MIGRATIONS: Migrations = tryggdel_storage::migrations!([
+    "0001_disclosures.sql",
+    "0002_outbox_relay.sql",
+    "0003_deliveries.sql",
+    "0004_outbox_by_disclosure.sql",
+    "0005_outbox_audit_event.sql",
+    "0006_outbox_without_audit_event.sql",
+]);
 
 /// Approvals go to the notification service (the police's hand-over relay).
 pub const TO_POLICE: OutboxDestination =

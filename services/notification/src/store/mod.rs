@@ -29,25 +29,9 @@ pub use records::{
 };
 pub use tryggdel_storage::OutboxEvent;
 
-pub const SQLITE_MIGRATIONS: &[tryggdel_storage::MigrationFile] = tryggdel_storage::migration_files!(
-    "migrations/sqlite",
-    [
-        "0001_notifications.sql",
-        "0002_outbox_audit_event.sql",
-        "0003_outbox_without_audit_event.sql",
-    ]
-);
-pub const POSTGRES_MIGRATIONS: &[tryggdel_storage::MigrationFile] = tryggdel_storage::migration_files!(
-    "migrations/postgres",
-    [
-        "0001_notifications.sql",
-        "0002_outbox_audit_event.sql",
-        "0003_outbox_without_audit_event.sql",
-    ]
-);
-
 /// The notification service's migrations on both backends.
-pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: SQLITE_MIGRATIONS,
-    postgres: POSTGRES_MIGRATIONS,
-};
+pub const MIGRATIONS: Migrations = tryggdel_storage::migrations!([
+    "0001_notifications.sql",
+    "0002_outbox_audit_event.sql",
+    "0003_outbox_without_audit_event.sql",
+]);
