@@ -7,8 +7,10 @@
 /// different token (the token variants), or fix the service's configuration
 /// ([`AuthError::Key`], [`AuthError::InvalidConfig`]).
 ///
-/// Every field is a `&'static str` on purpose: a message can only ever hold text
-/// written in this crate, never a token, a claim value or key material.
+/// Every field but one is a `&'static str` on purpose: a message can only ever hold text
+/// written in this crate, never a token, a claim value or key material. The exception is the
+/// `kid` of [`AuthError::UnusableKey`], which comes from the deployment's own key set, never
+/// from a token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// No `authorization` metadata, or a `Bearer` scheme with nothing after it.
@@ -35,9 +37,13 @@ pub enum AuthError {
     /// The token's `aud` is not the configured audience.
     #[error("token not intended for this audience")]
     WrongAudience,
-    /// The token's header names an algorithm other than EdDSA (including `none`).
+    /// The token's header names an algorithm outside the allow-list (EdDSA, ES256, RS256,
+    /// PS256; so `none` and every `HS*`), or one other than its key's own.
     #[error("token signed with a disallowed algorithm")]
     DisallowedAlgorithm,
+    /// The token's `kid` names no key of the verifier's key set.
+    #[error("token signed with an unknown key")]
+    UnknownKey,
     /// A required claim is absent.
     #[error("token is missing the {name} claim")]
     MissingClaim {
@@ -57,6 +63,15 @@ pub enum AuthError {
     Key {
         /// What was being done with the key.
         context: &'static str,
+    },
+    /// A key of a key set is refused: symmetric, private, of a disallowed algorithm, broken,
+    /// or its `kid` repeated.
+    #[error("key {kid} of the key set is refused: {reason}")]
+    UnusableKey {
+        /// The key's `kid`, as the key set names it.
+        kid: String,
+        /// A fixed description of what is wrong.
+        reason: &'static str,
     },
     /// The verifier or signer configuration is unusable (empty issuer, excessive leeway, ...).
     #[error("invalid auth configuration: {reason}")]
@@ -90,15 +105,18 @@ impl AuthError {
             AuthError::DisallowedAlgorithm => {
                 tonic::Status::unauthenticated("token signed with a disallowed algorithm")
             }
+            AuthError::UnknownKey => {
+                tonic::Status::unauthenticated("token signed with an unknown key")
+            }
             AuthError::MissingClaim { name } => {
                 tonic::Status::unauthenticated(format!("token is missing the {name} claim"))
             }
             AuthError::InvalidClaim { name, .. } => {
                 tonic::Status::unauthenticated(format!("token has an invalid {name} claim"))
             }
-            AuthError::Key { .. } | AuthError::InvalidConfig { .. } => {
-                tonic::Status::internal("internal error")
-            }
+            AuthError::Key { .. }
+            | AuthError::UnusableKey { .. }
+            | AuthError::InvalidConfig { .. } => tonic::Status::internal("internal error"),
         }
     }
 
@@ -106,7 +124,7 @@ impl AuthError {
     pub fn is_caller_error(&self) -> bool {
         !matches!(
             self,
-            AuthError::Key { .. } | AuthError::InvalidConfig { .. }
+            AuthError::Key { .. } | AuthError::UnusableKey { .. } | AuthError::InvalidConfig { .. }
         )
     }
 }
@@ -160,7 +178,7 @@ pub(crate) fn from_jwt_error(error: &jsonwebtoken::errors::Error) -> AuthError {
         | ErrorKind::InvalidEddsaKey
         | ErrorKind::InvalidRsaKey(_)
         | ErrorKind::InvalidKeyFormat => AuthError::Key {
-            context: "key is not a usable ed25519 key",
+            context: "key is not usable for its algorithm",
         },
         ErrorKind::RsaFailedSigning | ErrorKind::Signing(_) => AuthError::Key {
             context: "signing failed",
@@ -203,6 +221,7 @@ mod tests {
             AuthError::WrongIssuer,
             AuthError::WrongAudience,
             AuthError::DisallowedAlgorithm,
+            AuthError::UnknownKey,
             AuthError::MissingClaim { name: "roles" },
             AuthError::InvalidClaim {
                 name: "sub",
@@ -215,6 +234,10 @@ mod tests {
         }
         for error in [
             AuthError::Key { context: "x" },
+            AuthError::UnusableKey {
+                kid: "k1".into(),
+                reason: "x",
+            },
             AuthError::InvalidConfig { reason: "x" },
         ] {
             assert!(!error.is_caller_error());
@@ -234,6 +257,10 @@ mod tests {
         assert_eq!(
             AuthError::MissingToken.to_status().message(),
             "missing bearer token"
+        );
+        assert_eq!(
+            AuthError::UnknownKey.to_status().message(),
+            "token signed with an unknown key"
         );
         assert_eq!(
             AuthError::MissingClaim { name: "roles" }

@@ -7,7 +7,8 @@ use zeroize::Zeroize;
 
 use crate::claims::{check_identity, check_issuer_and_audience};
 use crate::error::from_jwt_error;
-use crate::{AuthError, Claims, Role, keys};
+use crate::key_set::ed25519_thumbprint;
+use crate::{AuthError, Claims, KeySet, Role, keys};
 
 /// What a [`TokenSigner`] needs.
 #[derive(Clone)]
@@ -49,12 +50,15 @@ pub struct TokenRequest {
     pub valid_for: Duration,
 }
 
-/// Signs EdDSA JWTs with one Ed25519 key.
+/// Signs EdDSA JWTs with one Ed25519 key, naming it in the header's `kid` by its RFC 7638
+/// thumbprint (the `kid` of [`KeySet::single_ed25519_pem`] for its public key).
 pub struct TokenSigner {
     issuer: String,
     audience: String,
     encoding_key: EncodingKey,
     public_key_pem: String,
+    verifying_key: ed25519_dalek::VerifyingKey,
+    kid: String,
 }
 
 impl std::fmt::Debug for TokenSigner {
@@ -62,6 +66,7 @@ impl std::fmt::Debug for TokenSigner {
         f.debug_struct("TokenSigner")
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
+            .field("kid", &self.kid)
             .finish_non_exhaustive()
     }
 }
@@ -89,12 +94,24 @@ impl TokenSigner {
             audience: config.audience.clone(),
             encoding_key,
             public_key_pem,
+            verifying_key: signing_key.verifying_key(),
+            kid: ed25519_thumbprint(&signing_key.verifying_key()),
         })
     }
 
-    /// The SPKI PEM of the matching public key, for a [`crate::VerifierConfig`].
+    /// The SPKI PEM of the matching public key.
     pub fn public_key_pem(&self) -> &str {
         &self.public_key_pem
+    }
+
+    /// The `kid` its tokens name: the thumbprint of its public key.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The key set that verifies its tokens, for a [`crate::VerifierConfig`] or to publish.
+    pub fn key_set(&self) -> KeySet {
+        KeySet::ed25519(&self.verifying_key)
     }
 
     /// Mints a token for `request`: `iat = nbf = now`, `exp = now + valid_for`,
@@ -142,7 +159,9 @@ impl TokenSigner {
     /// Signs `claims` exactly as given, with no checks: for tests that need
     /// expired, not-yet-valid, wrongly addressed or otherwise odd tokens.
     pub fn mint_claims(&self, claims: &Claims) -> Result<String, AuthError> {
-        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), claims, &self.encoding_key)
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding_key)
             .map_err(|error| from_jwt_error(&error))
     }
 }
@@ -208,6 +227,15 @@ mod tests {
         assert_eq!(claims.aud, "tryggdel");
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(header.alg, Algorithm::EdDSA);
+        assert_eq!(header.kid.as_deref(), Some(signer.kid()));
+        assert_eq!(
+            signer.key_set().kids().collect::<Vec<_>>(),
+            vec![signer.kid()]
+        );
+        assert_eq!(
+            KeySet::single_ed25519_pem(signer.public_key_pem()).unwrap(),
+            signer.key_set()
+        );
     }
 
     #[test]
