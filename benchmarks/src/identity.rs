@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tonic::transport::Channel;
 use tryggdel_auth::{
-    Role, SignerConfig, SigningKeyPair, TokenRequest, TokenSigner, VerifierConfig,
+    ClaimNames, Role, SignerConfig, SigningKeyPair, TokenRequest, TokenSigner, VerifierConfig,
 };
 use tryggdel_service_kit::{ClientTls, ServerTls, ServiceEndpoint};
 use tryggdel_system::DataDirectory;
@@ -60,7 +60,8 @@ impl BenchIdentity {
         VerifierConfig {
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
-            public_key_pem: self.keys.public_key_pem.clone(),
+            keys: self.signer.key_set(),
+            claims: ClaimNames::default(),
             leeway_seconds: 30,
         }
     }

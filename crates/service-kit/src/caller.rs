@@ -1,13 +1,19 @@
-//! Who is calling: a user (verified token + certificate of the token's organisation) or a
-//! Tryggdel service (certificate only).
+//! Who is calling: a user (verified token + certificate of the token's organisation, or the
+//! console's certificate forwarding the signed-in user's token) or a Tryggdel service
+//! (certificate only).
 
 use std::sync::Arc;
 
 use tonic::Request;
-use tryggdel_auth::{Principal, Role, TokenVerifier, bearer_token};
+use tryggdel_auth::{Principal, Role, bearer_token};
 use tryggdel_domain::{Directory, Organisation, OrganisationCode, OrganisationKind};
+use tryggdel_tls::PeerIdentity;
 
-use crate::ServiceError;
+use crate::{ServiceError, TokenKeys};
+
+/// The common name of the console's service certificate: the one service that makes calls on
+/// a signed-in user's behalf, with the user's token.
+pub const CONSOLE_SERVICE_NAME: &str = "console";
 
 /// An authenticated user: a verified token whose organisation is registered and matches the
 /// client certificate.
@@ -66,19 +72,31 @@ pub struct ServicePeer {
     pub name: String,
 }
 
-/// Authenticates callers against the token verifier and the organisation directory.
+impl ServicePeer {
+    /// Whether this is the console, which calls on its signed-in users' behalf.
+    pub fn is_console(&self) -> bool {
+        self.name == CONSOLE_SERVICE_NAME
+    }
+}
+
+/// Authenticates callers against the identity provider's keys and the organisation directory.
 #[derive(Clone)]
 pub struct Authenticator {
-    verifier: Arc<TokenVerifier>,
+    keys: Arc<TokenKeys>,
     directory: Arc<Directory>,
 }
 
+/// Who presents a user's token, by the client certificate.
+enum Presenter {
+    /// A user client, with a certificate of its organisation: the token's must be the same.
+    Organisation(Option<String>),
+    /// The console, forwarding its signed-in user's token.
+    Console,
+}
+
 impl Authenticator {
-    pub fn new(verifier: Arc<TokenVerifier>, directory: Arc<Directory>) -> Authenticator {
-        Authenticator {
-            verifier,
-            directory,
-        }
+    pub fn new(keys: Arc<TokenKeys>, directory: Arc<Directory>) -> Authenticator {
+        Authenticator { keys, directory }
     }
 
     pub fn directory(&self) -> &Directory {
@@ -86,12 +104,18 @@ impl Authenticator {
     }
 
     /// The user behind `request`, or why not.
-    pub fn user<T>(&self, request: &Request<T>) -> Result<Caller, ServiceError> {
+    ///
+    /// The token is always verified in full and its organisation must be registered. A user
+    /// client's certificate must belong to the token's organisation; the console's service
+    /// certificate may present any user's token (it forwards its signed-in user's); any other
+    /// service certificate may not make user calls at all.
+    pub async fn user<T>(&self, request: &Request<T>) -> Result<Caller, ServiceError> {
         let peer = tryggdel_tls::peer_identity(request).ok_or_else(|| {
             ServiceError::Unauthenticated("a client certificate is required".into())
         })?;
+        let presenter = presenter(peer)?;
         let token = bearer_token(request.metadata())?;
-        let principal = self.verifier.verify(token)?;
+        let principal = self.keys.verify(token).await?;
         let code = OrganisationCode::parse(&principal.organisation).map_err(|_| {
             ServiceError::Unauthenticated("the token names an invalid organisation".into())
         })?;
@@ -100,10 +124,15 @@ impl Authenticator {
                 "organisation {code} is not registered in this deployment"
             ))
         })?;
-        if peer.organisation.as_deref() != Some(code.as_str()) {
-            return Err(ServiceError::PermissionDenied(
-                "the client certificate does not belong to the token's organisation".into(),
-            ));
+        match presenter {
+            Presenter::Console => {}
+            Presenter::Organisation(certificate) => {
+                if certificate.as_deref() != Some(code.as_str()) {
+                    return Err(ServiceError::PermissionDenied(
+                        "the client certificate does not belong to the token's organisation".into(),
+                    ));
+                }
+            }
         }
         Ok(Caller {
             principal,
@@ -115,13 +144,37 @@ impl Authenticator {
 
     /// The service behind `request` if its certificate is a Tryggdel service certificate.
     pub fn service<T>(request: &Request<T>) -> Option<ServicePeer> {
-        let peer = tryggdel_tls::peer_identity(request)?;
-        if peer.organisation.as_deref() != Some(tryggdel_tls::SERVICE_ORGANISATION) {
-            return None;
-        }
-        Some(ServicePeer {
+        service_peer(tryggdel_tls::peer_identity(request)?)
+    }
+
+    /// The service calling in its own name: a Tryggdel service certificate, but not the
+    /// console's when it presents a user's token (then the call is the user's, see
+    /// [`Authenticator::user`]).
+    pub fn service_in_own_name<T>(request: &Request<T>) -> Option<ServicePeer> {
+        let service = Authenticator::service(request)?;
+        let forwards_user =
+            service.is_console() && request.metadata().contains_key("authorization");
+        (!forwards_user).then_some(service)
+    }
+}
+
+fn service_peer(peer: &PeerIdentity) -> Option<ServicePeer> {
+    (peer.organisation.as_deref() == Some(tryggdel_tls::SERVICE_ORGANISATION)).then(|| {
+        ServicePeer {
             name: peer.common_name.clone(),
-        })
+        }
+    })
+}
+
+/// Who may present a user's token with this certificate: a user client of an organisation, or
+/// the console; any other service is refused.
+fn presenter(peer: &PeerIdentity) -> Result<Presenter, ServiceError> {
+    match service_peer(peer) {
+        None => Ok(Presenter::Organisation(peer.organisation.clone())),
+        Some(service) if service.is_console() => Ok(Presenter::Console),
+        Some(_) => Err(ServiceError::PermissionDenied(
+            "service certificates other than the console's may not make user calls".into(),
+        )),
     }
 }
 
@@ -165,7 +218,178 @@ fn parse_traceparent(value: &str) -> Option<String> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use std::time::Duration;
+
+    use tryggdel_auth::{
+        ClaimNames, SignerConfig, TokenRequest, TokenSigner, VerifierConfig,
+        generate_ed25519_key_pair,
+    };
+    use tryggdel_domain::{DEVELOPMENT_DIRECTORY, LegalRegistry};
+    use tryggdel_tls::PeerInfo;
+
     use super::*;
+
+    const BOLLNAS: &str = "bollnas-kommun";
+    const JONKOPING: &str = "jonkoping-kommun";
+
+    /// An authenticator over the development directory, and a signer its keys trust.
+    fn fixture() -> (Authenticator, TokenSigner) {
+        let pair = generate_ed25519_key_pair().unwrap();
+        let signer = TokenSigner::new(SignerConfig {
+            issuer: "https://idp.test".into(),
+            audience: "tryggdel".into(),
+            private_key_pem: pair.private_key_pem,
+        })
+        .unwrap();
+        let keys = TokenKeys::fixed(VerifierConfig {
+            issuer: "https://idp.test".into(),
+            audience: "tryggdel".into(),
+            keys: signer.key_set(),
+            claims: ClaimNames::default(),
+            leeway_seconds: 5,
+        })
+        .unwrap();
+        let registry = LegalRegistry::embedded().unwrap();
+        let directory = Directory::from_toml(DEVELOPMENT_DIRECTORY, &registry).unwrap();
+        (
+            Authenticator::new(Arc::new(keys), Arc::new(directory)),
+            signer,
+        )
+    }
+
+    fn token(signer: &TokenSigner, organisation: &str) -> String {
+        signer
+            .mint(&TokenRequest {
+                user_id: "handlaggare".into(),
+                organisation: organisation.into(),
+                unit: None,
+                roles: vec![Role::Caseworker],
+                police_region: None,
+                display_name: None,
+                valid_for: Duration::from_secs(60),
+            })
+            .unwrap()
+    }
+
+    /// A request over a connection whose client certificate says `common_name` and
+    /// `organisation`, carrying `token` if given.
+    fn request(common_name: &str, organisation: &str, token: Option<&str>) -> Request<()> {
+        let mut request = Request::new(());
+        request.extensions_mut().insert(PeerInfo {
+            remote_addr: None,
+            identity: Some(PeerIdentity {
+                common_name: common_name.into(),
+                organisation: Some(organisation.into()),
+                dns_names: Vec::new(),
+            }),
+        });
+        if let Some(token) = token {
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        request
+    }
+
+    fn console(token: &str) -> Request<()> {
+        request(
+            CONSOLE_SERVICE_NAME,
+            tryggdel_tls::SERVICE_ORGANISATION,
+            Some(token),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_user_certificate_must_be_of_the_tokens_organisation() {
+        let (authenticator, signer) = fixture();
+        let own = request("client", BOLLNAS, Some(&token(&signer, BOLLNAS)));
+        let caller = authenticator.user(&own).await.unwrap();
+        assert_eq!(caller.organisation.code().as_str(), BOLLNAS);
+        let other = request("client", BOLLNAS, Some(&token(&signer, JONKOPING)));
+        let refused = authenticator.user(&other).await.unwrap_err();
+        assert!(
+            matches!(refused, ServiceError::PermissionDenied(_)),
+            "{refused}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_console_may_present_any_registered_organisations_verified_token() {
+        let (authenticator, signer) = fixture();
+        for organisation in [BOLLNAS, JONKOPING] {
+            let caller = authenticator
+                .user(&console(&token(&signer, organisation)))
+                .await
+                .unwrap();
+            assert_eq!(caller.organisation.code().as_str(), organisation);
+        }
+        // Still every check of the token and the directory.
+        let unregistered = authenticator
+            .user(&console(&token(&signer, "okand-kommun")))
+            .await
+            .unwrap_err();
+        assert!(matches!(unregistered, ServiceError::PermissionDenied(_)));
+        let (_, stranger) = fixture();
+        let foreign = authenticator
+            .user(&console(&token(&stranger, BOLLNAS)))
+            .await
+            .unwrap_err();
+        assert!(matches!(foreign, ServiceError::Unauthenticated(_)));
+        let missing = authenticator
+            .user(&request(
+                CONSOLE_SERVICE_NAME,
+                tryggdel_tls::SERVICE_ORGANISATION,
+                None,
+            ))
+            .await
+            .unwrap_err();
+        assert!(matches!(missing, ServiceError::Unauthenticated(_)));
+    }
+
+    #[tokio::test]
+    async fn no_other_service_certificate_makes_user_calls() {
+        let (authenticator, signer) = fixture();
+        let audit = request(
+            "audit",
+            tryggdel_tls::SERVICE_ORGANISATION,
+            Some(&token(&signer, BOLLNAS)),
+        );
+        match authenticator.user(&audit).await.unwrap_err() {
+            ServiceError::PermissionDenied(message) => assert_eq!(
+                message,
+                "service certificates other than the console's may not make user calls"
+            ),
+            other => panic!("{other}"),
+        }
+        // A console common name under another organisation is an ordinary client.
+        let impostor = request(
+            CONSOLE_SERVICE_NAME,
+            BOLLNAS,
+            Some(&token(&signer, JONKOPING)),
+        );
+        assert!(matches!(
+            authenticator.user(&impostor).await.unwrap_err(),
+            ServiceError::PermissionDenied(_)
+        ));
+    }
+
+    #[test]
+    fn the_console_forwarding_a_token_is_not_a_service_in_its_own_name() {
+        let service = |name: &str, token: Option<&str>| {
+            Authenticator::service_in_own_name(&request(
+                name,
+                tryggdel_tls::SERVICE_ORGANISATION,
+                token,
+            ))
+        };
+        assert_eq!(service(CONSOLE_SERVICE_NAME, Some("t")), None);
+        assert!(service(CONSOLE_SERVICE_NAME, None).unwrap().is_console());
+        assert_eq!(service("audit", Some("t")).unwrap().name, "audit");
+        assert_eq!(
+            Authenticator::service_in_own_name(&request("client", BOLLNAS, None)),
+            None
+        );
+    }
 
     #[test]
     fn a_valid_traceparent_gives_its_trace_id() {

@@ -4,8 +4,14 @@
 //! Invariants:
 //! - Every listener is TLS 1.3 with a client certificate from the deployment's CA; plaintext
 //!   and anonymous clients never reach a handler.
-//! - A user is authenticated twice: a verified JWT, and a client certificate of the token's
-//!   organisation, which must be registered in the directory.
+//! - A user is authenticated twice: a verified JWT (keys from the identity provider's key set,
+//!   chosen by `kid`), and a client certificate of the token's organisation, which must be
+//!   registered in the directory. The one exception is the console's service certificate
+//!   ([`CONSOLE_SERVICE_NAME`]), which forwards its signed-in user's token: the token is still
+//!   verified in full and its organisation must be registered, but it may be any
+//!   organisation's. No other service certificate makes user calls.
+//! - An unknown `kid` reads the key source again at most once per interval, one read for all
+//!   callers waiting ([`TokenKeys`]); a read that fails keeps the keys in use.
 //! - A service is recognised by its certificate alone (organisation
 //!   [`tryggdel_tls::SERVICE_ORGANISATION`]); it is never mistaken for a user.
 //! - Internal errors are logged with their cause and reach the caller as `internal error`.
@@ -24,6 +30,7 @@ mod link;
 pub mod metrics;
 mod observe;
 mod relay;
+mod token_keys;
 
 use std::future::Future;
 
@@ -34,7 +41,7 @@ use tonic::service::Routes;
 pub use audit_link::{
     AuditLink, AuditLinkError, ClientTls, MAX_CALLS_PER_BATCH, ServiceEndpoint, TracedEvent,
 };
-pub use caller::{Authenticator, Caller, ServicePeer, trace_id};
+pub use caller::{Authenticator, CONSOLE_SERVICE_NAME, Caller, ServicePeer, trace_id};
 pub use edge::{
     ServiceOnly, bounded_text, decode_page_token, encode_page_token, invalid_page_token, millis,
     no_control_characters, now_unix_ms, page_size, respond, rfc3339, unix_ms,
@@ -49,6 +56,10 @@ pub use observe::{
 pub use relay::{
     AuditDestination, Destination, Relay, RelayConfig, Sent, fill_in_audit_events, relay_step,
     start_relay,
+};
+pub use token_keys::{
+    DEFAULT_MIN_REFRESH_INTERVAL, JWKS_FETCH_TIMEOUT, KeySource, MAX_JWKS_BYTES, TokenKeys,
+    TokenSettings, Url,
 };
 pub use tryggdel_telemetry::{
     context_from_traceparent, current_trace_id, current_traceparent, link_to, set_parent,

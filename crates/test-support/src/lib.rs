@@ -22,8 +22,8 @@ use sqlx::Connection;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 use tryggdel_auth::{
-    Role, SignerConfig, SigningKeyPair, TokenRequest, TokenSigner, VerifierConfig,
-    generate_ed25519_key_pair,
+    ClaimNames, KeySet, Role, SignerConfig, SigningKeyPair, TokenRequest, TokenSigner,
+    VerifierConfig, generate_ed25519_key_pair,
 };
 use tryggdel_domain::PersonKey;
 use tryggdel_proto::audit::v1::QueryRequest;
@@ -81,11 +81,14 @@ impl TestIdentity {
         organisation_certificate(&self.ca, organisation).unwrap()
     }
 
+    /// What a verifier of this identity provider's tokens trusts: its one key, named by its
+    /// thumbprint as its signer names it.
     pub fn verifier_config(&self) -> VerifierConfig {
         VerifierConfig {
             issuer: self.issuer.clone(),
             audience: AUDIENCE.to_owned(),
-            public_key_pem: self.keys.public_key_pem.clone(),
+            keys: KeySet::single_ed25519_pem(&self.keys.public_key_pem).unwrap(),
+            claims: ClaimNames::default(),
             leeway_seconds: 5,
         }
     }

@@ -28,11 +28,12 @@ use anyhow::Context;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
 use tokio::net::TcpListener;
-use tryggdel_auth::{TokenVerifier, VerifierConfig};
 use tryggdel_domain::{Directory, PersonKey};
 use tryggdel_merkle::checkpoint::CheckpointSigner;
 use tryggdel_proto::audit::v1::audit_service_server::AuditServiceServer;
-use tryggdel_service_kit::{Authenticator, ServerTls, ServiceHost, bind, now_unix_ms};
+use tryggdel_service_kit::{
+    Authenticator, ServerTls, ServiceHost, TokenKeys, TokenSettings, bind, now_unix_ms,
+};
 use tryggdel_storage::Database;
 
 pub use log::{AuditLog, LogConfig};
@@ -50,7 +51,7 @@ pub const DEFAULT_APPENDERS: [&str; 2] = ["disclosure", "notification"];
 pub struct Settings {
     pub database_url: String,
     pub tls: ServerTls,
-    pub token: VerifierConfig,
+    pub token: TokenSettings,
     pub directory: Arc<Directory>,
     pub person_key: PersonKey,
     /// The log's origin line and checkpoint key name, e.g. `audit.tryggdel.example/log`.
@@ -93,10 +94,12 @@ pub async fn build(settings: &Settings) -> anyhow::Result<AuditApi> {
     )
     .await?;
     register_metrics(log.probe());
-    let verifier = TokenVerifier::new(settings.token.clone()).context("token verifier")?;
+    let keys = TokenKeys::load(&settings.token)
+        .await
+        .context("token keys")?;
     Ok(AuditApi::new(
         log,
-        Authenticator::new(Arc::new(verifier), settings.directory.clone()),
+        Authenticator::new(Arc::new(keys), settings.directory.clone()),
         settings.person_key.clone(),
         settings.appenders.clone(),
     ))

@@ -114,11 +114,13 @@ impl AuditApi {
         self.log.verifier().name()
     }
 
-    fn reader<T>(&self, request: &Request<T>) -> Result<Reader, ServiceError> {
-        if Authenticator::service(request).is_some() {
+    async fn reader<T>(&self, request: &Request<T>) -> Result<Reader, ServiceError> {
+        if Authenticator::service_in_own_name(request).is_some() {
             return Ok(Reader::Service);
         }
-        Ok(Reader::User(Box::new(self.authenticator.user(request)?)))
+        Ok(Reader::User(Box::new(
+            self.authenticator.user(request).await?,
+        )))
     }
 
     /// Records what a compliance officer is about to read; nothing is returned unless this is
@@ -203,7 +205,7 @@ impl AuditApi {
         &self,
         request: Request<GetCheckpointRequest>,
     ) -> Result<SignedCheckpoint, ServiceError> {
-        self.reader(&request)?;
+        self.reader(&request).await?;
         let checkpoint = self
             .signed_checkpoint(request.into_inner().tree_size)
             .await?;
@@ -248,7 +250,7 @@ impl AuditApi {
         &self,
         request: Request<GetInclusionProofRequest>,
     ) -> Result<InclusionProof, ServiceError> {
-        let reader = self.reader(&request)?;
+        let reader = self.reader(&request).await?;
         let request = request.into_inner();
         let size = self.proof_size(request.tree_size, "tree_size").await?;
         let index = match request.entry {
@@ -305,7 +307,7 @@ impl AuditApi {
         &self,
         request: Request<GetConsistencyProofRequest>,
     ) -> Result<ConsistencyProof, ServiceError> {
-        self.reader(&request)?;
+        self.reader(&request).await?;
         let request = request.into_inner();
         let second = self.proof_size(request.second_size, "second_size").await?;
         let first = request.first_size;
@@ -333,7 +335,7 @@ impl AuditApi {
     }
 
     async fn query(&self, request: Request<QueryRequest>) -> Result<QueryResponse, ServiceError> {
-        let caller = self.authenticator.user(&request)?;
+        let caller = self.authenticator.user(&request).await?;
         caller.require_any(&[Role::ComplianceOfficer], "querying the audit log")?;
         let request = request.into_inner();
         let own = caller.organisation.code().as_str().to_owned();
@@ -430,7 +432,7 @@ impl AuditApi {
         &self,
         request: Request<ExportRequest>,
     ) -> Result<ReceiverStream<Result<ExportChunk, Status>>, ServiceError> {
-        let caller = self.authenticator.user(&request)?;
+        let caller = self.authenticator.user(&request).await?;
         if !caller.is_supervisor() {
             return Err(ServiceError::PermissionDenied(
                 "exporting the audit log requires a compliance officer of a supervisory organisation"

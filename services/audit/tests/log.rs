@@ -667,6 +667,71 @@ async fn concurrent_appends_are_sequenced_without_gaps(backend: TestBackend) {
     harness.stop().await;
 }
 
+async fn the_console_reads_as_its_signed_in_user(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
+    append(&mut harness.as_service("disclosure").await, events(2)).await;
+    let identity = &harness.deployment.identity;
+    let address = harness.service.local_addr;
+    let console = |token: String| async move {
+        AuditServiceClient::with_interceptor(
+            identity.service_channel(address, "console").await,
+            BearerInterceptor::new(&token),
+        )
+    };
+
+    // With the signed-in compliance officer's token the console reads what that officer may.
+    let mut officer =
+        console(identity.token("granskare-ivo", IVO, &[Role::ComplianceOfficer])).await;
+    let found = officer
+        .query(QueryRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.entries.len(), 2);
+    let mut caseworker =
+        console(identity.token("handlaggare-bollnas", BOLLNAS, &[Role::Caseworker])).await;
+    assert_eq!(
+        caseworker
+            .query(QueryRequest::default())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    // A token the console forwards is verified, also for what a service may read alone.
+    let stranger = tryggdel_test_support::TestIdentity::generate();
+    let mut forged =
+        console(stranger.token("granskare-ivo", IVO, &[Role::ComplianceOfficer])).await;
+    assert_eq!(
+        forged
+            .get_checkpoint(GetCheckpointRequest { tree_size: 0 })
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    // Without a token the console reads checkpoints as any service, but queries nothing: a
+    // query is a user's.
+    let mut alone = harness.as_service("console").await;
+    assert!(
+        alone
+            .get_checkpoint(GetCheckpointRequest { tree_size: 0 })
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        alone
+            .query(QueryRequest::default())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    harness.stop().await;
+}
+
 on_both_backends!(
     append_prove_and_verify,
     consistency_between_checkpoints,
@@ -674,4 +739,5 @@ on_both_backends!(
     tampering_is_refused_and_detected,
     only_services_append_and_only_compliance_officers_query,
     concurrent_appends_are_sequenced_without_gaps,
+    the_console_reads_as_its_signed_in_user,
 );

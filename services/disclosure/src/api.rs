@@ -80,8 +80,11 @@ impl DisclosureApi {
         self.authenticator.directory()
     }
 
-    pub(crate) fn authenticate<T>(&self, request: &Request<T>) -> Result<Caller, ServiceError> {
-        self.authenticator.user(request)
+    pub(crate) async fn authenticate<T>(
+        &self,
+        request: &Request<T>,
+    ) -> Result<Caller, ServiceError> {
+        self.authenticator.user(request).await
     }
 
     /// The disclosure `id` names, if the caller may see it; NOT_FOUND otherwise.

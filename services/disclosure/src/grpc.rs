@@ -16,7 +16,7 @@ use crate::api::DisclosureApi;
 /// Runs a user's call: authenticates the caller, runs the handler `$method`, logs a refusal.
 macro_rules! handle {
     ($self:ident, $request:ident, $method:ident) => {{
-        let caller = $self.authenticate(&$request)?;
+        let caller = $self.authenticate(&$request).await?;
         let result = $self.$method(&caller, $request.into_inner()).await;
         if let Err(error) = &result {
             tracing::debug!(user = %caller.user(), error = %error, concat!(stringify!($method), " refused"));

@@ -49,12 +49,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tryggdel_auth::{TokenVerifier, VerifierConfig};
 use tryggdel_domain::{LegalRegistry, PersonKey};
 use tryggdel_proto::disclosure::v1::disclosure_service_server::DisclosureServiceServer;
 use tryggdel_service_kit::metrics::{OutboxDepth, SAMPLE_INTERVAL, Sampler};
 use tryggdel_service_kit::{
-    AuditDestination, AuditLink, Authenticator, ServiceEndpoint, ServiceHost, bind, start_relay,
+    AuditDestination, AuditLink, Authenticator, ServiceEndpoint, ServiceHost, TokenKeys,
+    TokenSettings, bind, start_relay,
 };
 use tryggdel_storage::{Database, FieldCipher, FieldKey};
 
@@ -72,7 +72,7 @@ const MAX_MESSAGE_BYTES: usize = 512 * 1024;
 pub struct Settings {
     pub database_url: String,
     pub tls: ServerTls,
-    pub token: VerifierConfig,
+    pub token: TokenSettings,
     pub field_key: FieldKey,
     pub person_key: PersonKey,
     pub registry: Arc<LegalRegistry>,
@@ -99,11 +99,13 @@ pub async fn build(settings: &Settings) -> anyhow::Result<DisclosureApi> {
             "audit events of earlier outbox events filled in"
         );
     }
-    let verifier = TokenVerifier::new(settings.token.clone()).context("token verifier")?;
+    let keys = TokenKeys::load(&settings.token)
+        .await
+        .context("token keys")?;
     Ok(DisclosureApi::new(
         DisclosureStore::new(database),
         settings.registry.clone(),
-        Authenticator::new(Arc::new(verifier), settings.directory.clone()),
+        Authenticator::new(Arc::new(keys), settings.directory.clone()),
         FieldCipher::new(&settings.field_key),
         settings.person_key.clone(),
         AuditLink::new(&settings.audit)?,

@@ -686,6 +686,89 @@ async fn other_organisation_is_not_told(backend: TestBackend) {
     harness.stop().await;
 }
 
+async fn the_console_calls_for_its_signed_in_users(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
+    let address = harness.service.local_addr;
+    let identity = &harness.identity;
+    let as_service = |name: &'static str, token: String| async move {
+        DisclosureServiceClient::with_interceptor(
+            identity.service_channel(address, name).await,
+            BearerInterceptor::new(&token),
+        )
+    };
+
+    // The console's certificate with the signed-in user's token: the call is that user's,
+    // whatever their organisation.
+    let mut bollnas = as_service("console", identity.role_token(BOLLNAS, Role::Caseworker)).await;
+    let draft = create(&mut bollnas, "req-console-0001", social_services_content()).await;
+    assert_eq!(draft.organisation, BOLLNAS);
+    assert_eq!(draft.drafted_by, "handlaggare-bollnas");
+    let mut jonkoping =
+        as_service("console", identity.role_token(JONKOPING, Role::Caseworker)).await;
+    assert!(
+        jonkoping
+            .list(ListRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .disclosures
+            .is_empty()
+    );
+    // … and still only what that user may see.
+    assert_code(
+        jonkoping.get(get_request(&draft.id)).await,
+        Code::NotFound,
+        "not found",
+    );
+
+    // The token is still verified in full, and its organisation must be registered.
+    let stranger = TestIdentity::generate();
+    let mut forged = as_service("console", stranger.role_token(BOLLNAS, Role::Caseworker)).await;
+    assert_code(
+        forged.list(ListRequest::default()).await,
+        Code::Unauthenticated,
+        "unknown key",
+    );
+    let mut unregistered = as_service(
+        "console",
+        identity.token("handlaggare", "okand-kommun", &[Role::Caseworker]),
+    )
+    .await;
+    assert_code(
+        unregistered.list(ListRequest::default()).await,
+        Code::PermissionDenied,
+        "not registered",
+    );
+    let mut no_token =
+        DisclosureServiceClient::new(identity.service_channel(address, "console").await);
+    assert_code(
+        no_token.list(ListRequest::default()).await,
+        Code::Unauthenticated,
+        "missing bearer token",
+    );
+
+    // Any other service's certificate with a user's token is refused.
+    let mut audit = as_service("audit", identity.role_token(BOLLNAS, Role::Caseworker)).await;
+    assert_code(
+        audit.list(ListRequest::default()).await,
+        Code::PermissionDenied,
+        "service certificates other than the console's may not make user calls",
+    );
+
+    // A user calling directly keeps the organisation-to-certificate binding.
+    let mut mismatched = harness
+        .client_with_token(BOLLNAS, &identity.role_token(JONKOPING, Role::Caseworker))
+        .await;
+    assert_code(
+        mismatched.list(ListRequest::default()).await,
+        Code::PermissionDenied,
+        "the client certificate does not belong to the token's organisation",
+    );
+    harness.stop().await;
+}
+
 async fn tokens_are_checked(backend: TestBackend) {
     let Some(harness) = Harness::start(backend).await else {
         return;
@@ -1578,6 +1661,7 @@ on_both_backends!(
     healthcare_happy_path_and_wrong_secrecy,
     four_eyes_and_delegation,
     other_organisation_is_not_told,
+    the_console_calls_for_its_signed_in_users,
     tokens_are_checked,
     transport_security,
     committed_crime_and_effective_dates,

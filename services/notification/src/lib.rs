@@ -73,14 +73,13 @@ use ed25519_dalek::SigningKey;
 use ed25519_dalek::VerifyingKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
 use tokio::net::TcpListener;
-use tryggdel_auth::{TokenVerifier, VerifierConfig};
 use tryggdel_domain::{Directory, PoliceRegion, ReceiptError, ReceiptStatement};
 use tryggdel_proto::notification::v1::Receipt;
 use tryggdel_proto::notification::v1::notification_service_server::NotificationServiceServer;
 use tryggdel_service_kit::metrics::{OutboxDepth, SAMPLE_INTERVAL, Sampler, meter};
 use tryggdel_service_kit::{
-    AuditDestination, AuditLink, Authenticator, ServerTls, ServiceEndpoint, ServiceHost, bind,
-    now_unix_ms, start_relay,
+    AuditDestination, AuditLink, Authenticator, ServerTls, ServiceEndpoint, ServiceHost, TokenKeys,
+    TokenSettings, bind, now_unix_ms, start_relay,
 };
 use tryggdel_storage::{Database, FieldCipher, FieldKey};
 
@@ -110,7 +109,7 @@ pub const DEFAULT_DEADLINE_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 pub struct Settings {
     pub database_url: String,
     pub tls: ServerTls,
-    pub token: VerifierConfig,
+    pub token: TokenSettings,
     pub directory: Arc<Directory>,
     /// Seals payloads and follow-up questions at rest.
     pub field_key: FieldKey,
@@ -161,10 +160,12 @@ pub async fn build(settings: &Settings) -> anyhow::Result<NotificationApi> {
         .complete_audit_events()
         .await
         .context("notification outbox")?;
-    let verifier = TokenVerifier::new(settings.token.clone()).context("token verifier")?;
+    let keys = TokenKeys::load(&settings.token)
+        .await
+        .context("token keys")?;
     Ok(NotificationApi::new(
         store,
-        Authenticator::new(Arc::new(verifier), settings.directory.clone()),
+        Authenticator::new(Arc::new(keys), settings.directory.clone()),
         FieldCipher::new(&settings.field_key),
         settings.receipt_signing_key.clone(),
         Deadlines {

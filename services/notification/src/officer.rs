@@ -30,7 +30,7 @@ impl NotificationApi {
         &self,
         request: Request<ListPendingRequest>,
     ) -> Result<ListPendingResponse, ServiceError> {
-        let (_, region) = self.officer(&request, "listing pending deliveries")?;
+        let (_, region) = self.officer(&request, "listing pending deliveries").await?;
         let request = request.into_inner();
         if request.page_size > MAX_PAGE_SIZE {
             return Err(ServiceError::invalid(
@@ -63,7 +63,7 @@ impl NotificationApi {
         &self,
         request: Request<AcknowledgeRequest>,
     ) -> Result<Receipt, ServiceError> {
-        let (caller, region) = self.officer(&request, "acknowledging a delivery")?;
+        let (caller, region) = self.officer(&request, "acknowledging a delivery").await?;
         let request = request.into_inner();
         let disclosure_id = DisclosureId::parse(&request.disclosure_id)?;
         let police_reference = required_text(
@@ -103,7 +103,9 @@ impl NotificationApi {
         &self,
         request: Request<AskFollowUpRequest>,
     ) -> Result<FollowUp, ServiceError> {
-        let (caller, region) = self.officer(&request, "asking a follow-up question")?;
+        let (caller, region) = self
+            .officer(&request, "asking a follow-up question")
+            .await?;
         let request = request.into_inner();
         let disclosure_id = DisclosureId::parse(&request.disclosure_id)?;
         let question = question(&request.question)?;
@@ -131,12 +133,12 @@ impl NotificationApi {
 
     /// The calling police officer and the region they act in; anyone else is refused, naming
     /// `action`.
-    pub(crate) fn officer<T>(
+    pub(crate) async fn officer<T>(
         &self,
         request: &Request<T>,
         action: &str,
     ) -> Result<(Caller, PoliceRegion), ServiceError> {
-        let caller = self.authenticator().user(request)?;
+        let caller = self.authenticator().user(request).await?;
         let region = police_region(&caller, action)?;
         Ok((caller, region))
     }

@@ -27,7 +27,7 @@ impl NotificationApi {
         &self,
         request: Request<GetDeliveryStatusRequest>,
     ) -> Result<DeliveryStatus, ServiceError> {
-        let caller = self.authenticator().user(&request)?;
+        let caller = self.authenticator().user(&request).await?;
         require_status_reader(&caller)?;
         let row = self
             .delivery_of_own_organisation(&request.get_ref().disclosure_id, &caller)
@@ -39,7 +39,7 @@ impl NotificationApi {
         &self,
         request: Request<ListFollowUpsRequest>,
     ) -> Result<ListFollowUpsResponse, ServiceError> {
-        let caller = self.authenticator().user(&request)?;
+        let caller = self.authenticator().user(&request).await?;
         require_follow_up_reader(&caller)?;
         let row = self
             .delivery_of_own_organisation(&request.get_ref().disclosure_id, &caller)
@@ -69,7 +69,7 @@ impl NotificationApi {
         &self,
         request: Request<ListEscalationsRequest>,
     ) -> Result<ListEscalationsResponse, ServiceError> {
-        let caller = self.authenticator().user(&request)?;
+        let caller = self.authenticator().user(&request).await?;
         require_escalation_reader(&caller)?;
         let organisation = caller.organisation.code();
         let requested = &request.get_ref().disclosure_id;

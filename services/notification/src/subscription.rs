@@ -73,7 +73,7 @@ impl NotificationApi {
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<DeliveryStream, ServiceError> {
-        let (caller, region) = self.officer(&request, "subscribing to deliveries")?;
+        let (caller, region) = self.officer(&request, "subscribing to deliveries").await?;
         let cursor = request.get_ref().cursor;
         let stream = self.open_subscription(region, cursor).await?;
         tracing::info!(
@@ -262,9 +262,8 @@ mod tests {
     use std::time::Duration;
 
     use tokio_stream::StreamExt as _;
-    use tryggdel_auth::TokenVerifier;
     use tryggdel_domain::{DEVELOPMENT_DIRECTORY, Directory, LegalRegistry};
-    use tryggdel_service_kit::Authenticator;
+    use tryggdel_service_kit::{Authenticator, TokenKeys};
     use tryggdel_storage::{Database, FieldCipher, FieldKey};
     use tryggdel_test_support::{TestBackend, TestDatabase, TestIdentity};
 
@@ -336,7 +335,7 @@ mod tests {
                     .unwrap(),
             ),
             Authenticator::new(
-                Arc::new(TokenVerifier::new(identity.verifier_config()).unwrap()),
+                Arc::new(TokenKeys::fixed(identity.verifier_config()).unwrap()),
                 directory,
             ),
             cipher.clone(),
