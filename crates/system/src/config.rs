@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
+use tryggdel_auth::ClaimNames;
 
 use crate::development::{AUDIT_ORIGIN, DEVELOPMENT_CA_NAME, ISSUER};
 use crate::files::read;
@@ -52,19 +53,103 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// Whom tokens are trusted from. The keys are either one Ed25519 public key (`public_key`) or
+/// the identity provider's JWK Set (`jwks`, read again when a token names an unknown key):
+/// exactly one of the two.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     pub issuer: String,
     pub audience: String,
-    /// The identity provider's Ed25519 public key (PEM).
-    pub public_key: PathBuf,
+    /// The identity provider's Ed25519 public key (PEM); its `kid` is its RFC 7638
+    /// thumbprint.
+    #[serde(default)]
+    pub public_key: Option<PathBuf>,
+    /// The identity provider's JWK Set: a file path, or an https URL (http only to a loopback
+    /// host).
+    #[serde(default)]
+    pub jwks: Option<String>,
+    /// Which claims hold the identity, if the identity provider does not use Tryggdel's names.
+    #[serde(default)]
+    pub claims: ClaimsConfig,
     #[serde(default = "default_leeway")]
     pub leeway_seconds: u64,
+    /// The least time between two reads of `jwks`.
+    #[serde(default = "default_jwks_min_refresh")]
+    pub jwks_min_refresh_seconds: u64,
+}
+
+/// Where a token holds each part of the identity (`[token.claims]`); unset ones keep
+/// Tryggdel's names (`sub`, `org`, `unit`, `roles`, `region`, `name`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClaimsConfig {
+    pub user_id: String,
+    pub organisation: String,
+    pub unit: String,
+    pub roles: String,
+    pub region: String,
+    pub name: String,
+}
+
+impl Default for ClaimsConfig {
+    fn default() -> ClaimsConfig {
+        let names = ClaimNames::default();
+        ClaimsConfig {
+            user_id: names.user_id,
+            organisation: names.organisation,
+            unit: names.unit,
+            roles: names.roles,
+            region: names.region,
+            name: names.name,
+        }
+    }
+}
+
+impl ClaimsConfig {
+    pub fn names(&self) -> ClaimNames {
+        ClaimNames {
+            user_id: self.user_id.clone(),
+            organisation: self.organisation.clone(),
+            unit: self.unit.clone(),
+            roles: self.roles.clone(),
+            region: self.region.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// Where the token keys are configured to come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKeyLocation<'a> {
+    /// `token.public_key`: one Ed25519 public key PEM file.
+    PublicKey(&'a Path),
+    /// `token.jwks`: a JWK Set file path or URL.
+    Jwks(&'a str),
+}
+
+impl TokenConfig {
+    /// Where the keys come from: exactly one of `public_key` and `jwks`.
+    pub fn key_location(&self) -> anyhow::Result<TokenKeyLocation<'_>> {
+        match (&self.public_key, &self.jwks) {
+            (Some(path), None) => Ok(TokenKeyLocation::PublicKey(path)),
+            (None, Some(jwks)) => Ok(TokenKeyLocation::Jwks(jwks)),
+            (Some(_), Some(_)) => bail!(
+                "token.public_key and token.jwks are both set: set exactly one (a single Ed25519 public key PEM, or the identity provider's JWK Set)"
+            ),
+            (None, None) => bail!(
+                "neither token.public_key nor token.jwks is set: set exactly one (a single Ed25519 public key PEM, or the identity provider's JWK Set file or https URL)"
+            ),
+        }
+    }
 }
 
 pub(crate) fn default_leeway() -> u64 {
     30
+}
+
+pub(crate) fn default_jwks_min_refresh() -> u64 {
+    60
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -247,9 +332,11 @@ impl Config {
     }
 
     pub fn token(&self) -> anyhow::Result<&TokenConfig> {
-        self.token.as_ref().context(
-            "no [token] section: the service needs token.issuer, token.audience and token.public_key",
-        )
+        let token = self.token.as_ref().context(
+            "no [token] section: the service needs token.issuer, token.audience and token.public_key or token.jwks",
+        )?;
+        token.key_location()?;
+        Ok(token)
     }
 
     /// A key file, or why it is missing.
@@ -310,6 +397,52 @@ mod tests {
         assert!(!is_config_key("DATA_DIR"));
         assert!(!is_config_key("LOG_FORMAT"));
         assert!(!is_config_key("ORG"));
+    }
+
+    #[test]
+    fn token_keys_come_from_exactly_one_of_public_key_and_jwks() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("config.toml");
+        let load = |token: &str| {
+            std::fs::write(
+                &file,
+                format!(
+                    "[token]\nissuer = \"https://idp.example\"\naudience = \"tryggdel\"\n{token}"
+                ),
+            )
+            .unwrap();
+            let config = Config::load(Some(&file)).unwrap();
+            config.token().cloned()
+        };
+        let pem = load("public_key = \"/keys/idp.pem\"\n").unwrap();
+        assert_eq!(
+            pem.key_location().unwrap(),
+            TokenKeyLocation::PublicKey(Path::new("/keys/idp.pem"))
+        );
+        assert_eq!(pem.jwks_min_refresh_seconds, 60);
+        assert_eq!(pem.claims.names(), ClaimNames::default());
+        let jwks = load(
+            "jwks = \"https://idp.example/jwks\"\njwks_min_refresh_seconds = 5\n[token.claims]\norganisation = \"hsa_org\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            jwks.key_location().unwrap(),
+            TokenKeyLocation::Jwks("https://idp.example/jwks")
+        );
+        assert_eq!(jwks.jwks_min_refresh_seconds, 5);
+        assert_eq!(jwks.claims.names().organisation, "hsa_org");
+        assert_eq!(jwks.claims.names().user_id, "sub");
+        for (token, expected) in [
+            (
+                "public_key = \"/k.pem\"\njwks = \"/jwks.json\"\n",
+                "both set",
+            ),
+            ("", "neither token.public_key nor token.jwks"),
+        ] {
+            let error = format!("{:#}", load(token).unwrap_err());
+            assert!(error.contains(expected), "{error}");
+            assert!(error.contains("token.public_key") && error.contains("token.jwks"));
+        }
     }
 
     #[test]

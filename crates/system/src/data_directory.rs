@@ -17,8 +17,8 @@ use tryggdel_merkle::checkpoint::CheckpointSigner;
 use tryggdel_tls::{CertificateAuthority, ClientIdentitySpec};
 
 use crate::config::{
-    AuditConfig, Config, Endpoints, KeyFiles, Listen, Mode, NotificationConfig, TelemetryConfig,
-    TlsFiles, TokenConfig, default_leeway,
+    AuditConfig, ClaimsConfig, Config, Endpoints, KeyFiles, Listen, Mode, NotificationConfig,
+    TelemetryConfig, TlsFiles, TokenConfig, default_jwks_min_refresh, default_leeway,
 };
 use crate::development::{AUDIENCE, AUDIT_ORIGIN, DEVELOPMENT_CA_NAME, ISSUER};
 use crate::files::{read, write_public, write_secret};
@@ -205,8 +205,11 @@ impl DataDirectory {
             token: Some(TokenConfig {
                 issuer: ISSUER.to_owned(),
                 audience: AUDIENCE.to_owned(),
-                public_key: self.verifying_key(),
+                public_key: Some(self.verifying_key()),
+                jwks: None,
+                claims: ClaimsConfig::default(),
                 leeway_seconds: default_leeway(),
+                jwks_min_refresh_seconds: default_jwks_min_refresh(),
             }),
             keys: KeyFiles {
                 field: Some(self.field_key()),

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ed25519_dalek::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _};
-use tryggdel_auth::VerifierConfig;
+use tryggdel_auth::KeySet;
 use tryggdel_disclosure::{DEVELOPMENT_DIRECTORY, Directory, RelayConfig};
 use tryggdel_domain::{LegalRegistry, PersonKey};
-use tryggdel_service_kit::{ClientTls, ServerTls, ServiceEndpoint};
+use tryggdel_service_kit::{ClientTls, KeySource, ServerTls, ServiceEndpoint, TokenSettings};
 
-use crate::config::Config;
+use crate::config::{Config, TokenConfig, TokenKeyLocation};
 use crate::files::read;
 
 /// How long a call to another service may take.
@@ -55,7 +55,7 @@ impl Service {
 pub struct Common {
     pub registry: Arc<LegalRegistry>,
     pub directory: Arc<Directory>,
-    pub token: VerifierConfig,
+    pub token: TokenSettings,
     pub server_tls: ServerTls,
     pub client_tls: ClientTls,
 }
@@ -77,12 +77,7 @@ pub fn common(config: &Config) -> anyhow::Result<Common> {
     Ok(Common {
         registry,
         directory,
-        token: VerifierConfig {
-            issuer: token.issuer.clone(),
-            audience: token.audience.clone(),
-            public_key_pem: read(&token.public_key)?,
-            leeway_seconds: token.leeway_seconds,
-        },
+        token: token_settings(token)?,
         server_tls: ServerTls {
             cert_chain_pem: cert_pem.clone(),
             key_pem: key_pem.clone(),
@@ -93,6 +88,33 @@ pub fn common(config: &Config) -> anyhow::Result<Common> {
             cert_pem,
             key_pem,
         },
+    })
+}
+
+/// Whom tokens are trusted from: a configured public key is read now; a JWK Set is read when
+/// the service starts ([`tryggdel_service_kit::TokenKeys::load`]), and again when a token
+/// names an unknown key.
+fn token_settings(token: &TokenConfig) -> anyhow::Result<TokenSettings> {
+    let keys = match token.key_location()? {
+        TokenKeyLocation::PublicKey(path) => {
+            KeySource::Fixed(KeySet::single_ed25519_pem(&read(path)?).with_context(|| {
+                format!(
+                    "token.public_key {} (expected an Ed25519 public key PEM)",
+                    path.display()
+                )
+            })?)
+        }
+        TokenKeyLocation::Jwks(location) => KeySource::jwks(location).context("token.jwks")?,
+    };
+    let claims = token.claims.names();
+    claims.check().context("token.claims")?;
+    Ok(TokenSettings {
+        issuer: token.issuer.clone(),
+        audience: token.audience.clone(),
+        keys,
+        claims,
+        leeway_seconds: token.leeway_seconds,
+        min_refresh_interval: Duration::from_secs(token.jwks_min_refresh_seconds),
     })
 }
 
