@@ -164,12 +164,15 @@ sys.excepthook = unexpected
 tmp, compose_path, manifests = sys.argv[1], sys.argv[2], sys.argv[3:]
 K8S = "deploy/k8s"
 errors = []
-PORTS = {"disclosure": 50051, "audit": 50052, "notification": 50053}
+# The gRPC services and the web console (HTTPS for browsers, no database), by their ports.
+PORTS = {"disclosure": 50051, "audit": 50052, "notification": 50053, "console": 8443}
+CONSOLE = "console"
 # Which keys of config.toml [keys] each service reads (the binary's contract).
 SERVICE_KEYS = {
     "disclosure": ["field", "person_index", "receipt_public"],
     "audit": ["person_index", "audit_log"],
     "notification": ["field", "receipt"],  # field: its own key, not disclosure's (k8s)
+    "console": [],  # its files are named in [console] (see required_files)
 }
 # Keys each service must have from a Secret of its own in Kubernetes (each seals its own data).
 OWN_SECRET_KEYS = ["field"]
@@ -323,13 +326,33 @@ def required_files(service, cfg=None, cfg_where="ConfigMap tryggdel-config"):
     cfg = config if cfg is None else cfg
     if cfg is None:
         return []
-    files = [cfg["directory"], cfg["tls"]["ca"], cfg["tls"]["cert"], cfg["tls"]["key"]]
-    files.append(cfg["token"]["public_key"])
-    files += [cfg["keys"][k] for k in SERVICE_KEYS[service] if k in cfg.get("keys", {})]
-    missing = [k for k in SERVICE_KEYS[service] if k not in cfg.get("keys", {})]
-    for key in missing:
-        err(cfg_where, f"[keys] {key} missing ({service} needs it)")
-    return files
+    tls, token, keys = cfg.get("tls", {}), cfg.get("token", {}), cfg.get("keys", {})
+    files = [cfg.get("directory"), tls.get("ca"), tls.get("cert"), tls.get("key")]
+    # The token keys: one public key file, or a JWK Set that is a file (an https URL is fetched).
+    files.append(token.get("public_key"))
+    if str(token.get("jwks", "")).startswith("/"):
+        files.append(token["jwks"])
+    files += [keys[k] for k in SERVICE_KEYS[service] if k in keys]
+    for key in SERVICE_KEYS[service]:
+        if key not in keys:
+            err(cfg_where, f"[keys] {key} missing ({service} needs it)")
+    if service == CONSOLE:
+        console = cfg.get("console", {})
+        for key in ("public_origin", "audit_log_public_key"):
+            if key not in console:
+                err(cfg_where, f"[console] {key} missing (the console needs it)")
+        files += [console.get(k) for k in ("audit_log_public_key", "cert", "key", "development_signing_key")]
+        files += [console.get("oidc", {}).get(k) for k in ("client_secret_file", "ca")]
+    return [f for f in files if f]
+
+
+def check_listen(service, cfg, cfg_where):
+    """A container listens on every address, on the port its Service, probe and policies name."""
+    if cfg is None:
+        return
+    address = cfg.get("listen", {}).get(service)
+    if address != f"0.0.0.0:{PORTS[service]}":
+        err(cfg_where, f"listen.{service} must be 0.0.0.0:{PORTS[service]}, is {address!r}")
 
 
 deployments = {}
@@ -455,9 +478,20 @@ for name, service in compose.get("services", {}).items():
     command = service.get("command", [])
     if command[:1] == ["serve"]:
         served = command[1]
+        if served not in PORTS:
+            err(where, f"serves {served!r}, which is none of {', '.join(PORTS)}")
+            continue
         test = service.get("healthcheck", {}).get("test", [])
-        if "health" not in test or f"https://127.0.0.1:{PORTS[served]}" not in test:
+        if served == CONSOLE:
+            # The console answers GET /health over HTTPS; `tryggdel health` speaks gRPC only.
+            if "/health" not in " ".join(test) or f"127.0.0.1:{PORTS[served]}" not in " ".join(test):
+                err(where, f"healthcheck must GET /health over HTTPS on 127.0.0.1:{PORTS[served]}")
+        elif "health" not in test or f"https://127.0.0.1:{PORTS[served]}" not in test:
             err(where, f"healthcheck must run tryggdel health on port {PORTS[served]}")
+        if service.get("ports", []) != [f"127.0.0.1:{PORTS[served]}:{PORTS[served]}"]:
+            err(where, f"must publish {PORTS[served]} on 127.0.0.1 only")
+        if compose_config is not None:
+            check_listen(served, compose_config, compose_config_path)
         if service.get("read_only") is not True or "ALL" not in service.get("cap_drop", []):
             err(where, "must be read_only with cap_drop ALL")
         targets = {v["target"] for v in service.get("volumes", []) if isinstance(v, dict)}
@@ -468,6 +502,13 @@ for name, service in compose.get("services", {}).items():
             for needed in required_files(served, compose_config, compose_config_path):
                 if needed not in targets:
                     err(where, f"{needed} (named in {compose_config_path}) is not mounted")
+        environment = service.get("environment", {})
+        if isinstance(environment, list):
+            environment = dict(item.split("=", 1) if "=" in item else (item, None) for item in environment)
+        if served == CONSOLE:
+            if "TRYGGDEL_DATABASE_URL" in environment:
+                err(where, "the console has no database: it must not be given TRYGGDEL_DATABASE_URL")
+            continue
         migration = f"migrate-{served}"
         if service.get("depends_on", {}).get(migration, {}).get("condition") != "service_completed_successfully":
             err(where, f"must depend on {migration} completing successfully")
