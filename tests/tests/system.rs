@@ -85,6 +85,7 @@ async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it()
         disclosure_listen: "127.0.0.1:0".parse().unwrap(),
         audit_listen: "127.0.0.1:0".parse().unwrap(),
         notification_listen: "127.0.0.1:0".parse().unwrap(),
+        console_listen: "127.0.0.1:0".parse().unwrap(),
         database_url: None,
         directory: None,
     };

@@ -64,6 +64,9 @@ enum Command {
             default_value = "127.0.0.1:50053"
         )]
         notification_listen: SocketAddr,
+        /// Address of the web console (HTTPS).
+        #[arg(long, env = "TRYGGDEL_CONSOLE_LISTEN", default_value = "127.0.0.1:8443")]
+        console_listen: SocketAddr,
         /// Database URL; the default is a SQLite file per service in the data directory.
         #[arg(long, env = "TRYGGDEL_DATABASE_URL")]
         database_url: Option<String>,
@@ -445,6 +448,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             disclosure_listen,
             audit_listen,
             notification_listen,
+            console_listen,
             database_url,
             directory,
             otlp_endpoint,
@@ -463,6 +467,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     disclosure_listen,
                     audit_listen,
                     notification_listen,
+                    console_listen,
                     database_url,
                     directory,
                 })

@@ -8,14 +8,15 @@ use anyhow::{Context, bail};
 use tryggdel_storage::{Database, Migrations};
 
 use tryggdel_system::settings::{self as serve, Service};
-use tryggdel_system::{Config, DataDirectory, SERVICES, read};
+use tryggdel_system::{CERTIFICATES, Config, DataDirectory, read};
 
-fn migrations(service: Service) -> (&'static str, &'static Migrations) {
-    match service {
+fn migrations(service: Service) -> anyhow::Result<(&'static str, &'static Migrations)> {
+    Ok(match service {
         Service::Disclosure => ("disclosure", &tryggdel_disclosure::MIGRATIONS),
         Service::Audit => ("audit", &tryggdel_audit::MIGRATIONS),
         Service::Notification => ("notification", &tryggdel_notification::MIGRATIONS),
-    }
+        Service::Console => bail!("the console keeps no database: there is nothing to migrate"),
+    })
 }
 
 /// Runs `service` with `config` until `shutdown`, then stops it cleanly.
@@ -24,6 +25,9 @@ pub async fn serve(
     config: &Config,
     shutdown: impl Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
+    if service == Service::Console {
+        return serve_console(config, shutdown).await;
+    }
     config.check_mode()?;
     let common = serve::common(config)?;
     let url = config.database_url()?;
@@ -58,14 +62,34 @@ pub async fn serve(
             shutdown.await?;
             running.stop().await
         }
+        Service::Console => bail!("the console is served by serve_console"),
     }
+}
+
+/// Runs the console with `config` until `shutdown`. Development mode with
+/// `console.development_signing_key` offers development sign-in; otherwise users sign in
+/// with OpenID Connect (`[console.oidc]`).
+async fn serve_console(
+    config: &Config,
+    shutdown: impl Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    config.check_console_mode()?;
+    let common = serve::common(config)?;
+    let sign_in = tryggdel_system::console::sign_in(config)?;
+    let settings = tryggdel_system::console::console_settings(config, &common, sign_in)?;
+    let listener = std::net::TcpListener::bind(config.listen.console)
+        .with_context(|| format!("binding {} for the console", config.listen.console))?;
+    let running = tryggdel_console::start(settings, listener).await?;
+    tracing::info!(address = %running.local_addr, "console ready");
+    shutdown.await?;
+    running.stop().await
 }
 
 /// Brings `service`'s schema up to date (idempotent; safe to run again).
 pub async fn migrate(service: Service, config: &Config) -> anyhow::Result<()> {
     config.check_mode()?;
     let url = config.database_url()?;
-    let (schema, migrations) = migrations(service);
+    let (schema, migrations) = migrations(service)?;
     let database = Database::connect(&url, schema, migrations)
         .await
         .with_context(|| format!("migrating the {schema} schema"))?;
@@ -120,7 +144,7 @@ pub fn pki(out: &Path, directory: Option<&Path>) -> anyhow::Result<()> {
         .context("organisation directory")?
         .codes();
     let data = DataDirectory::new(out);
-    if data.ensure(&SERVICES, &codes)? {
+    if data.ensure(&CERTIFICATES, &codes)? {
         crate::out!("development PKI and keys written to {}", out.display());
     } else {
         crate::out!("{} already holds a complete development PKI", out.display());

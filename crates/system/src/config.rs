@@ -13,11 +13,12 @@ use serde::Deserialize;
 use tryggdel_auth::ClaimNames;
 
 use crate::development::{AUDIT_ORIGIN, DEVELOPMENT_CA_NAME, ISSUER};
+use crate::console::ConsoleConfig;
 use crate::files::read;
 
 /// The sections a configuration may have (environment variables outside them are ignored, so
 /// that e.g. `TRYGGDEL_TOKEN`, a user's token for the CLI, is not taken for the `[token]` table).
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 13] = [
     "mode",
     "database_url",
     "directory",
@@ -30,6 +31,7 @@ const SECTIONS: [&str; 12] = [
     "notification",
     "telemetry",
     "relay",
+    "console",
 ];
 
 /// How strict the start-up checks are.
@@ -174,6 +176,8 @@ pub struct Listen {
     pub disclosure: SocketAddr,
     pub audit: SocketAddr,
     pub notification: SocketAddr,
+    /// The console (HTTPS for browsers).
+    pub console: SocketAddr,
 }
 
 impl Default for Listen {
@@ -183,6 +187,7 @@ impl Default for Listen {
             disclosure: local(50051),
             audit: local(50052),
             notification: local(50053),
+            console: local(8443),
         }
     }
 }
@@ -279,6 +284,8 @@ pub struct Config {
     pub notification: NotificationConfig,
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    #[serde(default)]
+    pub console: ConsoleConfig,
 }
 
 /// Whether an environment key (prefix stripped) belongs to the configuration.
@@ -291,7 +298,7 @@ fn is_config_key(key: &str) -> bool {
     match first.as_str() {
         // Tables only through nested keys (TRYGGDEL_TOKEN is the CLI's user token).
         "tls" | "token" | "keys" | "listen" | "endpoints" | "audit" | "notification"
-        | "telemetry" | "relay" => nested,
+        | "telemetry" | "relay" | "console" => nested,
         other => SECTIONS.contains(&other) && !nested,
     }
 }

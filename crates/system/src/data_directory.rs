@@ -20,7 +20,10 @@ use crate::config::{
     AuditConfig, ClaimsConfig, Config, Endpoints, KeyFiles, Listen, Mode, NotificationConfig,
     TelemetryConfig, TlsFiles, TokenConfig, default_jwks_min_refresh, default_leeway,
 };
-use crate::development::{AUDIENCE, AUDIT_ORIGIN, DEVELOPMENT_CA_NAME, ISSUER};
+use crate::console::ConsoleConfig;
+use crate::development::{
+    AUDIENCE, AUDIT_ORIGIN, DEVELOPMENT_CA_NAME, DEVELOPMENT_CONSOLE_ORIGIN, ISSUER,
+};
 use crate::files::{read, write_public, write_secret};
 
 /// Paths inside a development data directory.
@@ -226,6 +229,12 @@ impl DataDirectory {
             },
             notification: NotificationConfig::default(),
             telemetry: TelemetryConfig::default(),
+            console: ConsoleConfig {
+                public_origin: Some(DEVELOPMENT_CONSOLE_ORIGIN.to_owned()),
+                audit_log_public_key: Some(self.audit_log_vkey()),
+                development_signing_key: Some(self.signing_key()),
+                ..ConsoleConfig::default()
+            },
         }
     }
 }

@@ -9,3 +9,5 @@ pub const AUDIENCE: &str = "tryggdel";
 pub const DEVELOPMENT_CA_NAME: &str = "Tryggdel development CA";
 /// The development audit log's origin (its checkpoints' first line and key name).
 pub const AUDIT_ORIGIN: &str = "audit.dev.tryggdel.local/log";
+/// Where `tryggdel start` serves the console.
+pub const DEVELOPMENT_CONSOLE_ORIGIN: &str = "https://127.0.0.1:8443";

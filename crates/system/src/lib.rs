@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod console;
 pub mod data_directory;
 pub mod development;
 mod files;
@@ -27,6 +28,6 @@ pub use data_directory::DataDirectory;
 pub use files::read;
 pub use settings::Service;
 pub use system::{
-    BoundSystem, Listeners, RunningSystem, SERVICES, SystemBuilder, SystemOptions, SystemSettings,
+    BoundSystem, CERTIFICATES, Listeners, RunningSystem, SERVICES, SystemBuilder, SystemOptions, SystemSettings,
     start_system,
 };

@@ -27,6 +27,8 @@ pub enum Service {
     Disclosure,
     Audit,
     Notification,
+    /// The web console (not a gRPC service; it calls the three).
+    Console,
 }
 
 impl Service {
@@ -38,6 +40,7 @@ impl Service {
             Service::Disclosure => "disclosure",
             Service::Audit => "audit",
             Service::Notification => "notification",
+            Service::Console => "console",
         }
     }
 
@@ -47,6 +50,7 @@ impl Service {
             Service::Disclosure => "tryggdel.disclosure.v1.DisclosureService",
             Service::Audit => "tryggdel.audit.v1.AuditService",
             Service::Notification => "tryggdel.notification.v1.NotificationService",
+            Service::Console => "tryggdel.console",
         }
     }
 }

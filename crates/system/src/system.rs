@@ -22,6 +22,9 @@ use crate::settings::{self, Service};
 /// The services `tryggdel start` runs, in start order.
 pub const SERVICES: [&str; 3] = ["audit", "notification", "disclosure"];
 
+/// Who gets a service certificate of the development CA: the services and the console.
+pub const CERTIFICATES: [&str; 4] = ["audit", "notification", "disclosure", "console"];
+
 /// What `tryggdel start` was asked for.
 #[derive(Clone, Debug)]
 pub struct SystemOptions {
@@ -29,6 +32,8 @@ pub struct SystemOptions {
     pub disclosure_listen: SocketAddr,
     pub audit_listen: SocketAddr,
     pub notification_listen: SocketAddr,
+    /// The console (HTTPS).
+    pub console_listen: SocketAddr,
     /// None: a SQLite file per service in the data directory. A PostgreSQL URL is shared by
     /// the services, each in its own schema.
     pub database_url: Option<String>,
@@ -52,6 +57,7 @@ pub struct SystemBuilder {
     audit: Vec<Override<tryggdel_audit::Settings>>,
     notification: Vec<Override<tryggdel_notification::Settings>>,
     disclosure: Vec<Override<tryggdel_disclosure::Settings>>,
+    console: Vec<Override<tryggdel_console::Settings>>,
 }
 
 /// The settings each service was started with (to start one again as it was).
@@ -68,6 +74,7 @@ pub struct RunningSystem {
     pub audit: tryggdel_audit::RunningService,
     pub notification: tryggdel_notification::RunningService,
     pub disclosure: tryggdel_disclosure::RunningService,
+    pub console: tryggdel_console::RunningConsole,
     pub settings: SystemSettings,
 }
 
@@ -98,6 +105,7 @@ impl SystemBuilder {
             audit: Vec::new(),
             notification: Vec::new(),
             disclosure: Vec::new(),
+            console: Vec::new(),
         }
     }
 
@@ -109,6 +117,7 @@ impl SystemBuilder {
             disclosure: options.disclosure_listen,
             audit: options.audit_listen,
             notification: options.notification_listen,
+            console: options.console_listen,
         };
         builder.shared_database = options.database_url.clone();
         builder
@@ -121,6 +130,7 @@ impl SystemBuilder {
             disclosure: free,
             audit: free,
             notification: free,
+            console: free,
         };
         self
     }
@@ -158,13 +168,22 @@ impl SystemBuilder {
         self
     }
 
+    /// Changes the console's settings after the configuration made them.
+    pub fn console(
+        mut self,
+        change: impl FnOnce(&mut tryggdel_console::Settings) + Send + 'static,
+    ) -> SystemBuilder {
+        self.console.push(Box::new(change));
+        self
+    }
+
     /// Creates the development data directory's certificates and keys where they are missing
     /// (those present are reused).
     pub fn prepare(&self) -> anyhow::Result<()> {
         tryggdel_tls::install_crypto_provider();
         if self
             .data
-            .ensure(&SERVICES, &organisation_codes(self.directory.as_ref())?)?
+            .ensure(&CERTIFICATES, &organisation_codes(self.directory.as_ref())?)?
         {
             tracing::info!(data_dir = %self.data.root.display(), "created development certificates and keys");
         }
@@ -202,6 +221,7 @@ impl SystemBuilder {
             audit: bind(self.listen.audit, Service::Audit).await?,
             notification: bind(self.listen.notification, Service::Notification).await?,
             disclosure: bind(self.listen.disclosure, Service::Disclosure).await?,
+            console: bind(self.listen.console, Service::Console).await?,
         };
         let endpoints = Endpoints {
             audit: format!("https://{}", listeners.audit.local_addr()?),
@@ -235,10 +255,17 @@ impl SystemBuilder {
         let disclosure =
             settings::disclosure_settings(&config, &common, database_url(Service::Disclosure))?;
         let disclosure = changed(disclosure, self.disclosure);
+
+        let (mut config, common) = configured(Service::Console)?;
+        config.console.public_origin = Some(format!("https://{}", listeners.console.local_addr()?));
+        let sign_in = crate::console::sign_in(&config)?;
+        let console = crate::console::console_settings(&config, &common, sign_in)?;
+        let console = changed(console, self.console);
         Ok(BoundSystem {
             data,
             registry_version: common.registry.registry_version().to_owned(),
             listeners,
+            console,
             settings: SystemSettings {
                 audit,
                 notification,
@@ -254,6 +281,8 @@ pub struct BoundSystem {
     pub registry_version: String,
     pub listeners: Listeners,
     pub settings: SystemSettings,
+    /// The console's settings (it starts last, once the services answer).
+    pub console: tryggdel_console::Settings,
 }
 
 /// Each service's bound listener.
@@ -261,6 +290,7 @@ pub struct Listeners {
     pub audit: TcpListener,
     pub notification: TcpListener,
     pub disclosure: TcpListener,
+    pub console: TcpListener,
 }
 
 impl BoundSystem {
@@ -271,18 +301,25 @@ impl BoundSystem {
             registry_version,
             listeners,
             settings,
+            console,
         } = self;
         let audit = tryggdel_audit::spawn_on(&settings.audit, listeners.audit).await?;
         let notification =
             tryggdel_notification::spawn_on(&settings.notification, listeners.notification).await?;
         let disclosure =
             tryggdel_disclosure::spawn_on(&settings.disclosure, listeners.disclosure).await?;
+        let console_listener = listeners
+            .console
+            .into_std()
+            .context("the console's listener")?;
+        let console = tryggdel_console::start(console, console_listener).await?;
         Ok(RunningSystem {
             data,
             registry_version,
             audit,
             notification,
             disclosure,
+            console,
             settings,
         })
     }
@@ -326,6 +363,10 @@ impl RunningSystem {
             "  notification service  https://{}  (mTLS, TLS 1.3)",
             self.notification.local_addr
         );
+        println!(
+            "  console               https://{}  (open in a browser; the development CA signs its certificate)",
+            self.console.local_addr
+        );
         println!("  legal-basis registry  {}", self.registry_version);
         println!("  CA certificate        {}", data.ca_cert().display());
         println!(
@@ -365,6 +406,7 @@ impl RunningSystem {
     /// then audit, so that each relay can hand over what it holds before its receiver stops.
     /// Whatever is still in an outbox is sent on the next start.
     pub async fn stop(self) -> anyhow::Result<()> {
+        self.console.stop().await?;
         self.disclosure.stop().await?;
         self.notification.stop().await?;
         self.audit.stop().await

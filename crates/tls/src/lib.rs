@@ -40,7 +40,9 @@ mod test_certificates;
 
 pub use client::{client_config, connect_channel, lazy_channel};
 pub use error::{Result, TlsError};
-pub use pem::{certificate_identity, read_pem_file};
+pub use pem::{
+    certificate_identity, parse_certificates, parse_private_key, parse_root_store, read_pem_file,
+};
 pub use pki::{CertificateAuthority, ClientIdentitySpec, IssuedCertificate, SERVICE_ORGANISATION};
 pub use server::{
     PeerIdentity, PeerInfo, TlsConnection, peer_identity, server_config, tls_incoming,

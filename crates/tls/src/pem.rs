@@ -17,7 +17,7 @@ pub fn read_pem_file(path: &Path) -> Result<String> {
 }
 
 /// All certificates in `pem`, in order; at least one.
-pub(crate) fn parse_certificates(
+pub fn parse_certificates(
     pem: &str,
     what: &'static str,
 ) -> Result<Vec<CertificateDer<'static>>> {
@@ -31,14 +31,14 @@ pub(crate) fn parse_certificates(
 }
 
 /// The first private key (PKCS#8, SEC1 or PKCS#1) in `pem`.
-pub(crate) fn parse_private_key(pem: &str, what: &'static str) -> Result<PrivateKeyDer<'static>> {
+pub fn parse_private_key(pem: &str, what: &'static str) -> Result<PrivateKeyDer<'static>> {
     rustls_pemfile::private_key(&mut pem.as_bytes())
         .map_err(|source| TlsError::PemSyntax { what, source })?
         .ok_or(TlsError::NoPrivateKey { what })
 }
 
 /// A root store holding every certificate in `pem` as a trust anchor.
-pub(crate) fn parse_root_store(pem: &str, what: &'static str) -> Result<rustls::RootCertStore> {
+pub fn parse_root_store(pem: &str, what: &'static str) -> Result<rustls::RootCertStore> {
     let mut roots = rustls::RootCertStore::empty();
     for certificate in parse_certificates(pem, what)? {
         roots

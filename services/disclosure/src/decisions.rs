@@ -8,10 +8,12 @@
 use prost::Message;
 use tryggdel_auth::Role;
 use tryggdel_domain::{
-    Assessment, LifecycleAction, Organisation, PolicePayload, PolicePayloadInput,
+    Assessment, DataItem, DisclosureState as DomainState, LifecycleAction, Organisation,
+    PolicePayload, PolicePayloadInput,
 };
 use tryggdel_proto::disclosure::v1::{
-    ApproveRequest, Disclosure, RejectRequest, SubmitRequest, WithdrawRequest,
+    ApproveRequest, Disclosure, PayloadItem, PayloadPreview, RejectRequest, SubmitRequest,
+    WithdrawRequest,
 };
 use tryggdel_service_kit::{Caller, ServiceError, now_unix_ms};
 
@@ -211,6 +213,57 @@ fn require_passed(assessment: &Assessment) -> Result<(), ServiceError> {
         message.push_str(&format!(" (consider {})", names.join(" or ")));
     }
     Err(ServiceError::FailedPrecondition(message))
+}
+
+impl DisclosureApi {
+    /// What the police get (once approved) or would get if approved now (submitted, with a
+    /// passing assessment today), item by item with its hash; protected items masked unless
+    /// `revealed`. None for a draft, an incomplete or failing submission, or an ended case.
+    pub(crate) fn payload_preview(
+        &self,
+        record: &DisclosureRecord,
+        revealed: bool,
+    ) -> Result<Option<PayloadPreview>, ServiceError> {
+        let payload = match record.state {
+            DomainState::Approved | DomainState::Delivered | DomainState::Acknowledged => {
+                let bytes = sealing::open_payload(&self.cipher, record)?;
+                PolicePayload::from_canonical_bytes(&bytes).map_err(|error| {
+                    ServiceError::internal(anyhow::anyhow!("the sealed payload: {error}"))
+                })?
+            }
+            DomainState::Submitted => {
+                let draft = self.stored_draft(record)?;
+                if !draft.missing_for_submission().is_empty() {
+                    return Ok(None);
+                }
+                let organisation = self.organisation_of(record)?;
+                let assessment = self.assess_draft(&draft, &organisation, today())?;
+                if !assessment.passed() {
+                    return Ok(None);
+                }
+                police_payload(record, &organisation, &draft, &assessment)?
+            }
+            _ => return Ok(None),
+        };
+        let items = payload
+            .items()
+            .iter()
+            .map(|(item, value)| {
+                let protected = DataItem::parse(item).is_ok_and(DataItem::is_protected);
+                let masked = protected && !revealed;
+                PayloadItem {
+                    item: item.clone(),
+                    value: if masked { String::new() } else { value.clone() },
+                    protected,
+                    masked,
+                }
+            })
+            .collect();
+        Ok(Some(PayloadPreview {
+            sha256: payload.sha256_hex(),
+            items,
+        }))
+    }
 }
 
 /// The payload the police will get for an approval of `record`.

@@ -4,13 +4,15 @@
 //! audit log before anything is returned; summaries hold no personal data.
 
 use tryggdel_auth::Role;
-use tryggdel_proto::disclosure::v1::{Disclosure, GetRequest, ListRequest, ListResponse};
+use tryggdel_proto::disclosure::v1::{
+    Disclosure, GetRequest, ListOrder, ListRequest, ListResponse,
+};
 use tryggdel_service_kit::{Caller, ServiceError, page_size};
 
 use crate::api::DisclosureApi;
 use crate::checks::parse_disclosure_id;
 use crate::policy::{self, READERS};
-use crate::store::ListFilter;
+use crate::store::{ListFilter, ListOrder as StoreOrder};
 use crate::wire::{self, wire_delivery};
 
 const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -29,7 +31,8 @@ impl DisclosureApi {
             .await?
             .filter(|(record, _)| policy::may_see(caller, record))
             .ok_or(ServiceError::NotFound("disclosure"))?;
-        let mut disclosure = if request.reveal_protected {
+        let revealed = request.reveal_protected;
+        let mut disclosure = if revealed {
             policy::require_revealer(self.directory(), caller, &record)?;
             let fields = [("fields", "address,workplace,school,shelter".into())];
             self.audit_read(caller, &record, "disclosure.protected_revealed", &fields)
@@ -44,6 +47,9 @@ impl DisclosureApi {
             self.masked_view(&record)?
         };
         disclosure.delivery = delivery.map(wire_delivery);
+        if !caller.has(Role::PoliceOfficer) {
+            disclosure.payload_preview = self.payload_preview(&record, revealed)?;
+        }
         Ok(disclosure)
     }
 
@@ -67,9 +73,17 @@ impl DisclosureApi {
             ));
         }
         let page_size = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
-        let after = match request.page_token.as_str() {
-            "" => None,
-            token => Some(wire::page_position(token)?),
+        let wire_order = ListOrder::try_from(request.order)
+            .map_err(|_| ServiceError::invalid("order", "not a known list order"))?;
+        let order = match (wire_order, request.page_token.as_str()) {
+            (ListOrder::NewestFirst, "") => StoreOrder::NewestFirst { after: None },
+            (ListOrder::NewestFirst, token) => StoreOrder::NewestFirst {
+                after: Some(wire::page_position(token)?),
+            },
+            (ListOrder::DecisionQueue, "") => StoreOrder::DecisionQueue { after: None },
+            (ListOrder::DecisionQueue, token) => StoreOrder::DecisionQueue {
+                after: Some(wire::queue_position(token)?),
+            },
         };
         let organisation = (!policy::lists_every_organisation(caller))
             .then(|| caller.organisation.code().as_str().to_owned());
@@ -80,13 +94,13 @@ impl DisclosureApi {
                 state,
                 created_from: request.created_from_unix_ms,
                 created_until: request.created_until_unix_ms,
-                after,
+                order,
                 limit: i64::from(page_size) + 1,
             })
             .await?;
         let page = &records[..records.len().min(page_size as usize)];
         let next_page_token = match page.last() {
-            Some(last) if records.len() > page.len() => wire::page_token_after(last),
+            Some(last) if records.len() > page.len() => wire::page_token_after(last, wire_order),
             _ => String::new(),
         };
         Ok(ListResponse {

@@ -7,7 +7,7 @@ use tryggdel_domain::DisclosureState;
 use tryggdel_proto::common::v1::DisclosureState as WireState;
 use tryggdel_proto::disclosure::v1::{
     Assessment as WireAssessment, Condition, Decision as WireDecision, DeliveryRecord, Disclosure,
-    DisclosureSummary, DraftContent, ProtectedDetails,
+    DisclosureSummary, DraftContent, ListOrder, ProtectedDetails,
 };
 use tryggdel_service_kit::{
     ServiceError, decode_page_token, encode_page_token, invalid_page_token,
@@ -102,6 +102,7 @@ pub(crate) fn disclosure(
         submitted_at_unix_ms: record.submitted_at,
         decision,
         delivery: None,
+        payload_preview: None,
     })
 }
 
@@ -117,12 +118,40 @@ pub(crate) fn summary(record: &DisclosureRecord) -> DisclosureSummary {
         drafted_by: record.drafted_by.clone(),
         created_at_unix_ms: record.created_at,
         updated_at_unix_ms: record.updated_at,
+        submitted_at_unix_ms: record.submitted_at,
     }
 }
 
-/// The token of the list page after `record` (lists run newest first).
-pub(crate) fn page_token_after(record: &DisclosureRecord) -> String {
-    encode_position(record.created_at, &record.id)
+/// The token of the list page after `record` in `order`.
+pub(crate) fn page_token_after(record: &DisclosureRecord, order: ListOrder) -> String {
+    match order {
+        ListOrder::NewestFirst => encode_position(record.created_at, &record.id),
+        ListOrder::DecisionQueue => encode_page_token(&format!(
+            "q:{}:{}:{}",
+            u8::from(record.urgent),
+            record.submitted_at,
+            record.id
+        )),
+    }
+}
+
+/// Where a decision-queue page continues, from a token this service issued.
+pub(crate) fn queue_position(token: &str) -> Result<(bool, i64, String), ServiceError> {
+    let text = decode_page_token(token)?;
+    let mut parts = text.splitn(4, ':');
+    let (Some("q"), Some(urgent), Some(time), Some(id)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid_page_token());
+    };
+    let urgent = match urgent {
+        "0" => false,
+        "1" => true,
+        _ => return Err(invalid_page_token()),
+    };
+    let time = time.parse::<i64>().map_err(|_| invalid_page_token())?;
+    let id = uuid::Uuid::parse_str(id).map_err(|_| invalid_page_token())?;
+    Ok((urgent, time, id.to_string()))
 }
 
 /// The (created at, id) a list continues after, from a token this service issued.

@@ -1218,6 +1218,122 @@ async fn list_pages_and_filters(backend: TestBackend) {
     harness.stop().await;
 }
 
+async fn decision_queue_and_payload_preview(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    let mut decision_maker = harness.decision_maker(BOLLNAS).await;
+    let mut submitted = Vec::new();
+    for (index, urgent) in [false, true, false, true].into_iter().enumerate() {
+        let mut content = social_services_content();
+        content.urgent = urgent;
+        let draft = create(&mut caseworker, &format!("req-queue-{index}"), content).await;
+        submitted.push((urgent, submit(&mut caseworker, &draft).await));
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    // Not submitted: never in the queue.
+    create(
+        &mut caseworker,
+        "req-queue-draft",
+        social_services_content(),
+    )
+    .await;
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = decision_maker
+            .list(ListRequest {
+                state: DisclosureState::Submitted as i32,
+                order: ListOrder::DecisionQueue as i32,
+                page_size: 1,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        seen.extend(page.disclosures.into_iter().map(|d| d.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let expected: Vec<String> = [1, 3, 0, 2]
+        .into_iter()
+        .map(|index| submitted[index].1.id.clone())
+        .collect();
+    assert_eq!(
+        seen, expected,
+        "urgent first, then the longest waiting, each once"
+    );
+    // A newest-first token is not a queue token.
+    let newest = decision_maker
+        .list(ListRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_code(
+        decision_maker
+            .list(ListRequest {
+                order: ListOrder::DecisionQueue as i32,
+                page_token: newest.next_page_token,
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "page_token",
+    );
+
+    // The payload the police would get, before approval, is the one the approval binds.
+    let (_, waiting) = &submitted[0];
+    let before = decision_maker
+        .get(get_request(&waiting.id))
+        .await
+        .unwrap()
+        .into_inner();
+    let preview = before
+        .payload_preview
+        .clone()
+        .expect("a submitted, passing disclosure has a preview");
+    assert!(!preview.items.is_empty());
+    assert!(
+        preview
+            .items
+            .iter()
+            .all(|item| !item.masked || item.value.is_empty())
+    );
+    let approved = approve(&mut decision_maker, &before).await.unwrap();
+    let decision = approved.decision.expect("approved");
+    assert_eq!(preview.sha256, decision.payload_sha256);
+    let after = decision_maker
+        .get(get_request(&waiting.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        after.payload_preview.unwrap().sha256,
+        decision.payload_sha256
+    );
+    // A draft has none.
+    let draft = create(
+        &mut caseworker,
+        "req-queue-preview",
+        social_services_content(),
+    )
+    .await;
+    let draft = caseworker
+        .get(get_request(&draft.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(draft.payload_preview.is_none());
+    harness.stop().await;
+}
+
 async fn health_is_served_over_mtls(backend: TestBackend) {
     let Some(harness) = Harness::start(backend).await else {
         return;
@@ -1671,6 +1787,7 @@ on_both_backends!(
     protected_details_masked_and_reveals_recorded,
     audit_outage_loses_nothing_and_reads_fail_closed,
     list_pages_and_filters,
+    decision_queue_and_payload_preview,
     health_is_served_over_mtls,
     receipts_acknowledge_an_approval_once,
     approvals_are_handed_over_or_refused_once,

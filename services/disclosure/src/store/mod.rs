@@ -31,6 +31,7 @@ pub const MIGRATIONS: Migrations = tryggdel_storage::migrations!([
     "0004_outbox_by_disclosure.sql",
     "0005_outbox_audit_event.sql",
     "0006_outbox_without_audit_event.sql",
+    "0007_decision_queue.sql",
 ]);
 
 /// Approvals go to the notification service (the police's hand-over relay).
@@ -67,9 +68,23 @@ pub struct ListFilter {
     pub state: Option<DisclosureState>,
     pub created_from: i64,
     pub created_until: i64,
-    /// Keyset cursor: rows strictly after (created_at, id) in descending order.
-    pub after: Option<(i64, String)>,
+    pub order: ListOrder,
     pub limit: i64,
+}
+
+/// The order of a list, with its keyset cursor: the rows strictly after the position.
+#[derive(Clone, Debug)]
+pub enum ListOrder {
+    /// By (created_at, id), descending.
+    NewestFirst { after: Option<(i64, String)> },
+    /// By urgent descending, then (submitted_at, id) ascending.
+    DecisionQueue { after: Option<(bool, i64, String)> },
+}
+
+impl Default for ListOrder {
+    fn default() -> ListOrder {
+        ListOrder::NewestFirst { after: None }
+    }
 }
 
 /// The service's tables: disclosures, their delivery records and their outbox.
@@ -252,11 +267,16 @@ impl DisclosureStore {
 
     /// Disclosures matching `filter`, newest first, one page of them.
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<DisclosureRecord>, sqlx::Error> {
-        let (after_time, after_id) = filter.after.clone().unwrap_or((i64::MAX, String::new()));
         let until = if filter.created_until > 0 {
             filter.created_until
         } else {
             i64::MAX
+        };
+        let (after_time, after_id) = match &filter.order {
+            ListOrder::NewestFirst { after } => after.clone().unwrap_or((i64::MAX, String::new())),
+            ListOrder::DecisionQueue { after } => {
+                return self.decision_queue(filter, until, after.clone()).await;
+            }
         };
         sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM disclosures \
@@ -269,6 +289,38 @@ impl DisclosureStore {
         .bind(filter.state.map_or("", DisclosureState::as_str))
         .bind(filter.created_from)
         .bind(until)
+        .bind(after_time)
+        .bind(after_id)
+        .bind(filter.limit)
+        .fetch_all(self.database.pool())
+        .await
+    }
+
+    /// A page of the decision queue: urgent first, then the earliest submitted.
+    async fn decision_queue(
+        &self,
+        filter: &ListFilter,
+        until: i64,
+        after: Option<(bool, i64, String)>,
+    ) -> Result<Vec<DisclosureRecord>, sqlx::Error> {
+        // Before the first row: an urgency above any row's.
+        let (after_urgent, after_time, after_id) = match after {
+            Some((urgent, time, id)) => (i64::from(urgent), time, id),
+            None => (2, i64::MIN, String::new()),
+        };
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM disclosures \
+             WHERE ($1 = '' OR organisation = $1) AND ($2 = '' OR state = $2) \
+             AND created_at >= $3 AND created_at < $4 \
+             AND (urgent < $5 OR (urgent = $5 AND (submitted_at > $6 \
+                  OR (submitted_at = $6 AND id > $7)))) \
+             ORDER BY urgent DESC, submitted_at ASC, id ASC LIMIT $8"
+        ))
+        .bind(filter.organisation.clone().unwrap_or_default())
+        .bind(filter.state.map_or("", DisclosureState::as_str))
+        .bind(filter.created_from)
+        .bind(until)
+        .bind(after_urgent)
         .bind(after_time)
         .bind(after_id)
         .bind(filter.limit)
