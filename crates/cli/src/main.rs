@@ -65,7 +65,11 @@ enum Command {
         )]
         notification_listen: SocketAddr,
         /// Address of the web console (HTTPS).
-        #[arg(long, env = "TRYGGDEL_CONSOLE_LISTEN", default_value = "127.0.0.1:8443")]
+        #[arg(
+            long,
+            env = "TRYGGDEL_CONSOLE_LISTEN",
+            default_value = "127.0.0.1:8443"
+        )]
         console_listen: SocketAddr,
         /// Database URL; the default is a SQLite file per service in the data directory.
         #[arg(long, env = "TRYGGDEL_DATABASE_URL")]

@@ -12,8 +12,8 @@ use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 use tryggdel_auth::ClaimNames;
 
-use crate::development::{AUDIT_ORIGIN, DEVELOPMENT_CA_NAME, ISSUER};
 use crate::console::ConsoleConfig;
+use crate::development::{AUDIT_ORIGIN, DEVELOPMENT_CA_NAME, ISSUER};
 use crate::files::read;
 
 /// The sections a configuration may have (environment variables outside them are ignored, so

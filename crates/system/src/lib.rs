@@ -28,6 +28,6 @@ pub use data_directory::DataDirectory;
 pub use files::read;
 pub use settings::Service;
 pub use system::{
-    BoundSystem, CERTIFICATES, Listeners, RunningSystem, SERVICES, SystemBuilder, SystemOptions, SystemSettings,
-    start_system,
+    BoundSystem, CERTIFICATES, Listeners, RunningSystem, SERVICES, SystemBuilder, SystemOptions,
+    SystemSettings, start_system,
 };

@@ -17,10 +17,7 @@ pub fn read_pem_file(path: &Path) -> Result<String> {
 }
 
 /// All certificates in `pem`, in order; at least one.
-pub fn parse_certificates(
-    pem: &str,
-    what: &'static str,
-) -> Result<Vec<CertificateDer<'static>>> {
+pub fn parse_certificates(pem: &str, what: &'static str) -> Result<Vec<CertificateDer<'static>>> {
     let certificates = rustls_pemfile::certs(&mut pem.as_bytes())
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|source| TlsError::PemSyntax { what, source })?;
