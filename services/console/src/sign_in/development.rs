@@ -179,8 +179,8 @@ pub async fn sign_in(
     headers: HeaderMap,
     axum::Form(form): axum::Form<ChosenUser>,
 ) -> Result<Response, Failure> {
+    let development = console.sign_in.development().ok_or(Failure::NotFound)?;
     limit(&console, &info)?;
-    let super::SignInSettings::Development(development) = &console.sign_in.settings;
     let user = development
         .users
         .iter()

@@ -36,15 +36,15 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use maud::{DOCTYPE, Markup, html};
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKey,
-    CoreJwsSigningAlgorithm, CoreProviderMetadata,
+    CoreAuthenticationFlow, CoreClient, CoreErrorResponseType, CoreIdToken, CoreIdTokenVerifier,
+    CoreJsonWebKey, CoreJwsSigningAlgorithm, CoreProviderMetadata,
 };
 use openidconnect::{
-    AccessTokenHash, AsyncHttpClient, AuthorizationCode, ClaimsVerificationError, ClientId,
-    ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, HttpRequest,
+    AccessToken, AccessTokenHash, AsyncHttpClient, AuthorizationCode, ClaimsVerificationError,
+    ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, HttpRequest,
     HttpResponse, IssuerUrl, JsonWebKeySet, JsonWebKeySetUrl, Nonce, OAuth2TokenResponse as _,
     PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
-    SignatureVerificationError, TokenResponse as _,
+    SignatureVerificationError, StandardErrorResponse, TokenResponse as _,
 };
 use sha2::{Digest as _, Sha256};
 use tryggdel_service_kit::{TokenKeys, TokenSettings};
@@ -163,8 +163,9 @@ impl Oidc {
     /// Discovers the provider and reads the keys of the forwarded token: a provider that
     /// cannot be reached now is an error naming the issuer.
     pub async fn start(settings: OidcSettings, public_origin: &str) -> anyhow::Result<Oidc> {
-        let issuer_url = checked_issuer(&settings.issuer)?;
-        let issuer = IssuerUrl::from_url(issuer_url);
+        checked_issuer(&settings.issuer)?;
+        let issuer = IssuerUrl::new(settings.issuer.clone())
+            .with_context(|| format!("the OpenID Connect issuer {:?}", settings.issuer))?;
         let http = ProviderHttp::new(settings.extra_ca_pem.as_deref())?;
         let metadata = CoreProviderMetadata::discover_async(issuer.clone(), &http)
             .await
@@ -284,7 +285,7 @@ impl Oidc {
             return Err(Refusal::State);
         }
         if let Some(iss) = &callback.iss
-            && iss.trim_end_matches('/') != self.issuer.as_str().trim_end_matches('/')
+            && iss != self.issuer.as_str()
         {
             return Err(Refusal::Issuer);
         }
@@ -297,9 +298,10 @@ impl Oidc {
             .await
             .map_err(|error| Refusal::Exchange(exchange_failure(&error)))?;
         let id_token = response.id_token().ok_or(Refusal::NoIdToken)?;
-        let subject = self.verify_id_token(id_token, &pending.nonce).await?;
         let access_token = response.access_token();
-        self.check_access_token_hash(id_token, access_token.secret())?;
+        let subject = self
+            .verify_id_token(id_token, &pending.nonce, access_token)
+            .await?;
         let token = match self.token {
             TokenToForward::AccessToken => access_token.secret().clone(),
             TokenToForward::IdToken => id_token.to_string(),
@@ -309,9 +311,8 @@ impl Oidc {
             .verify(&token)
             .await
             .map_err(|error| Refusal::Forwarded(error.to_string()))?;
-        let claims = payload(&token).ok_or(Refusal::Forwarded(
-            "its payload cannot be read".to_owned(),
-        ))?;
+        let claims =
+            payload(&token).ok_or(Refusal::Forwarded("its payload cannot be read".to_owned()))?;
         if claims.get("sub").and_then(serde_json::Value::as_str) != Some(subject.as_str()) {
             return Err(Refusal::Subject);
         }
@@ -326,27 +327,36 @@ impl Oidc {
         })
     }
 
-    /// Verifies the ID token (signature, issuer, audience, expiry, nonce); a key the provider's
-    /// key set does not hold makes it read the set again, at most once a
-    /// [`KEYS_REFRESH_INTERVAL`]. The token's subject.
-    async fn verify_id_token(&self, id_token: &CoreIdToken, nonce: &Nonce) -> Result<String, Refusal> {
-        match self.id_token_subject(id_token, nonce) {
-            Err(ClaimsVerificationError::SignatureVerification(
-                SignatureVerificationError::NoMatchingKey,
-            )) if self.read_keys_again().await => self
-                .id_token_subject(id_token, nonce)
-                .map_err(|error| Refusal::IdToken(error.to_string())),
-            result => result.map_err(|error| Refusal::IdToken(error.to_string())),
-        }
-    }
-
-    fn id_token_subject(
+    /// Verifies the ID token (signature, issuer, audience, expiry, nonce, and `at_hash` when
+    /// present); a key the provider's key set does not hold makes it read the set again, at
+    /// most once a [`KEYS_REFRESH_INTERVAL`]. The token's subject.
+    async fn verify_id_token(
         &self,
         id_token: &CoreIdToken,
         nonce: &Nonce,
-    ) -> Result<String, ClaimsVerificationError> {
-        let verifier = self.id_token_verifier();
-        let claims = id_token.claims(&verifier, nonce)?;
+        access_token: &AccessToken,
+    ) -> Result<String, Refusal> {
+        let mut verifier = self.id_token_verifier();
+        let claims = match id_token.claims(&verifier, nonce) {
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            )) if self.read_keys_again().await => {
+                verifier = self.id_token_verifier();
+                id_token.claims(&verifier, nonce)
+            }
+            result => result,
+        }
+        .map_err(|error| Refusal::IdToken(error.to_string()))?;
+        if let Some(expected) = claims.access_token_hash() {
+            let refused = |error: SignatureVerificationError| Refusal::IdToken(error.to_string());
+            let algorithm = id_token.signing_alg().map_err(refused)?;
+            let key = id_token.signing_key(&verifier).map_err(refused)?;
+            let actual = AccessTokenHash::from_token(access_token, algorithm, key)
+                .map_err(|error| Refusal::IdToken(error.to_string()))?;
+            if actual != *expected {
+                return Err(Refusal::AccessTokenHash);
+            }
+        }
         Ok(claims.subject().as_str().to_owned())
     }
 
@@ -381,38 +391,6 @@ impl Oidc {
                 false
             }
         }
-    }
-
-    /// When the ID token carries `at_hash`, the access token must be the one it was issued
-    /// with.
-    fn check_access_token_hash(
-        &self,
-        id_token: &CoreIdToken,
-        access_token: &str,
-    ) -> Result<(), Refusal> {
-        let verifier = self.id_token_verifier();
-        let claims = id_token
-            .claims(&verifier, |_: Option<&Nonce>| Ok(()))
-            .map_err(|error| Refusal::IdToken(error.to_string()))?;
-        let Some(expected) = claims.access_token_hash() else {
-            return Ok(());
-        };
-        let algorithm = id_token
-            .signing_alg()
-            .map_err(|error| Refusal::IdToken(error.to_string()))?;
-        let key = id_token
-            .signing_key(&verifier)
-            .map_err(|error| Refusal::IdToken(error.to_string()))?;
-        let actual = AccessTokenHash::from_token(
-            &openidconnect::AccessToken::new(access_token.to_owned()),
-            algorithm,
-            key,
-        )
-        .map_err(|error| Refusal::IdToken(error.to_string()))?;
-        if actual != *expected {
-            return Err(Refusal::AccessTokenHash);
-        }
-        Ok(())
     }
 }
 
@@ -488,7 +466,10 @@ impl std::fmt::Display for Refusal {
                 f.write_str("the access token is not the one the ID token was issued with")
             }
             Refusal::Forwarded(why) => {
-                write!(f, "the token to forward is not one the services accept: {why}")
+                write!(
+                    f,
+                    "the token to forward is not one the services accept: {why}"
+                )
             }
             Refusal::Subject => {
                 f.write_str("the token to forward is for another subject than the ID token")
@@ -499,7 +480,7 @@ impl std::fmt::Display for Refusal {
 
 /// What a failed code exchange says, without anything the provider echoed back.
 fn exchange_failure<RE: std::error::Error + 'static>(
-    error: &RequestTokenError<RE, openidconnect::core::CoreErrorResponse>,
+    error: &RequestTokenError<RE, StandardErrorResponse<CoreErrorResponseType>>,
 ) -> String {
     match error {
         RequestTokenError::ServerResponse(response) => {
@@ -783,7 +764,8 @@ impl ProviderHttp {
 
 impl<'c> AsyncHttpClient<'c> for ProviderHttp {
     type Error = ProviderHttpError;
-    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, ProviderHttpError>> + Send + 'c>>;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<HttpResponse, ProviderHttpError>> + Send + 'c>>;
 
     fn call(&'c self, request: HttpRequest) -> Self::Future {
         Box::pin(self.send(request))
