@@ -113,9 +113,14 @@ pub async fn list(
     ))
 }
 
-/// The first 8 characters of an id, enough to tell cases apart on a page.
+/// The last 8 characters of an id, enough to tell cases apart on a page. Not the first: ids
+/// are UUIDv7, whose first 8 characters are the same for every case created in the same
+/// minute or so.
 pub fn short_id(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
+    id.len()
+        .checked_sub(8)
+        .and_then(|start| id.get(start..))
+        .unwrap_or(id)
 }
 
 /// The new-disclosure form.
@@ -1060,4 +1065,20 @@ pub async fn answer_follow_up(
         Some(extra),
     )
     .await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_id;
+
+    #[test]
+    fn cases_created_in_the_same_minute_have_different_short_ids() {
+        let (first, second) = (
+            "01a23b38-051d-774d-90fc-38992bf37b50",
+            "01a23b38-4131-7693-ab5c-04f7ce970362",
+        );
+        assert_eq!(short_id(first), "2bf37b50");
+        assert_ne!(short_id(first), short_id(second));
+        assert_eq!(short_id("kort"), "kort");
+    }
 }

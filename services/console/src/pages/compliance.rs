@@ -152,7 +152,7 @@ fn search_page(
                                 td { (json["action"].as_str().unwrap_or("")) }
                                 td { (json["actor"]["user_id"].as_str().filter(|user| !user.is_empty()).unwrap_or("(en tjänst)")) }
                                 td { (json["organisation"].as_str().unwrap_or("")) }
-                                td { (json["disclosure_id"].as_str().map(|id| id.get(..8).unwrap_or(id)).unwrap_or("")) }
+                                td { (json["disclosure_id"].as_str().map(super::cases::short_id).unwrap_or("")) }
                             }
                         }
                     }
