@@ -14,8 +14,7 @@ use futures::{Stream, StreamExt as _};
 use maud::{Markup, html};
 use tryggdel_domain::PolicePayload;
 use tryggdel_proto::notification::v1::{
-    AcknowledgeRequest, AskFollowUpRequest, Delivery, GetDeliveryStatusRequest, ListPendingRequest,
-    SubscribeRequest,
+    AcknowledgeRequest, AskFollowUpRequest, Delivery, ListPendingRequest, Receipt, SubscribeRequest,
 };
 
 use super::cases::short_id;
@@ -186,7 +185,7 @@ async fn live_rows(
     )
 }
 
-/// A delivery: unacknowledged from the inbox, or its status and receipt once acknowledged.
+/// An unacknowledged delivery of the officer's region, from the inbox.
 pub async fn show(
     State(console): State<Shared>,
     session: Session,
@@ -195,6 +194,10 @@ pub async fn show(
     delivery_page(&console, &session, &id, None).await
 }
 
+/// The delivery with its payload and the forms to acknowledge it and to ask a question. A
+/// police officer reads deliveries only through the region's pending list (the delivery
+/// status is the disclosing organisation's), so one acknowledged meanwhile, or of another
+/// region, is not found.
 async fn delivery_page(
     console: &Shared,
     session: &Session,
@@ -204,15 +207,8 @@ async fn delivery_page(
     let delivery = pending(console, session)
         .await?
         .into_iter()
-        .find(|delivery| delivery.disclosure_id == id);
-    let status = console
-        .backend
-        .notifications(&session.user)
-        .get_delivery_status(GetDeliveryStatusRequest {
-            disclosure_id: id.to_owned(),
-        })
-        .await?
-        .into_inner();
+        .find(|delivery| delivery.disclosure_id == id)
+        .ok_or(Failure::NotFound)?;
     Ok(page(
         console,
         session,
@@ -221,27 +217,23 @@ async fn delivery_page(
             h1 { "Leverans " (short_id(id)) }
             (refusal_box(refusal))
             dl.facts {
-                dt { "Region" } dd { (words::region(&status.police_region)) }
-                dt { "Levererat" } dd { (words::time(status.delivered_at_unix_ms)) }
-                dt { "Kvitteras senast" } dd { (words::time(status.deadline_unix_ms)) @if status.overdue { " " span.urgent { "(försenad)" } } }
-                @if let Some(receipt) = &status.receipt {
-                    dt { "Kvittens" } dd { (words::time(receipt.acknowledged_at_unix_ms)) " av " (receipt.acknowledged_by) ", diarienummer " (receipt.police_reference) }
-                    dt { "Underlagets SHA-256" } dd { code.hash { (receipt.payload_sha256) } }
-                }
+                dt { "Från" } dd { (super::organisation_name(console, &delivery.organisation)) }
+                dt { "Region" } dd { (words::region(&delivery.police_region)) }
+                dt { "Brådskande" } dd { @if delivery.urgent { span.urgent { "Ja" } } @else { "Nej" } }
+                dt { "Levererat" } dd { (words::time(delivery.delivered_at_unix_ms)) }
+                dt { "Kvitteras senast" } dd { (words::time(delivery.deadline_unix_ms)) @if delivery.overdue { " " span.urgent { "(försenad)" } } }
             }
-            @if let Some(delivery) = &delivery {
-                h2 { "Underlaget" }
-                (payload(delivery))
-                h2 { "Kvittera" }
-                form.stacked method="post" action={"/inkommande/" (id) "/kvittera"} {
-                    (csrf_field(session))
-                    @let error = refusal.filter(|refusal| refusal.field.as_deref() == Some("police_reference"));
-                    label for="police_reference" { "Polisens diarienummer" span.hint { "t.ex. 5000-K123456-26" } }
-                    @if let Some(error) = error { p.error id="police_reference-fel" { (error.sentence) } }
-                    input type="text" id="police_reference" name="police_reference" required
-                        aria-invalid=[error.map(|_| "true")] aria-describedby=[error.map(|_| "police_reference-fel")];
-                    div.actions { button type="submit" { "Kvittera mottagandet" } }
-                }
+            h2 { "Underlaget" }
+            (payload(&delivery))
+            h2 { "Kvittera" }
+            form.stacked method="post" action={"/inkommande/" (id) "/kvittera"} {
+                (csrf_field(session))
+                @let error = refusal.filter(|refusal| refusal.field.as_deref() == Some("police_reference"));
+                label for="police_reference" { "Polisens diarienummer" span.hint { "t.ex. 5000-K123456-26" } }
+                @if let Some(error) = error { p.error id="police_reference-fel" { (error.sentence) } }
+                input type="text" id="police_reference" name="police_reference" required
+                    aria-invalid=[error.map(|_| "true")] aria-describedby=[error.map(|_| "police_reference-fel")];
+                div.actions { button type="submit" { "Kvittera mottagandet" } }
             }
             h2 { "Följdfråga till avsändaren" }
             form.stacked method="post" action={"/inkommande/" (id) "/fraga"} {
@@ -252,6 +244,27 @@ async fn delivery_page(
             }
         },
     ))
+}
+
+/// The signed receipt an acknowledgement answered (a second acknowledgement answers the
+/// same receipt, so sending the form again is harmless).
+fn receipt_page(console: &Shared, session: &Session, receipt: &Receipt) -> Markup {
+    page(
+        console,
+        session,
+        "Kvitterad",
+        html! {
+            h1 { "Leverans " (short_id(&receipt.disclosure_id)) " är kvitterad" }
+            p.notice role="status" { "Mottagandet är kvitterat och kvittensen signerad. Avsändaren ser den i sitt ärende." }
+            dl.facts {
+                dt { "Region" } dd { (words::region(&receipt.police_region)) }
+                dt { "Kvittens" } dd { (words::time(receipt.acknowledged_at_unix_ms)) " av " (receipt.acknowledged_by) ", diarienummer " (receipt.police_reference) }
+                dt { "Underlagets SHA-256" } dd { code.hash { (receipt.payload_sha256) } }
+                dt { "Signerad med nyckel" } dd { code { (receipt.key_id) } }
+            }
+            p { a href="/inkommande" { "Till inkommande" } }
+        },
+    )
 }
 
 /// The payload as delivered: every item (protected ones were approved for this disclosure,
@@ -300,7 +313,10 @@ pub async fn acknowledge(
             police_reference: form.police_reference.trim().to_owned(),
         })
         .await;
-    done(&console, &session, &id, result.map(|_| ())).await
+    match result {
+        Ok(receipt) => Ok(receipt_page(&console, &session, &receipt.into_inner()).into_response()),
+        Err(status) => done(&console, &session, &id, Err(status)).await,
+    }
 }
 
 #[derive(serde::Deserialize)]
