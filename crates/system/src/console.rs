@@ -1,17 +1,19 @@
 //! The console's settings from a [`Config`]: its public origin, its browser-facing
 //! certificate, how it reaches the services (with its own service certificate), how users
-//! sign in, and how long sessions last.
+//! sign in (OpenID Connect from `[console.oidc]`, or development sign-in), and how long
+//! sessions last.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
+use tryggdel_console::sign_in::{OidcSettings, TokenToForward};
 use tryggdel_console::{SessionSettings, SignInSettings};
 
 use crate::config::{Config, Mode};
 use crate::files::read;
-use crate::settings::{Common, endpoint};
+use crate::settings::{Common, endpoint, token_settings};
 
 /// The `[console]` section.
 #[derive(Clone, Debug, Deserialize)]
@@ -31,6 +33,47 @@ pub struct ConsoleConfig {
     /// Development mode only: the development identity provider's signing key, with which
     /// the console's development sign-in mints tokens.
     pub development_signing_key: Option<PathBuf>,
+    /// Sign-in with OpenID Connect (`[console.oidc]`).
+    pub oidc: Option<OidcConfig>,
+}
+
+/// The `[console.oidc]` section: the identity provider users sign in with. The token the
+/// console forwards is verified with the `[token]` section, as the services verify it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The issuer, found by discovery: https (http only to a loopback host, and only in
+    /// development mode).
+    pub issuer: String,
+    /// The console's client id at the provider.
+    pub client_id: String,
+    /// A file holding the client secret; none for a public client (PKCE still protects it).
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// The scopes asked for; `openid` is always among them.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// The CA (PEM) of the provider's certificate, when it is not a public one.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// Which of the user's tokens the console forwards to the services.
+    #[serde(default)]
+    pub forward: Forward,
+}
+
+/// `console.oidc.forward`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Forward {
+    /// The access token (a JWT for the services' audience).
+    #[default]
+    AccessToken,
+    /// The ID token (its audience is the console's client id).
+    IdToken,
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["openid".to_owned()]
 }
 
 impl Default for ConsoleConfig {
@@ -44,6 +87,7 @@ impl Default for ConsoleConfig {
             idle_timeout_seconds: sessions.idle.as_secs(),
             absolute_timeout_seconds: sessions.absolute.as_secs(),
             development_signing_key: None,
+            oidc: None,
         }
     }
 }
@@ -118,18 +162,76 @@ impl Config {
     }
 }
 
-/// How the console signs users in, from its configuration: development sign-in in
-/// development mode with `console.development_signing_key`, OpenID Connect otherwise.
+/// How the console signs users in, from its configuration: OpenID Connect with
+/// `[console.oidc]`; development sign-in in development mode with
+/// `console.development_signing_key`; never both.
 pub fn sign_in(config: &Config) -> anyhow::Result<SignInSettings> {
-    match (&config.console.development_signing_key, config.mode) {
-        (Some(key), Mode::Development) => development_sign_in(config, key),
-        (Some(_), Mode::Production) => bail!(
-            "production mode refuses console.development_signing_key: users sign in with OpenID Connect"
+    let console = &config.console;
+    match (&console.oidc, &console.development_signing_key, config.mode) {
+        (Some(_), Some(_), _) => bail!(
+            "console.oidc and console.development_signing_key are both set: users sign in one way, remove one of them"
         ),
-        (None, _) => bail!(
-            "no sign-in configured for the console: set [console.oidc] (issuer, client_id, redirect) or, in development mode, console.development_signing_key"
+        (Some(oidc), None, _) => oidc_sign_in(config, oidc),
+        (None, Some(key), Mode::Development) => development_sign_in(config, key),
+        (None, Some(_), Mode::Production) => bail!(
+            "production mode refuses console.development_signing_key: users sign in with OpenID Connect ([console.oidc])"
+        ),
+        (None, None, _) => bail!(
+            "no sign-in configured for the console: set [console.oidc] (issuer, client_id) or, in development mode, console.development_signing_key"
         ),
     }
+}
+
+/// OpenID Connect sign-in: the provider of `oidc`, the forwarded token verified with the
+/// `[token]` section the services use.
+pub fn oidc_sign_in(config: &Config, oidc: &OidcConfig) -> anyhow::Result<SignInSettings> {
+    if config.mode == Mode::Production && !oidc.issuer.starts_with("https://") {
+        bail!(
+            "production mode needs an https console.oidc.issuer, not {:?}",
+            oidc.issuer
+        );
+    }
+    if oidc.client_id.trim().is_empty() {
+        bail!("console.oidc.client_id is empty");
+    }
+    if let Some(scope) = oidc
+        .scopes
+        .iter()
+        .find(|scope| scope.is_empty() || scope.contains(char::is_whitespace))
+    {
+        bail!("console.oidc.scopes: {scope:?} is not a scope (one word each)");
+    }
+    let client_secret = oidc
+        .client_secret_file
+        .as_deref()
+        .map(client_secret)
+        .transpose()?;
+    let extra_ca_pem = oidc.ca.as_deref().map(read).transpose()?;
+    let verifier = token_settings(config.token()?)?;
+    Ok(SignInSettings::OpenIdConnect(OidcSettings {
+        issuer: oidc.issuer.clone(),
+        client_id: oidc.client_id.clone(),
+        client_secret,
+        scopes: oidc.scopes.clone(),
+        extra_ca_pem,
+        token: match oidc.forward {
+            Forward::AccessToken => TokenToForward::AccessToken,
+            Forward::IdToken => TokenToForward::IdToken,
+        },
+        verifier,
+    }))
+}
+
+/// The client secret in `path`, without the line end a file usually has.
+fn client_secret(path: &Path) -> anyhow::Result<String> {
+    let secret = read(path)?.trim_end_matches(['\r', '\n']).to_owned();
+    if secret.is_empty() {
+        bail!(
+            "console.oidc.client_secret_file {} is empty",
+            path.display()
+        );
+    }
+    Ok(secret)
 }
 
 /// Development sign-in: the development directory's users, tokens minted with the
@@ -149,4 +251,166 @@ pub fn development_sign_in(
         signer,
         tryggdel_console::development_users(),
     ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use tryggdel_service_kit::KeySource;
+
+    use super::*;
+
+    /// A configuration of `mode` with a `[token]` section from a JWK Set URL (not fetched
+    /// here) and the console section `console`.
+    fn config(directory: &Path, mode: &str, console: &str) -> anyhow::Result<Config> {
+        let file = directory.join("config.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "mode = \"{mode}\"\n\
+                 [token]\n\
+                 issuer = \"https://idp.example.se\"\n\
+                 audience = \"tryggdel\"\n\
+                 jwks = \"https://idp.example.se/jwks\"\n\
+                 [token.claims]\n\
+                 organisation = \"hsa_org\"\n\
+                 {console}"
+            ),
+        )?;
+        Config::load(Some(&file))
+    }
+
+    fn oidc(settings: SignInSettings) -> OidcSettings {
+        match settings {
+            SignInSettings::OpenIdConnect(oidc) => oidc,
+            SignInSettings::Development(_) => panic!("expected OpenID Connect sign-in"),
+        }
+    }
+
+    #[test]
+    fn console_oidc_gives_openid_connect_sign_in_verified_with_the_token_section() {
+        let directory = tempfile::tempdir().unwrap();
+        let secret = directory.path().join("secret");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let ca = directory.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let config = config(
+            directory.path(),
+            "production",
+            &format!(
+                "[console.oidc]\n\
+                 issuer = \"https://idp.example.se\"\n\
+                 client_id = \"tryggdel-console\"\n\
+                 client_secret_file = {secret:?}\n\
+                 ca = {ca:?}\n\
+                 scopes = [\"openid\", \"profile\"]\n\
+                 forward = \"id_token\"\n"
+            ),
+        )
+        .unwrap();
+        let settings = oidc(sign_in(&config).unwrap());
+        assert_eq!(settings.issuer, "https://idp.example.se");
+        assert_eq!(settings.client_id, "tryggdel-console");
+        assert_eq!(settings.client_secret.as_deref(), Some("s3cret"));
+        assert_eq!(settings.scopes, ["openid", "profile"]);
+        assert_eq!(
+            settings.extra_ca_pem.as_deref(),
+            Some("-----BEGIN CERTIFICATE-----\n")
+        );
+        assert_eq!(settings.token, TokenToForward::IdToken);
+        assert_eq!(settings.verifier.issuer, "https://idp.example.se");
+        assert_eq!(settings.verifier.audience, "tryggdel");
+        assert_eq!(settings.verifier.claims.organisation, "hsa_org");
+        assert!(matches!(settings.verifier.keys, KeySource::JwksUrl(_)));
+    }
+
+    #[test]
+    fn the_defaults_are_the_openid_scope_the_access_token_and_a_public_client() {
+        let directory = tempfile::tempdir().unwrap();
+        let config = config(
+            directory.path(),
+            "development",
+            "[console.oidc]\nissuer = \"http://127.0.0.1:8080\"\nclient_id = \"console\"\n",
+        )
+        .unwrap();
+        let settings = oidc(sign_in(&config).unwrap());
+        assert_eq!(settings.scopes, ["openid"]);
+        assert_eq!(settings.token, TokenToForward::AccessToken);
+        assert_eq!(settings.client_secret, None);
+        assert_eq!(settings.extra_ca_pem, None);
+    }
+
+    #[test]
+    fn oidc_and_development_sign_in_together_are_refused() {
+        let directory = tempfile::tempdir().unwrap();
+        let config = config(
+            directory.path(),
+            "development",
+            "[console]\ndevelopment_signing_key = \"/keys/idp.pem\"\n\
+             [console.oidc]\nissuer = \"https://idp.example.se\"\nclient_id = \"console\"\n",
+        )
+        .unwrap();
+        let error = format!("{:#}", sign_in(&config).err().unwrap());
+        assert!(error.contains("both set"), "{error}");
+        assert!(error.contains("console.oidc") && error.contains("development_signing_key"));
+    }
+
+    #[test]
+    fn production_refuses_development_sign_in_a_plain_http_issuer_and_no_sign_in() {
+        let directory = tempfile::tempdir().unwrap();
+        let development = config(
+            directory.path(),
+            "production",
+            "[console]\ndevelopment_signing_key = \"/keys/idp.pem\"\n",
+        )
+        .unwrap();
+        let error = format!("{:#}", sign_in(&development).err().unwrap());
+        assert!(error.contains("production mode refuses"), "{error}");
+
+        let http = config(
+            directory.path(),
+            "production",
+            "[console.oidc]\nissuer = \"http://127.0.0.1:8080\"\nclient_id = \"console\"\n",
+        )
+        .unwrap();
+        let error = format!("{:#}", sign_in(&http).err().unwrap());
+        assert!(error.contains("https console.oidc.issuer"), "{error}");
+
+        let none = config(directory.path(), "production", "").unwrap();
+        let error = format!("{:#}", sign_in(&none).err().unwrap());
+        assert!(error.contains("no sign-in configured"), "{error}");
+    }
+
+    #[test]
+    fn bad_oidc_values_are_refused_naming_them() {
+        let directory = tempfile::tempdir().unwrap();
+        let empty = directory.path().join("empty-secret");
+        std::fs::write(&empty, "\n").unwrap();
+        for (oidc, expected) in [
+            (
+                format!("client_id = \"console\"\nclient_secret_file = {empty:?}\n"),
+                "is empty",
+            ),
+            ("client_id = \" \"\n".to_owned(), "client_id is empty"),
+            (
+                "client_id = \"console\"\nscopes = [\"openid profile\"]\n".to_owned(),
+                "is not a scope",
+            ),
+        ] {
+            let config = config(
+                directory.path(),
+                "production",
+                &format!("[console.oidc]\nissuer = \"https://idp.example.se\"\n{oidc}"),
+            )
+            .unwrap();
+            let error = format!("{:#}", sign_in(&config).err().unwrap());
+            assert!(error.contains(expected), "{error}");
+        }
+        let unknown = config(
+            directory.path(),
+            "production",
+            "[console.oidc]\nissuer = \"https://idp.example.se\"\nclient_id = \"c\"\nforward = \"refresh_token\"\n",
+        );
+        assert!(unknown.is_err());
+    }
 }

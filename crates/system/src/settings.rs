@@ -98,7 +98,7 @@ pub fn common(config: &Config) -> anyhow::Result<Common> {
 /// Whom tokens are trusted from: a configured public key is read now; a JWK Set is read when
 /// the service starts ([`tryggdel_service_kit::TokenKeys::load`]), and again when a token
 /// names an unknown key.
-fn token_settings(token: &TokenConfig) -> anyhow::Result<TokenSettings> {
+pub(crate) fn token_settings(token: &TokenConfig) -> anyhow::Result<TokenSettings> {
     let keys = match token.key_location()? {
         TokenKeyLocation::PublicKey(path) => {
             KeySource::Fixed(KeySet::single_ed25519_pem(&read(path)?).with_context(|| {
