@@ -244,5 +244,22 @@ fn router(console: Shared) -> Router {
         .merge(pages)
         .merge(assets::routes())
         .layer(axum::middleware::from_fn(security::headers))
+        .layer(axum::middleware::from_fn(server_timing))
         .with_state(console)
+}
+
+/// `Server-Timing: app;dur=<ms>`: the time the console spent on a response until its head
+/// (for a page, the whole render including the calls to the services). Browsers show it in
+/// their developer tools; the console benchmark reads it.
+async fn server_timing(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).await;
+    let millis = started.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(value) = http::HeaderValue::from_str(&format!("app;dur={millis:.3}")) {
+        response.headers_mut().insert("server-timing", value);
+    }
+    response
 }
