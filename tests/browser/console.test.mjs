@@ -1,0 +1,271 @@
+// The console in a real browser: the Bollnäs case through the UI across the four roles, the
+// refusals a user can run into, and the WCAG 2.0/2.1 A and AA rules of axe-core on every page
+// on the way. Run by tests/tests/browser.rs, which starts the systems and sets the environment
+// (see lib.mjs); on its own: `node --test tests/browser/` with that environment.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+
+import {
+  User,
+  assessmentPassed,
+  caseReference,
+  checkAccessibility,
+  draftCase,
+  fact,
+  fillCompleteDraft,
+  launchChromium,
+  main,
+  saveDraft,
+  shortSession,
+} from './lib.mjs';
+
+let browser;
+
+before(async () => {
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+test('the Bollnäs case from draft to verified audit entry, through the UI of the four roles', async () => {
+  // The police officer of region Mitt has the inbox open before anything is approved.
+  const police = await User.signIn(browser, main, 'polis-mitt-1');
+  assert.equal(new URL(police.page.url()).pathname, '/inkommande');
+  await police.page.locator('#live-status', { hasText: 'Live: nya leveranser visas direkt.' }).waitFor();
+  await checkAccessibility(police.page, 'police inbox');
+  let policeNavigations = 0;
+  police.page.on('framenavigated', (frame) => {
+    if (frame === police.page.mainFrame()) policeNavigations += 1;
+  });
+
+  // The caseworker drafts with the live assessment and submits.
+  const caseworker = await User.signIn(browser, main, 'handlaggare-bollnas');
+  const page = caseworker.page;
+  assert.equal(new URL(page.url()).pathname, '/utkast');
+  await checkAccessibility(page, 'case list');
+  await page.getByRole('navigation', { name: 'Huvudmeny' }).getByRole('link', { name: 'Nytt utkast' }).click();
+  await page.waitForURL(/\/utkast\/ny$/);
+  await checkAccessibility(page, 'new draft form');
+  assert.equal(await assessmentPassed(page).count(), 0, 'an empty draft must not pass');
+  let formNavigations = 0;
+  page.on('framenavigated', (frame) => {
+    if (frame === page.mainFrame()) formNavigations += 1;
+  });
+  const reference = caseReference('bollnas');
+  await fillCompleteDraft(page, { reference });
+  await assessmentPassed(page).waitFor();
+  assert.equal(formNavigations, 0, 'the assessment must turn without leaving the page (htmx)');
+  assert.match(await page.locator('#bedomning').innerText(), /grunden OSL-10-18c är uppfylld i dag/);
+  await checkAccessibility(page, 'draft form with a passed assessment');
+  const id = await saveDraft(page);
+  await checkAccessibility(page, 'case page of a draft');
+  assert.equal(await fact(page, 'Status').innerText(), 'Utkast');
+  assert.equal(await fact(page, 'Ärendenummer').innerText(), reference);
+  await page.getByRole('button', { name: 'Skicka för beslut' }).click();
+  await page.waitForURL(new RegExp(`/arenden/${id}$`));
+  await fact(page, 'Status').filter({ hasText: 'Att besluta' }).waitFor();
+  await checkAccessibility(page, 'case page of a submitted case');
+
+  // The decision maker opens the queue, sees the payload with its SHA-256, approves.
+  const decider = await User.signIn(browser, main, 'beslut-bollnas');
+  await decider.page.getByRole('navigation', { name: 'Huvudmeny' }).getByRole('link', { name: 'Att besluta' }).click();
+  await decider.page.waitForURL(/\/att-besluta$/);
+  await checkAccessibility(decider.page, 'decision queue');
+  // Cases are told apart by the last 8 characters of their id.
+  await decider.page.getByRole('link', { name: id.slice(-8), exact: true }).click();
+  await decider.page.waitForURL(new RegExp(`/att-besluta/${id}$`));
+  const payload = decider.page.getByRole('table', { name: 'Uppgifter som lämnas ut' });
+  assert.equal(await payload.getByRole('rowheader').first().innerText(), 'Den enskildes namn');
+  assert.equal(await payload.getByRole('cell').first().innerText(), 'Testperson Ett');
+  const sha256 = await decider.page.locator('p', { hasText: 'SHA-256 av exakt det underlag polisen får' }).locator('code').innerText();
+  assert.match(sha256, /^[0-9a-f]{64}$/);
+  await checkAccessibility(decider.page, 'decision page');
+  await decider.page.getByLabel('Kommentar (valfri)').fill('Godkänt enligt delegation');
+  await decider.page.getByRole('button', { name: 'Godkänn och skicka till polisen' }).click();
+  await decider.page.waitForURL(new RegExp(`/arenden/${id}$`));
+  assert.equal(await fact(decider.page, 'Underlagets SHA-256').innerText(), sha256);
+  await checkAccessibility(decider.page, 'case page of an approved case');
+
+  // The delivery appears in the open inbox without a reload; the officer acknowledges it.
+  const row = police.page.locator(`#leverans-${id}`);
+  await row.waitFor({ timeout: 20_000 });
+  assert.equal(policeNavigations, 0, 'the delivery must appear without reloading the inbox');
+  assert.match(await police.page.locator('#live-status').innerText(), /Ny leverans: Bollnäs kommun/);
+  await checkAccessibility(police.page, 'police inbox with a live delivery');
+  await row.getByRole('link').click();
+  await police.page.waitForURL(new RegExp(`/inkommande/${id}$`));
+  assert.equal(await police.page.locator('p', { hasText: 'SHA-256:' }).locator('code').innerText(), sha256);
+  await checkAccessibility(police.page, 'delivery page');
+  await police.page.getByLabel('Polisens diarienummer').fill('5000-K123456-26');
+  await police.page.getByRole('button', { name: 'Kvittera mottagandet' }).click();
+  await police.page.getByRole('heading', { name: `Leverans ${id.slice(-8)} är kvitterad` }).waitFor();
+  assert.match(await fact(police.page, 'Kvittens').innerText(), /polis-mitt-1, diarienummer 5000-K123456-26/);
+  assert.equal(await fact(police.page, 'Underlagets SHA-256').innerText(), sha256);
+  await checkAccessibility(police.page, 'receipt page');
+
+  // The receipt reaches the caseworker's case (through the notification service's relay).
+  for (let attempt = 0; ; attempt += 1) {
+    await caseworker.goto(`/arenden/${id}`);
+    if ((await fact(page, 'Status').innerText()) === 'Kvitterat') break;
+    assert.ok(attempt < 50, 'the case was never shown acknowledged');
+    await page.waitForTimeout(200);
+  }
+  assert.match(await fact(page, 'Kvittens').innerText(), /polisens diarienummer 5000-K123456-26/);
+  await checkAccessibility(page, 'case page of an acknowledged case');
+  await page.getByRole('link', { name: 'Tidslinje' }).click();
+  await page.waitForURL(new RegExp(`/arenden/${id}/tidslinje$`));
+  assert.match(await page.locator('main ol').innerText(), /Kvitterade med diarienummer 5000-K123456-26/);
+  await checkAccessibility(page, 'timeline');
+  await caseworker.goto(`/arenden/${id}/utskrift`);
+  await checkAccessibility(page, 'print view of the decision');
+
+  // The compliance officer finds the case's audit entries and sees an entry's proof verified.
+  const compliance = await User.signIn(browser, main, 'granskare-ivo');
+  assert.equal(new URL(compliance.page.url()).pathname, '/granskning');
+  await checkAccessibility(compliance.page, 'audit search form');
+  const results = compliance.page.getByRole('table', { name: 'Poster som matchar sökningen' });
+  for (let attempt = 0; ; attempt += 1) {
+    await compliance.page.getByLabel('Ärende (id)').fill(id);
+    await compliance.page.getByRole('button', { name: 'Sök', exact: true }).click();
+    await results.waitFor();
+    const actions = await results.locator('tbody tr td:nth-child(3)').allInnerTexts();
+    if (actions.includes('disclosure.approved') && actions.some((action) => action.includes('acknowledged'))) break;
+    assert.ok(attempt < 50, `the audit log never held the approval and the acknowledgement: ${actions}`);
+    await compliance.page.waitForTimeout(200);
+  }
+  await checkAccessibility(compliance.page, 'audit search results');
+  const approval = results.getByRole('row').filter({ hasText: 'disclosure.approved' });
+  await approval.getByRole('link').click();
+  await compliance.page.waitForURL(/\/granskning\/post\/\d+$/);
+  const verified = compliance.page.locator('p.verified');
+  assert.match(await verified.innerText(), /^Verifierad: posten ingår i loggen enligt den signerade kontrollpunkten/);
+  assert.match(await compliance.page.locator('main pre').first().innerText(), new RegExp(id));
+  await checkAccessibility(compliance.page, 'audit entry with its verified proof');
+
+  for (const user of [police, caseworker, decider, compliance]) await user.close();
+});
+
+test('the drafter may not approve their own case: the four-eyes sentence', async () => {
+  const decider = await User.signIn(browser, main, 'beslut-bollnas');
+  const id = await draftCase(decider, { reference: caseReference('fyra-ogon') });
+  await decider.page.getByRole('button', { name: 'Skicka för beslut' }).click();
+  await decider.page.getByRole('link', { name: 'Till beslut' }).click();
+  await decider.page.waitForURL(new RegExp(`/att-besluta/${id}$`));
+  await decider.page.getByRole('button', { name: 'Godkänn och skicka till polisen' }).click();
+  const refusal = decider.page.locator('#fel');
+  assert.match(await refusal.innerText(), /Fyraögonsprincipen: den som skrivit utkastet får inte själv besluta om det/);
+  await checkAccessibility(decider.page, 'decision page with the four-eyes refusal');
+  await decider.goto(`/arenden/${id}`);
+  assert.equal(await fact(decider.page, 'Status').innerText(), 'Att besluta');
+  await decider.close();
+});
+
+test("another organisation's case opened by its URL is not found", async () => {
+  const bollnas = await User.signIn(browser, main, 'handlaggare-bollnas');
+  const id = await draftCase(bollnas, { reference: caseReference('annan-org') });
+  await bollnas.close();
+
+  const jonkoping = await User.signIn(browser, main, 'handlaggare-jonkoping');
+  for (const path of [`/arenden/${id}`, `/arenden/${id}/redigera`, `/arenden/${id}/tidslinje`]) {
+    const response = await jonkoping.goto(path);
+    assert.equal(response.status(), 404, path);
+    assert.equal(await jonkoping.page.getByRole('heading', { level: 1 }).innerText(), 'Sidan finns inte');
+    assert.doesNotMatch(await jonkoping.page.content(), /annan-org/);
+  }
+  await checkAccessibility(jonkoping.page, 'not-found page');
+  await jonkoping.close();
+});
+
+test('a stale save shows both versions and overwrites nothing', async () => {
+  const caseworker = await User.signIn(browser, main, 'handlaggare-bollnas');
+  const id = await draftCase(caseworker, { reference: caseReference('konflikt') });
+  const first = caseworker.page;
+  const second = await caseworker.newTab();
+  await caseworker.goto(`/arenden/${id}/redigera`, first);
+  await caseworker.goto(`/arenden/${id}/redigera`, second);
+
+  await first.locator('#risk_description').fill('Första sparade versionen');
+  await saveDraft(first);
+  await second.locator('#risk_description').fill('Andra, inaktuella versionen');
+  await second.getByRole('button', { name: 'Spara utkast' }).click();
+  await second.getByRole('heading', { name: 'Två versioner' }).waitFor();
+  const differs = second.getByRole('table', { name: 'Fält som skiljer sig' }).getByRole('row').filter({ hasText: 'Riskbeskrivning' });
+  assert.deepEqual(await differs.getByRole('cell').allInnerTexts(), ['Första sparade versionen', 'Andra, inaktuella versionen']);
+  assert.equal(await second.locator('#risk_description').inputValue(), 'Andra, inaktuella versionen');
+  await checkAccessibility(second, 'conflict view');
+
+  await caseworker.goto(`/arenden/${id}`, first);
+  assert.equal(await fact(first, 'Riskbeskrivning').innerText(), 'Första sparade versionen');
+  await caseworker.close();
+});
+
+test('a <script> in a justification is shown as text and never runs', async () => {
+  const script = '<script>alert(1)</script>';
+  const caseworker = await User.signIn(browser, main, 'handlaggare-bollnas');
+  const id = await draftCase(caseworker, { reference: caseReference('skript'), justification: script });
+  const checklist = fact(caseworker.page, 'Checklista');
+  assert.equal((await checklist.innerText()).split(script).length - 1, 3, 'each justification shown as typed');
+  assert.equal(await caseworker.page.locator('main script').count(), 0);
+  await checkAccessibility(caseworker.page, 'case page with markup in a justification');
+  await caseworker.page.getByRole('button', { name: 'Skicka för beslut' }).click();
+  await caseworker.page.waitForURL(new RegExp(`/arenden/${id}$`));
+  await caseworker.close();
+
+  const decider = await User.signIn(browser, main, 'beslut-bollnas');
+  await decider.goto(`/att-besluta/${id}`);
+  assert.match(await decider.page.locator('main').innerText(), /Motivering: <script>alert\(1\)<\/script>/);
+  assert.equal(await decider.page.locator('main script').count(), 0);
+  await decider.close(); // fails if an alert dialog opened on any of these pages
+});
+
+test('a forged request without the CSRF token, or from another origin, is refused', async () => {
+  const caseworker = await User.signIn(browser, main, 'handlaggare-bollnas');
+  const id = await draftCase(caseworker, { reference: caseReference('csrf') });
+
+  // The console's own form, from this origin with the session cookie, but without its token.
+  const submit = caseworker.page.locator(`form[action="/arenden/${id}/skicka"]`);
+  await submit.locator('input[name="csrf"]').evaluate((field) => field.remove());
+  const [withoutToken] = await Promise.all([
+    caseworker.page.waitForResponse(`${main.url}/arenden/${id}/skicka`),
+    submit.getByRole('button', { name: 'Skicka för beslut' }).click(),
+  ]);
+  assert.equal(withoutToken.status(), 403);
+  await caseworker.page.getByRole('heading', { name: 'Begäran avvisades' }).waitFor();
+  await checkAccessibility(caseworker.page, 'refused-request page');
+
+  // A form on another site posting to the console: the browser names that site as Origin.
+  const attacker = 'https://angripare.example';
+  await caseworker.context.route(`${attacker}/**`, (route) =>
+    route.fulfill({
+      contentType: 'text/html',
+      body: `<!doctype html><html lang="sv"><title>Vinst</title><form method="post" action="${main.url}/arenden/${id}/skicka">
+        <input type="hidden" name="expected_version" value="1"><button>Hämta vinsten</button></form></html>`,
+    }),
+  );
+  const forged = await caseworker.newTab();
+  await forged.goto(`${attacker}/vinst`);
+  const [response] = await Promise.all([forged.waitForResponse(`${main.url}/arenden/${id}/skicka`), forged.getByRole('button').click()]);
+  assert.equal(response.status(), 403);
+  await forged.getByRole('heading', { name: 'Begäran avvisades' }).waitFor();
+
+  await caseworker.goto(`/arenden/${id}`);
+  assert.equal(await fact(caseworker.page, 'Status').innerText(), 'Utkast', 'neither request submitted the draft');
+  await caseworker.close();
+});
+
+test('after the idle timeout the next page says the session has expired', async () => {
+  const caseworker = await User.signIn(browser, shortSession, 'handlaggare-bollnas');
+  assert.equal(new URL(caseworker.page.url()).pathname, '/utkast');
+  // The timeout itself is what is tested: nothing but waiting past it makes a session idle.
+  await caseworker.page.waitForTimeout(shortSession.idleMs + 1_000);
+  await caseworker.page.getByRole('navigation', { name: 'Huvudmeny' }).getByRole('link', { name: 'Nytt utkast' }).click();
+  await caseworker.page.getByRole('heading', { name: 'Sessionen har gått ut' }).waitFor();
+  assert.match(await caseworker.page.getByRole('alert').innerText(), /Logga in igen/);
+  await checkAccessibility(caseworker.page, 'session-expired page');
+  await caseworker.page.getByRole('link', { name: 'Logga in' }).click();
+  await caseworker.page.waitForURL(/\/logga-in$/);
+  await caseworker.close();
+});
