@@ -9,6 +9,10 @@
 //! failure of a run is logged as a warning, the ones after it quietly, and never with anything
 //! of the token.
 //!
+//! Keys also age: a call that finds them older than [`MAX_KEY_AGE`] reads the source again
+//! (one caller, the others go on with the keys in use), so a key the identity provider has
+//! withdrawn stops being trusted within that time even if no token names a new key.
+//!
 //! URLs: `https` only, except `http` to a loopback host (a local identity provider); no
 //! credentials in the URL; redirects are not followed; 5 s to answer; at most 1 MiB.
 
@@ -24,6 +28,8 @@ pub use reqwest::Url;
 
 /// The least time between two reads of a key source, unless configured otherwise.
 pub const DEFAULT_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+/// How old the keys read from a file or URL may get before a call reads them again.
+pub const MAX_KEY_AGE: Duration = Duration::from_secs(10 * 60);
 /// The largest JWK Set document read, from a file or a URL.
 pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
 /// How long a JWK Set URL has to answer in full.
@@ -117,6 +123,9 @@ pub struct TokenKeys {
     /// sees it changed and verifies again without reading.
     generation: AtomicU64,
     refresh: tokio::sync::Mutex<Refresh>,
+    /// When the keys in use were last read (or confirmed unchanged).
+    read_at: std::sync::Mutex<Instant>,
+    max_key_age: Duration,
 }
 
 /// The last read of the source, behind the lock that makes reads single-flight.
@@ -169,7 +178,15 @@ impl TokenKeys {
             min_refresh_interval: settings.min_refresh_interval,
             generation: AtomicU64::new(0),
             refresh: tokio::sync::Mutex::new(Refresh::default()),
+            read_at: std::sync::Mutex::new(Instant::now()),
+            max_key_age: MAX_KEY_AGE,
         })
+    }
+
+    /// The same, with keys read again once older than `max_key_age` (tests use a short one).
+    pub fn with_max_key_age(mut self, max_key_age: Duration) -> TokenKeys {
+        self.max_key_age = max_key_age;
+        self
     }
 
     /// Trusts exactly the keys of `config`, never read again.
@@ -182,6 +199,8 @@ impl TokenKeys {
             min_refresh_interval: DEFAULT_MIN_REFRESH_INTERVAL,
             generation: AtomicU64::new(0),
             refresh: tokio::sync::Mutex::new(Refresh::default()),
+            read_at: std::sync::Mutex::new(Instant::now()),
+            max_key_age: MAX_KEY_AGE,
         })
     }
 
@@ -193,6 +212,9 @@ impl TokenKeys {
     /// Verifies `token`; if it names an unknown key, reads the source again (at most once per
     /// minimum interval, one read for all callers waiting) and verifies once more.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if self.source.refreshes() && self.keys_age() > self.max_key_age {
+            self.refresh_aged().await;
+        }
         let seen = self.generation.load(Ordering::Acquire);
         match self.verifier.verify(token) {
             Err(AuthError::UnknownKey) if self.source.refreshes() => {}
@@ -202,6 +224,26 @@ impl TokenKeys {
             self.verifier.verify(token)
         } else {
             Err(AuthError::UnknownKey)
+        }
+    }
+
+    fn keys_age(&self) -> Duration {
+        match self.read_at.lock() {
+            Ok(read_at) => read_at.elapsed(),
+            Err(poisoned) => poisoned.into_inner().elapsed(),
+        }
+    }
+
+    /// Reads aged keys again: one caller does, while the others go on with the keys in use.
+    async fn refresh_aged(&self) {
+        let Ok(mut refresh) = self.refresh.try_lock() else {
+            return;
+        };
+        let recently_tried = refresh
+            .last_attempt
+            .is_some_and(|last| last.elapsed() < self.min_refresh_interval);
+        if self.keys_age() > self.max_key_age && !recently_tried {
+            self.read_again(&mut refresh).await;
         }
     }
 
@@ -219,9 +261,18 @@ impl TokenKeys {
         {
             return false;
         }
+        self.read_again(&mut refresh).await
+    }
+
+    /// Reads the source and puts its keys in use; whether that succeeded.
+    async fn read_again(&self, refresh: &mut Refresh) -> bool {
         refresh.last_attempt = Some(Instant::now());
         match read_keys(&self.source, self.client.as_ref()).await {
             Ok(keys) => {
+                match self.read_at.lock() {
+                    Ok(mut read_at) => *read_at = Instant::now(),
+                    Err(poisoned) => *poisoned.into_inner() = Instant::now(),
+                }
                 if refresh.failing {
                     tracing::info!(source = %self.source, "token keys read again after failing");
                     refresh.failing = false;
@@ -647,6 +698,29 @@ mod tests {
             keys.verify(&Key::new("unknown").token()).await,
             Err(AuthError::UnknownKey)
         );
+        assert_eq!(keys.verify(&old_token).await, Err(AuthError::UnknownKey));
+        assert!(keys.verify(&new.token()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_withdrawn_key_stops_being_trusted_once_the_keys_age() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("jwks.json");
+        let (old, new) = (Key::new("2026-01"), Key::new("2026-02"));
+        std::fs::write(&path, jwks(&[&old, &new])).unwrap();
+        let keys = TokenKeys::load(&settings(KeySource::JwksFile(path.clone()), Duration::ZERO))
+            .await
+            .unwrap()
+            .with_max_key_age(Duration::from_millis(50));
+        let old_token = old.token();
+        assert!(keys.verify(&old_token).await.is_ok());
+        // The provider withdraws the old key; no token names an unknown one.
+        std::fs::write(&path, jwks(&[&new])).unwrap();
+        assert!(
+            keys.verify(&old_token).await.is_ok(),
+            "fresh keys are not read again"
+        );
+        tokio::time::sleep(Duration::from_millis(80)).await;
         assert_eq!(keys.verify(&old_token).await, Err(AuthError::UnknownKey));
         assert!(keys.verify(&new.token()).await.is_ok());
     }
