@@ -1,12 +1,32 @@
 #!/usr/bin/env bash
-# The test command: every test on SQLite, and the PostgreSQL suite when a server is reachable.
+# The test command: every test on SQLite, the PostgreSQL suite when a server is reachable, and
+# the console's browser suite when Chromium and Node are there.
 #
 #   TRYGGDEL_TEST_POSTGRES_URL  admin URL of the PostgreSQL server for tests
 #                               (default postgres://postgres@127.0.0.1:5432/test); each test
 #                               creates its own fresh database there and drops it afterwards.
 #   TRYGGDEL_REQUIRE_POSTGRES=1 fail instead of skipping when PostgreSQL is unreachable (CI).
+#   TRYGGDEL_REQUIRE_BROWSER=1  fail instead of skipping when the console's browser suite
+#                               (tests/browser: Chromium, Node, Playwright) cannot run (CI).
+#
+# The browser suite needs Debian's chromium and the suite's npm packages: as root on Debian
+# this installs chromium when it is missing, and runs `npm ci` for the suite when npm is there
+# and its packages are missing or older than its lock file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+chromium="${TRYGGDEL_CHROMIUM:-/usr/bin/chromium}"
+if [ ! -x "$chromium" ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing chromium for the browser suite"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 ||
+    echo "warning: could not install chromium; the browser suite will not run" >&2
+fi
+installed=tests/browser/node_modules/.package-lock.json
+if { [ ! -f "$installed" ] || [ tests/browser/package-lock.json -nt "$installed" ]; } && command -v npm >/dev/null 2>&1; then
+  echo "installing the browser suite's npm packages (tests/browser/package-lock.json)"
+  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error >/dev/null ||
+    echo "warning: npm ci failed in tests/browser; the browser suite will not run" >&2
+fi
 
 admin_url="${TRYGGDEL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 require="${TRYGGDEL_REQUIRE_POSTGRES:-0}"
@@ -56,6 +76,16 @@ else
   echo "NOTE: the PostgreSQL suite did NOT run: no server answered at ${admin_url}."
   echo "      Only SQLite was tested. To run it, start PostgreSQL and run:"
   echo "      TRYGGDEL_TEST_POSTGRES_URL=postgres://USER@HOST:PORT/DB scripts/test.sh"
+fi
+# tests/tests/browser.rs says one of these lines whether or not libtest captures its output.
+if grep -q '^browser suite: passed' "$log"; then
+  grep -m1 '^browser suite: passed' "$log"
+elif grep -q '^browser suite did NOT run' "$log"; then
+  echo "NOTE: the $(grep -m1 '^browser suite did NOT run' "$log")"
+elif grep -qE '^test the_console_in_chromium[a-z_]* \.\.\. FAILED$' "$log"; then
+  echo "browser suite: FAILED (its output is above)"
+else
+  echo "NOTE: the browser suite did NOT run: the test run ended before it (tests/tests/browser.rs)."
 fi
 rm -f "$log"
 exit "$status"
