@@ -41,6 +41,10 @@ pub fn form_field(path: &str) -> String {
 /// wording after a Swedish lead.
 fn problem_in_swedish(problem: &str) -> String {
     let known: &[(&str, &str)] = &[
+        (
+            "required for an assessment",
+            "måste fyllas i för att grunden ska kunna bedömas",
+        ),
         ("must not be blank", "får inte vara tomt"),
         ("check digit mismatch", "kontrollsiffran stämmer inte"),
         ("is required", "måste fyllas i"),

@@ -254,7 +254,7 @@ pub fn assessment_panel(assessment: &Result<Assessment, Refusal>) -> Markup {
                         li {
                             @if condition.passed { span.pass { "✓ Uppfyllt: " } } @else { span.fail { "✗ Ej uppfyllt: " } }
                             strong { (condition_label(&condition.key)) }
-                            br; span.hint { (condition.reason) }
+                            br; span.hint lang="en" { (condition.reason) }
                         }
                     }
                 }
