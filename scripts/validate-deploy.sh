@@ -13,7 +13,9 @@
 #   consistency checks   what no schema knows: the security settings every pod must have, the
 #                        probes on the right port, every ConfigMap/Secret/key a pod mounts exists
 #                        and matches config.toml, the kustomization lists every manifest, the
-#                        network policies select real pods, compose mounts exist
+#                        network policies select real pods and allow exactly the designed flows,
+#                        the console's Ingress (HTTPS backend, sticky cookie, its host), compose
+#                        mounts exist
 #
 # The validators come from PyPI into a virtualenv under the cache directory, pinned, and are
 # reused offline on later runs. Needs python3 with venv (Debian: apt-get install python3-venv).
@@ -364,7 +366,7 @@ for path, d in by_kind.get("Deployment", []):
     template = d["spec"]["template"]
     labels = template["metadata"].get("labels", {})
     if name not in PORTS:
-        err(where, "not one of the three services")
+        err(where, f"not one of {', '.join(PORTS)}")
         continue
     if labels.get("app.kubernetes.io/name") != name:
         err(where, f"pod label app.kubernetes.io/name must be {name}")
@@ -379,7 +381,16 @@ for path, d in by_kind.get("Deployment", []):
         ports = [p["containerPort"] for p in container.get("ports", [])]
         if ports != [PORTS[name]]:
             err(cwhere, f"containerPort must be {PORTS[name]}, is {ports}")
-        for probe in ("readinessProbe", "livenessProbe"):
+        port_names = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
+        probes = ["readinessProbe", "livenessProbe"] + (["startupProbe"] if "startupProbe" in container else [])
+        for probe in probes:
+            if name == CONSOLE:
+                # The console answers GET /health over HTTPS; the kubelet can ask it itself.
+                get = container.get(probe, {}).get("httpGet", {})
+                port = port_names.get(get.get("port"), get.get("port"))
+                if get.get("path") != "/health" or get.get("scheme") != "HTTPS" or port != PORTS[name]:
+                    err(cwhere, f"{probe} must be httpGet /health, scheme HTTPS, port {PORTS[name]}")
+                continue
             command = container.get(probe, {}).get("exec", {}).get("command", [])
             if "health" not in command or f"https://127.0.0.1:{PORTS[name]}" not in command:
                 err(cwhere, f"{probe} must exec `tryggdel health --endpoint https://127.0.0.1:{PORTS[name]}`")
@@ -393,8 +404,12 @@ for path, d in by_kind.get("Deployment", []):
             if source:
                 own_secret_users.setdefault((key, source[0]), set()).add(name)
         env = {e["name"] for e in container.get("env", [])}
-        if "TRYGGDEL_DATABASE_URL" not in env:
+        if name == CONSOLE:
+            if "TRYGGDEL_DATABASE_URL" in env or "tryggdel-database" in {source[0] for source in files.values() if source}:
+                err(cwhere, "the console has no database: it must not be given the database URL")
+        elif "TRYGGDEL_DATABASE_URL" not in env:
             err(cwhere, "TRYGGDEL_DATABASE_URL must come from the Secret")
+    check_listen(name, config, "ConfigMap tryggdel-config")
 
 for (key, secret), users in sorted(own_secret_users.items()):
     if len(users) > 1:
@@ -423,8 +438,65 @@ for path, d in by_kind.get("Service", []):
         err(where, "selector does not match the Deployment's pods")
     if [p["port"] for p in d["spec"]["ports"]] != [PORTS[name]]:
         err(where, f"port must be {PORTS[name]}")
+    if name == CONSOLE:
+        continue  # nothing calls the console but browsers, through its Ingress
     if config and config["endpoints"].get(name) != f"https://{name}:{PORTS[name]}":
         err("ConfigMap tryggdel-config", f"endpoints.{name} must be https://{name}:{PORTS[name]}")
+
+# --- the console: production sign-in, and an Ingress that keeps each browser on its pod
+services = {d["metadata"]["name"]: d for _, d in by_kind.get("Service", [])}
+if config is not None and CONSOLE in deployments:
+    console_config = config.get("console", {})
+    if config.get("mode") != "production":
+        err("ConfigMap tryggdel-config", 'mode must be "production"')
+    if "oidc" not in console_config:
+        err("ConfigMap tryggdel-config", "[console.oidc] missing: production signs users in with OpenID Connect")
+    origin_host = str(console_config.get("public_origin", "")).removeprefix("https://").rstrip("/")
+    ingresses = [
+        (path, i)
+        for path, i in by_kind.get("Ingress", [])
+        for rule in i["spec"].get("rules", [])
+        for http_path in rule.get("http", {}).get("paths", [])
+        if http_path["backend"].get("service", {}).get("name") == CONSOLE
+    ]
+    if not ingresses and deployments[CONSOLE]["spec"].get("replicas", 1) > 1:
+        err(f"Deployment {CONSOLE}", "more than one replica keeps sessions in several pods' memory: it needs an Ingress with sticky sessions")
+    for path, ingress in ingresses:
+        where = f"{path}: Ingress {ingress['metadata']['name']}"
+        notes = ingress["metadata"].get("annotations", {})
+        expected = {
+            "nginx.ingress.kubernetes.io/backend-protocol": "HTTPS",  # the console serves only TLS
+            "nginx.ingress.kubernetes.io/affinity": "cookie",  # sessions live in one pod's memory
+            "nginx.ingress.kubernetes.io/session-cookie-secure": "true",
+            "nginx.ingress.kubernetes.io/session-cookie-path": "/",
+            "nginx.ingress.kubernetes.io/proxy-ssl-verify": "on",
+        }
+        for key, value in expected.items():
+            if notes.get(key) != value:
+                err(where, f"annotation {key} must be {value!r}")
+        if notes.get("nginx.ingress.kubernetes.io/session-cookie-name") in (None, "__Host-tryggdel-session"):
+            err(where, "session-cookie-name must name a cookie of its own, never the console's __Host-tryggdel-session")
+        backend_ca = notes.get("nginx.ingress.kubernetes.io/proxy-ssl-secret", "").split("/")[-1]
+        if backend_ca not in secrets:
+            err(where, f"proxy-ssl-secret {backend_ca!r} is not in secrets.template.yaml")
+        elif secrets[backend_ca] != {"ca.crt"}:
+            err(where, f"Secret {backend_ca} must hold ca.crt only (ingress-nginx presents a tls.crt/tls.key there as its client certificate)")
+        hosts = {rule.get("host") for rule in ingress["spec"].get("rules", [])}
+        if hosts != {origin_host}:
+            err(where, f"host {sorted(h for h in hosts if h)} is not console.public_origin's host {origin_host!r}")
+        for tls in ingress["spec"].get("tls", []):
+            if tls.get("secretName") not in secrets:
+                err(where, f"tls secret {tls.get('secretName')} is not in secrets.template.yaml")
+            if set(tls.get("hosts", [])) != hosts:
+                err(where, "tls hosts differ from the rules' hosts")
+        if not ingress["spec"].get("tls"):
+            err(where, "no tls: browsers must reach the console over HTTPS")
+        for rule in ingress["spec"].get("rules", []):
+            for http_path in rule.get("http", {}).get("paths", []):
+                port = http_path["backend"]["service"].get("port", {})
+                service_ports = services.get(CONSOLE, {}).get("spec", {}).get("ports", [])
+                if not any(port.get("name") == p.get("name") or port.get("number") == p["port"] for p in service_ports):
+                    err(where, f"backend port {port} is not a port of Service {CONSOLE}")
 
 # --- network policies: a default deny of both directions; selectors that select real pods
 policies = by_kind.get("NetworkPolicy", [])
@@ -438,9 +510,24 @@ if not any(
     err("networkpolicies", "no default-deny policy (podSelector {}, Ingress and Egress, no rules)")
 
 
+def matches(selector, labels):
+    """Whether a label selector (matchLabels and matchExpressions) selects these labels."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        if (
+            (operator == "In" and labels.get(key) not in values)
+            or (operator == "NotIn" and key in labels and labels[key] in values)
+            or (operator == "Exists" and key not in labels)
+            or (operator == "DoesNotExist" and key in labels)
+        ):
+            return False
+    return True
+
+
 def selects_a_pod(selector):
-    wanted = selector.get("matchLabels", {})
-    return not wanted or any(all(l.get(k) == v for k, v in wanted.items()) for l in pod_labels)
+    return any(matches(selector, labels) for labels in pod_labels)
 
 
 for path, p in policies:
@@ -455,6 +542,96 @@ for path, p in policies:
         for port in rule.get("ports", []):
             if not isinstance(port.get("port"), int):
                 err(where, "ports must be numbers")
+
+# The flows between the Tryggdel pods, evaluated as a CNI does: a connection needs the sender's
+# egress and the receiver's ingress to allow it. Exactly these may exist, each on the receiver's
+# port; anything more is a hole, anything less a broken call path.
+FLOWS = {
+    ("disclosure", "audit"),  # outbox relay → Append; audited reads
+    ("disclosure", "notification"),  # approved disclosures for delivery
+    ("notification", "audit"),  # outbox relay → Append
+    ("notification", "disclosure"),  # receipts back
+    ("console", "disclosure"),  # the console calls all three for its users
+    ("console", "audit"),
+    ("console", "notification"),
+}
+NAMESPACE_LABELS = {"kubernetes.io/metadata.name": "tryggdel"}
+for _, namespace in by_kind.get("Namespace", []):
+    NAMESPACE_LABELS |= namespace["metadata"].get("labels", {})
+
+
+def policy_types(spec):
+    return spec.get("policyTypes") or (["Ingress"] + (["Egress"] if "egress" in spec else []))
+
+
+def peer_admits_local(peer, labels):
+    """Whether a policy peer includes a pod of this namespace with these labels."""
+    if "ipBlock" in peer:
+        return False
+    if "namespaceSelector" in peer and not matches(peer["namespaceSelector"], NAMESPACE_LABELS):
+        return False
+    return matches(peer.get("podSelector", {}), labels)
+
+
+def port_allowed(rule, port):
+    return not rule.get("ports") or any(
+        p.get("protocol", "TCP") == "TCP" and (p.get("port") is None or p["port"] <= port <= p.get("endPort", p["port"]))
+        for p in rule["ports"]
+    )
+
+
+def rules_for(labels, direction):
+    """The rules of every policy that selects these pods for a direction; None if none isolates them."""
+    selecting = [
+        p["spec"] for _, p in policies
+        if matches(p["spec"].get("podSelector", {}), labels) and direction in policy_types(p["spec"])
+    ]
+    if not selecting:
+        return None
+    key = "ingress" if direction == "Ingress" else "egress"
+    return [rule for spec in selecting for rule in spec.get(key, [])]
+
+
+def allows(rules, peer_labels, port, side):
+    if rules is None:
+        return True
+    return any(
+        port_allowed(rule, port)
+        and (side not in rule or any(peer_admits_local(peer, peer_labels) for peer in rule[side]))
+        for rule in rules
+    )
+
+
+pods = {name: d["spec"]["template"]["metadata"].get("labels", {}) for name, d in deployments.items()}
+for source, source_labels in pods.items():
+    for target, target_labels in pods.items():
+        if source == target:
+            continue
+        port = PORTS[target]
+        out = allows(rules_for(source_labels, "Egress"), target_labels, port, "to")
+        into = allows(rules_for(target_labels, "Ingress"), source_labels, port, "from")
+        if (source, target) in FLOWS and not (out and into):
+            missing = " and ".join(f"{who}'s {way}" for ok, who, way in ((out, source, "egress"), (into, target, "ingress")) if not ok)
+            err("networkpolicies", f"{source} → {target}:{port} is refused by {missing}")
+        elif (source, target) not in FLOWS and out and into:
+            err("networkpolicies", f"{source} → {target}:{port} is allowed but is no flow of the design")
+
+# The console: reached only from outside the namespace (the ingress controller) on its port, and
+# never reaching PostgreSQL; it does reach the identity provider over HTTPS.
+if CONSOLE in pods:
+    ingress_rules = rules_for(pods[CONSOLE], "Ingress") or []
+    if not ingress_rules:
+        err("networkpolicies", "no ingress rule admits the ingress controller to the console")
+    for rule in ingress_rules:
+        if [p.get("port") for p in rule.get("ports", [])] != [PORTS[CONSOLE]]:
+            err("networkpolicies", f"console ingress must be on port {PORTS[CONSOLE]} only")
+        if not rule.get("from") or any("namespaceSelector" not in peer or "ipBlock" in peer for peer in rule["from"]):
+            err("networkpolicies", "console ingress must come only from the ingress controller's namespace")
+    egress_rules = rules_for(pods[CONSOLE], "Egress")
+    if egress_rules is None or any(port_allowed(rule, 5432) for rule in egress_rules):
+        err("networkpolicies", "the console has no database: its egress must not allow PostgreSQL (5432)")
+    if egress_rules is not None and not any(port_allowed(rule, 443) and rule.get("to") for rule in egress_rules):
+        err("networkpolicies", "the console cannot reach the identity provider (HTTPS 443)")
 
 # --- compose: bind sources exist (./secrets is generated by `tryggdel pki`), probes on the right
 # port, and each service mounts the files its config.toml names for it (keys included)
@@ -523,7 +700,7 @@ PY
 else
   fail "consistency checks"
 fi
-summary+=("consistency checks (scripts/validate-deploy.sh, Python $py_version): pod security, probes, mounts vs config.toml, Secrets, NetworkPolicy selectors, kustomization, compose mounts")
+summary+=("consistency checks (scripts/validate-deploy.sh, Python $py_version): pod security, probes, mounts vs config.toml, Secrets, NetworkPolicy selectors and flows, the console's Ingress, kustomization, compose mounts")
 
 # ---- 6. configuration and directory against their schemas -------------------------------------
 step "check-jsonschema $v_cj: configuration and organisation directory"
