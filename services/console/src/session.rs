@@ -4,7 +4,9 @@
 //! A session ends at sign-out, after [`SessionSettings::idle`] without a request, after
 //! [`SessionSettings::absolute`] from sign-in, or when the user's token expires, whichever
 //! comes first. Sessions are found by the SHA-256 of their id, so the store holds no usable
-//! cookie value.
+//! cookie value. A session that timed out is remembered (by that hash alone, for
+//! [`SessionSettings::absolute`]) after the periodic sweep dropped it, so its user is told it
+//! expired rather than sent to sign in without a word.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -111,7 +113,14 @@ pub enum NoSession {
 /// The sessions of this console instance.
 pub struct SessionStore {
     settings: SessionSettings,
-    sessions: Mutex<HashMap<[u8; 32], Stored>>,
+    sessions: Mutex<Sessions>,
+}
+
+#[derive(Default)]
+struct Sessions {
+    live: HashMap<[u8; 32], Stored>,
+    /// Sessions the sweep found timed out, with when: their next request is told so once.
+    timed_out: HashMap<[u8; 32], Instant>,
 }
 
 /// A fresh random identifier: 256 bits, base64url.
@@ -133,11 +142,11 @@ impl SessionStore {
     pub fn new(settings: SessionSettings) -> SessionStore {
         SessionStore {
             settings,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(Sessions::default()),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Stored>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sessions> {
         match self.sessions.lock() {
             Ok(sessions) => sessions,
             Err(poisoned) => poisoned.into_inner(),
@@ -151,9 +160,9 @@ impl SessionStore {
         let now = Instant::now();
         let mut sessions = self.lock();
         if let Some(previous) = previous {
-            sessions.remove(&key(previous));
+            sessions.live.remove(&key(previous));
         }
-        sessions.insert(
+        sessions.live.insert(
             key(&id),
             Stored {
                 session: Session {
@@ -167,17 +176,28 @@ impl SessionStore {
         id
     }
 
-    /// The session behind `id`, touched; an expired one is ended.
+    /// Whether `stored` has timed out (idle, absolute, or its token expired).
+    fn has_timed_out(&self, stored: &Stored, now: Instant, unix_now: i64) -> bool {
+        now.duration_since(stored.last_seen) > self.settings.idle
+            || now.duration_since(stored.signed_in_at) > self.settings.absolute
+            || stored.session.user.token_expires_at <= unix_now
+    }
+
+    /// The session behind `id`, touched; an expired one is ended (and said to be expired
+    /// once, also when the sweep ended it first).
     pub fn find(&self, id: &str) -> Result<Session, NoSession> {
         let now = Instant::now();
-        let mut sessions = self.lock();
         let key = key(id);
-        let stored = sessions.get_mut(&key).ok_or(NoSession::SignedOut)?;
-        let expired = now.duration_since(stored.last_seen) > self.settings.idle
-            || now.duration_since(stored.signed_in_at) > self.settings.absolute
-            || stored.session.user.token_expires_at <= unix_now();
-        if expired {
-            sessions.remove(&key);
+        let mut guard = self.lock();
+        let sessions = &mut *guard;
+        let Some(stored) = sessions.live.get_mut(&key) else {
+            return match sessions.timed_out.remove(&key) {
+                Some(_) => Err(NoSession::Expired),
+                None => Err(NoSession::SignedOut),
+            };
+        };
+        if self.has_timed_out(stored, now, unix_now()) {
+            sessions.live.remove(&key);
             return Err(NoSession::Expired);
         }
         stored.last_seen = now;
@@ -186,25 +206,33 @@ impl SessionStore {
 
     /// Ends the session behind `id` (sign-out).
     pub fn end(&self, id: &str) {
-        self.lock().remove(&key(id));
+        let key = key(id);
+        let mut sessions = self.lock();
+        sessions.live.remove(&key);
+        sessions.timed_out.remove(&key);
     }
 
-    /// Drops every session that has expired.
+    /// Drops every session that has timed out, remembering which for
+    /// [`SessionSettings::absolute`], and forgets those remembered longer.
     pub fn sweep(&self) {
         let now = Instant::now();
         let unix = unix_now();
-        let settings = self.settings;
-        self.lock().retain(|_, stored| {
-            now.duration_since(stored.last_seen) <= settings.idle
-                && now.duration_since(stored.signed_in_at) <= settings.absolute
-                && stored.session.user.token_expires_at > unix
+        let mut sessions = self.lock();
+        let Sessions { live, timed_out } = &mut *sessions;
+        live.retain(|key, stored| {
+            let ended = self.has_timed_out(stored, now, unix);
+            if ended {
+                timed_out.insert(*key, now);
+            }
+            !ended
         });
+        timed_out.retain(|_, since| now.duration_since(*since) <= self.settings.absolute);
     }
 
     /// For tests: makes the session behind `id` look idle for longer than the idle timeout.
     #[cfg(test)]
     pub fn age(&self, id: &str, by: Duration) {
-        if let Some(stored) = self.lock().get_mut(&key(id)) {
+        if let Some(stored) = self.lock().live.get_mut(&key(id)) {
             stored.last_seen = stored.last_seen.checked_sub(by).unwrap_or(stored.last_seen);
         }
     }
@@ -323,6 +351,25 @@ mod tests {
 
         let id = store.start(user(-1), None);
         assert_eq!(store.find(&id).unwrap_err(), NoSession::Expired);
+    }
+
+    #[test]
+    fn a_session_the_sweep_ended_is_still_said_to_have_expired_once() {
+        let store = SessionStore::new(SessionSettings {
+            idle: Duration::from_secs(60),
+            absolute: Duration::from_secs(3600),
+        });
+        let idle = store.start(user(3600), None);
+        let active = store.start(user(3600), None);
+        let signed_out = store.start(user(3600), None);
+        store.age(&idle, Duration::from_secs(61));
+        store.age(&signed_out, Duration::from_secs(61));
+        store.end(&signed_out);
+        store.sweep();
+        assert_eq!(store.find(&idle).unwrap_err(), NoSession::Expired);
+        assert_eq!(store.find(&idle).unwrap_err(), NoSession::SignedOut);
+        assert_eq!(store.find(&signed_out).unwrap_err(), NoSession::SignedOut);
+        assert!(store.find(&active).is_ok());
     }
 
     #[test]
