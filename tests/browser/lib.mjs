@@ -66,8 +66,11 @@ function watch(page, problems) {
   });
 }
 
-// One user in a browser context of their own, signed in through the development sign-in page.
+// One user in a browser context of their own, signed in through the development sign-in page
+// once per system (sign-in attempts are rate-limited per address, so scenarios share them).
 export class User {
+  static #signedIn = new Map();
+
   constructor(context, system, userId) {
     this.context = context;
     this.system = system;
@@ -77,6 +80,16 @@ export class User {
   }
 
   static async signIn(browser, system, userId) {
+    const key = `${system.url} ${userId}`;
+    if (!User.#signedIn.has(key)) {
+      User.#signedIn.set(key, User.#signInAnew(browser, system, userId));
+    }
+    const user = await User.#signedIn.get(key);
+    await user.goto('/');
+    return user;
+  }
+
+  static async #signInAnew(browser, system, userId) {
     const context = await browser.newContext({ locale: 'sv-SE' });
     context.setDefaultTimeout(15_000);
     const user = new User(context, system, userId);
@@ -97,10 +110,13 @@ export class User {
     return page.goto(`${this.system.url}${path}`);
   }
 
-  // Closes the context, then fails on anything `watch` saw on its pages.
-  async close() {
-    await this.context.close();
-    assert.deepEqual(this.problems, [], `${this.userId}'s pages reported problems`);
+  // The end of a scenario: closes its other tabs, then fails on anything `watch` saw.
+  async done() {
+    for (const page of this.context.pages()) {
+      if (page !== this.page) await page.close();
+    }
+    const problems = this.problems.splice(0);
+    assert.deepEqual(problems, [], `${this.userId}'s pages reported problems`);
   }
 }
 
