@@ -1,7 +1,7 @@
 // The console in a real browser: the Bollnäs case through the UI across the four roles, the
 // refusals a user can run into, and the WCAG 2.0/2.1 A and AA rules of axe-core on every page
 // on the way. Run by tests/tests/browser.rs, which starts the systems and sets the environment
-// (see lib.mjs); on its own: `node --test tests/browser/` with that environment.
+// (see lib.mjs); on its own: `node --test tests/browser/console.test.mjs` with that environment.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
