@@ -7,7 +7,9 @@
 #                               creates its own fresh database there and drops it afterwards.
 #   TRYGGDEL_REQUIRE_POSTGRES=1 fail instead of skipping when PostgreSQL is unreachable (CI).
 #   TRYGGDEL_REQUIRE_BROWSER=1  fail instead of skipping when the console's browser suite
-#                               (tests/browser: Chromium, Node, Playwright) cannot run (CI).
+#                               (tests/browser: Chromium, Node, Playwright) or its OpenID Connect
+#                               suite (services/console/tests/oidc: Node, oidc-provider) cannot
+#                               run (CI).
 #
 # The browser suite needs Debian's chromium and the suite's npm packages: as root on Debian
 # this installs chromium when it is missing, and runs `npm ci` for the suite when npm is there
@@ -26,6 +28,12 @@ if { [ ! -f "$installed" ] || [ tests/browser/package-lock.json -nt "$installed"
   echo "installing the browser suite's npm packages (tests/browser/package-lock.json)"
   npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error >/dev/null ||
     echo "warning: npm ci failed in tests/browser; the browser suite will not run" >&2
+fi
+oidc_installed=services/console/tests/oidc/node_modules/.package-lock.json
+if { [ ! -f "$oidc_installed" ] || [ services/console/tests/oidc/package-lock.json -nt "$oidc_installed" ]; } && command -v npm >/dev/null 2>&1; then
+  echo "installing the OpenID Connect suite's npm packages (services/console/tests/oidc/package-lock.json)"
+  npm ci --prefix services/console/tests/oidc --no-audit --no-fund --loglevel=error >/dev/null ||
+    echo "warning: npm ci failed in services/console/tests/oidc; the OpenID Connect suite will not run" >&2
 fi
 
 admin_url="${TRYGGDEL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
@@ -86,6 +94,10 @@ elif grep -qE '^test the_console_in_chromium[a-z_]* \.\.\. FAILED$' "$log"; then
   echo "browser suite: FAILED (its output is above)"
 else
   echo "NOTE: the browser suite did NOT run: the test run ended before it (tests/tests/browser.rs)."
+fi
+# services/console/tests/oidc.rs says this line when it could not run.
+if grep -q '^OpenID Connect suite did NOT run' "$log"; then
+  echo "NOTE: the $(grep -m1 '^OpenID Connect suite did NOT run' "$log")"
 fi
 rm -f "$log"
 exit "$status"
