@@ -35,6 +35,10 @@ pub struct ConsoleConfig {
     pub development_signing_key: Option<PathBuf>,
     /// Sign-in with OpenID Connect (`[console.oidc]`).
     pub oidc: Option<OidcConfig>,
+    /// The proxies in front of the console (e.g. the ingress controller's pod network), as
+    /// addresses or CIDR networks: from them, `X-Forwarded-For` names the client for the
+    /// sign-in rate limit. Empty: every client is its TCP peer.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// The `[console.oidc]` section: the identity provider users sign in with. The token the
@@ -88,6 +92,7 @@ impl Default for ConsoleConfig {
             absolute_timeout_seconds: sessions.absolute.as_secs(),
             development_signing_key: None,
             oidc: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -132,7 +137,26 @@ pub fn console_settings(
         directory: common.directory.clone(),
         audit_log_vkey: read(vkey)?,
         development: config.mode == Mode::Development,
+        trusted_proxies: trusted_proxies(&console.trusted_proxies)?,
     })
+}
+
+/// `console.trusted_proxies` read: each an address (a one-address network) or a CIDR network.
+fn trusted_proxies(entries: &[String]) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    entries
+        .iter()
+        .map(|entry| {
+            let entry = entry.trim();
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .with_context(|| {
+                    format!(
+                        "console.trusted_proxies: {entry:?} is neither an IP address nor a CIDR network"
+                    )
+                })
+        })
+        .collect()
 }
 
 impl Config {
@@ -278,6 +302,16 @@ mod tests {
             ),
         )?;
         Config::load(Some(&file))
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let proxies =
+            trusted_proxies(&["10.0.0.0/8".into(), " 192.0.2.7 ".into(), "::1".into()]).unwrap();
+        assert_eq!(proxies.len(), 3);
+        assert!(proxies[1].contains(&"192.0.2.7".parse::<std::net::IpAddr>().unwrap()));
+        let error = trusted_proxies(&["10.0.0.0/33".into()]).unwrap_err();
+        assert!(format!("{error:#}").contains("10.0.0.0/33"), "{error:#}");
     }
 
     fn oidc(settings: SignInSettings) -> OidcSettings {

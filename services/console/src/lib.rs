@@ -68,6 +68,9 @@ pub struct Settings {
     pub audit_log_vkey: String,
     /// Development mode: marks every page and allows development sign-in.
     pub development: bool,
+    /// Proxies in front of the console (the ingress) whose `X-Forwarded-For` names the client,
+    /// for the sign-in rate limit; empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// What every handler shares.
@@ -81,6 +84,7 @@ pub(crate) struct Console {
     pub(crate) directory: Arc<Directory>,
     pub(crate) checkpoint_verifier: tryggdel_merkle::checkpoint::CheckpointVerifier,
     pub(crate) development: bool,
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 pub(crate) type Shared = Arc<Console>;
@@ -185,6 +189,7 @@ async fn build(settings: Settings) -> anyhow::Result<Console> {
         directory: settings.directory,
         checkpoint_verifier,
         development: settings.development,
+        trusted_proxies: settings.trusted_proxies,
         public_origin,
     })
 }

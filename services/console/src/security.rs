@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use ipnet::IpNet;
 
 use crate::Shared;
 use crate::pages::Failure;
@@ -186,9 +187,33 @@ impl SignInLimiter {
     }
 }
 
-/// The client address of a request (the TCP peer).
-pub fn client_address(info: &ConnectInfo<SocketAddr>) -> IpAddr {
-    info.0.ip()
+/// The client address of a request: the TCP peer, or, when the peer is one of the
+/// `trusted` proxies (the ingress in front of the console), the address that proxy says it
+/// forwarded for: the right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+/// Entries further left are the client's own claims and are never believed.
+pub fn client_address(
+    info: &ConnectInfo<SocketAddr>,
+    headers: &HeaderMap,
+    trusted: &[IpNet],
+) -> IpAddr {
+    let peer = info.0.ip();
+    if !trusted.iter().any(|proxy| proxy.contains(&peer)) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .map(|entry| entry.parse::<IpAddr>())
+        .collect::<Result<_, _>>()
+        .unwrap_or_default();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|address| !trusted.iter().any(|proxy| proxy.contains(address)))
+        .unwrap_or(peer)
 }
 
 #[cfg(test)]
@@ -209,6 +234,42 @@ mod tests {
         ));
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         limiter.attempt(other).unwrap();
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "203.0.113.9, 198.51.100.7, 10.1.2.3".parse().unwrap(),
+        );
+        let from_ingress = ConnectInfo(SocketAddr::from(([10, 0, 0, 5], 443)));
+        assert_eq!(
+            client_address(&from_ingress, &headers, &trusted),
+            "198.51.100.7".parse::<IpAddr>().unwrap(),
+            "the right-most untrusted entry"
+        );
+        let direct = ConnectInfo(SocketAddr::from(([192, 0, 2, 1], 443)));
+        assert_eq!(
+            client_address(&direct, &headers, &trusted),
+            "192.0.2.1".parse::<IpAddr>().unwrap(),
+            "a client that is not a proxy cannot name another address"
+        );
+        assert_eq!(
+            client_address(&from_ingress, &HeaderMap::new(), &trusted),
+            "10.0.0.5".parse::<IpAddr>().unwrap()
+        );
+        let mut garbled = HeaderMap::new();
+        garbled.insert("x-forwarded-for", "not an address".parse().unwrap());
+        assert_eq!(
+            client_address(&from_ingress, &garbled, &trusted),
+            "10.0.0.5".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            client_address(&from_ingress, &headers, &[]),
+            "10.0.0.5".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]

@@ -262,6 +262,7 @@ fn settings(identity: &TestIdentity, origin: &str, issuer: &str, idle: Duration)
         directory,
         audit_log_vkey: log_key,
         development: false,
+        trusted_proxies: Vec::new(),
     }
 }
 

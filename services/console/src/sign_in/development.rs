@@ -180,7 +180,7 @@ pub async fn sign_in(
     axum::Form(form): axum::Form<ChosenUser>,
 ) -> Result<Response, Failure> {
     let development = console.sign_in.development().ok_or(Failure::NotFound)?;
-    limit(&console, &info)?;
+    limit(&console, &info, &headers)?;
     let user = development
         .users
         .iter()

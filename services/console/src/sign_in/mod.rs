@@ -153,9 +153,15 @@ async fn sign_out(
     Ok(response)
 }
 
-/// Takes one sign-in attempt from the request's address, or refuses.
-fn limit(console: &Shared, info: &ConnectInfo<SocketAddr>) -> Result<(), Failure> {
-    console
-        .limiter
-        .attempt(crate::security::client_address(info))
+/// Takes one sign-in attempt from the request's client, or refuses.
+fn limit(
+    console: &Shared,
+    info: &ConnectInfo<SocketAddr>,
+    headers: &HeaderMap,
+) -> Result<(), Failure> {
+    console.limiter.attempt(crate::security::client_address(
+        info,
+        headers,
+        &console.trusted_proxies,
+    ))
 }

@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -602,9 +603,10 @@ pub fn page(oidc: &Oidc) -> Markup {
 pub async fn begin(
     State(console): State<Shared>,
     info: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Result<Response, Failure> {
     let oidc = console.sign_in.oidc().ok_or(Failure::NotFound)?;
-    limit(&console, &info)?;
+    limit(&console, &info, &headers)?;
     let (id, url) = oidc.begin()?;
     let mut response = Redirect::to(&url).into_response();
     response
@@ -619,10 +621,17 @@ pub async fn callback(
     State(console): State<Shared>,
     info: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Query(answer): Query<Callback>,
+    answer: Result<Query<Callback>, QueryRejection>,
 ) -> Result<Response, Failure> {
     let oidc = console.sign_in.oidc().ok_or(Failure::NotFound)?;
-    limit(&console, &info)?;
+    limit(&console, &info, &headers)?;
+    let Ok(Query(answer)) = answer else {
+        tracing::warn!(
+            reason = "the callback's query is malformed",
+            "sign-in failed"
+        );
+        return Ok(failed());
+    };
     let pending = cookie(&headers, LOGIN_COOKIE).and_then(|id| oidc.pending.take(id));
     let result = match pending {
         Some(pending) => oidc.finish(pending, answer).await,
