@@ -2,6 +2,7 @@
 //! services and healthcare disclose information to the police under 10 kap. 18 c § OSL.
 //!
 //! Modules:
+//! - [`calendar`]: the Swedish calendar day of an instant, the day whose law applies.
 //! - [`identity`]: personnummer and samordningsnummer, validated and always masked when printed.
 //! - [`organisation`]: organisations, the secrecy they are under, and routing to the seven
 //!   police regions.
@@ -27,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 pub mod assessment;
+pub mod calendar;
 pub mod directory;
 pub mod identity;
 pub mod lifecycle;
@@ -51,6 +53,7 @@ pub use assessment::{
     Assessment, AssessmentInputError, CaseFacts, ChecklistAnswer, ConditionResult, ConsentRecord,
     CrimeTime, Relation, assess,
 };
+pub use calendar::{SWEDISH_TIME_ZONE, swedish_date, swedish_time};
 pub use directory::{DEVELOPMENT_DIRECTORY, Directory, DirectoryError};
 pub use identity::{IdentityKind, IdentityNumber, IdentityNumberError};
 pub use lifecycle::{DisclosureState, LifecycleAction, TransitionError, transition};

@@ -1,6 +1,6 @@
 //! The gRPC edge every handler shares: the one adapter from a handler's result to a response,
 //! the one check for RPCs only other Tryggdel services may call, page tokens, Unix
-//! milliseconds and bounded text.
+//! milliseconds, today's date in Sweden and bounded text.
 
 use std::time::Duration;
 
@@ -52,6 +52,13 @@ impl ServiceOnly {
 /// Now, in Unix milliseconds.
 pub fn now_unix_ms() -> i64 {
     unix_ms(OffsetDateTime::now_utc())
+}
+
+/// Today's date in Sweden (Europe/Stockholm), the day whose law a decision is taken under
+/// (domain.md §10): every "today" of a service (assessments, the reference date of identity
+/// numbers) is this, never the UTC date.
+pub fn today_in_sweden() -> time::Date {
+    tryggdel_domain::swedish_date(OffsetDateTime::now_utc())
 }
 
 /// `time` in Unix milliseconds, saturating.
@@ -163,6 +170,17 @@ mod tests {
         assert!(rfc3339(i64::MAX).is_none());
         assert_eq!(millis(Duration::from_secs(15 * 60)), 900_000);
         assert_eq!(millis(Duration::MAX), i64::MAX);
+    }
+
+    #[test]
+    fn today_is_the_swedish_date_of_now() {
+        let before = tryggdel_domain::swedish_date(OffsetDateTime::now_utc());
+        let today = today_in_sweden();
+        let after = tryggdel_domain::swedish_date(OffsetDateTime::now_utc());
+        assert!(
+            today == before || today == after,
+            "{before} {today} {after}"
+        );
     }
 
     #[test]

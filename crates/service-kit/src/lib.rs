@@ -44,7 +44,7 @@ pub use audit_link::{
 pub use caller::{Authenticator, CONSOLE_SERVICE_NAME, Caller, ServicePeer, trace_id};
 pub use edge::{
     ServiceOnly, bounded_text, decode_page_token, encode_page_token, invalid_page_token, millis,
-    no_control_characters, now_unix_ms, page_size, respond, rfc3339, unix_ms,
+    no_control_characters, now_unix_ms, page_size, respond, rfc3339, today_in_sweden, unix_ms,
 };
 pub use error::ServiceError;
 pub use host::{Background, Periodic, ServiceHost, bind};

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -19,7 +18,7 @@ use tryggdel_proto::audit::v1::{
 };
 use tryggdel_service_kit::{
     Authenticator, Caller, ServiceError, ServiceOnly, invalid_page_token, now_unix_ms, page_size,
-    respond,
+    respond, today_in_sweden,
 };
 
 use crate::entry::body_from_event;
@@ -369,8 +368,7 @@ impl AuditApi {
         let person_ref = if request.person_identity_number.is_empty() {
             String::new()
         } else {
-            let today = OffsetDateTime::now_utc().date();
-            let number = IdentityNumber::parse(&request.person_identity_number, today)
+            let number = IdentityNumber::parse(&request.person_identity_number, today_in_sweden())
                 .map_err(|error| ServiceError::invalid("person_identity_number", error))?;
             self.person_key.reference(&number).as_str().to_owned()
         };

@@ -11,10 +11,10 @@ use tokio::sync::watch;
 use tonic::Request;
 use tryggdel_domain::{Directory, LegalRegistry, Organisation, OrganisationCode, PersonKey};
 use tryggdel_proto::disclosure::v1::{Disclosure, DraftContent, ProtectedDetails};
-use tryggdel_service_kit::{AuditLink, Authenticator, Caller, ServiceError};
+use tryggdel_service_kit::{AuditLink, Authenticator, Caller, ServiceError, today_in_sweden};
 use tryggdel_storage::FieldCipher;
 
-use crate::checks::{parse_disclosure_id, today};
+use crate::checks::parse_disclosure_id;
 use crate::content::{self, ValidatedDraft};
 use crate::policy;
 use crate::sealing;
@@ -124,7 +124,7 @@ impl DisclosureApi {
     ) -> Result<ValidatedDraft, ServiceError> {
         let (mut content, protected) = self.opened(record)?;
         content.victim_protected = Some(protected);
-        content::validate(&content, today())
+        content::validate(&content, today_in_sweden())
     }
 
     /// The legal assessment of `draft` from `organisation` on `as_of`.

@@ -2,17 +2,11 @@
 //! versions, free-text reasons, client request ids, dates, and the lifecycle step asked for.
 //! Pure: no I/O; every refusal names the field it is about.
 
-use time::OffsetDateTime;
 use tryggdel_domain::LifecycleAction;
-use tryggdel_service_kit::ServiceError;
+use tryggdel_service_kit::{ServiceError, today_in_sweden};
 
 use crate::content;
 use crate::store::{DisclosureRecord, Step};
-
-/// Today's date in UTC, for validation and assessments.
-pub(crate) fn today() -> time::Date {
-    OffsetDateTime::now_utc().date()
-}
 
 /// A disclosure id in its canonical form.
 pub(crate) fn parse_disclosure_id(text: &str) -> Result<String, ServiceError> {
@@ -81,10 +75,10 @@ pub(crate) fn client_request_id(text: &str) -> Result<&str, ServiceError> {
     Ok(request_id)
 }
 
-/// The date an assessment is made for: today if none is given.
+/// The date an assessment is made for: today in Sweden if none is given.
 pub(crate) fn as_of(text: &str) -> Result<time::Date, ServiceError> {
     if text.trim().is_empty() {
-        return Ok(today());
+        return Ok(today_in_sweden());
     }
     content::parse_date(text).map_err(|problem| ServiceError::invalid("as_of", problem))
 }

@@ -15,10 +15,10 @@ use tryggdel_proto::disclosure::v1::{
     ApproveRequest, Disclosure, PayloadItem, PayloadPreview, RejectRequest, SubmitRequest,
     WithdrawRequest,
 };
-use tryggdel_service_kit::{Caller, ServiceError, now_unix_ms};
+use tryggdel_service_kit::{Caller, ServiceError, now_unix_ms, today_in_sweden};
 
 use crate::api::DisclosureApi;
-use crate::checks::{self, check_expected_version, today};
+use crate::checks::{self, check_expected_version};
 use crate::content::ValidatedDraft;
 use crate::events::approval_details;
 use crate::policy;
@@ -69,7 +69,7 @@ impl DisclosureApi {
         let draft = self.stored_draft(&record)?;
         require_complete(&draft, "the disclosure")?;
         let organisation = self.organisation_of(&record)?;
-        let assessment = self.assess_draft(&draft, &organisation, today())?;
+        let assessment = self.assess_draft(&draft, &organisation, today_in_sweden())?;
         require_passed(&assessment)?;
         let payload = police_payload(&record, &organisation, &draft, &assessment)?;
         let now = now_unix_ms();
@@ -237,7 +237,7 @@ impl DisclosureApi {
                     return Ok(None);
                 }
                 let organisation = self.organisation_of(record)?;
-                let assessment = self.assess_draft(&draft, &organisation, today())?;
+                let assessment = self.assess_draft(&draft, &organisation, today_in_sweden())?;
                 if !assessment.passed() {
                     return Ok(None);
                 }

@@ -12,10 +12,10 @@ use tryggdel_proto::disclosure::v1::{
     AssessLegalBasisRequest, Assessment as WireAssessment, CreateDraftRequest, Disclosure,
     UpdateDraftRequest, assess_legal_basis_request::Target,
 };
-use tryggdel_service_kit::{Caller, ServiceError, now_unix_ms};
+use tryggdel_service_kit::{Caller, ServiceError, now_unix_ms, today_in_sweden};
 
 use crate::api::DisclosureApi;
-use crate::checks::{self, check_expected_version, today};
+use crate::checks::{self, check_expected_version};
 use crate::content;
 use crate::events::follow_up_detail;
 use crate::policy::{self, READERS};
@@ -38,7 +38,7 @@ impl DisclosureApi {
         // A retry is found by its request id when the insert collides, so a first request
         // costs no lookup. One that no longer validates (the rules are effective-dated) is
         // looked up before it is refused: what was accepted is answered as it was.
-        let draft = match content::validate(&content, today()) {
+        let draft = match content::validate(&content, today_in_sweden()) {
             Ok(draft) => draft,
             Err(error) => {
                 return match self.earlier_draft(caller, request_id).await? {
@@ -86,7 +86,7 @@ impl DisclosureApi {
         policy::require_drafter(caller, &record, "change a draft")?;
         check_expected_version(request.expected_version, &record)?;
         let step = checks::step(&record, LifecycleAction::Update)?;
-        let draft = content::validate(&request.content.unwrap_or_default(), today())?;
+        let draft = content::validate(&request.content.unwrap_or_default(), today_in_sweden())?;
         sealing::seal_draft(&self.cipher, &mut record, &draft)?;
         record.advance(step, now_unix_ms());
         self.save(
@@ -112,7 +112,7 @@ impl DisclosureApi {
                 (self.stored_draft(&record)?, self.organisation_of(&record)?)
             }
             Some(Target::Content(content)) => (
-                content::validate(&content, today())?,
+                content::validate(&content, today_in_sweden())?,
                 caller.organisation.clone(),
             ),
             None => {

@@ -8,10 +8,9 @@
 use tryggdel_auth::Role;
 use tryggdel_domain::IdentityNumber;
 use tryggdel_proto::disclosure::v1::DraftContent;
-use tryggdel_service_kit::{Caller, ServiceError, now_unix_ms};
+use tryggdel_service_kit::{Caller, ServiceError, now_unix_ms, today_in_sweden};
 
 use crate::api::DisclosureApi;
-use crate::checks::today;
 use crate::content::ValidatedDraft;
 use crate::sealing;
 use crate::store::{DisclosureRecord, OutboxActor, OutboxEvent, OutboxPayload};
@@ -228,12 +227,13 @@ impl DisclosureApi {
                 continue;
             }
             // Stored numbers were validated on the way in; one that no longer parses is ours.
-            let number = IdentityNumber::parse(&person.identity_number, today()).map_err(|_| {
-                ServiceError::internal(anyhow::anyhow!(
-                    "disclosure {}: a stored identity number does not parse",
-                    record.id
-                ))
-            })?;
+            let number = IdentityNumber::parse(&person.identity_number, today_in_sweden())
+                .map_err(|_| {
+                    ServiceError::internal(anyhow::anyhow!(
+                        "disclosure {}: a stored identity number does not parse",
+                        record.id
+                    ))
+                })?;
             let reference = self.person_key.reference(&number).as_str().to_owned();
             if !references.contains(&reference) {
                 references.push(reference);
