@@ -1,10 +1,14 @@
 //! Swedish identity numbers: personnummer and samordningsnummer (domain.md §7).
 //!
 //! An [`IdentityNumber`] can only be built by [`IdentityNumber::parse`], which accepts the
-//! 10- and 12-digit forms with or without separator, requires a real calendar date and checks
-//! the Luhn check digit. The whole number is personal data: `Debug` and `Display` mask the
-//! birth number and check digit (`19640823-****`), and the only way to read all twelve digits
-//! is [`IdentityNumber::as_twelve_digits`] (or its `YYYYMMDD-NNNC` form,
+//! 10- and 12-digit forms with or without separator, requires a real calendar date that is not
+//! in the future, refuses the birth number `000` (never assigned) and checks the Luhn check
+//! digit. "The future" is relative to the reference date the caller passes, today in Sweden
+//! ([`crate::swedish_date`]) for a service.
+//!
+//! The whole number is personal data: `Debug` and `Display` mask the birth number and check
+//! digit (`19640823-****`), and the only way to read all twelve digits is
+//! [`IdentityNumber::as_twelve_digits`] (or its `YYYYMMDD-NNNC` form,
 //! [`IdentityNumber::to_canonical_string`]), meant for storage and encryption.
 //!
 //! A valid number is not proof of identity.
@@ -35,10 +39,17 @@ pub enum IdentityNumberError {
         "identity number has the wrong length or format: expected YYMMDD-NNNC, YYMMDD+NNNC, YYMMDDNNNC, YYYYMMDD-NNNC or YYYYMMDDNNNC"
     )]
     InvalidFormat,
-    #[error("identity number has a '+' separator on the 12-digit form, which is not allowed")]
+    /// `+` means 100 or older; on the 12-digit form it must agree with the birth year.
+    #[error(
+        "identity number has a '+' separator (100 or older) on the 12-digit form of someone younger"
+    )]
     PlusOnTwelveDigitForm,
     #[error("identity number does not contain a real calendar date of birth")]
     InvalidDate,
+    #[error("identity number has a birth date in the future")]
+    FutureBirthDate,
+    #[error("identity number has the birth number 000, which is never assigned")]
+    BirthNumberZero,
     #[error("identity number check digit does not match (luhn)")]
     CheckDigitMismatch,
 }
@@ -65,10 +76,13 @@ impl IdentityNumber {
     /// Parses and validates an identity number.
     ///
     /// Accepted forms (surrounding whitespace is trimmed, nothing else is tolerated):
-    /// `YYMMDD-NNNC`, `YYMMDD+NNNC`, `YYMMDDNNNC`, `YYYYMMDD-NNNC`, `YYYYMMDDNNNC`.
+    /// `YYMMDD-NNNC`, `YYMMDD+NNNC`, `YYMMDDNNNC`, `YYYYMMDD-NNNC`, `YYYYMMDDNNNC`, and
+    /// `YYYYMMDD+NNNC` for someone who turns 100 in `reference_date`'s year or earlier.
     ///
-    /// For the 10-digit forms the century is chosen so that the birth date is not after
-    /// `reference_date`; with `+` the person is at least 100 years old on `reference_date`.
+    /// `reference_date` is today (in Sweden: [`crate::swedish_date`]). For the 10-digit forms
+    /// the century is chosen so that the birth date is not after it; with `+` (written from
+    /// the year the person turns 100) the birth year is the latest that is at least 100 years
+    /// before its year. A birth date after `reference_date` is refused.
     pub fn parse(input: &str, reference_date: Date) -> Result<IdentityNumber, IdentityNumberError> {
         let trimmed = input.trim();
         let (digits, separator, has_century) = split_form(trimmed)?;
@@ -101,22 +115,31 @@ impl IdentityNumber {
                     .map_err(|_| IdentityNumberError::InvalidFormat)?;
                 let two_digit_year = i32::try_from(two_digit_year)
                     .map_err(|_| IdentityNumberError::InvalidFormat)?;
-                century * 100 + two_digit_year
+                let year = century * 100 + two_digit_year;
+                if separator == Separator::Plus && reference_date.year() - year < 100 {
+                    return Err(IdentityNumberError::PlusOnTwelveDigitForm);
+                }
+                year
             }
             None => {
                 let two_digit_year = i32::try_from(two_digit_year)
                     .map_err(|_| IdentityNumberError::InvalidFormat)?;
                 let reference_year = reference_date.year();
-                let mut year = reference_year.div_euclid(100) * 100 + two_digit_year;
-                let birthday_after_reference = (u8::from(month), day_of_month)
-                    > (u8::from(reference_date.month()), reference_date.day());
-                if year > reference_year || (year == reference_year && birthday_after_reference) {
-                    year -= 100;
-                }
                 if separator == Separator::Plus {
-                    year -= 100;
+                    // The latest year ending in these two digits in which the person turns
+                    // 100 no later than the reference year.
+                    let latest = reference_year - 100;
+                    latest - (latest - two_digit_year).rem_euclid(100)
+                } else {
+                    let mut year = reference_year.div_euclid(100) * 100 + two_digit_year;
+                    let birthday_after_reference = (u8::from(month), day_of_month)
+                        > (u8::from(reference_date.month()), reference_date.day());
+                    if year > reference_year || (year == reference_year && birthday_after_reference)
+                    {
+                        year -= 100;
+                    }
+                    year
                 }
-                year
             }
         };
 
@@ -125,6 +148,12 @@ impl IdentityNumber {
         }
         let birth_date = Date::from_calendar_date(full_year, month, day_of_month)
             .map_err(|_| IdentityNumberError::InvalidDate)?;
+        if birth_date > reference_date {
+            return Err(IdentityNumberError::FutureBirthDate);
+        }
+        if &ten_digits[6..9] == "000" {
+            return Err(IdentityNumberError::BirthNumberZero);
+        }
 
         if luhn_check_digit(&ten_digits[0..9]) != ten_digits.as_bytes()[9] - b'0' {
             return Err(IdentityNumberError::CheckDigitMismatch);
@@ -259,15 +288,18 @@ fn split_form(input: &str) -> Result<(String, Separator, bool), IdentityNumberEr
                 false,
             ))
         }
-        13 if all_digits(&bytes[0..8]) && all_digits(&bytes[9..13]) => match bytes[8] {
-            b'-' => Ok((
+        13 if all_digits(&bytes[0..8]) && all_digits(&bytes[9..13]) => {
+            let separator = match bytes[8] {
+                b'-' => Separator::Minus,
+                b'+' => Separator::Plus,
+                _ => return Err(IdentityNumberError::InvalidFormat),
+            };
+            Ok((
                 format!("{}{}", &input[0..8], &input[9..13]),
-                Separator::Minus,
+                separator,
                 true,
-            )),
-            b'+' => Err(IdentityNumberError::PlusOnTwelveDigitForm),
-            _ => Err(IdentityNumberError::InvalidFormat),
-        },
+            ))
+        }
         _ => Err(IdentityNumberError::InvalidFormat),
     }
 }
@@ -278,12 +310,14 @@ fn split_form(input: &str) -> Result<(String, Separator, bool), IdentityNumberEr
 pub mod testing {
     use time::Date;
 
-    /// A valid personnummer `YYYYMMDD-NNNC` for `birth` and birth number `birth_number % 1000`.
+    /// A personnummer `YYYYMMDD-NNNC` for `birth` and birth number `birth_number % 1000`, with
+    /// its check digit; valid unless that birth number is 0 (`000` is never assigned).
     pub fn personnummer_from(birth: Date, birth_number: u16) -> String {
         number_with_day_field(birth, birth.day(), birth_number)
     }
 
-    /// A valid samordningsnummer `YYYYMMDD-NNNC` (day + 60) for `birth`.
+    /// A samordningsnummer `YYYYMMDD-NNNC` (day + 60) for `birth`; valid unless the birth
+    /// number is 0 modulo 1000, as for [`personnummer_from`].
     pub fn samordningsnummer_from(birth: Date, birth_number: u16) -> String {
         number_with_day_field(birth, birth.day() + 60, birth_number)
     }
@@ -454,6 +488,152 @@ mod tests {
     }
 
     #[test]
+    fn birth_number_000_is_refused_in_every_form() {
+        // The personnummer libraries' example: 2015-09-16, birth number 000, check digit 6.
+        for form in ["150916-0006", "1509160006", "20150916-0006", "201509160006"] {
+            assert_eq!(
+                IdentityNumber::parse(form, REFERENCE),
+                Err(IdentityNumberError::BirthNumberZero),
+                "{form}"
+            );
+        }
+        let born = date!(1970 - 10 - 03);
+        for generated in [
+            testing::personnummer_from(born, 0),
+            testing::samordningsnummer_from(born, 1000),
+        ] {
+            assert_eq!(
+                IdentityNumber::parse(&generated, REFERENCE),
+                Err(IdentityNumberError::BirthNumberZero),
+                "{generated}"
+            );
+        }
+        assert!(IdentityNumber::parse(&testing::personnummer_from(born, 1), REFERENCE).is_ok());
+    }
+
+    #[test]
+    fn a_birth_date_after_the_reference_date_is_refused() {
+        let tomorrow = REFERENCE.next_day().unwrap();
+        for generated in [
+            testing::personnummer_from(tomorrow, 123),
+            testing::samordningsnummer_from(tomorrow, 123),
+            testing::personnummer_from(date!(2090 - 01 - 01), 123),
+        ] {
+            for form in [generated.clone(), generated.replace('-', "")] {
+                assert_eq!(
+                    IdentityNumber::parse(&form, REFERENCE),
+                    Err(IdentityNumberError::FutureBirthDate),
+                    "{form}"
+                );
+            }
+        }
+        // Born today is not in the future.
+        let today = testing::personnummer_from(REFERENCE, 123);
+        assert_eq!(
+            IdentityNumber::parse(&today, REFERENCE)
+                .unwrap()
+                .birth_date(),
+            REFERENCE
+        );
+        // The 10-digit forms pick the century that puts the birth date in the past.
+        let ten = format!("{}{}", &today[2..8], &today[9..13]);
+        assert_eq!(
+            IdentityNumber::parse(&ten, date!(2025 - 05 - 31))
+                .unwrap()
+                .birth_date(),
+            date!(1925 - 06 - 01)
+        );
+    }
+
+    #[test]
+    fn plus_is_written_from_the_year_the_person_turns_100() {
+        // Born 31 December 1925: '+' from 1 January 2025, before the hundredth birthday.
+        let generated = testing::personnummer_from(date!(1925 - 12 - 31), 123);
+        let plus_ten = format!("{}+{}", &generated[2..8], &generated[9..13]);
+        let plus_twelve = format!("{}+{}", &generated[0..8], &generated[9..13]);
+        for form in [&plus_ten, &plus_twelve] {
+            let number = IdentityNumber::parse(form, REFERENCE).unwrap();
+            assert_eq!(number.birth_date(), date!(1925 - 12 - 31), "{form}");
+            assert_eq!(number.as_twelve_digits(), generated.replace('-', ""));
+        }
+        // In 2024 they do not turn 100 yet: the 12-digit form's '+' contradicts its year.
+        assert_eq!(
+            IdentityNumber::parse(&plus_twelve, date!(2024 - 12 - 31)),
+            Err(IdentityNumberError::PlusOnTwelveDigitForm)
+        );
+        assert_eq!(
+            IdentityNumber::parse(&plus_ten, date!(2024 - 12 - 31))
+                .unwrap()
+                .birth_date(),
+            date!(1825 - 12 - 31)
+        );
+    }
+
+    /// The personnummer libraries' shared test list (`testdata/personnummer`): every form of
+    /// every entry is accepted or refused as the list says, as the kind it says, with the birth
+    /// date of its long form, on today's date in Sweden.
+    #[test]
+    fn personnummer_libraries_test_list() {
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            long_format: String,
+            short_format: String,
+            separated_format: String,
+            separated_long: String,
+            valid: bool,
+            #[serde(rename = "type")]
+            kind: String,
+        }
+        let entries: Vec<Entry> =
+            serde_json::from_str(include_str!("../testdata/personnummer/list.json")).unwrap();
+        assert_eq!(entries.len(), 14);
+        let today = crate::swedish_date(time::OffsetDateTime::now_utc());
+        let (mut valid, mut invalid) = (0, 0);
+        for entry in &entries {
+            let forms = [
+                &entry.long_format,
+                &entry.short_format,
+                &entry.separated_format,
+                &entry.separated_long,
+            ];
+            if !entry.valid {
+                invalid += 1;
+                for form in forms {
+                    assert!(
+                        IdentityNumber::parse(form, today).is_err(),
+                        "{form} is invalid in the list"
+                    );
+                }
+                continue;
+            }
+            valid += 1;
+            let expected_kind = match entry.kind.as_str() {
+                "ssn" => IdentityKind::Personnummer,
+                "con" => IdentityKind::Samordningsnummer,
+                other => panic!("unknown type {other}"),
+            };
+            let long = IdentityNumber::parse(&entry.long_format, today).unwrap();
+            // The list does not change with time: its valid numbers must stay in the past.
+            assert!(
+                long.birth_date() <= today,
+                "{} is in the future",
+                entry.long_format
+            );
+            for form in forms {
+                let number = IdentityNumber::parse(form, today)
+                    .unwrap_or_else(|error| panic!("{form} is valid in the list: {error}"));
+                assert_eq!(number.kind(), expected_kind, "{form}");
+                // Without a century or separator a number reads as someone under 100.
+                if form != &entry.short_format || long.age_on(today) < 100 {
+                    assert_eq!(number.as_twelve_digits(), entry.long_format, "{form}");
+                    assert_eq!(number.birth_date(), long.birth_date(), "{form}");
+                }
+            }
+        }
+        assert_eq!((valid, invalid), (8, 6));
+    }
+
+    #[test]
     fn wrong_check_digit_is_refused() {
         assert_eq!(
             IdentityNumber::parse("640823-3235", REFERENCE),
@@ -499,7 +679,7 @@ mod tests {
     /// A generated valid number of either kind: its birth date, its 12-digit form with
     /// separator, and whether it is a samordningsnummer.
     fn generated_numbers() -> impl Strategy<Value = (Date, String, bool)> {
-        (birth_dates(), 0u16..1000, any::<bool>()).prop_map(|(birth, birth_number, samordning)| {
+        (birth_dates(), 1u16..1000, any::<bool>()).prop_map(|(birth, birth_number, samordning)| {
             let generated = if samordning {
                 testing::samordningsnummer_from(birth, birth_number)
             } else {
@@ -538,7 +718,7 @@ mod tests {
         #[test]
         fn changing_the_check_digit_fails_luhn(
             birth in birth_dates(),
-            birth_number in 0u16..1000,
+            birth_number in 1u16..1000,
             replacement in 0u8..10,
         ) {
             let generated = testing::personnummer_from(birth, birth_number);
@@ -568,6 +748,19 @@ mod tests {
                 let digit_count: usize = rendered.chars().filter(char::is_ascii_digit).count();
                 prop_assert_eq!(digit_count, 8, "{}", rendered);
             }
+        }
+
+        #[test]
+        fn birth_number_000_is_never_valid(birth in birth_dates(), samordning in any::<bool>()) {
+            let generated = if samordning {
+                testing::samordningsnummer_from(birth, 0)
+            } else {
+                testing::personnummer_from(birth, 0)
+            };
+            prop_assert_eq!(
+                IdentityNumber::parse(&generated, date!(2025 - 12 - 31)),
+                Err(IdentityNumberError::BirthNumberZero)
+            );
         }
 
         #[test]
