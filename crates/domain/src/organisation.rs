@@ -29,7 +29,7 @@ pub enum OrganisationError {
     #[error("organisation name must be at most 200 characters")]
     OrganisationNameTooLong,
     #[error(
-        "unknown recipient {0:?}: expected polismyndigheten, aklagarmyndigheten or sakerhetspolisen"
+        "unknown recipient {0:?}: expected polismyndigheten, aklagarmyndigheten, sakerhetspolisen, ekobrottsmyndigheten, tullverket, kustbevakningen or skatteverket_brottsbekampning"
     )]
     UnknownRecipient(String),
 }
@@ -104,12 +104,19 @@ pub struct Organisation {
 }
 
 string_enum! {
-    /// Who receives a disclosure.
+    /// Who receives a disclosure: the law-enforcement authorities (brottsbekämpande
+    /// myndigheter). Which of them a disclosure may go to is data, per legal basis.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
     pub enum Recipient {
         Polismyndigheten => "polismyndigheten",
         Aklagarmyndigheten => "aklagarmyndigheten",
         Sakerhetspolisen => "sakerhetspolisen",
+        Ekobrottsmyndigheten => "ekobrottsmyndigheten",
+        Tullverket => "tullverket",
+        Kustbevakningen => "kustbevakningen",
+        /// Skatteverket in its law-enforcement work (lagen (1997:1024) om Skatteverkets
+        /// brottsbekämpande verksamhet), not the tax administration at large.
+        SkatteverketBrottsbekampning => "skatteverket_brottsbekampning",
     }
     unknown: OrganisationError::UnknownRecipient;
 }
@@ -285,6 +292,10 @@ impl Recipient {
             Recipient::Polismyndigheten => "Polismyndigheten",
             Recipient::Aklagarmyndigheten => "Åklagarmyndigheten",
             Recipient::Sakerhetspolisen => "Säkerhetspolisen",
+            Recipient::Ekobrottsmyndigheten => "Ekobrottsmyndigheten",
+            Recipient::Tullverket => "Tullverket",
+            Recipient::Kustbevakningen => "Kustbevakningen",
+            Recipient::SkatteverketBrottsbekampning => "Skatteverket (brottsbekämpande verksamhet)",
         }
     }
 }
@@ -410,6 +421,31 @@ mod tests {
             assert_eq!(Recipient::parse(recipient.as_str()), Ok(recipient));
         }
         assert!(Recipient::parse("Polismyndigheten").is_err());
+    }
+
+    #[test]
+    fn every_law_enforcement_recipient_has_a_text_form_and_a_swedish_name() {
+        let expected = [
+            ("polismyndigheten", "Polismyndigheten"),
+            ("aklagarmyndigheten", "Åklagarmyndigheten"),
+            ("sakerhetspolisen", "Säkerhetspolisen"),
+            ("ekobrottsmyndigheten", "Ekobrottsmyndigheten"),
+            ("tullverket", "Tullverket"),
+            ("kustbevakningen", "Kustbevakningen"),
+            (
+                "skatteverket_brottsbekampning",
+                "Skatteverket (brottsbekämpande verksamhet)",
+            ),
+        ];
+        assert_eq!(Recipient::ALL.len(), expected.len());
+        for (recipient, (text, name)) in Recipient::ALL.into_iter().zip(expected) {
+            assert_eq!(recipient.as_str(), text);
+            assert_eq!(recipient.display_name(), name);
+        }
+        // Skatteverket receives only in its law-enforcement work.
+        assert!(Recipient::parse("skatteverket").is_err());
+        let error = Recipient::parse("polisen").unwrap_err().to_string();
+        assert!(error.contains("skatteverket_brottsbekampning"), "{error}");
     }
 
     #[test]
