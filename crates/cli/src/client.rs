@@ -50,7 +50,9 @@ impl Refusal {
             | Code::NotFound
             | Code::AlreadyExists
             | Code::Aborted
-            | Code::OutOfRange => exit::REFUSED,
+            | Code::OutOfRange
+            // A request over the service's message size limit.
+            | Code::ResourceExhausted => exit::REFUSED,
             _ => exit::FAILED,
         }
     }
@@ -179,5 +181,21 @@ impl Connection {
 
     pub async fn audit(&self) -> anyhow::Result<AuditServiceClient<Authed>> {
         Ok(AuditServiceClient::new(self.channel().await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_exit_with_their_documented_codes() {
+        let code = |code: Code| exit_code(&refused(tonic::Status::new(code, "refused")));
+        assert_eq!(code(Code::Unauthenticated), exit::UNAUTHENTICATED);
+        assert_eq!(code(Code::PermissionDenied), exit::PERMISSION_DENIED);
+        assert_eq!(code(Code::InvalidArgument), exit::REFUSED);
+        // A request over the service's message size limit is refused as it is.
+        assert_eq!(code(Code::ResourceExhausted), exit::REFUSED);
+        assert_eq!(code(Code::Unavailable), exit::FAILED);
     }
 }

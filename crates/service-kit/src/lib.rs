@@ -15,6 +15,8 @@
 //! - A service is recognised by its certificate alone (organisation
 //!   [`tryggdel_tls::SERVICE_ORGANISATION`]); it is never mistaken for a user.
 //! - Internal errors are logged with their cause and reach the caller as `internal error`.
+//! - A request over a service's message size limit is refused RESOURCE_EXHAUSTED before any
+//!   handler sees it.
 //! - Every call is traced (a server span continuing the caller's `traceparent`) and counted
 //!   and timed per method; every outgoing call carries the current trace context. Neither
 //!   records metadata (the bearer token) or messages.
@@ -27,6 +29,7 @@ mod edge;
 mod error;
 mod host;
 mod link;
+mod message_size;
 pub mod metrics;
 mod observe;
 mod relay;
@@ -102,7 +105,10 @@ pub async fn serve(
         .context("reflection service")?;
     let routes = routes.add_service(health_service).add_service(reflection);
     tonic::transport::Server::builder()
+        // Outermost: every call traced and counted, with the status the caller gets.
         .layer(RpcLayer::new())
+        // A request over the service's size limit: RESOURCE_EXHAUSTED, not tonic's OUT_OF_RANGE.
+        .layer(message_size::MessageSizeLayer)
         .add_routes(routes)
         .serve_with_incoming_shutdown(tryggdel_tls::tls_incoming(listener, tls_config), shutdown)
         .await

@@ -1038,6 +1038,18 @@ async fn invalid_input_names_the_field(backend: TestBackend) {
         Code::InvalidArgument,
         "disclosure_id",
     );
+    // A request over the service's message size limit (512 KiB) is refused before it is read.
+    let over_the_limit = DraftContent {
+        risk_description: "x".repeat(600 * 1024),
+        ..social_services_content()
+    };
+    assert_code(
+        caseworker
+            .create_draft(create_request("req-invalid-0004", over_the_limit))
+            .await,
+        Code::ResourceExhausted,
+        "too large",
+    );
     // Nothing was half-written.
     assert!(
         caseworker
