@@ -317,12 +317,27 @@ fn source_secrecy_condition(basis: &LegalBasis, facts: &CaseFacts) -> ConditionR
             ),
         );
     };
+    if basis.excluded_secrecy().contains(&secrecy) {
+        return condition(
+            "source_secrecy",
+            false,
+            format!(
+                "{secrecy} is excluded from {}, which never breaks it; the organisation is under {secrecy}",
+                basis.id()
+            ),
+        );
+    }
     if basis.breaks().is_empty() {
+        let except = if basis.excluded_secrecy().is_empty() {
+            String::new()
+        } else {
+            format!(" except {}", join_display(basis.excluded_secrecy().iter()))
+        };
         return condition(
             "source_secrecy",
             true,
             format!(
-                "{} may break any secrecy protecting an individual, including {secrecy}",
+                "{} may break any secrecy protecting an individual{except}, including {secrecy}",
                 basis.id()
             ),
         );
@@ -670,6 +685,7 @@ fn join_display<T: fmt::Display>(items: impl Iterator<Item = T>) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::registry::EMBEDDED_CRIMES_TOML;
     use proptest::prelude::*;
     use time::macros::date;
 
@@ -1094,6 +1110,58 @@ mod tests {
         assert_eq!(CrimeTime::parse("committed"), Ok(CrimeTime::Committed));
     }
 
+    fn basis(id: &str) -> LegalBasisId {
+        LegalBasisId::parse(id).unwrap()
+    }
+
+    #[test]
+    fn an_excluded_secrecy_is_refused_whatever_else_the_basis_allows() {
+        // A basis that breaks any secrecy except social services'.
+        let bases = r#"
+[[basis]]
+id = "OSL-10-15a"
+statute = "s"
+title = "t"
+valid_from = 2025-12-01
+breaks = []
+excluded_secrecy = ["OSL-26-1"]
+recipients = ["polismyndigheten"]
+crime_time = "any"
+requires_close_relative = false
+requires_consent_record = false
+verify = true
+"#;
+        let registry = LegalRegistry::from_toml(bases, EMBEDDED_CRIMES_TOML).unwrap();
+        let facts = CaseFacts {
+            recipient: Recipient::Polismyndigheten,
+            checklist: Vec::new(),
+            ..happy_facts()
+        };
+        let assessment = assess(
+            &registry,
+            &basis("OSL-10-15a"),
+            &facts,
+            date!(2026 - 01 - 01),
+        )
+        .unwrap();
+        assert_eq!(failed_keys(&assessment), ["source_secrecy"]);
+        let healthcare = CaseFacts {
+            organisation_secrecy: Some(SecrecyProvision::Healthcare25_1),
+            claimed_secrecy: Some(SecrecyProvision::Healthcare25_1),
+            ..facts
+        };
+        assert!(
+            assess(
+                &registry,
+                &basis("OSL-10-15a"),
+                &healthcare,
+                date!(2026 - 01 - 01)
+            )
+            .unwrap()
+            .passed()
+        );
+    }
+
     fn any_secrecy() -> impl Strategy<Value = Option<SecrecyProvision>> {
         prop_oneof![
             Just(None),
@@ -1109,7 +1177,7 @@ mod tests {
         fn every_condition_is_always_reported(
             organisation_secrecy in any_secrecy(),
             claimed_secrecy in any_secrecy(),
-            recipient_index in 0usize..3,
+            recipient_index in 0usize..Recipient::ALL.len(),
             relation_index in 0usize..9,
             committed in any::<bool>(),
             year in 2019i32..2026,

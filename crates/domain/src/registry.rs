@@ -3,9 +3,9 @@
 //! Both are TOML files (`data/legal_bases.toml`, `data/crimes.toml`), embedded by default and
 //! loadable from strings so a deployment can ship its own. Everything is validated at load:
 //! unknown fields, malformed ids, overlapping versions of the same id, references to unknown
-//! ids and duplicate checklist keys are refused. Each file's version is its content hash
-//! (`sha256:<hex>`), stamped on every assessment so a past decision can be re-evaluated
-//! against the registry as it stood.
+//! ids, duplicate checklist keys and a secrecy provision both broken and excluded are refused.
+//! Each file's version is its content hash (`sha256:<hex>`), stamped on every assessment so a
+//! past decision can be re-evaluated against the registry as it stood.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -128,6 +128,7 @@ pub struct LegalBasis {
     valid_from: Date,
     valid_to: Option<Date>,
     breaks: Vec<SecrecyProvision>,
+    excluded_secrecy: Vec<SecrecyProvision>,
     recipients: Vec<Recipient>,
     crime_time: CrimeTimeRequirement,
     crime_filter: Option<CrimeFilter>,
@@ -138,6 +139,7 @@ pub struct LegalBasis {
     requires_consent_record: bool,
     suggest_instead: Vec<LegalBasisId>,
     checklist: Vec<ChecklistItem>,
+    sources: Vec<String>,
     verify: bool,
     note: String,
 }
@@ -270,9 +272,16 @@ impl LegalBasis {
         is_within(date, self.valid_from, self.valid_to)
     }
 
-    /// Secrecy provisions this basis breaks; empty means any source secrecy.
+    /// Secrecy provisions this basis breaks; empty means any source secrecy except those in
+    /// [`LegalBasis::excluded_secrecy`].
     pub fn breaks(&self) -> &[SecrecyProvision] {
         &self.breaks
+    }
+
+    /// Secrecy provisions the basis never breaks, e.g. those a general provision such as
+    /// 10 kap. 15 a § OSL excludes from its scope. Never one of [`LegalBasis::breaks`].
+    pub fn excluded_secrecy(&self) -> &[SecrecyProvision] {
+        &self.excluded_secrecy
     }
 
     pub fn recipients(&self) -> &[Recipient] {
@@ -317,6 +326,12 @@ impl LegalBasis {
 
     pub fn checklist(&self) -> &[ChecklistItem] {
         &self.checklist
+    }
+
+    /// The public texts the entry was taken from (SFS, proposition, committee report), as
+    /// written in the file; empty for entries that give their source only in `statute`/`note`.
+    pub fn sources(&self) -> &[String] {
+        &self.sources
     }
 
     /// Whether counsel still has to verify this entry against the SFS text.
@@ -563,6 +578,8 @@ struct RawLegalBasis {
     valid_from: toml::value::Datetime,
     valid_to: Option<toml::value::Datetime>,
     breaks: Vec<String>,
+    #[serde(default)]
+    excluded_secrecy: Vec<String>,
     recipients: Vec<String>,
     crime_time: String,
     crime_filter: Option<RawCrimeFilter>,
@@ -575,6 +592,8 @@ struct RawLegalBasis {
     suggest_instead: Vec<String>,
     #[serde(default)]
     checklist: Vec<RawChecklistItem>,
+    #[serde(default)]
+    sources: Vec<String>,
     verify: bool,
     #[serde(default)]
     note: String,
@@ -632,6 +651,20 @@ fn convert_basis(index: usize, raw: RawLegalBasis) -> Result<LegalBasis, Registr
 
     let breaks =
         parse_unique_list(&raw.breaks, "breaks", SecrecyProvision::parse).map_err(&invalid)?;
+    let excluded_secrecy = parse_unique_list(
+        &raw.excluded_secrecy,
+        "excluded_secrecy",
+        SecrecyProvision::parse,
+    )
+    .map_err(&invalid)?;
+    if let Some(both) = excluded_secrecy
+        .iter()
+        .find(|secrecy| breaks.contains(secrecy))
+    {
+        return Err(invalid(format!(
+            "excluded_secrecy: {both} is also in breaks; a basis cannot both break and exclude a secrecy provision"
+        )));
+    }
     let recipients =
         parse_unique_list(&raw.recipients, "recipients", Recipient::parse).map_err(&invalid)?;
     if recipients.is_empty() {
@@ -668,6 +701,15 @@ fn convert_basis(index: usize, raw: RawLegalBasis) -> Result<LegalBasis, Registr
         ));
     }
 
+    let mut sources = Vec::with_capacity(raw.sources.len());
+    for (source_index, source) in raw.sources.iter().enumerate() {
+        let source = non_blank(source, &format!("sources[{source_index}]")).map_err(&invalid)?;
+        if sources.contains(&source) {
+            return Err(invalid(format!("sources: {source:?} is listed twice")));
+        }
+        sources.push(source);
+    }
+
     let mut checklist = Vec::with_capacity(raw.checklist.len());
     let mut seen_keys = BTreeSet::new();
     for (item_index, item) in raw.checklist.into_iter().enumerate() {
@@ -699,6 +741,7 @@ fn convert_basis(index: usize, raw: RawLegalBasis) -> Result<LegalBasis, Registr
         valid_from,
         valid_to,
         breaks,
+        excluded_secrecy,
         recipients,
         crime_time,
         crime_filter,
@@ -709,6 +752,7 @@ fn convert_basis(index: usize, raw: RawLegalBasis) -> Result<LegalBasis, Registr
         requires_consent_record: raw.requires_consent_record,
         suggest_instead,
         checklist,
+        sources,
         verify: raw.verify,
         note: raw.note.trim().to_owned(),
     })
@@ -1244,6 +1288,50 @@ verify = true
         assert!(load_error(&datetime, ONE_CRIME).contains("valid_from"));
         let reversed = one_basis("valid_to = 2021-01-01");
         assert!(load_error(&reversed, ONE_CRIME).contains("valid_to"));
+    }
+
+    #[test]
+    fn excluded_secrecy_is_parsed_and_never_also_broken() {
+        let excluding = one_basis("excluded_secrecy = [\"OSL-26-1\"]")
+            .replace("breaks = [\"OSL-25-1\"]", "breaks = []");
+        let registry = LegalRegistry::from_toml(&excluding, ONE_CRIME).unwrap();
+        let basis = &registry.legal_bases()[0];
+        assert!(basis.breaks().is_empty());
+        assert_eq!(
+            basis.excluded_secrecy(),
+            &[SecrecyProvision::SocialServices26_1]
+        );
+        // Absent means none excluded.
+        let plain = LegalRegistry::from_toml(&one_basis(""), ONE_CRIME).unwrap();
+        assert!(plain.legal_bases()[0].excluded_secrecy().is_empty());
+
+        let both = one_basis("excluded_secrecy = [\"OSL-25-1\"]");
+        let error = load_error(&both, ONE_CRIME);
+        assert!(
+            error.contains("excluded_secrecy") && error.contains("also in breaks"),
+            "{error}"
+        );
+        let unknown = one_basis("excluded_secrecy = [\"OSL-21-3\"]");
+        assert!(load_error(&unknown, ONE_CRIME).contains("excluded_secrecy"));
+        let twice = one_basis("excluded_secrecy = [\"OSL-26-1\", \"OSL-26-1\"]");
+        assert!(load_error(&twice, ONE_CRIME).contains("listed twice"));
+    }
+
+    #[test]
+    fn sources_are_kept_in_order_and_must_be_non_blank_and_unique() {
+        let registry = LegalRegistry::from_toml(
+            &one_basis("sources = [\" prop. 2020/21:163 \", \"SFS 2021:452\"]"),
+            ONE_CRIME,
+        )
+        .unwrap();
+        assert_eq!(
+            registry.legal_bases()[0].sources(),
+            &["prop. 2020/21:163".to_owned(), "SFS 2021:452".to_owned()]
+        );
+        let blank = one_basis("sources = [\"prop. 2020/21:163\", \" \"]");
+        assert!(load_error(&blank, ONE_CRIME).contains("sources[1]"));
+        let twice = one_basis("sources = [\"SFS 2021:452\", \"SFS 2021:452\"]");
+        assert!(load_error(&twice, ONE_CRIME).contains("listed twice"));
     }
 
     #[test]
