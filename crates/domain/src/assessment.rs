@@ -1162,6 +1162,225 @@ verify = true
         );
     }
 
+    // ---- the 2025 reforms ----------------------------------------------------------------
+
+    /// A social-services case under `checklist_keys`, each answered yes with a justification,
+    /// to the prosecutor about a committed crime: nothing 18 c § would allow.
+    fn reform_facts(checklist_keys: &[&str]) -> CaseFacts {
+        CaseFacts {
+            recipient: Recipient::Aklagarmyndigheten,
+            crime: Some(CrimeId::parse("misshandel").unwrap()),
+            crime_time: CrimeTime::Committed,
+            relation: Relation::Other,
+            checklist: checklist_keys.iter().map(|key| answer(key)).collect(),
+            ..happy_facts()
+        }
+    }
+
+    /// Each reform basis: its checklist, the first day it is in force.
+    const REFORM_BASES: [(&str, &[&str], Date); 3] = [
+        (
+            "USKBM-2025b",
+            &["request_received", "needed_by_recipient", "duty_applies"],
+            date!(2025 - 04 - 01),
+        ),
+        (
+            "USKBM-2025e",
+            &["significance_for_law_enforcement", "duty_applies"],
+            date!(2025 - 04 - 01),
+        ),
+        (
+            "OSL-10-15a",
+            &["purpose", "interest_weighing"],
+            date!(2025 - 12 - 01),
+        ),
+    ];
+
+    #[test]
+    fn each_reform_basis_passes_from_its_first_day_for_every_law_enforcement_recipient() {
+        for (id, keys, first_day) in REFORM_BASES {
+            for recipient in Recipient::ALL {
+                for crime_time in CrimeTime::ALL {
+                    let facts = CaseFacts {
+                        recipient,
+                        crime_time,
+                        ..reform_facts(keys)
+                    };
+                    let assessment = assess(&registry(), &basis(id), &facts, first_day).unwrap();
+                    assert!(
+                        assessment.passed(),
+                        "{id} {recipient} {crime_time}: {:?}",
+                        failed_keys(&assessment)
+                    );
+                    let expected: Vec<String> = [
+                        "basis_in_force",
+                        "recipient",
+                        "source_secrecy",
+                        "claimed_secrecy",
+                        "crime_time",
+                    ]
+                    .into_iter()
+                    .map(str::to_owned)
+                    .chain(keys.iter().map(|key| format!("checklist.{key}")))
+                    .collect();
+                    let reported: Vec<&str> = assessment
+                        .conditions()
+                        .iter()
+                        .map(ConditionResult::key)
+                        .collect();
+                    assert_eq!(reported, expected, "{id}");
+                    assert!(assessment.suggestions().is_empty());
+                }
+            }
+            // No crime recorded at all: none of these bases has a crime filter.
+            let no_crime = CaseFacts {
+                crime: None,
+                ..reform_facts(keys)
+            };
+            assert!(
+                assess(&registry(), &basis(id), &no_crime, first_day)
+                    .unwrap()
+                    .passed(),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_reform_basis_is_not_in_force_the_day_before() {
+        for (id, keys, first_day) in REFORM_BASES {
+            let day_before = first_day.previous_day().unwrap();
+            let assessment =
+                assess(&registry(), &basis(id), &reform_facts(keys), day_before).unwrap();
+            assert!(!assessment.passed(), "{id}");
+            assert_eq!(failed_keys(&assessment), ["basis_in_force"], "{id}");
+            assert_eq!(
+                assessment.condition("basis_in_force").unwrap().reason(),
+                format!("{id} is not in force on {day_before}; it applies from {first_day}")
+            );
+        }
+    }
+
+    #[test]
+    fn each_reform_basis_refuses_a_secrecy_the_draft_does_not_hold_or_state() {
+        for (id, keys, first_day) in REFORM_BASES {
+            // The organisation is social services but the draft claims healthcare secrecy.
+            let mismatch = CaseFacts {
+                claimed_secrecy: Some(SecrecyProvision::Healthcare25_1),
+                ..reform_facts(keys)
+            };
+            assert_eq!(
+                failed_under(&basis(id), &mismatch, first_day),
+                ["claimed_secrecy"],
+                "{id}"
+            );
+            let unstated = CaseFacts {
+                claimed_secrecy: None,
+                ..reform_facts(keys)
+            };
+            assert_eq!(
+                failed_under(&basis(id), &unstated, first_day),
+                ["claimed_secrecy"],
+                "{id}"
+            );
+            let no_secrecy = CaseFacts {
+                organisation_secrecy: None,
+                ..reform_facts(keys)
+            };
+            assert_eq!(
+                failed_under(&basis(id), &no_secrecy, first_day),
+                ["source_secrecy", "claimed_secrecy"],
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_reform_basis_refuses_healthcare_secrecy() {
+        let healthcare = |keys: &[&str]| CaseFacts {
+            organisation_secrecy: Some(SecrecyProvision::Healthcare25_1),
+            claimed_secrecy: Some(SecrecyProvision::Healthcare25_1),
+            ..reform_facts(keys)
+        };
+        for (id, keys, first_day) in REFORM_BASES {
+            let assessment = assess(&registry(), &basis(id), &healthcare(keys), first_day).unwrap();
+            assert_eq!(failed_keys(&assessment), ["source_secrecy"], "{id}");
+        }
+        // 15 a §: healthcare secrecy is excluded from the provision, and the reason says so.
+        let (id, keys, first_day) = REFORM_BASES[2];
+        let assessment = assess(&registry(), &basis(id), &healthcare(keys), first_day).unwrap();
+        assert_eq!(
+            assessment.condition("source_secrecy").unwrap().reason(),
+            "OSL-25-1 is excluded from OSL-10-15a, which never breaks it; the organisation is under OSL-25-1"
+        );
+        let passing = assess(&registry(), &basis(id), &reform_facts(keys), first_day).unwrap();
+        assert_eq!(
+            passing.condition("source_secrecy").unwrap().reason(),
+            "OSL-10-15a may break any secrecy protecting an individual except OSL-25-1, including OSL-26-1"
+        );
+        // The duty: only social-services secrecy.
+        let (id, keys, first_day) = REFORM_BASES[0];
+        let assessment = assess(&registry(), &basis(id), &healthcare(keys), first_day).unwrap();
+        assert_eq!(
+            assessment.condition("source_secrecy").unwrap().reason(),
+            "USKBM-2025b breaks only OSL-26-1; the organisation is under OSL-25-1"
+        );
+    }
+
+    #[test]
+    fn each_reform_basis_refuses_every_checklist_item_missing_answered_no_or_unjustified() {
+        for (id, keys, first_day) in REFORM_BASES {
+            for (index, key) in keys.iter().enumerate() {
+                let expected = [format!("checklist.{key}")];
+
+                let mut missing = reform_facts(keys);
+                missing.checklist.remove(index);
+                assert_eq!(
+                    failed_under(&basis(id), &missing, first_day),
+                    expected,
+                    "{id}"
+                );
+
+                let mut answered_no = reform_facts(keys);
+                answered_no.checklist[index].answer = false;
+                assert_eq!(
+                    failed_under(&basis(id), &answered_no, first_day),
+                    expected,
+                    "{id}"
+                );
+
+                let mut unjustified = reform_facts(keys);
+                unjustified.checklist[index].justification = " \t ".to_owned();
+                let assessment = assess(&registry(), &basis(id), &unjustified, first_day).unwrap();
+                assert_eq!(failed_keys(&assessment), expected, "{id}");
+                assert_eq!(
+                    assessment.condition(&expected[0]).unwrap().reason(),
+                    format!(
+                        "checklist item '{key}' is answered yes but has no written justification"
+                    )
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn osl_10_15a_refuses_without_the_written_weighing_of_interests() {
+        let (id, keys, first_day) = REFORM_BASES[2];
+        let mut facts = reform_facts(keys);
+        facts
+            .checklist
+            .retain(|answer| answer.key != "interest_weighing");
+        let assessment = assess(&registry(), &basis(id), &facts, first_day).unwrap();
+        assert_eq!(failed_keys(&assessment), ["checklist.interest_weighing"]);
+        assert_eq!(
+            assessment
+                .condition("checklist.interest_weighing")
+                .unwrap()
+                .reason(),
+            "checklist item 'interest_weighing' is not answered"
+        );
+    }
+
     fn any_secrecy() -> impl Strategy<Value = Option<SecrecyProvision>> {
         prop_oneof![
             Just(None),
@@ -1200,6 +1419,34 @@ verify = true
                 prop_assert!(!committed);
                 prop_assert!(year >= 2022);
             }
+        }
+
+        /// Whatever the facts, a reform basis passes only for social-services secrecy claimed
+        /// as the organisation's own, from the day it came into force.
+        #[test]
+        fn a_reform_basis_passes_only_for_social_services_secrecy_in_force(
+            basis_index in 0usize..REFORM_BASES.len(),
+            organisation_secrecy in any_secrecy(),
+            claimed_secrecy in any_secrecy(),
+            recipient_index in 0usize..Recipient::ALL.len(),
+            days_from_start in -400i64..400,
+        ) {
+            let (id, keys, first_day) = REFORM_BASES[basis_index];
+            let facts = CaseFacts {
+                organisation_secrecy,
+                claimed_secrecy,
+                recipient: Recipient::ALL[recipient_index],
+                ..reform_facts(keys)
+            };
+            let as_of = first_day + time::Duration::days(days_from_start);
+            let assessment = assess(&registry(), &basis(id), &facts, as_of).unwrap();
+            prop_assert_eq!(assessment.conditions().len(), 5 + keys.len());
+            prop_assert_eq!(
+                assessment.passed(),
+                organisation_secrecy == Some(SecrecyProvision::SocialServices26_1)
+                    && claimed_secrecy == organisation_secrecy
+                    && as_of >= first_day
+            );
         }
     }
 }

@@ -1069,7 +1069,7 @@ verify = true
     }
 
     #[test]
-    fn embedded_registry_loads_with_the_six_bases() {
+    fn embedded_registry_loads_with_every_basis() {
         let registry = registry();
         let ids: BTreeSet<&str> = registry
             .legal_bases()
@@ -1083,10 +1083,152 @@ verify = true
             "OSL-10-2",
             "OSL-12-2",
             "OSL-10-18a",
+            "USKBM-2025b",
+            "USKBM-2025e",
+            "OSL-10-15a",
         ]
         .into_iter()
         .collect();
         assert_eq!(ids, expected);
+    }
+
+    /// Every law-enforcement authority the system knows, in declaration order.
+    const ALL_LAW_ENFORCEMENT: [Recipient; 7] = [
+        Recipient::Polismyndigheten,
+        Recipient::Aklagarmyndigheten,
+        Recipient::Sakerhetspolisen,
+        Recipient::Ekobrottsmyndigheten,
+        Recipient::Tullverket,
+        Recipient::Kustbevakningen,
+        Recipient::SkatteverketBrottsbekampning,
+    ];
+
+    fn checklist_keys(basis: &LegalBasis) -> Vec<&str> {
+        basis.checklist().iter().map(ChecklistItem::key).collect()
+    }
+
+    #[test]
+    fn osl_10_15a_is_the_december_2025_provision_with_its_weighing_and_exclusion() {
+        let registry = registry();
+        let id = basis_id("OSL-10-15a");
+        assert_eq!(registry.basis_versions(&id).len(), 1);
+        let basis = registry.basis_as_of(&id, date!(2025 - 12 - 01)).unwrap();
+        assert_eq!(
+            basis.statute(),
+            "10 kap. 15 a § offentlighets- och sekretesslagen (2009:400)"
+        );
+        assert_eq!(basis.valid_from(), date!(2025 - 12 - 01));
+        assert_eq!(basis.valid_to(), None);
+        // Any secrecy protecting an individual, except the excluded healthcare secrecy.
+        assert!(basis.breaks().is_empty());
+        assert_eq!(
+            basis.excluded_secrecy(),
+            &[SecrecyProvision::Healthcare25_1]
+        );
+        assert_eq!(basis.recipients(), &ALL_LAW_ENFORCEMENT);
+        assert_eq!(basis.crime_time(), CrimeTimeRequirement::Any);
+        assert!(basis.crime_filter().is_none());
+        assert!(!basis.requires_close_relative());
+        assert_eq!(checklist_keys(basis), ["purpose", "interest_weighing"]);
+        assert!(
+            basis
+                .checklist()
+                .iter()
+                .all(ChecklistItem::justification_required)
+        );
+        assert!(basis.checklist()[1].text_sv().contains("intresseavvägning"));
+        assert!(basis.sources()[0].starts_with("prop. 2024/25:180"));
+        assert!(basis.needs_verification());
+        assert_eq!(
+            registry.basis_as_of(&id, date!(2025 - 11 - 30)),
+            Err(RegistryError::LegalBasisNotInForce {
+                id: id.clone(),
+                date: date!(2025 - 11 - 30)
+            })
+        );
+    }
+
+    #[test]
+    fn the_duty_to_inform_law_enforcement_has_a_request_and_an_own_initiative_limb() {
+        let registry = registry();
+        for (id, keys) in [
+            (
+                "USKBM-2025b",
+                vec!["request_received", "needed_by_recipient", "duty_applies"],
+            ),
+            (
+                "USKBM-2025e",
+                vec!["significance_for_law_enforcement", "duty_applies"],
+            ),
+        ] {
+            let id = basis_id(id);
+            let basis = registry.basis_as_of(&id, date!(2025 - 04 - 01)).unwrap();
+            assert_eq!(basis.valid_from(), date!(2025 - 04 - 01), "{id}");
+            assert!(
+                basis.statute().starts_with(
+                    "lagen om skyldighet att lämna uppgifter till de brottsbekämpande myndigheterna"
+                ),
+                "{id}"
+            );
+            assert_eq!(
+                basis.breaks(),
+                &[SecrecyProvision::SocialServices26_1],
+                "{id}"
+            );
+            assert!(basis.excluded_secrecy().is_empty(), "{id}");
+            assert_eq!(basis.recipients(), &ALL_LAW_ENFORCEMENT, "{id}");
+            assert_eq!(basis.crime_time(), CrimeTimeRequirement::Any, "{id}");
+            assert_eq!(checklist_keys(basis), keys, "{id}");
+            assert!(
+                basis
+                    .checklist()
+                    .iter()
+                    .all(ChecklistItem::justification_required),
+                "{id}"
+            );
+            assert!(basis.sources()[0].starts_with("prop. 2024/25:65"), "{id}");
+            assert!(basis.needs_verification(), "{id}");
+            assert!(
+                registry
+                    .basis_as_of(&id, date!(2025 - 03 - 31))
+                    .is_err_and(|error| matches!(
+                        error,
+                        RegistryError::LegalBasisNotInForce { .. }
+                    )),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_18c_recipient_is_still_only_the_police() {
+        // The 2025 reforms widen other bases, never 18 c §.
+        let registry = registry();
+        let basis = registry
+            .basis_as_of(&basis_id("OSL-10-18c"), date!(2026 - 01 - 01))
+            .unwrap();
+        assert_eq!(basis.recipients(), &[Recipient::Polismyndigheten]);
+    }
+
+    /// SoL (2001:453) was replaced by socialtjänstlagen (2025:400) on 2025-07-01: a version in
+    /// force after 2025-06-30 must cite the new numbering, never the old law.
+    #[test]
+    fn no_version_in_force_after_june_2025_cites_the_repealed_socialtjanstlag() {
+        let last_day_of_old_sol = date!(2025 - 06 - 30);
+        for basis in registry().legal_bases() {
+            let in_force_after = basis
+                .valid_to()
+                .is_none_or(|valid_to| valid_to > last_day_of_old_sol);
+            if !in_force_after {
+                continue;
+            }
+            let texts = [basis.statute(), basis.title(), basis.note()]
+                .into_iter()
+                .chain(basis.checklist().iter().map(ChecklistItem::text_sv));
+            for text in texts {
+                assert!(!text.contains("2001:453"), "{}: {text}", basis.id());
+            }
+        }
     }
 
     #[test]
