@@ -1,16 +1,24 @@
 //! Ed25519 key pairs in the PEM forms `jsonwebtoken` reads.
+//!
+//! Private keys are written in the plain RFC 8410 form: PKCS#8 v1 (a OneAsymmetricKey of
+//! version 0 without the public key, 48 bytes of DER, `MC4CAQAwBQYDK2VwBCIEI…` in PEM), which
+//! every reader takes, OpenSSL 3.0 and Python's `cryptography` included; they refuse the v2
+//! form with the public key embedded, which `ed25519-dalek` writes by default. Both forms are
+//! read.
 
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey, KeypairBytes};
+use zeroize::Zeroizing;
 
 use crate::AuthError;
 
-/// An Ed25519 key pair as PEM text: PKCS#8 `PRIVATE KEY` and SPKI `PUBLIC KEY`.
+/// An Ed25519 key pair as PEM text: PKCS#8 `PRIVATE KEY` (v1, RFC 8410) and SPKI
+/// `PUBLIC KEY`.
 ///
 /// `Debug` never prints the private key.
 #[derive(Clone)]
 pub struct SigningKeyPair {
-    /// PKCS#8 private key PEM (`-----BEGIN PRIVATE KEY-----`). Secret.
+    /// PKCS#8 v1 private key PEM (`-----BEGIN PRIVATE KEY-----`). Secret.
     pub private_key_pem: String,
     /// SPKI public key PEM (`-----BEGIN PUBLIC KEY-----`).
     pub public_key_pem: String,
@@ -29,15 +37,28 @@ impl std::fmt::Debug for SigningKeyPair {
 pub fn generate_ed25519_key_pair() -> Result<SigningKeyPair, AuthError> {
     let signing_key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
     // `Zeroizing<String>`: the intermediate copy is wiped when it drops.
-    let private_key_pem = signing_key
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|_| AuthError::Key {
-            context: "encoding the private key as pkcs#8 pem failed",
-        })?;
+    let private_key_pem = ed25519_private_key_pem(&signing_key)?;
     Ok(SigningKeyPair {
         private_key_pem: String::clone(&private_key_pem),
         public_key_pem: public_key_pem(&signing_key)?,
     })
+}
+
+/// `signing_key` as a PKCS#8 v1 PEM (RFC 8410: the private key only, no public key), the form
+/// every Ed25519 key this system writes has. Wiped from memory when dropped.
+pub fn ed25519_private_key_pem(
+    signing_key: &ed25519_dalek::SigningKey,
+) -> Result<Zeroizing<String>, AuthError> {
+    // Without `public_key` the encoding is version 0 (v1); the bytes are wiped on drop.
+    let private_only = KeypairBytes {
+        secret_key: signing_key.to_bytes(),
+        public_key: None,
+    };
+    private_only
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|_| AuthError::Key {
+            context: "encoding the private key as pkcs#8 pem failed",
+        })
 }
 
 /// The SPKI PEM of the public half of `signing_key`.
@@ -135,6 +156,80 @@ mod tests {
         let signing = parse_private_key_pem(PRIVATE).unwrap();
         let verifying = parse_public_key_pem(PUBLIC).unwrap();
         assert_eq!(signing.verifying_key(), verifying);
+    }
+
+    /// The DER inside a PEM `PRIVATE KEY`.
+    fn private_key_der(pem: &str) -> Vec<u8> {
+        use base64::Engine as _;
+        let body: String = pem
+            .lines()
+            .filter(|line| !line.starts_with("-----"))
+            .collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap()
+    }
+
+    /// Whether `openssl pkey -noout` reads `pem`; None when there is no openssl to ask.
+    fn openssl_reads(pem: &str) -> Option<bool> {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new("openssl")
+            .args(["pkey", "-noout"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(pem.as_bytes())
+            .unwrap();
+        Some(child.wait().unwrap().success())
+    }
+
+    #[test]
+    fn generated_private_keys_are_plain_rfc_8410() {
+        // SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING
+        // (32 bytes) } }: version 0 and nothing after the private key.
+        const PREFIX: [u8; 16] = [
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        let pair = generate_ed25519_key_pair().unwrap();
+        let der = private_key_der(&pair.private_key_pem);
+        assert_eq!(der.len(), 48, "{}", pair.private_key_pem);
+        assert_eq!(der[..16], PREFIX);
+        assert!(
+            pair.private_key_pem
+                .starts_with("-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI"),
+            "{}",
+            pair.private_key_pem
+        );
+        let signing = parse_private_key_pem(&pair.private_key_pem).unwrap();
+        assert_eq!(der[16..], signing.to_bytes());
+        match openssl_reads(&pair.private_key_pem) {
+            Some(read) => assert!(read, "openssl pkey refused {}", pair.private_key_pem),
+            None => eprintln!("openssl is not installed: checked the DER only"),
+        }
+    }
+
+    #[test]
+    fn keys_written_before_in_the_v2_form_still_load() {
+        use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+        let signing_key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        // What this crate wrote before: PKCS#8 v2 with the public key.
+        let v2 = signing_key.to_pkcs8_pem(LineEnding::LF).unwrap();
+        assert!(private_key_der(&v2).len() > 48, "{}", v2.as_str());
+        assert_eq!(parse_private_key_pem(&v2).unwrap(), signing_key);
+        assert!(EncodingKey::from_ed_pem(v2.as_bytes()).is_ok());
+        let v1 = ed25519_private_key_pem(&signing_key).unwrap();
+        assert_eq!(
+            ed25519_dalek::SigningKey::from_pkcs8_pem(&v1).unwrap(),
+            signing_key
+        );
+        assert_eq!(parse_private_key_pem(&v1).unwrap(), signing_key);
     }
 
     #[test]

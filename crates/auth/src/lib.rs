@@ -57,6 +57,6 @@ pub use claims::{
 };
 pub use error::AuthError;
 pub use key_set::{KeyAlgorithm, KeySet, MAX_KEYS, MAX_KID_CHARS, MIN_RSA_BITS};
-pub use keys::{SigningKeyPair, generate_ed25519_key_pair};
+pub use keys::{SigningKeyPair, ed25519_private_key_pem, generate_ed25519_key_pair};
 pub use sign::{SignerConfig, TokenRequest, TokenSigner};
 pub use verify::{ClaimNames, MAX_LEEWAY_SECONDS, TokenVerifier, VerifierConfig};

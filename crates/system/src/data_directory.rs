@@ -1,7 +1,10 @@
 //! The development data directory: a CA, server and per-organisation client certificates, the
 //! token-signing key pair and the field-encryption key, created on first start and reused.
 //!
-//! Nothing here is for production: the keys sit unencrypted on disk (mode 0600).
+//! Nothing here is for production: the keys sit unencrypted on disk (mode 0600). Ed25519
+//! private keys are written as PKCS#8 v1 (RFC 8410, [`tryggdel_auth::ed25519_private_key_pem`]),
+//! which OpenSSL and Python's `cryptography` read; keys an older version wrote in the v2 form
+//! are kept and still read.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -9,8 +12,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::pkcs8::EncodePublicKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use rand::RngCore as _;
 use tryggdel_merkle::checkpoint::CheckpointSigner;
 
@@ -67,7 +70,7 @@ impl DataDirectory {
     pub fn person_key(&self) -> PathBuf {
         self.root.join("keys/person-index.key")
     }
-    /// The audit log's checkpoint-signing key (Ed25519, PKCS#8 PEM).
+    /// The audit log's checkpoint-signing key (Ed25519, PKCS#8 v1 PEM).
     pub fn audit_log_key(&self) -> PathBuf {
         self.root.join("keys/audit-log-key.pem")
     }
@@ -75,7 +78,7 @@ impl DataDirectory {
     pub fn audit_log_vkey(&self) -> PathBuf {
         self.root.join("keys/audit-log.vkey")
     }
-    /// The notification service's receipt-signing key (Ed25519, PKCS#8 PEM).
+    /// The notification service's receipt-signing key (Ed25519, PKCS#8 v1 PEM).
     pub fn receipt_key(&self) -> PathBuf {
         self.root.join("keys/receipt-signing-key.pem")
     }
@@ -145,8 +148,7 @@ impl DataDirectory {
         }
         created |= ensure_pair(&self.audit_log_key(), &self.audit_log_vkey(), || {
             let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-            let pem = key
-                .to_pkcs8_pem(LineEnding::LF)
+            let pem = tryggdel_auth::ed25519_private_key_pem(&key)
                 .context("encoding the audit log key")?;
             let vkey = CheckpointSigner::new(key, AUDIT_ORIGIN)?
                 .verifier()
@@ -155,9 +157,8 @@ impl DataDirectory {
         })?;
         created |= ensure_pair(&self.receipt_key(), &self.receipt_public_key(), || {
             let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-            let pem = key
-                .to_pkcs8_pem(LineEnding::LF)
-                .context("encoding the receipt key")?;
+            let pem =
+                tryggdel_auth::ed25519_private_key_pem(&key).context("encoding the receipt key")?;
             let public = key
                 .verifying_key()
                 .to_public_key_pem(LineEnding::LF)
@@ -261,5 +262,63 @@ mod tests {
             0o600
         );
         assert!(data.client_cert("bollnas-kommun").exists());
+    }
+
+    /// Whether `openssl pkey -in <path> -noout` reads the key; None without openssl.
+    fn openssl_reads(path: &Path) -> Option<bool> {
+        std::process::Command::new("openssl")
+            .args(["pkey", "-noout", "-in"])
+            .arg(path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()
+            .map(|status| status.success())
+    }
+
+    #[test]
+    fn ed25519_private_keys_are_written_as_plain_rfc_8410() {
+        // PKCS#8 v1: SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING {
+        // OCTET STRING (32 bytes) } }, 48 bytes, nothing after the private key.
+        const PREFIX: [u8; 16] = [
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        let directory = tempfile::tempdir().unwrap();
+        let data = DataDirectory::new(directory.path());
+        data.ensure(&["audit", "notification"], &[]).unwrap();
+        for path in [data.signing_key(), data.audit_log_key(), data.receipt_key()] {
+            let pem = read(&path).unwrap();
+            let body: String = pem
+                .lines()
+                .filter(|line| !line.starts_with("-----"))
+                .collect();
+            let der = STANDARD.decode(body).unwrap();
+            assert_eq!(der.len(), 48, "{}", path.display());
+            assert_eq!(der[..16], PREFIX, "{}", path.display());
+            match openssl_reads(&path) {
+                Some(read) => assert!(read, "openssl pkey refused {}", path.display()),
+                None => eprintln!("openssl is not installed: checked the DER only"),
+            }
+        }
+    }
+
+    #[test]
+    fn keys_an_older_version_wrote_in_the_v2_form_are_kept_and_read() {
+        use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
+        let directory = tempfile::tempdir().unwrap();
+        let data = DataDirectory::new(directory.path());
+        data.ensure(&["audit", "notification"], &[]).unwrap();
+        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let v2 = key.to_pkcs8_pem(LineEnding::LF).unwrap();
+        fs::remove_file(data.receipt_key()).unwrap();
+        write_secret(&data.receipt_key(), &v2).unwrap();
+        data.ensure(&["audit", "notification"], &[]).unwrap();
+        let kept = read(&data.receipt_key()).unwrap();
+        assert_eq!(kept, v2.as_str());
+        assert_eq!(
+            ed25519_dalek::SigningKey::from_pkcs8_pem(&kept).unwrap(),
+            key
+        );
     }
 }
