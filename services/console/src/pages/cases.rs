@@ -412,11 +412,10 @@ fn draft_form(
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
-    let recipients: &[(&str, &str)] = &[
-        ("polismyndigheten", "Polismyndigheten"),
-        ("aklagarmyndigheten", "Åklagarmyndigheten"),
-        ("sakerhetspolisen", "Säkerhetspolisen"),
-    ];
+    let recipients: Vec<(&str, &str)> = tryggdel_domain::Recipient::ALL
+        .iter()
+        .map(|recipient| (recipient.as_str(), recipient.display_name()))
+        .collect();
     let subject = content.subject.clone().unwrap_or_default();
     let victim = content.victim.clone().unwrap_or_default();
     let protected = content.victim_protected.clone().unwrap_or_default();
@@ -455,7 +454,7 @@ fn draft_form(
                     }
                 }
                 (select("claimed_secrecy", "Sekretess som bryts", &content.claimed_secrecy, words::SECRECY, refusal))
-                (select("recipient", "Mottagare", &content.recipient, recipients, refusal))
+                (select("recipient", "Mottagare", &content.recipient, &recipients, refusal))
             }
             (checklist_fieldset(console, content))
             fieldset {
