@@ -1,6 +1,7 @@
 //! The role commands: a caseworker's and decision maker's `disclosure …`, a police officer's
-//! `police …`, a compliance officer's `audit query`. Each prints a readable table, or JSON
-//! with `--json`, and returns errors that say what to do.
+//! `police …`, a compliance officer's `audit query`. Each prints a readable table (`disclosure
+//! draft` only the new id, for scripts), or JSON with `--json`, and returns errors that say
+//! what to do.
 
 use anyhow::Context;
 use serde_json::json;
@@ -216,7 +217,12 @@ pub async fn disclosure(session: &Session, action: DisclosureAction) -> anyhow::
                 content: Some(content),
             };
             let draft = answer(connection.disclosure().await?.create_draft(request).await)?;
-            print_disclosure(&draft, json, "draft created")
+            if json {
+                return print_json(&output::disclosure_json(&draft));
+            }
+            // The id alone, so that a script can take it: `id=$(tryggdel disclosure draft …)`.
+            crate::out!("{}", draft.id);
+            Ok(())
         }
         DisclosureAction::Update { id, file } => {
             let content = read_draft(&file)?;

@@ -39,6 +39,9 @@ struct Cli {
         default_value = "text"
     )]
     log_format: String,
+    /// Print JSON instead of tables (before or after the subcommand).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -203,9 +206,6 @@ struct UserArgs {
     /// Your token (see `tryggdel dev-token`).
     #[arg(long, env = "TRYGGDEL_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
-    /// Print JSON instead of tables.
-    #[arg(long, global = true)]
-    json: bool,
     #[command(flatten)]
     endpoints: EndpointArgs,
 }
@@ -224,12 +224,12 @@ impl UserArgs {
         ))
     }
 
-    /// The user's connection, endpoints and output format, for a role command.
-    fn session(&self, data: &DataDirectory) -> anyhow::Result<Session> {
+    /// The user's connection and endpoints, and the output format, for a role command.
+    fn session(&self, data: &DataDirectory, json: bool) -> anyhow::Result<Session> {
         Ok(Session {
             connection: self.connection(data)?,
             endpoints: self.endpoints.endpoints(),
-            json: self.json,
+            json,
         })
     }
 }
@@ -238,7 +238,8 @@ impl UserArgs {
 enum DisclosureCommand {
     /// Print a complete example draft file (the Bollnäs case) to start from.
     Template,
-    /// Create a draft from a draft file (JSON).
+    /// Create a draft from a draft file (JSON); prints the new draft's id (with --json, the
+    /// draft).
     Draft {
         #[arg(long)]
         file: PathBuf,
@@ -394,9 +395,6 @@ enum AuditCommand {
         /// Prove this entry's inclusion and show it.
         #[arg(long)]
         inclusion: Option<u64>,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -447,6 +445,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     let format = tryggdel_telemetry::LogFormat::parse(&cli.log_format)
         .with_context(|| format!("--log-format {:?}: expected text or json", cli.log_format))?;
     let data = DataDirectory::new(&cli.data_dir);
+    let json = cli.json;
     match cli.command {
         Command::Start {
             disclosure_listen,
@@ -603,13 +602,13 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 DisclosureCommand::Escalations { id } => DisclosureAction::Escalations { id },
             };
             runtime()?.block_on(tryggdel::commands::disclosure(
-                &user.session(&data)?,
+                &user.session(&data, json)?,
                 action,
             ))?;
             Ok(exit::OK)
         }
         Command::Police { user, command } => {
-            let session = user.session(&data)?;
+            let session = user.session(&data, json)?;
             let action = match command {
                 PoliceCommand::Inbox { follow, cursor } => PoliceAction::Inbox { follow, cursor },
                 PoliceCommand::Acknowledge { id, reference } => {
@@ -620,11 +619,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             runtime()?.block_on(tryggdel::commands::police(&session, action))?;
             Ok(exit::OK)
         }
-        Command::Audit { command } => audit_command(&data, command),
+        Command::Audit { command } => audit_command(&data, command, json),
     }
 }
 
-fn audit_command(data: &DataDirectory, command: AuditCommand) -> anyhow::Result<u8> {
+fn audit_command(data: &DataDirectory, command: AuditCommand, json: bool) -> anyhow::Result<u8> {
     match command {
         AuditCommand::Query {
             user,
@@ -635,7 +634,7 @@ fn audit_command(data: &DataDirectory, command: AuditCommand) -> anyhow::Result<
             legal_basis,
             organisation,
         } => {
-            let session = user.session(data)?;
+            let session = user.session(data, json)?;
             let request = QueryRequest {
                 person_identity_number: person.unwrap_or_default(),
                 disclosure_id: disclosure_id.unwrap_or_default(),
@@ -682,7 +681,6 @@ fn audit_command(data: &DataDirectory, command: AuditCommand) -> anyhow::Result<
             key,
             checkpoints,
             inclusion,
-            json,
         } => {
             let mut progress = tryggdel::audit::progress_printer("verified");
             let report =
@@ -711,5 +709,43 @@ async fn wait_for_stop_signal() -> anyhow::Result<()> {
     tokio::select! {
         result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C"),
         _ = terminate.recv() => Ok(()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("tryggdel").chain(args.iter().copied()))
+            .unwrap_or_else(|error| panic!("{args:?}: {error}"))
+    }
+
+    #[test]
+    fn the_arguments_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn json_is_taken_before_or_after_the_subcommand() {
+        for args in [
+            &["--json", "disclosure", "list"][..],
+            &["disclosure", "--json", "list"],
+            &["disclosure", "list", "--json"],
+            &["--json", "police", "inbox"],
+            &["--json", "audit", "query"],
+            &[
+                "audit", "verify", "--export", "e.jsonl", "--key", "k", "--json",
+            ],
+            &[
+                "--json", "audit", "verify", "--export", "e.jsonl", "--key", "k",
+            ],
+        ] {
+            assert!(parse(args).json, "{args:?}");
+        }
+        assert!(!parse(&["disclosure", "list"]).json);
     }
 }

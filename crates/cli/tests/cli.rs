@@ -128,6 +128,34 @@ fn start_then_demo_then_every_role_and_a_clean_stop() {
     let drafted: serde_json::Value = serde_json::from_slice(&drafted.stdout).unwrap();
     let id = drafted["id"].as_str().unwrap().to_owned();
     assert_eq!(drafted["state"], "DRAFT");
+    // Without --json, draft prints the new id alone, for `id=$(tryggdel disclosure draft …)`.
+    let plain = as_caseworker(&["draft", "--file", draft_file.to_str().unwrap()]);
+    assert!(plain.status.success(), "{}", text(&plain.stderr));
+    let printed = text(&plain.stdout);
+    let plain_id = printed.strip_suffix('\n').unwrap_or(&printed);
+    assert!(!plain_id.contains('\n'), "one line: {printed:?}");
+    assert!(uuid::Uuid::parse_str(plain_id).is_ok(), "{printed:?}");
+    assert_ne!(plain_id, id);
+    let shown = as_caseworker(&["--json", "show", "--id", plain_id]);
+    assert!(shown.status.success(), "{}", text(&shown.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["id"], plain_id);
+    // --json is global: also before the subcommand.
+    let mut listed = vec!["--json", "disclosure", "--org", "bollnas-kommun", "--token"];
+    listed.push(&caseworker);
+    listed.extend(&endpoints);
+    listed.push("list");
+    let listed = tryggdel(&data, &listed);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|summary| summary["id"] == plain_id),
+        "{listed}"
+    );
     let assessed = as_caseworker(&["assess", "--id", &id]);
     assert!(
         text(&assessed.stdout).contains("PASSES"),
