@@ -1,11 +1,16 @@
 //! Assessing a draft disclosure against a legal basis as the registry stood on a date.
 //!
 //! [`assess`] is a pure function of the registry, the basis id, the case facts and the date.
-//! Every condition of the basis appears in the result with pass or fail and a reason in
-//! English, so a decision maker sees exactly what holds and what does not, and a compliance
-//! officer can re-run the assessment for any past decision date. Passing the assessment is
-//! never a decision: disclosure under these provisions is a permission that needs an
-//! individual judgement (JO 682-2014).
+//! Every condition of the basis appears in the result as passed, failed or needing the
+//! decision maker's judgement, with a reason in English, so a decision maker sees exactly what
+//! holds, what does not and what the law leaves to them, and a compliance officer can re-run
+//! the assessment for any past decision date. Passing the assessment is never a decision:
+//! disclosure under these provisions is a permission that needs an individual judgement
+//! (JO 682-2014).
+//!
+//! A condition the law leaves to judgement is never passed on the caseworker's free text: a
+//! victim whose relation is `other` is a närstående only if the decision maker, in their own
+//! written reasoning, judges them one ([`ConditionOutcome::NeedsJudgement`]).
 //!
 //! Reasons never contain personal data: no names, identity numbers or justification text.
 
@@ -30,6 +35,8 @@ pub enum AssessmentInputError {
     UnknownRelation(String),
     #[error("unknown crime time {0:?}: expected future_risk or committed")]
     UnknownCrimeTime(String),
+    #[error("unknown condition outcome {0:?}: expected passed, failed or needs_judgement")]
+    UnknownConditionOutcome(String),
 }
 
 string_enum! {
@@ -54,7 +61,8 @@ string_enum! {
         Child => "child",
         Sibling => "sibling",
         OtherRelative => "other_relative",
-        /// Not a närstående by itself; counts only with a recorded justification.
+        /// Not a närstående by its nature: whether the victim is one needs the decision
+        /// maker's own written judgement.
         Other => "other",
     }
     unknown: AssessmentInputError::UnknownRelation;
@@ -88,7 +96,8 @@ pub struct CaseFacts {
     pub crime: Option<CrimeId>,
     pub crime_time: CrimeTime,
     pub relation: Relation,
-    /// Why a relation of kind [`Relation::Other`] is nevertheless a närstående.
+    /// The caseworker's account of why a relation of kind [`Relation::Other`] may be a
+    /// närstående: required, and context for the decision maker's judgement, never a pass.
     pub relation_justification: Option<String>,
     pub victim_birth_date: Option<Date>,
     pub subject_birth_date: Option<Date>,
@@ -96,11 +105,24 @@ pub struct CaseFacts {
     pub consent: Option<ConsentRecord>,
 }
 
+string_enum! {
+    /// How one condition came out.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum ConditionOutcome {
+        Passed => "passed",
+        Failed => "failed",
+        /// Neither passed nor failed: the law leaves it to the decision maker, who must give
+        /// their own written judgement before approving.
+        NeedsJudgement => "needs_judgement",
+    }
+    unknown: AssessmentInputError::UnknownConditionOutcome;
+}
+
 /// The outcome of one condition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConditionResult {
     key: String,
-    passed: bool,
+    outcome: ConditionOutcome,
     reason: String,
 }
 
@@ -129,11 +151,21 @@ impl ConditionResult {
         &self.key
     }
 
-    pub fn passed(&self) -> bool {
-        self.passed
+    pub fn outcome(&self) -> ConditionOutcome {
+        self.outcome
     }
 
-    /// Why the condition passed or failed, in English.
+    /// Whether the condition passed (false when it failed or needs judgement).
+    pub fn passed(&self) -> bool {
+        self.outcome == ConditionOutcome::Passed
+    }
+
+    /// Whether the condition is the decision maker's to judge.
+    pub fn needs_judgement(&self) -> bool {
+        self.outcome == ConditionOutcome::NeedsJudgement
+    }
+
+    /// Why the condition passed, failed or needs judgement, in English.
     pub fn reason(&self) -> &str {
         &self.reason
     }
@@ -169,9 +201,23 @@ impl Assessment {
             .find(|condition| condition.key == key)
     }
 
-    /// The conditions that failed.
+    /// The conditions that failed (not those needing judgement).
     pub fn failed_conditions(&self) -> impl Iterator<Item = &ConditionResult> {
-        self.conditions.iter().filter(|condition| !condition.passed)
+        self.conditions
+            .iter()
+            .filter(|condition| condition.outcome == ConditionOutcome::Failed)
+    }
+
+    /// The conditions that need the decision maker's judgement.
+    pub fn conditions_needing_judgement(&self) -> impl Iterator<Item = &ConditionResult> {
+        self.conditions
+            .iter()
+            .filter(|condition| condition.needs_judgement())
+    }
+
+    /// Whether some condition needs the decision maker's judgement.
+    pub fn needs_judgement(&self) -> bool {
+        self.conditions_needing_judgement().next().is_some()
     }
 
     /// Other bases to consider, e.g. for a committed crime refused under 18 c §.
@@ -179,9 +225,43 @@ impl Assessment {
         &self.suggestions
     }
 
-    /// Whether every condition passed. This permits a disclosure; it never decides one.
+    /// Whether every condition passed; false while a condition needs judgement. This permits
+    /// a disclosure; it never decides one.
     pub fn passed(&self) -> bool {
-        !self.conditions.is_empty() && self.conditions.iter().all(|condition| condition.passed)
+        !self.conditions.is_empty() && self.conditions.iter().all(ConditionResult::passed)
+    }
+
+    /// Whether no condition failed: each passed or needs the decision maker's judgement, so
+    /// the assessment passes once they give it.
+    pub fn passes_given_judgement(&self) -> bool {
+        !self.conditions.is_empty() && self.failed_conditions().next().is_none()
+    }
+
+    /// The assessment as the decision maker confirmed it: each condition that needed their
+    /// judgement counts as passed on their written reasoning (recorded with the decision, not
+    /// here: reasons hold no free text). Only for a decision maker who gave that reasoning.
+    #[must_use]
+    pub fn with_judgement_confirmed(mut self) -> Assessment {
+        for condition in &mut self.conditions {
+            if condition.needs_judgement() {
+                condition.outcome = ConditionOutcome::Passed;
+                condition.reason = judged_reason(&condition.key);
+            }
+        }
+        self
+    }
+}
+
+/// The reason of a condition the decision maker judged met.
+fn judged_reason(key: &str) -> String {
+    match key {
+        "close_relative" => "relation 'other' is a närstående in the decision maker's judgement, \
+             given in their written reasoning recorded with the decision"
+            .to_owned(),
+        _ => format!(
+            "'{key}' is met in the decision maker's judgement, given in their written reasoning \
+             recorded with the decision"
+        ),
     }
 }
 
@@ -207,7 +287,7 @@ pub fn assess(
         conditions.push(source_kind_condition(legal_basis, source_kinds, facts));
     }
     let crime_time = crime_time_condition(legal_basis, facts);
-    if !crime_time.passed {
+    if !crime_time.passed() {
         suggestions.extend(legal_basis.suggest_instead().iter().cloned());
     }
     conditions.push(crime_time);
@@ -259,9 +339,14 @@ pub fn assess(
 }
 
 fn condition(key: &str, passed: bool, reason: String) -> ConditionResult {
+    let outcome = if passed {
+        ConditionOutcome::Passed
+    } else {
+        ConditionOutcome::Failed
+    };
     ConditionResult {
         key: key.to_owned(),
-        passed,
+        outcome,
         reason,
     }
 }
@@ -555,16 +640,22 @@ fn close_relative_condition(facts: &CaseFacts) -> ConditionResult {
             format!("relation '{}' is a närstående", relation.as_str()),
         );
     }
+    // The caseworker's text is context for the decision maker, never a pass: whatever it
+    // says, whether the victim is a närstående is the decision maker's judgement.
     let justified = facts
         .relation_justification
         .as_deref()
         .is_some_and(|justification| !justification.trim().is_empty());
     if justified {
-        condition(
-            "close_relative",
-            true,
-            "relation 'other' is treated as a närstående on the recorded justification".to_owned(),
-        )
+        ConditionResult {
+            key: "close_relative".to_owned(),
+            outcome: ConditionOutcome::NeedsJudgement,
+            reason:
+                "relation 'other' is a närstående only if the decision maker judges the victim \
+                     to be in a close and trusting relationship with the perpetrator; it needs \
+                     their written judgement"
+                    .to_owned(),
+        }
     } else {
         condition(
             "close_relative",
@@ -938,12 +1029,121 @@ mod tests {
             ..happy_facts()
         };
         assert!(!assess_18c(&blank, date!(2022 - 06 - 01)).passed());
+        assert_eq!(failed_18c(&blank), ["close_relative"]);
+        // With the caseworker's justification it is still not passed: it needs judgement.
         let justified = CaseFacts {
             relation: Relation::Other,
             relation_justification: Some("Bor tillsammans sedan 2020 som ett par".to_owned()),
             ..happy_facts()
         };
-        assert!(assess_18c(&justified, date!(2022 - 06 - 01)).passed());
+        let assessment = assess_18c(&justified, date!(2022 - 06 - 01));
+        assert!(!assessment.passed());
+        assert!(assessment.needs_judgement());
+    }
+
+    /// Issue 17: a colleague passed 18 c § on the caseworker's free text alone.
+    #[test]
+    fn a_colleague_with_relation_other_does_not_pass_the_close_relative_condition() {
+        let facts = CaseFacts {
+            relation: Relation::Other,
+            relation_justification: Some("Kollega på arbetsplatsen".to_owned()),
+            ..happy_facts()
+        };
+        let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
+        let condition = assessment.condition("close_relative").unwrap();
+        assert!(!condition.passed());
+        assert!(!assessment.passed());
+    }
+
+    #[test]
+    fn relation_other_needs_the_decision_makers_judgement_neither_passed_nor_failed() {
+        let facts = CaseFacts {
+            relation: Relation::Other,
+            relation_justification: Some("Kollega på arbetsplatsen".to_owned()),
+            ..happy_facts()
+        };
+        let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
+        let condition = assessment.condition("close_relative").unwrap();
+        assert_eq!(condition.outcome(), ConditionOutcome::NeedsJudgement);
+        assert!(condition.needs_judgement());
+        assert!(!condition.passed());
+        assert_eq!(
+            condition.reason(),
+            "relation 'other' is a närstående only if the decision maker judges the victim to be \
+             in a close and trusting relationship with the perpetrator; it needs their written \
+             judgement"
+        );
+        // The reason never repeats the caseworker's text.
+        assert!(!condition.reason().contains("Kollega"));
+        assert!(failed_keys(&assessment).is_empty());
+        let needing: Vec<&str> = assessment
+            .conditions_needing_judgement()
+            .map(ConditionResult::key)
+            .collect();
+        assert_eq!(needing, ["close_relative"]);
+        assert!(assessment.needs_judgement());
+        assert!(assessment.passes_given_judgement());
+
+        // Confirmed by the decision maker, it passes, and says on whose judgement.
+        let confirmed = assessment.with_judgement_confirmed();
+        assert!(confirmed.passed());
+        assert!(!confirmed.needs_judgement());
+        assert_eq!(
+            confirmed.condition("close_relative").unwrap().reason(),
+            "relation 'other' is a närstående in the decision maker's judgement, given in their \
+             written reasoning recorded with the decision"
+        );
+
+        // Judgement cannot rescue a failing condition.
+        let committed = CaseFacts {
+            crime_time: CrimeTime::Committed,
+            ..facts
+        };
+        let assessment = assess_18c(&committed, date!(2022 - 06 - 01));
+        assert!(assessment.needs_judgement());
+        assert!(!assessment.passes_given_judgement());
+        assert!(!assessment.with_judgement_confirmed().passed());
+    }
+
+    #[test]
+    fn every_listed_relation_passes_without_judgement() {
+        for relation in Relation::ALL {
+            if relation == Relation::Other {
+                continue;
+            }
+            let facts = CaseFacts {
+                relation,
+                ..happy_facts()
+            };
+            let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
+            assert!(assessment.passed(), "{relation}");
+            assert!(!assessment.needs_judgement(), "{relation}");
+            assert_eq!(
+                assessment.condition("close_relative").unwrap().outcome(),
+                ConditionOutcome::Passed
+            );
+            // Confirming changes nothing when nothing needed judgement.
+            assert_eq!(assessment.clone().with_judgement_confirmed(), assessment);
+        }
+    }
+
+    #[test]
+    fn condition_outcomes_round_trip_through_their_text() {
+        for outcome in ConditionOutcome::ALL {
+            assert_eq!(ConditionOutcome::parse(outcome.as_str()), Ok(outcome));
+        }
+        assert_eq!(ConditionOutcome::NeedsJudgement.as_str(), "needs_judgement");
+        assert!(ConditionOutcome::parse("maybe").is_err());
+        let facts = CaseFacts {
+            relation: Relation::Other,
+            relation_justification: Some("Kusin som bor i samma hushåll".to_owned()),
+            ..happy_facts()
+        };
+        let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
+        let json = serde_json::to_string(&assessment).unwrap();
+        assert!(json.contains("\"outcome\":\"needs_judgement\""), "{json}");
+        let back: Assessment = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, assessment);
     }
 
     #[test]
@@ -1419,6 +1619,27 @@ verify = true
                 prop_assert!(!committed);
                 prop_assert!(year >= 2022);
             }
+        }
+
+        /// Whatever the caseworker writes, relation `other` never passes the close-relative
+        /// condition: with a justification it needs judgement, without one it fails.
+        #[test]
+        fn relation_other_never_passes_on_free_text(justification in "\\PC{0,80}") {
+            let facts = CaseFacts {
+                relation: Relation::Other,
+                relation_justification: Some(justification.clone()),
+                ..happy_facts()
+            };
+            let assessment = assess_18c(&facts, date!(2022 - 06 - 01));
+            let condition = assessment.condition("close_relative").unwrap();
+            prop_assert!(!condition.passed());
+            prop_assert!(!assessment.passed());
+            let expected = if justification.trim().is_empty() {
+                ConditionOutcome::Failed
+            } else {
+                ConditionOutcome::NeedsJudgement
+            };
+            prop_assert_eq!(condition.outcome(), expected);
         }
 
         /// Whatever the facts, a reform basis passes only for social-services secrecy claimed

@@ -50,8 +50,8 @@ pub mod testing {
 }
 
 pub use assessment::{
-    Assessment, AssessmentInputError, CaseFacts, ChecklistAnswer, ConditionResult, ConsentRecord,
-    CrimeTime, Relation, assess,
+    Assessment, AssessmentInputError, CaseFacts, ChecklistAnswer, ConditionOutcome,
+    ConditionResult, ConsentRecord, CrimeTime, Relation, assess,
 };
 pub use calendar::{SWEDISH_TIME_ZONE, swedish_date, swedish_time};
 pub use directory::{DEVELOPMENT_DIRECTORY, Directory, DirectoryError};
