@@ -11,6 +11,8 @@
 //! - [`lifecycle`]: the disclosure state machine as a pure function.
 //! - [`payload`]: what goes to the police and the SHA-256 an approval binds.
 //! - [`directory`]: the organisations of a deployment and their delegations.
+//! - [`national`]: every Swedish municipality and region (SCB's codes) as embedded data,
+//!   each routed to its police region; a deployment's organisations refer to them.
 //! - [`person_ref`]: keyed hashes that let the audit log find a person without naming them.
 //! - [`receipt`]: the police's signed receipt of a disclosure.
 //!
@@ -32,6 +34,7 @@ pub mod calendar;
 pub mod directory;
 pub mod identity;
 pub mod lifecycle;
+pub mod national;
 pub mod organisation;
 pub mod payload;
 pub mod person_ref;
@@ -57,6 +60,7 @@ pub use calendar::{SWEDISH_TIME_ZONE, swedish_date, swedish_time};
 pub use directory::{DEVELOPMENT_DIRECTORY, Directory, DirectoryError};
 pub use identity::{IdentityKind, IdentityNumber, IdentityNumberError};
 pub use lifecycle::{DisclosureState, LifecycleAction, TransitionError, transition};
+pub use national::{Municipality, NationalDirectory, NationalDirectoryError, Region};
 pub use organisation::{
     CountyCode, MunicipalityCode, Organisation, OrganisationCode, OrganisationError,
     OrganisationKind, PoliceRegion, Recipient, SecrecyProvision,
