@@ -1,10 +1,16 @@
 //! The organisations of a deployment and their delegations, loaded from configuration.
+//!
+//! A municipality's `municipality_code` must be one of SCB's kommunkoder and a healthcare
+//! provider's `county` one of the 21 counties, both as the national directory
+//! ([`NationalDirectory`]) lists them; an organisation's `name` may be left out and is then the
+//! national directory's (the municipality's name, e.g. `Bollnäs`, or the region's, e.g.
+//! `Region Gävleborg`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::{
-    CountyCode, LegalBasisId, LegalRegistry, MunicipalityCode, Organisation, OrganisationCode,
-    OrganisationKind,
+    CountyCode, LegalBasisId, LegalRegistry, MunicipalityCode, NationalDirectory,
+    NationalDirectoryError, Organisation, OrganisationCode, OrganisationKind,
 };
 use serde::Deserialize;
 
@@ -15,6 +21,8 @@ pub const DEVELOPMENT_DIRECTORY: &str = include_str!("../data/organisations.toml
 pub enum DirectoryError {
     #[error("directory file is not valid: {0}")]
     Syntax(String),
+    #[error("national directory is not valid: {0}")]
+    National(#[from] NationalDirectoryError),
     #[error("organisations[{index}].{field}: {problem}")]
     Organisation {
         index: usize,
@@ -50,7 +58,7 @@ struct DirectoryFile {
 #[serde(deny_unknown_fields)]
 struct OrganisationEntry {
     code: String,
-    name: String,
+    name: Option<String>,
     kind: String,
     municipality_code: Option<String>,
     county: Option<String>,
@@ -66,9 +74,10 @@ struct DelegationEntry {
 
 impl Directory {
     /// Parses and checks a directory file: organisation codes and kinds valid and unique,
-    /// delegations only in registered organisations that hold a secrecy, under legal bases the
-    /// registry knows.
+    /// municipalities and counties as the national directory lists them, delegations only in
+    /// registered organisations that hold a secrecy, under legal bases the registry knows.
     pub fn from_toml(text: &str, registry: &LegalRegistry) -> Result<Directory, DirectoryError> {
+        let national = NationalDirectory::embedded()?;
         let file: DirectoryFile =
             toml::from_str(text).map_err(|error| DirectoryError::Syntax(error.to_string()))?;
         let mut organisations = BTreeMap::new();
@@ -80,10 +89,15 @@ impl Directory {
             };
             let code = OrganisationCode::parse(&entry.code)
                 .map_err(|error| organisation_error("code", error.to_string()))?;
-            if entry.name.trim().is_empty() {
+            if entry
+                .name
+                .as_deref()
+                .is_some_and(|name| name.trim().is_empty())
+            {
                 return Err(organisation_error("name", "must not be empty".into()));
             }
-            let kind = match entry.kind.as_str() {
+            // The kind, and the name the national directory gives it (if any).
+            let (kind, national_name) = match entry.kind.as_str() {
                 "municipality" => {
                     let text = entry.municipality_code.ok_or_else(|| {
                         organisation_error(
@@ -91,23 +105,42 @@ impl Directory {
                             "required for a municipality".into(),
                         )
                     })?;
-                    OrganisationKind::Municipality {
-                        municipality_code: MunicipalityCode::parse(&text).map_err(|error| {
-                            organisation_error("municipality_code", error.to_string())
-                        })?,
-                    }
+                    let municipality_code = MunicipalityCode::parse(&text).map_err(|error| {
+                        organisation_error("municipality_code", error.to_string())
+                    })?;
+                    let municipality =
+                        national.municipality(municipality_code).ok_or_else(|| {
+                            organisation_error(
+                                "municipality_code",
+                                format!(
+                                    "{municipality_code} is not a municipality in SCB's list of kommunkoder"
+                                ),
+                            )
+                        })?;
+                    (
+                        OrganisationKind::Municipality { municipality_code },
+                        Some(municipality.name()),
+                    )
                 }
                 "healthcare_provider" => {
                     let text = entry.county.ok_or_else(|| {
                         organisation_error("county", "required for a healthcare provider".into())
                     })?;
-                    OrganisationKind::HealthcareProvider {
-                        county: CountyCode::parse(&text)
-                            .map_err(|error| organisation_error("county", error.to_string()))?,
-                    }
+                    let county = CountyCode::parse(&text)
+                        .map_err(|error| organisation_error("county", error.to_string()))?;
+                    let region = national.region(county).ok_or_else(|| {
+                        organisation_error(
+                            "county",
+                            format!("county {county} has no region in the national directory"),
+                        )
+                    })?;
+                    (
+                        OrganisationKind::HealthcareProvider { county },
+                        Some(region.name()),
+                    )
                 }
-                "police" => OrganisationKind::Police,
-                "supervisor" => OrganisationKind::Supervisor,
+                "police" => (OrganisationKind::Police, None),
+                "supervisor" => (OrganisationKind::Supervisor, None),
                 other => {
                     return Err(organisation_error(
                         "kind",
@@ -123,7 +156,16 @@ impl Directory {
                     format!("{code} is listed twice"),
                 ));
             }
-            let organisation = Organisation::new(code.clone(), entry.name.trim(), kind)
+            let name = match (entry.name.as_deref(), national_name) {
+                (Some(name), _) | (None, Some(name)) => name,
+                (None, None) => {
+                    return Err(organisation_error(
+                        "name",
+                        format!("required for a {} organisation", entry.kind),
+                    ));
+                }
+            };
+            let organisation = Organisation::new(code.clone(), name, kind)
                 .map_err(|error| organisation_error("name", error.to_string()))?;
             organisations.insert(code, organisation);
         }
@@ -246,5 +288,119 @@ mod tests {
                 .to_string()
                 .contains("not in the legal-basis registry")
         );
+    }
+
+    #[test]
+    fn an_unknown_kommunkod_is_refused_naming_it() {
+        // 0199 and 2199 are well-formed (a valid county, four digits) but no municipality.
+        for code in ["0199", "2199", "1917"] {
+            let error = Directory::from_toml(
+                &format!(
+                    "[[organisations]]\ncode = \"x-kommun\"\nname = \"X kommun\"\nkind = \"municipality\"\nmunicipality_code = \"{code}\"\n"
+                ),
+                &registry(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert_eq!(
+                error,
+                format!(
+                    "organisations[0].municipality_code: {code} is not a municipality in SCB's list of kommunkoder"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn a_healthcare_providers_county_must_be_one_of_the_21() {
+        for county in ["11", "00", "26"] {
+            let error = Directory::from_toml(
+                &format!(
+                    "[[organisations]]\ncode = \"region-x\"\nname = \"Region X\"\nkind = \"healthcare_provider\"\ncounty = \"{county}\"\n"
+                ),
+                &registry(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(error.starts_with("organisations[0].county: "), "{error}");
+            assert!(error.contains(county), "{error}");
+        }
+    }
+
+    #[test]
+    fn every_municipality_of_the_national_directory_may_be_registered() {
+        let national = NationalDirectory::embedded().unwrap();
+        let text: String = national
+            .municipalities()
+            .map(|municipality| {
+                format!(
+                    "[[organisations]]\ncode = \"kommun-{code}\"\nkind = \"municipality\"\nmunicipality_code = \"{code}\"\n",
+                    code = municipality.code()
+                )
+            })
+            .collect();
+        let directory = Directory::from_toml(&text, &registry()).unwrap();
+        assert_eq!(directory.codes().len(), 290);
+        for municipality in national.municipalities() {
+            let code = OrganisationCode::parse(&format!("kommun-{}", municipality.code())).unwrap();
+            let organisation = directory.organisation(&code).unwrap();
+            assert_eq!(organisation.name(), municipality.name());
+            assert_eq!(
+                organisation.police_region(),
+                Some(municipality.police_region())
+            );
+        }
+    }
+
+    #[test]
+    fn an_omitted_name_is_taken_from_the_national_directory() {
+        let directory = Directory::from_toml(
+            "[[organisations]]\ncode = \"umea-kommun\"\nkind = \"municipality\"\nmunicipality_code = \"2480\"\n\
+             [[organisations]]\ncode = \"vgr\"\nkind = \"healthcare_provider\"\ncounty = \"14\"\n\
+             [[organisations]]\ncode = \"orebro-kommun\"\nname = \" Örebro kommun, socialtjänsten \"\nkind = \"municipality\"\nmunicipality_code = \"1880\"\n",
+            &registry(),
+        )
+        .unwrap();
+        let organisation = |code: &str| {
+            directory
+                .organisation(&OrganisationCode::parse(code).unwrap())
+                .unwrap()
+        };
+        assert_eq!(organisation("umea-kommun").name(), "Umeå");
+        assert_eq!(
+            organisation("umea-kommun").police_region(),
+            Some(PoliceRegion::Nord)
+        );
+        assert_eq!(organisation("vgr").name(), "Västra Götalandsregionen");
+        assert_eq!(
+            organisation("vgr").police_region(),
+            Some(PoliceRegion::Vast)
+        );
+        assert_eq!(
+            organisation("orebro-kommun").name(),
+            "Örebro kommun, socialtjänsten"
+        );
+        assert_eq!(
+            organisation("orebro-kommun").police_region(),
+            Some(PoliceRegion::Bergslagen)
+        );
+        // Police and supervisors are not in the national directory: their name is required.
+        let error = Directory::from_toml(
+            "[[organisations]]\ncode = \"polisen\"\nkind = \"police\"\n",
+            &registry(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "organisations[0].name: required for a police organisation"
+        );
+        let error = Directory::from_toml(
+            "[[organisations]]\ncode = \"ivo\"\nname = \" \"\nkind = \"supervisor\"\n",
+            &registry(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(error, "organisations[0].name: must not be empty");
     }
 }
