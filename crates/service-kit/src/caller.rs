@@ -1,14 +1,15 @@
 //! Who is calling: a user (verified token + certificate of the token's organisation, or the
 //! console's certificate forwarding the signed-in user's token) or a Tryggdel service
-//! (certificate only).
+//! (certificate only). Every user refused is logged and counted (`refusals.rs`).
 
 use std::sync::Arc;
 
 use tonic::Request;
-use tryggdel_auth::{Principal, Role, bearer_token};
+use tryggdel_auth::{AuthError, Principal, Role, bearer_token};
 use tryggdel_domain::{Directory, Organisation, OrganisationCode, OrganisationKind};
 use tryggdel_tls::PeerIdentity;
 
+use crate::refusals::Refusals;
 use crate::{ServiceError, TokenKeys};
 
 /// The common name of the console's service certificate: the one service that makes calls on
@@ -84,6 +85,14 @@ impl ServicePeer {
 pub struct Authenticator {
     keys: Arc<TokenKeys>,
     directory: Arc<Directory>,
+    refusals: Arc<Refusals>,
+}
+
+/// Why a user call is refused: the caller's fault, with its reason for the log and the
+/// metric, or ours (a key or configuration problem, logged as an internal error).
+struct Refused {
+    reason: Option<&'static str>,
+    error: ServiceError,
 }
 
 /// Who presents a user's token, by the client certificate.
@@ -95,8 +104,13 @@ enum Presenter {
 }
 
 impl Authenticator {
+    /// Refusals are counted with the global meter's instruments ([`crate::metrics::meter`]).
     pub fn new(keys: Arc<TokenKeys>, directory: Arc<Directory>) -> Authenticator {
-        Authenticator { keys, directory }
+        Authenticator {
+            keys,
+            directory,
+            refusals: Arc::new(Refusals::new(&crate::metrics::meter())),
+        }
     }
 
     pub fn directory(&self) -> &Directory {
@@ -109,27 +123,56 @@ impl Authenticator {
     /// client's certificate must belong to the token's organisation; the console's service
     /// certificate may present any user's token (it forwards its signed-in user's); any other
     /// service certificate may not make user calls at all.
+    ///
+    /// A refusal is logged at WARN with its reason and the peer's address (at most once per
+    /// peer and reason every ten seconds) and counted in `tryggdel.auth.refusals`.
     pub async fn user<T>(&self, request: &Request<T>) -> Result<Caller, ServiceError> {
+        self.identify_user(request).await.map_err(|refused| {
+            if let Some(reason) = refused.reason {
+                let peer =
+                    tryggdel_tls::server::peer_info(request).and_then(|info| info.remote_addr);
+                self.refusals
+                    .caller_refused(peer, reason, &refused.error.to_string());
+            }
+            refused.error
+        })
+    }
+
+    async fn identify_user<T>(&self, request: &Request<T>) -> Result<Caller, Refused> {
         let peer = tryggdel_tls::peer_identity(request).ok_or_else(|| {
-            ServiceError::Unauthenticated("a client certificate is required".into())
+            Refused::caller(
+                "no_certificate_identity",
+                ServiceError::Unauthenticated("a client certificate is required".into()),
+            )
         })?;
-        let presenter = presenter(peer)?;
-        let token = bearer_token(request.metadata())?;
-        let principal = self.keys.verify(token).await?;
+        let presenter =
+            presenter(peer).map_err(|error| Refused::caller("service_certificate", error))?;
+        let token = bearer_token(request.metadata()).map_err(Refused::token)?;
+        let principal = self.keys.verify(token).await.map_err(Refused::token)?;
         let code = OrganisationCode::parse(&principal.organisation).map_err(|_| {
-            ServiceError::Unauthenticated("the token names an invalid organisation".into())
+            Refused::caller(
+                "invalid_organisation",
+                ServiceError::Unauthenticated("the token names an invalid organisation".into()),
+            )
         })?;
         let organisation = self.directory.organisation(&code).cloned().ok_or_else(|| {
-            ServiceError::PermissionDenied(format!(
-                "organisation {code} is not registered in this deployment"
-            ))
+            Refused::caller(
+                "unregistered_organisation",
+                ServiceError::PermissionDenied(format!(
+                    "organisation {code} is not registered in this deployment"
+                )),
+            )
         })?;
         match presenter {
             Presenter::Console => {}
             Presenter::Organisation(certificate) => {
                 if certificate.as_deref() != Some(code.as_str()) {
-                    return Err(ServiceError::PermissionDenied(
-                        "the client certificate does not belong to the token's organisation".into(),
+                    return Err(Refused::caller(
+                        "organisation_mismatch",
+                        ServiceError::PermissionDenied(
+                            "the client certificate does not belong to the token's organisation"
+                                .into(),
+                        ),
                     ));
                 }
             }
@@ -156,6 +199,44 @@ impl Authenticator {
             service.is_console() && request.metadata().contains_key("authorization");
         (!forwards_user).then_some(service)
     }
+}
+
+impl Refused {
+    fn caller(reason: &'static str, error: ServiceError) -> Refused {
+        Refused {
+            reason: Some(reason),
+            error,
+        }
+    }
+
+    /// A refused token or `authorization` header; a key or configuration problem is ours.
+    fn token(error: AuthError) -> Refused {
+        Refused {
+            reason: token_refusal_reason(&error),
+            error: ServiceError::from(error),
+        }
+    }
+}
+
+/// The reason a token or header is refused, as the metric and the log name it; None for a
+/// problem of the service's own keys or configuration.
+fn token_refusal_reason(error: &AuthError) -> Option<&'static str> {
+    Some(match error {
+        AuthError::MissingToken => "missing_token",
+        AuthError::MalformedHeader => "malformed_header",
+        AuthError::InvalidToken { .. } => "invalid_token",
+        AuthError::Expired => "expired",
+        AuthError::NotYetValid => "not_yet_valid",
+        AuthError::WrongIssuer => "wrong_issuer",
+        AuthError::WrongAudience => "wrong_audience",
+        AuthError::DisallowedAlgorithm => "disallowed_algorithm",
+        AuthError::UnknownKey => "unknown_key",
+        AuthError::MissingClaim { .. } => "missing_claim",
+        AuthError::InvalidClaim { .. } => "invalid_claim",
+        AuthError::Key { .. } | AuthError::UnusableKey { .. } | AuthError::InvalidConfig { .. } => {
+            return None;
+        }
+    })
 }
 
 fn service_peer(peer: &PeerIdentity) -> Option<ServicePeer> {
@@ -387,6 +468,27 @@ mod tests {
         assert_eq!(service("audit", Some("t")).unwrap().name, "audit");
         assert_eq!(
             Authenticator::service_in_own_name(&request("client", BOLLNAS, None)),
+            None
+        );
+    }
+
+    #[test]
+    fn refused_tokens_have_a_reason_and_our_own_key_problems_none() {
+        assert_eq!(token_refusal_reason(&AuthError::Expired), Some("expired"));
+        assert_eq!(
+            token_refusal_reason(&AuthError::MissingToken),
+            Some("missing_token")
+        );
+        assert_eq!(
+            token_refusal_reason(&AuthError::InvalidClaim {
+                name: "sub",
+                reason: "empty"
+            }),
+            Some("invalid_claim")
+        );
+        assert_eq!(token_refusal_reason(&AuthError::Key { context: "x" }), None);
+        assert_eq!(
+            token_refusal_reason(&AuthError::InvalidConfig { reason: "x" }),
             None
         );
     }

@@ -15,6 +15,9 @@
 //! - A service is recognised by its certificate alone (organisation
 //!   [`tryggdel_tls::SERVICE_ORGANISATION`]); it is never mistaken for a user.
 //! - Internal errors are logged with their cause and reach the caller as `internal error`.
+//! - Every refused TLS handshake and every refused user is logged at WARN with its reason and
+//!   the peer's address (never a token), at most once per peer and reason every ten seconds,
+//!   and counted (`tryggdel.tls.handshake_failures`, `tryggdel.auth.refusals`).
 //! - A request over a service's message size limit is refused RESOURCE_EXHAUSTED before any
 //!   handler sees it.
 //! - Every call is traced (a server span continuing the caller's `traceparent`) and counted
@@ -32,10 +35,12 @@ mod link;
 mod message_size;
 pub mod metrics;
 mod observe;
+mod refusals;
 mod relay;
 mod token_keys;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -104,13 +109,22 @@ pub async fn serve(
         .build_v1()
         .context("reflection service")?;
     let routes = routes.add_service(health_service).add_service(reflection);
+    let refusals = Arc::new(refusals::Refusals::new(&metrics::meter()));
+    let incoming = tryggdel_tls::tls_incoming_reporting(
+        listener,
+        tls_config,
+        tryggdel_tls::server::HANDSHAKE_TIMEOUT,
+        Arc::new(move |failure: &tryggdel_tls::HandshakeFailure| {
+            refusals.handshake_failed(failure);
+        }),
+    );
     tonic::transport::Server::builder()
         // Outermost: every call traced and counted, with the status the caller gets.
         .layer(RpcLayer::new())
         // A request over the service's size limit: RESOURCE_EXHAUSTED, not tonic's OUT_OF_RANGE.
         .layer(message_size::MessageSizeLayer)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(tryggdel_tls::tls_incoming(listener, tls_config), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .with_context(|| format!("{service_name} server"))
 }

@@ -19,8 +19,9 @@
 //! - The server refuses a client without a certificate, or with one that does not chain to the
 //!   configured client CA. There is no "optional client auth" switch.
 //! - Plaintext never reaches a service: a connection is handed to tonic only after a completed
-//!   TLS handshake. A failed or slow handshake (10 s limit) is logged and dropped; it neither
-//!   blocks other clients nor stops the server.
+//!   TLS handshake. A failed or slow handshake (10 s limit) is logged at debug, reported with
+//!   its peer and reason ([`server::tls_incoming_reporting`]) and dropped; it neither blocks
+//!   other clients nor stops the server.
 //! - The peer's identity is read from the verified end-entity certificate with an X.509 parser,
 //!   never by scanning bytes; a certificate with more than one common name or organisation has no
 //!   identity rather than an ambiguous one.
@@ -45,7 +46,8 @@ pub use pem::{
 };
 pub use pki::{CertificateAuthority, ClientIdentitySpec, IssuedCertificate, SERVICE_ORGANISATION};
 pub use server::{
-    PeerIdentity, PeerInfo, TlsConnection, peer_identity, server_config, tls_incoming,
+    HandshakeFailure, HandshakeFailureReason, PeerIdentity, PeerInfo, ReportHandshakeFailure,
+    TlsConnection, peer_identity, server_config, tls_incoming, tls_incoming_reporting,
 };
 
 /// The ALPN protocol every configuration here offers: gRPC runs over HTTP/2 only.

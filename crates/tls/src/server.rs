@@ -65,6 +65,39 @@ pub struct PeerInfo {
     pub identity: Option<PeerIdentity>,
 }
 
+/// A TLS handshake the server refused: the client's address and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandshakeFailure {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Why the handshake did not complete.
+    pub reason: HandshakeFailureReason,
+}
+
+/// Why a handshake did not complete, in a few kinds (bounded, for metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HandshakeFailureReason {
+    /// The client presented no certificate.
+    NoClientCertificate,
+    /// The client's certificate is not one of the configured CA's, or not valid now.
+    InvalidClientCertificate,
+    /// The client cannot speak what the server requires: TLS 1.3, its cipher suites, ALPN `h2`.
+    IncompatibleClient,
+    /// Not TLS (e.g. plaintext HTTP/2), or malformed TLS.
+    NotTls,
+    /// The client ended the handshake with an alert (e.g. it does not trust the server).
+    AlertFromClient,
+    /// The client did not complete the handshake within the timeout.
+    Timeout,
+    /// The connection closed or broke before the handshake completed.
+    ConnectionClosed,
+    /// Any other protocol error.
+    Other,
+}
+
+/// Called with every handshake the server refused, on the handshake's task: must not block.
+pub type ReportHandshakeFailure = Arc<dyn Fn(&HandshakeFailure) + Send + Sync>;
+
 /// The identity asserted by a verified client certificate (its end-entity certificate).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerIdentity {
@@ -111,6 +144,7 @@ pub fn server_config(
 /// Handshakes run concurrently in spawned tasks with a [`HANDSHAKE_TIMEOUT`], so a slow or
 /// plaintext client never holds up the others. A failed handshake is logged at debug with the
 /// peer address and dropped; it is not yielded, because an `Err` item stops tonic's server.
+/// [`tls_incoming_reporting`] also reports each one, with its reason.
 /// Transient accept errors are skipped (resource exhaustion with a short back-off); the stream
 /// yields an `Err` and ends only when the listener fails otherwise. Dropping the stream stops
 /// accepting and closes the listener.
@@ -129,12 +163,24 @@ pub fn tls_incoming_with_timeout(
     config: Arc<ServerConfig>,
     handshake_timeout: Duration,
 ) -> impl Stream<Item = std::result::Result<TlsConnection, io::Error>> + Send + 'static {
+    tls_incoming_reporting(listener, config, handshake_timeout, Arc::new(|_| {}))
+}
+
+/// [`tls_incoming_with_timeout`] that also calls `report` with every refused handshake (the
+/// peer and the reason), so that the caller can log and count refusals.
+pub fn tls_incoming_reporting(
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    handshake_timeout: Duration,
+    report: ReportHandshakeFailure,
+) -> impl Stream<Item = std::result::Result<TlsConnection, io::Error>> + Send + 'static {
     let (ready_tx, ready_rx) = mpsc::channel(READY_QUEUE);
     tokio::spawn(accept_loop(
         listener,
         TlsAcceptor::from(config),
         handshake_timeout,
         ready_tx,
+        report,
     ));
     ReceiverStream::new(ready_rx)
 }
@@ -195,6 +241,53 @@ impl TlsConnection {
                 identity,
             },
         }
+    }
+}
+
+impl HandshakeFailureReason {
+    /// The reason's name, e.g. `no_client_certificate`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandshakeFailureReason::NoClientCertificate => "no_client_certificate",
+            HandshakeFailureReason::InvalidClientCertificate => "invalid_client_certificate",
+            HandshakeFailureReason::IncompatibleClient => "incompatible_client",
+            HandshakeFailureReason::NotTls => "not_tls",
+            HandshakeFailureReason::AlertFromClient => "alert_from_client",
+            HandshakeFailureReason::Timeout => "timeout",
+            HandshakeFailureReason::ConnectionClosed => "connection_closed",
+            HandshakeFailureReason::Other => "other",
+        }
+    }
+
+    /// The reason of a failed `accept` (tokio-rustls carries rustls' error inside the
+    /// `io::Error`).
+    fn of(error: &io::Error) -> HandshakeFailureReason {
+        let Some(tls_error) = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        else {
+            return HandshakeFailureReason::ConnectionClosed;
+        };
+        match tls_error {
+            rustls::Error::NoCertificatesPresented => HandshakeFailureReason::NoClientCertificate,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::InvalidCertRevocationList(_) => {
+                HandshakeFailureReason::InvalidClientCertificate
+            }
+            rustls::Error::PeerIncompatible(_) | rustls::Error::NoApplicationProtocol => {
+                HandshakeFailureReason::IncompatibleClient
+            }
+            rustls::Error::InvalidMessage(_) | rustls::Error::PeerSentOversizedRecord => {
+                HandshakeFailureReason::NotTls
+            }
+            rustls::Error::AlertReceived(_) => HandshakeFailureReason::AlertFromClient,
+            _ => HandshakeFailureReason::Other,
+        }
+    }
+}
+
+impl std::fmt::Display for HandshakeFailureReason {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
     }
 }
 
@@ -311,6 +404,7 @@ async fn accept_loop(
     acceptor: TlsAcceptor,
     handshake_timeout: Duration,
     ready_tx: mpsc::Sender<io::Result<TlsConnection>>,
+    report: ReportHandshakeFailure,
 ) {
     let handshakes = Arc::new(Semaphore::new(MAX_CONCURRENT_HANDSHAKES));
     let mut backoff = Duration::from_millis(10);
@@ -355,16 +449,19 @@ async fn accept_loop(
         }
         let acceptor = acceptor.clone();
         let ready_tx = ready_tx.clone();
+        let report = report.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+            let reason = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => {
                     let connection = TlsConnection::new(stream, remote_addr);
                     // Fails only if the server stopped; the connection is then just dropped.
                     let _receiver_gone = ready_tx.send(Ok(connection)).await;
+                    return;
                 }
                 Ok(Err(error)) => {
                     debug!(peer = %remote_addr, %error, "tls handshake failed, connection dropped");
+                    HandshakeFailureReason::of(&error)
                 }
                 Err(_elapsed) => {
                     debug!(
@@ -372,8 +469,13 @@ async fn accept_loop(
                         timeout_ms = handshake_timeout.as_millis(),
                         "tls handshake timed out, connection dropped"
                     );
+                    HandshakeFailureReason::Timeout
                 }
-            }
+            };
+            report(&HandshakeFailure {
+                peer: remote_addr,
+                reason,
+            });
         });
     }
 }
@@ -548,6 +650,53 @@ mod tests {
             identity: Some(identity.clone()),
         });
         assert_eq!(peer_identity(&request), Some(&identity));
+    }
+
+    #[test]
+    fn handshake_errors_are_classified_by_reason() {
+        let tls = |error: rustls::Error| {
+            HandshakeFailureReason::of(&io::Error::new(io::ErrorKind::InvalidData, error))
+        };
+        assert_eq!(
+            tls(rustls::Error::NoCertificatesPresented),
+            HandshakeFailureReason::NoClientCertificate
+        );
+        assert_eq!(
+            tls(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer
+            )),
+            HandshakeFailureReason::InvalidClientCertificate
+        );
+        assert_eq!(
+            tls(rustls::Error::PeerIncompatible(
+                rustls::PeerIncompatible::SupportedVersionsExtensionRequired
+            )),
+            HandshakeFailureReason::IncompatibleClient
+        );
+        assert_eq!(
+            tls(rustls::Error::InvalidMessage(
+                rustls::InvalidMessage::InvalidContentType
+            )),
+            HandshakeFailureReason::NotTls
+        );
+        assert_eq!(
+            tls(rustls::Error::AlertReceived(
+                rustls::AlertDescription::UnknownCA
+            )),
+            HandshakeFailureReason::AlertFromClient
+        );
+        assert_eq!(
+            tls(rustls::Error::DecryptError),
+            HandshakeFailureReason::Other
+        );
+        assert_eq!(
+            HandshakeFailureReason::of(&io::Error::from(io::ErrorKind::UnexpectedEof)),
+            HandshakeFailureReason::ConnectionClosed
+        );
+        assert_eq!(
+            HandshakeFailureReason::NoClientCertificate.to_string(),
+            "no_client_certificate"
+        );
     }
 
     #[test]

@@ -19,8 +19,9 @@ use tokio_rustls::TlsConnector;
 use tokio_stream::StreamExt;
 use tryggdel_tls::server::tls_incoming_with_timeout;
 use tryggdel_tls::{
-    CertificateAuthority, ClientIdentitySpec, IssuedCertificate, PeerIdentity, PeerInfo,
-    client_config, connect_channel, peer_identity, server_config, tls_incoming,
+    CertificateAuthority, ClientIdentitySpec, HandshakeFailure, HandshakeFailureReason,
+    IssuedCertificate, PeerIdentity, PeerInfo, client_config, connect_channel, peer_identity,
+    server_config, tls_incoming, tls_incoming_reporting,
 };
 
 /// Generous bound on every network wait, so a broken test fails instead of hanging.
@@ -55,6 +56,11 @@ struct Accepted {
     alpn: Option<Vec<u8>>,
 }
 
+/// The connections `tls_incoming` and its variants yield.
+type Incoming = std::pin::Pin<
+    Box<dyn tokio_stream::Stream<Item = std::io::Result<tryggdel_tls::TlsConnection>> + Send>,
+>;
+
 /// Starts an echo server behind `tls_incoming`; returns its address and the connections it
 /// accepted, in order.
 async fn echo_server(
@@ -65,13 +71,43 @@ async fn echo_server(
         server_config(&pki.server.cert_pem, &pki.server.key_pem, pki.ca.cert_pem()).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let incoming: Incoming = match handshake_timeout {
+        Some(timeout) => Box::pin(tls_incoming_with_timeout(listener, config, timeout)),
+        None => Box::pin(tls_incoming(listener, config)),
+    };
+    (addr, serve_echo(incoming))
+}
+
+/// An echo server behind `tls_incoming_reporting`: its address, the connections it accepted
+/// and the handshakes it refused, in order.
+async fn reporting_echo_server(
+    pki: &Pki,
+    handshake_timeout: Duration,
+) -> (
+    SocketAddr,
+    mpsc::UnboundedReceiver<Accepted>,
+    mpsc::UnboundedReceiver<HandshakeFailure>,
+) {
+    let config =
+        server_config(&pki.server.cert_pem, &pki.server.key_pem, pki.ca.cert_pem()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (failures_tx, failures_rx) = mpsc::unbounded_channel();
+    let incoming = tls_incoming_reporting(
+        listener,
+        config,
+        handshake_timeout,
+        Arc::new(move |failure: &HandshakeFailure| {
+            let _ = failures_tx.send(*failure);
+        }),
+    );
+    (addr, serve_echo(Box::pin(incoming)), failures_rx)
+}
+
+/// Echoes on every connection `incoming` yields; answers what it accepted, in order.
+fn serve_echo(mut incoming: Incoming) -> mpsc::UnboundedReceiver<Accepted> {
     let (accepted_tx, accepted_rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        let mut incoming = match handshake_timeout {
-            Some(timeout) => Box::pin(tls_incoming_with_timeout(listener, config, timeout))
-                as std::pin::Pin<Box<dyn tokio_stream::Stream<Item = _> + Send>>,
-            None => Box::pin(tls_incoming(listener, config)),
-        };
         while let Some(connection) = incoming.next().await {
             let mut connection = connection.unwrap();
             let _ = accepted_tx.send(Accepted {
@@ -94,7 +130,7 @@ async fn echo_server(
             });
         }
     });
-    (addr, accepted_rx)
+    accepted_rx
 }
 
 fn rustls_client(config: rustls::ClientConfig) -> TlsConnector {
@@ -378,6 +414,57 @@ async fn many_refused_clients_in_parallel_do_not_stop_the_stream() {
         assert!(handle.await.unwrap().is_err());
     }
     assert_still_serving_and_refused_client_was_never_yielded(&pki, addr, &mut accepted).await;
+}
+
+#[tokio::test]
+async fn every_refused_handshake_is_reported_with_the_peer_and_the_reason() {
+    let pki = pki();
+    let (addr, mut accepted, mut failures) =
+        reporting_echo_server(&pki, Duration::from_secs(1)).await;
+    let mut next_failure = async || {
+        tokio::time::timeout(WAIT, failures.recv())
+            .await
+            .expect("a refused handshake is reported")
+            .unwrap()
+    };
+
+    let anonymous = anonymous_client_config(pki.ca.cert_pem(), &[&rustls::version::TLS13]);
+    assert!(echo_round_trip(addr, anonymous, b"x").await.is_err());
+    let failure = next_failure().await;
+    assert_eq!(failure.reason, HandshakeFailureReason::NoClientCertificate);
+    assert!(failure.peer.ip().is_loopback(), "{failure:?}");
+
+    let rogue_ca = CertificateAuthority::generate("tryggdel test ca").unwrap();
+    let rogue = rogue_ca
+        .issue_client(&ClientIdentitySpec::new("intruder", "Skatteverket"))
+        .unwrap();
+    let foreign = client_config(pki.ca.cert_pem(), &rogue.cert_pem, &rogue.key_pem).unwrap();
+    assert!(echo_round_trip(addr, foreign, b"x").await.is_err());
+    assert_eq!(
+        next_failure().await.reason,
+        HandshakeFailureReason::InvalidClientCertificate
+    );
+
+    assert!(
+        echo_round_trip(addr, tls12_client_config(&pki), b"x")
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        next_failure().await.reason,
+        HandshakeFailureReason::IncompatibleClient
+    );
+
+    let _ = plaintext_exchange(addr, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+    assert_eq!(next_failure().await.reason, HandshakeFailureReason::NotTls);
+
+    let silent = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(next_failure().await.reason, HandshakeFailureReason::Timeout);
+    drop(silent);
+
+    // A completed handshake is not a failure.
+    assert_still_serving_and_refused_client_was_never_yielded(&pki, addr, &mut accepted).await;
+    assert!(failures.try_recv().is_err());
 }
 
 // --- tonic: a real tonic server over tls_incoming and a channel from connect_channel ---
