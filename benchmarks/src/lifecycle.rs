@@ -593,6 +593,7 @@ impl User {
                 disclosure_id: submitted.id.clone(),
                 expected_version: submitted.version,
                 comment: String::new(),
+                close_relative_judgement: String::new(),
             })
             .await;
         if let Err(status) = approved {

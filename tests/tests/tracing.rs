@@ -214,6 +214,7 @@ async fn one_approval_is_one_trace(backend: TestBackend) {
         disclosure_id: submitted.id.clone(),
         expected_version: submitted.version,
         comment: String::new(),
+        close_relative_judgement: String::new(),
     });
     approve
         .metadata_mut()

@@ -64,6 +64,7 @@ pub enum DisclosureAction {
     Approve {
         id: String,
         comment: String,
+        close_relative_judgement: String,
     },
     Reject {
         id: String,
@@ -268,12 +269,17 @@ pub async fn disclosure(session: &Session, action: DisclosureAction) -> anyhow::
             let submitted = answer(client.submit(request).await)?;
             print_disclosure(&submitted, json, "submitted for decision")
         }
-        DisclosureAction::Approve { id, comment } => {
+        DisclosureAction::Approve {
+            id,
+            comment,
+            close_relative_judgement,
+        } => {
             let (mut client, version) = client_at_current_version(&connection, &id).await?;
             let request = ApproveRequest {
                 disclosure_id: id,
                 expected_version: version,
                 comment,
+                close_relative_judgement,
             };
             let approved =
                 answer(client.approve(request).await).context("the approval was refused")?;

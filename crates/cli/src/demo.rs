@@ -171,6 +171,7 @@ pub async fn run(data: &DataDirectory, endpoints: &Endpoints) -> anyhow::Result<
             disclosure_id: submitted.id.clone(),
             expected_version: submitted.version,
             comment: "Akut risk; delegationsbeslut enligt 18 c §".into(),
+            close_relative_judgement: String::new(),
         })
         .await
         .map_err(refused)

@@ -275,6 +275,10 @@ enum DisclosureCommand {
         id: String,
         #[arg(long, default_value = "")]
         comment: String,
+        /// Your written judgement whether the victim is a närstående: required when the
+        /// victim's relation is "other", refused otherwise.
+        #[arg(long, default_value = "")]
+        close_relative_judgement: String,
     },
     /// Reject a submitted disclosure, with the reason.
     Reject {
@@ -589,9 +593,15 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     DisclosureAction::Assess { id, file, as_of }
                 }
                 DisclosureCommand::Submit { id } => DisclosureAction::Submit { id },
-                DisclosureCommand::Approve { id, comment } => {
-                    DisclosureAction::Approve { id, comment }
-                }
+                DisclosureCommand::Approve {
+                    id,
+                    comment,
+                    close_relative_judgement,
+                } => DisclosureAction::Approve {
+                    id,
+                    comment,
+                    close_relative_judgement,
+                },
                 DisclosureCommand::Reject { id, reason } => DisclosureAction::Reject { id, reason },
                 DisclosureCommand::Withdraw { id, reason } => {
                     DisclosureAction::Withdraw { id, reason }

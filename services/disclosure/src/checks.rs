@@ -59,6 +59,15 @@ pub(crate) fn optional_text(field: &str, text: &str) -> Result<String, ServiceEr
     bounded_text(field, text)
 }
 
+/// A one-line text that may be empty: trimmed, at most `max` characters, and without control
+/// characters (line breaks included), so it can go into an audit entry's details as it is.
+pub(crate) fn optional_line(field: &str, text: &str, max: usize) -> Result<String, ServiceError> {
+    let trimmed = text.trim();
+    tryggdel_service_kit::bounded_text(field, trimmed, max)?;
+    tryggdel_service_kit::no_control_characters(field, trimmed, false)?;
+    Ok(trimmed.to_owned())
+}
+
 /// A client's request id for an idempotent create: 8–64 letters, digits, `-` and `_`.
 pub(crate) fn client_request_id(text: &str) -> Result<&str, ServiceError> {
     let request_id = text.trim();
@@ -125,6 +134,24 @@ mod tests {
         let long = "x".repeat(content::MAX_TEXT_CHARS + 1);
         assert!(matches!(
             required_text("reason", &long),
+            Err(ServiceError::InvalidArgument { .. })
+        ));
+    }
+
+    #[test]
+    fn a_line_is_trimmed_bounded_and_holds_no_control_characters() {
+        assert_eq!(
+            optional_line("judgement", " Sambo sedan 2019. ", 20).unwrap(),
+            "Sambo sedan 2019."
+        );
+        assert_eq!(optional_line("judgement", " \t\n ", 20).unwrap(), "");
+        for text in ["sambo\u{7}", "sambo\nsedan 2019"] {
+            let error = optional_line("judgement", text, 20).unwrap_err();
+            assert!(error.to_string().starts_with("judgement: "), "{error}");
+        }
+        assert_eq!(optional_line("judgement", "åäö", 3).unwrap(), "åäö");
+        assert!(matches!(
+            optional_line("judgement", "åäöx", 3),
             Err(ServiceError::InvalidArgument { .. })
         ));
     }

@@ -3,7 +3,9 @@
 //!
 //! Invariant: an approval binds the exact payload the police will get — its canonical bytes
 //! are sealed and their hash recorded with the decision — and only a passing legal assessment
-//! is approved.
+//! is approved. A condition the law leaves to the decision maker (whether a victim of relation
+//! `other` is a närstående) passes only on their own written judgement, which is stored with
+//! the decision and audited; a judgement nothing asked for is refused.
 
 use prost::Message;
 use tryggdel_auth::Role;
@@ -65,11 +67,17 @@ impl DisclosureApi {
         policy::require_decider(self.directory(), caller, &record)?;
         check_expected_version(request.expected_version, &record)?;
         let comment = checks::optional_text("comment", &request.comment)?;
+        let judgement = checks::optional_line(
+            JUDGEMENT_FIELD,
+            &request.close_relative_judgement,
+            MAX_JUDGEMENT_CHARS,
+        )?;
         let step = checks::step(&record, LifecycleAction::Approve)?;
         let draft = self.stored_draft(&record)?;
         require_complete(&draft, "the disclosure")?;
         let organisation = self.organisation_of(&record)?;
         let assessment = self.assess_draft(&draft, &organisation, today_in_sweden())?;
+        let assessment = judged(assessment, &judgement)?;
         require_passed(&assessment)?;
         let payload = police_payload(&record, &organisation, &draft, &assessment)?;
         let now = now_unix_ms();
@@ -84,6 +92,7 @@ impl DisclosureApi {
             registry_version: assessment.registry_version().to_owned(),
             catalogue_version: assessment.catalogue_version().to_owned(),
             assessment: Some(wire_assessment(&assessment).encode_to_vec()),
+            judgement,
         });
         let details = approval_details(&record, &draft);
         let view = self
@@ -188,8 +197,42 @@ fn require_complete(draft: &ValidatedDraft, what: &str) -> Result<(), ServiceErr
     )))
 }
 
-/// Only a passing assessment is approved; the refusal names each failing condition and the
-/// bases that might fit instead.
+/// The approval field holding the decision maker's written judgement.
+const JUDGEMENT_FIELD: &str = "close_relative_judgement";
+
+/// The longest judgement: it goes into the approval's audit entry, whose details hold at most
+/// this many characters, on one line.
+const MAX_JUDGEMENT_CHARS: usize = 2000;
+
+/// The assessment as the decision maker's `judgement` (trimmed, possibly empty) leaves it:
+/// confirmed where it needed their judgement and they gave it. A judgement is refused when
+/// nothing needs one, and required when something does and nothing else fails (a failing
+/// condition is refused for itself).
+fn judged(assessment: Assessment, judgement: &str) -> Result<Assessment, ServiceError> {
+    if !assessment.needs_judgement() {
+        if judgement.is_empty() {
+            return Ok(assessment);
+        }
+        return Err(ServiceError::invalid(
+            JUDGEMENT_FIELD,
+            "no condition of the assessment needs your judgement, so none is recorded; \
+             approve without it",
+        ));
+    }
+    if !judgement.is_empty() {
+        return Ok(assessment.with_judgement_confirmed());
+    }
+    if !assessment.passes_given_judgement() {
+        return Ok(assessment);
+    }
+    Err(ServiceError::FailedPrecondition(format!(
+        "{JUDGEMENT_FIELD}: the victim's relation 'other' needs your judgement whether they are a \
+         närstående; approve with your written reasoning"
+    )))
+}
+
+/// Only a passing assessment is approved; the refusal names each condition that failed or
+/// still needs judgement, and the bases that might fit instead.
 fn require_passed(assessment: &Assessment) -> Result<(), ServiceError> {
     if assessment.passed() {
         return Ok(());
@@ -216,9 +259,10 @@ fn require_passed(assessment: &Assessment) -> Result<(), ServiceError> {
 }
 
 impl DisclosureApi {
-    /// What the police get (once approved) or would get if approved now (submitted, with a
-    /// passing assessment today), item by item with its hash; protected items masked unless
-    /// `revealed`. None for a draft, an incomplete or failing submission, or an ended case.
+    /// What the police get (once approved) or would get if approved now (submitted, with an
+    /// assessment today that passes, or passes once the decision maker gives the judgement it
+    /// needs), item by item with its hash; protected items masked unless `revealed`. None for
+    /// a draft, an incomplete or failing submission, or an ended case.
     pub(crate) fn payload_preview(
         &self,
         record: &DisclosureRecord,
@@ -238,7 +282,7 @@ impl DisclosureApi {
                 }
                 let organisation = self.organisation_of(record)?;
                 let assessment = self.assess_draft(&draft, &organisation, today_in_sweden())?;
-                if !assessment.passed() {
+                if !assessment.passes_given_judgement() {
                     return Ok(None);
                 }
                 police_payload(record, &organisation, &draft, &assessment)?

@@ -91,17 +91,20 @@ pub(crate) fn follow_up_detail(content: &DraftContent) -> Vec<(&'static str, Str
 }
 
 /// What an approval event records beyond the record: the payload's hash, the catalogue
-/// version and which data items the payload holds.
+/// version, which data items the payload holds, and the decision maker's written judgement
+/// when the approval rests on one.
 pub(crate) fn approval_details(
     record: &DisclosureRecord,
     draft: &ValidatedDraft,
 ) -> Vec<(&'static str, String)> {
-    let catalogue_version = record
-        .decision
-        .as_ref()
+    let decision = record.decision.as_ref();
+    let catalogue_version = decision
         .map(|decision| decision.catalogue_version.clone())
         .unwrap_or_default();
-    vec![
+    let judgement = decision
+        .map(|decision| decision.judgement.clone())
+        .unwrap_or_default();
+    let mut details = vec![
         ("payload_sha256", record.payload_sha256().to_owned()),
         ("catalogue_version", catalogue_version),
         (
@@ -113,7 +116,11 @@ pub(crate) fn approval_details(
                 .collect::<Vec<_>>()
                 .join(","),
         ),
-    ]
+    ];
+    if !judgement.is_empty() {
+        details.push(("close_relative_judgement", judgement));
+    }
+    details
 }
 
 impl DisclosureApi {

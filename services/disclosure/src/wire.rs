@@ -54,6 +54,7 @@ pub(crate) fn wire_assessment(assessment: &tryggdel_domain::Assessment) -> WireA
                 key: condition.key().to_owned(),
                 passed: condition.passed(),
                 reason: condition.reason().to_owned(),
+                needs_judgement: condition.needs_judgement(),
             })
             .collect(),
         suggested_bases: assessment
@@ -61,6 +62,7 @@ pub(crate) fn wire_assessment(assessment: &tryggdel_domain::Assessment) -> WireA
             .iter()
             .map(|id| id.as_str().to_owned())
             .collect(),
+        needs_judgement: assessment.needs_judgement(),
     }
 }
 
@@ -183,6 +185,7 @@ fn wire_decision(decision: &Decision) -> Result<WireDecision, ServiceError> {
         registry_version: decision.registry_version.clone(),
         catalogue_version: decision.catalogue_version.clone(),
         assessment,
+        judgement: decision.judgement.clone(),
     })
 }
 

@@ -416,9 +416,36 @@ async fn approve(
             disclosure_id: disclosure.id.clone(),
             expected_version: disclosure.version,
             comment: "Beslutat enligt delegation".into(),
+            close_relative_judgement: String::new(),
         })
         .await
         .map(tonic::Response::into_inner)
+}
+
+/// An approval with the decision maker's written judgement whether the victim is a närstående.
+async fn approve_with_judgement(
+    client: &mut Client,
+    disclosure: &Disclosure,
+    judgement: &str,
+) -> Result<Disclosure, tonic::Status> {
+    client
+        .approve(ApproveRequest {
+            disclosure_id: disclosure.id.clone(),
+            expected_version: disclosure.version,
+            comment: "Beslutat enligt delegation".into(),
+            close_relative_judgement: judgement.into(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// The Bollnäs case with a victim whose relation is "other", and the caseworker's account.
+fn other_relation_content() -> DraftContent {
+    DraftContent {
+        relation: "other".into(),
+        relation_justification: "Kollega på arbetsplatsen".into(),
+        ..social_services_content()
+    }
 }
 
 fn assert_code<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code, contains: &str) {
@@ -1346,6 +1373,212 @@ async fn decision_queue_and_payload_preview(backend: TestBackend) {
     harness.stop().await;
 }
 
+/// Issue 17: närstående is a judgement. A victim of relation "other" is neither passed nor
+/// failed but needs the decision maker's written judgement, which the approval stores, returns
+/// and audits; a judgement nothing asked for is refused; a rejection needs none.
+async fn relation_other_needs_the_decision_makers_judgement(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    let mut decision_maker = harness.decision_maker(BOLLNAS).await;
+    let draft = create(&mut caseworker, "req-other-0001", other_relation_content()).await;
+
+    // The caseworker's text does not pass the condition; it waits for the decision maker.
+    let assessment = caseworker
+        .assess_legal_basis(assess_stored(&draft.id, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!assessment.passed, "{assessment:?}");
+    assert!(assessment.needs_judgement);
+    let close_relative = assessment
+        .conditions
+        .iter()
+        .find(|condition| condition.key == "close_relative")
+        .unwrap();
+    assert!(!close_relative.passed && close_relative.needs_judgement);
+    assert!(!close_relative.reason.contains("Kollega"));
+    let others: Vec<&Condition> = assessment
+        .conditions
+        .iter()
+        .filter(|condition| condition.key != "close_relative")
+        .collect();
+    assert!(
+        others
+            .iter()
+            .all(|condition| condition.passed && !condition.needs_judgement)
+    );
+
+    // A caseworker cannot give the judgement, so submitting does not wait for it, and the
+    // decision maker sees the payload the approval would bind.
+    let submitted = submit(&mut caseworker, &draft).await;
+    assert_eq!(submitted.state, DisclosureState::Submitted as i32);
+    let before = decision_maker
+        .get(get_request(&submitted.id))
+        .await
+        .unwrap()
+        .into_inner();
+    let preview = before.payload_preview.clone().expect("a preview");
+
+    // Without the judgement (or with only blanks) the approval is refused, naming the field.
+    for blank in ["", "  \n\t "] {
+        assert_code(
+            approve_with_judgement(&mut decision_maker, &before, blank).await,
+            Code::FailedPrecondition,
+            "close_relative_judgement: the victim's relation 'other' needs your judgement \
+             whether they are a närstående; approve with your written reasoning",
+        );
+    }
+    // The judgement is one line of bounded text, as the audit entry holds it.
+    for refused in ["sambo\u{0}", "sambo\nsedan 2019", &"x".repeat(2_001)] {
+        assert_code(
+            approve_with_judgement(&mut decision_maker, &before, refused).await,
+            Code::InvalidArgument,
+            "close_relative_judgement",
+        );
+    }
+    let unchanged = decision_maker
+        .get(get_request(&submitted.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(unchanged.state, DisclosureState::Submitted as i32);
+    assert_eq!(unchanged.version, submitted.version);
+
+    // With it, the approval passes; the decision carries the judgement and the confirmed
+    // assessment.
+    let judgement =
+        "De har levt i en nära och förtroendefull relation sedan 2019 och delar hushåll.";
+    let approved = approve_with_judgement(&mut decision_maker, &before, &format!(" {judgement} "))
+        .await
+        .unwrap();
+    assert_eq!(approved.state, DisclosureState::Approved as i32);
+    let decision = approved.decision.as_ref().unwrap();
+    assert_eq!(decision.judgement, judgement);
+    assert_eq!(decision.payload_sha256, preview.sha256);
+    let bound = decision.assessment.as_ref().unwrap();
+    assert!(bound.passed && !bound.needs_judgement, "{bound:?}");
+    let confirmed = bound
+        .conditions
+        .iter()
+        .find(|condition| condition.key == "close_relative")
+        .unwrap();
+    assert!(confirmed.passed && !confirmed.needs_judgement);
+    assert!(
+        confirmed.reason.contains("decision maker's judgement"),
+        "{}",
+        confirmed.reason
+    );
+
+    // Stored: a read and a re-evaluation show it; the re-evaluation itself still says the
+    // condition is a judgement, and the decision holds the one that was made.
+    let read = caseworker
+        .get(get_request(&submitted.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.decision.as_ref().unwrap().judgement, judgement);
+    assert_eq!(
+        read.decision.as_ref().unwrap().assessment.as_ref(),
+        Some(bound)
+    );
+    let again = decision_maker
+        .assess_legal_basis(assess_stored(&submitted.id, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.needs_judgement && !again.passed);
+
+    // Audited with the approval.
+    let events = harness
+        .service
+        .api
+        .store()
+        .events_of(&draft.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        event_types(&events),
+        [
+            "disclosure.draft_created",
+            "disclosure.submitted",
+            "disclosure.approved"
+        ]
+    );
+    harness.wait_for_relay().await;
+    let entries = harness
+        .audit_officer()
+        .await
+        .query(QueryRequest {
+            disclosure_id: draft.id.clone(),
+            ..QueryRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let logged: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|entry| serde_json::from_slice(&entry.entry).unwrap())
+        .collect();
+    let approval = logged
+        .iter()
+        .find(|entry| entry["action"] == "disclosure.approved")
+        .unwrap();
+    assert_eq!(approval["details"]["close_relative_judgement"], judgement);
+    assert_eq!(approval["actor"]["user_id"], "beslut-bollnas");
+    assert!(
+        logged
+            .iter()
+            .filter(|entry| entry["action"] != "disclosure.approved")
+            .all(|entry| entry["details"].get("close_relative_judgement").is_none())
+    );
+
+    // A judgement when none is needed is refused, so nothing meaningless is stored.
+    let cohabitant = create(&mut caseworker, "req-other-0002", social_services_content()).await;
+    let cohabitant = submit(&mut caseworker, &cohabitant).await;
+    assert_code(
+        approve_with_judgement(&mut decision_maker, &cohabitant, "De är sambor.").await,
+        Code::InvalidArgument,
+        "close_relative_judgement: no condition of the assessment needs your judgement",
+    );
+    let plain = approve(&mut decision_maker, &cohabitant).await.unwrap();
+    assert_eq!(plain.decision.as_ref().unwrap().judgement, "");
+    harness.wait_for_relay().await;
+    let plain_entries = harness
+        .audit_officer()
+        .await
+        .query(QueryRequest {
+            disclosure_id: cohabitant.id.clone(),
+            ..QueryRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    for entry in &plain_entries {
+        let json: serde_json::Value = serde_json::from_slice(&entry.entry).unwrap();
+        assert!(json["details"].get("close_relative_judgement").is_none());
+    }
+
+    // A rejection needs no judgement.
+    let colleague = create(&mut caseworker, "req-other-0003", other_relation_content()).await;
+    let colleague = submit(&mut caseworker, &colleague).await;
+    let rejected = decision_maker
+        .reject(RejectRequest {
+            disclosure_id: colleague.id.clone(),
+            expected_version: colleague.version,
+            reason: "En kollega är inte närstående.".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rejected.state, DisclosureState::Rejected as i32);
+    assert_eq!(rejected.decision.as_ref().unwrap().judgement, "");
+    harness.stop().await;
+}
+
 async fn health_is_served_over_mtls(backend: TestBackend) {
     let Some(harness) = Harness::start(backend).await else {
         return;
@@ -1800,6 +2033,7 @@ on_both_backends!(
     audit_outage_loses_nothing_and_reads_fail_closed,
     list_pages_and_filters,
     decision_queue_and_payload_preview,
+    relation_other_needs_the_decision_makers_judgement,
     health_is_served_over_mtls,
     receipts_acknowledge_an_approval_once,
     approvals_are_handed_over_or_refused_once,

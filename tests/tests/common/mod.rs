@@ -277,6 +277,7 @@ pub async fn approve(decision_maker: &mut Disclosures, submitted: &Disclosure) -
             disclosure_id: submitted.id.clone(),
             expected_version: submitted.version,
             comment: String::new(),
+            close_relative_judgement: String::new(),
         })
         .await
         .unwrap()

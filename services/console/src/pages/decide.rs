@@ -223,6 +223,7 @@ pub async fn approve(
             disclosure_id: id.clone(),
             expected_version: form.expected_version,
             comment: form.comment,
+            close_relative_judgement: String::new(),
         })
         .await;
     decided(&console, &session, &id, result.map(|_| ())).await

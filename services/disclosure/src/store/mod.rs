@@ -32,6 +32,7 @@ pub const MIGRATIONS: Migrations = tryggdel_storage::migrations!([
     "0005_outbox_audit_event.sql",
     "0006_outbox_without_audit_event.sql",
     "0007_decision_queue.sql",
+    "0008_decision_judgement.sql",
 ]);
 
 /// Approvals go to the notification service (the police's hand-over relay).
@@ -373,7 +374,7 @@ impl DisclosureStore {
     }
 }
 
-/// `INSERT INTO disclosures (<COLUMNS>) VALUES ($1, … $25)`, in the record's binding order.
+/// `INSERT INTO disclosures (<COLUMNS>) VALUES ($1, … $26)`, in the record's binding order.
 static INSERT_STATEMENT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO disclosures ({COLUMNS}) VALUES ({})",
@@ -381,7 +382,7 @@ static INSERT_STATEMENT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// `UPDATE disclosures SET <column> = $n, … WHERE id = $1 AND version = $26`, with the
+/// `UPDATE disclosures SET <column> = $n, … WHERE id = $1 AND version = $27`, with the
 /// placeholders numbered in [`COLUMNS`] order to match the record's binding, then the
 /// expected version ([`Versioned`]). Every column but the id is written (the immutable ones
 /// with their stored values), so one binding serves insert and update alike.

@@ -10,7 +10,7 @@ pub(super) const COLUMNS: &str = "id, organisation, police_region, state, versio
     legal_basis_id, drafted_by, client_request_id, request_fingerprint, content_sealed, \
     protected_sealed, created_at, updated_at, submitted_by, submitted_at, decision_outcome, \
     decided_by, decided_at, decision_reason, payload_sha256, payload_sealed, registry_version, \
-    catalogue_version, assessment";
+    catalogue_version, assessment, decision_judgement";
 
 /// One disclosure. Personal data only in the sealed fields.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,6 +57,9 @@ pub struct Decision {
     pub catalogue_version: String,
     /// The encoded wire `Assessment` the approval passed.
     pub assessment: Option<Vec<u8>>,
+    /// The decision maker's written judgement the approval rests on (whether a victim of
+    /// relation `other` is a närstående); empty when the assessment needed none.
+    pub judgement: String,
 }
 
 /// A lifecycle step the domain's state machine allowed from a record's state; only
@@ -103,6 +106,7 @@ struct StoredDisclosure {
     registry_version: String,
     catalogue_version: String,
     assessment: Option<Vec<u8>>,
+    decision_judgement: String,
 }
 
 impl DecisionOutcome {
@@ -139,6 +143,7 @@ impl Decision {
             registry_version: String::new(),
             catalogue_version: String::new(),
             assessment: None,
+            judgement: String::new(),
         }
     }
 }
@@ -248,6 +253,7 @@ impl TryFrom<StoredDisclosure> for DisclosureRecord {
                 registry_version: row.registry_version,
                 catalogue_version: row.catalogue_version,
                 assessment: row.assessment,
+                judgement: row.decision_judgement,
             })
         };
         Ok(DisclosureRecord {
@@ -300,6 +306,7 @@ impl sqlx::FromRow<'_, sqlx::any::AnyRow> for StoredDisclosure {
             registry_version: row.try_get("registry_version")?,
             catalogue_version: row.try_get("catalogue_version")?,
             assessment: row.try_get("assessment")?,
+            decision_judgement: row.try_get("decision_judgement")?,
         })
     }
 }
@@ -346,6 +353,7 @@ pub(super) fn bind_record<'q>(
         .bind(text(|decision| &decision.registry_version))
         .bind(text(|decision| &decision.catalogue_version))
         .bind(decision.and_then(|decision| decision.assessment.clone()))
+        .bind(text(|decision| &decision.judgement))
 }
 
 #[cfg(test)]
@@ -380,6 +388,7 @@ mod tests {
             registry_version: "2026-01".into(),
             catalogue_version: "2026-02".into(),
             assessment: Some(vec![1, 2, 3]),
+            decision_judgement: "sambo sedan tio år".into(),
         }
     }
 
@@ -391,6 +400,7 @@ mod tests {
         let decision = record.decision.as_ref().unwrap();
         assert_eq!(decision.outcome, DecisionOutcome::Withdrawn);
         assert_eq!(decision.assessment.as_deref(), Some(&[1, 2, 3][..]));
+        assert_eq!(decision.judgement, "sambo sedan tio år");
         assert_eq!(record.payload_sha256(), "ab");
         assert_eq!(record.registry_version(), "2026-01");
 
@@ -457,6 +467,7 @@ mod tests {
         );
         assert_eq!(decision.reason, "moot");
         assert_eq!(decision.payload_sealed, "sealed-payload");
+        assert_eq!(decision.judgement, "sambo sedan tio år");
 
         let mut draft = DisclosureRecord::new_draft("bollnas-kommun", "mitt", "u", "r", "f", 1);
         draft.conclude(DecisionOutcome::Rejected, "chef", 30, "no".into());
