@@ -239,20 +239,30 @@ fn condition_label(key: &str) -> &str {
     }
 }
 
-/// The assessment: every condition with pass or fail and its reason, and suggested bases.
+/// What a condition the law leaves to the decision maker is shown as: neither ✓ nor ✗.
+pub const NEEDS_JUDGEMENT: &str = "Kräver beslutsfattarens bedömning";
+
+/// The assessment: every condition as passed, failed or needing the decision maker's
+/// judgement, with its reason, and suggested bases.
 pub fn assessment_panel(assessment: &Result<Assessment, Refusal>) -> Markup {
     html! {
         h2 { "Rättslig bedömning" }
         @match assessment {
             Ok(assessment) => {
+                @let failed = assessment.conditions.iter().any(|condition| !condition.passed && !condition.needs_judgement);
                 p {
                     @if assessment.passed { span.pass { "Uppfyllt" } " – grunden " (assessment.legal_basis_id) " är uppfylld i dag." }
+                    @else if assessment.needs_judgement && !failed {
+                        span.judgement { (NEEDS_JUDGEMENT) } " – övriga villkor är uppfyllda; beslutsfattaren måste själv bedöma villkoret nedan och skriva sina skäl."
+                    }
                     @else { span.fail { "Inte uppfyllt" } " – se villkoren nedan." }
                 }
                 ul.conditions {
                     @for condition in &assessment.conditions {
                         li {
-                            @if condition.passed { span.pass { "✓ Uppfyllt: " } } @else { span.fail { "✗ Ej uppfyllt: " } }
+                            @if condition.passed { span.pass { "✓ Uppfyllt: " } }
+                            @else if condition.needs_judgement { span.judgement { (NEEDS_JUDGEMENT) ": " } }
+                            @else { span.fail { "✗ Ej uppfyllt: " } }
                             strong { (condition_label(&condition.key)) }
                             br; span.hint lang="en" { (condition.reason) }
                         }
@@ -987,6 +997,9 @@ pub fn facts(console: &Shared, disclosure: &Disclosure, content: &DraftContent) 
             dt { "Den enskilde" } dd { (subject.name) " " (subject.identity_number) }
             dt { "Den utsatte" } dd { (victim.name) " " (victim.identity_number) }
             dt { "Relation" } dd { (words::lookup(words::RELATIONS, &content.relation)) }
+            @if !content.relation_justification.is_empty() {
+                dt { "Motivering av relationen" } dd { (content.relation_justification) }
+            }
             dt { "Skydd" } dd { (words::lookup(words::VICTIM_PROTECTIONS, &content.victim_protection)) }
             dt { "Adress" } dd { (shown(&protected.address)) }
             dt { "Arbetsplats" } dd { (shown(&protected.workplace)) }
@@ -1010,6 +1023,9 @@ pub fn facts(console: &Shared, disclosure: &Disclosure, content: &DraftContent) 
             }
             @if let Some(decision) = &disclosure.decision {
                 dt { "Beslut" } dd { (decision.outcome) ", " (words::time(decision.decided_at_unix_ms)) " av " (decision.decided_by) @if !decision.reason.is_empty() { " – " (decision.reason) } }
+                @if !decision.judgement.is_empty() {
+                    dt { "Beslutsfattarens bedömning av om den utsatte är närstående" } dd { (decision.judgement) }
+                }
                 @if !decision.payload_sha256.is_empty() { dt { "Underlagets SHA-256" } dd { code.hash { (decision.payload_sha256) } } }
             }
             @if let Some(delivery) = &disclosure.delivery {
@@ -1067,8 +1083,62 @@ pub async fn answer_follow_up(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::short_id;
+    use super::*;
+    use tryggdel_proto::disclosure::v1::Condition;
+
+    fn condition(key: &str, passed: bool, needs_judgement: bool) -> Condition {
+        Condition {
+            key: key.into(),
+            passed,
+            reason: format!("reason of {key}"),
+            needs_judgement,
+        }
+    }
+
+    fn assessment(conditions: Vec<Condition>) -> Assessment {
+        Assessment {
+            legal_basis_id: "OSL-10-18c".into(),
+            as_of: "2026-03-01".into(),
+            registry_version: "sha256:0123456789abcdef0123".into(),
+            passed: conditions.iter().all(|condition| condition.passed),
+            needs_judgement: conditions.iter().any(|condition| condition.needs_judgement),
+            conditions,
+            ..Assessment::default()
+        }
+    }
+
+    #[test]
+    fn a_condition_needing_judgement_is_neither_passed_nor_failed() {
+        let panel = assessment_panel(&Ok(assessment(vec![
+            condition("recipient", true, false),
+            condition("close_relative", false, true),
+        ])))
+        .into_string();
+        assert!(
+            panel.contains(
+                "<span class=\"judgement\">Kräver beslutsfattarens bedömning: </span><strong>Närstående</strong>"
+            ),
+            "{panel}"
+        );
+        assert!(panel.contains(
+            "<span class=\"judgement\">Kräver beslutsfattarens bedömning</span> – övriga villkor"
+        ));
+        assert!(!panel.contains("Ej uppfyllt"), "{panel}");
+        assert!(!panel.contains("Inte uppfyllt"), "{panel}");
+        assert_eq!(panel.matches("✓").count(), 1);
+
+        // With another condition failing, the whole is not met, and the judgement still shows.
+        let panel = assessment_panel(&Ok(assessment(vec![
+            condition("crime_time", false, false),
+            condition("close_relative", false, true),
+        ])))
+        .into_string();
+        assert!(panel.contains("Inte uppfyllt"), "{panel}");
+        assert!(panel.contains("✗ Ej uppfyllt: </span><strong>Brottets tid"));
+        assert!(panel.contains("Kräver beslutsfattarens bedömning: </span><strong>Närstående"));
+    }
 
     #[test]
     fn cases_created_in_the_same_minute_have_different_short_ids() {

@@ -1,7 +1,9 @@
 //! The decision maker's pages: the "Att besluta" queue (urgent first, with waiting time), the
 //! decision view (the assessment as of today, the checklist with its justifications, exactly
-//! the payload the police will receive with its SHA-256), approve with a comment, reject with
-//! a required reason, and escalations of deliveries the police have not acknowledged.
+//! the payload the police will receive with its SHA-256), approve with a comment — and, when
+//! the assessment leaves a condition to the decision maker (whether a victim of relation
+//! "other" is a närstående), with their required written judgement — reject with a required
+//! reason, and escalations of deliveries the police have not acknowledged.
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -21,6 +23,12 @@ use crate::{Shared, words};
 
 /// Rows per page of the queue.
 const QUEUE_PAGE: u32 = 50;
+
+/// The approval's field for the decision maker's judgement, named as the service names it.
+const JUDGEMENT_FIELD: &str = "close_relative_judgement";
+
+/// The longest judgement the disclosure service takes (it goes on one line into the audit log).
+const MAX_JUDGEMENT_CHARS: usize = 2000;
 
 #[derive(serde::Deserialize, Default)]
 pub struct QueueQuery {
@@ -96,14 +104,16 @@ pub async fn show(
         })
         .await?
         .into_inner();
-    Ok(decision_page(&console, &session, &disclosure, None).await)
+    Ok(decision_page(&console, &session, &disclosure, None, "").await)
 }
 
+/// The decision view; after a refusal, with it and the judgement the decision maker wrote.
 async fn decision_page(
     console: &Shared,
     session: &Session,
     disclosure: &Disclosure,
     refusal: Option<&Refusal>,
+    judgement: &str,
 ) -> Markup {
     let assessment = console
         .backend
@@ -119,6 +129,9 @@ async fn decision_page(
         .map_err(Refusal::from);
     let content = disclosure.content.clone().unwrap_or_default();
     let submitted = disclosure.state == DisclosureState::Submitted as i32;
+    let needs_judgement = assessment
+        .as_ref()
+        .is_ok_and(|assessment| assessment.needs_judgement);
     html! {
         (page(console, session, "Beslut", html! {
             h1 { "Beslut om ärende " (short_id(&disclosure.id)) }
@@ -141,13 +154,7 @@ async fn decision_page(
             }
             @if submitted {
                 h2 { "Beslut" }
-                form.stacked method="post" action={"/att-besluta/" (disclosure.id) "/godkann"} {
-                    (csrf_field(session))
-                    input type="hidden" name="expected_version" value=(disclosure.version);
-                    label for="comment" { "Kommentar (valfri)" }
-                    textarea id="comment" name="comment" {}
-                    div.actions { button type="submit" { "Godkänn och skicka till polisen" } }
-                }
+                (approve_form(disclosure, csrf_field(session), needs_judgement, refusal, judgement))
                 form.stacked method="post" action={"/att-besluta/" (disclosure.id) "/avsla"} {
                     (csrf_field(session))
                     input type="hidden" name="expected_version" value=(disclosure.version);
@@ -161,6 +168,68 @@ async fn decision_page(
             }
         }))
     }
+}
+
+/// The approve form. When the assessment needs the decision maker's judgement it holds a
+/// required textarea for it (filled again with what they wrote after a refusal), its hint and
+/// any refusal about it tied to it.
+fn approve_form(
+    disclosure: &Disclosure,
+    csrf: Markup,
+    needs_judgement: bool,
+    refusal: Option<&Refusal>,
+    judgement: &str,
+) -> Markup {
+    let error = refusal.filter(|refusal| refusal.field.as_deref() == Some(JUDGEMENT_FIELD));
+    let hint_id = format!("{JUDGEMENT_FIELD}-tips");
+    let error_id = format!("{JUDGEMENT_FIELD}-fel");
+    let described = match error {
+        Some(_) => format!("{hint_id} {error_id}"),
+        None => hint_id.clone(),
+    };
+    html! {
+        form.stacked method="post" action={"/att-besluta/" (disclosure.id) "/godkann"} {
+            (csrf)
+            input type="hidden" name="expected_version" value=(disclosure.version);
+            @if needs_judgement {
+                label for=(JUDGEMENT_FIELD) {
+                    "Din bedömning av om den utsatte är närstående (krävs)"
+                    span.hint id=(hint_id) {
+                        "Relationen är ”annan”. Om den utsatte står i en nära och förtroendefull relation till den enskilde är din bedömning, inte handläggarens; motiveringen av relationen finns under Ärendet. Dina skäl sparas med beslutet och i loggen, på en rad."
+                    }
+                }
+                @if let Some(error) = error { p.error id=(error_id) { (error.sentence) } }
+                textarea id=(JUDGEMENT_FIELD) name=(JUDGEMENT_FIELD) required maxlength=(MAX_JUDGEMENT_CHARS)
+                    aria-invalid=[error.map(|_| "true")] aria-describedby=(described) { (judgement) }
+            }
+            label for="comment" { "Kommentar (valfri)" }
+            textarea id="comment" name="comment" {}
+            div.actions { button type="submit" { "Godkänn och skicka till polisen" } }
+        }
+    }
+}
+
+/// A refusal of an approval; one about the judgement is tied to its field in Swedish.
+fn approval_refusal(status: tonic::Status) -> Refusal {
+    let about_judgement = status.message().starts_with(&format!("{JUDGEMENT_FIELD}:"));
+    let code = status.code();
+    let mut refusal = Refusal::from(status);
+    if !about_judgement {
+        return refusal;
+    }
+    refusal.field = Some(JUDGEMENT_FIELD.to_owned());
+    refusal.sentence = match code {
+        tonic::Code::FailedPrecondition => "Den utsattes relation är ”annan”: om den utsatte är närstående är din bedömning. Skriv den med dina skäl och godkänn igen.".to_owned(),
+        tonic::Code::InvalidArgument if refusal.sentence.contains("no condition") => "Ärendet kräver ingen bedömning av om den utsatte är närstående, så ingen sparas. Godkänn utan den.".to_owned(),
+        _ => format!("Din bedömning kunde inte tas emot. {}", refusal.sentence),
+    };
+    refusal
+}
+
+/// The judgement as one line: a textarea's line breaks (and runs of spaces) become single
+/// spaces, as the judgement is recorded on one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The checklist item's Swedish text in the registry, or its key.
@@ -207,6 +276,8 @@ pub struct DecisionForm {
     comment: String,
     #[serde(default)]
     reason: String,
+    #[serde(default)]
+    close_relative_judgement: String,
 }
 
 pub async fn approve(
@@ -216,6 +287,7 @@ pub async fn approve(
     axum::Form(form): axum::Form<DecisionForm>,
 ) -> Result<Response, Failure> {
     session.check_csrf(&form.csrf)?;
+    let judgement = one_line(&form.close_relative_judgement);
     let result = console
         .backend
         .disclosures(&session.user)
@@ -223,10 +295,11 @@ pub async fn approve(
             disclosure_id: id.clone(),
             expected_version: form.expected_version,
             comment: form.comment,
-            close_relative_judgement: String::new(),
+            close_relative_judgement: judgement.clone(),
         })
         .await;
-    decided(&console, &session, &id, result.map(|_| ())).await
+    let result = result.map(|_| ()).map_err(approval_refusal);
+    decided(&console, &session, &id, result, &judgement).await
 }
 
 pub async fn reject(
@@ -242,7 +315,7 @@ pub async fn reject(
             field: Some("reason".into()),
             code: tonic::Code::InvalidArgument,
         };
-        return decided_with(&console, &session, &id, refusal).await;
+        return decided_with(&console, &session, &id, refusal, "").await;
     }
     let result = console
         .backend
@@ -253,26 +326,29 @@ pub async fn reject(
             reason: form.reason,
         })
         .await;
-    decided(&console, &session, &id, result.map(|_| ())).await
+    let result = result.map(|_| ()).map_err(Refusal::from);
+    decided(&console, &session, &id, result, "").await
 }
 
+/// After a decision: its case, or the decision view again with the refusal and the judgement
+/// the decision maker wrote.
 async fn decided(
     console: &Shared,
     session: &Session,
     id: &str,
-    result: Result<(), tonic::Status>,
+    result: Result<(), Refusal>,
+    judgement: &str,
 ) -> Result<Response, Failure> {
     match result {
         Ok(()) => Ok(Redirect::to(&format!("/arenden/{id}")).into_response()),
-        Err(status) => {
-            let refusal = Refusal::from(status);
+        Err(refusal) => {
             if refusal.is_unauthenticated() {
                 return Err(Failure::Expired);
             }
             if refusal.is_not_found() {
                 return Err(Failure::NotFound);
             }
-            decided_with(console, session, id, refusal).await
+            decided_with(console, session, id, refusal, judgement).await
         }
     }
 }
@@ -282,6 +358,7 @@ async fn decided_with(
     session: &Session,
     id: &str,
     refusal: Refusal,
+    judgement: &str,
 ) -> Result<Response, Failure> {
     let disclosure = console
         .backend
@@ -292,9 +369,11 @@ async fn decided_with(
         })
         .await?
         .into_inner();
-    Ok(decision_page(console, session, &disclosure, Some(&refusal))
-        .await
-        .into_response())
+    Ok(
+        decision_page(console, session, &disclosure, Some(&refusal), judgement)
+            .await
+            .into_response(),
+    )
 }
 
 /// Deliveries the police have not acknowledged in time, raised to the decision maker.
@@ -338,4 +417,107 @@ pub async fn escalations(
             }
         },
     ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn submitted() -> Disclosure {
+        Disclosure {
+            id: "01a23b38-051d-774d-90fc-38992bf37b50".into(),
+            version: 3,
+            state: DisclosureState::Submitted as i32,
+            ..Disclosure::default()
+        }
+    }
+
+    fn csrf() -> Markup {
+        html! { input type="hidden" name="csrf" value="token"; }
+    }
+
+    #[test]
+    fn the_approve_form_asks_for_the_judgement_only_when_the_assessment_needs_it() {
+        let plain = approve_form(&submitted(), csrf(), false, None, "").into_string();
+        assert!(!plain.contains(JUDGEMENT_FIELD), "{plain}");
+        assert!(plain.contains("Godkänn och skicka till polisen"));
+
+        let form = approve_form(&submitted(), csrf(), true, None, "").into_string();
+        assert!(
+            form.contains(
+                "<label for=\"close_relative_judgement\">Din bedömning av om den utsatte är närstående (krävs)"
+            ),
+            "{form}"
+        );
+        assert!(form.contains(
+            "<textarea id=\"close_relative_judgement\" name=\"close_relative_judgement\" required maxlength=\"2000\" aria-describedby=\"close_relative_judgement-tips\"></textarea>"
+        ), "{form}");
+        assert!(form.contains("id=\"close_relative_judgement-tips\""));
+        // A plain form post to the approval, with its CSRF token and version.
+        assert!(form.contains(
+            "method=\"post\" action=\"/att-besluta/01a23b38-051d-774d-90fc-38992bf37b50/godkann\""
+        ));
+        assert!(form.contains("name=\"expected_version\" value=\"3\""));
+        assert!(form.contains("name=\"csrf\""));
+    }
+
+    #[test]
+    fn a_refused_judgement_is_tied_to_its_field_and_kept() {
+        let refusal = approval_refusal(tonic::Status::failed_precondition(
+            "close_relative_judgement: the victim's relation 'other' needs your judgement whether \
+             they are a närstående; approve with your written reasoning",
+        ));
+        assert_eq!(refusal.field.as_deref(), Some(JUDGEMENT_FIELD));
+        assert!(
+            refusal.sentence.contains("din bedömning"),
+            "{}",
+            refusal.sentence
+        );
+        let form =
+            approve_form(&submitted(), csrf(), true, Some(&refusal), "Kollega <b>").into_string();
+        assert!(
+            form.contains("<p class=\"error\" id=\"close_relative_judgement-fel\">"),
+            "{form}"
+        );
+        assert!(form.contains(
+            "aria-invalid=\"true\" aria-describedby=\"close_relative_judgement-tips close_relative_judgement-fel\">Kollega &lt;b&gt;</textarea>"
+        ), "{form}");
+
+        let not_needed = approval_refusal(tonic::Status::invalid_argument(
+            "close_relative_judgement: no condition of the assessment needs your judgement, so \
+             none is recorded; approve without it",
+        ));
+        assert_eq!(not_needed.field.as_deref(), Some(JUDGEMENT_FIELD));
+        assert!(not_needed.sentence.contains("kräver ingen bedömning"));
+        let too_long = approval_refusal(tonic::Status::invalid_argument(
+            "close_relative_judgement: is 2001 characters, at most 2000 allowed",
+        ));
+        assert_eq!(too_long.field.as_deref(), Some(JUDGEMENT_FIELD));
+        assert!(
+            too_long
+                .sentence
+                .starts_with("Din bedömning kunde inte tas emot.")
+        );
+
+        // Other refusals are the usual ones.
+        let other = approval_refusal(tonic::Status::failed_precondition(
+            "the legal assessment does not pass: crime_time: covers only a risk",
+        ));
+        assert_eq!(other.field, None);
+        assert!(
+            other
+                .sentence
+                .starts_with("Den rättsliga bedömningen är inte uppfylld")
+        );
+    }
+
+    #[test]
+    fn the_judgement_is_sent_on_one_line() {
+        assert_eq!(
+            one_line(" Sambo sedan 2019.\r\nDelar hushåll,\tbarn  tillsammans. "),
+            "Sambo sedan 2019. Delar hushåll, barn tillsammans."
+        );
+        assert_eq!(one_line("\r\n "), "");
+    }
 }
