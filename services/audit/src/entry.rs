@@ -17,7 +17,10 @@ use crate::store::NewEntry;
 pub const ENTRY_FORMAT: &str = "tryggdel.audit.entry/1";
 
 const MAX_TEXT: usize = 256;
-const MAX_DETAIL_TEXT: usize = 2000;
+/// The longest detail value: at least the longest free text a service accepts from a user (a
+/// rejection or withdrawal reason, 4000 characters), so that nothing a service accepted can
+/// ever be refused here and stall its relay.
+const MAX_DETAIL_TEXT: usize = 4000;
 const MAX_LIST: usize = 32;
 
 /// Who acted (FHIR AuditEvent.agent).
@@ -131,6 +134,14 @@ impl EntryRecord {
 fn text(field: &str, value: &str, max: usize) -> Result<String, ServiceError> {
     tryggdel_service_kit::bounded_text(field, value, max)?;
     tryggdel_service_kit::no_control_characters(field, value, false)?;
+    Ok(value.to_owned())
+}
+
+/// Text a person wrote (a reason, a judgement): line breaks and tabs kept, other control
+/// characters refused. The entry's JSON escapes them, so an entry is still one line.
+fn free_text(field: &str, value: &str, max: usize) -> Result<String, ServiceError> {
+    tryggdel_service_kit::bounded_text(field, value, max)?;
+    tryggdel_service_kit::no_control_characters(field, value, true)?;
     Ok(value.to_owned())
 }
 
@@ -266,7 +277,7 @@ pub fn body_from_event(
     let mut details = BTreeMap::new();
     for (key, value) in &event.details {
         let key = identifier(&at("details"), key)?;
-        let value = text(&at(&format!("details.{key}")), value, MAX_DETAIL_TEXT)?;
+        let value = free_text(&at(&format!("details.{key}")), value, MAX_DETAIL_TEXT)?;
         details.insert(key, value);
     }
     Ok(EntryBody {
@@ -428,5 +439,23 @@ mod tests {
                 other => panic!("{field}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn details_hold_what_a_person_wrote_on_several_lines_and_as_long_as_a_reason_may_be() {
+        let mut written = event();
+        let reason = format!("Rad ett.\nRad två\tmed tabb.\r\n{}", "x".repeat(3900));
+        written.details.insert("reason".into(), reason.clone());
+        let body = body_from_event("events[0]", &written, "disclosure").unwrap();
+        assert_eq!(body.details.get("reason"), Some(&reason));
+        let bytes = body.record(1_700_000_000_000).to_bytes().unwrap();
+        assert!(!bytes.contains(&b'\n'), "an entry stays one line");
+
+        let mut too_long = event();
+        too_long.details.insert("reason".into(), "x".repeat(4001));
+        assert!(body_from_event("events[0]", &too_long, "disclosure").is_err());
+        let mut bell = event();
+        bell.details.insert("reason".into(), "ring\u{7}".into());
+        assert!(body_from_event("events[0]", &bell, "disclosure").is_err());
     }
 }

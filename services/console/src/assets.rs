@@ -12,7 +12,7 @@ use crate::Shared;
 /// htmx 2.0.11 from npm (`htmx.org`), unchanged; SHA-256
 /// d6fdc75f204e6bdefa99b69bf1e6d4ac69b8a364f77929f45c13476b4000f717.
 pub const HTMX_PATH: &str = "/assets/htmx-2.0.11.min.js";
-pub const CSS_PATH: &str = "/assets/console-1.css";
+pub const CSS_PATH: &str = "/assets/console-2.css";
 pub const LIVE_PATH: &str = "/assets/live-1.js";
 
 const HTMX: &[u8] = include_bytes!("../assets/htmx-2.0.11.min.js");

@@ -140,6 +140,7 @@ pub fn field_label(field: &str) -> String {
         "reason" => "Skäl",
         "police_reference" => "Polisens diarienummer",
         "question" => "Fråga",
+        "close_relative_judgement" => "Din bedömning av om den utsatte är närstående",
         other => return other.replace('_', " "),
     };
     label.to_owned()
