@@ -347,7 +347,7 @@ fn select(
 /// The checklist of the chosen basis, in the registry's Swedish wording, each item with its
 /// justification field.
 pub fn checklist_fieldset(console: &Shared, content: &DraftContent) -> Markup {
-    let today = time::OffsetDateTime::now_utc().date();
+    let today = tryggdel_service_kit::today_in_sweden();
     let basis = tryggdel_domain::LegalBasisId::parse(&content.legal_basis_id)
         .ok()
         .and_then(|id| console.registry.basis_as_of(&id, today).ok());
@@ -390,7 +390,7 @@ fn draft_form(
     target: &Target,
     refusal: Option<&Refusal>,
 ) -> Markup {
-    let today = time::OffsetDateTime::now_utc().date();
+    let today = tryggdel_service_kit::today_in_sweden();
     let bases: Vec<(String, String)> = console
         .registry
         .legal_bases()

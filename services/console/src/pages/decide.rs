@@ -234,7 +234,7 @@ fn one_line(text: &str) -> String {
 
 /// The checklist item's Swedish text in the registry, or its key.
 fn checklist_text(console: &Shared, basis: &str, key: &str) -> String {
-    let today = time::OffsetDateTime::now_utc().date();
+    let today = tryggdel_service_kit::today_in_sweden();
     tryggdel_domain::LegalBasisId::parse(basis)
         .ok()
         .and_then(|id| console.registry.basis_as_of(&id, today).ok())
