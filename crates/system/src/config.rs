@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use figment::Figment;
@@ -18,7 +19,7 @@ use crate::files::read;
 
 /// The sections a configuration may have (environment variables outside them are ignored, so
 /// that e.g. `TRYGGDEL_TOKEN`, a user's token for the CLI, is not taken for the `[token]` table).
-const SECTIONS: [&str; 13] = [
+const SECTIONS: [&str; 14] = [
     "mode",
     "database_url",
     "directory",
@@ -28,6 +29,7 @@ const SECTIONS: [&str; 13] = [
     "listen",
     "endpoints",
     "audit",
+    "disclosure",
     "notification",
     "telemetry",
     "relay",
@@ -229,6 +231,42 @@ impl Default for AuditConfig {
     }
 }
 
+/// When the disclosure service expires untouched drafts and submitted disclosures; a missing
+/// one keeps its default.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DisclosureConfig {
+    /// A draft or submitted disclosure untouched this long expires.
+    pub expire_after_days: u64,
+    /// Its author is warned this long before (less than `expire_after_days`).
+    pub expiry_warning_days: u64,
+    /// How often untouched disclosures are looked for.
+    pub expiry_check_seconds: u64,
+}
+
+impl Default for DisclosureConfig {
+    fn default() -> DisclosureConfig {
+        DisclosureConfig {
+            expire_after_days: 90,
+            expiry_warning_days: 14,
+            expiry_check_seconds: 60,
+        }
+    }
+}
+
+impl DisclosureConfig {
+    /// The expiry settings, or why they cannot work.
+    pub fn expiry(&self) -> anyhow::Result<tryggdel_disclosure::Expiry> {
+        const DAY: u64 = 24 * 60 * 60;
+        tryggdel_disclosure::Expiry::new(
+            Duration::from_secs(self.expire_after_days.saturating_mul(DAY)),
+            Duration::from_secs(self.expiry_warning_days.saturating_mul(DAY)),
+            Duration::from_secs(self.expiry_check_seconds),
+        )
+        .context("disclosure.expire_after_days, disclosure.expiry_warning_days, disclosure.expiry_check_seconds")
+    }
+}
+
 /// The notification service's deadlines; a missing one keeps its default.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -281,6 +319,8 @@ pub struct Config {
     #[serde(default)]
     pub audit: AuditConfig,
     #[serde(default)]
+    pub disclosure: DisclosureConfig,
+    #[serde(default)]
     pub notification: NotificationConfig,
     #[serde(default)]
     pub telemetry: TelemetryConfig,
@@ -297,8 +337,8 @@ fn is_config_key(key: &str) -> bool {
     };
     match first.as_str() {
         // Tables only through nested keys (TRYGGDEL_TOKEN is the CLI's user token).
-        "tls" | "token" | "keys" | "listen" | "endpoints" | "audit" | "notification"
-        | "telemetry" | "relay" | "console" => nested,
+        "tls" | "token" | "keys" | "listen" | "endpoints" | "audit" | "disclosure"
+        | "notification" | "telemetry" | "relay" | "console" => nested,
         other => SECTIONS.contains(&other) && !nested,
     }
 }
@@ -404,6 +444,52 @@ mod tests {
         assert!(!is_config_key("DATA_DIR"));
         assert!(!is_config_key("LOG_FORMAT"));
         assert!(!is_config_key("ORG"));
+        assert!(is_config_key("DISCLOSURE__EXPIRE_AFTER_DAYS"));
+        assert!(!is_config_key("DISCLOSURE"));
+    }
+
+    #[test]
+    fn disclosure_expiry_is_read_in_days_and_its_warning_must_come_first() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("config.toml");
+        std::fs::write(&file, "mode = \"development\"\n").unwrap();
+        let defaults = Config::load(Some(&file))
+            .unwrap()
+            .disclosure
+            .expiry()
+            .unwrap();
+        assert_eq!(defaults, tryggdel_disclosure::Expiry::default());
+        assert_eq!(defaults.after(), Duration::from_secs(90 * 24 * 60 * 60));
+        assert_eq!(defaults.warning(), Duration::from_secs(14 * 24 * 60 * 60));
+        assert_eq!(defaults.check_interval(), Duration::from_secs(60));
+
+        let load = |section: &str| {
+            std::fs::write(&file, format!("[disclosure]\n{section}")).unwrap();
+            Config::load(Some(&file)).unwrap().disclosure.expiry()
+        };
+        let set =
+            load("expire_after_days = 30\nexpiry_warning_days = 7\nexpiry_check_seconds = 5\n")
+                .unwrap();
+        assert_eq!(set.after(), Duration::from_secs(30 * 24 * 60 * 60));
+        assert_eq!(set.warning(), Duration::from_secs(7 * 24 * 60 * 60));
+        assert_eq!(set.check_interval(), Duration::from_secs(5));
+        for (section, expected) in [
+            ("expire_after_days = 14\n", "warning must come before"),
+            (
+                "expire_after_days = 10\nexpiry_warning_days = 11\n",
+                "warning must come before",
+            ),
+            ("expiry_warning_days = 0\n", "warning must come before"),
+            ("expire_after_days = 0\n", "longer than zero"),
+            ("expiry_check_seconds = 0\n", "check interval"),
+        ] {
+            let error = format!("{:#}", load(section).unwrap_err());
+            assert!(error.contains(expected), "{section}: {error}");
+            assert!(error.contains("disclosure.expire_after_days"), "{error}");
+        }
+        std::fs::write(&file, "[disclosure]\nexpire_after = 3\n").unwrap();
+        let error = format!("{:#}", Config::load(Some(&file)).unwrap_err());
+        assert!(error.contains("expire_after"), "{error}");
     }
 
     #[test]

@@ -20,8 +20,9 @@ use tryggdel_merkle::checkpoint::CheckpointSigner;
 use tryggdel_tls::{CertificateAuthority, ClientIdentitySpec};
 
 use crate::config::{
-    AuditConfig, ClaimsConfig, Config, Endpoints, KeyFiles, Listen, Mode, NotificationConfig,
-    TelemetryConfig, TlsFiles, TokenConfig, default_jwks_min_refresh, default_leeway,
+    AuditConfig, ClaimsConfig, Config, DisclosureConfig, Endpoints, KeyFiles, Listen, Mode,
+    NotificationConfig, TelemetryConfig, TlsFiles, TokenConfig, default_jwks_min_refresh,
+    default_leeway,
 };
 use crate::console::ConsoleConfig;
 use crate::development::{
@@ -228,6 +229,7 @@ impl DataDirectory {
                 origin: Some(AUDIT_ORIGIN.to_owned()),
                 ..AuditConfig::default()
             },
+            disclosure: DisclosureConfig::default(),
             notification: NotificationConfig::default(),
             telemetry: TelemetryConfig::default(),
             console: ConsoleConfig {

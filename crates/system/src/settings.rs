@@ -185,6 +185,7 @@ pub fn disclosure_settings(
         notification: endpoint(common, &config.endpoints.notification)?,
         receipt_key: receipt_public_key(config)?,
         relay: RelayConfig::default(),
+        expiry: config.disclosure.expiry()?,
     })
 }
 

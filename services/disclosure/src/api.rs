@@ -16,6 +16,7 @@ use tryggdel_storage::FieldCipher;
 
 use crate::checks::parse_disclosure_id;
 use crate::content::{self, ValidatedDraft};
+use crate::expiry::Expiry;
 use crate::policy;
 use crate::sealing;
 use crate::store::{DisclosureRecord, DisclosureStore};
@@ -32,6 +33,8 @@ pub struct DisclosureApi {
     pub(crate) audit: AuditLink,
     /// The notification service's receipt key: receipts must verify with it.
     pub(crate) receipt_key: VerifyingKey,
+    /// When untouched drafts and submitted disclosures expire.
+    pub(crate) expiry: Expiry,
     /// Bumped after every committed outbox event, to wake the relays.
     outbox_signal: Arc<watch::Sender<u64>>,
 }
@@ -54,8 +57,15 @@ impl DisclosureApi {
             person_key,
             audit,
             receipt_key,
+            expiry: Expiry::default(),
             outbox_signal: Arc::new(watch::Sender::new(0)),
         }
+    }
+
+    /// The same handlers with untouched disclosures expiring as `expiry` says (by default
+    /// [`Expiry::default`]).
+    pub fn with_expiry(self, expiry: Expiry) -> DisclosureApi {
+        DisclosureApi { expiry, ..self }
     }
 
     pub fn store(&self) -> &DisclosureStore {
@@ -175,7 +185,13 @@ impl DisclosureApi {
         record: &DisclosureRecord,
     ) -> Result<Disclosure, ServiceError> {
         let (content, protected) = self.opened(record)?;
-        wire::disclosure(record, content, content::masked(&protected), false)
+        wire::disclosure(
+            record,
+            &self.expiry,
+            content,
+            content::masked(&protected),
+            false,
+        )
     }
 
     /// The disclosure with its protected details (a reveal already in the audit log).
@@ -184,7 +200,7 @@ impl DisclosureApi {
         record: &DisclosureRecord,
     ) -> Result<Disclosure, ServiceError> {
         let (content, protected) = self.opened(record)?;
-        wire::disclosure(record, content, protected, true)
+        wire::disclosure(record, &self.expiry, content, protected, true)
     }
 
     /// The record's content and its protected details, unsealed.

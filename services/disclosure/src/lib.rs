@@ -27,6 +27,8 @@
 //!   becomes), and every write path with its outbox event; `delivery`: the hand-over to the
 //!   police, the destination of one of the two outbox relays (the other is the audit log's,
 //!   from `tryggdel_service_kit`).
+//! - `expiry`: the background task that warns the authors of untouched drafts and submitted
+//!   disclosures, then expires them and erases their content.
 #![forbid(unsafe_code)]
 
 mod api;
@@ -36,6 +38,7 @@ mod decisions;
 pub mod delivery;
 mod drafts;
 mod events;
+pub mod expiry;
 mod grpc;
 mod policy;
 mod reads;
@@ -60,6 +63,7 @@ use tryggdel_storage::{Database, FieldCipher, FieldKey};
 
 pub use api::DisclosureApi;
 pub use delivery::{NotificationLink, ToPolice};
+pub use expiry::{Expiry, ExpiryError, start_expiry_checker};
 pub use store::{DisclosureStore, MIGRATIONS};
 pub use tryggdel_domain::{DEVELOPMENT_DIRECTORY, Directory};
 pub use tryggdel_service_kit::{ClientTls, Relay, RelayConfig, ServerTls};
@@ -82,6 +86,8 @@ pub struct Settings {
     /// The notification service's receipt key; receipts must verify with it.
     pub receipt_key: ed25519_dalek::VerifyingKey,
     pub relay: RelayConfig,
+    /// When untouched drafts and submitted disclosures expire ([`Expiry::default`]).
+    pub expiry: Expiry,
 }
 
 /// Connects the database (running migrations, and giving outbox events written before the
@@ -110,7 +116,8 @@ pub async fn build(settings: &Settings) -> anyhow::Result<DisclosureApi> {
         settings.person_key.clone(),
         AuditLink::new(&settings.audit)?,
         settings.receipt_key,
-    ))
+    )
+    .with_expiry(settings.expiry))
 }
 
 /// The gRPC routes of the service.
@@ -120,7 +127,7 @@ pub fn routes(api: DisclosureApi) -> tonic::service::Routes {
     )
 }
 
-/// A service started in the background, with its outbox relays.
+/// A service started in the background, with its outbox relays and expiry checker.
 pub struct RunningService {
     pub local_addr: SocketAddr,
     pub api: DisclosureApi,
@@ -128,19 +135,22 @@ pub struct RunningService {
 }
 
 impl RunningService {
-    /// Stops accepting, lets in-flight calls finish, stops the relays, closes the database.
+    /// Stops accepting, lets in-flight calls finish, stops the relays and the expiry checker,
+    /// closes the database.
     /// Events not yet relayed stay in the outbox for the next start.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.host.stop().await
     }
 }
 
-/// Builds and starts the service and its relays on `address` (port 0 for any free port).
+/// Builds and starts the service, its relays and its expiry checker on `address` (port 0 for
+/// any free port).
 pub async fn spawn(settings: &Settings, address: SocketAddr) -> anyhow::Result<RunningService> {
     spawn_on(settings, bind(address, "disclosure").await?).await
 }
 
-/// Builds and starts the service and its relays on an already bound listener.
+/// Builds and starts the service, its relays and its expiry checker on an already bound
+/// listener.
 pub async fn spawn_on(
     settings: &Settings,
     listener: TcpListener,
@@ -167,6 +177,7 @@ pub async fn spawn_on(
         api.outbox_signal(),
         settings.relay.clone(),
     ));
+    host.run(start_expiry_checker(api.clone()));
     host.run_if_any(outbox_sampler(api.store().clone()));
     Ok(RunningService {
         local_addr: host.local_addr,

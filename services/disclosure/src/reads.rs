@@ -104,7 +104,10 @@ impl DisclosureApi {
             _ => String::new(),
         };
         Ok(ListResponse {
-            disclosures: page.iter().map(wire::summary).collect(),
+            disclosures: page
+                .iter()
+                .map(|record| wire::summary(record, &self.expiry))
+                .collect(),
             next_page_token,
         })
     }

@@ -64,6 +64,25 @@ pub(crate) fn seal_draft(
     Ok(())
 }
 
+/// Replaces the sealed content and protected details of `record` with an empty draft,
+/// sealed as any draft is (bound to the disclosure and the part), so the record still opens
+/// and reads as a disclosure with nothing in it. What it keeps in the clear (legal basis,
+/// urgency) stays.
+pub(crate) fn seal_empty(
+    cipher: &FieldCipher,
+    record: &mut DisclosureRecord,
+) -> Result<(), SealingError> {
+    record.content_sealed = cipher.seal(
+        &DraftContent::default().encode_to_vec(),
+        &context(&record.id, "content"),
+    )?;
+    record.protected_sealed = cipher.seal(
+        &ProtectedDetails::default().encode_to_vec(),
+        &context(&record.id, "protected"),
+    )?;
+    Ok(())
+}
+
 /// The approved payload's canonical bytes, sealed for disclosure `id`.
 pub(crate) fn seal_payload(
     cipher: &FieldCipher,

@@ -14,6 +14,7 @@ use tryggdel_service_kit::{
 };
 
 use crate::content;
+use crate::expiry::Expiry;
 use crate::store::{Decision, DeliveryRow, DisclosureRecord};
 
 /// A state on the wire.
@@ -80,9 +81,11 @@ pub(crate) fn wire_delivery(delivery: DeliveryRow) -> DeliveryRecord {
 }
 
 /// A disclosure with its opened `content` and the protected details to show (masked or not,
-/// as `revealed` says); without its delivery record.
+/// as `revealed` says), and when it expires untouched under `expiry`; without its delivery
+/// record.
 pub(crate) fn disclosure(
     record: &DisclosureRecord,
+    expiry: &Expiry,
     mut content: DraftContent,
     protected: ProtectedDetails,
     revealed: bool,
@@ -105,11 +108,12 @@ pub(crate) fn disclosure(
         decision,
         delivery: None,
         payload_preview: None,
+        expires_at_unix_ms: expiry.expires_at(record).unwrap_or_default(),
     })
 }
 
-/// A disclosure in a list: no personal data.
-pub(crate) fn summary(record: &DisclosureRecord) -> DisclosureSummary {
+/// A disclosure in a list, with when it expires untouched under `expiry`: no personal data.
+pub(crate) fn summary(record: &DisclosureRecord, expiry: &Expiry) -> DisclosureSummary {
     DisclosureSummary {
         id: record.id.clone(),
         version: record.version,
@@ -121,6 +125,7 @@ pub(crate) fn summary(record: &DisclosureRecord) -> DisclosureSummary {
         created_at_unix_ms: record.created_at,
         updated_at_unix_ms: record.updated_at,
         submitted_at_unix_ms: record.submitted_at,
+        expires_at_unix_ms: expiry.expires_at(record).unwrap_or_default(),
     }
 }
 

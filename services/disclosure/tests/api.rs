@@ -11,7 +11,7 @@ use tonic::transport::Channel;
 use tryggdel_auth::Role;
 
 use tryggdel_disclosure::store::OutboxEvent;
-use tryggdel_disclosure::{RunningService, Settings};
+use tryggdel_disclosure::{Expiry, RunningService, Settings};
 use tryggdel_domain::{RECEIPT_FORMAT, ReceiptStatement, sign_receipt};
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::audit::v1::{AuditEvent, QueryRequest};
@@ -58,18 +58,32 @@ impl Harness {
     /// notification service is absent (its address refuses connections) and approvals wait in
     /// the outbox.
     async fn start(backend: TestBackend) -> Option<Harness> {
-        Harness::launch(backend, None).await
+        Harness::launch(backend, None, Expiry::default()).await
+    }
+
+    /// With untouched drafts and submitted disclosures expiring as `expiry` says.
+    async fn start_expiring(backend: TestBackend, expiry: Expiry) -> Option<Harness> {
+        Harness::launch(backend, None, expiry).await
     }
 
     /// With a stand-in notification service that takes hand-overs (see [`FakeNotification`]).
     async fn start_delivering(backend: TestBackend) -> Option<Harness> {
-        Harness::launch(backend, Some(FakeNotification::default())).await
+        Harness::launch(
+            backend,
+            Some(FakeNotification::default()),
+            Expiry::default(),
+        )
+        .await
     }
 
     /// The audit and disclosure services as the system builder makes them (from a development
     /// data directory, each on a fresh database), and, in the notification service's place,
-    /// `fake` if given.
-    async fn launch(backend: TestBackend, fake: Option<FakeNotification>) -> Option<Harness> {
+    /// `fake` if given; untouched disclosures expire as `expiry` says.
+    async fn launch(
+        backend: TestBackend,
+        fake: Option<FakeNotification>,
+        expiry: Expiry,
+    ) -> Option<Harness> {
         let database = TestDatabase::create(backend).await?;
         let audit_database = TestDatabase::create(backend).await?;
         let data = tempfile::tempdir().unwrap();
@@ -77,7 +91,10 @@ impl Harness {
             .database(Service::Audit, audit_database.url.clone())
             .database(Service::Disclosure, database.url.clone())
             .audit(|settings| settings.appenders = vec!["disclosure".into()])
-            .disclosure(|settings| settings.relay = fast_relay());
+            .disclosure(move |settings| {
+                settings.relay = fast_relay();
+                settings.expiry = expiry;
+            });
         let (identity, bound) = bind_with_identity(builder).await.unwrap();
         let BoundSystem {
             listeners,
@@ -2015,6 +2032,300 @@ async fn earlier_events_reach_the_audit_log_after_a_restart(backend: TestBackend
     harness.stop().await;
 }
 
+/// Drafts and submitted disclosures expire after three seconds untouched, their authors warned
+/// two seconds before; the background round is left to the test (once an hour).
+fn short_expiry(check_interval: Duration) -> Expiry {
+    Expiry::new(
+        Duration::from_secs(3),
+        Duration::from_secs(2),
+        check_interval,
+    )
+    .unwrap()
+}
+
+/// Sleeps until the clock is past `at` (Unix ms).
+async fn sleep_until_past(at: i64) {
+    let now = tryggdel_service_kit::now_unix_ms();
+    if now <= at {
+        tokio::time::sleep(Duration::from_millis((at - now + 1) as u64)).await;
+    }
+}
+
+fn detail(event: &OutboxEvent, key: &str) -> String {
+    let payload: serde_json::Value = serde_json::from_str(&event.payload).unwrap();
+    payload["details"][key]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn untouched_disclosures_are_warned_then_expire(backend: TestBackend) {
+    let Some(harness) =
+        Harness::start_expiring(backend, short_expiry(Duration::from_secs(3600))).await
+    else {
+        return;
+    };
+    let api = &harness.service.api;
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    let mut decision_maker = harness.decision_maker(BOLLNAS).await;
+    let draft = create(
+        &mut caseworker,
+        "req-expiry-draft",
+        social_services_content(),
+    )
+    .await;
+    let touched = create(
+        &mut caseworker,
+        "req-expiry-touched",
+        social_services_content(),
+    )
+    .await;
+    let created = create(
+        &mut caseworker,
+        "req-expiry-submitted",
+        social_services_content(),
+    )
+    .await;
+    let submitted = submit(&mut caseworker, &created).await;
+    let created = create(
+        &mut caseworker,
+        "req-expiry-approved",
+        social_services_content(),
+    )
+    .await;
+    let approved = approve(
+        &mut decision_maker,
+        &submit(&mut caseworker, &created).await,
+    )
+    .await
+    .unwrap();
+    assert_eq!(draft.expires_at_unix_ms, draft.updated_at_unix_ms + 3000);
+    assert_eq!(
+        submitted.expires_at_unix_ms,
+        submitted.updated_at_unix_ms + 3000
+    );
+    assert_eq!(approved.expires_at_unix_ms, 0);
+    let listed = caseworker
+        .list(ListRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .disclosures;
+    let listed_draft = listed.iter().find(|item| item.id == draft.id).unwrap();
+    assert_eq!(listed_draft.expires_at_unix_ms, draft.expires_at_unix_ms);
+    let listed_approved = listed.iter().find(|item| item.id == approved.id).unwrap();
+    assert_eq!(listed_approved.expires_at_unix_ms, 0);
+
+    // Untouched for a second: the three open ones are warned, once; nothing expires yet.
+    let last_change = [&draft, &touched, &submitted, &approved]
+        .iter()
+        .map(|disclosure| disclosure.updated_at_unix_ms)
+        .max()
+        .unwrap();
+    sleep_until_past(last_change + 1000).await;
+    let warned_at = tryggdel_service_kit::now_unix_ms();
+    let round = api.expire_untouched(warned_at).await.unwrap();
+    assert_eq!((round.warned, round.expired), (3, 0));
+    let again = api.expire_untouched(warned_at).await.unwrap();
+    assert_eq!((again.warned, again.expired), (0, 0));
+    let events = api.store().events_of(&draft.id).await.unwrap();
+    assert_eq!(
+        event_types(&events),
+        ["disclosure.draft_created", "disclosure.expiry_warned"]
+    );
+    // Warned a little late (after one second untouched): the whole two seconds still follow.
+    let expires_at = (draft.updated_at_unix_ms + 3000).max(warned_at + 2000);
+    assert_eq!(
+        detail(&events[1], "expires_at_unix_ms"),
+        expires_at.to_string()
+    );
+    let warned = caseworker
+        .get(get_request(&draft.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(warned.version, draft.version, "a warning changes nothing");
+    assert_eq!(warned.expires_at_unix_ms, expires_at);
+
+    // The caseworker goes on with one of them after the warning: it starts over.
+    let touched = caseworker
+        .update_draft(UpdateDraftRequest {
+            disclosure_id: touched.id.clone(),
+            expected_version: touched.version,
+            content: Some(DraftContent {
+                risk_description: "Nya uppgifter om hot.".into(),
+                ..social_services_content()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(touched.updated_at_unix_ms >= warned_at);
+    assert_eq!(
+        touched.expires_at_unix_ms,
+        touched.updated_at_unix_ms + 3000
+    );
+
+    // Three seconds untouched and two since the warning: the others expire.
+    sleep_until_past((last_change + 3000).max(warned_at + 2000)).await;
+    let round = api
+        .expire_untouched(tryggdel_service_kit::now_unix_ms())
+        .await
+        .unwrap();
+    assert_eq!(round.expired, 2, "{round:?}");
+    assert_eq!(
+        round.warned, 1,
+        "the touched draft is warned again: {round:?}"
+    );
+    for (disclosure, before) in [
+        (&draft, DisclosureState::Draft),
+        (&submitted, DisclosureState::Submitted),
+    ] {
+        let expired = caseworker
+            .get(get_request(&disclosure.id))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(expired.state, DisclosureState::Expired as i32, "{before:?}");
+        assert_eq!(expired.version, disclosure.version + 1);
+        assert_eq!(expired.expires_at_unix_ms, 0);
+        // The personal data is gone; what the audit needs stays.
+        let content = expired.content.unwrap();
+        assert_eq!(content.case_reference, "");
+        assert!(content.subject.is_none() && content.victim.is_none());
+        assert_eq!(content.risk_description, "");
+        assert_eq!(content.victim_protected.unwrap().address, "");
+        assert_eq!(expired.organisation, BOLLNAS);
+        assert_eq!(expired.drafted_by, disclosure.drafted_by);
+        assert_eq!(expired.created_at_unix_ms, disclosure.created_at_unix_ms);
+        let stored = api.store().get(&disclosure.id).await.unwrap().unwrap();
+        assert_eq!(stored.legal_basis_id, "OSL-10-18c");
+        let events = api.store().events_of(&disclosure.id).await.unwrap();
+        let types = event_types(&events);
+        assert_eq!(
+            &types[types.len() - 2..],
+            ["disclosure.expiry_warned", "disclosure.expired"]
+        );
+        let expiry: serde_json::Value =
+            serde_json::from_str(&events.last().unwrap().payload).unwrap();
+        assert_eq!(expiry["state"], "expired");
+        assert_eq!(
+            expiry["person_refs"].as_array().map(Vec::len),
+            Some(2),
+            "the expiry stays findable by person: {expiry}"
+        );
+        // An expired disclosure cannot be taken up again.
+        let refused = caseworker
+            .update_draft(UpdateDraftRequest {
+                disclosure_id: disclosure.id.clone(),
+                expected_version: expired.version,
+                content: Some(social_services_content()),
+            })
+            .await;
+        assert_code(refused, Code::FailedPrecondition, "");
+    }
+    let still = caseworker
+        .get(get_request(&touched.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(still.state, DisclosureState::Draft as i32);
+    assert_eq!(
+        still.content.unwrap().risk_description,
+        "Nya uppgifter om hot."
+    );
+    let approved_now = caseworker
+        .get(get_request(&approved.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(approved_now.state, DisclosureState::Approved as i32);
+    assert!(
+        !event_types(&api.store().events_of(&approved.id).await.unwrap())
+            .iter()
+            .any(|event| event.starts_with("disclosure.expir")),
+        "an approved disclosure is never warned or expired"
+    );
+
+    // Both events of each are in the audit log.
+    harness.wait_for_relay().await;
+    for disclosure in [&draft, &submitted] {
+        assert_eq!(
+            harness
+                .audit_count(&disclosure.id, "disclosure.expiry_warned")
+                .await,
+            1
+        );
+        assert_eq!(
+            harness
+                .audit_count(&disclosure.id, "disclosure.expired")
+                .await,
+            1
+        );
+    }
+    assert_eq!(
+        harness.audit_count(&touched.id, "disclosure.expired").await,
+        0
+    );
+    assert_eq!(
+        harness
+            .audit_count(&touched.id, "disclosure.expiry_warned")
+            .await,
+        2
+    );
+    harness.stop().await;
+}
+
+async fn the_expiry_checker_runs_in_the_background(backend: TestBackend) {
+    let Some(harness) =
+        Harness::start_expiring(backend, short_expiry(Duration::from_millis(100))).await
+    else {
+        return;
+    };
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    let draft = create(
+        &mut caseworker,
+        "req-expiry-background",
+        social_services_content(),
+    )
+    .await;
+    let mut state = 0;
+    for _ in 0..200 {
+        state = caseworker
+            .get(get_request(&draft.id))
+            .await
+            .unwrap()
+            .into_inner()
+            .state;
+        if state == DisclosureState::Expired as i32 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state, DisclosureState::Expired as i32);
+    let events = harness
+        .service
+        .api
+        .store()
+        .events_of(&draft.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        event_types(&events),
+        [
+            "disclosure.draft_created",
+            "disclosure.expiry_warned",
+            "disclosure.expired"
+        ]
+    );
+    harness.wait_for_relay().await;
+    assert_eq!(
+        harness.audit_count(&draft.id, "disclosure.expired").await,
+        1
+    );
+    harness.stop().await;
+}
+
 use tryggdel_test_support::on_both_backends;
 
 on_both_backends!(
@@ -2038,4 +2349,6 @@ on_both_backends!(
     receipts_acknowledge_an_approval_once,
     approvals_are_handed_over_or_refused_once,
     earlier_events_reach_the_audit_log_after_a_restart,
+    untouched_disclosures_are_warned_then_expire,
+    the_expiry_checker_runs_in_the_background,
 );

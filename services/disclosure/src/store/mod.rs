@@ -33,6 +33,7 @@ pub const MIGRATIONS: Migrations = tryggdel_storage::migrations!([
     "0006_outbox_without_audit_event.sql",
     "0007_decision_queue.sql",
     "0008_decision_judgement.sql",
+    "0009_expiry.sql",
 ]);
 
 /// Approvals go to the notification service (the police's hand-over relay).
@@ -43,6 +44,15 @@ pub const TO_POLICE: OutboxDestination =
 struct Versioned<'a> {
     record: &'a DisclosureRecord,
     expected_version: i64,
+}
+
+/// An expiry warning recorded at `at` on a row still at `expected_version` and not warned
+/// since it was read (`warned_before`), bound by [`WARNING_STATEMENT`].
+struct Warning<'a> {
+    id: &'a str,
+    at: i64,
+    expected_version: i64,
+    warned_before: i64,
 }
 
 /// The hand-over of the approval event `seq`, settled at `at` (for the delivery relay).
@@ -234,6 +244,72 @@ impl DisclosureStore {
         updated(&row.id, write(&self.database, &change).await?)
     }
 
+    /// Drafts and submitted disclosures untouched since before `untouched_since` whose author
+    /// has not been warned since their last change, the longest untouched first, at most
+    /// `limit`.
+    pub async fn due_for_expiry_warning(
+        &self,
+        untouched_since: i64,
+        limit: i64,
+    ) -> Result<Vec<DisclosureRecord>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM disclosures \
+             WHERE state IN ($1, $2) AND updated_at <= $3 AND expiry_warned_at < updated_at \
+             ORDER BY updated_at, id LIMIT $4"
+        ))
+        .bind(DisclosureState::Draft.as_str())
+        .bind(DisclosureState::Submitted.as_str())
+        .bind(untouched_since)
+        .bind(limit)
+        .fetch_all(self.database.pool())
+        .await
+    }
+
+    /// Drafts and submitted disclosures untouched since before `untouched_since` whose author
+    /// was warned since their last change and no later than `warned_by`, the longest
+    /// untouched first, at most `limit`.
+    pub async fn due_for_expiry(
+        &self,
+        untouched_since: i64,
+        warned_by: i64,
+        limit: i64,
+    ) -> Result<Vec<DisclosureRecord>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM disclosures \
+             WHERE state IN ($1, $2) AND updated_at <= $3 \
+             AND expiry_warned_at >= updated_at AND expiry_warned_at <= $4 \
+             ORDER BY updated_at, id LIMIT $5"
+        ))
+        .bind(DisclosureState::Draft.as_str())
+        .bind(DisclosureState::Submitted.as_str())
+        .bind(untouched_since)
+        .bind(warned_by)
+        .bind(limit)
+        .fetch_all(self.database.pool())
+        .await
+    }
+
+    /// Records that the author of `row` was warned at `at`, with `event`, if the row is still
+    /// at its version and not warned since it was read; all or nothing. The version and
+    /// `updated_at` stay as they are: a warning is no change to the disclosure (an edit in
+    /// flight still saves, and the time it expires is not moved). Returns false (and writes
+    /// nothing) when the row moved on or another instance warned first.
+    pub async fn record_expiry_warning(
+        &self,
+        row: &DisclosureRecord,
+        at: i64,
+        event: &OutboxEvent,
+    ) -> Result<bool, sqlx::Error> {
+        let warning = Warning {
+            id: &row.id,
+            at,
+            expected_version: row.version,
+            warned_before: row.expiry_warned_at,
+        };
+        let change = Change::new(WARNING_STATEMENT, &warning, std::slice::from_ref(&event));
+        updated(&row.id, write(&self.database, &change).await?)
+    }
+
     /// The delivery record of a disclosure, if it was delivered.
     pub async fn delivery(&self, disclosure_id: &str) -> Result<Option<DeliveryRow>, sqlx::Error> {
         self.optional_by_key(
@@ -405,6 +481,10 @@ static UPDATE_STATEMENT: LazyLock<String> = LazyLock::new(|| {
 static DELIVERY_INTO: LazyLock<String> =
     LazyLock::new(|| format!("deliveries ({DELIVERY_COLUMNS})"));
 
+/// Records an expiry warning, bound by [`Warning`].
+const WARNING_STATEMENT: &str = "UPDATE disclosures SET expiry_warned_at = $1 \
+     WHERE id = $2 AND version = $3 AND expiry_warned_at = $4";
+
 /// Settles an approval's hand-over, bound by [`Settle`].
 const SETTLE_STATEMENT: &str = "UPDATE outbox SET delivery_relayed_at = $1 WHERE seq = $2";
 
@@ -417,6 +497,16 @@ impl Arguments for DisclosureRecord {
 impl Arguments for Versioned<'_> {
     fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
         record::bind_record(query, self.record).bind(self.expected_version)
+    }
+}
+
+impl Arguments for Warning<'_> {
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        query
+            .bind(self.at)
+            .bind(self.id)
+            .bind(self.expected_version)
+            .bind(self.warned_before)
     }
 }
 

@@ -10,7 +10,7 @@ pub(super) const COLUMNS: &str = "id, organisation, police_region, state, versio
     legal_basis_id, drafted_by, client_request_id, request_fingerprint, content_sealed, \
     protected_sealed, created_at, updated_at, submitted_by, submitted_at, decision_outcome, \
     decided_by, decided_at, decision_reason, payload_sha256, payload_sealed, registry_version, \
-    catalogue_version, assessment, decision_judgement";
+    catalogue_version, assessment, decision_judgement, expiry_warned_at";
 
 /// One disclosure. Personal data only in the sealed fields.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +33,9 @@ pub struct DisclosureRecord {
     pub submitted_at: i64,
     /// None until the disclosure is approved, rejected or withdrawn.
     pub decision: Option<Decision>,
+    /// When its author was last warned that it expires untouched (0: never); a warning
+    /// older than `updated_at` no longer counts.
+    pub expiry_warned_at: i64,
 }
 
 /// How a disclosure was decided (a withdrawal counts).
@@ -107,6 +110,7 @@ struct StoredDisclosure {
     catalogue_version: String,
     assessment: Option<Vec<u8>>,
     decision_judgement: String,
+    expiry_warned_at: i64,
 }
 
 impl DecisionOutcome {
@@ -176,6 +180,7 @@ impl DisclosureRecord {
             submitted_by: String::new(),
             submitted_at: 0,
             decision: None,
+            expiry_warned_at: 0,
         }
     }
 
@@ -274,6 +279,7 @@ impl TryFrom<StoredDisclosure> for DisclosureRecord {
             submitted_by: row.submitted_by,
             submitted_at: row.submitted_at,
             decision,
+            expiry_warned_at: row.expiry_warned_at,
         })
     }
 }
@@ -307,6 +313,7 @@ impl sqlx::FromRow<'_, sqlx::any::AnyRow> for StoredDisclosure {
             catalogue_version: row.try_get("catalogue_version")?,
             assessment: row.try_get("assessment")?,
             decision_judgement: row.try_get("decision_judgement")?,
+            expiry_warned_at: row.try_get("expiry_warned_at")?,
         })
     }
 }
@@ -354,6 +361,7 @@ pub(super) fn bind_record<'q>(
         .bind(text(|decision| &decision.catalogue_version))
         .bind(decision.and_then(|decision| decision.assessment.clone()))
         .bind(text(|decision| &decision.judgement))
+        .bind(record.expiry_warned_at)
 }
 
 #[cfg(test)]
@@ -389,6 +397,7 @@ mod tests {
             catalogue_version: "2026-02".into(),
             assessment: Some(vec![1, 2, 3]),
             decision_judgement: "sambo sedan tio år".into(),
+            expiry_warned_at: 18,
         }
     }
 
