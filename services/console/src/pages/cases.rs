@@ -97,7 +97,12 @@ pub async fn list(
                     @for summary in &response.disclosures {
                         tr {
                             td { a href={"/arenden/" (summary.id)} { (short_id(&summary.id)) } }
-                            td { (words::state(summary.state)) }
+                            td {
+                                (words::state(summary.state))
+                                @if let Some(notice) = expiry_notice(summary.expires_at_unix_ms, now) {
+                                    " " span.urgent { (notice) }
+                                }
+                            }
                             td { @if summary.urgent { span.urgent { "Brådskande" } } @else { "Nej" } }
                             td { (summary.legal_basis_id) }
                             td { (summary.drafted_by) }
@@ -910,6 +915,9 @@ pub async fn case_page(
         "Ärende",
         html! {
             h1 { "Ärende " (short_id(&disclosure.id)) }
+            @if let Some(notice) = expiry_notice(disclosure.expires_at_unix_ms, tryggdel_service_kit::now_unix_ms()) {
+                p.urgent { (notice) ". Ett utkast eller inskickat ärende som ingen rör förfaller och dess uppgifter raderas; en ändring skjuter upp det." }
+            }
             (refusal_box(refusal))
             (facts(console, disclosure, &content))
             div.actions {
@@ -1082,11 +1090,38 @@ pub async fn answer_follow_up(
     .await)
 }
 
+/// How far ahead a case's expiry is shown: the service's default warning (14 days).
+const EXPIRY_NOTICE_MS: i64 = 14 * 24 * 60 * 60 * 1000;
+
+/// "Förfaller <date>" for a case that expires untouched within [`EXPIRY_NOTICE_MS`] of `now`
+/// (the service says when, 0 for a case that never expires).
+fn expiry_notice(expires_at_unix_ms: i64, now_ms: i64) -> Option<String> {
+    if expires_at_unix_ms <= 0 || expires_at_unix_ms.saturating_sub(now_ms) > EXPIRY_NOTICE_MS {
+        return None;
+    }
+    let time = words::time(expires_at_unix_ms);
+    let date = time.split(' ').next().unwrap_or_default();
+    Some(format!("Förfaller {date}"))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use tryggdel_proto::disclosure::v1::Condition;
+
+    #[test]
+    fn a_case_about_to_expire_says_when() {
+        let now = 1_800_000_000_000;
+        let day = 24 * 60 * 60 * 1000;
+        assert_eq!(expiry_notice(0, now), None);
+        assert_eq!(expiry_notice(now + 15 * day, now), None);
+        assert_eq!(
+            expiry_notice(now + 3 * day, now).as_deref(),
+            Some("Förfaller 2027-01-18")
+        );
+        assert!(expiry_notice(now - day, now).is_some());
+    }
 
     fn condition(key: &str, passed: bool, needs_judgement: bool) -> Condition {
         Condition {
