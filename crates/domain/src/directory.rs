@@ -1,4 +1,8 @@
-//! The organisations of a deployment and their delegations, loaded from configuration.
+//! The organisations of a deployment and their delegations, loaded from configuration, and the
+//! effective-dated [`Delegation`] an administrator grants and revokes.
+//!
+//! The file's delegations seed a new deployment: each holds from [`SEED_DELEGATION_FROM`] with
+//! no end. Which delegation lets a user decide on a date is [`delegation_on`] (pure).
 //!
 //! A municipality's `municipality_code` must be one of SCB's kommunkoder and a healthcare
 //! provider's `county` one of the 21 counties, both as the national directory
@@ -13,6 +17,8 @@ use crate::{
     NationalDirectoryError, Organisation, OrganisationCode, OrganisationKind,
 };
 use serde::Deserialize;
+use time::Date;
+use time::macros::date;
 
 /// The development default, embedded so a fresh checkout starts without files.
 pub const DEVELOPMENT_DIRECTORY: &str = include_str!("../data/organisations.toml");
@@ -35,6 +41,157 @@ pub enum DirectoryError {
         field: &'static str,
         problem: String,
     },
+}
+
+/// The date the directory file's delegations hold from when they seed a deployment: early
+/// enough for every decision the deployment makes.
+pub const SEED_DELEGATION_FROM: Date = date!(2000 - 01 - 01);
+
+/// Why a delegation cannot be built.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DelegationError {
+    #[error("user must not be empty")]
+    NoUser,
+    #[error("legal_bases must name at least one legal basis")]
+    NoLegalBasis,
+    #[error("valid_to {to} is before valid_from {from}")]
+    EndsBeforeStart { from: Date, to: Date },
+}
+
+/// A delegation: `user` of `organisation` may decide under `legal_bases` from `valid_from` to
+/// `valid_to` (both inclusive; no end when `None`). Built only valid: a user, at least one
+/// basis, and an end never before the start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delegation {
+    id: String,
+    organisation: OrganisationCode,
+    user: String,
+    legal_bases: BTreeSet<LegalBasisId>,
+    valid_from: Date,
+    valid_to: Option<Date>,
+    granted_by: String,
+    granted_at_unix_ms: i64,
+}
+
+/// What a [`Delegation`] is made of, checked by [`Delegation::new`].
+#[derive(Clone, Debug)]
+pub struct DelegationInput {
+    pub id: String,
+    pub organisation: OrganisationCode,
+    pub user: String,
+    pub legal_bases: BTreeSet<LegalBasisId>,
+    pub valid_from: Date,
+    pub valid_to: Option<Date>,
+    pub granted_by: String,
+    pub granted_at_unix_ms: i64,
+}
+
+impl Delegation {
+    pub fn new(input: DelegationInput) -> Result<Delegation, DelegationError> {
+        let user = input.user.trim().to_owned();
+        if user.is_empty() {
+            return Err(DelegationError::NoUser);
+        }
+        if input.legal_bases.is_empty() {
+            return Err(DelegationError::NoLegalBasis);
+        }
+        if let Some(to) = input.valid_to {
+            check_end(input.valid_from, to)?;
+        }
+        Ok(Delegation {
+            id: input.id,
+            organisation: input.organisation,
+            user,
+            legal_bases: input.legal_bases,
+            valid_from: input.valid_from,
+            valid_to: input.valid_to,
+            granted_by: input.granted_by,
+            granted_at_unix_ms: input.granted_at_unix_ms,
+        })
+    }
+
+    /// The same delegation ending on `valid_to` (inclusive); refused before its start.
+    pub fn ending_on(&self, valid_to: Date) -> Result<Delegation, DelegationError> {
+        check_end(self.valid_from, valid_to)?;
+        Ok(Delegation {
+            valid_to: Some(valid_to),
+            ..self.clone()
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn organisation(&self) -> &OrganisationCode {
+        &self.organisation
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    pub fn legal_bases(&self) -> &BTreeSet<LegalBasisId> {
+        &self.legal_bases
+    }
+
+    pub fn valid_from(&self) -> Date {
+        self.valid_from
+    }
+
+    pub fn valid_to(&self) -> Option<Date> {
+        self.valid_to
+    }
+
+    pub fn granted_by(&self) -> &str {
+        &self.granted_by
+    }
+
+    pub fn granted_at_unix_ms(&self) -> i64 {
+        self.granted_at_unix_ms
+    }
+
+    /// Whether the delegation holds on `date`.
+    pub fn is_valid_on(&self, date: Date) -> bool {
+        self.valid_from <= date && self.valid_to.is_none_or(|to| date <= to)
+    }
+
+    /// Whether it lets `user` of `organisation` decide under `basis` on `date`.
+    pub fn covers(
+        &self,
+        organisation: &OrganisationCode,
+        user: &str,
+        basis: &LegalBasisId,
+        date: Date,
+    ) -> bool {
+        &self.organisation == organisation
+            && self.user == user
+            && self.legal_bases.contains(basis)
+            && self.is_valid_on(date)
+    }
+}
+
+/// An end date is never before the start.
+fn check_end(from: Date, to: Date) -> Result<(), DelegationError> {
+    if to < from {
+        return Err(DelegationError::EndsBeforeStart { from, to });
+    }
+    Ok(())
+}
+
+/// The delegation that lets `user` of `organisation` decide under `basis` on `date`, if any
+/// (the one granted first when several do).
+pub fn delegation_on<'a>(
+    delegations: &'a [Delegation],
+    organisation: &OrganisationCode,
+    user: &str,
+    basis: &LegalBasisId,
+    date: Date,
+) -> Option<&'a Delegation> {
+    delegations
+        .iter()
+        .filter(|delegation| delegation.covers(organisation, user, basis, date))
+        .min_by_key(|delegation| (delegation.granted_at_unix_ms, delegation.id.as_str()))
 }
 
 /// Registered organisations and who holds which delegation in each.
@@ -224,6 +381,33 @@ impl Directory {
         self.organisations.get(code)
     }
 
+    /// The file's delegations, as they seed a new deployment: each from
+    /// [`SEED_DELEGATION_FROM`], with no end, granted by `granted_by` at `granted_at_unix_ms`
+    /// and given its id by `id`.
+    pub fn seed_delegations(
+        &self,
+        granted_by: &str,
+        granted_at_unix_ms: i64,
+        mut id: impl FnMut() -> String,
+    ) -> Vec<Delegation> {
+        self.delegations
+            .iter()
+            .filter_map(|((organisation, user), bases)| {
+                Delegation::new(DelegationInput {
+                    id: id(),
+                    organisation: organisation.clone(),
+                    user: user.clone(),
+                    legal_bases: bases.clone(),
+                    valid_from: SEED_DELEGATION_FROM,
+                    valid_to: None,
+                    granted_by: granted_by.to_owned(),
+                    granted_at_unix_ms,
+                })
+                .ok()
+            })
+            .collect()
+    }
+
     /// Whether `user` of `organisation` holds the delegation to decide under `basis`.
     pub fn holds_delegation(
         &self,
@@ -242,6 +426,7 @@ impl Directory {
 mod tests {
     use super::*;
     use crate::PoliceRegion;
+    use time::macros::date;
 
     fn registry() -> LegalRegistry {
         LegalRegistry::embedded().unwrap()
@@ -257,6 +442,112 @@ mod tests {
         let basis = LegalBasisId::parse("OSL-10-18c").unwrap();
         assert!(directory.holds_delegation(bollnas.code(), "beslut-bollnas", &basis));
         assert!(!directory.holds_delegation(bollnas.code(), "handlaggare-bollnas", &basis));
+    }
+
+    fn delegation(id: &str, user: &str, from: Date, to: Option<Date>) -> Delegation {
+        Delegation::new(DelegationInput {
+            id: id.into(),
+            organisation: OrganisationCode::parse("bollnas-kommun").unwrap(),
+            user: user.into(),
+            legal_bases: [LegalBasisId::parse("OSL-10-18c").unwrap()]
+                .into_iter()
+                .collect(),
+            valid_from: from,
+            valid_to: to,
+            granted_by: "admin".into(),
+            granted_at_unix_ms: 1,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_delegation_on_a_date_is_the_one_valid_that_day() {
+        let organisation = OrganisationCode::parse("bollnas-kommun").unwrap();
+        let basis = LegalBasisId::parse("OSL-10-18c").unwrap();
+        let a = delegation("a", "anna", date!(2026 - 03 - 01), None)
+            .ending_on(date!(2026 - 03 - 31))
+            .unwrap();
+        let b = delegation("b", "bertil", date!(2026 - 04 - 01), None);
+        let all = [a, b];
+        let on = |user: &str, day: Date| {
+            delegation_on(&all, &organisation, user, &basis, day).map(Delegation::id)
+        };
+        assert_eq!(on("anna", date!(2026 - 03 - 01)), Some("a"));
+        assert_eq!(on("anna", date!(2026 - 03 - 31)), Some("a"));
+        assert_eq!(on("anna", date!(2026 - 04 - 01)), None);
+        assert_eq!(on("anna", date!(2026 - 02 - 28)), None);
+        assert_eq!(on("bertil", date!(2026 - 03 - 31)), None);
+        assert_eq!(on("bertil", date!(2030 - 01 - 01)), Some("b"));
+        let other_basis = LegalBasisId::parse("OSL-25-12").unwrap();
+        assert!(
+            delegation_on(
+                &all,
+                &organisation,
+                "bertil",
+                &other_basis,
+                date!(2030 - 01 - 01)
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn a_delegation_never_ends_before_it_starts() {
+        let a = delegation("a", "anna", date!(2026 - 03 - 10), None);
+        assert_eq!(
+            a.ending_on(date!(2026 - 03 - 09)).unwrap_err(),
+            DelegationError::EndsBeforeStart {
+                from: date!(2026 - 03 - 10),
+                to: date!(2026 - 03 - 09)
+            }
+        );
+        assert!(
+            a.ending_on(date!(2026 - 03 - 10))
+                .unwrap()
+                .is_valid_on(date!(2026 - 03 - 10))
+        );
+        let mut input = DelegationInput {
+            id: "x".into(),
+            organisation: OrganisationCode::parse("bollnas-kommun").unwrap(),
+            user: " ".into(),
+            legal_bases: BTreeSet::new(),
+            valid_from: date!(2026 - 03 - 10),
+            valid_to: None,
+            granted_by: "admin".into(),
+            granted_at_unix_ms: 0,
+        };
+        assert_eq!(
+            Delegation::new(input.clone()).unwrap_err(),
+            DelegationError::NoUser
+        );
+        input.user = "anna".into();
+        assert_eq!(
+            Delegation::new(input).unwrap_err(),
+            DelegationError::NoLegalBasis
+        );
+    }
+
+    #[test]
+    fn the_file_seeds_open_ended_delegations() {
+        let directory = Directory::from_toml(DEVELOPMENT_DIRECTORY, &registry()).unwrap();
+        let mut next = 0;
+        let seeded = directory.seed_delegations("directory", 5, || {
+            next += 1;
+            format!("seed-{next}")
+        });
+        assert!(!seeded.is_empty());
+        let bollnas = OrganisationCode::parse("bollnas-kommun").unwrap();
+        let basis = LegalBasisId::parse("OSL-10-18c").unwrap();
+        let held = delegation_on(
+            &seeded,
+            &bollnas,
+            "beslut-bollnas",
+            &basis,
+            SEED_DELEGATION_FROM,
+        )
+        .unwrap();
+        assert_eq!(held.valid_to(), None);
+        assert_eq!(held.granted_by(), "directory");
     }
 
     #[test]

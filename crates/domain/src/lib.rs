@@ -57,7 +57,10 @@ pub use assessment::{
     ConditionResult, ConsentRecord, CrimeTime, Relation, assess,
 };
 pub use calendar::{SWEDISH_TIME_ZONE, swedish_date, swedish_time};
-pub use directory::{DEVELOPMENT_DIRECTORY, Directory, DirectoryError};
+pub use directory::{
+    DEVELOPMENT_DIRECTORY, Delegation, DelegationError, DelegationInput, Directory, DirectoryError,
+    SEED_DELEGATION_FROM, delegation_on,
+};
 pub use identity::{IdentityKind, IdentityNumber, IdentityNumberError};
 pub use lifecycle::{DisclosureState, LifecycleAction, TransitionError, transition};
 pub use national::{Municipality, NationalDirectory, NationalDirectoryError, Region};
