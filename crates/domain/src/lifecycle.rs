@@ -4,6 +4,12 @@
 //! `EXPIRED` as ends. [`transition`] is the only place the allowed moves are defined; services
 //! call it before committing a state change. Nothing leaves a terminal state, and nothing is
 //! ever approved on a timeout: a timeout can only expire a draft or a submitted disclosure.
+//!
+//! A disclosure the police already have (delivered, or delivered and acknowledged) can still be
+//! withdrawn: it becomes `WITHDRAWN` like any other withdrawal, and
+//! [`DisclosureState::withdrawal_recalls`] tells the service that this withdrawal is a recall
+//! the police must be told of (with a reason). Acknowledged is therefore not an end: the only
+//! move out of it is that withdrawal.
 
 use crate::text_form::string_enum;
 
@@ -35,7 +41,7 @@ string_enum! {
         ReturnToDraft => "return_to_draft",
         Approve => "approve",
         Reject => "reject",
-        /// Withdrawn before delivery.
+        /// Withdrawn, before delivery or (a recall) after it.
         Withdraw => "withdraw",
         Deliver => "deliver",
         /// The police acknowledge receipt.
@@ -61,14 +67,20 @@ pub enum TransitionError {
 }
 
 impl DisclosureState {
-    /// Acknowledged, rejected, withdrawn and expired are ends.
+    /// Rejected, withdrawn and expired are ends.
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            DisclosureState::Acknowledged
-                | DisclosureState::Rejected
-                | DisclosureState::Withdrawn
-                | DisclosureState::Expired
+            DisclosureState::Rejected | DisclosureState::Withdrawn | DisclosureState::Expired
+        )
+    }
+
+    /// Whether withdrawing a disclosure in this state recalls it from the police: they have it
+    /// (delivered, or delivered and acknowledged).
+    pub fn withdrawal_recalls(self) -> bool {
+        matches!(
+            self,
+            DisclosureState::Delivered | DisclosureState::Acknowledged
         )
     }
 }
@@ -86,9 +98,14 @@ pub fn transition(
         (State::Submitted, Action::ReturnToDraft) => Ok(State::Draft),
         (State::Submitted, Action::Approve) => Ok(State::Approved),
         (State::Submitted, Action::Reject) => Ok(State::Rejected),
-        (State::Draft | State::Submitted | State::Approved, Action::Withdraw) => {
-            Ok(State::Withdrawn)
-        }
+        (
+            State::Draft
+            | State::Submitted
+            | State::Approved
+            | State::Delivered
+            | State::Acknowledged,
+            Action::Withdraw,
+        ) => Ok(State::Withdrawn),
         (State::Approved, Action::Deliver) => Ok(State::Delivered),
         (State::Delivered, Action::Acknowledge) => Ok(State::Acknowledged),
         (State::Draft | State::Submitted, Action::Expire) => Ok(State::Expired),
@@ -138,7 +155,7 @@ mod tests {
         (Delivered, ReturnToDraft, None),
         (Delivered, Approve, None),
         (Delivered, Reject, None),
-        (Delivered, Withdraw, None),
+        (Delivered, Withdraw, Some(Withdrawn)),
         (Delivered, Deliver, None),
         (Delivered, Acknowledge, Some(Acknowledged)),
         (Delivered, Expire, None),
@@ -147,7 +164,7 @@ mod tests {
         (Acknowledged, ReturnToDraft, None),
         (Acknowledged, Approve, None),
         (Acknowledged, Reject, None),
-        (Acknowledged, Withdraw, None),
+        (Acknowledged, Withdraw, Some(Withdrawn)),
         (Acknowledged, Deliver, None),
         (Acknowledged, Acknowledge, None),
         (Acknowledged, Expire, None),
@@ -209,10 +226,10 @@ mod tests {
 
     #[test]
     fn refusal_names_state_and_action() {
-        let error = transition(Delivered, Withdraw).unwrap_err();
+        let error = transition(Delivered, Approve).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "action 'withdraw' is not allowed in state 'delivered'"
+            "action 'approve' is not allowed in state 'delivered'"
         );
     }
 
@@ -228,7 +245,7 @@ mod tests {
             .into_iter()
             .filter(|state| state.is_terminal())
             .collect();
-        assert_eq!(terminal, [Acknowledged, Rejected, Withdrawn, Expired]);
+        assert_eq!(terminal, [Rejected, Withdrawn, Expired]);
         assert!(DisclosureState::parse("DRAFT").is_err());
         assert!(LifecycleAction::parse("returntodraft").is_err());
     }
@@ -243,6 +260,25 @@ mod tests {
                 assert!(transition(state, action).is_err(), "{state} + {action}");
             }
         }
+    }
+
+    #[test]
+    fn only_a_withdrawal_of_what_the_police_have_is_a_recall() {
+        let recalling: Vec<DisclosureState> = DisclosureState::ALL
+            .into_iter()
+            .filter(|state| state.withdrawal_recalls())
+            .collect();
+        assert_eq!(recalling, [Delivered, Acknowledged]);
+        for state in recalling {
+            assert_eq!(transition(state, Withdraw), Ok(Withdrawn));
+        }
+        assert_eq!(
+            LifecycleAction::ALL
+                .into_iter()
+                .filter(|action| transition(Acknowledged, *action).is_ok())
+                .collect::<Vec<_>>(),
+            [Withdraw]
+        );
     }
 
     proptest! {

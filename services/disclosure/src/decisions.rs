@@ -1,5 +1,6 @@
 //! The handlers that move a disclosure towards the police or end it: submit (the drafter),
-//! approve and reject (a decision maker with the delegation, never the drafter), withdraw.
+//! approve and reject (a decision maker with the delegation, never the drafter), withdraw
+//! (the drafter or a decider; once the police have it, a recall, which needs a reason).
 //!
 //! Invariant: an approval binds the exact payload the police will get — its canonical bytes
 //! are sealed and their hash recorded with the decision — and only a passing legal assessment
@@ -140,9 +141,19 @@ impl DisclosureApi {
         )?;
         let record = self.load_visible(caller, &request.disclosure_id).await?;
         policy::require_withdrawer(self.directory(), caller, &record)?;
-        let reason = checks::optional_text("reason", &request.reason)?;
+        let recalls = record.state.withdrawal_recalls();
+        let reason = if recalls {
+            checks::required_text("reason", &request.reason)?
+        } else {
+            checks::optional_text("reason", &request.reason)?
+        };
         check_expected_version(request.expected_version, &record)?;
         let step = checks::step(&record, LifecycleAction::Withdraw)?;
+        if recalls {
+            return self
+                .recall(caller, record, step, reason, request.expected_version)
+                .await;
+        }
         let concluded = Concluded {
             step,
             outcome: DecisionOutcome::Withdrawn,
@@ -151,6 +162,38 @@ impl DisclosureApi {
             expected_version: request.expected_version,
         };
         self.conclude(caller, record, concluded).await
+    }
+
+    /// Withdraws `record`, which the police already have, as a recall: the approval and the
+    /// delivery stay on record as they were, and the withdrawal (who, when, why, from which
+    /// state) is the `disclosure.recalled` event, which the audit log and the police get.
+    async fn recall(
+        &self,
+        caller: &Caller,
+        mut record: DisclosureRecord,
+        step: Step,
+        reason: String,
+        expected_version: i64,
+    ) -> Result<Disclosure, ServiceError> {
+        let recalled_from = record.state.as_str().to_owned();
+        let now = now_unix_ms();
+        record.advance(step, now);
+        let details = [
+            ("reason", reason),
+            ("recalled_from", recalled_from),
+            ("withdrawn_at_unix_ms", now.to_string()),
+        ];
+        let view = self
+            .save(
+                caller,
+                &record,
+                expected_version,
+                "disclosure.recalled",
+                &details,
+            )
+            .await?;
+        tracing::info!(disclosure_id = %record.id, "recalled from the police");
+        Ok(view)
     }
 
     /// Ends `record` as `concluded` says, by the caller, and saves it with its event.

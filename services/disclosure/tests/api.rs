@@ -1986,6 +1986,122 @@ async fn approvals_are_handed_over_or_refused_once(backend: TestBackend) {
     harness.stop().await;
 }
 
+/// Withdrawing what the police already have is a recall: it needs a reason, keeps the
+/// approval and the delivery on record, and is the `disclosure.recalled` event in the audit
+/// log; withdrawing an approval not yet handed over stays a plain withdrawal.
+async fn a_withdrawal_after_delivery_is_a_recall(backend: TestBackend) {
+    let Some(harness) = Harness::start_delivering(backend).await else {
+        return;
+    };
+    let fake = harness.notification.as_ref().unwrap().0.clone();
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    let mut decision_maker = harness.decision_maker(BOLLNAS).await;
+    let delivered = create(&mut caseworker, "req-recall-01", social_services_content()).await;
+    let delivered = submit(&mut caseworker, &delivered).await;
+    let approved = approve(&mut decision_maker, &delivered).await.unwrap();
+    harness.wait_for_delivery().await;
+    let delivered = caseworker
+        .get(get_request(&approved.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(delivered.state, DisclosureState::Delivered as i32);
+
+    let without_reason = caseworker
+        .withdraw(WithdrawRequest {
+            disclosure_id: delivered.id.clone(),
+            expected_version: delivered.version,
+            reason: "  ".into(),
+        })
+        .await;
+    assert_code(without_reason, Code::InvalidArgument, "reason");
+
+    let recalled = caseworker
+        .withdraw(WithdrawRequest {
+            disclosure_id: delivered.id.clone(),
+            expected_version: delivered.version,
+            reason: "Fel person angiven".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(recalled.state, DisclosureState::Withdrawn as i32);
+    assert_eq!(recalled.version, delivered.version + 1);
+    // The approval and the hand-over stay as they were.
+    let decision = recalled.decision.as_ref().unwrap();
+    assert_eq!(decision, approved.decision.as_ref().unwrap());
+    let read = caseworker
+        .get(get_request(&recalled.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.state, DisclosureState::Withdrawn as i32);
+    assert_eq!(read.decision, recalled.decision);
+    assert_eq!(read.delivery, delivered.delivery);
+    let store = harness.service.api.store();
+    let events = store.events_of(&recalled.id).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.event_type, "disclosure.recalled");
+    let payload: serde_json::Value = serde_json::from_str(&last.payload).unwrap();
+    assert_eq!(payload["state"], "withdrawn");
+    assert_eq!(payload["details"]["reason"], "Fel person angiven");
+    assert_eq!(payload["details"]["recalled_from"], "delivered");
+    assert_eq!(payload["actor"]["user_id"], delivered.drafted_by);
+    // Nothing is withdrawn twice.
+    let again = caseworker
+        .withdraw(WithdrawRequest {
+            disclosure_id: recalled.id.clone(),
+            expected_version: recalled.version,
+            reason: "igen".into(),
+        })
+        .await;
+    assert_code(again, Code::FailedPrecondition, "withdrawn");
+
+    // An approval the police never got (the hand-over was refused) withdrawn is no recall,
+    // and needs no reason.
+    let never_delivered = create(&mut caseworker, "req-recall-02", social_services_content()).await;
+    fake.refuse.lock().unwrap().push(never_delivered.id.clone());
+    let never_delivered = submit(&mut caseworker, &never_delivered).await;
+    let never_delivered = approve(&mut decision_maker, &never_delivered)
+        .await
+        .unwrap();
+    harness.wait_for_delivery().await;
+    let withdrawn = caseworker
+        .withdraw(WithdrawRequest {
+            disclosure_id: never_delivered.id.clone(),
+            expected_version: never_delivered.version,
+            reason: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(withdrawn.state, DisclosureState::Withdrawn as i32);
+    assert!(withdrawn.delivery.is_none());
+    let events = store.events_of(&withdrawn.id).await.unwrap();
+    assert_eq!(events.last().unwrap().event_type, "disclosure.withdrawn");
+
+    harness.wait_for_relay().await;
+    assert_eq!(
+        harness
+            .audit_count(&recalled.id, "disclosure.recalled")
+            .await,
+        1
+    );
+    assert_eq!(
+        harness
+            .audit_count(&withdrawn.id, "disclosure.recalled")
+            .await,
+        0
+    );
+    assert_eq!(
+        harness
+            .audit_count(&withdrawn.id, "disclosure.withdrawn")
+            .await,
+        1
+    );
+    harness.stop().await;
+}
+
 /// Events written before the outbox kept each event's audit event get it when the service
 /// starts, and reach the audit log like any other, exactly once.
 async fn earlier_events_reach_the_audit_log_after_a_restart(backend: TestBackend) {
@@ -2348,6 +2464,7 @@ on_both_backends!(
     health_is_served_over_mtls,
     receipts_acknowledge_an_approval_once,
     approvals_are_handed_over_or_refused_once,
+    a_withdrawal_after_delivery_is_a_recall,
     earlier_events_reach_the_audit_log_after_a_restart,
     untouched_disclosures_are_warned_then_expire,
     the_expiry_checker_runs_in_the_background,
