@@ -65,7 +65,8 @@ impl DisclosureApi {
     ) -> Result<Disclosure, ServiceError> {
         caller.require_any(&[Role::DecisionMaker], "approving a disclosure")?;
         let mut record = self.load_visible(caller, &request.disclosure_id).await?;
-        policy::require_decider(self.directory(), caller, &record)?;
+        let delegations = self.delegations_for(&record).await?;
+        let delegation = policy::require_decider(&delegations, today_in_sweden(), caller, &record)?;
         check_expected_version(request.expected_version, &record)?;
         let comment = checks::optional_text("comment", &request.comment)?;
         let judgement = checks::optional_line(
@@ -94,6 +95,7 @@ impl DisclosureApi {
             catalogue_version: assessment.catalogue_version().to_owned(),
             assessment: Some(wire_assessment(&assessment).encode_to_vec()),
             judgement,
+            delegation_id: delegation.id().to_owned(),
         });
         let details = approval_details(&record, &draft);
         let view = self
@@ -116,7 +118,8 @@ impl DisclosureApi {
     ) -> Result<Disclosure, ServiceError> {
         caller.require_any(&[Role::DecisionMaker], "rejecting a disclosure")?;
         let record = self.load_visible(caller, &request.disclosure_id).await?;
-        policy::require_decider(self.directory(), caller, &record)?;
+        let delegations = self.delegations_for(&record).await?;
+        let delegation = policy::require_decider(&delegations, today_in_sweden(), caller, &record)?;
         let reason = checks::required_text("reason", &request.reason)?;
         check_expected_version(request.expected_version, &record)?;
         let step = checks::step(&record, LifecycleAction::Reject)?;
@@ -126,6 +129,7 @@ impl DisclosureApi {
             event_type: "disclosure.rejected",
             reason,
             expected_version: request.expected_version,
+            delegation_id: delegation.id().to_owned(),
         };
         self.conclude(caller, record, concluded).await
     }
@@ -140,7 +144,8 @@ impl DisclosureApi {
             "withdrawing a disclosure",
         )?;
         let record = self.load_visible(caller, &request.disclosure_id).await?;
-        policy::require_withdrawer(self.directory(), caller, &record)?;
+        let delegations = self.delegations_for(&record).await?;
+        policy::require_withdrawer(&delegations, today_in_sweden(), caller, &record)?;
         let recalls = record.state.withdrawal_recalls();
         let reason = if recalls {
             checks::required_text("reason", &request.reason)?
@@ -160,6 +165,7 @@ impl DisclosureApi {
             event_type: "disclosure.withdrawn",
             reason,
             expected_version: request.expected_version,
+            delegation_id: String::new(),
         };
         self.conclude(caller, record, concluded).await
     }
@@ -207,7 +213,13 @@ impl DisclosureApi {
         record.advance(concluded.step, now);
         let reason = concluded.reason;
         record.conclude(concluded.outcome, caller.user(), now, reason.clone());
-        let details = [("reason", reason)];
+        let mut details = vec![("reason", reason)];
+        if let Some(decision) = record.decision.as_mut()
+            && !concluded.delegation_id.is_empty()
+        {
+            decision.delegation_id.clone_from(&concluded.delegation_id);
+            details.push(("delegation_id", concluded.delegation_id));
+        }
         self.save(
             caller,
             &record,
@@ -226,6 +238,9 @@ struct Concluded {
     event_type: &'static str,
     reason: String,
     expected_version: i64,
+    /// The delegation a rejection relied on; empty for a withdrawal, which keeps what an
+    /// approval recorded.
+    delegation_id: String,
 }
 
 /// A disclosure goes on only when nothing required is missing from `what`.

@@ -106,14 +106,19 @@ impl DisclosureApi {
     ) -> Result<WireAssessment, ServiceError> {
         caller.require_any(&READERS, "assessing a legal basis")?;
         let as_of = checks::as_of(&request.as_of)?;
-        let (draft, organisation) = match request.target {
+        let (draft, organisation, decision_delegation) = match request.target {
             Some(Target::DisclosureId(id)) => {
                 let record = self.load_visible(caller, &id).await?;
-                (self.stored_draft(&record)?, self.organisation_of(&record)?)
+                (
+                    self.stored_draft(&record)?,
+                    self.organisation_of(&record)?,
+                    self.decision_delegation(&record).await?,
+                )
             }
             Some(Target::Content(content)) => (
                 content::validate(&content, today_in_sweden())?,
                 caller.organisation.clone(),
+                None,
             ),
             None => {
                 return Err(ServiceError::invalid(
@@ -123,7 +128,10 @@ impl DisclosureApi {
             }
         };
         let assessment = self.assess_draft(&draft, &organisation, as_of)?;
-        Ok(wire_assessment(&assessment))
+        Ok(WireAssessment {
+            decision_delegation,
+            ..wire_assessment(&assessment)
+        })
     }
 
     /// The draft this caller created with `request_id`, if any.

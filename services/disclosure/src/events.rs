@@ -90,9 +90,9 @@ pub(crate) fn follow_up_detail(content: &DraftContent) -> Vec<(&'static str, Str
     }
 }
 
-/// What an approval event records beyond the record: the payload's hash, the catalogue
-/// version, which data items the payload holds, and the decision maker's written judgement
-/// when the approval rests on one.
+/// What an approval event records beyond the record: the payload's hash, the delegation it
+/// relied on, the catalogue version, which data items the payload holds, and the decision
+/// maker's written judgement when the approval rests on one.
 pub(crate) fn approval_details(
     record: &DisclosureRecord,
     draft: &ValidatedDraft,
@@ -104,8 +104,12 @@ pub(crate) fn approval_details(
     let judgement = decision
         .map(|decision| decision.judgement.clone())
         .unwrap_or_default();
+    let delegation_id = decision
+        .map(|decision| decision.delegation_id.clone())
+        .unwrap_or_default();
     let mut details = vec![
         ("payload_sha256", record.payload_sha256().to_owned()),
+        ("delegation_id", delegation_id),
         ("catalogue_version", catalogue_version),
         (
             "data_items",

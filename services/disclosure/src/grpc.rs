@@ -4,10 +4,11 @@
 
 use tonic::{Request, Response, Status};
 use tryggdel_proto::disclosure::v1::{
-    ApproveRequest, AssessLegalBasisRequest, Assessment, CreateDraftRequest, Disclosure,
-    GetRequest, ListRequest, ListResponse, RecordReceiptRequest, RecordReceiptResponse,
-    RejectRequest, SubmitRequest, UpdateDraftRequest, WithdrawRequest,
-    disclosure_service_server::DisclosureService,
+    ApproveRequest, AssessLegalBasisRequest, Assessment, CreateDraftRequest, Delegation,
+    Disclosure, GetRequest, GrantDelegationRequest, ListDelegationsRequest,
+    ListDelegationsResponse, ListRequest, ListResponse, RecordReceiptRequest,
+    RecordReceiptResponse, RejectRequest, RevokeDelegationRequest, SubmitRequest,
+    UpdateDraftRequest, WithdrawRequest, disclosure_service_server::DisclosureService,
 };
 use tryggdel_service_kit::respond;
 
@@ -89,5 +90,26 @@ impl DisclosureService for DisclosureApi {
 
     async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
         handle!(self, request, list)
+    }
+
+    async fn grant_delegation(
+        &self,
+        request: Request<GrantDelegationRequest>,
+    ) -> Result<Response<Delegation>, Status> {
+        handle!(self, request, grant_delegation)
+    }
+
+    async fn revoke_delegation(
+        &self,
+        request: Request<RevokeDelegationRequest>,
+    ) -> Result<Response<Delegation>, Status> {
+        handle!(self, request, revoke_delegation)
+    }
+
+    async fn list_delegations(
+        &self,
+        request: Request<ListDelegationsRequest>,
+    ) -> Result<Response<ListDelegationsResponse>, Status> {
+        handle!(self, request, list_delegations)
     }
 }

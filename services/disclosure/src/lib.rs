@@ -35,6 +35,7 @@ mod api;
 mod checks;
 pub mod content;
 mod decisions;
+pub mod delegations;
 pub mod delivery;
 mod drafts;
 mod events;
@@ -105,11 +106,21 @@ pub async fn build(settings: &Settings) -> anyhow::Result<DisclosureApi> {
             "audit events of earlier outbox events filled in"
         );
     }
+    let store = DisclosureStore::new(database);
+    let seeded = delegations::seed_delegations(&store, &settings.directory, &settings.registry)
+        .await
+        .context("seeding delegations from the directory")?;
+    if seeded > 0 {
+        tracing::info!(
+            delegations = seeded,
+            "delegations seeded from the directory"
+        );
+    }
     let keys = TokenKeys::load(&settings.token)
         .await
         .context("token keys")?;
     Ok(DisclosureApi::new(
-        DisclosureStore::new(database),
+        store,
         settings.registry.clone(),
         Authenticator::new(Arc::new(keys), settings.directory.clone()),
         FieldCipher::new(&settings.field_key),

@@ -1,12 +1,15 @@
 //! Who may do what to a disclosure: deny by default. Pure functions of the caller, the
-//! disclosure and the directory; the handlers call them before anything is read or written.
+//! disclosure and the organisation's delegations; the handlers call them before anything is
+//! written.
 //!
-//! Invariants: the drafter never decides their own disclosure (four eyes); a decision needs the
-//! delegation for the disclosure's legal basis; a caller who may not see a disclosure is told
-//! it does not exist.
+//! Invariants: the drafter never decides their own disclosure (four eyes); a decision needs a
+//! delegation for the disclosure's legal basis valid on the Swedish date of the decision, and
+//! names it; a caller who may not see a disclosure is told it does not exist; delegations are
+//! administered by an admin of the same organisation, never by a supervisor.
 
+use time::Date;
 use tryggdel_auth::Role;
-use tryggdel_domain::{Directory, LegalBasisId, PoliceRegion};
+use tryggdel_domain::{Delegation, LegalBasisId, PoliceRegion, delegation_on};
 use tryggdel_service_kit::{Caller, ServiceError, ServiceOnly};
 
 use crate::store::DisclosureRecord;
@@ -73,13 +76,15 @@ pub(crate) fn require_drafter(
     Ok(())
 }
 
-/// A decision maker may decide a case of their organisation under a basis they hold the
-/// delegation for, and never a case they drafted.
-pub(crate) fn require_decider(
-    directory: &Directory,
+/// A decision maker may decide a case of their organisation on `date` under a basis one of
+/// `delegations` (the organisation's) lets them decide under that day, and never a case they
+/// drafted. Returns the delegation the decision relies on.
+pub(crate) fn require_decider<'a>(
+    delegations: &'a [Delegation],
+    date: Date,
     caller: &Caller,
     record: &DisclosureRecord,
-) -> Result<(), ServiceError> {
+) -> Result<&'a Delegation, ServiceError> {
     caller.require_any(&[Role::DecisionMaker], "deciding a disclosure")?;
     if caller.organisation.code().as_str() != record.organisation {
         return Err(ServiceError::NotFound("disclosure"));
@@ -92,34 +97,42 @@ pub(crate) fn require_decider(
     let basis = LegalBasisId::parse(&record.legal_basis_id).map_err(|_| {
         ServiceError::FailedPrecondition("the disclosure names no legal basis".into())
     })?;
-    if !directory.holds_delegation(caller.organisation.code(), caller.user(), &basis) {
-        return Err(ServiceError::PermissionDenied(format!(
-            "you hold no delegation to decide under {basis} in {}",
+    delegation_on(
+        delegations,
+        caller.organisation.code(),
+        caller.user(),
+        &basis,
+        date,
+    )
+    .ok_or_else(|| {
+        ServiceError::PermissionDenied(format!(
+            "you hold no delegation to decide under {basis} in {} on {date}",
             record.organisation
-        )));
-    }
-    Ok(())
+        ))
+    })
 }
 
-/// The drafter may withdraw their disclosure; anyone else only as its decider.
+/// The drafter may withdraw their disclosure; anyone else only as its decider on `date`.
 pub(crate) fn require_withdrawer(
-    directory: &Directory,
+    delegations: &[Delegation],
+    date: Date,
     caller: &Caller,
     record: &DisclosureRecord,
 ) -> Result<(), ServiceError> {
     if is_drafter(caller, record) {
         return Ok(());
     }
-    require_decider(directory, caller, record)
+    require_decider(delegations, date, caller, record).map(|_| ())
 }
 
-/// Protected details are revealed only to the drafter or a decider of the case.
+/// Protected details are revealed only to the drafter or a decider of the case on `date`.
 pub(crate) fn require_revealer(
-    directory: &Directory,
+    delegations: &[Delegation],
+    date: Date,
     caller: &Caller,
     record: &DisclosureRecord,
 ) -> Result<(), ServiceError> {
-    let is_decider = require_decider(directory, caller, record).is_ok();
+    let is_decider = require_decider(delegations, date, caller, record).is_ok();
     if !(is_drafter(caller, record) || is_decider) {
         return Err(ServiceError::PermissionDenied(
             "only the drafter or a decision maker of this case may reveal protected details".into(),
@@ -128,11 +141,38 @@ pub(crate) fn require_revealer(
     Ok(())
 }
 
+/// Only an admin of an organisation administers its delegations; a supervisor never does, and
+/// only an organisation that holds a secrecy has delegations.
+pub(crate) fn require_delegation_admin(caller: &Caller) -> Result<(), ServiceError> {
+    caller.require_any(&[Role::Admin], "administering delegations")?;
+    if caller.is_supervisor() || caller.organisation.secrecy().is_none() {
+        return Err(ServiceError::PermissionDenied(format!(
+            "organisation {} has no delegations to administer",
+            caller.organisation.code()
+        )));
+    }
+    Ok(())
+}
+
+/// Who may list an organisation's delegations: its admins and decision makers.
+pub(crate) fn require_delegation_reader(caller: &Caller) -> Result<(), ServiceError> {
+    caller.require_any(&[Role::Admin, Role::DecisionMaker], "listing delegations")?;
+    if caller.is_supervisor() {
+        return Err(ServiceError::PermissionDenied(
+            "a supervisor does not list delegations".into(),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use time::macros::date;
     use tryggdel_auth::Principal;
-    use tryggdel_domain::{DEVELOPMENT_DIRECTORY, LegalRegistry, OrganisationCode};
+    use tryggdel_domain::{
+        DEVELOPMENT_DIRECTORY, Directory, LegalRegistry, OrganisationCode, SEED_DELEGATION_FROM,
+    };
 
     use super::*;
 
@@ -185,9 +225,19 @@ mod tests {
         assert!(!lists_every_organisation(&own));
     }
 
+    fn seeded(directory: &Directory) -> Vec<Delegation> {
+        let mut next = 0;
+        directory.seed_delegations("directory", 0, || {
+            next += 1;
+            format!("seed-{next}")
+        })
+    }
+
     #[test]
     fn deciding_needs_the_delegation_and_never_the_drafter() {
         let directory = directory();
+        let delegations = seeded(&directory);
+        let today = date!(2026 - 12 - 03);
         let record = drafted_in_bollnas();
         let decider = caller(
             &directory,
@@ -195,8 +245,15 @@ mod tests {
             "beslut-bollnas",
             &[Role::DecisionMaker],
         );
-        assert!(require_decider(&directory, &decider, &record).is_ok());
-        assert!(require_withdrawer(&directory, &decider, &record).is_ok());
+        let relied_on = require_decider(&delegations, today, &decider, &record).unwrap();
+        assert_eq!(relied_on.user(), "beslut-bollnas");
+        assert!(require_withdrawer(&delegations, today, &decider, &record).is_ok());
+        // Not before the delegation holds.
+        let before = SEED_DELEGATION_FROM.previous_day().unwrap();
+        assert!(matches!(
+            require_decider(&delegations, before, &decider, &record),
+            Err(ServiceError::PermissionDenied(_))
+        ));
 
         let drafter_deciding = caller(
             &directory,
@@ -204,13 +261,13 @@ mod tests {
             "handlaggare-bollnas",
             &[Role::Caseworker, Role::DecisionMaker],
         );
-        let refusal = require_decider(&directory, &drafter_deciding, &record).unwrap_err();
+        let refusal = require_decider(&delegations, today, &drafter_deciding, &record).unwrap_err();
         assert_eq!(
             refusal.to_string(),
             "four-eyes rule: the drafter of a disclosure may not decide it"
         );
-        assert!(require_withdrawer(&directory, &drafter_deciding, &record).is_ok());
-        assert!(require_revealer(&directory, &drafter_deciding, &record).is_ok());
+        assert!(require_withdrawer(&delegations, today, &drafter_deciding, &record).is_ok());
+        assert!(require_revealer(&delegations, today, &drafter_deciding, &record).is_ok());
 
         let undelegated = caller(
             &directory,
@@ -219,10 +276,10 @@ mod tests {
             &[Role::DecisionMaker],
         );
         assert!(matches!(
-            require_decider(&directory, &undelegated, &record),
+            require_decider(&delegations, today, &undelegated, &record),
             Err(ServiceError::PermissionDenied(_))
         ));
-        assert!(require_revealer(&directory, &undelegated, &record).is_err());
+        assert!(require_revealer(&delegations, today, &undelegated, &record).is_err());
 
         let elsewhere = caller(
             &directory,
@@ -231,8 +288,31 @@ mod tests {
             &[Role::DecisionMaker],
         );
         assert!(matches!(
-            require_decider(&directory, &elsewhere, &record),
+            require_decider(&delegations, today, &elsewhere, &record),
             Err(ServiceError::NotFound("disclosure"))
         ));
+    }
+
+    #[test]
+    fn only_an_organisations_admin_administers_its_delegations() {
+        let directory = directory();
+        let admin = caller(&directory, "bollnas-kommun", "admin", &[Role::Admin]);
+        assert!(require_delegation_admin(&admin).is_ok());
+        let decider = caller(
+            &directory,
+            "bollnas-kommun",
+            "beslut-bollnas",
+            &[Role::DecisionMaker],
+        );
+        assert!(require_delegation_admin(&decider).is_err());
+        assert!(require_delegation_reader(&decider).is_ok());
+        let supervisor = caller(
+            &directory,
+            "ivo",
+            "x",
+            &[Role::Admin, Role::ComplianceOfficer],
+        );
+        assert!(require_delegation_admin(&supervisor).is_err());
+        assert!(require_delegation_reader(&supervisor).is_err());
     }
 }

@@ -7,7 +7,7 @@ use tryggdel_auth::Role;
 use tryggdel_proto::disclosure::v1::{
     Disclosure, GetRequest, ListOrder, ListRequest, ListResponse,
 };
-use tryggdel_service_kit::{Caller, ServiceError, page_size};
+use tryggdel_service_kit::{Caller, ServiceError, page_size, today_in_sweden};
 
 use crate::api::DisclosureApi;
 use crate::checks::parse_disclosure_id;
@@ -33,7 +33,8 @@ impl DisclosureApi {
             .ok_or(ServiceError::NotFound("disclosure"))?;
         let revealed = request.reveal_protected;
         let mut disclosure = if revealed {
-            policy::require_revealer(self.directory(), caller, &record)?;
+            let delegations = self.delegations_for(&record).await?;
+            policy::require_revealer(&delegations, today_in_sweden(), caller, &record)?;
             let fields = [("fields", "address,workplace,school,shelter".into())];
             self.audit_read(caller, &record, "disclosure.protected_revealed", &fields)
                 .await?;

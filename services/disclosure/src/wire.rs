@@ -6,8 +6,9 @@ use prost::Message;
 use tryggdel_domain::DisclosureState;
 use tryggdel_proto::common::v1::DisclosureState as WireState;
 use tryggdel_proto::disclosure::v1::{
-    Assessment as WireAssessment, Condition, Decision as WireDecision, DeliveryRecord, Disclosure,
-    DisclosureSummary, DraftContent, ListOrder, ProtectedDetails,
+    Assessment as WireAssessment, Condition, Decision as WireDecision,
+    Delegation as WireDelegation, DeliveryRecord, Disclosure, DisclosureSummary, DraftContent,
+    ListOrder, ProtectedDetails,
 };
 use tryggdel_service_kit::{
     ServiceError, decode_page_token, encode_page_token, invalid_page_token,
@@ -64,6 +65,7 @@ pub(crate) fn wire_assessment(assessment: &tryggdel_domain::Assessment) -> WireA
             .map(|id| id.as_str().to_owned())
             .collect(),
         needs_judgement: assessment.needs_judgement(),
+        decision_delegation: None,
     }
 }
 
@@ -191,7 +193,29 @@ fn wire_decision(decision: &Decision) -> Result<WireDecision, ServiceError> {
         catalogue_version: decision.catalogue_version.clone(),
         assessment,
         judgement: decision.judgement.clone(),
+        delegation_id: decision.delegation_id.clone(),
     })
+}
+
+/// A delegation as clients see it.
+pub(crate) fn wire_delegation(delegation: &tryggdel_domain::Delegation) -> WireDelegation {
+    WireDelegation {
+        id: delegation.id().to_owned(),
+        organisation: delegation.organisation().as_str().to_owned(),
+        user: delegation.user().to_owned(),
+        legal_bases: delegation
+            .legal_bases()
+            .iter()
+            .map(|basis| basis.as_str().to_owned())
+            .collect(),
+        valid_from: content::format_date(delegation.valid_from()),
+        valid_to: delegation
+            .valid_to()
+            .map(content::format_date)
+            .unwrap_or_default(),
+        granted_by: delegation.granted_by().to_owned(),
+        granted_at_unix_ms: delegation.granted_at_unix_ms(),
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! [`tryggdel_storage::write`]) that updates the row under its version and appends its outbox
 //! event, all or nothing. Rows become typed records ([`DisclosureRecord`]) as they are read.
 
+mod delegations;
 mod delivery;
 mod payload;
 mod record;
@@ -17,9 +18,12 @@ use tryggdel_storage::{
     placeholders, write,
 };
 
+pub use self::delegations::{GrantOutcome, stored_date};
 pub use self::delivery::DeliveryRow;
 use self::delivery::{DELIVERY_COLUMN_COUNT, DELIVERY_COLUMNS, DELIVERY_UPSERT_TAIL};
-pub use self::payload::{OutboxActor, OutboxPayload, fill_in_audit_events};
+pub use self::payload::{
+    DELEGATION_EVENT_PREFIX, OutboxActor, OutboxPayload, fill_in_audit_events,
+};
 use self::record::COLUMNS;
 pub use self::record::{Decision, DecisionOutcome, DisclosureRecord, RecordError, Step};
 
@@ -34,6 +38,7 @@ pub const MIGRATIONS: Migrations = tryggdel_storage::migrations!([
     "0007_decision_queue.sql",
     "0008_decision_judgement.sql",
     "0009_expiry.sql",
+    "0010_delegations.sql",
 ]);
 
 /// Approvals go to the notification service (the police's hand-over relay).

@@ -5,7 +5,7 @@
 //! ([`fill_in_audit_events`]).
 
 use prost::Message as _;
-use tryggdel_proto::audit::v1::{Actor, AuditEvent, Outcome};
+use tryggdel_proto::audit::v1::{Actor, AuditEvent, ObjectRef, Outcome};
 use tryggdel_service_kit::TracedEvent;
 use tryggdel_service_kit::audit_event::PoliceDisclosureEvent;
 use tryggdel_storage::{Database, OutboxEvent};
@@ -77,6 +77,11 @@ impl OutboxPayload {
             trace_id: &self.trace_id,
         }
         .audit_event(Some(actor), details);
+        let event = if self.event_type.starts_with(DELEGATION_EVENT_PREFIX) {
+            delegation_audit_event(event)
+        } else {
+            event
+        };
         AuditEvent {
             outcome: if self.refusal.is_some() {
                 Outcome::Refused as i32
@@ -104,6 +109,29 @@ impl OutboxPayload {
         })
     }
 }
+
+/// The event types of delegation changes start so; their `disclosure_id` is the delegation's
+/// id.
+pub const DELEGATION_EVENT_PREFIX: &str = "delegation.";
+
+/// The audit event of a delegation change: about the delegation (its id in `disclosure_id`
+/// of the payload), no disclosure, no recipient, the purpose its administration.
+fn delegation_audit_event(event: AuditEvent) -> AuditEvent {
+    let delegation_id = event.disclosure_id.clone();
+    AuditEvent {
+        objects: vec![ObjectRef {
+            kind: "delegation".into(),
+            id: delegation_id,
+        }],
+        disclosure_id: String::new(),
+        purpose: DELEGATION_PURPOSE.into(),
+        recipient: String::new(),
+        ..event
+    }
+}
+
+/// Why a delegation change is recorded.
+const DELEGATION_PURPOSE: &str = "administering who may decide disclosures";
 
 /// Gives every outbox row written before the outbox kept the audit event its audit event and
 /// `traceparent`, from its payload, so the relays can send it. Returns how many rows it

@@ -10,7 +10,7 @@ pub(super) const COLUMNS: &str = "id, organisation, police_region, state, versio
     legal_basis_id, drafted_by, client_request_id, request_fingerprint, content_sealed, \
     protected_sealed, created_at, updated_at, submitted_by, submitted_at, decision_outcome, \
     decided_by, decided_at, decision_reason, payload_sha256, payload_sealed, registry_version, \
-    catalogue_version, assessment, decision_judgement, expiry_warned_at";
+    catalogue_version, assessment, decision_judgement, expiry_warned_at, decision_delegation_id";
 
 /// One disclosure. Personal data only in the sealed fields.
 #[derive(Clone, Debug, PartialEq)]
@@ -63,6 +63,9 @@ pub struct Decision {
     /// The decision maker's written judgement the approval rests on (whether a victim of
     /// relation `other` is a närstående); empty when the assessment needed none.
     pub judgement: String,
+    /// The id of the delegation an approval or rejection relied on (empty when none did: a
+    /// withdrawal by the drafter, or a decision from before delegations were stored).
+    pub delegation_id: String,
 }
 
 /// A lifecycle step the domain's state machine allowed from a record's state; only
@@ -111,6 +114,7 @@ struct StoredDisclosure {
     assessment: Option<Vec<u8>>,
     decision_judgement: String,
     expiry_warned_at: i64,
+    decision_delegation_id: String,
 }
 
 impl DecisionOutcome {
@@ -148,6 +152,7 @@ impl Decision {
             catalogue_version: String::new(),
             assessment: None,
             judgement: String::new(),
+            delegation_id: String::new(),
         }
     }
 }
@@ -259,6 +264,7 @@ impl TryFrom<StoredDisclosure> for DisclosureRecord {
                 catalogue_version: row.catalogue_version,
                 assessment: row.assessment,
                 judgement: row.decision_judgement,
+                delegation_id: row.decision_delegation_id,
             })
         };
         Ok(DisclosureRecord {
@@ -314,6 +320,7 @@ impl sqlx::FromRow<'_, sqlx::any::AnyRow> for StoredDisclosure {
             assessment: row.try_get("assessment")?,
             decision_judgement: row.try_get("decision_judgement")?,
             expiry_warned_at: row.try_get("expiry_warned_at")?,
+            decision_delegation_id: row.try_get("decision_delegation_id")?,
         })
     }
 }
@@ -362,6 +369,7 @@ pub(super) fn bind_record<'q>(
         .bind(decision.and_then(|decision| decision.assessment.clone()))
         .bind(text(|decision| &decision.judgement))
         .bind(record.expiry_warned_at)
+        .bind(text(|decision| &decision.delegation_id))
 }
 
 #[cfg(test)]
@@ -398,6 +406,7 @@ mod tests {
             assessment: Some(vec![1, 2, 3]),
             decision_judgement: "sambo sedan tio år".into(),
             expiry_warned_at: 18,
+            decision_delegation_id: "0190a5b2-0000-7000-8000-0000000000d1".into(),
         }
     }
 
@@ -410,6 +419,10 @@ mod tests {
         assert_eq!(decision.outcome, DecisionOutcome::Withdrawn);
         assert_eq!(decision.assessment.as_deref(), Some(&[1, 2, 3][..]));
         assert_eq!(decision.judgement, "sambo sedan tio år");
+        assert_eq!(
+            decision.delegation_id,
+            "0190a5b2-0000-7000-8000-0000000000d1"
+        );
         assert_eq!(record.payload_sha256(), "ab");
         assert_eq!(record.registry_version(), "2026-01");
 
