@@ -15,7 +15,7 @@ use tryggdel_service_kit::{Authenticator, ServiceError, now_unix_ms};
 use tryggdel_storage::FieldCipher;
 
 use crate::store::{DeliveryRow, NotificationStore, StoreError, payload_context};
-use crate::wire::delivery_message;
+use crate::wire::{delivery_message, recall_message};
 
 /// Live deliveries a slow subscriber may fall behind by before it re-reads from the database.
 const LIVE_CAPACITY: usize = 1024;
@@ -156,22 +156,56 @@ impl NotificationApi {
         self.inner.stopping.subscribe()
     }
 
-    /// A stored delivery as the police receive it (the payload opened).
+    /// A stored delivery as the police receive it (the payload and any recall's reason
+    /// opened).
     pub(crate) fn wire_delivery(&self, row: &DeliveryRow) -> Result<Delivery, ServiceError> {
         let payload = self
             .inner
             .cipher
             .open(&row.payload_sealed, &payload_context(&row.disclosure_id))?;
-        Ok(delivery_message(row, payload.to_vec(), now_unix_ms()))
+        let recall = match &row.recall {
+            Some(recall) => Some(recall_message(
+                row,
+                recall,
+                self.recall_reason(row, recall)?,
+            )),
+            None => None,
+        };
+        Ok(delivery_message(
+            row,
+            payload.to_vec(),
+            recall,
+            now_unix_ms(),
+        ))
     }
 
     /// Tells the relay and the subscriptions about a delivery that has just committed.
     pub(crate) fn publish(&self, row: &DeliveryRow, payload: Vec<u8>) {
         self.signal_outbox();
         // Nobody subscribed is not an error: the delivery waits in the database.
-        let _ = self
-            .inner
-            .live
-            .send(Arc::new(delivery_message(row, payload, now_unix_ms())));
+        let _ = self.inner.live.send(Arc::new(delivery_message(
+            row,
+            payload,
+            None,
+            now_unix_ms(),
+        )));
+    }
+
+    /// Tells the relay and the subscriptions about a recall of `row` (its opened `payload`
+    /// and `reason`) that has just committed: subscribers get the delivery again, with its
+    /// recall.
+    pub(crate) fn publish_recall(&self, row: &DeliveryRow, payload: Vec<u8>, reason: String) {
+        self.signal_outbox();
+        let recall = row
+            .recall
+            .as_ref()
+            .map(|recall| recall_message(row, recall, reason));
+        // Nobody subscribed is not an error: ListPending lists the recall until acknowledged.
+        let _ = self.inner.live.send(Arc::new(delivery_message(
+            row,
+            payload,
+            recall,
+            now_unix_ms(),
+        )));
     }
 }

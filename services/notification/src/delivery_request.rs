@@ -211,7 +211,7 @@ impl VerifiedPayload {
 
 impl TraceId {
     /// The `trace_id` field: empty (None) or a trace id.
-    fn parse_optional(value: String) -> Result<Option<TraceId>, ServiceError> {
+    pub(crate) fn parse_optional(value: String) -> Result<Option<TraceId>, ServiceError> {
         if value.is_empty() {
             Ok(None)
         } else if is_trace_id(&value) {

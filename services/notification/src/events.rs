@@ -11,7 +11,8 @@ use tryggdel_service_kit::Caller;
 
 use crate::store::{
     DeliveryRow, EVENT_ACKNOWLEDGED, EVENT_DELIVERED, EVENT_ESCALATED, EVENT_FOLLOW_UP_ASKED,
-    EscalationRow, NewDelivery, OutboxActor, OutboxPayload, OutboxReceipt, StoredReceipt,
+    EVENT_RECALL_ACKNOWLEDGED, EVENT_RECALLED, EscalationRow, NewDelivery, OutboxActor,
+    OutboxPayload, OutboxReceipt, StoredReceipt,
 };
 
 /// `notification.delivered`: the service took `delivery` with `sequence` (no actor: the
@@ -58,6 +59,41 @@ pub fn acknowledged(row: &DeliveryRow, officer: &Caller, receipt: &StoredReceipt
         signature_base64: STANDARD.encode(&receipt.signature),
         key_id: receipt.key_id.clone(),
     });
+    payload
+}
+
+/// `notification.recalled`: the disclosure service recalled `row` (withdrawn by
+/// `withdrawn_by` at `withdrawn_at`), at `at`, in the trace `trace_id` (the withdrawal's, or
+/// the call's). The reason may hold personal data: the event counts its characters, never
+/// quotes it (the disclosure service's own event has it).
+pub fn recalled(
+    row: &DeliveryRow,
+    withdrawn_by: &str,
+    withdrawn_at: i64,
+    reason_chars: usize,
+    at: i64,
+    trace_id: String,
+) -> OutboxPayload {
+    let mut payload = event_payload(row, EVENT_RECALLED, at, None);
+    payload.trace_id = trace_id;
+    add_details(
+        &mut payload,
+        [
+            ("sequence", row.sequence.to_string()),
+            ("withdrawn_by", withdrawn_by.to_owned()),
+            ("withdrawn_at_unix_ms", withdrawn_at.to_string()),
+            ("reason_chars", reason_chars.to_string()),
+            ("acknowledged", row.receipt.is_some().to_string()),
+        ],
+    );
+    payload
+}
+
+/// `notification.recall_acknowledged`: `officer` acknowledged the recall of `row` at `at`.
+pub fn recall_acknowledged(row: &DeliveryRow, officer: &Caller, at: i64) -> OutboxPayload {
+    let mut payload = event_payload(row, EVENT_RECALL_ACKNOWLEDGED, at, Some(actor(officer)));
+    payload.trace_id = officer.trace_id.clone();
+    add_details(&mut payload, [("sequence", row.sequence.to_string())]);
     payload
 }
 

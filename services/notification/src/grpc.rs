@@ -5,10 +5,10 @@
 use tonic::{Request, Response, Status};
 use tryggdel_proto::notification::v1::notification_service_server::NotificationService;
 use tryggdel_proto::notification::v1::{
-    AcknowledgeRequest, AskFollowUpRequest, DeliverRequest, DeliverResponse, DeliveryStatus,
-    FollowUp, GetDeliveryStatusRequest, ListEscalationsRequest, ListEscalationsResponse,
-    ListFollowUpsRequest, ListFollowUpsResponse, ListPendingRequest, ListPendingResponse, Receipt,
-    SubscribeRequest,
+    AcknowledgeRecallRequest, AcknowledgeRequest, AskFollowUpRequest, DeliverRequest,
+    DeliverResponse, DeliveryStatus, FollowUp, GetDeliveryStatusRequest, ListEscalationsRequest,
+    ListEscalationsResponse, ListFollowUpsRequest, ListFollowUpsResponse, ListPendingRequest,
+    ListPendingResponse, Recall, RecallRequest, RecallResponse, Receipt, SubscribeRequest,
 };
 use tryggdel_service_kit::respond;
 
@@ -73,5 +73,19 @@ impl NotificationService for NotificationApi {
         request: Request<ListEscalationsRequest>,
     ) -> Result<Response<ListEscalationsResponse>, Status> {
         respond(NotificationApi::list_escalations(self, request).await)
+    }
+
+    async fn recall(
+        &self,
+        request: Request<RecallRequest>,
+    ) -> Result<Response<RecallResponse>, Status> {
+        respond(NotificationApi::recall(self, request).await)
+    }
+
+    async fn acknowledge_recall(
+        &self,
+        request: Request<AcknowledgeRecallRequest>,
+    ) -> Result<Response<Recall>, Status> {
+        respond(NotificationApi::acknowledge_recall(self, request).await)
     }
 }

@@ -53,6 +53,7 @@ mod grpc;
 pub mod officer;
 pub mod organisation;
 mod policy;
+mod recall;
 pub mod relay;
 pub mod store;
 pub mod subscription;

@@ -1,7 +1,9 @@
 //! What a police officer does, in the region their token names: ListPending (the region's
 //! unacknowledged deliveries, paged by sequence), Acknowledge (a receipt signed once over its
 //! exact bytes; acknowledging again returns the first receipt) and AskFollowUp (a question to
-//! the disclosing organisation, sealed at rest). Subscribe is in [`crate::subscription`].
+//! the disclosing organisation, sealed at rest). Subscribe is in [`crate::subscription`],
+//! recalls and their acknowledgement in [`crate::recall`]; a recalled delivery is listed as
+//! pending until its recall is acknowledged, and is no longer acknowledged itself.
 
 use tonic::Request;
 use tryggdel_domain::{PoliceRegion, RECEIPT_FORMAT, ReceiptStatement, sign_receipt};
@@ -17,6 +19,7 @@ use tryggdel_service_kit::{
 use crate::api::NotificationApi;
 use crate::events;
 use crate::policy::{delivery_for_region, police_region};
+use crate::recall::refuse_acknowledging_recalled;
 use crate::store::{DeliveryRow, FollowUpRow, StoredReceipt, question_context};
 use crate::validate::{DisclosureId, MAX_POLICE_REFERENCE_CHARS, question, required_text};
 use crate::wire::{follow_up_message, receipt_message};
@@ -75,6 +78,7 @@ impl NotificationApi {
         if let Some(receipt) = &row.receipt {
             return Ok(receipt_message(&row, receipt));
         }
+        refuse_acknowledging_recalled(&row)?;
         let receipt = self.sign_receipt(&row, police_reference, &caller, now_unix_ms())?;
         let event = events::acknowledged(&row, &caller, &receipt).to_event()?;
         if self
@@ -144,7 +148,7 @@ impl NotificationApi {
     }
 
     /// The delivery of `disclosure_id` if it went to `region`; otherwise it does not exist.
-    async fn delivery_in_region(
+    pub(crate) async fn delivery_in_region(
         &self,
         disclosure_id: &DisclosureId,
         region: PoliceRegion,

@@ -16,6 +16,12 @@ pub const DELIVER: ServiceOnly = ServiceOnly {
     action: "deliver to the police",
 };
 
+/// Recall: only services, and of those only the configured senders (who deliver).
+pub const RECALL: ServiceOnly = ServiceOnly {
+    without_service_certificate: "Recall is for Tryggdel services and needs a service certificate",
+    action: "recall from the police",
+};
+
 /// The region of a police officer: role police_officer, organisation of kind police, and a
 /// known region in the token. Anyone else is refused, naming `action`.
 pub fn police_region(caller: &Caller, action: &str) -> Result<PoliceRegion, ServiceError> {

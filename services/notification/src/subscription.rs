@@ -11,6 +11,10 @@
 //!   order, or a delivery committed by another replica), a lagging receiver (the broadcast
 //!   overwrote items it had not read), and a periodic poll all lead to the same catch-up:
 //!   read every delivery after the last sequence sent from the database.
+//! - A recall is the exception: its delivery comes live again, below the last sequence, with
+//!   `recall` set, and is sent as it is. A subscriber who missed it (lagging, or connected to
+//!   another replica) finds it in ListPending, and a replay from cursor 0 includes it, until
+//!   it is acknowledged.
 //!
 //! Each subscriber has its own task and bounded channel. A slow client fills only its own
 //! channel (its task waits; Deliver never does); when it falls behind the broadcast it
@@ -183,6 +187,10 @@ impl Subscription {
                         }
                         let sequence = i64::try_from(delivery.sequence).unwrap_or(i64::MAX);
                         if sequence <= self.last {
+                            // A recall of a delivery sent before comes again, with its recall.
+                            if delivery.recall.is_some() {
+                                self.send(delivery.as_ref().clone()).await?;
+                            }
                             continue;
                         }
                         if sequence == self.last + 1 {

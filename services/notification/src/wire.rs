@@ -1,12 +1,20 @@
 //! Stored records as the gRPC messages callers receive. Pure: the payload and question are
 //! passed in already opened, and "now" is a parameter (overdue is decided against it).
 
-use tryggdel_proto::notification::v1::{Delivery, DeliveryStatus, Escalation, FollowUp, Receipt};
+use tryggdel_proto::notification::v1::{
+    Delivery, DeliveryStatus, Escalation, FollowUp, Recall, Receipt,
+};
 
-use crate::store::{DeliveryRow, EscalationRow, FollowUpRow, StoredReceipt};
+use crate::store::{DeliveryRow, EscalationRow, FollowUpRow, StoredRecall, StoredReceipt};
 
-/// A delivery as the police receive it, with its opened `payload`.
-pub fn delivery_message(row: &DeliveryRow, payload: Vec<u8>, now: i64) -> Delivery {
+/// A delivery as the police receive it, with its opened `payload` and its `recall` (the
+/// reason opened), if any.
+pub fn delivery_message(
+    row: &DeliveryRow,
+    payload: Vec<u8>,
+    recall: Option<Recall>,
+    now: i64,
+) -> Delivery {
     Delivery {
         sequence: to_u64(row.sequence),
         disclosure_id: row.disclosure_id.clone(),
@@ -22,6 +30,24 @@ pub fn delivery_message(row: &DeliveryRow, payload: Vec<u8>, now: i64) -> Delive
             .receipt
             .as_ref()
             .map(|receipt| receipt_message(row, receipt)),
+        recall,
+    }
+}
+
+/// The recall of `row` with its opened `reason`.
+pub fn recall_message(row: &DeliveryRow, recall: &StoredRecall, reason: String) -> Recall {
+    let acknowledgement = recall.acknowledgement.as_ref();
+    Recall {
+        disclosure_id: row.disclosure_id.clone(),
+        reason,
+        withdrawn_by: recall.withdrawn_by.clone(),
+        withdrawn_at_unix_ms: recall.withdrawn_at,
+        recalled_at_unix_ms: recall.recalled_at,
+        acknowledged_by: acknowledgement
+            .map(|acknowledged| acknowledged.acknowledged_by.clone())
+            .unwrap_or_default(),
+        acknowledged_at_unix_ms: acknowledgement
+            .map_or(0, |acknowledged| acknowledged.acknowledged_at),
     }
 }
 

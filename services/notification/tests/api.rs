@@ -1210,6 +1210,162 @@ async fn police_calls_need_an_officer_of_a_region(backend: TestBackend) {
     harness.stop().await;
 }
 
+/// A delivered disclosure withdrawn by its organisation: the disclosure service recalls it
+/// (once), the region's subscribers get it again with the recall, ListPending lists it until
+/// an officer of the region acknowledges the recall (once), the delivery itself can no longer
+/// be acknowledged, and the audit log has the recall and its acknowledgement.
+async fn a_recall_reaches_the_region_and_is_acknowledged_once(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend, Timing::relaxed()).await else {
+        return;
+    };
+    let mut officer = harness.officer(Some(MITT)).await;
+    let mut stream = subscribe(&mut officer, 0).await;
+    let (request, delivered) = harness.deliver(BOLLNAS, false).await;
+    assert_eq!(next(&mut stream).await.sequence, delivered.sequence);
+    let recall_request = RecallRequest {
+        disclosure_id: request.disclosure_id.clone(),
+        reason: "  Fel person angiven  ".into(),
+        withdrawn_by: "handlaggare-bollnas".into(),
+        withdrawn_at_unix_ms: 1_700_000_000_000,
+        trace_id: String::new(),
+    };
+
+    // Only the disclosure service recalls, and only what it delivered, with a reason.
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    assert_refused(
+        caseworker.recall(recall_request.clone()).await,
+        Code::PermissionDenied,
+        "service certificate",
+    );
+    let mut sender = harness.sender().await;
+    assert_refused(
+        sender
+            .recall(RecallRequest {
+                reason: " ".into(),
+                ..recall_request.clone()
+            })
+            .await,
+        Code::InvalidArgument,
+        "reason",
+    );
+    assert_refused(
+        sender
+            .recall(RecallRequest {
+                disclosure_id: uuid::Uuid::now_v7().to_string(),
+                ..recall_request.clone()
+            })
+            .await,
+        Code::NotFound,
+        "not found",
+    );
+    // Nothing to acknowledge before the recall.
+    assert_refused(
+        officer
+            .acknowledge_recall(AcknowledgeRecallRequest {
+                disclosure_id: request.disclosure_id.clone(),
+            })
+            .await,
+        Code::FailedPrecondition,
+        "not been recalled",
+    );
+
+    let first = sender
+        .recall(recall_request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!first.duplicate);
+    let again = sender
+        .recall(recall_request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.duplicate);
+
+    // The subscriber gets the delivery again, with its recall.
+    let pushed = next(&mut stream).await;
+    assert_eq!(pushed.sequence, delivered.sequence);
+    let recall = pushed.recall.unwrap();
+    assert_eq!(recall.reason, "Fel person angiven");
+    assert_eq!(recall.withdrawn_by, "handlaggare-bollnas");
+    assert_eq!(recall.withdrawn_at_unix_ms, 1_700_000_000_000);
+    assert!(recall.recalled_at_unix_ms > 0);
+    assert_eq!(recall.acknowledged_by, "");
+
+    // Listed as pending, with its recall; the delivery itself is no longer acknowledged.
+    let pending = officer
+        .list_pending(ListPendingRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(pending.deliveries.len(), 1);
+    assert_eq!(
+        pending.deliveries[0].recall.as_ref().unwrap().reason,
+        "Fel person angiven"
+    );
+    assert_refused(
+        acknowledge(&mut officer, &request.disclosure_id, "5000-K1-26").await,
+        Code::FailedPrecondition,
+        "recalled",
+    );
+
+    // Another region's officer is told it does not exist; the region's officer acknowledges.
+    let mut ost = harness.officer(Some(OST)).await;
+    let acknowledge_recall = AcknowledgeRecallRequest {
+        disclosure_id: request.disclosure_id.clone(),
+    };
+    assert_refused(
+        ost.acknowledge_recall(acknowledge_recall.clone()).await,
+        Code::NotFound,
+        "not found",
+    );
+    assert_refused(
+        caseworker
+            .acknowledge_recall(acknowledge_recall.clone())
+            .await,
+        Code::PermissionDenied,
+        "police_officer",
+    );
+    let acknowledged = officer
+        .acknowledge_recall(acknowledge_recall.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(acknowledged.acknowledged_by, "polis-mitt-1");
+    assert!(acknowledged.acknowledged_at_unix_ms > 0);
+    assert_eq!(acknowledged.reason, "Fel person angiven");
+    let twice = officer
+        .acknowledge_recall(acknowledge_recall)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(twice, acknowledged);
+    let pending = officer
+        .list_pending(ListPendingRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(pending.deliveries.is_empty());
+
+    harness.wait_for_relay().await;
+    let entries = harness.audit_entries(&request.disclosure_id).await;
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|entry| entry["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "notification.delivered",
+            "notification.recalled",
+            "notification.recall_acknowledged"
+        ]
+    );
+    // The reason may name people: the log counts it, never quotes it.
+    assert!(!entries[1].to_string().contains("Fel person"));
+    harness.stop().await;
+}
+
 tryggdel_test_support::on_both_backends!(
     a_delivery_reaches_only_its_region,
     a_reconnecting_subscriber_misses_nothing_and_gets_nothing_twice,
@@ -1220,4 +1376,5 @@ tryggdel_test_support::on_both_backends!(
     events_reach_the_audit_log,
     follow_up_questions_reach_only_the_disclosing_organisation,
     police_calls_need_an_officer_of_a_region,
+    a_recall_reaches_the_region_and_is_acknowledged_once,
 );

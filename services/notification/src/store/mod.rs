@@ -19,13 +19,14 @@ pub mod records;
 use tryggdel_storage::Migrations;
 
 pub use outbox::{
-    EVENT_ACKNOWLEDGED, EVENT_DELIVERED, EVENT_ESCALATED, EVENT_FOLLOW_UP_ASKED, OutboxActor,
-    OutboxPayload, OutboxReceipt,
+    EVENT_ACKNOWLEDGED, EVENT_DELIVERED, EVENT_ESCALATED, EVENT_FOLLOW_UP_ASKED,
+    EVENT_RECALL_ACKNOWLEDGED, EVENT_RECALLED, OutboxActor, OutboxPayload, OutboxReceipt,
 };
 pub use queries::NotificationStore;
 pub use records::{
     DeliverOutcome, DeliveryRow, EscalationRow, FollowUpRow, NewDelivery, OpenDeliveries,
-    StoreError, StoredReceipt, payload_context, question_context,
+    RecallAcknowledgement, StoreError, StoredRecall, StoredReceipt, payload_context,
+    question_context, recall_reason_context,
 };
 pub use tryggdel_storage::OutboxEvent;
 
@@ -34,4 +35,5 @@ pub const MIGRATIONS: Migrations = tryggdel_storage::migrations!([
     "0001_notifications.sql",
     "0002_outbox_audit_event.sql",
     "0003_outbox_without_audit_event.sql",
+    "0004_recalls.sql",
 ]);

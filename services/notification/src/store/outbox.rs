@@ -22,6 +22,8 @@ pub const EVENT_DELIVERED: &str = "notification.delivered";
 pub const EVENT_ACKNOWLEDGED: &str = "notification.acknowledged";
 pub const EVENT_ESCALATED: &str = "notification.escalated";
 pub const EVENT_FOLLOW_UP_ASKED: &str = "notification.follow_up_asked";
+pub const EVENT_RECALLED: &str = "notification.recalled";
+pub const EVENT_RECALL_ACKNOWLEDGED: &str = "notification.recall_acknowledged";
 
 /// Who acted, for the audit log.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

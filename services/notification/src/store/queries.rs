@@ -13,8 +13,8 @@ use tryggdel_storage::{
 use self::Value::{Integer, Text};
 use super::records::{
     DELIVERY_COLUMNS, DeliverOutcome, DeliveryRow, EscalationRow, FollowUpRow, NewDelivery,
-    OpenDeliveries, StoreError, StoredReceipt, delivery_from_row, escalation_from_row,
-    follow_up_from_row, open_deliveries_from_row,
+    OpenDeliveries, RecallAcknowledgement, StoreError, StoredRecall, StoredReceipt,
+    delivery_from_row, escalation_from_row, follow_up_from_row, open_deliveries_from_row,
 };
 
 /// The notification service's tables.
@@ -93,8 +93,9 @@ impl NotificationStore {
         Ok(last.unwrap_or(0))
     }
 
-    /// Unacknowledged deliveries of `police_region` with `after < sequence <= up_to`, in
-    /// sequence order, at most `limit`.
+    /// Unacknowledged deliveries not recalled, and deliveries with an unacknowledged recall,
+    /// of `police_region` with `after < sequence <= up_to`, in sequence order, at most
+    /// `limit`.
     pub async fn pending(
         &self,
         police_region: PoliceRegion,
@@ -103,7 +104,9 @@ impl NotificationStore {
         limit: u32,
     ) -> Result<Vec<DeliveryRow>, StoreError> {
         self.deliveries(
-            "police_region = $1 AND acknowledged_at IS NULL \
+            "police_region = $1 \
+             AND ((acknowledged_at IS NULL AND recalled_at IS NULL) \
+                  OR (recalled_at IS NOT NULL AND recall_acknowledged_at IS NULL)) \
              AND sequence > $2 AND sequence <= $3 ORDER BY sequence LIMIT $4",
             &[
                 Text(police_region.as_str()),
@@ -148,6 +151,40 @@ impl NotificationStore {
         };
         let events = [event];
         let change = Change::new(ACKNOWLEDGE, &acknowledgement, &events);
+        Ok(write(&self.database, &change).await? == Written::All)
+    }
+
+    /// Records the recall unless the delivery was recalled already; true when this call
+    /// recorded it. Stops the delivery's escalation timer.
+    pub async fn recall(
+        &self,
+        disclosure_id: &str,
+        recall: &StoredRecall,
+        event: &OutboxEvent,
+    ) -> Result<bool, StoreError> {
+        let recalling = Recalling {
+            recall,
+            disclosure_id,
+        };
+        let events = [event];
+        let change = Change::new(RECALL, &recalling, &events);
+        Ok(write(&self.database, &change).await? == Written::All)
+    }
+
+    /// Records the police's acknowledgement of a recall unless it is acknowledged already;
+    /// true when this call recorded it.
+    pub async fn acknowledge_recall(
+        &self,
+        disclosure_id: &str,
+        acknowledgement: &RecallAcknowledgement,
+        event: &OutboxEvent,
+    ) -> Result<bool, StoreError> {
+        let acknowledging = AcknowledgingRecall {
+            acknowledgement,
+            disclosure_id,
+        };
+        let events = [event];
+        let change = Change::new(ACKNOWLEDGE_RECALL, &acknowledging, &events);
         Ok(write(&self.database, &change).await? == Written::All)
     }
 
@@ -275,13 +312,14 @@ impl NotificationStore {
         .await
     }
 
-    /// Unacknowledged deliveries per police region (only regions with any), overdue being
+    /// Unacknowledged deliveries not recalled per police region (only regions with any), overdue being
     /// escalated already or past the deadline at `now`.
     pub async fn open_deliveries(&self, now: i64) -> Result<Vec<OpenDeliveries>, StoreError> {
         self.read(
             "SELECT police_region, COUNT(*) AS pending, \
              COUNT(CASE WHEN overdue <> 0 OR deadline <= $1 THEN 1 END) AS overdue \
-             FROM deliveries WHERE acknowledged_at IS NULL GROUP BY police_region",
+             FROM deliveries WHERE acknowledged_at IS NULL AND recalled_at IS NULL \
+             GROUP BY police_region",
             &[Integer(now)],
             open_deliveries_from_row,
         )
@@ -383,6 +421,51 @@ impl Arguments for Acknowledgement<'_> {
             .bind(receipt.statement.as_slice())
             .bind(receipt.signature.as_slice())
             .bind(&receipt.key_id)
+            .bind(self.disclosure_id)
+    }
+}
+
+/// The recall's UPDATE, `$1`–`$5` in [`Recalling`]'s order; it matches only a delivery not
+/// yet recalled.
+const RECALL: &str = "UPDATE deliveries SET recalled_at = $1, recall_withdrawn_by = $2, \
+    recall_withdrawn_at = $3, recall_reason_sealed = $4, next_escalation_at = NULL \
+    WHERE disclosure_id = $5 AND recalled_at IS NULL";
+
+/// The recall of the delivery of a disclosure.
+struct Recalling<'a> {
+    recall: &'a StoredRecall,
+    disclosure_id: &'a str,
+}
+
+impl Arguments for Recalling<'_> {
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        let recall = self.recall;
+        query
+            .bind(recall.recalled_at)
+            .bind(&recall.withdrawn_by)
+            .bind(recall.withdrawn_at)
+            .bind(&recall.reason_sealed)
+            .bind(self.disclosure_id)
+    }
+}
+
+/// The recall acknowledgement's UPDATE, `$1`–`$3` in [`AcknowledgingRecall`]'s order; it
+/// matches only a recalled delivery whose recall is not yet acknowledged.
+const ACKNOWLEDGE_RECALL: &str = "UPDATE deliveries SET recall_acknowledged_at = $1, \
+    recall_acknowledged_by = $2 WHERE disclosure_id = $3 AND recalled_at IS NOT NULL \
+    AND recall_acknowledged_at IS NULL";
+
+/// The police's acknowledgement of the recall of a disclosure.
+struct AcknowledgingRecall<'a> {
+    acknowledgement: &'a RecallAcknowledgement,
+    disclosure_id: &'a str,
+}
+
+impl Arguments for AcknowledgingRecall<'_> {
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        query
+            .bind(self.acknowledgement.acknowledged_at)
+            .bind(&self.acknowledgement.acknowledged_by)
             .bind(self.disclosure_id)
     }
 }

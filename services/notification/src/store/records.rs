@@ -46,6 +46,25 @@ pub struct StoredReceipt {
     pub key_id: String,
 }
 
+/// The recall of a delivered disclosure its organisation withdrew (the reason sealed), and
+/// the police's acknowledgement of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRecall {
+    pub recalled_at: i64,
+    pub withdrawn_by: String,
+    pub withdrawn_at: i64,
+    pub reason_sealed: String,
+    /// None until a police officer acknowledged the recall.
+    pub acknowledgement: Option<RecallAcknowledgement>,
+}
+
+/// Who acknowledged a recall, and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecallAcknowledgement {
+    pub acknowledged_by: String,
+    pub acknowledged_at: i64,
+}
+
 /// A stored delivery.
 #[derive(Clone, Debug)]
 pub struct DeliveryRow {
@@ -72,6 +91,8 @@ pub struct DeliveryRow {
     pub next_escalation_at: Option<i64>,
     /// None until acknowledged.
     pub receipt: Option<StoredReceipt>,
+    /// None unless the disclosure was withdrawn after delivery.
+    pub recall: Option<StoredRecall>,
 }
 
 /// What [`NotificationStore::deliver`](super::NotificationStore::deliver) did.
@@ -143,6 +164,7 @@ impl NewDelivery {
             overdue: false,
             escalations: 0,
             receipt: None,
+            recall: None,
         }
     }
 }
@@ -169,7 +191,8 @@ pub(super) const DELIVERY_COLUMNS: &str = "disclosure_id, police_region, sequenc
      urgent, payload_sealed, payload_sha256, approved_by, approved_at, legal_basis_id, \
      registry_version, delivered_by, trace_id, delivered_at, deadline, overdue, escalations, \
      next_escalation_at, acknowledged_at, acknowledged_by, police_reference, receipt_statement, \
-     receipt_signature, receipt_key_id";
+     receipt_signature, receipt_key_id, recalled_at, recall_withdrawn_by, recall_withdrawn_at, \
+     recall_reason_sealed, recall_acknowledged_at, recall_acknowledged_by";
 
 pub(super) fn delivery_from_row(row: &AnyRow) -> Result<DeliveryRow, StoreError> {
     let disclosure_id: String = row.try_get("disclosure_id")?;
@@ -219,8 +242,41 @@ pub(super) fn delivery_from_row(row: &AnyRow) -> Result<DeliveryRow, StoreError>
         escalations: count(row, "escalations")?,
         next_escalation_at: row.try_get("next_escalation_at")?,
         receipt,
+        recall: recall_from_row(row, &disclosure_id)?,
         disclosure_id,
     })
+}
+
+/// The recall columns of a delivery: all NULL, or all set but the acknowledgement's.
+fn recall_from_row(row: &AnyRow, disclosure_id: &str) -> Result<Option<StoredRecall>, StoreError> {
+    let Some(recalled_at) = row.try_get::<Option<i64>, _>("recalled_at")? else {
+        return Ok(None);
+    };
+    let missing =
+        |field: &str| StoreError::Corrupt(format!("recall of {disclosure_id} lacks {field}"));
+    let acknowledged_at: Option<i64> = row.try_get("recall_acknowledged_at")?;
+    let acknowledgement = match acknowledged_at {
+        None => None,
+        Some(acknowledged_at) => Some(RecallAcknowledgement {
+            acknowledged_by: row
+                .try_get::<Option<String>, _>("recall_acknowledged_by")?
+                .ok_or_else(|| missing("recall_acknowledged_by"))?,
+            acknowledged_at,
+        }),
+    };
+    Ok(Some(StoredRecall {
+        recalled_at,
+        withdrawn_by: row
+            .try_get::<Option<String>, _>("recall_withdrawn_by")?
+            .ok_or_else(|| missing("recall_withdrawn_by"))?,
+        withdrawn_at: row
+            .try_get::<Option<i64>, _>("recall_withdrawn_at")?
+            .ok_or_else(|| missing("recall_withdrawn_at"))?,
+        reason_sealed: row
+            .try_get::<Option<String>, _>("recall_reason_sealed")?
+            .ok_or_else(|| missing("recall_reason_sealed"))?,
+        acknowledgement,
+    }))
 }
 
 /// Reads the columns `id, disclosure_id, organisation, police_region, urgent, deadline,
@@ -258,6 +314,11 @@ pub(super) fn open_deliveries_from_row(row: &AnyRow) -> Result<OpenDeliveries, S
         pending: row.try_get("pending")?,
         overdue: row.try_get("overdue")?,
     })
+}
+
+/// The sealing context of a recall's reason.
+pub fn recall_reason_context(disclosure_id: &str) -> String {
+    format!("notification:delivery:{disclosure_id}:recall_reason")
 }
 
 /// A 0/1 flag column (BIGINT on both backends).
