@@ -2482,4 +2482,227 @@ on_both_backends!(
     earlier_events_reach_the_audit_log_after_a_restart,
     untouched_disclosures_are_warned_then_expire,
     the_expiry_checker_runs_in_the_background,
+    a_re_evaluation_across_a_delegation_change,
 );
+
+// Delegations: granted, revoked and listed by an admin; decisions name the one they relied on.
+
+/// A grant of a delegation under OSL 10:18 c to `user` from `valid_from` (empty: today).
+fn grant_request(user: &str, valid_from: &str) -> GrantDelegationRequest {
+    GrantDelegationRequest {
+        user: user.into(),
+        legal_bases: vec!["OSL-10-18c".into()],
+        valid_from: valid_from.into(),
+        valid_to: String::new(),
+    }
+}
+
+async fn list_delegations(client: &mut Client, as_of: &str) -> Vec<(String, String)> {
+    client
+        .list_delegations(ListDelegationsRequest {
+            organisation: String::new(),
+            as_of: as_of.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .delegations
+        .into_iter()
+        .map(|delegation| (delegation.user, delegation.id))
+        .collect()
+}
+
+/// A re-evaluation across a delegation change: A holds the delegation on d1 and approves; A's
+/// delegation is revoked from d2 and B's granted; re-evaluating the old decision shows A's
+/// delegation, valid on its date; after d2, A is refused and B decides.
+async fn a_re_evaluation_across_a_delegation_change(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
+    let format = tryggdel_disclosure::content::format_date;
+    let today = tryggdel_service_kit::today_in_sweden();
+    let d1 = today - time::Duration::days(2);
+    let yesterday = today - time::Duration::days(1);
+    let mut admin = harness
+        .client("admin-bollnas", BOLLNAS, &[Role::Admin])
+        .await;
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    let mut anna = harness
+        .client("beslut-anna", BOLLNAS, &[Role::DecisionMaker])
+        .await;
+    let mut bertil = harness
+        .client("beslut-bertil", BOLLNAS, &[Role::DecisionMaker])
+        .await;
+
+    // The directory file seeded the deployment; an admin grants A a delegation from today.
+    let seeded = list_delegations(&mut admin, "").await;
+    assert!(
+        seeded.iter().any(|(user, _)| user == "beslut-bollnas"),
+        "{seeded:?}"
+    );
+    let granted_a = admin
+        .grant_delegation(grant_request("beslut-anna", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(granted_a.valid_from, format(today));
+    assert_eq!(granted_a.valid_to, "");
+    assert_eq!(granted_a.granted_by, "admin-bollnas");
+    assert_eq!(granted_a.organisation, BOLLNAS);
+
+    // A decides on that day, relying on that delegation.
+    let first = create(&mut caseworker, "req-deleg-0001", social_services_content()).await;
+    let first = submit(&mut caseworker, &first).await;
+    let approved = approve(&mut anna, &first).await.unwrap();
+    let decision = approved.decision.unwrap();
+    assert_eq!(decision.decided_by, "beslut-anna");
+    assert_eq!(decision.delegation_id, granted_a.id);
+
+    // Two days pass: the grant and the decision move back to d1 (the clock cannot).
+    let store = harness.service.api.store();
+    sqlx::query("UPDATE delegations SET valid_from = $1 WHERE id = $2")
+        .bind(format(d1))
+        .bind(&granted_a.id)
+        .execute(store.database().pool())
+        .await
+        .unwrap();
+    let two_days_ms = 2 * 24 * 60 * 60 * 1000_i64;
+    sqlx::query("UPDATE disclosures SET decided_at = decided_at - $1 WHERE id = $2")
+        .bind(two_days_ms)
+        .bind(&first.id)
+        .execute(store.database().pool())
+        .await
+        .unwrap();
+
+    // A's delegation cannot end before it began; it is revoked from d2 = today.
+    let revoke = |valid_to: time::Date| RevokeDelegationRequest {
+        delegation_id: granted_a.id.clone(),
+        valid_to: format(valid_to),
+    };
+    assert_code(
+        admin
+            .revoke_delegation(revoke(d1 - time::Duration::days(1)))
+            .await,
+        Code::InvalidArgument,
+        "before valid_from",
+    );
+    let revoked_a = admin
+        .revoke_delegation(revoke(yesterday))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(revoked_a.valid_from, format(d1));
+    assert_eq!(revoked_a.valid_to, format(yesterday));
+    let granted_b = admin
+        .grant_delegation(grant_request("beslut-bertil", ""))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Re-evaluating the old decision as of its date shows A's delegation, valid on d1.
+    let reevaluated = caseworker
+        .assess_legal_basis(assess_stored(&first.id, &format(d1)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reevaluated.as_of, format(d1));
+    let held = reevaluated.decision_delegation.unwrap();
+    assert_eq!(held.id, granted_a.id);
+    assert_eq!(held.user, "beslut-anna");
+    assert_eq!(held.valid_from, format(d1));
+    assert_eq!(held.valid_to, format(yesterday));
+    assert_eq!(held.legal_bases, vec!["OSL-10-18c".to_owned()]);
+    // The stored decision still names it.
+    let read = caseworker
+        .get(get_request(&first.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.decision.unwrap().delegation_id, granted_a.id);
+
+    // Who held a delegation on each date.
+    let on_d1 = list_delegations(&mut anna, &format(d1)).await;
+    assert!(on_d1.contains(&("beslut-anna".into(), granted_a.id.clone())));
+    assert!(!on_d1.iter().any(|(user, _)| user == "beslut-bertil"));
+    let on_today = list_delegations(&mut anna, &format(today)).await;
+    assert!(on_today.contains(&("beslut-bertil".into(), granted_b.id.clone())));
+    assert!(!on_today.iter().any(|(user, _)| user == "beslut-anna"));
+
+    // After d2, a new approval by A is refused and B's is allowed, naming B's delegation.
+    let second = create(&mut caseworker, "req-deleg-0002", social_services_content()).await;
+    let second = submit(&mut caseworker, &second).await;
+    assert_code(
+        approve(&mut anna, &second).await,
+        Code::PermissionDenied,
+        "no delegation",
+    );
+    let approved = approve(&mut bertil, &second).await.unwrap();
+    assert_eq!(approved.decision.unwrap().delegation_id, granted_b.id);
+    // A rejection names its delegation too.
+    let third = create(&mut caseworker, "req-deleg-0003", social_services_content()).await;
+    let third = submit(&mut caseworker, &third).await;
+    let rejected = bertil
+        .reject(reject_request(&third, "Underlaget räcker inte"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rejected.decision.unwrap().delegation_id, granted_b.id);
+
+    // Every change is audited, the change in its details; decisions name their delegation.
+    let events = store.events_of(&granted_a.id).await.unwrap();
+    assert_eq!(
+        event_types(&events),
+        ["delegation.granted", "delegation.revoked"]
+    );
+    let revoked: serde_json::Value = serde_json::from_str(&events[1].payload).unwrap();
+    assert_eq!(revoked["details"]["valid_to"], format(yesterday));
+    assert_eq!(revoked["details"]["user"], "beslut-anna");
+    assert_eq!(revoked["actor"]["user_id"], "admin-bollnas");
+    let approval = store
+        .events_of(&first.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|event| event.event_type == "disclosure.approved")
+        .unwrap();
+    let approval: serde_json::Value = serde_json::from_str(&approval.payload).unwrap();
+    assert_eq!(approval["details"]["delegation_id"], granted_a.id.as_str());
+    harness.wait_for_relay().await;
+
+    // Only an admin of the organisation administers its delegations.
+    assert_code(
+        anna.grant_delegation(grant_request("beslut-anna", ""))
+            .await,
+        Code::PermissionDenied,
+        "admin",
+    );
+    let mut supervisor = harness
+        .client("admin-ivo", "ivo", &[Role::Admin, Role::ComplianceOfficer])
+        .await;
+    assert_code(
+        supervisor
+            .grant_delegation(grant_request("beslut-anna", ""))
+            .await,
+        Code::PermissionDenied,
+        "no delegations",
+    );
+    let mut other_admin = harness
+        .client("admin-jonkoping", JONKOPING, &[Role::Admin])
+        .await;
+    assert_code(
+        other_admin.revoke_delegation(revoke(today)).await,
+        Code::NotFound,
+        "delegation",
+    );
+    assert_code(
+        admin
+            .grant_delegation(GrantDelegationRequest {
+                legal_bases: vec!["OSL-99-1".into()],
+                ..grant_request("beslut-anna", "")
+            })
+            .await,
+        Code::InvalidArgument,
+        "legal_bases[0]",
+    );
+    harness.stop().await;
+}
