@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod client;
 pub mod commands;
+pub mod delegation;
 pub mod demo;
 pub mod draft_file;
 pub mod ops;

@@ -14,6 +14,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use tryggdel::client::{Connection, exit, exit_code};
 use tryggdel::commands::{DisclosureAction, Endpoints, PoliceAction, Session};
+use tryggdel::delegation::DelegationAction;
 use tryggdel_auth::{Role, SignerConfig, TokenRequest, TokenSigner};
 use tryggdel_proto::audit::v1::QueryRequest;
 use tryggdel_system::development::{AUDIENCE, ISSUER};
@@ -150,6 +151,13 @@ enum Command {
         user: UserArgs,
         #[command(subcommand)]
         command: DisclosureCommand,
+    },
+    /// Admins: who may decide disclosures under which legal bases, and when.
+    Delegation {
+        #[command(flatten)]
+        user: UserArgs,
+        #[command(subcommand)]
+        command: DelegationCommand,
     },
     /// Police officers: the region's inbox, receipts, follow-up questions.
     Police {
@@ -317,6 +325,39 @@ enum DisclosureCommand {
     Escalations {
         #[arg(long)]
         id: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DelegationCommand {
+    /// Grant a user the delegation to decide under legal bases, from a date (default today).
+    Grant {
+        /// The decision maker's user id.
+        #[arg(long)]
+        user: String,
+        /// A legal basis, e.g. OSL-10-18c (repeatable).
+        #[arg(long = "basis", required = true)]
+        bases: Vec<String>,
+        /// First day it holds, YYYY-MM-DD (default today).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day it holds, YYYY-MM-DD (default no end).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// End a delegation: the last day it holds (default today); it is never deleted.
+    Revoke {
+        #[arg(long)]
+        id: String,
+        /// Last day it holds, YYYY-MM-DD (default today).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Your organisation's delegations, or only those valid on a date.
+    List {
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        as_of: Option<String>,
     },
 }
 
@@ -612,6 +653,28 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 DisclosureCommand::Escalations { id } => DisclosureAction::Escalations { id },
             };
             runtime()?.block_on(tryggdel::commands::disclosure(
+                &user.session(&data, json)?,
+                action,
+            ))?;
+            Ok(exit::OK)
+        }
+        Command::Delegation { user, command } => {
+            let action = match command {
+                DelegationCommand::Grant {
+                    user,
+                    bases,
+                    from,
+                    to,
+                } => DelegationAction::Grant {
+                    user,
+                    legal_bases: bases,
+                    from,
+                    to,
+                },
+                DelegationCommand::Revoke { id, to } => DelegationAction::Revoke { id, to },
+                DelegationCommand::List { as_of } => DelegationAction::List { as_of },
+            };
+            runtime()?.block_on(tryggdel::delegation::delegation(
                 &user.session(&data, json)?,
                 action,
             ))?;

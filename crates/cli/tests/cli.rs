@@ -295,6 +295,58 @@ fn start_then_demo_then_every_role_and_a_clean_stop() {
     caseworker_query.extend(&endpoints);
     assert_eq!(tryggdel(&data, &caseworker_query).status.code(), Some(4));
 
+    // An admin grants, lists and revokes a delegation; a decision maker may not grant one.
+    let admin = token(&data, "admin", "admin-bollnas", "bollnas-kommun");
+    let as_admin = |token: &str, args: &[&str]| {
+        let mut all = vec!["delegation", "--org", "bollnas-kommun", "--token", token];
+        all.extend(&endpoints);
+        all.extend(args);
+        tryggdel(&data, &all)
+    };
+    let granted = as_admin(
+        &admin,
+        &[
+            "--json",
+            "grant",
+            "--user",
+            "beslut-anna",
+            "--basis",
+            "OSL-10-18c",
+            "--from",
+            "2026-01-01",
+        ],
+    );
+    assert!(granted.status.success(), "{}", text(&granted.stderr));
+    let granted: serde_json::Value = serde_json::from_slice(&granted.stdout).unwrap();
+    let delegation_id = granted["id"].as_str().unwrap().to_owned();
+    assert_eq!(granted["valid_from"], "2026-01-01");
+    assert_eq!(granted["valid_to"], "");
+    let listed = as_admin(&admin, &["list", "--as-of", "2026-06-01"]);
+    let listed_text = text(&listed.stdout);
+    assert!(listed_text.contains(&delegation_id), "{listed_text}");
+    assert!(listed_text.contains("beslut-bollnas"), "{listed_text}");
+    let revoked = as_admin(
+        &admin,
+        &["revoke", "--id", &delegation_id, "--to", "2026-03-31"],
+    );
+    assert!(
+        text(&revoked.stdout).contains("2026-03-31"),
+        "{}",
+        text(&revoked.stderr)
+    );
+    let listed = as_admin(&admin, &["list", "--as-of", "2026-06-01"]);
+    assert!(!text(&listed.stdout).contains(&delegation_id));
+    let before_start = as_admin(
+        &admin,
+        &["revoke", "--id", &delegation_id, "--to", "2025-12-31"],
+    );
+    assert_eq!(before_start.status.code(), Some(5));
+    let as_decider = as_admin(
+        &decider,
+        &["grant", "--user", "beslut-anna", "--basis", "OSL-10-18c"],
+    );
+    assert_eq!(as_decider.status.code(), Some(4));
+
     // SIGTERM stops it cleanly.
     stop_with_sigterm(&mut started.child);
     let rest: Vec<String> = started.lines.try_iter().collect();
