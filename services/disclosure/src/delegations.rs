@@ -90,6 +90,13 @@ impl DisclosureApi {
             .filter(|delegation| delegation.organisation() == caller.organisation.code())
             .ok_or(ServiceError::NotFound("delegation"))?;
         let valid_to = date_or_today("valid_to", &request.valid_to)?;
+        if let Some(current) = stored.valid_to().filter(|current| *current < valid_to) {
+            return Err(ServiceError::FailedPrecondition(format!(
+                "delegation {} already ends on {}; a revocation only ends it sooner",
+                stored.id(),
+                content::format_date(current)
+            )));
+        }
         let revoked = stored
             .ending_on(valid_to)
             .map_err(|error| ServiceError::invalid("valid_to", error))?;

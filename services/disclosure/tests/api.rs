@@ -2593,6 +2593,12 @@ async fn a_re_evaluation_across_a_delegation_change(backend: TestBackend) {
         .into_inner();
     assert_eq!(revoked_a.valid_from, format(d1));
     assert_eq!(revoked_a.valid_to, format(yesterday));
+    // A revocation only ends a delegation sooner, never lengthens it.
+    assert_code(
+        admin.revoke_delegation(revoke(today)).await,
+        Code::FailedPrecondition,
+        "only ends it sooner",
+    );
     let granted_b = admin
         .grant_delegation(grant_request("beslut-bertil", ""))
         .await
