@@ -17,7 +17,9 @@ use futures::StreamExt as _;
 use tracing::Instrument as _;
 use tryggdel_domain::{DisclosureState, LifecycleAction};
 use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
-use tryggdel_proto::notification::v1::{DeliverRequest, DeliverResponse};
+use tryggdel_proto::notification::v1::{
+    DeliverRequest, DeliverResponse, RecallRequest, RecallResponse,
+};
 use tryggdel_service_kit::{
     Destination, Retry, Sent, ServiceEndpoint, ServiceLink, TracedChannel, now_unix_ms,
 };
@@ -56,6 +58,20 @@ impl NotificationLink {
                 NotificationServiceClient::new,
             )?,
         })
+    }
+
+    /// Recalls a delivered disclosure, in a client span continuing `traceparent` (the
+    /// withdrawal's).
+    pub(crate) async fn recall(
+        &self,
+        request: RecallRequest,
+        traceparent: &str,
+    ) -> Result<RecallResponse, tonic::Status> {
+        self.link
+            .call("Recall", traceparent, |mut client| async move {
+                client.recall(request).await
+            })
+            .await
     }
 
     /// Hands an approval over, in a client span under the current one (the relay's, which

@@ -25,8 +25,8 @@
 //!   `events`: outbox events and audited reads; `content`: draft validation.
 //! - `store`: typed records at the database's edge, the outbox payload (and the audit event it
 //!   becomes), and every write path with its outbox event; `delivery`: the hand-over to the
-//!   police, the destination of one of the two outbox relays (the other is the audit log's,
-//!   from `tryggdel_service_kit`).
+//!   police, the destination of one of the outbox relays (the audit log's is from
+//!   `tryggdel_service_kit`); `recall`: the relay of withdrawals after delivery to the police.
 //! - `expiry`: the background task that warns the authors of untouched drafts and submitted
 //!   disclosures, then expires them and erases their content.
 #![forbid(unsafe_code)]
@@ -43,6 +43,7 @@ pub mod expiry;
 mod grpc;
 mod policy;
 mod reads;
+pub mod recall;
 mod receipts;
 mod sealing;
 pub mod store;
@@ -65,6 +66,7 @@ use tryggdel_storage::{Database, FieldCipher, FieldKey};
 pub use api::DisclosureApi;
 pub use delivery::{NotificationLink, ToPolice};
 pub use expiry::{Expiry, ExpiryError, start_expiry_checker};
+pub use recall::RecallsToPolice;
 pub use store::{DisclosureStore, MIGRATIONS};
 pub use tryggdel_domain::{DEVELOPMENT_DIRECTORY, Directory};
 pub use tryggdel_service_kit::{ClientTls, Relay, RelayConfig, ServerTls};
@@ -183,8 +185,14 @@ pub async fn spawn_on(
         settings.relay.clone(),
     ));
     host.run(start_relay(
+        database.clone(),
+        ToPolice::new(api.clone(), notification.clone()),
+        api.outbox_signal(),
+        settings.relay.clone(),
+    ));
+    host.run(start_relay(
         database,
-        ToPolice::new(api.clone(), notification),
+        RecallsToPolice::new(notification),
         api.outbox_signal(),
         settings.relay.clone(),
     ));
@@ -197,8 +205,8 @@ pub async fn spawn_on(
     })
 }
 
-/// Samples `tryggdel.outbox.depth` of both relays (`disclosure.audit`,
-/// `disclosure.delivery`) while metrics are exported.
+/// Samples `tryggdel.outbox.depth` of the relays (`disclosure.audit`, `disclosure.delivery`,
+/// `disclosure.recall`) while metrics are exported.
 fn outbox_sampler(store: DisclosureStore) -> Option<Sampler> {
     let depth = OutboxDepth::new();
     Sampler::start("disclosure.outbox", SAMPLE_INTERVAL, move || {
@@ -212,6 +220,10 @@ fn outbox_sampler(store: DisclosureStore) -> Option<Sampler> {
             depth.record(
                 "disclosure.delivery",
                 store.delivery_backlog().await.context("delivery backlog")?,
+            );
+            depth.record(
+                "disclosure.recall",
+                store.recall_backlog().await.context("recall backlog")?,
             );
             Ok(())
         }

@@ -1804,11 +1804,13 @@ async fn receipts_acknowledge_an_approval_once(backend: TestBackend) {
 }
 
 /// A notification service that takes every hand-over (in region mitt, numbered in order)
-/// except those of the disclosures in `refuse`, which it refuses for good.
+/// except those of the disclosures in `refuse`, which it refuses for good, and every recall
+/// (kept in `recalled`).
 #[derive(Clone, Default)]
 struct FakeNotification {
     received: Arc<std::sync::Mutex<Vec<notification::DeliverRequest>>>,
     refuse: Arc<std::sync::Mutex<Vec<String>>>,
+    recalled: Arc<std::sync::Mutex<Vec<notification::RecallRequest>>>,
 }
 
 #[tonic::async_trait]
@@ -1883,9 +1885,12 @@ impl NotificationService for FakeNotification {
 
     async fn recall(
         &self,
-        _: tonic::Request<notification::RecallRequest>,
+        request: tonic::Request<notification::RecallRequest>,
     ) -> Result<tonic::Response<notification::RecallResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not in this test"))
+        self.recalled.lock().unwrap().push(request.into_inner());
+        Ok(tonic::Response::new(notification::RecallResponse {
+            duplicate: false,
+        }))
     }
 
     async fn acknowledge_recall(
@@ -2094,6 +2099,27 @@ async fn a_withdrawal_after_delivery_is_a_recall(backend: TestBackend) {
     let events = store.events_of(&withdrawn.id).await.unwrap();
     assert_eq!(events.last().unwrap().event_type, "disclosure.withdrawn");
 
+    // The recall reaches the notification service, once, with the withdrawal.
+    for _ in 0..400 {
+        if store.recall_backlog().await.unwrap() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(store.recall_backlog().await.unwrap(), 0);
+    let recalls = fake.recalled.lock().unwrap().clone();
+    assert_eq!(recalls.len(), 1);
+    assert_eq!(recalls[0].disclosure_id, recalled.id);
+    assert_eq!(recalls[0].reason, "Fel person angiven");
+    assert_eq!(recalls[0].withdrawn_by, delivered.drafted_by);
+    assert_eq!(
+        recalls[0].withdrawn_at_unix_ms,
+        payload["details"]["withdrawn_at_unix_ms"]
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+    );
     harness.wait_for_relay().await;
     assert_eq!(
         harness

@@ -39,11 +39,16 @@ pub const MIGRATIONS: Migrations = tryggdel_storage::migrations!([
     "0008_decision_judgement.sql",
     "0009_expiry.sql",
     "0010_delegations.sql",
+    "0011_outbox_recall_relay.sql",
 ]);
 
 /// Approvals go to the notification service (the police's hand-over relay).
 pub const TO_POLICE: OutboxDestination =
     OutboxDestination::only("delivery_relayed_at", "disclosure.approved");
+
+/// Recalls (withdrawals after delivery) go to the notification service (the recall relay).
+pub const TO_POLICE_RECALL: OutboxDestination =
+    OutboxDestination::only("recall_relayed_at", "disclosure.recalled");
 
 /// A row's update under the version it was read at: the record's columns, then the version.
 struct Versioned<'a> {
@@ -430,6 +435,11 @@ impl DisclosureStore {
     /// How many approvals have not been handed to the notification service yet.
     pub async fn delivery_backlog(&self) -> Result<i64, sqlx::Error> {
         TO_POLICE.backlog(&self.database).await
+    }
+
+    /// How many recalls have not reached the notification service yet.
+    pub async fn recall_backlog(&self) -> Result<i64, sqlx::Error> {
+        TO_POLICE_RECALL.backlog(&self.database).await
     }
 
     /// Outbox events of one disclosure, oldest first.
