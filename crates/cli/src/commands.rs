@@ -14,8 +14,8 @@ use tryggdel_proto::disclosure::v1::{
     assess_legal_basis_request::Target,
 };
 use tryggdel_proto::notification::v1::{
-    AcknowledgeRequest, AskFollowUpRequest, ListEscalationsRequest, ListFollowUpsRequest,
-    ListPendingRequest, SubscribeRequest,
+    AcknowledgeRecallRequest, AcknowledgeRequest, AskFollowUpRequest, ListEscalationsRequest,
+    ListFollowUpsRequest, ListPendingRequest, SubscribeRequest,
 };
 
 use crate::client::{Connection, refused};
@@ -414,6 +414,10 @@ pub enum PoliceAction {
         id: String,
         question: String,
     },
+    /// Acknowledge the recall of a delivered disclosure its organisation withdrew.
+    AcknowledgeRecall {
+        id: String,
+    },
 }
 
 /// Runs a police command.
@@ -469,6 +473,9 @@ pub async fn police(session: &Session, action: PoliceAction) -> anyhow::Result<(
                         output::time(delivery.deadline_unix_ms),
                         if delivery.overdue { " OVERDUE" } else { "" },
                     );
+                    if let Some(recall) = &delivery.recall {
+                        crate::out!("  RECALLED by {}: {}", recall.withdrawn_by, recall.reason);
+                    }
                 }
             }
             Ok(())
@@ -487,6 +494,18 @@ pub async fn police(session: &Session, action: PoliceAction) -> anyhow::Result<(
                     receipt.acknowledged_by,
                     output::time(receipt.acknowledged_at_unix_ms),
                     receipt.key_id
+                )
+            })
+        }
+        PoliceAction::AcknowledgeRecall { id } => {
+            let request = AcknowledgeRecallRequest { disclosure_id: id };
+            let recall = answer(client.acknowledge_recall(request).await)?;
+            print_item(&recall, json, output::recall_json, |recall| {
+                format!(
+                    "recall of {} acknowledged by {} at {}",
+                    recall.disclosure_id,
+                    recall.acknowledged_by,
+                    output::time(recall.acknowledged_at_unix_ms)
                 )
             })
         }

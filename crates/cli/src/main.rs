@@ -385,6 +385,11 @@ enum PoliceCommand {
         #[arg(long)]
         question: String,
     },
+    /// Acknowledge the recall of a delivered disclosure its organisation withdrew.
+    AcknowledgeRecall {
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -688,6 +693,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     PoliceAction::Acknowledge { id, reference }
                 }
                 PoliceCommand::FollowUp { id, question } => PoliceAction::FollowUp { id, question },
+                PoliceCommand::AcknowledgeRecall { id } => PoliceAction::AcknowledgeRecall { id },
             };
             runtime()?.block_on(tryggdel::commands::police(&session, action))?;
             Ok(exit::OK)

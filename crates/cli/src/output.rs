@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tryggdel_proto::common::v1::DisclosureState;
 use tryggdel_proto::disclosure::v1::{Assessment, Disclosure, DisclosureSummary};
-use tryggdel_proto::notification::v1::{Delivery, Escalation, FollowUp, Receipt};
+use tryggdel_proto::notification::v1::{Delivery, Escalation, FollowUp, Recall, Receipt};
 
 /// A table with a header row.
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
@@ -241,6 +241,7 @@ pub fn delivery_json(delivery: &Delivery) -> Value {
         "deadline": time(delivery.deadline_unix_ms),
         "overdue": delivery.overdue,
         "acknowledged": delivery.receipt.is_some(),
+        "recall": delivery.recall.as_ref().map(recall_json),
     })
 }
 
@@ -269,6 +270,19 @@ pub fn receipt_json(receipt: &Receipt) -> Value {
         "key_id": receipt.key_id,
         "statement": String::from_utf8_lossy(&receipt.statement),
         "signature_hex": hex::encode(&receipt.signature),
+    })
+}
+
+pub fn recall_json(recall: &Recall) -> Value {
+    json!({
+        "disclosure_id": recall.disclosure_id,
+        "reason": recall.reason,
+        "withdrawn_by": recall.withdrawn_by,
+        "withdrawn_at": time(recall.withdrawn_at_unix_ms),
+        "recalled_at": time(recall.recalled_at_unix_ms),
+        "acknowledged_by": recall.acknowledged_by,
+        "acknowledged_at": (recall.acknowledged_at_unix_ms > 0)
+            .then(|| time(recall.acknowledged_at_unix_ms)),
     })
 }
 

@@ -254,6 +254,14 @@ fn start_then_demo_then_every_role_and_a_clean_stop() {
         "{}",
         text(&acknowledged.stderr)
     );
+    // Nothing to acknowledge as recalled while the organisation has not withdrawn it.
+    let not_recalled = as_officer(&["acknowledge-recall", "--id", &id]);
+    assert_eq!(not_recalled.status.code(), Some(5));
+    assert!(
+        text(&not_recalled.stderr).contains("not been recalled"),
+        "{}",
+        text(&not_recalled.stderr)
+    );
     let asked = as_officer(&[
         "follow-up",
         "--id",
