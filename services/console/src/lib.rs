@@ -225,6 +225,10 @@ fn router(console: Shared) -> Router {
         .route("/inkommande/strom", get(police::events))
         .route("/inkommande/{id}", get(police::show))
         .route("/inkommande/{id}/kvittera", post(police::acknowledge))
+        .route(
+            "/inkommande/{id}/kvittera-aterkallelse",
+            post(police::acknowledge_recall),
+        )
         .route("/inkommande/{id}/fraga", post(police::ask))
         .route(
             "/granskning",

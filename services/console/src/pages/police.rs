@@ -1,7 +1,9 @@
 //! The police officer's pages: the region's inbox, live (server-sent events fed by the
 //! notification service's Subscribe stream; a reconnect resumes from the last event id, so
 //! nothing is missed, and the page never shows a delivery twice); a delivery with its payload;
-//! acknowledging with the police reference; asking a follow-up question.
+//! acknowledging with the police reference; asking a follow-up question; a delivery its
+//! organisation withdrew shows the recall and its reason, and the officer acknowledges the
+//! recall instead of the delivery.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -14,7 +16,8 @@ use futures::{Stream, StreamExt as _};
 use maud::{Markup, html};
 use tryggdel_domain::PolicePayload;
 use tryggdel_proto::notification::v1::{
-    AcknowledgeRequest, AskFollowUpRequest, Delivery, ListPendingRequest, Receipt, SubscribeRequest,
+    AcknowledgeRecallRequest, AcknowledgeRequest, AskFollowUpRequest, Delivery, ListPendingRequest,
+    Recall, Receipt, SubscribeRequest,
 };
 
 use super::cases::short_id;
@@ -54,7 +57,10 @@ pub fn inbox_row(console: &Shared, delivery: &Delivery) -> Markup {
     let organisation = super::organisation_name(console, &delivery.organisation);
     html! {
         tr id={"leverans-" (delivery.disclosure_id)} data-label=(organisation) {
-            td { a href={"/inkommande/" (delivery.disclosure_id)} { (short_id(&delivery.disclosure_id)) } }
+            td {
+                a href={"/inkommande/" (delivery.disclosure_id)} { (short_id(&delivery.disclosure_id)) }
+                @if let Some(recall) = &delivery.recall { br; span.urgent { "Återkallad: " (recall.reason) } }
+            }
             td { (organisation) }
             td { @if delivery.urgent { span.urgent { "Brådskande" } } @else { "Nej" } }
             td { (words::time(delivery.delivered_at_unix_ms)) }
@@ -223,17 +229,31 @@ async fn delivery_page(
                 dt { "Levererat" } dd { (words::time(delivery.delivered_at_unix_ms)) }
                 dt { "Kvitteras senast" } dd { (words::time(delivery.deadline_unix_ms)) @if delivery.overdue { " " span.urgent { "(försenad)" } } }
             }
+            @if let Some(recall) = &delivery.recall {
+                h2 { "Återkallad" }
+                p.notice role="status" { "Återkallad: " (recall.reason) }
+                dl.facts {
+                    dt { "Återkallad av" } dd { (recall.withdrawn_by) }
+                    dt { "Återkallad" } dd { (words::time(recall.withdrawn_at_unix_ms)) }
+                }
+                form.stacked method="post" action={"/inkommande/" (id) "/kvittera-aterkallelse"} {
+                    (csrf_field(session))
+                    div.actions { button type="submit" { "Kvittera återkallelsen" } }
+                }
+            }
             h2 { "Underlaget" }
             (payload(&delivery))
-            h2 { "Kvittera" }
-            form.stacked method="post" action={"/inkommande/" (id) "/kvittera"} {
-                (csrf_field(session))
-                @let error = refusal.filter(|refusal| refusal.field.as_deref() == Some("police_reference"));
-                label for="police_reference" { "Polisens diarienummer" span.hint { "t.ex. 5000-K123456-26" } }
-                @if let Some(error) = error { p.error id="police_reference-fel" { (error.sentence) } }
-                input type="text" id="police_reference" name="police_reference" required
-                    aria-invalid=[error.map(|_| "true")] aria-describedby=[error.map(|_| "police_reference-fel")];
-                div.actions { button type="submit" { "Kvittera mottagandet" } }
+            @if delivery.recall.is_none() {
+                h2 { "Kvittera" }
+                form.stacked method="post" action={"/inkommande/" (id) "/kvittera"} {
+                    (csrf_field(session))
+                    @let error = refusal.filter(|refusal| refusal.field.as_deref() == Some("police_reference"));
+                    label for="police_reference" { "Polisens diarienummer" span.hint { "t.ex. 5000-K123456-26" } }
+                    @if let Some(error) = error { p.error id="police_reference-fel" { (error.sentence) } }
+                    input type="text" id="police_reference" name="police_reference" required
+                        aria-invalid=[error.map(|_| "true")] aria-describedby=[error.map(|_| "police_reference-fel")];
+                    div.actions { button type="submit" { "Kvittera mottagandet" } }
+                }
             }
             h2 { "Följdfråga till avsändaren" }
             form.stacked method="post" action={"/inkommande/" (id) "/fraga"} {
@@ -261,6 +281,25 @@ fn receipt_page(console: &Shared, session: &Session, receipt: &Receipt) -> Marku
                 dt { "Kvittens" } dd { (words::time(receipt.acknowledged_at_unix_ms)) " av " (receipt.acknowledged_by) ", diarienummer " (receipt.police_reference) }
                 dt { "Underlagets SHA-256" } dd { code.hash { (receipt.payload_sha256) } }
                 dt { "Signerad med nyckel" } dd { code { (receipt.key_id) } }
+            }
+            p { a href="/inkommande" { "Till inkommande" } }
+        },
+    )
+}
+
+/// The acknowledged recall (acknowledging again answers the same, so sending the form again
+/// is harmless).
+fn recall_acknowledged_page(console: &Shared, session: &Session, recall: &Recall) -> Markup {
+    page(
+        console,
+        session,
+        "Återkallelsen kvitterad",
+        html! {
+            h1 { "Återkallelsen av " (short_id(&recall.disclosure_id)) " är kvitterad" }
+            p.notice role="status" { "Återkallad: " (recall.reason) }
+            dl.facts {
+                dt { "Återkallad av" } dd { (recall.withdrawn_by) }
+                dt { "Kvitterad" } dd { (words::time(recall.acknowledged_at_unix_ms)) " av " (recall.acknowledged_by) }
             }
             p { a href="/inkommande" { "Till inkommande" } }
         },
@@ -315,6 +354,34 @@ pub async fn acknowledge(
         .await;
     match result {
         Ok(receipt) => Ok(receipt_page(&console, &session, &receipt.into_inner()).into_response()),
+        Err(status) => done(&console, &session, &id, Err(status)).await,
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct RecallForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn acknowledge_recall(
+    State(console): State<Shared>,
+    session: Session,
+    Path(id): Path<String>,
+    axum::Form(form): axum::Form<RecallForm>,
+) -> Result<Response, Failure> {
+    session.check_csrf(&form.csrf)?;
+    let result = console
+        .backend
+        .notifications(&session.user)
+        .acknowledge_recall(AcknowledgeRecallRequest {
+            disclosure_id: id.clone(),
+        })
+        .await;
+    match result {
+        Ok(recall) => {
+            Ok(recall_acknowledged_page(&console, &session, &recall.into_inner()).into_response())
+        }
         Err(status) => done(&console, &session, &id, Err(status)).await,
     }
 }
