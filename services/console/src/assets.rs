@@ -13,7 +13,7 @@ use crate::Shared;
 /// d6fdc75f204e6bdefa99b69bf1e6d4ac69b8a364f77929f45c13476b4000f717.
 pub const HTMX_PATH: &str = "/assets/htmx-2.0.11.min.js";
 pub const CSS_PATH: &str = "/assets/console-2.css";
-pub const LIVE_PATH: &str = "/assets/live-1.js";
+pub const LIVE_PATH: &str = "/assets/live-2.js";
 
 const HTMX: &[u8] = include_bytes!("../assets/htmx-2.0.11.min.js");
 const CSS: &[u8] = include_bytes!("../assets/console.css");

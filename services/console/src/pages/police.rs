@@ -52,11 +52,13 @@ async fn pending(console: &Shared, session: &Session) -> Result<Vec<Delivery>, F
     }
 }
 
-/// One inbox row; its id is the disclosure's, so the live script adds it only once.
+/// One inbox row; its id is the disclosure's, so the live script adds it only once, and
+/// replaces it when the same delivery comes again recalled (`data-recalled`).
 pub fn inbox_row(console: &Shared, delivery: &Delivery) -> Markup {
     let organisation = super::organisation_name(console, &delivery.organisation);
     html! {
-        tr id={"leverans-" (delivery.disclosure_id)} data-label=(organisation) {
+        tr id={"leverans-" (delivery.disclosure_id)} data-label=(organisation)
+            data-recalled=[delivery.recall.as_ref().map(|_| "true")] {
             td {
                 a href={"/inkommande/" (delivery.disclosure_id)} { (short_id(&delivery.disclosure_id)) }
                 @if let Some(recall) = &delivery.recall { br; span.urgent { "Återkallad: " (recall.reason) } }
@@ -175,7 +177,11 @@ async fn live_rows(
                 let console = console.clone();
                 async move {
                     let delivery = item.ok()?;
-                    if delivery.receipt.is_some() {
+                    let open_recall = delivery
+                        .recall
+                        .as_ref()
+                        .is_some_and(|recall| recall.acknowledged_at_unix_ms == 0);
+                    if delivery.receipt.is_some() && !open_recall {
                         // Acknowledged meanwhile: nothing to add, but the cursor moves past it.
                         return Some(Ok(
                             Event::default().comment(format!("acknowledged {}", delivery.sequence))
