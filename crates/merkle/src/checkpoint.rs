@@ -7,6 +7,13 @@
 //! `— <key name> <base64(key id ‖ signature)>\n`, where for Ed25519 the key
 //! id is the first 4 bytes of `SHA-256(name ‖ "\n" ‖ 0x01 ‖ public key)` and
 //! the signature is over the body bytes. The key name is the log's origin.
+//!
+//! The same note carries witness cosignatures (<https://c2sp.org/tlog-cosignature>):
+//! signature type 0x04, key id `SHA-256(name ‖ "\n" ‖ 0x04 ‖ public key)[..4]`,
+//! and a blob `key id ‖ 8-byte big-endian time ‖ Ed25519 signature` over
+//! `cosignature/v1\ntime <time>\n<checkpoint body>`. [`SignedNote`] parses
+//! and writes any note; [`Cosigner`] and [`CosignatureVerifier`] make and
+//! check cosignatures.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -17,6 +24,10 @@ use crate::{Hash, MerkleError, empty_root};
 
 /// Signed-note signature type byte for Ed25519.
 const ED25519_TYPE: u8 = 0x01;
+/// Signed-note signature type byte for a cosignature/v1 (Ed25519).
+const COSIGNATURE_V1_TYPE: u8 = 0x04;
+/// Length of a cosignature/v1 blob after the key id: time and signature.
+const COSIGNATURE_LEN: usize = 8 + Signature::BYTE_SIZE;
 /// Signature line prefix: an em dash (U+2014) and a space.
 const SIG_PREFIX: &str = "\u{2014} ";
 /// Upper bound on signature lines accepted in one note.
@@ -96,10 +107,15 @@ fn check_key_name(name: &str) -> Result<(), MerkleError> {
 /// The signed-note key id of an Ed25519 key:
 /// `SHA-256(name ‖ "\n" ‖ 0x01 ‖ public key)[..4]`.
 fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
+    typed_key_id(name, ED25519_TYPE, key)
+}
+
+/// `SHA-256(name ‖ "\n" ‖ signature type ‖ public key)[..4]`.
+fn typed_key_id(name: &str, signature_type: u8, key: &VerifyingKey) -> [u8; 4] {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     h.update(b"\n");
-    h.update([ED25519_TYPE]);
+    h.update([signature_type]);
     h.update(key.as_bytes());
     let digest = h.finalize();
     let mut id = [0u8; 4];
@@ -185,13 +201,6 @@ pub struct CheckpointVerifier {
     key_id: [u8; 4],
 }
 
-/// One parsed signature line.
-struct SignatureLine<'a> {
-    name: &'a str,
-    key_id: [u8; 4],
-    signature: Vec<u8>,
-}
-
 impl CheckpointVerifier {
     /// A verifier pinned to origin / key name `name` and `key`.
     pub fn new(name: impl Into<String>, key: VerifyingKey) -> Result<Self, MerkleError> {
@@ -223,55 +232,15 @@ impl CheckpointVerifier {
     /// `<name>+<hex key id>+<base64(0x01 ‖ public key)>`.
     #[must_use]
     pub fn to_vkey_string(&self) -> String {
-        let mut blob = Vec::with_capacity(33);
-        blob.push(ED25519_TYPE);
-        blob.extend_from_slice(self.key.as_bytes());
-        format!(
-            "{}+{}+{}",
-            self.name,
-            hex::encode(self.key_id),
-            STANDARD.encode(blob)
-        )
+        vkey_string(&self.name, self.key_id, ED25519_TYPE, &self.key)
     }
 
     /// Parses a verifier key string produced by [`Self::to_vkey_string`]
     /// (or Go's `golang.org/x/mod/sumdb/note`), checking the key type and
     /// that the key id matches the name and key.
     pub fn parse_vkey(vkey: &str) -> Result<Self, MerkleError> {
-        // The key name cannot contain '+', the base64 key can: split off two fields only.
-        let mut parts = vkey.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(MerkleError::InvalidVerifierKey(
-                "expected <name>+<key id>+<key>",
-            ));
-        };
-        check_key_name(name)?;
-        if id_hex.len() != 8 || !id_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(MerkleError::InvalidVerifierKey(
-                "key id is not 8 hex digits",
-            ));
-        }
-        let id = hex::decode(id_hex)
-            .map_err(|_| MerkleError::InvalidVerifierKey("key id is not 8 hex digits"))?;
-        let blob = decode_base64_strict(key_b64).ok_or(MerkleError::InvalidVerifierKey(
-            "key is not canonical base64",
-        ))?;
-        let Some((&ED25519_TYPE, key_bytes)) = blob.split_first() else {
-            return Err(MerkleError::InvalidVerifierKey("key type is not ed25519"));
-        };
-        let key_bytes: [u8; 32] = key_bytes
-            .try_into()
-            .map_err(|_| MerkleError::InvalidVerifierKey("ed25519 key is not 32 bytes"))?;
-        let key = VerifyingKey::from_bytes(&key_bytes)
-            .map_err(|_| MerkleError::InvalidVerifierKey("ed25519 key is not a valid point"))?;
-        let verifier = Self::new(name, key)?;
-        if verifier.key_id[..] != id[..] {
-            return Err(MerkleError::InvalidVerifierKey(
-                "key id does not match name and key",
-            ));
-        }
-        Ok(verifier)
+        let (name, key) = parse_typed_vkey(vkey, ED25519_TYPE, "key type is not ed25519")?;
+        Self::new(name, key)
     }
 
     /// Verifies a signed checkpoint note and returns the checkpoint.
@@ -283,34 +252,27 @@ impl CheckpointVerifier {
     /// from other keys are ignored; a failing signature from the pinned key
     /// rejects the note.
     pub fn verify(&self, note_text: &str) -> Result<Checkpoint, MerkleError> {
-        if note_text.len() > MAX_NOTE_LEN {
-            return Err(MerkleError::MalformedNote("note is too long"));
-        }
-        if note_text.chars().any(|c| c.is_control() && c != '\n') {
-            return Err(MerkleError::MalformedNote(
-                "note contains a control character other than newline",
-            ));
-        }
-        let Some(split) = note_text.rfind("\n\n") else {
-            return Err(MerkleError::MalformedNote(
-                "no blank line between body and signatures",
-            ));
-        };
-        let (body, rest) = note_text.split_at(split + 1);
-        let signatures = rest.get(1..).unwrap_or("");
+        self.verify_note(&SignedNote::parse(note_text)?)
+    }
 
-        let checkpoint = self.parse_body(body)?;
-        let lines = parse_signature_lines(signatures)?;
-
+    /// [`Self::verify`] for a note already parsed.
+    pub fn verify_note(&self, note: &SignedNote) -> Result<Checkpoint, MerkleError> {
+        let checkpoint = Checkpoint::parse_body(note.body())?;
+        if checkpoint.origin != self.name {
+            return Err(MerkleError::OriginMismatch {
+                expected: self.name.clone(),
+                got: checkpoint.origin,
+            });
+        }
         let mut verified = false;
-        for line in lines {
+        for line in note.signatures() {
             if line.name != self.name || line.key_id != self.key_id {
                 continue;
             }
             let signature = Signature::from_slice(&line.signature)
                 .map_err(|_| MerkleError::InvalidSignature(self.name.clone()))?;
             self.key
-                .verify_strict(body.as_bytes(), &signature)
+                .verify_strict(note.body().as_bytes(), &signature)
                 .map_err(|_| MerkleError::InvalidSignature(self.name.clone()))?;
             verified = true;
         }
@@ -319,8 +281,13 @@ impl CheckpointVerifier {
         }
         Ok(checkpoint)
     }
+}
 
-    fn parse_body(&self, body: &str) -> Result<Checkpoint, MerkleError> {
+impl Checkpoint {
+    /// Parses a checkpoint body (`<origin>\n<size>\n<base64 root>\n`)
+    /// without checking any signature or origin: the caller decides which
+    /// key the origin must be signed by. Extension lines are refused.
+    pub fn parse_body(body: &str) -> Result<Self, MerkleError> {
         let Some(text) = body.strip_suffix('\n') else {
             return Err(MerkleError::MalformedCheckpoint(
                 "body does not end with a newline",
@@ -338,12 +305,6 @@ impl CheckpointVerifier {
                 "body has extension lines, which are not supported",
             ));
         }
-        if origin != self.name {
-            return Err(MerkleError::OriginMismatch {
-                expected: self.name.clone(),
-                got: origin.to_owned(),
-            });
-        }
         let size = parse_size(size)?;
         let root = decode_base64_strict(root)
             .ok_or(MerkleError::MalformedCheckpoint(
@@ -355,6 +316,320 @@ impl CheckpointVerifier {
             })?;
         Checkpoint::new(origin, size, root)
     }
+}
+
+/// One signature line of a note: the key name, the 4-byte key id and the
+/// rest of the signature blob (for Ed25519 the 64-byte signature, for a
+/// cosignature/v1 the time and the signature).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoteSignature {
+    name: String,
+    key_id: [u8; 4],
+    signature: Vec<u8>,
+}
+
+impl NoteSignature {
+    /// The key name on the line.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The key id on the line.
+    #[must_use]
+    pub fn key_id(&self) -> [u8; 4] {
+        self.key_id
+    }
+
+    /// The signature bytes after the key id.
+    #[must_use]
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+
+    /// The line as it appears in a note, newline included:
+    /// `— <name> <base64(key id ‖ signature)>\n`.
+    #[must_use]
+    pub fn to_line(&self) -> String {
+        let mut blob = Vec::with_capacity(4 + self.signature.len());
+        blob.extend_from_slice(&self.key_id);
+        blob.extend_from_slice(&self.signature);
+        format!("{SIG_PREFIX}{} {}\n", self.name, STANDARD.encode(blob))
+    }
+
+    /// Parses lines in the form [`Self::to_line`] writes (each ending in a
+    /// newline), as a witness answers `add-checkpoint`.
+    pub fn parse_lines(text: &str) -> Result<Vec<Self>, MerkleError> {
+        parse_signature_lines(text)
+    }
+}
+
+/// A C2SP signed note: a body and at least one signature line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedNote {
+    body: String,
+    signatures: Vec<NoteSignature>,
+}
+
+impl SignedNote {
+    /// Parses a note: UTF-8 text with no control characters but newlines, at
+    /// most 64 KiB, a body ending in a newline, a blank line, then 1 to 100
+    /// well-formed signature lines, each ending in a newline.
+    pub fn parse(note_text: &str) -> Result<Self, MerkleError> {
+        if note_text.len() > MAX_NOTE_LEN {
+            return Err(MerkleError::MalformedNote("note is too long"));
+        }
+        if note_text.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(MerkleError::MalformedNote(
+                "note contains a control character other than newline",
+            ));
+        }
+        let Some(split) = note_text.rfind("\n\n") else {
+            return Err(MerkleError::MalformedNote(
+                "no blank line between body and signatures",
+            ));
+        };
+        let (body, rest) = note_text.split_at(split + 1);
+        let signatures = parse_signature_lines(rest.get(1..).unwrap_or(""))?;
+        Ok(Self {
+            body: body.to_owned(),
+            signatures,
+        })
+    }
+
+    /// The body, ending in a newline.
+    #[must_use]
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
+    /// The signature lines in order.
+    #[must_use]
+    pub fn signatures(&self) -> &[NoteSignature] {
+        &self.signatures
+    }
+
+    /// Adds a signature line unless the same name and key id already signed.
+    pub fn add_signature(&mut self, signature: NoteSignature) -> Result<(), MerkleError> {
+        if self
+            .signatures
+            .iter()
+            .any(|s| s.name == signature.name && s.key_id == signature.key_id)
+        {
+            return Ok(());
+        }
+        if self.signatures.len() == MAX_SIGNATURES {
+            return Err(MerkleError::MalformedNote("note has too many signatures"));
+        }
+        self.signatures.push(signature);
+        Ok(())
+    }
+
+    /// Keeps only the signature lines `keep` accepts.
+    pub fn retain_signatures(&mut self, keep: impl FnMut(&NoteSignature) -> bool) {
+        self.signatures.retain(keep);
+    }
+
+    /// The note text: body, blank line, signature lines.
+    #[must_use]
+    pub fn to_text(&self) -> String {
+        let mut text = String::with_capacity(self.body.len() + 1 + 100 * self.signatures.len());
+        text.push_str(&self.body);
+        text.push('\n');
+        for signature in &self.signatures {
+            text.push_str(&signature.to_line());
+        }
+        text
+    }
+}
+
+/// The message a cosignature/v1 signs: `cosignature/v1\ntime <time>\n` and
+/// the checkpoint body.
+#[must_use]
+pub fn cosignature_message(body: &str, time: u64) -> String {
+    format!("cosignature/v1\ntime {time}\n{body}")
+}
+
+/// Makes cosignature/v1 signatures with a witness's Ed25519 key.
+pub struct Cosigner {
+    name: String,
+    key: SigningKey,
+    key_id: [u8; 4],
+}
+
+impl std::fmt::Debug for Cosigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cosigner")
+            .field("name", &self.name)
+            .field("key_id", &hex::encode(self.key_id))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cosigner {
+    /// A cosigner for the witness named `name`.
+    pub fn new(key: SigningKey, name: impl Into<String>) -> Result<Self, MerkleError> {
+        let name = name.into();
+        check_key_name(&name)?;
+        let key_id = typed_key_id(&name, COSIGNATURE_V1_TYPE, &key.verifying_key());
+        Ok(Self { name, key, key_id })
+    }
+
+    /// The witness's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The matching verifier.
+    #[must_use]
+    pub fn verifier(&self) -> CosignatureVerifier {
+        CosignatureVerifier {
+            name: self.name.clone(),
+            key: self.key.verifying_key(),
+            key_id: self.key_id,
+        }
+    }
+
+    /// Cosigns `checkpoint` at `time` (seconds since the epoch, not zero).
+    pub fn cosign(&self, checkpoint: &Checkpoint, time: u64) -> Result<NoteSignature, MerkleError> {
+        if time == 0 {
+            return Err(MerkleError::MalformedNote("a cosignature time of zero"));
+        }
+        let message = cosignature_message(&checkpoint.body_text(), time);
+        let signature = self.key.sign(message.as_bytes());
+        let mut blob = Vec::with_capacity(COSIGNATURE_LEN);
+        blob.extend_from_slice(&time.to_be_bytes());
+        blob.extend_from_slice(&signature.to_bytes());
+        Ok(NoteSignature {
+            name: self.name.clone(),
+            key_id: self.key_id,
+            signature: blob,
+        })
+    }
+}
+
+/// Verifies cosignature/v1 signatures of one witness key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CosignatureVerifier {
+    name: String,
+    key: VerifyingKey,
+    key_id: [u8; 4],
+}
+
+impl CosignatureVerifier {
+    /// A verifier for the witness named `name` with `key`.
+    pub fn new(name: impl Into<String>, key: VerifyingKey) -> Result<Self, MerkleError> {
+        let name = name.into();
+        check_key_name(&name)?;
+        let key_id = typed_key_id(&name, COSIGNATURE_V1_TYPE, &key);
+        Ok(Self { name, key, key_id })
+    }
+
+    /// Parses `<name>+<hex key id>+<base64(0x04 ‖ public key)>`, checking the
+    /// type and that the key id matches the name and key.
+    pub fn parse_vkey(vkey: &str) -> Result<Self, MerkleError> {
+        let (name, key) =
+            parse_typed_vkey(vkey, COSIGNATURE_V1_TYPE, "key type is not cosignature/v1")?;
+        Self::new(name, key)
+    }
+
+    /// The verifier key text, as [`Self::parse_vkey`] reads it.
+    #[must_use]
+    pub fn to_vkey_string(&self) -> String {
+        vkey_string(&self.name, self.key_id, COSIGNATURE_V1_TYPE, &self.key)
+    }
+
+    /// The witness's key name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The 4-byte key id.
+    #[must_use]
+    pub fn key_id(&self) -> [u8; 4] {
+        self.key_id
+    }
+
+    /// Whether `signature` claims to be from this key (name and key id).
+    #[must_use]
+    pub fn is_signer_of(&self, signature: &NoteSignature) -> bool {
+        signature.name == self.name && signature.key_id == self.key_id
+    }
+
+    /// Verifies `signature` over the checkpoint `body` and returns its time.
+    /// A signature from another key, of the wrong length, with time zero or
+    /// that does not verify is an error.
+    pub fn verify(&self, body: &str, signature: &NoteSignature) -> Result<u64, MerkleError> {
+        if !self.is_signer_of(signature) {
+            return Err(MerkleError::NoKnownSignature(self.name.clone()));
+        }
+        let invalid = || MerkleError::InvalidSignature(self.name.clone());
+        let Some((time, signature)) = signature.signature.split_first_chunk::<8>() else {
+            return Err(invalid());
+        };
+        let time = u64::from_be_bytes(*time);
+        if time == 0 {
+            return Err(invalid());
+        }
+        let signature = Signature::from_slice(signature).map_err(|_| invalid())?;
+        self.key
+            .verify_strict(cosignature_message(body, time).as_bytes(), &signature)
+            .map_err(|_| invalid())?;
+        Ok(time)
+    }
+}
+
+fn vkey_string(name: &str, key_id: [u8; 4], signature_type: u8, key: &VerifyingKey) -> String {
+    let mut blob = Vec::with_capacity(33);
+    blob.push(signature_type);
+    blob.extend_from_slice(key.as_bytes());
+    format!("{}+{}+{}", name, hex::encode(key_id), STANDARD.encode(blob))
+}
+
+/// Splits and checks `<name>+<key id>+<base64(type ‖ key)>`.
+fn parse_typed_vkey(
+    vkey: &str,
+    signature_type: u8,
+    wrong_type: &'static str,
+) -> Result<(String, VerifyingKey), MerkleError> {
+    // The key name cannot contain '+', the base64 key can: split off two fields only.
+    let mut parts = vkey.splitn(3, '+');
+    let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(MerkleError::InvalidVerifierKey(
+            "expected <name>+<key id>+<key>",
+        ));
+    };
+    check_key_name(name)?;
+    if id_hex.len() != 8 || !id_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(MerkleError::InvalidVerifierKey(
+            "key id is not 8 hex digits",
+        ));
+    }
+    let id = hex::decode(id_hex)
+        .map_err(|_| MerkleError::InvalidVerifierKey("key id is not 8 hex digits"))?;
+    let blob = decode_base64_strict(key_b64).ok_or(MerkleError::InvalidVerifierKey(
+        "key is not canonical base64",
+    ))?;
+    let Some((&found_type, key_bytes)) = blob.split_first() else {
+        return Err(MerkleError::InvalidVerifierKey(wrong_type));
+    };
+    if found_type != signature_type {
+        return Err(MerkleError::InvalidVerifierKey(wrong_type));
+    }
+    let key_bytes: [u8; 32] = key_bytes
+        .try_into()
+        .map_err(|_| MerkleError::InvalidVerifierKey("ed25519 key is not 32 bytes"))?;
+    let key = VerifyingKey::from_bytes(&key_bytes)
+        .map_err(|_| MerkleError::InvalidVerifierKey("ed25519 key is not a valid point"))?;
+    if typed_key_id(name, signature_type, &key)[..] != id[..] {
+        return Err(MerkleError::InvalidVerifierKey(
+            "key id does not match name and key",
+        ));
+    }
+    Ok((name.to_owned(), key))
 }
 
 /// A canonical decimal `u64`: ASCII digits only, no sign, no leading zeros.
@@ -379,7 +654,7 @@ fn decode_base64_strict(text: &str) -> Option<Vec<u8>> {
     (STANDARD.encode(&bytes) == text).then_some(bytes)
 }
 
-fn parse_signature_lines(text: &str) -> Result<Vec<SignatureLine<'_>>, MerkleError> {
+fn parse_signature_lines(text: &str) -> Result<Vec<NoteSignature>, MerkleError> {
     if text.is_empty() {
         return Err(MerkleError::MalformedNote("note has no signature lines"));
     }
@@ -416,11 +691,74 @@ fn parse_signature_lines(text: &str) -> Result<Vec<SignatureLine<'_>>, MerkleErr
         if signature.is_empty() {
             return Err(MerkleError::MalformedNote("signature is too short"));
         }
-        out.push(SignatureLine {
-            name,
+        out.push(NoteSignature {
+            name: name.to_owned(),
             key_id: *id,
             signature: signature.to_vec(),
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn checkpoint() -> Checkpoint {
+        Checkpoint::new("example.org/log", 7, [9u8; 32]).unwrap()
+    }
+
+    #[test]
+    fn a_cosignature_verifies_and_carries_its_time() {
+        let cosigner = Cosigner::new(SigningKey::from_bytes(&[3; 32]), "witness.example").unwrap();
+        let signature = cosigner.cosign(&checkpoint(), 1_770_000_000).unwrap();
+        let verifier = cosigner.verifier();
+        let body = checkpoint().body_text();
+        assert_eq!(verifier.verify(&body, &signature).unwrap(), 1_770_000_000);
+        assert_eq!(signature.signature().len(), COSIGNATURE_LEN);
+        let other = Checkpoint::new("example.org/log", 8, [9u8; 32]).unwrap();
+        assert!(verifier.verify(&other.body_text(), &signature).is_err());
+        assert!(cosigner.cosign(&checkpoint(), 0).is_err());
+    }
+
+    #[test]
+    fn vkeys_round_trip_and_keep_their_types_apart() {
+        let cosigner = Cosigner::new(SigningKey::from_bytes(&[3; 32]), "witness.example").unwrap();
+        let vkey = cosigner.verifier().to_vkey_string();
+        assert_eq!(
+            CosignatureVerifier::parse_vkey(&vkey).unwrap(),
+            cosigner.verifier()
+        );
+        assert!(CheckpointVerifier::parse_vkey(&vkey).is_err());
+        let log = CheckpointSigner::new(SigningKey::from_bytes(&[4; 32]), "example.org/log")
+            .unwrap()
+            .verifier()
+            .to_vkey_string();
+        assert!(CosignatureVerifier::parse_vkey(&log).is_err());
+    }
+
+    #[test]
+    fn a_note_round_trips_through_its_text() {
+        let signer =
+            CheckpointSigner::new(SigningKey::from_bytes(&[4; 32]), "example.org/log").unwrap();
+        let text = signer.sign(&checkpoint()).unwrap();
+        let mut note = SignedNote::parse(&text).unwrap();
+        assert_eq!(note.to_text(), text);
+        let cosigner = Cosigner::new(SigningKey::from_bytes(&[3; 32]), "witness.example").unwrap();
+        let cosignature = cosigner.cosign(&checkpoint(), 5).unwrap();
+        note.add_signature(cosignature.clone()).unwrap();
+        note.add_signature(cosignature.clone()).unwrap();
+        assert_eq!(note.signatures().len(), 2);
+        let reparsed = SignedNote::parse(&note.to_text()).unwrap();
+        assert_eq!(reparsed, note);
+        assert_eq!(
+            signer.verifier().verify_note(&reparsed).unwrap(),
+            checkpoint()
+        );
+        assert_eq!(
+            NoteSignature::parse_lines(&cosignature.to_line()).unwrap(),
+            vec![cosignature]
+        );
+    }
 }
