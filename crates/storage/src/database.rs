@@ -2,6 +2,7 @@
 //! small native pool for what the `Any` driver cannot do, such as `COPY`).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -9,6 +10,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
+use crate::health::{DatabaseHealth, DatabaseOptions, probe_postgres};
 use crate::migrations::{EmbeddedMigrations, MigrationFile};
 
 /// Connections of the native PostgreSQL pool: one service's writers take turns on a lock of
@@ -77,24 +79,61 @@ impl Migrations {
     }
 }
 
-/// A connection pool for one service's schema.
+/// A connection pool for one service's schema, and whether its database answers.
+///
+/// While the database is down (see [`DatabaseHealth`]) [`Database::pool`] and
+/// [`Database::postgres_pool`] give pools that are closed, so every call fails at once with
+/// `PoolClosed` (an [`Outage`](crate::Outage)) instead of waiting out the deadline; once the
+/// probe finds the database answering, the real pools again.
 #[derive(Clone, Debug)]
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
     /// On PostgreSQL, a native pool on the same schema (see [`Database::postgres_pool`]).
     postgres: Option<PgPool>,
+    /// Closed pools, handed out while the database is down.
+    refusing: AnyPool,
+    refusing_postgres: Option<PgPool>,
+    health: DatabaseHealth,
+    options: DatabaseOptions,
+    /// Ends the probe when the database is closed or its last handle dropped.
+    probe: Option<Arc<ProbeTask>>,
+}
+
+/// The PostgreSQL probe's task, stopped when dropped.
+#[derive(Debug)]
+struct ProbeTask {
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for ProbeTask {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
 }
 
 impl Database {
-    /// Connects to `url` (`sqlite://path/to/file.db` or `postgres://…`) for the service that
-    /// owns `schema`, creating the SQLite file or the PostgreSQL schema if missing, and runs
-    /// the service's migrations.
+    /// [`Database::connect_with`] with the default options.
     pub async fn connect(
         url: &str,
         schema: &str,
         migrations: &Migrations,
     ) -> Result<Database, DatabaseError> {
+        Database::connect_with(url, schema, migrations, DatabaseOptions::default()).await
+    }
+
+    /// Connects to `url` (`sqlite://path/to/file.db` or `postgres://…`) for the service that
+    /// owns `schema`, creating the SQLite file or the PostgreSQL schema if missing, and runs
+    /// the service's migrations. On PostgreSQL it starts the probe that keeps
+    /// [`Database::health`], and bounds every connection's wait and statement by
+    /// `options.deadline`.
+    pub async fn connect_with(
+        url: &str,
+        schema: &str,
+        migrations: &Migrations,
+        options: DatabaseOptions,
+    ) -> Result<Database, DatabaseError> {
+        let deadline = options.deadline;
         sqlx::any::install_default_drivers();
         if schema.is_empty() || !schema.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
             return Err(DatabaseError::InvalidSchema(schema.to_owned()));
@@ -110,7 +149,10 @@ impl Database {
             backend: backend.as_str(),
             source,
         };
+        let health = DatabaseHealth::up();
         let mut postgres = None;
+        let mut refusing_postgres = None;
+        let mut probe = None;
         let pool = match backend {
             Backend::Sqlite => {
                 let url = if url.contains('?') {
@@ -123,13 +165,13 @@ impl Database {
                 // transaction in the process instead of failing them with SQLITE_BUSY.
                 AnyPoolOptions::new()
                     .max_connections(1)
-                    .acquire_timeout(Duration::from_secs(30))
+                    .acquire_timeout(deadline)
                     .after_connect(|connection, _meta| {
                         Box::pin(async move {
                             connection
                                 .execute(
                                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
                                 )
                                 .await?;
                             Ok(())
@@ -141,20 +183,36 @@ impl Database {
             }
             Backend::Postgres => {
                 let options = AnyConnectOptions::from_str(url).map_err(connect_error)?;
+                // Schema and migrations on a connection of their own, without the deadline on
+                // statements: a migration may take longer than a call may.
                 let mut first = options.connect().await.map_err(connect_error)?;
                 first
                     .execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
                     .await
                     .map_err(connect_error)?;
+                first
+                    .execute(session_settings(schema, Session::Migrations).as_str())
+                    .await
+                    .map_err(connect_error)?;
+                let migrate_error = |source| DatabaseError::Migrate {
+                    schema: schema.to_owned(),
+                    source,
+                };
+                Migrator::new(EmbeddedMigrations(migrations.postgres))
+                    .await
+                    .map_err(migrate_error)?
+                    .run(&mut first)
+                    .await
+                    .map_err(migrate_error)?;
                 first.close().await.map_err(connect_error)?;
-                let session = session_settings(schema, false);
-                let native_session = session_settings(schema, true);
+                let session = session_settings(schema, Session::Calls(deadline));
+                let native_session = session_settings(schema, Session::Native(deadline));
                 let native_options = PgConnectOptions::from_str(url).map_err(connect_error)?;
                 // Connects on first use: most services never ask for it.
                 postgres = Some(
                     PgPoolOptions::new()
                         .max_connections(POSTGRES_NATIVE_CONNECTIONS)
-                        .acquire_timeout(Duration::from_secs(10))
+                        .acquire_timeout(deadline)
                         .max_lifetime(NATIVE_CONNECTION_LIFETIME)
                         .after_connect(move |connection, _meta| {
                             let session = native_session.clone();
@@ -163,11 +221,15 @@ impl Database {
                                 Ok(())
                             })
                         })
-                        .connect_lazy_with(native_options),
+                        .connect_lazy_with(native_options.clone()),
                 );
+                refusing_postgres = Some(refusing_postgres_pool(native_options.clone()).await);
+                let (stop, stopped) = tokio::sync::watch::channel(false);
+                tokio::spawn(probe_postgres(health.clone(), native_options, stopped));
+                probe = Some(Arc::new(ProbeTask { stop }));
                 AnyPoolOptions::new()
                     .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(10))
+                    .acquire_timeout(deadline)
                     .after_connect(move |connection, _meta| {
                         let session = session.clone();
                         Box::pin(async move {
@@ -180,37 +242,68 @@ impl Database {
                     .map_err(connect_error)?
             }
         };
-        let files = match backend {
-            Backend::Sqlite => migrations.sqlite,
-            Backend::Postgres => migrations.postgres,
-        };
-        let migrate_error = |source| DatabaseError::Migrate {
-            schema: schema.to_owned(),
-            source,
-        };
-        Migrator::new(EmbeddedMigrations(files))
-            .await
-            .map_err(migrate_error)?
-            .run(&pool)
-            .await
-            .map_err(migrate_error)?;
+        if backend == Backend::Sqlite {
+            let migrate_error = |source| DatabaseError::Migrate {
+                schema: schema.to_owned(),
+                source,
+            };
+            Migrator::new(EmbeddedMigrations(migrations.sqlite))
+                .await
+                .map_err(migrate_error)?
+                .run(&pool)
+                .await
+                .map_err(migrate_error)?;
+        }
+        let refusing = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(pool.connect_options().as_ref().clone());
+        refusing.close().await;
         tracing::info!(backend = backend.as_str(), schema, "database ready");
         Ok(Database {
             pool,
             backend,
             postgres,
+            refusing,
+            refusing_postgres,
+            health,
+            options,
+            probe,
         })
     }
 
+    /// The pool calls run on: while the database is down, one that refuses at once.
     pub fn pool(&self) -> &AnyPool {
-        &self.pool
+        if self.health.is_up() {
+            &self.pool
+        } else {
+            &self.refusing
+        }
     }
 
     /// On PostgreSQL, a native pool (at most two connections, made on first use) on the same
     /// server, user and schema as [`Database::pool`], for what the `Any` driver cannot do:
-    /// `COPY`, array parameters. None on SQLite.
+    /// `COPY`, array parameters; while the database is down, one that refuses at once. None on
+    /// SQLite.
     pub fn postgres_pool(&self) -> Option<&PgPool> {
-        self.postgres.as_ref()
+        if self.health.is_up() {
+            self.postgres.as_ref()
+        } else {
+            self.refusing_postgres.as_ref()
+        }
+    }
+
+    /// Whether the database answers, as the probe last found it (always up on SQLite).
+    pub fn health(&self) -> &DatabaseHealth {
+        &self.health
+    }
+
+    pub fn options(&self) -> DatabaseOptions {
+        self.options
+    }
+
+    /// True once [`Database::close`] was called (not while the database is merely down).
+    pub fn is_closed(&self) -> bool {
+        self.pool.is_closed()
     }
 
     pub fn backend(&self) -> Backend {
@@ -218,6 +311,9 @@ impl Database {
     }
 
     pub async fn close(&self) {
+        if let Some(probe) = &self.probe {
+            let _ = probe.stop.send(true);
+        }
         self.pool.close().await;
         if let Some(postgres) = &self.postgres {
             postgres.close().await;
@@ -238,19 +334,51 @@ const CLIENT_CHECK_INTERVAL_MS: u32 = 1000;
 /// or been stopped (SIGSTOP, a frozen VM) without its connection closing.
 const NATIVE_IDLE_IN_TRANSACTION_MS: u32 = 30_000;
 
+/// What a PostgreSQL connection is for.
+#[derive(Clone, Copy)]
+enum Session {
+    /// Creating the schema and running migrations: no deadline on statements.
+    Migrations,
+    /// The `Any` pool's calls: every statement within the deadline.
+    Calls(Duration),
+    /// The native pool's (the audit log's writers): within the deadline, and a transaction
+    /// left idle is ended.
+    Native(Duration),
+}
+
 /// The statements run on every new PostgreSQL connection of `schema`'s pools (one round trip).
-fn session_settings(schema: &str, native: bool) -> String {
+fn session_settings(schema: &str, session: Session) -> String {
     let mut settings = format!(
         "SET search_path TO {schema}; \
          SELECT set_config('client_connection_check_interval', '{CLIENT_CHECK_INTERVAL_MS}', false) \
          WHERE current_setting('server_version_num')::int >= 140000;"
     );
-    if native {
-        settings.push_str(&format!(
-            " SET idle_in_transaction_session_timeout = {NATIVE_IDLE_IN_TRANSACTION_MS};"
-        ));
+    match session {
+        Session::Migrations => {}
+        Session::Calls(deadline) => {
+            settings.push_str(&format!(
+                " SET statement_timeout = {};",
+                deadline.as_millis()
+            ));
+        }
+        Session::Native(deadline) => {
+            settings.push_str(&format!(
+                " SET statement_timeout = {}; SET idle_in_transaction_session_timeout = {NATIVE_IDLE_IN_TRANSACTION_MS};",
+                deadline.as_millis()
+            ));
+        }
     }
     settings
+}
+
+/// A native pool that is closed: what [`Database::postgres_pool`] gives while the database is
+/// down.
+async fn refusing_postgres_pool(options: PgConnectOptions) -> PgPool {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with(options);
+    pool.close().await;
+    pool
 }
 
 /// True when `error` is a unique-constraint violation (on either backend).

@@ -12,17 +12,26 @@
 //!   What the `Any` driver cannot do at all (`COPY`) goes through [`Database::postgres_pool`],
 //!   next to a portable twin for SQLite in the service that needs it.
 //! - On PostgreSQL each service lives in its own schema; on SQLite in its own file.
+//! - A database outage is an [`Outage`], told apart from a defect in one place ([`outage`]);
+//!   once the probe has seen a PostgreSQL database down, its pools refuse at once until the
+//!   probe finds it answering, and no call waits longer than the configured deadline for a
+//!   connection or a statement.
 //! - Sealed values are bound to their context (service, row id, field): a ciphertext moved to
 //!   another row or field does not open.
 #![forbid(unsafe_code)]
 
 pub mod copy;
 mod database;
+mod health;
 mod migrations;
 mod outbox;
 mod sealing;
 
 pub use database::{Backend, Database, DatabaseError, Migrations, is_unique_violation};
+pub use health::{
+    CommitOutcomeUnknown, DEFAULT_DEADLINE, DatabaseHealth, DatabaseOptions, DatabaseState, Outage,
+    PROBE_INTERVAL_DOWN, PROBE_INTERVAL_UP, PROBE_TIMEOUT, commit, commit_outcome_unknown, outage,
+};
 pub use migrations::{InvalidMigration, MigrationFile};
 pub use outbox::{
     AnyQuery, Arguments, Change, Companion, OutboxDestination, OutboxEvent, PendingEvent, Written,

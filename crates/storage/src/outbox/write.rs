@@ -157,19 +157,22 @@ pub async fn write(database: &Database, change: &Change<'_>) -> Result<Written, 
         for event in change.events {
             query = event.bind(query);
         }
-        return match query.fetch_one(database.pool()).await {
+        // The connection first: a failure to get one is known to have written nothing, while
+        // a connection lost once the statement is sent leaves its outcome unknown.
+        let mut connection = database.pool().acquire().await?;
+        return match query.fetch_one(&mut *connection).await {
             Ok(row) => Ok(match row.try_get::<i64, _>(0)? {
                 0 => Written::Nothing,
                 _ => Written::All,
             }),
             Err(error) if is_unique_violation(&error) => Ok(Written::Duplicate),
-            Err(error) => Err(error),
+            Err(error) => Err(crate::commit_outcome_unknown(error)),
         };
     }
     let mut transaction = database.pool().begin().await?;
     let written = write_in(&mut transaction, change).await?;
     match written {
-        Written::All => transaction.commit().await?,
+        Written::All => crate::commit(transaction).await?,
         Written::Nothing | Written::Duplicate => transaction.rollback().await?,
     }
     Ok(written)
