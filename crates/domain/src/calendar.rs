@@ -46,12 +46,48 @@ pub fn swedish_time(at: OffsetDateTime) -> OffsetDateTime {
         .unwrap_or(at)
 }
 
+/// The last millisecond of the Swedish calendar day `date`, as Unix milliseconds: a deadline
+/// "by 3 March" ends at midnight in Sweden, whatever the offset that day. `None` outside the
+/// range the time zone rules cover.
+pub fn end_of_swedish_day_unix_ms(date: Date) -> Option<i64> {
+    let next = date.next_day()?;
+    let civil = jiff::civil::Date::new(
+        i16::try_from(next.year()).ok()?,
+        i8::try_from(u8::from(next.month())).ok()?,
+        i8::try_from(next.day()).ok()?,
+    )
+    .ok()?;
+    let start_of_next = STOCKHOLM
+        .to_ambiguous_timestamp(civil.to_datetime(jiff::civil::Time::midnight()))
+        .compatible()
+        .ok()?;
+    Some(start_of_next.as_millisecond() - 1)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
     use time::macros::{date, datetime};
+
+    #[test]
+    fn a_swedish_day_ends_at_midnight_in_sweden_in_winter_and_in_summer() {
+        // 1 January: CET, UTC+1, so the day ends at 23:00 UTC.
+        assert_eq!(
+            end_of_swedish_day_unix_ms(date!(2026 - 01 - 01)),
+            Some(datetime!(2026-01-01 22:59:59.999 UTC).unix_timestamp_nanos() as i64 / 1_000_000)
+        );
+        // 1 July: CEST, UTC+2.
+        assert_eq!(
+            end_of_swedish_day_unix_ms(date!(2026 - 07 - 01)),
+            Some(datetime!(2026-07-01 21:59:59.999 UTC).unix_timestamp_nanos() as i64 / 1_000_000)
+        );
+        // The day summer time begins is 23 hours long.
+        let start = end_of_swedish_day_unix_ms(date!(2026 - 03 - 28)).unwrap();
+        let end = end_of_swedish_day_unix_ms(date!(2026 - 03 - 29)).unwrap();
+        assert_eq!(end - start, 23 * 3_600_000);
+    }
 
     #[test]
     fn half_past_midnight_on_new_years_day_in_sweden_is_already_the_new_year() {

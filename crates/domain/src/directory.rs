@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::{
     CountyCode, LegalBasisId, LegalRegistry, MunicipalityCode, NationalDirectory,
-    NationalDirectoryError, Organisation, OrganisationCode, OrganisationKind,
+    NationalDirectoryError, Organisation, OrganisationCode, OrganisationKind, OtherAuthority,
+    Recipient,
 };
 use serde::Deserialize;
 use time::Date;
@@ -219,6 +220,8 @@ struct OrganisationEntry {
     kind: String,
     municipality_code: Option<String>,
     county: Option<String>,
+    /// For kind `law_enforcement`: the authority's recipient code, e.g. `aklagarmyndigheten`.
+    authority: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -297,12 +300,29 @@ impl Directory {
                     )
                 }
                 "police" => (OrganisationKind::Police, None),
+                "law_enforcement" => {
+                    let text = entry.authority.ok_or_else(|| {
+                        organisation_error(
+                            "authority",
+                            "required for a law-enforcement authority".into(),
+                        )
+                    })?;
+                    let recipient = Recipient::parse(&text)
+                        .map_err(|error| organisation_error("authority", error.to_string()))?;
+                    let authority = OtherAuthority::new(recipient).ok_or_else(|| {
+                        organisation_error(
+                            "authority",
+                            "Polismyndigheten is kind \"police\"".into(),
+                        )
+                    })?;
+                    (OrganisationKind::LawEnforcement { authority }, None)
+                }
                 "supervisor" => (OrganisationKind::Supervisor, None),
                 other => {
                     return Err(organisation_error(
                         "kind",
                         format!(
-                            "unknown kind {other:?} (municipality, healthcare_provider, police, supervisor)"
+                            "unknown kind {other:?} (municipality, healthcare_provider, police, law_enforcement, supervisor)"
                         ),
                     ));
                 }

@@ -33,6 +33,7 @@ pub mod assessment;
 pub mod calendar;
 pub mod directory;
 pub mod identity;
+pub mod inbox;
 pub mod lifecycle;
 pub mod national;
 pub mod organisation;
@@ -56,12 +57,13 @@ pub use assessment::{
     Assessment, AssessmentInputError, CaseFacts, ChecklistAnswer, ConditionOutcome,
     ConditionResult, ConsentRecord, CrimeTime, Relation, assess,
 };
-pub use calendar::{SWEDISH_TIME_ZONE, swedish_date, swedish_time};
+pub use calendar::{SWEDISH_TIME_ZONE, end_of_swedish_day_unix_ms, swedish_date, swedish_time};
 pub use directory::{
     DEVELOPMENT_DIRECTORY, Delegation, DelegationError, DelegationInput, Directory, DirectoryError,
     SEED_DELEGATION_FROM, delegation_on,
 };
 pub use identity::{IdentityKind, IdentityNumber, IdentityNumberError};
+pub use inbox::{Inbox, OtherAuthority};
 pub use lifecycle::{DisclosureState, LifecycleAction, TransitionError, transition};
 pub use national::{Municipality, NationalDirectory, NationalDirectoryError, Region};
 pub use organisation::{

@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use crate::inbox::OtherAuthority;
 use crate::serde_support::serde_via_string;
 use crate::text_form::{string_enum, string_newtype};
 
@@ -32,6 +33,10 @@ pub enum OrganisationError {
         "unknown recipient {0:?}: expected polismyndigheten, aklagarmyndigheten, sakerhetspolisen, ekobrottsmyndigheten, tullverket, kustbevakningen or skatteverket_brottsbekampning"
     )]
     UnknownRecipient(String),
+    #[error(
+        "unknown inbox {0:?}: expected a police region (nord, mitt, stockholm, ost, vast, syd, bergslagen) or a law-enforcement authority other than polismyndigheten"
+    )]
+    UnknownInbox(String),
 }
 
 /// A Swedish county (län) code, e.g. `21` for Gävleborg.
@@ -89,8 +94,10 @@ pub enum OrganisationKind {
     Municipality { municipality_code: MunicipalityCode },
     /// A region or other healthcare provider (vårdgivare).
     HealthcareProvider { county: CountyCode },
-    /// Polismyndigheten.
+    /// Polismyndigheten (its officers work in one of its seven regions).
     Police,
+    /// A law-enforcement authority other than Polismyndigheten, with one inbox.
+    LawEnforcement { authority: OtherAuthority },
     /// Compliance bodies: IVO, IMY, internal audit.
     Supervisor,
 }
@@ -266,7 +273,9 @@ impl Organisation {
                 Some(municipality_code.county())
             }
             OrganisationKind::HealthcareProvider { county } => Some(*county),
-            OrganisationKind::Police | OrganisationKind::Supervisor => None,
+            OrganisationKind::Police
+            | OrganisationKind::LawEnforcement { .. }
+            | OrganisationKind::Supervisor => None,
         }
     }
 
@@ -275,13 +284,26 @@ impl Organisation {
         match &self.kind {
             OrganisationKind::Municipality { .. } => Some(SecrecyProvision::SocialServices26_1),
             OrganisationKind::HealthcareProvider { .. } => Some(SecrecyProvision::Healthcare25_1),
-            OrganisationKind::Police | OrganisationKind::Supervisor => None,
+            OrganisationKind::Police
+            | OrganisationKind::LawEnforcement { .. }
+            | OrganisationKind::Supervisor => None,
         }
     }
 
     /// The police region a disclosure from this organisation is routed to.
     pub fn police_region(&self) -> Option<PoliceRegion> {
         self.county().map(PoliceRegion::from_county)
+    }
+
+    /// The law-enforcement authority this organisation is, if it is one.
+    pub fn authority(&self) -> Option<Recipient> {
+        match &self.kind {
+            OrganisationKind::Police => Some(Recipient::Polismyndigheten),
+            OrganisationKind::LawEnforcement { authority } => Some(authority.recipient()),
+            OrganisationKind::Municipality { .. }
+            | OrganisationKind::HealthcareProvider { .. }
+            | OrganisationKind::Supervisor => None,
+        }
     }
 }
 

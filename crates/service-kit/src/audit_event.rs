@@ -23,7 +23,8 @@ pub struct PoliceDisclosureEvent<'a> {
     pub disclosure_id: &'a str,
     /// The disclosing organisation (the data controller).
     pub organisation: &'a str,
-    /// The police region the disclosure goes to (the recipient).
+    /// The inbox the disclosure goes to (the recipient): a police region, or another
+    /// law-enforcement authority.
     pub police_region: &'a str,
     pub legal_basis_id: &'a str,
     /// The legal-basis registry version the disclosure was assessed under.
@@ -55,13 +56,24 @@ impl PoliceDisclosureEvent<'_> {
             legal_basis_id: self.legal_basis_id.to_owned(),
             registry_version: self.registry_version.to_owned(),
             purpose: POLICE_DISCLOSURE_PURPOSE.into(),
-            recipient: format!("polisen/{}", self.police_region),
+            recipient: recipient(self.police_region),
             outcome: Outcome::Success as i32,
             outcome_detail: String::new(),
             person_refs: Vec::new(),
             trace_id: self.trace_id.to_owned(),
             details: details.into_iter().collect(),
         }
+    }
+}
+
+/// The recipient as the audit log names it: `polisen/<region>` for a police region, the
+/// authority's code for another law-enforcement authority's inbox.
+fn recipient(inbox: &str) -> String {
+    match tryggdel_domain::Inbox::parse(inbox) {
+        Ok(tryggdel_domain::Inbox::Authority(authority)) => {
+            authority.recipient().as_str().to_owned()
+        }
+        _ => format!("polisen/{inbox}"),
     }
 }
 

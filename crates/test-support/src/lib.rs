@@ -127,6 +127,22 @@ impl TestIdentity {
             .unwrap()
     }
 
+    /// A valid token for an officer `user` of the law-enforcement authority `organisation`,
+    /// naming police `region` when given (the police's officers need one).
+    pub fn officer_token(&self, user: &str, organisation: &str, region: Option<&str>) -> String {
+        self.signer()
+            .mint(&TokenRequest {
+                user_id: user.to_owned(),
+                organisation: organisation.to_owned(),
+                unit: None,
+                roles: vec![Role::PoliceOfficer],
+                police_region: region.map(str::to_owned),
+                display_name: None,
+                valid_for: Duration::from_secs(600),
+            })
+            .unwrap()
+    }
+
     /// A certificate of the Tryggdel service `name` (server and client use), for 127.0.0.1.
     pub fn service_certificate(&self, name: &str) -> IssuedCertificate {
         localhost_service_certificate(&self.ca, name).unwrap()

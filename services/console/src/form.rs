@@ -132,6 +132,7 @@ impl Posted {
             consent: has_consent.then_some(consent),
             contact_person: self.text("contact_person"),
             answers_follow_up_id: self.text("answers_follow_up_id"),
+            answers_information_request_id: self.text("answers_information_request_id"),
         }
     }
 }

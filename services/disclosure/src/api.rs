@@ -18,6 +18,7 @@ use crate::checks::parse_disclosure_id;
 use crate::content::{self, ValidatedDraft};
 use crate::expiry::Expiry;
 use crate::policy;
+use crate::requests::RequestDeadlines;
 use crate::sealing;
 use crate::store::{DisclosureRecord, DisclosureStore};
 use crate::wire;
@@ -35,6 +36,8 @@ pub struct DisclosureApi {
     pub(crate) receipt_key: VerifyingKey,
     /// When untouched drafts and submitted disclosures expire.
     pub(crate) expiry: Expiry,
+    /// When open requests for information past their deadline escalate again.
+    pub(crate) request_deadlines: RequestDeadlines,
     /// Bumped after every committed outbox event, to wake the relays.
     outbox_signal: Arc<watch::Sender<u64>>,
 }
@@ -58,6 +61,7 @@ impl DisclosureApi {
             audit,
             receipt_key,
             expiry: Expiry::default(),
+            request_deadlines: RequestDeadlines::default(),
             outbox_signal: Arc::new(watch::Sender::new(0)),
         }
     }
@@ -66,6 +70,15 @@ impl DisclosureApi {
     /// [`Expiry::default`]).
     pub fn with_expiry(self, expiry: Expiry) -> DisclosureApi {
         DisclosureApi { expiry, ..self }
+    }
+
+    /// The same handlers with requests for information escalating as `deadlines` says (by
+    /// default [`RequestDeadlines::default`]).
+    pub fn with_request_deadlines(self, request_deadlines: RequestDeadlines) -> DisclosureApi {
+        DisclosureApi {
+            request_deadlines,
+            ..self
+        }
     }
 
     pub fn store(&self) -> &DisclosureStore {

@@ -136,6 +136,14 @@ pub fn validate(content: &DraftContent, today: Date) -> Result<ValidatedDraft, S
             "must be a follow-up question's id (a UUID)",
         ));
     }
+    if !content.answers_information_request_id.is_empty()
+        && uuid::Uuid::parse_str(&content.answers_information_request_id).is_err()
+    {
+        return Err(ServiceError::invalid(
+            field("answers_information_request_id"),
+            "must be a request for information's id (a UUID)",
+        ));
+    }
     for (name, value) in [
         ("relation", &content.relation),
         ("victim_protection", &content.victim_protection),

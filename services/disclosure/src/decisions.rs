@@ -97,16 +97,31 @@ impl DisclosureApi {
             judgement,
             delegation_id: delegation.id().to_owned(),
         });
-        let details = approval_details(&record, &draft);
-        let view = self
-            .save(
+        let mut details = approval_details(&record, &draft);
+        let answers = draft.content.answers_information_request_id.as_str();
+        let view = if answers.is_empty() {
+            self.save(
                 caller,
                 &record,
                 request.expected_version,
                 "disclosure.approved",
                 &details,
             )
-            .await?;
+            .await?
+        } else {
+            let answered = self
+                .answerable_request(&record.organisation, answers)
+                .await?;
+            details.push(("answers_information_request_id", answered.id.clone()));
+            self.save_answering(
+                caller,
+                &record,
+                request.expected_version,
+                &details,
+                &answered,
+            )
+            .await?
+        };
         tracing::info!(disclosure_id = %record.id, "approved");
         Ok(view)
     }

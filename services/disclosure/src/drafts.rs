@@ -7,7 +7,7 @@
 use prost::Message;
 use sha2::{Digest, Sha256};
 use tryggdel_auth::Role;
-use tryggdel_domain::LifecycleAction;
+use tryggdel_domain::{Inbox, LifecycleAction, Recipient};
 use tryggdel_proto::disclosure::v1::{
     AssessLegalBasisRequest, Assessment as WireAssessment, CreateDraftRequest, Disclosure,
     UpdateDraftRequest, assess_legal_basis_request::Target,
@@ -30,7 +30,7 @@ impl DisclosureApi {
         request: CreateDraftRequest,
     ) -> Result<Disclosure, ServiceError> {
         caller.require_any(&[Role::Caseworker], "drafting a disclosure")?;
-        let police_region = policy::drafting_region(caller)?;
+        policy::drafting_region(caller)?;
         let request_id = checks::client_request_id(&request.client_request_id)?;
         let content = request.content.unwrap_or_default();
         let fingerprint = hex::encode(Sha256::digest(content.encode_to_vec()));
@@ -47,9 +47,10 @@ impl DisclosureApi {
                 };
             }
         };
+        let inbox = self.drafting_inbox(caller, &draft).await?;
         let mut record = DisclosureRecord::new_draft(
             organisation,
-            police_region.as_str(),
+            inbox.as_str(),
             caller.user(),
             request_id,
             &fingerprint,
@@ -87,6 +88,8 @@ impl DisclosureApi {
         check_expected_version(request.expected_version, &record)?;
         let step = checks::step(&record, LifecycleAction::Update)?;
         let draft = content::validate(&request.content.unwrap_or_default(), today_in_sweden())?;
+        let inbox = self.drafting_inbox(caller, &draft).await?;
+        inbox.as_str().clone_into(&mut record.police_region);
         sealing::seal_draft(&self.cipher, &mut record, &draft)?;
         record.advance(step, now_unix_ms());
         self.save(
@@ -131,6 +134,43 @@ impl DisclosureApi {
         Ok(WireAssessment {
             decision_delegation,
             ..wire_assessment(&assessment)
+        })
+    }
+
+    /// The inbox a caseworker's draft goes to: the requesting officer's when it answers a
+    /// request for information (which must be open and to the caseworker's organisation, and
+    /// the draft's recipient its authority); otherwise its recipient's (the police: the
+    /// region of the organisation's county, also while no recipient is chosen).
+    async fn drafting_inbox(
+        &self,
+        caller: &Caller,
+        draft: &content::ValidatedDraft,
+    ) -> Result<Inbox, ServiceError> {
+        let region = policy::drafting_region(caller)?;
+        let request_id = draft.content.answers_information_request_id.as_str();
+        if request_id.is_empty() {
+            let recipient = draft.recipient.unwrap_or(Recipient::Polismyndigheten);
+            return Inbox::for_recipient(recipient, Some(region)).ok_or_else(|| {
+                ServiceError::internal(anyhow::anyhow!("no inbox for {recipient} from {region}"))
+            });
+        }
+        let request = self
+            .answerable_request(caller.organisation.code().as_str(), request_id)
+            .await?;
+        if let Some(recipient) = draft
+            .recipient
+            .filter(|recipient| recipient.as_str() != request.requester_authority)
+        {
+            return Err(ServiceError::invalid(
+                "content.recipient",
+                format!(
+                    "the draft answers a request from {}, so it goes to them, not to {recipient}",
+                    request.requester_authority
+                ),
+            ));
+        }
+        Inbox::parse(&request.requester_inbox).map_err(|error| {
+            ServiceError::internal(anyhow::Error::new(error).context("a stored request's inbox"))
         })
     }
 

@@ -5,10 +5,12 @@
 use tonic::{Request, Response, Status};
 use tryggdel_proto::disclosure::v1::{
     ApproveRequest, AssessLegalBasisRequest, Assessment, CreateDraftRequest, Delegation,
-    Disclosure, GetRequest, GrantDelegationRequest, ListDelegationsRequest,
-    ListDelegationsResponse, ListRequest, ListResponse, RecordReceiptRequest,
-    RecordReceiptResponse, RejectRequest, RevokeDelegationRequest, SubmitRequest,
-    UpdateDraftRequest, WithdrawRequest, disclosure_service_server::DisclosureService,
+    Disclosure, GetInformationRequestRequest, GetRequest, GrantDelegationRequest,
+    InformationRequest, ListDelegationsRequest, ListDelegationsResponse,
+    ListInformationRequestsRequest, ListInformationRequestsResponse, ListRequest, ListResponse,
+    RecordReceiptRequest, RecordReceiptResponse, RefuseInformationRequestRequest, RejectRequest,
+    RequestInformationRequest, RevokeDelegationRequest, SubmitRequest, UpdateDraftRequest,
+    WithdrawRequest, disclosure_service_server::DisclosureService,
 };
 use tryggdel_service_kit::respond;
 
@@ -111,5 +113,33 @@ impl DisclosureService for DisclosureApi {
         request: Request<ListDelegationsRequest>,
     ) -> Result<Response<ListDelegationsResponse>, Status> {
         handle!(self, request, list_delegations)
+    }
+
+    async fn request_information(
+        &self,
+        request: Request<RequestInformationRequest>,
+    ) -> Result<Response<InformationRequest>, Status> {
+        handle!(self, request, request_information)
+    }
+
+    async fn get_information_request(
+        &self,
+        request: Request<GetInformationRequestRequest>,
+    ) -> Result<Response<InformationRequest>, Status> {
+        handle!(self, request, get_information_request)
+    }
+
+    async fn list_information_requests(
+        &self,
+        request: Request<ListInformationRequestsRequest>,
+    ) -> Result<Response<ListInformationRequestsResponse>, Status> {
+        handle!(self, request, list_information_requests)
+    }
+
+    async fn refuse_information_request(
+        &self,
+        request: Request<RefuseInformationRequestRequest>,
+    ) -> Result<Response<InformationRequest>, Status> {
+        handle!(self, request, refuse_information_request)
     }
 }

@@ -29,6 +29,8 @@
 //!   `tryggdel_service_kit`); `recall`: the relay of withdrawals after delivery to the police.
 //! - `expiry`: the background task that warns the authors of untouched drafts and submitted
 //!   disclosures, then expires them and erases their content.
+//! - `requests`: requests for information from law-enforcement authorities (send, read, list,
+//!   refuse; answered by an approved disclosure naming them) and their deadline escalation.
 #![forbid(unsafe_code)]
 
 mod api;
@@ -45,6 +47,7 @@ mod policy;
 mod reads;
 pub mod recall;
 mod receipts;
+pub mod requests;
 mod sealing;
 pub mod store;
 mod wire;
@@ -67,6 +70,7 @@ pub use api::DisclosureApi;
 pub use delivery::{NotificationLink, ToPolice};
 pub use expiry::{Expiry, ExpiryError, start_expiry_checker};
 pub use recall::RecallsToPolice;
+pub use requests::{RequestDeadlines, RequestDeadlinesError, start_request_deadline_checker};
 pub use store::{DisclosureStore, MIGRATIONS};
 pub use tryggdel_domain::{DEVELOPMENT_DIRECTORY, Directory};
 pub use tryggdel_service_kit::{ClientTls, Relay, RelayConfig, ServerTls};
@@ -78,6 +82,8 @@ const MAX_MESSAGE_BYTES: usize = 512 * 1024;
 #[derive(Debug)]
 pub struct Settings {
     pub database_url: String,
+    /// How long any call may wait on the database.
+    pub database: tryggdel_storage::DatabaseOptions,
     pub tls: ServerTls,
     pub token: TokenSettings,
     pub field_key: FieldKey,
@@ -96,9 +102,14 @@ pub struct Settings {
 /// Connects the database (running migrations, and giving outbox events written before the
 /// outbox kept audit events theirs) and builds the handlers.
 pub async fn build(settings: &Settings) -> anyhow::Result<DisclosureApi> {
-    let database = Database::connect(&settings.database_url, "disclosure", &MIGRATIONS)
-        .await
-        .context("disclosure database")?;
+    let database = Database::connect_with(
+        &settings.database_url,
+        "disclosure",
+        &MIGRATIONS,
+        settings.database,
+    )
+    .await
+    .context("disclosure database")?;
     let filled = store::fill_in_audit_events(&database)
         .await
         .context("filling in the audit events of earlier outbox events")?;
@@ -197,6 +208,7 @@ pub async fn spawn_on(
         settings.relay.clone(),
     ));
     host.run(start_expiry_checker(api.clone()));
+    host.run(start_request_deadline_checker(api.clone()));
     host.run_if_any(outbox_sampler(api.store().clone()));
     Ok(RunningService {
         local_addr: host.local_addr,

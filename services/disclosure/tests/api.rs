@@ -25,7 +25,9 @@ use tryggdel_proto::notification::v1::notification_service_server::{
 use tryggdel_service_kit::RunningServer;
 use tryggdel_system::testing::{bind_with_identity, fast_relay, test_system};
 use tryggdel_system::{BoundSystem, Service};
-use tryggdel_test_support::{BearerInterceptor, TestBackend, TestDatabase, TestIdentity};
+use tryggdel_test_support::{
+    BearerInterceptor, TestBackend, TestDatabase, TestIdentity, caseworker_of,
+};
 
 type Client = DisclosureServiceClient<InterceptedService<Channel, BearerInterceptor>>;
 type AuditClient = AuditServiceClient<InterceptedService<Channel, BearerInterceptor>>;
@@ -327,6 +329,7 @@ fn social_services_content() -> DraftContent {
         consent: None,
         contact_person: "Handläggare Bollnäs, 0278-250 00".into(),
         answers_follow_up_id: String::new(),
+        answers_information_request_id: String::new(),
     }
 }
 
@@ -2509,6 +2512,9 @@ on_both_backends!(
     untouched_disclosures_are_warned_then_expire,
     the_expiry_checker_runs_in_the_background,
     a_re_evaluation_across_a_delegation_change,
+    a_request_for_information_is_answered_by_an_approved_disclosure,
+    a_request_for_information_is_refused_with_its_reason_and_weighing,
+    an_open_request_past_its_deadline_escalates_until_it_is_settled,
 );
 
 // Delegations: granted, revoked and listed by an admin; decisions name the one they relied on.
@@ -2736,5 +2742,463 @@ async fn a_re_evaluation_across_a_delegation_change(backend: TestBackend) {
         Code::InvalidArgument,
         "legal_bases[0]",
     );
+    harness.stop().await;
+}
+
+// Requests for information: an officer asks, the organisation answers with an approved
+// disclosure or refuses with its reason and weighing; open requests past their deadline
+// escalate.
+
+const AKLAGARMYNDIGHETEN: &str = "aklagarmyndigheten";
+
+impl Harness {
+    /// An officer of Polismyndigheten in `region`.
+    async fn police(&self, region: &str) -> Client {
+        let token =
+            self.identity
+                .officer_token(&format!("polis-{region}-1"), "polisen", Some(region));
+        self.client_with_token("polisen", &token).await
+    }
+
+    /// A prosecutor (an officer of Åklagarmyndigheten, which has one inbox).
+    async fn prosecutor(&self) -> Client {
+        let token = self
+            .identity
+            .officer_token("aklagare-1", AKLAGARMYNDIGHETEN, None);
+        self.client_with_token(AKLAGARMYNDIGHETEN, &token).await
+    }
+}
+
+/// An RFC 3339 time `ahead` from now.
+fn from_now(ahead: Duration) -> String {
+    (time::OffsetDateTime::now_utc() + ahead)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// A request to Bollnäs about the subject of [`social_services_content`], due in two days.
+fn information_request(client_request_id: &str) -> RequestInformationRequest {
+    RequestInformationRequest {
+        client_request_id: client_request_id.into(),
+        organisation: BOLLNAS.into(),
+        subject_identity_number: personnummer(1985, 3, 14, 123).replace('-', ""),
+        subject_name: "Testperson Ett".into(),
+        information_sought: "Uppgifter om pågående insatser och kända hot mot närstående.".into(),
+        purpose: "Förhindra ett befarat allvarligt brott mot en närstående.".into(),
+        legal_ground: "Uppgiftsskyldighet till brottsbekämpande myndigheter".into(),
+        urgent: false,
+        reply_by: from_now(Duration::from_secs(2 * 24 * 3600)),
+    }
+}
+
+fn get_information(id: &str) -> GetInformationRequestRequest {
+    GetInformationRequestRequest {
+        information_request_id: id.into(),
+    }
+}
+
+fn refusal(
+    request: &InformationRequest,
+    reason: &str,
+    weighing: &str,
+) -> RefuseInformationRequestRequest {
+    RefuseInformationRequestRequest {
+        information_request_id: request.id.clone(),
+        expected_version: request.version,
+        reason: reason.into(),
+        weighing: weighing.into(),
+    }
+}
+
+async fn list_information(client: &mut Client) -> Vec<String> {
+    client
+        .list_information_requests(ListInformationRequestsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .requests
+        .into_iter()
+        .map(|request| request.id)
+        .collect()
+}
+
+async fn a_request_for_information_is_answered_by_an_approved_disclosure(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
+    let mut syd = harness.police("syd").await;
+    let first = information_request("begaran-0001");
+    let sent = syd
+        .request_information(first.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(sent.state(), InformationRequestState::Open);
+    assert_eq!(sent.organisation, BOLLNAS);
+    assert_eq!(sent.requester_authority, "polismyndigheten");
+    assert_eq!(
+        sent.requester_inbox, "syd",
+        "the answer goes to the asking officer's region"
+    );
+    assert_eq!(
+        sent.subject.as_ref().unwrap().identity_number,
+        personnummer(1985, 3, 14, 123),
+        "the number is normalised"
+    );
+    // A retry returns the same request; the same id with other content is refused.
+    let again = syd
+        .request_information(first.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.id, sent.id);
+    let mut changed = first;
+    changed.purpose = "Något annat".into();
+    assert_code(
+        syd.request_information(changed).await,
+        Code::AlreadyExists,
+        "client_request_id",
+    );
+
+    // Bad requests name their problem; only officers send them.
+    let mut to_police = information_request("begaran-0002");
+    to_police.organisation = "polisen".into();
+    assert_code(
+        syd.request_information(to_police).await,
+        Code::InvalidArgument,
+        "organisation",
+    );
+    let mut past = information_request("begaran-0003");
+    past.reply_by = "2020-01-01".into();
+    assert_code(
+        syd.request_information(past).await,
+        Code::InvalidArgument,
+        "reply_by",
+    );
+    let mut unnamed = information_request("begaran-0004");
+    unnamed.information_sought = " ".into();
+    assert_code(
+        syd.request_information(unnamed).await,
+        Code::InvalidArgument,
+        "information_sought",
+    );
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    assert_code(
+        caseworker
+            .request_information(information_request("begaran-0005"))
+            .await,
+        Code::PermissionDenied,
+        "police_officer",
+    );
+
+    // The organisation asked sees it; nobody else does.
+    assert_eq!(
+        list_information(&mut caseworker).await,
+        vec![sent.id.clone()]
+    );
+    assert_eq!(list_information(&mut syd).await, vec![sent.id.clone()]);
+    let mut jonkoping = harness.caseworker(JONKOPING).await;
+    assert!(list_information(&mut jonkoping).await.is_empty());
+    assert_code(
+        jonkoping
+            .get_information_request(get_information(&sent.id))
+            .await,
+        Code::NotFound,
+        "",
+    );
+    let mut mitt = harness.police("mitt").await;
+    assert!(list_information(&mut mitt).await.is_empty());
+    assert_code(
+        mitt.get_information_request(get_information(&sent.id))
+            .await,
+        Code::NotFound,
+        "",
+    );
+    let seen = caseworker
+        .get_information_request(get_information(&sent.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(seen.information_sought, sent.information_sought);
+
+    // The answer is a disclosure naming the request: to the asking authority, routed to the
+    // asking officer's region (Bollnäs itself routes to Mitt).
+    let mut answer = social_services_content();
+    answer.answers_information_request_id = sent.id.clone();
+    answer.recipient = AKLAGARMYNDIGHETEN.into();
+    assert_code(
+        caseworker
+            .create_draft(create_request("svar-0001", answer.clone()))
+            .await,
+        Code::InvalidArgument,
+        "content.recipient",
+    );
+    answer.recipient = "polismyndigheten".into();
+    let draft = create(&mut caseworker, "svar-0002", answer.clone()).await;
+    assert_eq!(draft.police_region, "syd");
+    let submitted = submit(&mut caseworker, &draft).await;
+    let mut decider = harness.decision_maker(BOLLNAS).await;
+    let approved = approve(&mut decider, &submitted).await.unwrap();
+    assert_eq!(approved.state(), DisclosureState::Approved);
+    let answered = syd
+        .get_information_request(get_information(&sent.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answered.state(), InformationRequestState::Answered);
+    assert_eq!(answered.answered_by_disclosure_id, draft.id);
+    assert!(answered.answered_at_unix_ms > 0);
+    assert_eq!(answered.version, sent.version + 1);
+    // Answered once: no further draft may answer it, and it cannot be refused.
+    assert_code(
+        caseworker
+            .create_draft(create_request("svar-0003", answer))
+            .await,
+        Code::FailedPrecondition,
+        "already answered",
+    );
+    assert_code(
+        caseworker
+            .refuse_information_request(refusal(&answered, "Sekretess", "Avvägning"))
+            .await,
+        Code::FailedPrecondition,
+        "already answered",
+    );
+
+    // Every step is in the audit log; the disclosure's approval names the request.
+    harness.wait_for_relay().await;
+    let store = harness.service.api.store();
+    assert_eq!(
+        event_types(&store.events_of(&sent.id).await.unwrap()),
+        vec![
+            "information_request.received",
+            "information_request.answered"
+        ]
+    );
+    let approval = store
+        .events_of(&draft.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|event| event.event_type == "disclosure.approved")
+        .unwrap();
+    assert_eq!(detail(&approval, "answers_information_request_id"), sent.id);
+    harness.stop().await;
+}
+
+async fn a_request_for_information_is_refused_with_its_reason_and_weighing(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
+    let mut prosecutor = harness.prosecutor().await;
+    let sent = prosecutor
+        .request_information(RequestInformationRequest {
+            urgent: true,
+            ..information_request("begaran-1001")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(sent.requester_authority, AKLAGARMYNDIGHETEN);
+    assert_eq!(
+        sent.requester_inbox, AKLAGARMYNDIGHETEN,
+        "one inbox for the authority"
+    );
+    assert!(sent.urgent);
+
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    assert_code(
+        caseworker
+            .refuse_information_request(refusal(&sent, "Sekretessen väger tyngre.", ""))
+            .await,
+        Code::InvalidArgument,
+        "weighing",
+    );
+    assert_code(
+        caseworker
+            .refuse_information_request(RefuseInformationRequestRequest {
+                expected_version: sent.version + 1,
+                ..refusal(&sent, "Sekretessen väger tyngre.", "Avvägning gjord.")
+            })
+            .await,
+        Code::Aborted,
+        "",
+    );
+    // The asking officer may not refuse their own request.
+    assert_code(
+        prosecutor
+            .refuse_information_request(refusal(&sent, "x", "y"))
+            .await,
+        Code::PermissionDenied,
+        "",
+    );
+    let reason = "Uppgifterna omfattas av sekretess som uppgiftsskyldigheten inte bryter.";
+    let weighing = "Intresset av att uppgifterna lämnas väger inte tyngre än det intresse sekretessen skyddar.";
+    let refused = caseworker
+        .refuse_information_request(refusal(&sent, reason, weighing))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(refused.state(), InformationRequestState::Refused);
+    assert_eq!(refused.refused_by, caseworker_of(BOLLNAS));
+    // The asking officer sees the refusal and why.
+    let seen = prosecutor
+        .get_information_request(get_information(&sent.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(seen.state(), InformationRequestState::Refused);
+    assert_eq!(seen.refusal_reason, reason);
+    assert_eq!(seen.refusal_weighing, weighing);
+    // Refused once: not again, and no disclosure answers it.
+    assert_code(
+        caseworker
+            .refuse_information_request(refusal(&seen, reason, weighing))
+            .await,
+        Code::FailedPrecondition,
+        "already refused",
+    );
+    let mut answer = social_services_content();
+    answer.answers_information_request_id = sent.id.clone();
+    assert_code(
+        caseworker
+            .create_draft(create_request("svar-1001", answer))
+            .await,
+        Code::FailedPrecondition,
+        "already refused",
+    );
+    // Listing by state.
+    let refused_only = prosecutor
+        .list_information_requests(ListInformationRequestsRequest {
+            state: InformationRequestState::Refused as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .requests;
+    assert_eq!(refused_only.len(), 1);
+    let open_only = caseworker
+        .list_information_requests(ListInformationRequestsRequest {
+            state: InformationRequestState::Open as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .requests;
+    assert!(open_only.is_empty());
+
+    harness.wait_for_relay().await;
+    let events = harness
+        .service
+        .api
+        .store()
+        .events_of(&sent.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        event_types(&events),
+        vec![
+            "information_request.received",
+            "information_request.refused"
+        ]
+    );
+    assert_eq!(detail(&events[1], "reason"), reason);
+    assert_eq!(detail(&events[1], "weighing"), weighing);
+    harness.stop().await;
+}
+
+async fn an_open_request_past_its_deadline_escalates_until_it_is_settled(backend: TestBackend) {
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
+    let mut syd = harness.police("syd").await;
+    let urgent = syd
+        .request_information(RequestInformationRequest {
+            urgent: true,
+            reply_by: from_now(Duration::from_secs(3600)),
+            ..information_request("begaran-2001")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ordinary = syd
+        .request_information(information_request("begaran-2002"))
+        .await
+        .unwrap()
+        .into_inner();
+    // The queue: urgent first, then the nearest deadline.
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    assert_eq!(
+        list_information(&mut caseworker).await,
+        vec![urgent.id.clone(), ordinary.id.clone()]
+    );
+    let api = &harness.service.api;
+    let hour = 3_600_000;
+    // Before its deadline nothing escalates.
+    assert_eq!(
+        api.escalate_overdue_requests(urgent.reply_by_unix_ms - 1)
+            .await
+            .unwrap(),
+        0
+    );
+    // At the deadline it escalates once, then again after the urgent interval (an hour).
+    let due = urgent.reply_by_unix_ms;
+    assert_eq!(api.escalate_overdue_requests(due).await.unwrap(), 1);
+    assert_eq!(api.escalate_overdue_requests(due + 1).await.unwrap(), 0);
+    assert_eq!(
+        api.escalate_overdue_requests(due + hour - 1).await.unwrap(),
+        0
+    );
+    assert_eq!(api.escalate_overdue_requests(due + hour).await.unwrap(), 1);
+    let escalated = caseworker
+        .get_information_request(get_information(&urgent.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(escalated.escalations, 2);
+    assert_eq!(escalated.last_escalated_at_unix_ms, due + hour);
+    assert_eq!(
+        escalated.version, urgent.version,
+        "an escalation changes no content"
+    );
+    // The ordinary one escalates at its own deadline, then daily.
+    let later = ordinary.reply_by_unix_ms;
+    assert_eq!(api.escalate_overdue_requests(later).await.unwrap(), 2);
+    assert_eq!(
+        api.escalate_overdue_requests(later + 2 * hour)
+            .await
+            .unwrap(),
+        1,
+        "only the urgent one"
+    );
+    // Settled requests escalate no more.
+    caseworker
+        .refuse_information_request(refusal(&escalated, "Sekretess", "Avvägning gjord."))
+        .await
+        .unwrap();
+    assert_eq!(
+        api.escalate_overdue_requests(later + 30 * hour)
+            .await
+            .unwrap(),
+        1
+    );
+    let ordinary_now = syd
+        .get_information_request(get_information(&ordinary.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ordinary_now.escalations, 2);
+    assert_eq!(ordinary_now.state(), InformationRequestState::Open);
+
+    harness.wait_for_relay().await;
+    let events = api.store().events_of(&urgent.id).await.unwrap();
+    let overdue: Vec<String> = events
+        .iter()
+        .filter(|event| event.event_type == "information_request.overdue")
+        .map(|event| detail(event, "escalation"))
+        .collect();
+    assert_eq!(overdue, vec!["1", "2", "3", "4"]);
     harness.stop().await;
 }

@@ -6,6 +6,7 @@ mod delegations;
 mod delivery;
 mod payload;
 mod record;
+mod requests;
 
 use std::sync::LazyLock;
 
@@ -26,6 +27,9 @@ pub use self::payload::{
 };
 use self::record::COLUMNS;
 pub use self::record::{Decision, DecisionOutcome, DisclosureRecord, RecordError, Step};
+pub use self::requests::{
+    Answer, Refusal, RequestFilter, RequestInsert, RequestRecord, RequestScope, RequestState,
+};
 
 /// The disclosure service's migrations on both backends.
 pub const MIGRATIONS: Migrations = tryggdel_storage::migrations!([
@@ -40,6 +44,7 @@ pub const MIGRATIONS: Migrations = tryggdel_storage::migrations!([
     "0009_expiry.sql",
     "0010_delegations.sql",
     "0011_outbox_recall_relay.sql",
+    "0012_information_requests.sql",
 ]);
 
 /// Approvals go to the notification service (the police's hand-over relay).

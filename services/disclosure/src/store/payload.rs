@@ -79,6 +79,8 @@ impl OutboxPayload {
         .audit_event(Some(actor), details);
         let event = if self.event_type.starts_with(DELEGATION_EVENT_PREFIX) {
             delegation_audit_event(event)
+        } else if self.event_type.starts_with(REQUEST_EVENT_PREFIX) {
+            request_audit_event(event)
         } else {
             event
         };
@@ -129,6 +131,29 @@ fn delegation_audit_event(event: AuditEvent) -> AuditEvent {
         ..event
     }
 }
+
+/// The event types of requests for information start so; their `disclosure_id` is the
+/// request's id.
+pub const REQUEST_EVENT_PREFIX: &str = "information_request.";
+
+/// The audit event of a step of a request for information: about the request (its id in
+/// `disclosure_id` of the payload), the organisation asked as the controller, the requesting
+/// authority's inbox as the recipient.
+fn request_audit_event(event: AuditEvent) -> AuditEvent {
+    let request_id = event.disclosure_id.clone();
+    AuditEvent {
+        objects: vec![ObjectRef {
+            kind: "information_request".into(),
+            id: request_id,
+        }],
+        disclosure_id: String::new(),
+        purpose: REQUEST_PURPOSE.into(),
+        ..event
+    }
+}
+
+/// Why the steps of a request for information are recorded.
+const REQUEST_PURPOSE: &str = "request for information from a law-enforcement authority";
 
 /// Why a delegation change is recorded.
 const DELEGATION_PURPOSE: &str = "administering who may decide disclosures";
