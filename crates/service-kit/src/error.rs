@@ -72,9 +72,19 @@ impl From<tryggdel_auth::AuthError> for ServiceError {
     }
 }
 
+/// A database outage ([`tryggdel_storage::outage`]: unreachable, no answer within the
+/// deadline, a commit of unknown outcome, a full disk, a read-only file) is UNAVAILABLE with
+/// what the caller may do; anything else is a defect, INTERNAL. The outage's cause is logged
+/// at DEBUG only: the transition of the database's state is the one line an outage logs.
 impl From<sqlx::Error> for ServiceError {
     fn from(error: sqlx::Error) -> ServiceError {
-        ServiceError::Internal(anyhow::Error::new(error).context("database"))
+        match tryggdel_storage::outage(&error) {
+            Some(outage) => {
+                tracing::debug!(error = %error, "database unavailable");
+                ServiceError::Unavailable(outage.message().to_owned())
+            }
+            None => ServiceError::Internal(anyhow::Error::new(error).context("database")),
+        }
     }
 }
 
@@ -103,6 +113,39 @@ mod tests {
         assert_eq!(status.code(), Code::Unauthenticated);
         let status: Status =
             ServiceError::from(tryggdel_auth::AuthError::Key { context: "pem" }).into();
+        assert_eq!(status.code(), Code::Internal);
+        assert_eq!(status.message(), "internal error");
+    }
+
+    #[test]
+    fn database_outages_are_unavailable_and_defects_internal() {
+        let refused = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        let status: Status = ServiceError::from(refused).into();
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(status.message(), "the database is unavailable; retry later");
+
+        let status: Status = ServiceError::from(sqlx::Error::PoolTimedOut).into();
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(
+            status.message().contains("deadline"),
+            "{}",
+            status.message()
+        );
+
+        let lost = tryggdel_storage::commit_outcome_unknown(sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset,
+        )));
+        let status: Status = ServiceError::from(lost).into();
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(
+            status
+                .message()
+                .contains("may or may not have been applied; retry with the same request id"),
+            "{}",
+            status.message()
+        );
+
+        let status: Status = ServiceError::from(sqlx::Error::RowNotFound).into();
         assert_eq!(status.code(), Code::Internal);
         assert_eq!(status.message(), "internal error");
     }

@@ -112,7 +112,13 @@ impl ServiceHost {
         listener: TcpListener,
         database: Database,
     ) -> anyhow::Result<ServiceHost> {
-        let server = RunningServer::start_on(service_name, routes, tls, listener)?;
+        let server = RunningServer::start_following(
+            service_name,
+            routes,
+            tls,
+            listener,
+            database.health().clone(),
+        )?;
         Ok(ServiceHost {
             local_addr: server.local_addr,
             server,

@@ -18,6 +18,11 @@
 //! - Every refused TLS handshake and every refused user is logged at WARN with its reason and
 //!   the peer's address (never a token), at most once per peer and reason every ten seconds,
 //!   and counted (`tryggdel.tls.handshake_failures`, `tryggdel.auth.refusals`).
+//! - A database outage is UNAVAILABLE with what the caller may do, never INTERNAL; while a
+//!   service's database is down its gRPC health is NOT_SERVING (the server as a whole stays
+//!   SERVING), and each change of that state is one log line and one count
+//!   (`tryggdel.database.transitions`), never one per failed call. Relays stand aside while
+//!   their database is down and go again as soon as it answers.
 //! - A request over a service's message size limit is refused RESOURCE_EXHAUSTED before any
 //!   handler sees it.
 //! - Every call is traced (a server span continuing the caller's `traceparent`) and counted
@@ -35,6 +40,7 @@ mod link;
 mod message_size;
 pub mod metrics;
 mod observe;
+pub mod readiness;
 mod refusals;
 mod relay;
 mod token_keys;
@@ -45,6 +51,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
+use tryggdel_storage::DatabaseHealth;
 
 pub use audit_link::{
     AuditLink, AuditLinkError, ClientTls, MAX_CALLS_PER_BATCH, ServiceEndpoint, TracedEvent,
@@ -96,14 +103,34 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_following(
+        service_name,
+        routes,
+        tls,
+        listener,
+        shutdown,
+        DatabaseHealth::up(),
+    )
+    .await
+}
+
+/// [`serve`], with `service_name`'s gRPC health following `database`: NOT_SERVING while it is
+/// down, SERVING while it answers (see [`readiness`]). The server as a whole (the empty
+/// service name, what liveness asks) stays SERVING: an outage is not a reason to restart.
+pub async fn serve_following(
+    service_name: &str,
+    routes: Routes,
+    tls: &ServerTls,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    database: DatabaseHealth,
+) -> anyhow::Result<()> {
     tryggdel_tls::install_crypto_provider();
     let tls_config =
         tryggdel_tls::server_config(&tls.cert_chain_pem, &tls.key_pem, &tls.client_ca_pem)
             .context("server tls configuration")?;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_service_status(service_name, tonic_health::ServingStatus::Serving)
-        .await;
+    let follower = readiness::follow(service_name.to_owned(), database, health_reporter).await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(tryggdel_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -118,7 +145,7 @@ pub async fn serve(
             refusals.handshake_failed(failure);
         }),
     );
-    tonic::transport::Server::builder()
+    let served = tonic::transport::Server::builder()
         // Outermost: every call traced and counted, with the status the caller gets.
         .layer(RpcLayer::new())
         // A request over the service's size limit: RESOURCE_EXHAUSTED, not tonic's OUT_OF_RANGE.
@@ -126,7 +153,9 @@ pub async fn serve(
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
-        .with_context(|| format!("{service_name} server"))
+        .with_context(|| format!("{service_name} server"));
+    follower.abort();
+    served
 }
 
 /// A server started in the background (tests and the all-in-one binary).
@@ -160,13 +189,31 @@ impl RunningServer {
         tls: &ServerTls,
         listener: TcpListener,
     ) -> anyhow::Result<RunningServer> {
+        RunningServer::start_following(service_name, routes, tls, listener, DatabaseHealth::up())
+    }
+
+    /// [`RunningServer::start_on`], its health following `database` (see [`serve_following`]).
+    pub fn start_following(
+        service_name: &'static str,
+        routes: Routes,
+        tls: &ServerTls,
+        listener: TcpListener,
+        database: DatabaseHealth,
+    ) -> anyhow::Result<RunningServer> {
         let local_addr = listener.local_addr().context("listener address")?;
         let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
         let tls = tls.clone();
         let task = tokio::spawn(async move {
-            serve(service_name, routes, &tls, listener, async {
-                let _ = signal.await;
-            })
+            serve_following(
+                service_name,
+                routes,
+                &tls,
+                listener,
+                async {
+                    let _ = signal.await;
+                },
+                database,
+            )
             .await
         });
         tracing::info!(%local_addr, service = service_name, "listening");

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use prost::Message as _;
 use tokio::sync::watch;
 use tryggdel_proto::audit::v1::AuditEvent;
-use tryggdel_storage::{Database, OutboxDestination, PendingEvent};
+use tryggdel_storage::{Database, DatabaseHealth, OutboxDestination, PendingEvent};
 
 use crate::{AuditLink, TracedEvent};
 
@@ -47,12 +47,15 @@ pub struct Relay {
 impl Relay {
     /// Starts `step` in a loop: after a step that moved events it runs again at once; after an
     /// empty one it waits for `wake` (changed whenever the service commits an event) or the
-    /// poll interval; after a failure it backs off exponentially.
+    /// poll interval; after a failure it backs off exponentially. While `database` is down it
+    /// stands aside (no step, no failure counted), and when the database answers again it
+    /// goes at once with its backoff reset, also in the middle of a backoff.
     pub fn start<F, Fut>(
         name: &'static str,
         mut step: F,
         mut wake: watch::Receiver<u64>,
         config: RelayConfig,
+        database: DatabaseHealth,
     ) -> Relay
     where
         F: FnMut() -> Fut + Send + 'static,
@@ -65,6 +68,14 @@ impl Relay {
             loop {
                 if *stopped.borrow() {
                     break;
+                }
+                if !database.is_up() {
+                    tokio::select! {
+                        _ = database.until_up() => {}
+                        _ = stopped.changed() => {}
+                    }
+                    backoff = config.min_backoff;
+                    continue;
                 }
                 let pause = match step().await {
                     Ok(moved) => {
@@ -91,6 +102,7 @@ impl Relay {
                     Some(pause) => {
                         tokio::select! {
                             _ = tokio::time::sleep(pause) => {}
+                            _ = database.recovered() => backoff = config.min_backoff,
                             _ = stopped.changed() => {}
                         }
                     }
@@ -198,6 +210,7 @@ pub fn start_relay<D: Destination>(
     let name = destination.name();
     let destination = Arc::new(destination);
     let batch = config.batch;
+    let health = database.health().clone();
     Relay::start(
         name,
         move || {
@@ -206,6 +219,7 @@ pub fn start_relay<D: Destination>(
         },
         wake,
         config,
+        health,
     )
 }
 

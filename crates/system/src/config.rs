@@ -19,9 +19,10 @@ use crate::files::read;
 
 /// The sections a configuration may have (environment variables outside them are ignored, so
 /// that e.g. `TRYGGDEL_TOKEN`, a user's token for the CLI, is not taken for the `[token]` table).
-const SECTIONS: [&str; 14] = [
+const SECTIONS: [&str; 15] = [
     "mode",
     "database_url",
+    "database",
     "directory",
     "tls",
     "token",
@@ -213,6 +214,37 @@ impl Default for Endpoints {
     }
 }
 
+/// How long any call may wait on the database (a connection, a statement); a missing one
+/// keeps its default.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub deadline_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> DatabaseConfig {
+        DatabaseConfig {
+            deadline_ms: tryggdel_storage::DEFAULT_DEADLINE.as_millis() as u64,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// The options every service's database is opened with.
+    pub fn options(&self) -> anyhow::Result<tryggdel_storage::DatabaseOptions> {
+        if !(100..=600_000).contains(&self.deadline_ms) {
+            bail!(
+                "database.deadline_ms is {}: it must be between 100 and 600000",
+                self.deadline_ms
+            );
+        }
+        Ok(tryggdel_storage::DatabaseOptions {
+            deadline: Duration::from_millis(self.deadline_ms),
+        })
+    }
+}
+
 /// The audit log's name and how often it signs; a missing one keeps its default.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -305,6 +337,8 @@ pub struct Config {
     #[serde(default)]
     pub mode: Mode,
     pub database_url: Option<String>,
+    #[serde(default)]
+    pub database: DatabaseConfig,
     /// The organisations and delegations file; the development directory if unset (development
     /// mode only).
     pub directory: Option<PathBuf>,
@@ -338,7 +372,7 @@ fn is_config_key(key: &str) -> bool {
     match first.as_str() {
         // Tables only through nested keys (TRYGGDEL_TOKEN is the CLI's user token).
         "tls" | "token" | "keys" | "listen" | "endpoints" | "audit" | "disclosure"
-        | "notification" | "telemetry" | "relay" | "console" => nested,
+        | "notification" | "telemetry" | "relay" | "console" | "database" => nested,
         other => SECTIONS.contains(&other) && !nested,
     }
 }

@@ -201,6 +201,7 @@ impl DataDirectory {
         Config {
             mode: Mode::Development,
             database_url: None,
+            database: crate::config::DatabaseConfig::default(),
             directory,
             tls: Some(TlsFiles {
                 ca: self.ca_cert(),

@@ -175,6 +175,7 @@ pub fn disclosure_settings(
 ) -> anyhow::Result<tryggdel_disclosure::Settings> {
     Ok(tryggdel_disclosure::Settings {
         database_url,
+        database: config.database.options()?,
         tls: common.server_tls.clone(),
         token: common.token.clone(),
         field_key: field_key(config)?,
@@ -202,6 +203,7 @@ pub fn audit_settings(
     let key = config.key_file(&config.keys.audit_log, "audit_log")?;
     Ok(tryggdel_audit::Settings {
         database_url,
+        database: config.database.options()?,
         tls: common.server_tls.clone(),
         token: common.token.clone(),
         directory: common.directory.clone(),
@@ -224,6 +226,7 @@ pub fn notification_settings(
     let deadlines = &config.notification;
     Ok(tryggdel_notification::Settings {
         database_url,
+        database: config.database.options()?,
         tls: common.server_tls.clone(),
         token: common.token.clone(),
         directory: common.directory.clone(),

@@ -50,6 +50,8 @@ pub const DEFAULT_APPENDERS: [&str; 2] = ["disclosure", "notification"];
 #[derive(Clone)]
 pub struct Settings {
     pub database_url: String,
+    /// How long any call may wait on the database.
+    pub database: tryggdel_storage::DatabaseOptions,
     pub tls: ServerTls,
     pub token: TokenSettings,
     pub directory: Arc<Directory>,
@@ -79,9 +81,14 @@ pub fn signing_key_from_pem(pem: &str) -> anyhow::Result<SigningKey> {
 
 /// Connects the database (running migrations), opens the log and builds the handlers.
 pub async fn build(settings: &Settings) -> anyhow::Result<AuditApi> {
-    let database = Database::connect(&settings.database_url, "audit", &MIGRATIONS)
-        .await
-        .context("audit database")?;
+    let database = Database::connect_with(
+        &settings.database_url,
+        "audit",
+        &MIGRATIONS,
+        settings.database,
+    )
+    .await
+    .context("audit database")?;
     let signer = CheckpointSigner::new(settings.signing_key.clone(), settings.origin.clone())
         .context("checkpoint signer")?;
     let log = AuditLog::open(
@@ -89,7 +96,9 @@ pub async fn build(settings: &Settings) -> anyhow::Result<AuditApi> {
         LogConfig {
             signer: Arc::new(signer),
             checkpoint_interval: settings.checkpoint_interval,
-            write_deadline: log::DEFAULT_WRITE_DEADLINE,
+            // A step of the log on the database, and a caller's wait for its append, take
+            // no longer than any call on the database may.
+            write_deadline: settings.database.deadline,
         },
     )
     .await?;

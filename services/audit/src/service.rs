@@ -49,21 +49,50 @@ pub struct AuditApi {
 
 impl From<StoreError> for ServiceError {
     fn from(error: StoreError) -> ServiceError {
-        ServiceError::internal(anyhow::Error::new(error).context("audit store"))
+        match error {
+            // An outage is UNAVAILABLE, a defect INTERNAL: service-kit's one classification.
+            StoreError::Database(error) => ServiceError::from(error),
+            other => ServiceError::internal(anyhow::Error::new(other).context("audit store")),
+        }
     }
 }
 
 fn append_error(error: AppendError) -> ServiceError {
     match error {
         AppendError::Conflict { .. } => ServiceError::AlreadyExists(error.to_string()),
-        AppendError::Unavailable(cause) => {
-            tracing::warn!(error = format!("{cause:#}"), "append not durable");
-            ServiceError::Unavailable(
-                "the audit log could not make the entries durable; retry".into(),
-            )
-        }
+        AppendError::Unavailable(cause) => match database_outage(&cause) {
+            // What is wrong with the database (down, full, read-only), in the one wording.
+            Some(outage) => ServiceError::Unavailable(format!(
+                "the audit log could not make the entries durable: {}",
+                outage.message()
+            )),
+            None => {
+                tracing::warn!(error = format!("{cause:#}"), "append not durable");
+                ServiceError::Unavailable(
+                    "the audit log could not make the entries durable; retry".into(),
+                )
+            }
+        },
         AppendError::Stopped => ServiceError::Unavailable("the audit log is stopping".into()),
+        AppendError::DatabaseDown => ServiceError::Unavailable(
+            "the audit log's database is unavailable: nothing was logged; retry later".into(),
+        ),
+        AppendError::NotWithinDeadline(_) => ServiceError::Unavailable(format!(
+            "{error}: the entries may or may not have been logged; retry with the same event ids"
+        )),
     }
+}
+
+/// The database outage behind a failed append, if that is what it was.
+fn database_outage(cause: &anyhow::Error) -> Option<tryggdel_storage::Outage> {
+    cause.chain().find_map(|error| {
+        if let Some(StoreError::Database(database)) = error.downcast_ref::<StoreError>() {
+            return tryggdel_storage::outage(database);
+        }
+        error
+            .downcast_ref::<sqlx::Error>()
+            .and_then(tryggdel_storage::outage)
+    })
 }
 
 fn wire_checkpoint(checkpoint: &StoredCheckpoint, origin: &str) -> SignedCheckpoint {

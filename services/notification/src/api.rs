@@ -55,7 +55,13 @@ struct Inner {
 
 impl From<StoreError> for ServiceError {
     fn from(error: StoreError) -> ServiceError {
-        ServiceError::internal(anyhow::Error::new(error).context("notification store"))
+        match error {
+            // An outage is UNAVAILABLE, a defect INTERNAL: service-kit's one classification.
+            StoreError::Database(error) => ServiceError::from(error),
+            corrupt @ StoreError::Corrupt(_) => {
+                ServiceError::internal(anyhow::Error::new(corrupt).context("notification store"))
+            }
+        }
     }
 }
 

@@ -109,6 +109,8 @@ pub const DEFAULT_DEADLINE_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 /// Everything the service needs, already loaded (files are read by the binary).
 pub struct Settings {
     pub database_url: String,
+    /// How long any call may wait on the database.
+    pub database: tryggdel_storage::DatabaseOptions,
     pub tls: ServerTls,
     pub token: TokenSettings,
     pub directory: Arc<Directory>,
@@ -153,9 +155,14 @@ pub fn receipt_key_from_pem(pem: &str) -> anyhow::Result<SigningKey> {
 
 /// Connects the database (running migrations) and builds the handlers.
 pub async fn build(settings: &Settings) -> anyhow::Result<NotificationApi> {
-    let database = Database::connect(&settings.database_url, "notification", &MIGRATIONS)
-        .await
-        .context("notification database")?;
+    let database = Database::connect_with(
+        &settings.database_url,
+        "notification",
+        &MIGRATIONS,
+        settings.database,
+    )
+    .await
+    .context("notification database")?;
     let store = NotificationStore::new(database);
     store
         .complete_audit_events()

@@ -69,8 +69,8 @@ pub(super) async fn catch_up(shared: &Shared, store: &AuditStore) -> anyhow::Res
     .await
 }
 
-/// Reads what other instances commit, every [`TAIL_INTERVAL`], until the log is dropped or its
-/// database closed.
+/// Reads what other instances commit, every [`TAIL_INTERVAL`] while the database is up, until
+/// the log is dropped or its database closed.
 pub(super) async fn tail(shared: std::sync::Weak<Shared>, store: AuditStore) {
     let mut ticker = tokio::time::interval(TAIL_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -79,8 +79,13 @@ pub(super) async fn tail(shared: std::sync::Weak<Shared>, store: AuditStore) {
         let Some(shared) = shared.upgrade() else {
             break;
         };
-        if store.database().pool().is_closed() {
+        if store.database().is_closed() {
             break;
+        }
+        // Stands aside while the database is down: the writer mutex stays free for the
+        // callers, who are told at once.
+        if !store.database().health().is_up() {
+            continue;
         }
         if let Err(error) = catch_up(&shared, &store).await {
             tracing::warn!(

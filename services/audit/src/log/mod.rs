@@ -18,6 +18,9 @@
 //! `checkpoints`.
 //!
 //! Invariants:
+//! - While the database is down (its probe's finding) the log's background work (the tail,
+//!   checkpoints between batches) stands aside and appends are refused at once, so nothing
+//!   waits on a database that cannot answer; no caller waits longer than the write deadline.
 //! - Only the holder of the writer lock (`Shared::writer`: the sequencer in a batch, or a
 //!   reader catching up) changes the tree, and outside a step of the holder the tree holds
 //!   exactly the durable entries.
@@ -79,6 +82,12 @@ pub enum AppendError {
     Unavailable(#[source] anyhow::Error),
     #[error("the audit log has stopped")]
     Stopped,
+    /// The log's database is down: nothing was queued.
+    #[error("the audit log's database is unavailable")]
+    DatabaseDown,
+    /// No answer within the deadline: the entries may or may not be logged.
+    #[error("the audit log did not commit within {} ms", .0.as_millis())]
+    NotWithinDeadline(Duration),
 }
 
 /// See [`AuditLog::probe`]: answers None once the log has stopped.
@@ -225,16 +234,27 @@ impl AuditLog {
             .map(|body| Prepared::new(body, recorded_at))
             .collect::<Result<Vec<_>, serde_json::Error>>()
             .map_err(|error| AppendError::Unavailable(error.into()))?;
+        if !self.store.database().health().is_up() {
+            return Err(AppendError::DatabaseDown);
+        }
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(AppendJob {
-                bodies,
-                recorded_at,
-                reply,
-            })
-            .await
-            .map_err(|_| AppendError::Stopped)?;
-        answer.await.map_err(|_| AppendError::Stopped)?
+        // The caller waits no longer than a step of the log may take: a batch still in flight
+        // at that point may yet commit, and a retry of the same events finds them logged.
+        let answered = tokio::time::timeout(self.shared.write_deadline, async {
+            self.jobs
+                .send(AppendJob {
+                    bodies,
+                    recorded_at,
+                    reply,
+                })
+                .await
+                .map_err(|_| AppendError::Stopped)?;
+            answer.await.map_err(|_| AppendError::Stopped)?
+        });
+        match answered.await {
+            Ok(appended) => appended,
+            Err(_) => Err(AppendError::NotWithinDeadline(self.shared.write_deadline)),
+        }
     }
 
     /// A view of the log's size and latest checkpoint that does not keep the log alive (for
@@ -257,8 +277,12 @@ impl AuditLog {
         Ok(self.shared.durable())
     }
 
-    /// Reads into the tree whatever the database holds beyond it, and the latest checkpoint.
+    /// Reads into the tree whatever the database holds beyond it, and the latest checkpoint;
+    /// fails at once while the database is down.
     pub async fn catch_up(&self) -> anyhow::Result<()> {
+        if !self.store.database().health().is_up() {
+            anyhow::bail!("the audit log's database is unavailable");
+        }
         catch_up::catch_up(&self.shared, &self.store).await
     }
 

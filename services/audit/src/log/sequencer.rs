@@ -77,8 +77,12 @@ impl Sequencer {
                 }
                 _ = ticker.tick() => {
                     // The service closes the database when it stops: nothing left to sign.
-                    if self.store.database().pool().is_closed() {
+                    if self.store.database().is_closed() {
                         break;
+                    }
+                    // Nothing to sign on a database that is down.
+                    if !self.store.database().health().is_up() {
+                        continue;
                     }
                     if let Err(error) = self.checkpoint_if_due().await {
                         tracing::error!(error = format!("{error:#}"), "signing a checkpoint failed");
@@ -145,6 +149,13 @@ impl Sequencer {
                 let _ = job.reply.send(Err(AppendError::Unavailable(anyhow!(
                     "the log found its tree inconsistent and stopped taking appends"
                 ))));
+            }
+            return;
+        }
+        // Queued before the database went down: told at once, not after a wait for the lock.
+        if !self.store.database().health().is_up() {
+            for job in batch {
+                let _ = job.reply.send(Err(AppendError::DatabaseDown));
             }
             return;
         }

@@ -58,7 +58,8 @@ impl NotificationStore {
         let change = Change::new(INSERT_DELIVERY, &numbered, &events);
         let written = write_in(&mut transaction, &change).await?;
         if written == Written::All {
-            transaction.commit().await?;
+            // A connection lost while committing leaves the outcome unknown (UNAVAILABLE).
+            tryggdel_storage::commit(transaction).await?;
             return Ok(DeliverOutcome::Delivered { sequence });
         }
         // Delivered before: a repeat is found by its collision, so a first delivery costs no
