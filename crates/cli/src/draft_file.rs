@@ -73,6 +73,8 @@ pub struct DraftFile {
     pub consent: Option<ConsentFile>,
     pub contact_person: String,
     pub answers_follow_up_id: String,
+    /// The request for information this draft answers (its id), if any.
+    pub answers_information_request_id: String,
 }
 
 impl DraftFile {
@@ -133,6 +135,7 @@ impl DraftFile {
             }),
             contact_person: self.contact_person,
             answers_follow_up_id: self.answers_follow_up_id,
+            answers_information_request_id: self.answers_information_request_id,
         }
     }
 

@@ -11,4 +11,5 @@ pub mod demo;
 pub mod draft_file;
 pub mod ops;
 pub mod output;
+pub mod requests;
 pub mod token;

@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use tryggdel::client::{Connection, exit, exit_code};
 use tryggdel::commands::{DisclosureAction, Endpoints, PoliceAction, Session};
 use tryggdel::delegation::DelegationAction;
+use tryggdel::requests::{NewRequest, RequestAction};
 use tryggdel_auth::{Role, SignerConfig, TokenRequest, TokenSigner};
 use tryggdel_proto::audit::v1::QueryRequest;
 use tryggdel_system::development::{AUDIENCE, ISSUER};
@@ -158,6 +159,15 @@ enum Command {
         user: UserArgs,
         #[command(subcommand)]
         command: DelegationCommand,
+    },
+    /// Requests for information: officers of a law-enforcement authority send them and read
+    /// the answers; the organisation asked lists, reads and refuses them (a disclosure whose
+    /// draft file names `answers_information_request_id` answers one).
+    Request {
+        #[command(flatten)]
+        user: UserArgs,
+        #[command(subcommand)]
+        command: RequestCommand,
     },
     /// Police officers: the region's inbox, receipts, follow-up questions.
     Police {
@@ -358,6 +368,59 @@ enum DelegationCommand {
         /// YYYY-MM-DD.
         #[arg(long)]
         as_of: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RequestCommand {
+    /// Officers: ask an organisation for information.
+    Send {
+        /// The organisation asked, e.g. bollnas-kommun.
+        #[arg(long)]
+        to: String,
+        /// The person it is about: their personnummer or samordningsnummer.
+        #[arg(long)]
+        about: Option<String>,
+        /// The person's name.
+        #[arg(long)]
+        name: Option<String>,
+        /// What information is asked for.
+        #[arg(long)]
+        what: String,
+        /// What it is needed for.
+        #[arg(long)]
+        purpose: String,
+        /// The legal ground cited.
+        #[arg(long)]
+        ground: String,
+        #[arg(long)]
+        urgent: bool,
+        /// The reply deadline: YYYY-MM-DD (the end of that day in Sweden) or an RFC 3339 time.
+        #[arg(long)]
+        reply_by: String,
+        /// Makes a retry safe (8-64 letters, digits, - and _); a fresh one when not given.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Your organisation's queue, or what your authority asked.
+    List {
+        /// open, answered or refused.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// One request, with its answer or refusal.
+    Show {
+        #[arg(long)]
+        id: String,
+    },
+    /// The organisation asked: refuse a request, with the reason and the weighing of interests.
+    Refuse {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        weighing: String,
     },
 }
 
@@ -680,6 +743,47 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 DelegationCommand::List { as_of } => DelegationAction::List { as_of },
             };
             runtime()?.block_on(tryggdel::delegation::delegation(
+                &user.session(&data, json)?,
+                action,
+            ))?;
+            Ok(exit::OK)
+        }
+        Command::Request { user, command } => {
+            let action = match command {
+                RequestCommand::Send {
+                    to,
+                    about,
+                    name,
+                    what,
+                    purpose,
+                    ground,
+                    urgent,
+                    reply_by,
+                    request_id,
+                } => RequestAction::Send(NewRequest {
+                    request_id,
+                    organisation: to,
+                    subject_identity_number: about,
+                    subject_name: name,
+                    information_sought: what,
+                    purpose,
+                    legal_ground: ground,
+                    urgent,
+                    reply_by,
+                }),
+                RequestCommand::List { state } => RequestAction::List { state },
+                RequestCommand::Show { id } => RequestAction::Show { id },
+                RequestCommand::Refuse {
+                    id,
+                    reason,
+                    weighing,
+                } => RequestAction::Refuse {
+                    id,
+                    reason,
+                    weighing,
+                },
+            };
+            runtime()?.block_on(tryggdel::requests::request(
                 &user.session(&data, json)?,
                 action,
             ))?;

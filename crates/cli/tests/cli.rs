@@ -355,6 +355,149 @@ fn start_then_demo_then_every_role_and_a_clean_stop() {
     );
     assert_eq!(as_decider.status.code(), Some(4));
 
+    // Requests for information: an officer of region Syd asks Bollnäs; one request is
+    // answered with an approved disclosure, another refused with its reason and weighing.
+    let syd_token = text(
+        &tryggdel(
+            &data,
+            &[
+                "dev-token",
+                "--role",
+                "police_officer",
+                "--user",
+                "polis-syd-1",
+                "--org",
+                "polisen",
+                "--region",
+                "syd",
+            ],
+        )
+        .stdout,
+    )
+    .trim()
+    .to_owned();
+    let request_as = |org: &str, token: &str, args: &[&str]| {
+        let mut all = vec!["request", "--org", org, "--token", token];
+        all.extend(&endpoints);
+        all.extend(args);
+        tryggdel(&data, &all)
+    };
+    // A deadline more than a year ahead is refused, naming the field.
+    let far = request_as(
+        "polisen",
+        &syd_token,
+        &[
+            "send",
+            "--to",
+            "bollnas-kommun",
+            "--what",
+            "x",
+            "--purpose",
+            "y",
+            "--ground",
+            "z",
+            "--reply-by",
+            "2099-01-01",
+        ],
+    );
+    assert_eq!(far.status.code(), Some(5));
+    assert!(
+        text(&far.stderr).contains("reply_by"),
+        "{}",
+        text(&far.stderr)
+    );
+    let soon = time::OffsetDateTime::now_utc() + Duration::from_secs(3 * 24 * 3600);
+    let soon = soon
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let send_soon = |request_id: &str| {
+        let sent = request_as(
+            "polisen",
+            &syd_token,
+            &[
+                "--json",
+                "send",
+                "--to",
+                "bollnas-kommun",
+                "--about",
+                &person,
+                "--what",
+                "Kända hot mot närstående",
+                "--purpose",
+                "Förhindra brott mot närstående",
+                "--ground",
+                "Uppgiftsskyldighet",
+                "--reply-by",
+                &soon,
+                "--request-id",
+                request_id,
+            ],
+        );
+        assert!(sent.status.success(), "{}", text(&sent.stderr));
+        let sent: serde_json::Value = serde_json::from_slice(&sent.stdout).unwrap();
+        assert_eq!(sent["state"], "open");
+        assert_eq!(sent["requester_inbox"], "syd");
+        sent["id"].as_str().unwrap().to_owned()
+    };
+    let to_answer = send_soon("cli-begaran-1");
+    let to_refuse = send_soon("cli-begaran-2");
+    let queue = request_as("bollnas-kommun", &caseworker, &["list", "--state", "open"]);
+    let queue = text(&queue.stdout);
+    assert!(
+        queue.contains(&to_answer) && queue.contains(&to_refuse),
+        "{queue}"
+    );
+    let refused = request_as(
+        "bollnas-kommun",
+        &caseworker,
+        &[
+            "refuse",
+            "--id",
+            &to_refuse,
+            "--reason",
+            "Sekretessen står sig",
+            "--weighing",
+            "Avvägning dokumenterad",
+        ],
+    );
+    assert!(
+        text(&refused.stdout).contains("refused"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let mut answer: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&draft_file).unwrap()).unwrap();
+    answer["answers_information_request_id"] = to_answer.clone().into();
+    let answer_file = directory.path().join("answer.json");
+    std::fs::write(&answer_file, answer.to_string()).unwrap();
+    let answer_id =
+        text(&as_caseworker(&["draft", "--file", answer_file.to_str().unwrap()]).stdout)
+            .trim()
+            .to_owned();
+    assert!(
+        as_caseworker(&["submit", "--id", &answer_id])
+            .status
+            .success()
+    );
+    let mut approve = vec!["disclosure", "--org", "bollnas-kommun", "--token", &decider];
+    approve.extend(&endpoints);
+    approve.extend(["approve", "--id", &answer_id]);
+    assert!(tryggdel(&data, &approve).status.success());
+    let shown = request_as(
+        "polisen",
+        &syd_token,
+        &["--json", "show", "--id", &to_answer],
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["state"], "answered");
+    assert_eq!(shown["answered_by_disclosure_id"], answer_id.as_str());
+    let shown = request_as("polisen", &syd_token, &["show", "--id", &to_refuse]);
+    let shown = text(&shown.stdout);
+    assert!(shown.contains("Avvägning dokumenterad"), "{shown}");
+    // The police of another region do not see Syd's requests.
+    let mitt_list = request_as("polisen", &officer_token, &["list"]);
+    assert!(!text(&mitt_list.stdout).contains(&to_answer));
+
     // SIGTERM stops it cleanly.
     stop_with_sigterm(&mut started.child);
     let rest: Vec<String> = started.lines.try_iter().collect();
