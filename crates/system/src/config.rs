@@ -252,6 +252,15 @@ pub struct AuditConfig {
     /// The log's origin: the first line of its checkpoints and the name of its key.
     pub origin: Option<String>,
     pub checkpoint_interval_ms: u64,
+    /// A C2SP tlog-policy file naming the witnesses (each with its URL) and the quorum; when
+    /// set, a checkpoint is published only once its cosignatures meet that quorum.
+    pub witness_policy: Option<PathBuf>,
+    /// A CA (PEM) the witnesses' HTTPS certificates chain to, besides the public web roots.
+    pub witness_ca: Option<PathBuf>,
+    /// How long one submission to a witness may take.
+    pub witness_timeout_ms: u64,
+    /// How soon a checkpoint short of the quorum is submitted again.
+    pub witness_retry_ms: u64,
 }
 
 impl Default for AuditConfig {
@@ -259,6 +268,10 @@ impl Default for AuditConfig {
         AuditConfig {
             origin: None,
             checkpoint_interval_ms: 1000,
+            witness_policy: None,
+            witness_ca: None,
+            witness_timeout_ms: 5000,
+            witness_retry_ms: 1000,
         }
     }
 }

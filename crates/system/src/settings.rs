@@ -215,7 +215,26 @@ pub fn audit_settings(
             .iter()
             .map(|name| (*name).to_owned())
             .collect(),
+        witnessing: witnessing_settings(config)?,
     })
+}
+
+/// `[audit] witness_policy` and the rest: the witnesses the log submits to, or None.
+fn witnessing_settings(
+    config: &Config,
+) -> anyhow::Result<Option<tryggdel_audit::witnessing::WitnessingSettings>> {
+    let Some(path) = &config.audit.witness_policy else {
+        return Ok(None);
+    };
+    let policy = tryggdel_witness::policy::Policy::parse(&read(path)?)
+        .with_context(|| format!("the witness policy {}", path.display()))?;
+    let ca_pem = config.audit.witness_ca.as_deref().map(read).transpose()?;
+    Ok(Some(tryggdel_audit::witnessing::WitnessingSettings {
+        policy,
+        ca_pem,
+        timeout: Duration::from_millis(config.audit.witness_timeout_ms.max(1)),
+        retry_interval: Duration::from_millis(config.audit.witness_retry_ms.max(1)),
+    }))
 }
 
 pub fn notification_settings(

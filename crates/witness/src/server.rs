@@ -314,7 +314,12 @@ impl Witness {
         if request.old_size != stored_size {
             return Err(Refusal::Conflict(stored_size));
         }
-        if let Some(stored_root) = stored_root {
+        if stored_size == 0 {
+            // Every tree extends the empty one: the proof from size 0 is empty.
+            if !request.proof.is_empty() {
+                return Err(Refusal::BadRequest("a proof from size 0 must be empty"));
+            }
+        } else if let Some(stored_root) = stored_root {
             let consistent = verify_consistency(
                 stored_size,
                 checkpoint.size(),
@@ -336,8 +341,6 @@ impl Witness {
                 );
                 return Err(Refusal::Inconsistent);
             }
-        } else if !request.proof.is_empty() {
-            return Err(Refusal::BadRequest("a proof from size 0 must be empty"));
         }
 
         let time = SystemTime::now()

@@ -481,3 +481,17 @@ async fn killed_between_persisting_and_answering_it_never_cosigns_a_fork() {
     child.process.kill().unwrap();
     child.process.wait().unwrap();
 }
+
+#[tokio::test]
+async fn an_empty_tree_then_its_growth_are_cosigned() {
+    let pki = pki();
+    let state = tempfile::tempdir().unwrap();
+    let witness = start_witness(&pki, state.path()).await;
+    let port = witness.local_addr().port();
+    let http = http_client(Some(&pki.ca_pem), Duration::from_secs(10)).unwrap();
+    let log = the_log();
+    assert_cosigned(&post(&http, port, log.request(0, 0)).await, &log, 0);
+    assert_cosigned(&post(&http, port, log.request(0, 6)).await, &log, 6);
+    assert_eq!(post(&http, port, log.request(0, 7)).await.status, 409);
+    witness.shutdown().await.unwrap();
+}

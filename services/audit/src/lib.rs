@@ -13,12 +13,16 @@
 //!   the stored leaves must reproduce the latest checkpoint, or the service does not start.
 //! - Identity numbers never enter the log: entries carry keyed hashes (HMAC) of them.
 //! - Every Query and Export is itself appended to the log before anything is returned.
+//! - With witnesses configured, the checkpoint served as the latest is the latest one whose
+//!   cosignatures meet the witness policy (`witnessing`), never one the witnesses did not
+//!   vouch for.
 #![forbid(unsafe_code)]
 
 pub mod entry;
 pub mod log;
 pub mod service;
 pub mod store;
+pub mod witnessing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,6 +66,8 @@ pub struct Settings {
     pub checkpoint_interval: Duration,
     /// Service certificate names that may append.
     pub appenders: Vec<String>,
+    /// The witnesses and their policy; None: checkpoints are published unwitnessed.
+    pub witnessing: Option<witnessing::WitnessingSettings>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -70,6 +76,7 @@ impl std::fmt::Debug for Settings {
             .field("origin", &self.origin)
             .field("checkpoint_interval", &self.checkpoint_interval)
             .field("appenders", &self.appenders)
+            .field("witnessing", &self.witnessing.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -106,12 +113,25 @@ pub async fn build(settings: &Settings) -> anyhow::Result<AuditApi> {
     let keys = TokenKeys::load(&settings.token)
         .await
         .context("token keys")?;
+    let witnessing = match &settings.witnessing {
+        Some(witnessing) => {
+            let witnessing = Arc::new(
+                witnessing::Witnessing::new(witnessing, log.verifier())
+                    .context("the audit log's witnesses")?,
+            );
+            witnessing::register_metrics(&witnessing);
+            witnessing.start(log.clone());
+            Some(witnessing)
+        }
+        None => None,
+    };
     Ok(AuditApi::new(
         log,
         Authenticator::new(Arc::new(keys), settings.directory.clone()),
         settings.person_key.clone(),
         settings.appenders.clone(),
-    ))
+    )
+    .with_witnessing(witnessing))
 }
 
 /// `tryggdel.audit.tree_size` (durable entries) and `tryggdel.audit.checkpoint_age` (seconds
@@ -161,6 +181,9 @@ pub struct RunningService {
 impl RunningService {
     /// Stops accepting, lets in-flight calls finish, then closes the database.
     pub async fn stop(self) -> anyhow::Result<()> {
+        if let Some(witnessing) = self.api.witnessing() {
+            witnessing.stop();
+        }
         self.host.stop().await
     }
 }

@@ -24,6 +24,7 @@ use tryggdel_service_kit::{
 use crate::entry::body_from_event;
 use crate::log::{AppendError, AuditLog};
 use crate::store::{QueryFilter, StoreError, StoredCheckpoint, StoredEntry};
+use crate::witnessing::Witnessing;
 
 /// The most events one Append takes.
 pub const MAX_EVENTS_PER_APPEND: usize = 1000;
@@ -45,6 +46,7 @@ pub struct AuditApi {
     authenticator: Authenticator,
     person_key: PersonKey,
     appenders: Arc<Vec<String>>,
+    witnessing: Option<Arc<Witnessing>>,
 }
 
 impl From<StoreError> for ServiceError {
@@ -131,11 +133,36 @@ impl AuditApi {
             authenticator,
             person_key,
             appenders: Arc::new(appenders),
+            witnessing: None,
         }
+    }
+
+    /// The same handlers publishing only checkpoints `witnessing` saw cosigned.
+    pub fn with_witnessing(mut self, witnessing: Option<Arc<Witnessing>>) -> AuditApi {
+        self.witnessing = witnessing;
+        self
     }
 
     pub fn log(&self) -> &AuditLog {
         &self.log
+    }
+
+    /// The log's witnessing, when configured.
+    pub fn witnessing(&self) -> Option<&Arc<Witnessing>> {
+        self.witnessing.as_ref()
+    }
+
+    /// The checkpoint served as the latest: with witnesses, the latest cosigned to the
+    /// policy's quorum (none yet: UNAVAILABLE); without, the latest signed.
+    pub fn published_checkpoint(&self) -> Result<StoredCheckpoint, ServiceError> {
+        match &self.witnessing {
+            None => Ok(self.log.latest_checkpoint()),
+            Some(witnessing) => witnessing.published().ok_or_else(|| {
+                ServiceError::Unavailable(
+                    "no checkpoint has been cosigned by the witnesses yet; retry shortly".into(),
+                )
+            }),
+        }
     }
 
     fn origin(&self) -> &str {
@@ -243,7 +270,12 @@ impl AuditApi {
     /// The checkpoint signed at `tree_size`, or for 0 the latest.
     async fn signed_checkpoint(&self, tree_size: u64) -> Result<StoredCheckpoint, ServiceError> {
         if tree_size == 0 {
-            return Ok(self.log.latest_checkpoint());
+            return self.published_checkpoint();
+        }
+        if let Some(published) = self.witnessing.as_ref().and_then(|w| w.published())
+            && published.tree_size == tree_size
+        {
+            return Ok(published);
         }
         self.log
             .store()
@@ -256,7 +288,7 @@ impl AuditApi {
     /// (another instance may have committed more than this one has read: it reads it first).
     async fn proof_size(&self, requested: u64, field: &str) -> Result<u64, ServiceError> {
         let size = if requested == 0 {
-            self.log.latest_checkpoint().tree_size
+            self.published_checkpoint()?.tree_size
         } else {
             requested
         };
@@ -448,10 +480,10 @@ impl AuditApi {
         Ok(QueryResponse {
             entries: entries.into_iter().map(wire_entry).collect(),
             next_page_token,
-            checkpoint: Some(wire_checkpoint(
-                &self.log.latest_checkpoint(),
-                self.origin(),
-            )),
+            checkpoint: self
+                .published_checkpoint()
+                .ok()
+                .map(|checkpoint| wire_checkpoint(&checkpoint, self.origin())),
         })
     }
 

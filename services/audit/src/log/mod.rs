@@ -138,6 +138,8 @@ struct Shared {
     verifier: CheckpointVerifier,
     /// See [`LogConfig::write_deadline`].
     write_deadline: Duration,
+    /// The size of the latest checkpoint, for whoever waits for a new one (witnessing).
+    signed: tokio::sync::watch::Sender<u64>,
 }
 
 impl LogProbe {
@@ -174,6 +176,7 @@ impl AuditLog {
             }),
             verifier,
             write_deadline: config.write_deadline,
+            signed: tokio::sync::watch::Sender::new(0),
         });
         {
             let mut state = shared.writer.lock().await;
@@ -291,6 +294,11 @@ impl AuditLog {
         self.shared.checkpoint()
     }
 
+    /// Changes whenever a checkpoint is signed or adopted (its value: the tree size).
+    pub fn watch_checkpoints(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.signed.subscribe()
+    }
+
     /// RFC 9162 inclusion proof of `index` in the tree of `size` (both checked by the caller
     /// against [`Self::durable_size`]).
     pub fn inclusion_proof(&self, index: u64, size: u64) -> anyhow::Result<(Hash, Vec<Hash>)> {
@@ -330,10 +338,12 @@ impl Shared {
     }
 
     fn set_checkpoint(&self, state: &mut WriterState, checkpoint: StoredCheckpoint) {
+        let tree_size = checkpoint.tree_size;
         match self.checkpoint.write() {
             Ok(mut current) => *current = checkpoint,
             Err(poisoned) => *poisoned.into_inner() = checkpoint,
         }
+        self.signed.send_replace(tree_size);
         state.last_checkpoint = tokio::time::Instant::now();
     }
 
