@@ -1,18 +1,23 @@
-//! `tryggdel audit …`: fetch checkpoints and exports from the audit service, and verify an
-//! export offline with nothing but the export, checkpoints and the log's public key.
+//! `tryggdel audit …`: fetch checkpoints, exports and proof bundles from the audit service,
+//! and verify an export offline with nothing but the export, checkpoints and the log's public
+//! key, or with a witness policy (C2SP tlog-policy) whose quorum the checkpoint must meet.
 
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use tryggdel_audit_verify::{
-    CheckpointVerifier, ExportEntry, ExportHeader, ExportWriter, Report, VerifyOptions,
-    verify_export,
+    CheckpointVerifier, ExportEntry, ExportHeader, ExportReader, ExportWriter, Report,
+    VerifyOptions, verify_export,
 };
 use tryggdel_merkle::hash_from_slice;
 use tryggdel_proto::audit::v1::{
-    ExportRequest, GetCheckpointRequest, SignedCheckpoint, export_chunk,
+    ExportRequest, GetCheckpointRequest, GetInclusionProofRequest, SignedCheckpoint, export_chunk,
+    get_inclusion_proof_request,
 };
+use tryggdel_witness::bundle::{ProofBundle, VerifiedBundle};
+use tryggdel_witness::policy::{CosignedCheckpoint, Policy};
+use tryggdel_witness::{BundleError, PolicyError};
 
 use tryggdel_system::read;
 
@@ -137,4 +142,118 @@ pub fn progress_printer(what: &'static str) -> impl FnMut(u64, u64) {
             bar.finish();
         }
     }
+}
+
+/// Reads a C2SP tlog-policy file.
+pub fn read_policy(path: &Path) -> anyhow::Result<Policy> {
+    Policy::parse(&read(path)?).with_context(|| format!("the policy {}", path.display()))
+}
+
+/// The log key to verify with: `--key` if given, else the policy's one log.
+pub fn key_from(key: Option<&str>, policy: Option<&Policy>) -> anyhow::Result<String> {
+    if let Some(key) = key {
+        return Ok(key.to_owned());
+    }
+    match policy.map(Policy::logs) {
+        Some([log]) => Ok(log.verifier().to_vkey_string()),
+        Some([]) | None => bail!("give the log's key with --key, or a policy with its log line"),
+        Some(_) => bail!("the policy names several logs: say which with --key"),
+    }
+}
+
+/// What a policy says of a checkpoint note: the witnesses that cosigned it, or why it does
+/// not count.
+pub struct PolicyVerdict {
+    pub result: Result<CosignedCheckpoint, PolicyError>,
+    pub now: u64,
+}
+
+impl std::fmt::Display for PolicyVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.result {
+            Ok(cosigned) => {
+                let names: Vec<&str> = cosigned.cosigned_by.keys().map(String::as_str).collect();
+                write!(
+                    f,
+                    "witness policy: met, cosigned by {} ({}); newest cosignature {} s old",
+                    names.len(),
+                    names.join(", "),
+                    self.now
+                        .saturating_sub(cosigned.newest_cosignature().unwrap_or(self.now))
+                )
+            }
+            Err(error) => write!(f, "witness policy: NOT MET: {error}"),
+        }
+    }
+}
+
+/// Checks the checkpoint an export was taken at against `policy`.
+pub fn verify_export_policy(
+    export: &Path,
+    policy: &Policy,
+    max_age_seconds: u64,
+) -> anyhow::Result<PolicyVerdict> {
+    let file = std::fs::File::open(export)
+        .with_context(|| format!("opening the export {}", export.display()))?;
+    let reader = ExportReader::new(BufReader::new(file))
+        .with_context(|| format!("reading the export {}", export.display()))?;
+    let now = unix_now();
+    Ok(PolicyVerdict {
+        result: policy.verify_checkpoint(&reader.header().checkpoint_note, now, max_age_seconds),
+        now,
+    })
+}
+
+/// Fetches the entry at `index`, its inclusion proof and the published (cosigned) checkpoint
+/// it leads to, as one C2SP tlog-proof bundle. The entry's bytes come only to compliance
+/// officers.
+pub async fn proof_bundle(connection: &Connection, index: u64) -> anyhow::Result<ProofBundle> {
+    let mut client = connection.audit().await?;
+    let checkpoint = client
+        .get_checkpoint(GetCheckpointRequest { tree_size: 0 })
+        .await
+        .map_err(crate::client::refused)?
+        .into_inner();
+    let proof = client
+        .get_inclusion_proof(GetInclusionProofRequest {
+            entry: Some(get_inclusion_proof_request::Entry::Index(index)),
+            tree_size: checkpoint.tree_size,
+        })
+        .await
+        .map_err(crate::client::refused)?
+        .into_inner();
+    if proof.entry.is_empty() {
+        bail!("the audit service sent no entry bytes: a proof bundle needs a compliance officer");
+    }
+    let hashes = proof
+        .hashes
+        .iter()
+        .map(|h| hash_from_slice(h).context("a proof hash"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(ProofBundle {
+        entry: proof.entry,
+        index: proof.index,
+        proof: hashes,
+        checkpoint_note: checkpoint.note,
+    })
+}
+
+/// Verifies a proof bundle offline with nothing but `policy`.
+pub fn verify_proof_bundle(
+    bundle: &Path,
+    policy: &Policy,
+    max_age_seconds: u64,
+) -> anyhow::Result<Result<VerifiedBundle, BundleError>> {
+    let text = read(bundle)?;
+    let parsed = match ProofBundle::parse(&text) {
+        Ok(parsed) => parsed,
+        Err(error) => return Ok(Err(BundleError::Format(error))),
+    };
+    Ok(parsed.verify(policy, unix_now(), max_age_seconds))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

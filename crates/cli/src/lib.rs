@@ -13,3 +13,4 @@ pub mod ops;
 pub mod output;
 pub mod requests;
 pub mod token;
+pub mod witness;

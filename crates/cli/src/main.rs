@@ -181,6 +181,53 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Another agency's witness of the audit log (C2SP tlog-witness and cosignature/v1).
+    Witness {
+        #[command(subcommand)]
+        command: WitnessCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum WitnessCommand {
+    /// Create the witness's Ed25519 key (PKCS#8 PEM, 0600) and print its verifier key, which
+    /// the log operator puts into the witness policy.
+    Key {
+        /// The witness's name, e.g. witness.polisen.se/tryggdel.
+        #[arg(long)]
+        name: String,
+        /// Where to write the key (never replaced).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run the witness: HTTPS `POST /add-checkpoint` and `GET /checkpoint/<origin>`.
+    Serve {
+        #[arg(long, env = "TRYGGDEL_WITNESS_NAME")]
+        name: String,
+        /// The witness's key (from `tryggdel witness key`).
+        #[arg(long, env = "TRYGGDEL_WITNESS_KEY")]
+        key: PathBuf,
+        /// A log to witness: its verifier key `<origin>+<key id>+<key>` or a file holding it
+        /// (repeatable; comma-separated in the environment).
+        #[arg(
+            long = "log",
+            env = "TRYGGDEL_WITNESS_LOGS",
+            value_delimiter = ',',
+            required = true
+        )]
+        logs: Vec<String>,
+        #[arg(long, env = "TRYGGDEL_WITNESS_LISTEN", default_value = "0.0.0.0:7380")]
+        listen: std::net::SocketAddr,
+        /// Where the witness keeps what it cosigned; losing it means a new key.
+        #[arg(long, env = "TRYGGDEL_WITNESS_STATE_DIR")]
+        state_dir: PathBuf,
+        /// Its HTTPS certificate chain (PEM).
+        #[arg(long, env = "TRYGGDEL_WITNESS_TLS_CERT")]
+        tls_cert: PathBuf,
+        /// Its HTTPS private key (PEM).
+        #[arg(long, env = "TRYGGDEL_WITNESS_TLS_KEY")]
+        tls_key: PathBuf,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -492,16 +539,41 @@ enum AuditCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write one entry's C2SP tlog-proof bundle: the entry, its inclusion proof and the
+    /// witnessed checkpoint, verifiable offline with `audit verify --proof FILE --policy P`.
+    Proof {
+        #[command(flatten)]
+        user: UserArgs,
+        /// The entry's index.
+        #[arg(long)]
+        index: u64,
+        /// Where to write the bundle.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Verify an export offline: the checkpoint's signature, every entry's hash, the root,
-    /// consistency with earlier checkpoints, and optionally one entry's inclusion.
+    /// consistency with earlier checkpoints, and optionally one entry's inclusion; with
+    /// --policy also the witnesses' cosignatures against its quorum and --max-age-seconds.
+    /// Or verify a proof bundle (--proof) with nothing but the policy.
     /// Exit code 0: verified; 2: the log does not verify; 1: verification could not run.
     Verify {
         /// The export file.
+        #[arg(long, required_unless_present = "proof")]
+        export: Option<PathBuf>,
+        /// A C2SP tlog-proof bundle from `tryggdel audit proof`, instead of an export.
+        #[arg(long, requires = "policy", conflicts_with_all = ["export", "checkpoints", "inclusion"])]
+        proof: Option<PathBuf>,
+        /// The log's public key: a verifier key `<origin>+<key id>+<key>` or a file holding it
+        /// (default: the policy's log line).
         #[arg(long)]
-        export: PathBuf,
-        /// The log's public key: a verifier key `<origin>+<key id>+<key>` or a file holding it.
+        key: Option<String>,
+        /// A witness policy (C2SP tlog-policy): the checkpoint counts only with cosignatures
+        /// meeting its quorum.
         #[arg(long)]
-        key: String,
+        policy: Option<PathBuf>,
+        /// With --policy: the newest cosignature may be at most this old.
+        #[arg(long, default_value_t = 86_400)]
+        max_age_seconds: u64,
         /// An earlier signed checkpoint to check consistency with (repeatable).
         #[arg(long = "checkpoint")]
         checkpoints: Vec<PathBuf>,
@@ -803,6 +875,55 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
         Command::Audit { command } => audit_command(&data, command, json),
+        Command::Witness { command } => witness_command(command, format),
+    }
+}
+
+fn witness_command(
+    command: WitnessCommand,
+    format: tryggdel_telemetry::LogFormat,
+) -> anyhow::Result<u8> {
+    match command {
+        WitnessCommand::Key { name, out } => {
+            let vkey = tryggdel::witness::create_key(&name, &out)?;
+            tryggdel::out!("{vkey}");
+            Ok(exit::OK)
+        }
+        WitnessCommand::Serve {
+            name,
+            key,
+            logs,
+            listen,
+            state_dir,
+            tls_cert,
+            tls_key,
+        } => {
+            runtime()?.block_on(async {
+                let telemetry =
+                    tryggdel_telemetry::init_with(tryggdel_telemetry::TelemetryOptions {
+                        format,
+                        filter: "info".into(),
+                        service_name: "tryggdel-witness".into(),
+                        otlp_endpoint: None,
+                    })?;
+                let served = tryggdel::witness::serve(
+                    tryggdel::witness::ServeOptions {
+                        name,
+                        key_file: key,
+                        logs,
+                        listen,
+                        state_dir,
+                        tls_cert,
+                        tls_key,
+                    },
+                    wait_for_stop_signal(),
+                )
+                .await;
+                let flushed = telemetry.shutdown().await;
+                served.and(flushed)
+            })?;
+            Ok(exit::OK)
+        }
     }
 }
 
@@ -859,24 +980,83 @@ fn audit_command(data: &DataDirectory, command: AuditCommand, json: bool) -> any
             tryggdel::out!("{written} entries written to {}", out.display());
             Ok(exit::OK)
         }
+        AuditCommand::Proof { user, index, out } => {
+            let connection = user.connection(data)?.at(&user.endpoints.audit);
+            let bundle = runtime()?.block_on(tryggdel::audit::proof_bundle(&connection, index))?;
+            std::fs::write(&out, bundle.to_text())
+                .with_context(|| format!("writing {}", out.display()))?;
+            tryggdel::out!("proof of entry {index} written to {}", out.display());
+            Ok(exit::OK)
+        }
         AuditCommand::Verify {
             export,
+            proof,
             key,
+            policy,
+            max_age_seconds,
             checkpoints,
             inclusion,
         } => {
+            let policy = policy
+                .as_deref()
+                .map(tryggdel::audit::read_policy)
+                .transpose()?;
+            if let (Some(proof), Some(policy)) = (proof, &policy) {
+                return match tryggdel::audit::verify_proof_bundle(&proof, policy, max_age_seconds)?
+                {
+                    Ok(verified) => {
+                        tryggdel::out!(
+                            "verified: entry {} is in the log {} of {} entries, cosigned by {}",
+                            verified.index,
+                            verified.checkpoint.checkpoint.origin(),
+                            verified.checkpoint.checkpoint.size(),
+                            verified
+                                .checkpoint
+                                .cosigned_by
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        );
+                        Ok(exit::OK)
+                    }
+                    Err(error) => {
+                        tryggdel::out!("NOT VERIFIED: {error}");
+                        Ok(exit::NOT_VERIFIED)
+                    }
+                };
+            }
+            let export = export.context("give --export (or --proof with --policy)")?;
+            let key = tryggdel::audit::key_from(key.as_deref(), policy.as_ref())?;
             let mut progress = tryggdel::audit::progress_printer("verified");
             let report =
                 tryggdel::audit::verify(&export, &key, &checkpoints, inclusion, &mut progress)?;
+            let verdict = policy
+                .as_ref()
+                .map(|policy| {
+                    tryggdel::audit::verify_export_policy(&export, policy, max_age_seconds)
+                })
+                .transpose()?;
             if json {
+                let mut value = serde_json::to_value(&report).context("the report as JSON")?;
+                if let (Some(verdict), Some(object)) = (&verdict, value.as_object_mut()) {
+                    object.insert(
+                        "witness_policy".into(),
+                        serde_json::Value::String(verdict.to_string()),
+                    );
+                }
                 tryggdel::out!(
                     "{}",
-                    serde_json::to_string_pretty(&report).context("the report as JSON")?
+                    serde_json::to_string_pretty(&value).context("the report as JSON")?
                 );
             } else {
                 tryggdel::out!("{report}");
+                if let Some(verdict) = &verdict {
+                    tryggdel::out!("{verdict}");
+                }
             }
-            Ok(if report.is_ok() {
+            let policy_met = verdict.as_ref().is_none_or(|v| v.result.is_ok());
+            Ok(if report.is_ok() && policy_met {
                 exit::OK
             } else {
                 exit::NOT_VERIFIED

@@ -22,6 +22,7 @@ pub mod settings;
 mod system;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod witnesses;
 
 pub use config::Config;
 pub use data_directory::DataDirectory;

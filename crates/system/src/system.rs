@@ -18,6 +18,7 @@ use crate::config::{Config, Endpoints, Listen};
 use crate::data_directory::DataDirectory;
 use crate::files::read;
 use crate::settings::{self, Service};
+use crate::witnesses::DevelopmentWitnesses;
 
 /// The services `tryggdel start` runs, in start order.
 pub const SERVICES: [&str; 3] = ["audit", "notification", "disclosure"];
@@ -58,6 +59,8 @@ pub struct SystemBuilder {
     notification: Vec<Override<tryggdel_notification::Settings>>,
     disclosure: Vec<Override<tryggdel_disclosure::Settings>>,
     console: Vec<Override<tryggdel_console::Settings>>,
+    /// Whether the two development witnesses run and the log publishes only what they cosign.
+    development_witnesses: bool,
 }
 
 /// The settings each service was started with (to start one again as it was).
@@ -76,6 +79,8 @@ pub struct RunningSystem {
     pub disclosure: tryggdel_disclosure::RunningService,
     pub console: tryggdel_console::RunningConsole,
     pub settings: SystemSettings,
+    /// The development witnesses, when asked for.
+    pub witnesses: Option<DevelopmentWitnesses>,
 }
 
 /// `settings` with every override applied, in the order they were asked for.
@@ -106,6 +111,7 @@ impl SystemBuilder {
             notification: Vec::new(),
             disclosure: Vec::new(),
             console: Vec::new(),
+            development_witnesses: false,
         }
     }
 
@@ -120,7 +126,14 @@ impl SystemBuilder {
             console: options.console_listen,
         };
         builder.shared_database = options.database_url.clone();
-        builder
+        builder.with_development_witnesses()
+    }
+
+    /// Runs the two development witnesses (2-of-2) beside the services; the audit log then
+    /// publishes only checkpoints both cosigned.
+    pub fn with_development_witnesses(mut self) -> SystemBuilder {
+        self.development_witnesses = true;
+        self
     }
 
     /// Every service on a free port of 127.0.0.1.
@@ -244,7 +257,19 @@ impl SystemBuilder {
 
         let (config, common) = configured(Service::Audit)?;
         let audit = settings::audit_settings(&config, &common, database_url(Service::Audit))?;
-        let audit = changed(audit, self.audit);
+        let mut audit = changed(audit, self.audit);
+        let witnesses = if self.development_witnesses {
+            let log = tryggdel_merkle::checkpoint::CheckpointSigner::new(
+                audit.signing_key.clone(),
+                audit.origin.clone(),
+            )?
+            .verifier();
+            let (witnesses, witnessing) = DevelopmentWitnesses::start(&data, &log).await?;
+            audit.witnessing = Some(witnessing);
+            Some(witnesses)
+        } else {
+            None
+        };
 
         let (config, common) = configured(Service::Notification)?;
         let notification =
@@ -271,6 +296,7 @@ impl SystemBuilder {
                 notification,
                 disclosure,
             },
+            witnesses,
         })
     }
 }
@@ -283,6 +309,8 @@ pub struct BoundSystem {
     pub settings: SystemSettings,
     /// The console's settings (it starts last, once the services answer).
     pub console: tryggdel_console::Settings,
+    /// The development witnesses, already running, when asked for.
+    pub witnesses: Option<DevelopmentWitnesses>,
 }
 
 /// Each service's bound listener.
@@ -302,6 +330,7 @@ impl BoundSystem {
             listeners,
             settings,
             console,
+            witnesses,
         } = self;
         let audit = tryggdel_audit::spawn_on(&settings.audit, listeners.audit).await?;
         let notification =
@@ -321,6 +350,7 @@ impl BoundSystem {
             disclosure,
             console,
             settings,
+            witnesses,
         })
     }
 }
@@ -367,6 +397,15 @@ impl RunningSystem {
             "  console               https://{}  (open in a browser; the development CA signs its certificate)",
             self.console.local_addr
         );
+        if let Some(witnesses) = &self.witnesses {
+            for (name, address) in witnesses.addresses() {
+                println!("  witness               https://{address}  ({name}, C2SP tlog-witness)");
+            }
+            println!(
+                "  witness policy        {}  (2 of 2; `tryggdel audit verify --policy`)",
+                witnesses.policy_path.display()
+            );
+        }
         println!("  legal-basis registry  {}", self.registry_version);
         println!("  CA certificate        {}", data.ca_cert().display());
         println!(
@@ -409,6 +448,10 @@ impl RunningSystem {
         self.console.stop().await?;
         self.disclosure.stop().await?;
         self.notification.stop().await?;
-        self.audit.stop().await
+        self.audit.stop().await?;
+        match self.witnesses {
+            Some(witnesses) => witnesses.stop().await,
+            None => Ok(()),
+        }
     }
 }
