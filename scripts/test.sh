@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The test command: every test on SQLite, the PostgreSQL suite when a server is reachable, and
-# the console's browser suite when Chromium and Node are there.
+# The test command: every test on SQLite, the PostgreSQL suite when a server is reachable, the
+# console's browser suite when Chromium and Node are there, and a short chaos run (PostgreSQL
+# stopped under load) when the PostgreSQL server binaries are installed.
 #
 #   TRYGGDEL_TEST_POSTGRES_URL  admin URL of the PostgreSQL server for tests
 #                               (default postgres://postgres@127.0.0.1:5432/test); each test
 #                               creates its own fresh database there and drops it afterwards.
-#   TRYGGDEL_REQUIRE_POSTGRES=1 fail instead of skipping when PostgreSQL is unreachable (CI).
+#   TRYGGDEL_REQUIRE_POSTGRES=1 fail instead of skipping when PostgreSQL is unreachable, or when
+#                               the chaos run finds no initdb (CI).
 #   TRYGGDEL_REQUIRE_BROWSER=1  fail instead of skipping when the console's browser suite
 #                               (tests/browser: Chromium, Node, Playwright) or its OpenID Connect
 #                               suite (services/console/tests/oidc: Node, oidc-provider) cannot
@@ -71,6 +73,25 @@ cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
 if [ "${PIPESTATUS[0]:-$status}" != "0" ] || grep -q '^test result: FAILED' "$log"; then
   status=1
 fi
+
+# A short chaos run: PostgreSQL stopped (fast, then immediate) for 5 s under load, on a
+# throw-away cluster of its own (initdb on a free port; never the server above). cargo test built
+# the binary; under TRYGGDEL_REQUIRE_POSTGRES=1 a missing initdb fails it, otherwise it says it
+# did not run and how to run it. The full run: BENCHMARKS.md, section "Database outages".
+chaos_log="$(mktemp)"
+if [ -x target/debug/chaos ]; then
+  if TRYGGDEL_REQUIRE_POSTGRES="$require" target/debug/chaos --short >"$chaos_log" 2>&1; then
+    grep -E '^(chaos|RESULT|  )' "$chaos_log" || true
+  else
+    cat "$chaos_log"
+    echo "chaos run: FAILED (its output is above)"
+    status=1
+  fi
+else
+  echo "chaos run: FAILED: target/debug/chaos was not built"
+  status=1
+fi
+rm -f "$chaos_log"
 
 postgres_tests=$(grep -cE '^test postgres::[a-z_:]+ \.\.\. ok$' "$log" || true)
 echo
