@@ -154,6 +154,96 @@ test('the Bollnäs case from draft to verified audit entry, through the UI of th
   for (const user of [police, caseworker, decider, compliance]) await user.done();
 });
 
+test('a request for information from the police, answered with a disclosure and refused with a weighing', async () => {
+  // An officer of region Syd asks Bollnäs twice.
+  const police = await User.signIn(browser, main, 'polis-syd-1');
+  await police.page.getByRole('navigation', { name: 'Huvudmeny' }).getByRole('link', { name: 'Begäranden' }).click();
+  await police.page.waitForURL(/\/begaranden$/);
+  await checkAccessibility(police.page, "an officer's requests");
+  const ask = async (what) => {
+    await police.goto('/begaranden/ny');
+    await police.page.getByLabel('Organisation som tillfrågas').selectOption('bollnas-kommun');
+    await police.page.getByLabel('Vilka uppgifter som begärs').fill(what);
+    await police.page.getByLabel('Syfte: vad uppgifterna behövs till').fill('Förhindra brott mot en närstående');
+    await police.page.getByLabel('Rättslig grund som åberopas').fill('Uppgiftsskyldighet');
+    const soon = new Date(Date.now() + 3 * 24 * 3600 * 1000).toISOString().slice(0, 10);
+    await police.page.getByLabel('Svar senast').fill(soon);
+    await Promise.all([
+      police.page.waitForURL(/\/begaranden\/[0-9a-f-]{36}$/),
+      police.page.getByRole('button', { name: 'Skicka begäran' }).click(),
+    ]);
+    return new URL(police.page.url()).pathname.split('/').pop();
+  };
+  // A deadline in the past is refused, naming the field, and keeps what was typed.
+  await police.goto('/begaranden/ny');
+  await checkAccessibility(police.page, 'new request form');
+  await police.page.getByLabel('Organisation som tillfrågas').selectOption('bollnas-kommun');
+  await police.page.getByLabel('Vilka uppgifter som begärs').fill('Uppgifter om hot');
+  await police.page.getByLabel('Syfte: vad uppgifterna behövs till').fill('Förhindra brott');
+  await police.page.getByLabel('Rättslig grund som åberopas').fill('Uppgiftsskyldighet');
+  await police.page.getByLabel('Svar senast').fill('2020-01-01');
+  await police.page.getByRole('button', { name: 'Skicka begäran' }).click();
+  await police.page.locator('#reply_by-fel', { hasText: 'i framtiden' }).waitFor();
+  assert.equal(await police.page.getByLabel('Vilka uppgifter som begärs').inputValue(), 'Uppgifter om hot');
+  await checkAccessibility(police.page, 'new request form with a refusal');
+  const toAnswer = await ask('Kända hot mot den närstående');
+  assert.equal(await fact(police.page, 'Status').innerText(), 'Öppen');
+  await checkAccessibility(police.page, "an officer's open request");
+  const toRefuse = await ask('Hela journalen');
+
+  // The caseworker answers the first with a disclosure; it goes to the asking region.
+  const caseworker = await User.signIn(browser, main, 'handlaggare-bollnas');
+  await caseworker.goto('/begaranden');
+  await checkAccessibility(caseworker.page, "the organisation's request queue");
+  await caseworker.page.getByRole('link', { name: toAnswer.slice(-8), exact: true }).click();
+  await caseworker.page.waitForURL(new RegExp(`/begaranden/${toAnswer}$`));
+  await checkAccessibility(caseworker.page, 'an open request to the organisation');
+  await caseworker.page.getByRole('link', { name: 'Besvara med ett utlämnande' }).click();
+  await caseworker.page.waitForURL(new RegExp(`/begaranden/${toAnswer}/besvara$`));
+  await checkAccessibility(caseworker.page, 'draft form answering a request');
+  await fillCompleteDraft(caseworker.page, { reference: caseReference('begaran') });
+  await assessmentPassed(caseworker.page).waitFor();
+  const id = await saveDraft(caseworker.page);
+  assert.match(await fact(caseworker.page, 'Mottagare').innerText(), /Region Syd/);
+  assert.match(await fact(caseworker.page, 'Besvarar').innerText(), new RegExp(toAnswer.slice(-8)));
+  await caseworker.page.getByRole('button', { name: 'Skicka för beslut' }).click();
+  await caseworker.page.waitForURL(new RegExp(`/arenden/${id}$`));
+
+  // The decision maker approves the answer and refuses the second request with a weighing.
+  const decider = await User.signIn(browser, main, 'beslut-bollnas');
+  await decider.goto(`/att-besluta/${id}`);
+  await decider.page.getByRole('button', { name: 'Godkänn och skicka till polisen' }).click();
+  await decider.page.waitForURL(new RegExp(`/arenden/${id}$`));
+  await decider.goto(`/begaranden/${toRefuse}`);
+  await decider.page.getByRole('button', { name: 'Avslå begäran' }).click();
+  await decider.page.locator('#reason-fel').waitFor();
+  await checkAccessibility(decider.page, 'a refusal without its reason');
+  await decider.page.getByLabel('Skäl').fill('Uppgifterna omfattas av sekretess som inte bryts.');
+  await decider.page.getByLabel('Intresseavvägning').fill('Intresset av att lämna ut väger inte tyngre.');
+  await decider.page.getByRole('button', { name: 'Avslå begäran' }).click();
+  await fact(decider.page, 'Status').filter({ hasText: 'Avslagen' }).waitFor();
+
+  // The officer sees both outcomes.
+  await police.goto(`/begaranden/${toAnswer}`);
+  assert.equal(await fact(police.page, 'Status').innerText(), 'Besvarad');
+  await checkAccessibility(police.page, 'an answered request');
+  await police.goto(`/begaranden/${toRefuse}`);
+  assert.equal(await fact(police.page, 'Status').innerText(), 'Avslagen');
+  assert.equal(await fact(police.page, 'Intresseavvägning').innerText(), 'Intresset av att lämna ut väger inte tyngre.');
+  await checkAccessibility(police.page, 'a refused request');
+  // The answer is in region Syd's inbox.
+  for (let attempt = 0; ; attempt += 1) {
+    const response = await police.goto(`/inkommande/${id}`);
+    if (response.status() === 200) break;
+    assert.ok(attempt < 50, 'the answer never reached region Syd');
+    await police.page.waitForTimeout(200);
+  }
+  assert.match(await fact(police.page, 'Inkorg').innerText(), /Region Syd/);
+  await checkAccessibility(police.page, 'the answer in the asking region');
+
+  for (const user of [police, caseworker, decider]) await user.done();
+});
+
 test('the drafter may not approve their own case: the four-eyes sentence', async () => {
   const decider = await User.signIn(browser, main, 'beslut-bollnas');
   const id = await draftCase(decider, { reference: caseReference('fyra-ogon') });

@@ -13,7 +13,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::organisation::{OrganisationCode, PoliceRegion};
+use crate::inbox::Inbox;
+use crate::organisation::OrganisationCode;
 use crate::registry::{CrimeId, LegalBasisId};
 use crate::text_form::string_enum;
 
@@ -68,7 +69,8 @@ pub struct PolicePayloadInput {
     pub organisation_code: OrganisationCode,
     pub organisation_name: String,
     pub unit: String,
-    pub police_region: PoliceRegion,
+    /// Where it goes: a police region, or another law-enforcement authority's inbox.
+    pub inbox: Inbox,
     pub legal_basis: LegalBasisId,
     pub registry_version: String,
     pub crime: Option<CrimeId>,
@@ -95,7 +97,10 @@ struct PayloadFields {
     organisation_code: OrganisationCode,
     organisation_name: String,
     unit: String,
-    police_region: PoliceRegion,
+    /// Serialised under its first name, `police_region`, so the canonical bytes (and hashes)
+    /// of payloads to the police are what they always were.
+    #[serde(rename = "police_region")]
+    inbox: Inbox,
     legal_basis: LegalBasisId,
     registry_version: String,
     crime: Option<CrimeId>,
@@ -126,7 +131,7 @@ impl PolicePayload {
             organisation_code: input.organisation_code,
             organisation_name: input.organisation_name,
             unit: input.unit,
-            police_region: input.police_region,
+            inbox: input.inbox,
             legal_basis: input.legal_basis,
             registry_version: input.registry_version,
             crime: input.crime,
@@ -177,8 +182,9 @@ impl PolicePayload {
         &self.fields.unit
     }
 
-    pub fn police_region(&self) -> PoliceRegion {
-        self.fields.police_region
+    /// The inbox the payload goes to.
+    pub fn inbox(&self) -> Inbox {
+        self.fields.inbox
     }
 
     pub fn legal_basis(&self) -> &LegalBasisId {
@@ -274,7 +280,7 @@ impl fmt::Debug for PolicePayload {
             .field("disclosure_id", &self.fields.disclosure_id)
             .field("organisation_code", &self.fields.organisation_code)
             .field("unit", &self.fields.unit)
-            .field("police_region", &self.fields.police_region)
+            .field("inbox", &self.fields.inbox)
             .field("legal_basis", &self.fields.legal_basis)
             .field("crime", &self.fields.crime)
             .field("urgent", &self.fields.urgent)
@@ -296,6 +302,8 @@ fn is_content_version(version: &str) -> bool {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::inbox::OtherAuthority;
+    use crate::organisation::{PoliceRegion, Recipient};
     use proptest::prelude::*;
 
     const VERSION_A: &str =
@@ -309,7 +317,7 @@ mod tests {
             organisation_code: OrganisationCode::parse("bollnas-kommun").unwrap(),
             organisation_name: "Bollnäs kommun".to_owned(),
             unit: "Individ- och familjeomsorgen".to_owned(),
-            police_region: PoliceRegion::Mitt,
+            inbox: Inbox::Police(PoliceRegion::Mitt),
             legal_basis: LegalBasisId::parse("OSL-10-18c").unwrap(),
             registry_version: VERSION_A.to_owned(),
             crime: Some(CrimeId::parse("grov-kvinnofridskrankning").unwrap()),
@@ -370,6 +378,22 @@ mod tests {
         .collect();
         assert!(positions.windows(2).all(|pair| pair[0] < pair[1]), "{text}");
         assert!(text.contains("\"police_region\":\"mitt\""), "{text}");
+        // Another authority's inbox under the same key; it reads back the same.
+        let prosecutors = PolicePayload::new(PolicePayloadInput {
+            inbox: Inbox::Authority(OtherAuthority::new(Recipient::Aklagarmyndigheten).unwrap()),
+            ..input()
+        })
+        .unwrap();
+        let prosecutors_bytes = prosecutors.canonical_bytes();
+        let prosecutors_text = String::from_utf8(prosecutors_bytes.clone()).unwrap();
+        assert!(
+            prosecutors_text.contains("\"police_region\":\"aklagarmyndigheten\""),
+            "{prosecutors_text}"
+        );
+        assert_eq!(
+            PolicePayload::from_canonical_bytes(&prosecutors_bytes).unwrap(),
+            prosecutors
+        );
         assert_eq!(
             hex::encode(Sha256::digest(text.as_bytes())),
             payload.sha256_hex()
@@ -400,7 +424,7 @@ mod tests {
             ),
             (
                 "police_region",
-                Box::new(|input| input.police_region = PoliceRegion::Nord),
+                Box::new(|input| input.inbox = Inbox::Police(PoliceRegion::Nord)),
             ),
             (
                 "legal_basis",

@@ -195,7 +195,7 @@ async fn build(settings: Settings) -> anyhow::Result<Console> {
 }
 
 fn router(console: Shared) -> Router {
-    use pages::{cases, compliance, decide, police, timeline};
+    use pages::{cases, compliance, decide, police, requests, timeline};
     let pages = Router::new()
         .route("/", get(pages::home))
         .route("/utkast", get(cases::list))
@@ -221,6 +221,14 @@ fn router(console: Shared) -> Router {
         .route("/att-besluta/{id}/godkann", post(decide::approve))
         .route("/att-besluta/{id}/avsla", post(decide::reject))
         .route("/eskaleringar", get(decide::escalations))
+        .route("/begaranden", get(requests::list))
+        .route(
+            "/begaranden/ny",
+            get(requests::new_form).post(requests::create),
+        )
+        .route("/begaranden/{id}", get(requests::show))
+        .route("/begaranden/{id}/besvara", get(requests::answer))
+        .route("/begaranden/{id}/avsla", post(requests::refuse))
         .route("/inkommande", get(police::inbox))
         .route("/inkommande/strom", get(police::events))
         .route("/inkommande/{id}", get(police::show))

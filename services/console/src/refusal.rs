@@ -49,6 +49,12 @@ fn problem_in_swedish(problem: &str) -> String {
         ("check digit mismatch", "kontrollsiffran stämmer inte"),
         ("is required", "måste fyllas i"),
         ("is not a valid", "är inte giltigt"),
+        ("must lie in the future", "måste ligga i framtiden"),
+        (
+            "must lie within a year from now",
+            "får ligga högst ett år fram i tiden",
+        ),
+        ("required", "måste fyllas i"),
     ];
     for (english, swedish) in known {
         if problem.contains(english) {
@@ -140,6 +146,14 @@ fn permission_in_swedish(message: &str) -> String {
 }
 
 fn precondition_in_swedish(message: &str) -> String {
+    if message.contains("request for information") && message.contains("already answered") {
+        return "Begäran är redan besvarad med ett utlämnande. Ladda om sidan för att se svaret."
+            .to_owned();
+    }
+    if message.contains("request for information") && message.contains("already refused") {
+        return "Begäran är redan avslagen och kan inte besvaras. Ladda om sidan för att se beslutet."
+            .to_owned();
+    }
     if message.contains("legal assessment does not pass") {
         return "Den rättsliga bedömningen är inte uppfylld. Se villkoren nedan, komplettera utkastet och försök igen."
             .to_owned();
@@ -158,6 +172,30 @@ fn precondition_in_swedish(message: &str) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_settled_request_for_information_is_said_to_be_settled() {
+        let refusal = Refusal::from(Status::failed_precondition(
+            "the request for information 0190 is already refused",
+        ));
+        assert!(
+            refusal.sentence.contains("redan avslagen"),
+            "{}",
+            refusal.sentence
+        );
+        let refusal = Refusal::from(Status::invalid_argument("reply_by: must lie in the future"));
+        assert_eq!(refusal.field.as_deref(), Some("reply_by"));
+        assert!(
+            refusal.sentence.contains("Svar senast"),
+            "{}",
+            refusal.sentence
+        );
+        assert!(
+            refusal.sentence.contains("i framtiden"),
+            "{}",
+            refusal.sentence
+        );
+    }
 
     #[test]
     fn an_invalid_field_is_named_in_swedish_and_tied_to_its_form_field() {

@@ -28,16 +28,15 @@ pub fn role(role: Role) -> &'static str {
     }
 }
 
-pub fn region(region: &str) -> &'static str {
-    match region {
-        "nord" => "Region Nord",
-        "mitt" => "Region Mitt",
-        "stockholm" => "Region Stockholm",
-        "ost" => "Region Öst",
-        "vast" => "Region Väst",
-        "syd" => "Region Syd",
-        "bergslagen" => "Region Bergslagen",
-        _ => "okänd region",
+/// The inbox a disclosure goes to, as people say it: `Region Mitt` for a police region, the
+/// authority's name (`Åklagarmyndigheten`) for another law-enforcement authority's inbox.
+pub fn region(inbox: &str) -> String {
+    match tryggdel_domain::Inbox::parse(inbox) {
+        Ok(tryggdel_domain::Inbox::Police(region)) => region.display_name().to_owned(),
+        Ok(tryggdel_domain::Inbox::Authority(authority)) => {
+            authority.recipient().display_name().to_owned()
+        }
+        Err(_) => "okänd mottagare".to_owned(),
     }
 }
 
@@ -141,6 +140,12 @@ pub fn field_label(field: &str) -> String {
         "police_reference" => "Polisens diarienummer",
         "question" => "Fråga",
         "close_relative_judgement" => "Din bedömning av om den utsatte är närstående",
+        "organisation" => "Organisation",
+        "information_sought" => "Vilka uppgifter som begärs",
+        "purpose" => "Syfte",
+        "legal_ground" => "Rättslig grund som åberopas",
+        "reply_by" => "Svar senast",
+        "weighing" => "Intresseavvägning",
         other => return other.replace('_', " "),
     };
     label.to_owned()

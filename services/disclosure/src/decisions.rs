@@ -11,7 +11,7 @@
 use prost::Message;
 use tryggdel_auth::Role;
 use tryggdel_domain::{
-    Assessment, DataItem, DisclosureState as DomainState, LifecycleAction, Organisation,
+    Assessment, DataItem, DisclosureState as DomainState, Inbox, LifecycleAction, Organisation,
     PolicePayload, PolicePayloadInput,
 };
 use tryggdel_proto::disclosure::v1::{
@@ -390,18 +390,17 @@ fn police_payload(
     draft: &ValidatedDraft,
     assessment: &Assessment,
 ) -> Result<PolicePayload, ServiceError> {
-    let police_region = organisation.police_region().ok_or_else(|| {
-        ServiceError::FailedPrecondition(format!(
-            "organisation {} routes to no police region",
-            record.organisation
-        ))
+    // The inbox decided when the draft was last saved (its recipient's, or the asking
+    // officer's for an answer to a request): the approval binds it with the rest.
+    let inbox = Inbox::parse(&record.police_region).map_err(|error| {
+        ServiceError::internal(anyhow::Error::new(error).context("a stored disclosure's inbox"))
     })?;
     PolicePayload::new(PolicePayloadInput {
         disclosure_id: record.id.clone(),
         organisation_code: organisation.code().clone(),
         organisation_name: organisation.name().to_owned(),
         unit: draft.content.unit.clone(),
-        police_region,
+        inbox,
         legal_basis: assessment.basis().clone(),
         registry_version: assessment.registry_version().to_owned(),
         crime: draft.crime.clone(),

@@ -8,7 +8,7 @@
 //! request.
 
 use sha2::{Digest, Sha256};
-use tryggdel_domain::{Directory, OrganisationCode, PolicePayload, PoliceRegion};
+use tryggdel_domain::{Directory, Inbox, OrganisationCode, PolicePayload};
 use tryggdel_proto::notification::v1::DeliverRequest;
 use tryggdel_service_kit::ServiceError;
 
@@ -23,8 +23,10 @@ pub struct ValidDelivery {
     pub disclosure_id: DisclosureId,
     /// The disclosing organisation, registered in this deployment.
     pub organisation: OrganisationCode,
-    /// The region the organisation's county routes to.
-    pub police_region: PoliceRegion,
+    /// The inbox the approved payload names: a police region (the organisation's county's,
+    /// or the asking officer's for an answer to a request for information), or another
+    /// law-enforcement authority's.
+    pub police_region: Inbox,
     pub urgent: bool,
     pub payload: VerifiedPayload,
     pub approved_by: String,
@@ -60,16 +62,16 @@ impl ValidDelivery {
         let disclosure_id = DisclosureId::parse(&request.disclosure_id)?;
         let organisation = OrganisationCode::parse(&request.organisation)
             .map_err(|error| ServiceError::invalid("organisation", error))?;
-        let police_region = directory
+        directory
             .organisation(&organisation)
             .ok_or_else(|| {
                 ServiceError::invalid("organisation", "is not registered in this deployment")
             })?
-            .police_region()
+            .secrecy()
             .ok_or_else(|| {
                 ServiceError::invalid(
                     "organisation",
-                    "has no county, so no police region (only municipalities and healthcare \
+                    "holds no secrecy a disclosure breaks (only municipalities and healthcare \
                      providers disclose)",
                 )
             })?;
@@ -80,7 +82,8 @@ impl ValidDelivery {
             )));
         }
         let payload = VerifiedPayload::parse(request.payload, request.payload_sha256)?;
-        payload.check_names(&disclosure_id, &organisation, police_region)?;
+        payload.check_names(&disclosure_id, &organisation)?;
+        let police_region = payload.police_payload().inbox();
         let police_payload = payload.police_payload();
         if police_payload.urgent() != request.urgent {
             return Err(ServiceError::invalid(
@@ -157,12 +160,11 @@ impl VerifiedPayload {
         })
     }
 
-    /// The payload must be about this disclosure, from this organisation, for this region.
+    /// The payload must be about this disclosure, from this organisation.
     fn check_names(
         &self,
         disclosure_id: &DisclosureId,
         organisation: &OrganisationCode,
-        region: PoliceRegion,
     ) -> Result<(), ServiceError> {
         let payload = &self.payload;
         if payload.disclosure_id() != disclosure_id.as_str() {
@@ -175,16 +177,6 @@ impl VerifiedPayload {
             return Err(ServiceError::invalid(
                 "payload",
                 "is from another organisation than organisation",
-            ));
-        }
-        if payload.police_region() != region {
-            return Err(ServiceError::invalid(
-                "payload",
-                format!(
-                    "names police region {} but the organisation's county routes to {}",
-                    payload.police_region().as_str(),
-                    region.as_str()
-                ),
             ));
         }
         Ok(())
@@ -237,6 +229,7 @@ mod tests {
 
     use super::*;
     use crate::fixtures::police_payload;
+    use tryggdel_domain::PoliceRegion;
 
     const DISCLOSURE: &str = "0193a1b2-0000-7000-8000-000000000001";
     const BOLLNAS: &str = "bollnas-kommun";
@@ -306,7 +299,7 @@ mod tests {
         let valid = ValidDelivery::parse(request.clone(), &fixture.directory).unwrap();
         assert_eq!(valid.disclosure_id.as_str(), DISCLOSURE);
         assert_eq!(valid.organisation.as_str(), BOLLNAS);
-        assert_eq!(valid.police_region, PoliceRegion::Mitt);
+        assert_eq!(valid.police_region, Inbox::Police(PoliceRegion::Mitt));
         assert!(valid.urgent);
         assert_eq!(valid.payload.bytes(), request.payload.as_slice());
         assert_eq!(valid.payload.sha256_hex(), request.payload_sha256);

@@ -74,7 +74,7 @@ use ed25519_dalek::SigningKey;
 use ed25519_dalek::VerifyingKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
 use tokio::net::TcpListener;
-use tryggdel_domain::{Directory, PoliceRegion, ReceiptError, ReceiptStatement};
+use tryggdel_domain::{Directory, Inbox, ReceiptError, ReceiptStatement};
 use tryggdel_proto::notification::v1::Receipt;
 use tryggdel_proto::notification::v1::notification_service_server::NotificationServiceServer;
 use tryggdel_service_kit::metrics::{OutboxDepth, SAMPLE_INTERVAL, Sampler, meter};
@@ -248,7 +248,7 @@ fn metrics_sampler(store: NotificationStore) -> Option<Sampler> {
                 .await
                 .context("open deliveries")?;
             // Every region reports, zero when nothing of it is open.
-            for region in PoliceRegion::ALL {
+            for region in Inbox::all() {
                 let (open_count, overdue_count) = open
                     .iter()
                     .find(|open| open.police_region == region)

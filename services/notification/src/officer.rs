@@ -6,7 +6,7 @@
 //! pending until its recall is acknowledged, and is no longer acknowledged itself.
 
 use tonic::Request;
-use tryggdel_domain::{PoliceRegion, RECEIPT_FORMAT, ReceiptStatement, sign_receipt};
+use tryggdel_domain::{Inbox, RECEIPT_FORMAT, ReceiptStatement, sign_receipt};
 use tryggdel_proto::notification::v1::{
     AcknowledgeRequest, AskFollowUpRequest, FollowUp, ListPendingRequest, ListPendingResponse,
     Receipt,
@@ -18,7 +18,7 @@ use tryggdel_service_kit::{
 
 use crate::api::NotificationApi;
 use crate::events;
-use crate::policy::{delivery_for_region, police_region};
+use crate::policy::{delivery_for_region, officer_inbox};
 use crate::recall::refuse_acknowledging_recalled;
 use crate::store::{DeliveryRow, FollowUpRow, StoredReceipt, question_context};
 use crate::validate::{DisclosureId, MAX_POLICE_REFERENCE_CHARS, question, required_text};
@@ -141,9 +141,9 @@ impl NotificationApi {
         &self,
         request: &Request<T>,
         action: &str,
-    ) -> Result<(Caller, PoliceRegion), ServiceError> {
+    ) -> Result<(Caller, Inbox), ServiceError> {
         let caller = self.authenticator().user(request).await?;
-        let region = police_region(&caller, action)?;
+        let region = officer_inbox(&caller, action)?;
         Ok((caller, region))
     }
 
@@ -151,7 +151,7 @@ impl NotificationApi {
     pub(crate) async fn delivery_in_region(
         &self,
         disclosure_id: &DisclosureId,
-        region: PoliceRegion,
+        region: Inbox,
     ) -> Result<DeliveryRow, ServiceError> {
         delivery_for_region(self.store().get(disclosure_id.as_str()).await?, region)
     }

@@ -5,7 +5,7 @@
 //! in what the store found.
 
 use tryggdel_auth::Role;
-use tryggdel_domain::{OrganisationKind, PoliceRegion};
+use tryggdel_domain::{Inbox, PoliceRegion};
 use tryggdel_service_kit::{Caller, ServiceError, ServiceOnly};
 
 use crate::store::DeliveryRow;
@@ -22,20 +22,24 @@ pub const RECALL: ServiceOnly = ServiceOnly {
     action: "recall from the police",
 };
 
-/// The region of a police officer: role police_officer, organisation of kind police, and a
-/// known region in the token. Anyone else is refused, naming `action`.
-pub fn police_region(caller: &Caller, action: &str) -> Result<PoliceRegion, ServiceError> {
+/// The inbox of an officer: role police_officer, an organisation that is a law-enforcement
+/// authority, and for Polismyndigheten a known region in the token (its inbox); another
+/// authority has one inbox. Anyone else is refused, naming `action`.
+pub fn officer_inbox(caller: &Caller, action: &str) -> Result<Inbox, ServiceError> {
     caller.require_any(&[Role::PoliceOfficer], action)?;
-    if !matches!(caller.organisation.kind(), OrganisationKind::Police) {
-        return Err(ServiceError::PermissionDenied(format!(
-            "{action} is for officers of Polismyndigheten"
-        )));
-    }
-    let region = caller.principal.police_region.as_deref().ok_or_else(|| {
-        ServiceError::PermissionDenied(format!("{action} needs a token that names a police region"))
+    let authority = caller.organisation.authority().ok_or_else(|| {
+        ServiceError::PermissionDenied(format!(
+            "{action} is for officers of a law-enforcement authority"
+        ))
     })?;
-    PoliceRegion::parse(region).map_err(|_| {
-        ServiceError::PermissionDenied("the token names an unknown police region".into())
+    let region = match caller.principal.police_region.as_deref() {
+        Some(region) => Some(PoliceRegion::parse(region).map_err(|_| {
+            ServiceError::PermissionDenied("the token names an unknown police region".into())
+        })?),
+        None => None,
+    };
+    Inbox::for_recipient(authority, region).ok_or_else(|| {
+        ServiceError::PermissionDenied(format!("{action} needs a token that names a police region"))
     })
 }
 
@@ -70,7 +74,7 @@ pub fn require_escalation_reader(caller: &Caller) -> Result<(), ServiceError> {
 /// `found` if it went to `region`; otherwise it does not exist.
 pub fn delivery_for_region(
     found: Option<DeliveryRow>,
-    region: PoliceRegion,
+    region: Inbox,
 ) -> Result<DeliveryRow, ServiceError> {
     match found {
         Some(row) if row.police_region == region => Ok(row),
@@ -94,7 +98,9 @@ pub fn delivery_of_organisation(
 mod tests {
     use tonic::{Code, Status};
     use tryggdel_auth::Principal;
-    use tryggdel_domain::{Organisation, OrganisationCode};
+    use tryggdel_domain::{
+        Organisation, OrganisationCode, OrganisationKind, OtherAuthority, Recipient,
+    };
 
     use super::*;
     use crate::store::NewDelivery;
@@ -131,7 +137,7 @@ mod tests {
         )
     }
 
-    fn row_of(organisation: &str, region: PoliceRegion) -> DeliveryRow {
+    fn row_of(organisation: &str, region: Inbox) -> DeliveryRow {
         NewDelivery {
             disclosure_id: "0193a1b2-0000-7000-8000-000000000001".into(),
             police_region: region,
@@ -159,18 +165,18 @@ mod tests {
     #[test]
     fn an_officer_acts_in_the_region_of_their_token() {
         assert_eq!(
-            police_region(&officer(Some("mitt")), "listing").unwrap(),
-            PoliceRegion::Mitt
+            officer_inbox(&officer(Some("mitt")), "listing").unwrap(),
+            Inbox::Police(PoliceRegion::Mitt)
         );
         assert_eq!(
-            refusal(police_region(&officer(None), "listing")),
+            refusal(officer_inbox(&officer(None), "listing")),
             (
                 Code::PermissionDenied,
                 "listing needs a token that names a police region".into()
             )
         );
         assert_eq!(
-            refusal(police_region(&officer(Some("atlantis")), "listing")),
+            refusal(officer_inbox(&officer(Some("atlantis")), "listing")),
             (
                 Code::PermissionDenied,
                 "the token names an unknown police region".into()
@@ -183,11 +189,24 @@ mod tests {
             Some("mitt"),
         );
         assert_eq!(
-            refusal(police_region(&not_police, "listing")),
+            refusal(officer_inbox(&not_police, "listing")),
             (
                 Code::PermissionDenied,
-                "listing is for officers of Polismyndigheten".into()
+                "listing is for officers of a law-enforcement authority".into()
             )
+        );
+        // Another law-enforcement authority has one inbox, whatever region a token names.
+        let prosecutor = caller(
+            "aklagarmyndigheten",
+            OrganisationKind::LawEnforcement {
+                authority: OtherAuthority::new(Recipient::Aklagarmyndigheten).unwrap(),
+            },
+            &[Role::PoliceOfficer],
+            None,
+        );
+        assert_eq!(
+            officer_inbox(&prosecutor, "listing").unwrap().as_str(),
+            "aklagarmyndigheten"
         );
         let caseworker = caller(
             "polisen",
@@ -196,21 +215,25 @@ mod tests {
             Some("mitt"),
         );
         assert_eq!(
-            refusal(police_region(&caseworker, "listing")).0,
+            refusal(officer_inbox(&caseworker, "listing")).0,
             Code::PermissionDenied
         );
     }
 
     #[test]
     fn a_delivery_outside_the_callers_reach_does_not_exist() {
-        let row = row_of("bollnas-kommun", PoliceRegion::Mitt);
-        assert!(delivery_for_region(Some(row.clone()), PoliceRegion::Mitt).is_ok());
+        let row = row_of("bollnas-kommun", Inbox::Police(PoliceRegion::Mitt));
+        assert!(delivery_for_region(Some(row.clone()), Inbox::Police(PoliceRegion::Mitt)).is_ok());
         assert_eq!(
-            refusal(delivery_for_region(Some(row.clone()), PoliceRegion::Ost)).0,
+            refusal(delivery_for_region(
+                Some(row.clone()),
+                Inbox::Police(PoliceRegion::Ost)
+            ))
+            .0,
             Code::NotFound
         );
         assert_eq!(
-            refusal(delivery_for_region(None, PoliceRegion::Mitt)).0,
+            refusal(delivery_for_region(None, Inbox::Police(PoliceRegion::Mitt))).0,
             Code::NotFound
         );
 

@@ -29,7 +29,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Status};
-use tryggdel_domain::PoliceRegion;
+use tryggdel_domain::Inbox;
 use tryggdel_proto::notification::v1::{Delivery, SubscribeRequest};
 use tryggdel_service_kit::ServiceError;
 
@@ -65,7 +65,7 @@ enum Ended {
 
 struct Subscription {
     api: NotificationApi,
-    region: PoliceRegion,
+    region: Inbox,
     sender: mpsc::Sender<Result<Delivery, Status>>,
     stopping: watch::Receiver<bool>,
     /// The last sequence sent (or, before anything was sent, known to be covered).
@@ -92,7 +92,7 @@ impl NotificationApi {
     /// The deliveries of `region` from `cursor` on (0: the unacknowledged ones), then live.
     pub(crate) async fn open_subscription(
         &self,
-        region: PoliceRegion,
+        region: Inbox,
         cursor: u64,
     ) -> Result<DeliveryStream, ServiceError> {
         let stopping = self.stopping();
@@ -284,6 +284,7 @@ mod tests {
     use crate::store::{
         DeliverOutcome, MIGRATIONS, NewDelivery, NotificationStore, payload_context,
     };
+    use tryggdel_domain::PoliceRegion;
 
     /// Commits a delivery for region Mitt and publishes it, as Deliver does.
     async fn deliver(api: &NotificationApi, cipher: &FieldCipher) -> i64 {
@@ -291,7 +292,7 @@ mod tests {
         let now = now_unix_ms();
         let delivery = NewDelivery {
             disclosure_id: disclosure_id.clone(),
-            police_region: PoliceRegion::Mitt,
+            police_region: Inbox::Police(PoliceRegion::Mitt),
             organisation: OrganisationCode::parse("bollnas-kommun").unwrap(),
             urgent: false,
             payload_sealed: cipher
@@ -356,7 +357,10 @@ mod tests {
             vec!["disclosure".into()],
         )
         .with_live_capacity(4);
-        let mut stream = api.open_subscription(PoliceRegion::Mitt, 0).await.unwrap();
+        let mut stream = api
+            .open_subscription(Inbox::Police(PoliceRegion::Mitt), 0)
+            .await
+            .unwrap();
         // Nobody reads: the subscriber's channel fills, then the broadcast (room for 4)
         // overwrites what it has not taken.
         let total = (SUBSCRIBER_BUFFER as u64) * 3;

@@ -1117,7 +1117,7 @@ async fn police_calls_need_an_officer_of_a_region(backend: TestBackend) {
         Code::PermissionDenied,
         "police_officer",
     );
-    // A police_officer role in a municipality's token is not Polismyndigheten.
+    // A police_officer role in a municipality's token is no law-enforcement authority's.
     assert_refused(
         harness
             .user("falsk-polis", BOLLNAS, &[Role::PoliceOfficer])
@@ -1125,7 +1125,7 @@ async fn police_calls_need_an_officer_of_a_region(backend: TestBackend) {
             .list_pending(ListPendingRequest::default())
             .await,
         Code::PermissionDenied,
-        "Polismyndigheten",
+        "officers of a law-enforcement authority",
     );
     let mut no_region = harness.officer(None).await;
     assert_refused(

@@ -128,17 +128,23 @@ pub fn short_id(id: &str) -> &str {
         .unwrap_or(id)
 }
 
-/// The new-disclosure form.
-pub async fn new_form(State(console): State<Shared>, session: Session) -> Result<Markup, Failure> {
-    let content = DraftContent {
+/// What a new draft starts with: 18 c § to the police, the caseworker's unit, the secrecy
+/// their organisation is under.
+pub fn new_content(console: &Shared, session: &Session) -> DraftContent {
+    DraftContent {
         legal_basis_id: "OSL-10-18c".into(),
         recipient: "polismyndigheten".into(),
         unit: session.user.principal.unit.clone().unwrap_or_default(),
-        claimed_secrecy: default_secrecy(&console, &session),
+        claimed_secrecy: default_secrecy(console, session),
         victim_protection: "none".into(),
         crime_time: "future_risk".into(),
         ..Default::default()
-    };
+    }
+}
+
+/// The new-disclosure form.
+pub async fn new_form(State(console): State<Shared>, session: Session) -> Result<Markup, Failure> {
+    let content = new_content(&console, &session);
     Ok(draft_page(
         &console,
         &session,
@@ -168,7 +174,7 @@ pub enum Target {
 }
 
 /// The draft form page, with its live assessment.
-async fn draft_page(
+pub(crate) async fn draft_page(
     console: &Shared,
     session: &Session,
     content: &DraftContent,
@@ -449,6 +455,14 @@ fn draft_form(
             @if !content.answers_follow_up_id.is_empty() {
                 input type="hidden" name="answers_follow_up_id" value=(content.answers_follow_up_id);
                 p.notice { "Utkastet besvarar en följdfråga från polisen." }
+            }
+            @if !content.answers_information_request_id.is_empty() {
+                input type="hidden" name="answers_information_request_id" value=(content.answers_information_request_id);
+                p.notice {
+                    "Utkastet besvarar "
+                    a href={"/begaranden/" (content.answers_information_request_id)} { "en begäran om uppgifter" }
+                    " och går till den som begärde uppgifterna."
+                }
             }
             fieldset {
                 legend { "Ärendet" }
@@ -1001,6 +1015,9 @@ pub fn facts(console: &Shared, disclosure: &Disclosure, content: &DraftContent) 
             dt { "Brådskande" } dd { @if content.urgent { span.urgent { "Ja" } } @else { "Nej" } }
             dt { "Rättslig grund" } dd { (content.legal_basis_id) }
             dt { "Mottagare" } dd { (content.recipient) @if !disclosure.police_region.is_empty() { ", " (words::region(&disclosure.police_region)) } }
+            @if !content.answers_information_request_id.is_empty() {
+                dt { "Besvarar" } dd { a href={"/begaranden/" (content.answers_information_request_id)} { "Begäran om uppgifter " (short_id(&content.answers_information_request_id)) } }
+            }
             dt { "Brott" } dd { (content.crime_id) " (" (words::lookup(words::CRIME_TIMES, &content.crime_time)) ")" }
             dt { "Den enskilde" } dd { (subject.name) " " (subject.identity_number) }
             dt { "Den utsatte" } dd { (victim.name) " " (victim.identity_number) }

@@ -4,6 +4,7 @@ pub mod cases;
 pub mod compliance;
 pub mod decide;
 pub mod police;
+pub mod requests;
 pub mod timeline;
 
 use axum::extract::State;
@@ -170,6 +171,9 @@ pub fn page(console: &Shared, session: &Session, title: &str, content: Markup) -
                             @if user.has(Role::DecisionMaker) {
                                 li { a href="/att-besluta" { "Att besluta" } }
                                 li { a href="/eskaleringar" { "Eskaleringar" } }
+                            }
+                            @if user.has(Role::Caseworker) || user.has(Role::DecisionMaker) || user.has(Role::PoliceOfficer) {
+                                li { a href="/begaranden" { "Begäranden" } }
                             }
                             @if user.has(Role::PoliceOfficer) {
                                 li { a href="/inkommande" { "Inkommande" } }

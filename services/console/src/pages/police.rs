@@ -84,18 +84,17 @@ pub async fn inbox(State(console): State<Shared>, session: Session) -> Result<Ma
             std::cmp::Reverse(delivery.delivered_at_unix_ms),
         )
     });
-    let region = session
-        .user
-        .principal
-        .police_region
-        .clone()
-        .unwrap_or_default();
+    // A police officer's inbox is their region's; another authority's officer has its one.
+    let inbox = match &session.user.principal.police_region {
+        Some(region) => words::region(region),
+        None => super::organisation_name(&console, &session.user.principal.organisation),
+    };
     Ok(page(
         &console,
         &session,
         "Inkommande",
         html! {
-            h1 { "Inkommande – " (words::region(&region)) }
+            h1 { "Inkommande – " (inbox) }
             p id="live-status" role="status" aria-live="polite" { "Nya leveranser visas här utan att du laddar om sidan." }
             table {
                 caption { "Okvitterade leveranser, brådskande först" }
@@ -230,7 +229,7 @@ async fn delivery_page(
             (refusal_box(refusal))
             dl.facts {
                 dt { "Från" } dd { (super::organisation_name(console, &delivery.organisation)) }
-                dt { "Region" } dd { (words::region(&delivery.police_region)) }
+                dt { "Inkorg" } dd { (words::region(&delivery.police_region)) }
                 dt { "Brådskande" } dd { @if delivery.urgent { span.urgent { "Ja" } } @else { "Nej" } }
                 dt { "Levererat" } dd { (words::time(delivery.delivered_at_unix_ms)) }
                 dt { "Kvitteras senast" } dd { (words::time(delivery.deadline_unix_ms)) @if delivery.overdue { " " span.urgent { "(försenad)" } } }
@@ -283,7 +282,7 @@ fn receipt_page(console: &Shared, session: &Session, receipt: &Receipt) -> Marku
             h1 { "Leverans " (short_id(&receipt.disclosure_id)) " är kvitterad" }
             p.notice role="status" { "Mottagandet är kvitterat och kvittensen signerad. Avsändaren ser den i sitt ärende." }
             dl.facts {
-                dt { "Region" } dd { (words::region(&receipt.police_region)) }
+                dt { "Inkorg" } dd { (words::region(&receipt.police_region)) }
                 dt { "Kvittens" } dd { (words::time(receipt.acknowledged_at_unix_ms)) " av " (receipt.acknowledged_by) ", diarienummer " (receipt.police_reference) }
                 dt { "Underlagets SHA-256" } dd { code.hash { (receipt.payload_sha256) } }
                 dt { "Signerad med nyckel" } dd { code { (receipt.key_id) } }

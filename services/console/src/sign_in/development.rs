@@ -114,6 +114,14 @@ pub fn development_users() -> Vec<DevelopmentUser> {
             Some("syd"),
         ),
         user(
+            "aklagare-1",
+            "Jonna Åklagare",
+            "aklagarmyndigheten",
+            None,
+            &[Role::PoliceOfficer],
+            None,
+        ),
+        user(
             "granskare-bollnas",
             "Helena Dataskyddsombud",
             "bollnas-kommun",

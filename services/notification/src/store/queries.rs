@@ -5,7 +5,7 @@
 //! write binds is an [`Arguments`] here, what a read binds a list of `Value`s beside its SQL.
 
 use sqlx::any::AnyRow;
-use tryggdel_domain::{OrganisationCode, PoliceRegion};
+use tryggdel_domain::{Inbox, OrganisationCode};
 use tryggdel_storage::{
     AnyQuery, Arguments, Change, Companion, Database, OutboxEvent, Written, write, write_in,
 };
@@ -84,7 +84,7 @@ impl NotificationStore {
 
     /// The last sequence assigned in `police_region` (0 before its first delivery). Every
     /// delivery up to it is committed.
-    pub async fn last_sequence(&self, police_region: PoliceRegion) -> Result<i64, StoreError> {
+    pub async fn last_sequence(&self, police_region: Inbox) -> Result<i64, StoreError> {
         let last: Option<i64> = sqlx::query_scalar(
             "SELECT last_sequence FROM region_sequences WHERE police_region = $1",
         )
@@ -99,7 +99,7 @@ impl NotificationStore {
     /// `limit`.
     pub async fn pending(
         &self,
-        police_region: PoliceRegion,
+        police_region: Inbox,
         after: i64,
         up_to: i64,
         limit: u32,
@@ -123,7 +123,7 @@ impl NotificationStore {
     /// most `limit`.
     pub async fn after(
         &self,
-        police_region: PoliceRegion,
+        police_region: Inbox,
         after: i64,
         limit: u32,
     ) -> Result<Vec<DeliveryRow>, StoreError> {

@@ -5,7 +5,7 @@
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use tryggdel_domain::{OrganisationCode, PoliceRegion};
+use tryggdel_domain::{Inbox, OrganisationCode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -20,7 +20,7 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct NewDelivery {
     pub disclosure_id: String,
-    pub police_region: PoliceRegion,
+    pub police_region: Inbox,
     pub organisation: OrganisationCode,
     pub urgent: bool,
     pub payload_sealed: String,
@@ -69,7 +69,7 @@ pub struct RecallAcknowledgement {
 #[derive(Clone, Debug)]
 pub struct DeliveryRow {
     pub disclosure_id: String,
-    pub police_region: PoliceRegion,
+    pub police_region: Inbox,
     pub sequence: i64,
     pub organisation: OrganisationCode,
     pub urgent: bool,
@@ -110,7 +110,7 @@ pub struct EscalationRow {
     pub id: String,
     pub disclosure_id: String,
     pub organisation: OrganisationCode,
-    pub police_region: PoliceRegion,
+    pub police_region: Inbox,
     pub urgent: bool,
     pub deadline: i64,
     pub raised_at: i64,
@@ -124,7 +124,7 @@ pub struct FollowUpRow {
     pub id: String,
     pub disclosure_id: String,
     pub organisation: OrganisationCode,
-    pub police_region: PoliceRegion,
+    pub police_region: Inbox,
     pub asked_by: String,
     pub question_sealed: String,
     pub asked_at: i64,
@@ -133,7 +133,7 @@ pub struct FollowUpRow {
 /// The unacknowledged deliveries of one police region.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OpenDeliveries {
-    pub police_region: PoliceRegion,
+    pub police_region: Inbox,
     /// Not yet acknowledged.
     pub pending: i64,
     /// Of those, escalated already or past the deadline.
@@ -333,9 +333,9 @@ fn count(row: &AnyRow, column: &str) -> Result<u32, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("{column} is {value}, not a count")))
 }
 
-fn region(row: &AnyRow, column: &str) -> Result<PoliceRegion, StoreError> {
+fn region(row: &AnyRow, column: &str) -> Result<Inbox, StoreError> {
     let value: String = row.try_get(column)?;
-    PoliceRegion::parse(&value).map_err(|error| StoreError::Corrupt(format!("{column}: {error}")))
+    Inbox::parse(&value).map_err(|error| StoreError::Corrupt(format!("{column}: {error}")))
 }
 
 fn organisation(row: &AnyRow, column: &str) -> Result<OrganisationCode, StoreError> {
@@ -348,13 +348,14 @@ fn organisation(row: &AnyRow, column: &str) -> Result<OrganisationCode, StoreErr
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 pub(crate) mod tests {
     use super::*;
+    use tryggdel_domain::PoliceRegion;
 
     /// The unit tests' delivery: Bollnäs to region Mitt, urgent, delivered at 2 000 with its
     /// deadline at 3 000.
     pub(crate) fn new_delivery() -> NewDelivery {
         NewDelivery {
             disclosure_id: "0193a1b2-0000-7000-8000-000000000001".into(),
-            police_region: PoliceRegion::Mitt,
+            police_region: Inbox::Police(PoliceRegion::Mitt),
             organisation: OrganisationCode::parse("bollnas-kommun").unwrap(),
             urgent: true,
             payload_sealed: "sealed".into(),
@@ -377,7 +378,7 @@ pub(crate) mod tests {
         assert_eq!(row.next_escalation_at, Some(3_000));
         assert_eq!((row.overdue, row.escalations), (false, 0));
         assert!(row.receipt.is_none());
-        assert_eq!(row.police_region, PoliceRegion::Mitt);
+        assert_eq!(row.police_region, Inbox::Police(PoliceRegion::Mitt));
         assert_eq!(row.organisation.as_str(), "bollnas-kommun");
     }
 

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use tryggdel_domain::{
-    CrimeId, DataItem, Directory, LegalBasisId, LegalRegistry, OrganisationCode, PolicePayload,
-    PolicePayloadInput,
+    CrimeId, DataItem, Directory, Inbox, LegalBasisId, LegalRegistry, OrganisationCode,
+    PolicePayload, PolicePayloadInput,
 };
 
 /// The canonical payload of a disclosure from `organisation` (registered in `directory`) with
@@ -20,13 +20,40 @@ pub fn police_payload(
     risk: &str,
 ) -> PolicePayload {
     let code = OrganisationCode::parse(organisation).unwrap();
+    let region = directory
+        .organisation(&code)
+        .unwrap()
+        .police_region()
+        .unwrap();
+    payload_to_inbox(
+        registry,
+        directory,
+        disclosure_id,
+        organisation,
+        urgent,
+        risk,
+        Inbox::Police(region),
+    )
+}
+
+/// [`police_payload`], to `inbox` instead of the organisation's police region.
+pub fn payload_to_inbox(
+    registry: &LegalRegistry,
+    directory: &Directory,
+    disclosure_id: &str,
+    organisation: &str,
+    urgent: bool,
+    risk: &str,
+    inbox: Inbox,
+) -> PolicePayload {
+    let code = OrganisationCode::parse(organisation).unwrap();
     let found = directory.organisation(&code).unwrap();
     PolicePayload::new(PolicePayloadInput {
         disclosure_id: disclosure_id.to_owned(),
         organisation_code: code.clone(),
         organisation_name: found.name().to_owned(),
         unit: "Socialtjänsten, vuxenenheten".into(),
-        police_region: found.police_region().unwrap(),
+        inbox,
         legal_basis: LegalBasisId::parse("OSL-10-18c").unwrap(),
         registry_version: registry.registry_version().to_owned(),
         crime: Some(CrimeId::parse("grov-kvinnofridskrankning").unwrap()),
