@@ -132,8 +132,15 @@ pub async fn health(
     Ok(())
 }
 
+/// The compose deployment's witnesses: their names and the hosts they are reached at.
+const COMPOSE_WITNESSES: [(&str, &str); 2] = [
+    ("witness.polisen.example", "witness-polisen"),
+    ("witness.ivo.example", "witness-ivo"),
+];
+
 /// Writes a development PKI and keys for every service to `out` (the layout of the data
-/// directory); existing files are kept.
+/// directory), and the two compose witnesses' keys, certificates and policy; existing keys
+/// and certificates are kept.
 pub fn pki(out: &Path, directory: Option<&Path>) -> anyhow::Result<()> {
     let registry = tryggdel_domain::LegalRegistry::embedded().context("legal-basis registry")?;
     let text = match directory {
@@ -149,5 +156,10 @@ pub fn pki(out: &Path, directory: Option<&Path>) -> anyhow::Result<()> {
     } else {
         crate::out!("{} already holds a complete development PKI", out.display());
     }
+    tryggdel_system::witnesses::write_deployment_witnesses(&data, &COMPOSE_WITNESSES)?;
+    crate::out!(
+        "witness keys, certificates and the 2-of-2 policy in {}",
+        out.join("witnesses").display()
+    );
     Ok(())
 }

@@ -122,6 +122,55 @@ impl DevelopmentWitnesses {
     }
 }
 
+/// What `tryggdel pki` writes for the compose deployment's two witnesses (each as another
+/// agency would run it, reachable as `https://<host>:7380/`): per witness in
+/// `<out>/witnesses/<name>/` its key (0600, kept), its HTTPS certificate and key for `host`
+/// from the development CA (kept), an empty `state/`; and `<out>/witnesses/policy.txt`, the
+/// 2-of-2 policy naming the log (`keys/audit-log.vkey`) and both witnesses (rewritten).
+pub fn write_deployment_witnesses(
+    data: &DataDirectory,
+    hosts: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let root = data.root.join("witnesses");
+    let ca = CertificateAuthority::from_pem(&read(&data.ca_cert())?, &read(&data.ca_key())?)
+        .context("the development CA")?;
+    let log = CheckpointVerifier::parse_vkey(read(&data.audit_log_vkey())?.trim())
+        .context("the audit log's verifier key")?;
+    let mut policy = format!(
+        "# The compose deployment's witnesses: both must cosign (written by `tryggdel pki`).\nlog {}\n",
+        log.to_vkey_string()
+    );
+    for (name, host) in hosts {
+        let dir = root.join(name);
+        std::fs::create_dir_all(dir.join("state"))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        let key = witness_key(&dir.join("key.pem"))?;
+        let (cert, tls_key) = (dir.join("tls.pem"), dir.join("tls-key.pem"));
+        if !cert.exists() || !tls_key.exists() {
+            let issued = ca
+                .issue_server(
+                    host,
+                    &[(*host).to_owned(), "localhost".to_owned()],
+                    &[std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)],
+                )
+                .context("a witness certificate")?;
+            write_secret(&tls_key, &issued.key_pem)?;
+            write_public(&cert, &issued.cert_pem)?;
+        }
+        let vkey = Cosigner::new(key, *name)?.verifier().to_vkey_string();
+        write_public(&dir.join("witness.vkey"), &format!("{vkey}\n"))?;
+        policy.push_str(&format!("witness {name} {vkey} https://{host}:7380/\n"));
+    }
+    let names: Vec<&str> = hosts.iter().map(|(name, _)| *name).collect();
+    policy.push_str(&format!(
+        "group agencies all {}\nquorum agencies\n",
+        names.join(" ")
+    ));
+    Policy::parse(&policy).context("the witness policy")?;
+    let path = root.join("policy.txt");
+    write_public(&path, &policy)
+}
+
 /// The witness key at `path`, created (PKCS#8, 0600) if missing.
 fn witness_key(path: &std::path::Path) -> anyhow::Result<SigningKey> {
     if !path.exists() {
