@@ -287,6 +287,13 @@ pub struct DisclosureConfig {
     pub expiry_warning_days: u64,
     /// How often untouched disclosures are looked for.
     pub expiry_check_seconds: u64,
+    /// An urgent request for information still open past its deadline is escalated again
+    /// this often.
+    pub request_urgent_repeat_minutes: u64,
+    /// An ordinary one, this often.
+    pub request_repeat_minutes: u64,
+    /// How often open requests past their deadline are looked for.
+    pub request_check_seconds: u64,
 }
 
 impl Default for DisclosureConfig {
@@ -295,6 +302,9 @@ impl Default for DisclosureConfig {
             expire_after_days: 90,
             expiry_warning_days: 14,
             expiry_check_seconds: 60,
+            request_urgent_repeat_minutes: 60,
+            request_repeat_minutes: 24 * 60,
+            request_check_seconds: 60,
         }
     }
 }
@@ -309,6 +319,18 @@ impl DisclosureConfig {
             Duration::from_secs(self.expiry_check_seconds),
         )
         .context("disclosure.expire_after_days, disclosure.expiry_warning_days, disclosure.expiry_check_seconds")
+    }
+
+    /// How open requests for information past their deadline escalate, or why that cannot
+    /// work.
+    pub fn request_deadlines(&self) -> anyhow::Result<tryggdel_disclosure::RequestDeadlines> {
+        const MINUTE: u64 = 60;
+        tryggdel_disclosure::RequestDeadlines::new(
+            Duration::from_secs(self.request_urgent_repeat_minutes.saturating_mul(MINUTE)),
+            Duration::from_secs(self.request_repeat_minutes.saturating_mul(MINUTE)),
+            Duration::from_secs(self.request_check_seconds),
+        )
+        .context("disclosure.request_urgent_repeat_minutes, disclosure.request_repeat_minutes, disclosure.request_check_seconds")
     }
 }
 
@@ -493,6 +515,36 @@ mod tests {
         assert!(!is_config_key("ORG"));
         assert!(is_config_key("DISCLOSURE__EXPIRE_AFTER_DAYS"));
         assert!(!is_config_key("DISCLOSURE"));
+    }
+
+    #[test]
+    fn request_deadlines_are_read_in_minutes_and_must_be_longer_than_zero() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("config.toml");
+        let load = |section: &str| {
+            std::fs::write(
+                &file,
+                format!("mode = \"development\"\n[disclosure]\n{section}"),
+            )
+            .unwrap();
+            Config::load(Some(&file))
+                .unwrap()
+                .disclosure
+                .request_deadlines()
+        };
+        assert_eq!(
+            load("").unwrap(),
+            tryggdel_disclosure::RequestDeadlines::default()
+        );
+        let set = load("request_urgent_repeat_minutes = 15\nrequest_check_seconds = 5\n").unwrap();
+        assert_eq!(set.check_interval(), Duration::from_secs(5));
+        assert_ne!(set, tryggdel_disclosure::RequestDeadlines::default());
+        let error = format!("{:#}", load("request_repeat_minutes = 0\n").unwrap_err());
+        assert!(
+            error.contains("disclosure.request_repeat_minutes"),
+            "{error}"
+        );
+        assert!(error.contains("longer than zero"), "{error}");
     }
 
     #[test]

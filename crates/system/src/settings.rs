@@ -187,6 +187,7 @@ pub fn disclosure_settings(
         receipt_key: receipt_public_key(config)?,
         relay: RelayConfig::default(),
         expiry: config.disclosure.expiry()?,
+        request_deadlines: config.disclosure.request_deadlines()?,
     })
 }
 

@@ -97,6 +97,9 @@ pub struct Settings {
     pub relay: RelayConfig,
     /// When untouched drafts and submitted disclosures expire ([`Expiry::default`]).
     pub expiry: Expiry,
+    /// How open requests for information past their deadline escalate
+    /// ([`RequestDeadlines::default`]).
+    pub request_deadlines: RequestDeadlines,
 }
 
 /// Connects the database (running migrations, and giving outbox events written before the
@@ -141,7 +144,8 @@ pub async fn build(settings: &Settings) -> anyhow::Result<DisclosureApi> {
         AuditLink::new(&settings.audit)?,
         settings.receipt_key,
     )
-    .with_expiry(settings.expiry))
+    .with_expiry(settings.expiry)
+    .with_request_deadlines(settings.request_deadlines))
 }
 
 /// The gRPC routes of the service.
