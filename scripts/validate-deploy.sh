@@ -45,6 +45,9 @@ K8S=$DEPLOY/k8s
 COMPOSE=$DEPLOY/compose/docker-compose.yml
 # Kubernetes manifests: every YAML file in deploy/k8s but the kustomization itself.
 mapfile -t MANIFESTS < <(find "$K8S" -maxdepth 1 -name '*.yaml' ! -name kustomization.yaml | sort)
+# The witness another agency runs (its own kustomization, its own namespace).
+WITNESS=$K8S/witness
+mapfile -t WITNESS_MANIFESTS < <(find "$WITNESS" -maxdepth 1 -name '*.yaml' ! -name kustomization.yaml | sort)
 mapfile -t YAML_FILES < <(find "$DEPLOY" \( -name '*.yaml' -o -name '*.yml' \) ! -path '*/secrets/*' | sort)
 
 failures=0
@@ -112,6 +115,15 @@ for version in $K8S_VERSIONS; do
   fi
 done
 summary+=("kubernetes-validate $v_kv --strict, Kubernetes ${K8S_VERSIONS// /, }: ${MANIFESTS[*]}")
+for version in $K8S_VERSIONS; do
+  step "kubernetes-validate $v_kv --strict -k $version: the witness ($WITNESS)"
+  if "$BIN/kubernetes-validate" --strict --quiet -k "$version" "${WITNESS_MANIFESTS[@]}"; then
+    printf '  ok  %s\n' "${WITNESS_MANIFESTS[@]}"
+  else
+    fail "kubernetes-validate of the witness (Kubernetes $version)"
+  fi
+done
+summary+=("kubernetes-validate $v_kv --strict, Kubernetes ${K8S_VERSIONS// /, }: ${WITNESS_MANIFESTS[*]}")
 
 # ---- 3. the kustomization, rendered -----------------------------------------------------------
 if command -v kubectl >/dev/null 2>&1 && kubectl kustomize --help >/dev/null 2>&1; then
@@ -131,6 +143,12 @@ if command -v kubectl >/dev/null 2>&1 && kubectl kustomize --help >/dev/null 2>&
     fail "kubectl kustomize $K8S"
   fi
   summary+=("kubectl kustomize ($v_kubectl) + kubernetes-validate: $K8S/kustomization.yaml rendered")
+  if kubectl kustomize "$WITNESS" >"$TMP/witness.yaml" \
+    && for version in $K8S_VERSIONS; do "$BIN/kubernetes-validate" --strict --quiet -k "$version" "$TMP/witness.yaml" || exit 1; done; then
+    echo "  ok  $WITNESS/kustomization.yaml ($(grep -c '^kind:' "$TMP/witness.yaml") resources rendered)"
+  else
+    fail "kubectl kustomize $WITNESS"
+  fi
 else
   step "kubectl kustomize: SKIPPED (no kubectl on PATH); the consistency checks below still check the kustomization's resource list"
   summary+=("kubectl kustomize: skipped (no kubectl); resource list checked by the consistency checks")
