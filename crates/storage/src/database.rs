@@ -10,7 +10,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
-use crate::health::{DatabaseHealth, DatabaseOptions, probe_postgres};
+use crate::health::{DatabaseHealth, DatabaseOptions, PoolGate, probe_postgres};
 use crate::migrations::{EmbeddedMigrations, MigrationFile};
 
 /// Connections of the native PostgreSQL pool: one service's writers take turns on a lock of
@@ -224,10 +224,7 @@ impl Database {
                         .connect_lazy_with(native_options.clone()),
                 );
                 refusing_postgres = Some(refusing_postgres_pool(native_options.clone()).await);
-                let (stop, stopped) = tokio::sync::watch::channel(false);
-                tokio::spawn(probe_postgres(health.clone(), native_options, stopped));
-                probe = Some(Arc::new(ProbeTask { stop }));
-                AnyPoolOptions::new()
+                let any = AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(deadline)
                     .after_connect(move |connection, _meta| {
@@ -237,9 +234,26 @@ impl Database {
                             Ok(())
                         })
                     })
-                    .connect_with(options)
+                    .connect_with(options.clone())
                     .await
-                    .map_err(connect_error)?
+                    .map_err(connect_error)?;
+                if let Some(native) = &postgres {
+                    let (stop, stopped) = tokio::sync::watch::channel(false);
+                    let gate = PoolGate {
+                        any: any.clone(),
+                        any_options: options,
+                        native: native.clone(),
+                        native_options: native_options.clone(),
+                    };
+                    tokio::spawn(probe_postgres(
+                        health.clone(),
+                        native_options,
+                        gate,
+                        stopped,
+                    ));
+                    probe = Some(Arc::new(ProbeTask { stop }));
+                }
+                any
             }
         };
         if backend == Backend::Sqlite {

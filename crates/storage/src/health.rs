@@ -15,7 +15,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError};
+use sqlx::AnyPool;
+use sqlx::any::AnyConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgPool};
 use sqlx::sqlite::SqliteError;
 use sqlx::{ConnectOptions, Connection, Executor};
 use tokio::sync::watch;
@@ -277,11 +279,44 @@ pub async fn commit<DB: sqlx::Database>(
     transaction.commit().await.map_err(commit_outcome_unknown)
 }
 
+/// A socket that does not exist: connecting to it fails at once with an error the pools do not
+/// retry (they retry a refused connection until their acquire timeout).
+const NOWHERE: &str = "/nonexistent/tryggdel-database-down";
+
+/// The real pools of a PostgreSQL database, and how they connect while it is up and while it is
+/// down. A call that was already waiting for a connection when the database went away would
+/// otherwise go on trying the refused server until the deadline; pointed nowhere, its next try
+/// (within a fifth of the deadline) fails instead.
+pub(crate) struct PoolGate {
+    pub any: AnyPool,
+    pub any_options: AnyConnectOptions,
+    pub native: PgPool,
+    pub native_options: PgConnectOptions,
+}
+
+impl PoolGate {
+    fn close(&self) {
+        if let Ok(nowhere) = format!("postgres://tryggdel@localhost/down?host={NOWHERE}")
+            .parse::<AnyConnectOptions>()
+        {
+            self.any.set_connect_options(nowhere);
+        }
+        self.native
+            .set_connect_options(self.native_options.clone().socket(NOWHERE));
+    }
+
+    fn open(&self) {
+        self.any.set_connect_options(self.any_options.clone());
+        self.native.set_connect_options(self.native_options.clone());
+    }
+}
+
 /// Probes a PostgreSQL server until `stop` changes (or its sender is dropped), setting
-/// `health`.
+/// `health` and opening or closing `gate` with it.
 pub(crate) async fn probe_postgres(
     health: DatabaseHealth,
     options: PgConnectOptions,
+    gate: PoolGate,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut connection: Option<PgConnection> = None;
@@ -305,7 +340,7 @@ pub(crate) async fn probe_postgres(
             Ok(Ok(())) => {
                 timeouts = 0;
                 if health.set(DatabaseState::Up) {
-                    tracing::debug!("database probe answered");
+                    gate.open();
                 }
                 continue;
             }
@@ -326,7 +361,9 @@ pub(crate) async fn probe_postgres(
             }
         };
         connection = None;
-        health.set(DatabaseState::Down { reason });
+        if health.set(DatabaseState::Down { reason }) {
+            gate.close();
+        }
     }
     if let Some(connection) = connection {
         let _ = connection.close().await;
