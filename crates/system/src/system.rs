@@ -431,6 +431,12 @@ impl RunningSystem {
                 "polisen",
                 " --region mitt",
             ),
+            (
+                "police_officer",
+                "aklagare-1",
+                "aklagarmyndigheten",
+                "",
+            ),
             ("compliance_officer", "granskare-ivo", "ivo", ""),
         ] {
             println!(
