@@ -1,7 +1,8 @@
 //! Inboxes, with all three services running (disclosure, notification, audit), real mTLS and
 //! real tokens, on SQLite and on PostgreSQL: a disclosure to a law-enforcement authority other
 //! than the police goes to that authority's one inbox, where its officers receive and
-//! acknowledge it, and no police region sees it; the answer to a request for information goes
+//! acknowledge it, its deadline escalates as a police delivery's does, and no police region
+//! sees it; the answer to a request for information goes
 //! to the region of the officer who asked, not to the region of the organisation's county.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,15 +18,16 @@ use tryggdel_proto::disclosure::v1::{
     RequestInformationRequest,
 };
 use tryggdel_proto::notification::v1::{Delivery, ListPendingRequest};
-use tryggdel_test_support::{TestBackend, acknowledge, on_both_backends};
+use tryggdel_test_support::{TestBackend, acknowledge, escalation_rounds, on_both_backends};
 
 const AKLAGARMYNDIGHETEN: &str = "aklagarmyndigheten";
 
+/// Urgent deliveries are due quickly and checked often, so that one escalates within a test.
 fn options() -> Options {
     Options {
-        urgent_deadline: Duration::from_secs(900),
+        urgent_deadline: Duration::from_millis(400),
         escalation_repeat: Duration::from_secs(900),
-        deadline_check_interval: Duration::from_secs(60),
+        deadline_check_interval: Duration::from_millis(50),
         state_polls: 400,
     }
 }
@@ -59,7 +61,7 @@ fn to_the_prosecutors() -> DraftContent {
             answer: true,
             justification: "Uppgifter i akten om ett begånget grovt brott".into(),
         }],
-        ..content("INBOX-1", false)
+        ..content("INBOX-1", true)
     }
 }
 
@@ -97,6 +99,20 @@ async fn a_disclosure_to_another_authority_goes_to_its_inbox(backend: TestBacken
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+
+    // Unacknowledged past its (urgent) deadline, it escalates to Bollnäs's decision makers.
+    let mut escalations = system
+        .notifications("beslut-bollnas", BOLLNAS, Role::DecisionMaker)
+        .await;
+    let mut rounds = Vec::new();
+    for _ in 0..400 {
+        rounds = escalation_rounds(&mut escalations, &approved.id).await;
+        if !rounds.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(rounds.first(), Some(&1), "escalated: {rounds:?}");
 
     // Their receipt acknowledges it, and the audit log names them as the recipient.
     let receipt = acknowledge(&mut prosecutor, &approved.id, "AM-2026-0042")
