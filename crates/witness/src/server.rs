@@ -298,7 +298,7 @@ impl Witness {
             .get(checkpoint.origin())
             .ok_or(Refusal::UnknownLog)?;
         if let Err(error) = log.verifier.verify_note(&note) {
-            tracing::warn!(origin = checkpoint.origin(), size = checkpoint.size(), %error, note = %request.note, "refused a checkpoint without a valid signature from the log's key");
+            tracing::warn!(origin = checkpoint.origin(), size = checkpoint.size(), %error, note = ?request.note, "refused a checkpoint without a valid signature from the log's key");
             return Err(Refusal::BadLogSignature);
         }
         if request.old_size > checkpoint.size() {
@@ -335,7 +335,7 @@ impl Witness {
                     size = checkpoint.size(),
                     root = %STANDARD.encode(checkpoint.root()),
                     proof = %request.proof.iter().map(|h| STANDARD.encode(h)).collect::<Vec<_>>().join(" "),
-                    note = %request.note,
+                    note = ?request.note,
                     %error,
                     "refused a checkpoint inconsistent with the one cosigned before: evidence of a fork or a rewritten log"
                 );

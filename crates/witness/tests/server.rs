@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
 use ed25519_dalek::SigningKey;
 use tryggdel_merkle::checkpoint::{Checkpoint, CheckpointSigner, CosignatureVerifier, SignedNote};
 use tryggdel_merkle::{MerkleTree, leaf_hash};
@@ -323,8 +324,39 @@ fn statuses(answers: &[Answer]) -> Vec<u16> {
     answers.iter().map(|a| a.status).collect()
 }
 
+/// Everything logged while it lives, as text.
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
 #[tokio::test]
 async fn a_forked_log_is_refused() {
+    // The witness runs on this test's thread (current-thread runtime): its log lines land here.
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    let _logging = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish(),
+    );
     let pki = pki();
     let state = tempfile::tempdir().unwrap();
     let witness = start_witness(&pki, state.path()).await;
@@ -338,6 +370,20 @@ async fn a_forked_log_is_refused() {
     // The same size with another root, a larger size with the fork's own proof.
     assert_eq!(post(&http, port, fork.request(8, 8)).await.status, 422);
     assert_eq!(post(&http, port, fork.request(8, 12)).await.status, 422);
+    // Each refusal is logged at WARN with the evidence: both roots and the log-signed note.
+    let logged = logs.text();
+    let refusals: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("inconsistent with the one cosigned before"))
+        .collect();
+    assert_eq!(refusals.len(), 2, "{logged}");
+    let cosigned_root =
+        base64::engine::general_purpose::STANDARD.encode(log.tree.root_at(8).unwrap());
+    let forked_root =
+        base64::engine::general_purpose::STANDARD.encode(fork.tree.root_at(12).unwrap());
+    assert!(refusals[1].contains(&cosigned_root), "{}", refusals[1]);
+    assert!(refusals[1].contains(&forked_root), "{}", refusals[1]);
+    assert!(refusals[1].contains("size=12"), "{}", refusals[1]);
     // Rewinding to a size the witness has passed is a conflict, never a cosignature.
     let answer = post(&http, port, fork.request(0, 6)).await;
     assert_eq!((answer.status, answer.body.as_str()), (409, "8\n"));
