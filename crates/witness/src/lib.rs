@@ -18,6 +18,8 @@
 //! * The witness never cosigns a checkpoint that is not consistent with the one it cosigned
 //!   before for that log: per log, the check, the durable write of the new state
 //!   (write-fsync-rename-fsync) and the answer happen under one lock, state first.
+//! * A state directory belongs to one witness key (`witness.vkey` in it); another key is
+//!   refused at start.
 //! * The witness pins each log's origin and key; a checkpoint is admitted only with a valid
 //!   signature from that key. A refused fork is logged at WARN with the evidence.
 //! * Parsing is strict: canonical decimals and base64, bounded line counts and sizes.

@@ -178,7 +178,7 @@ pub async fn start(
     let cosigner =
         Cosigner::new(settings.signing_key, settings.name.clone()).context("the witness's name")?;
     let verifier = cosigner.verifier();
-    let states = StateDirectory::open(&settings.state_directory)?;
+    let states = StateDirectory::open(&settings.state_directory, &verifier.to_vkey_string())?;
     let mut logs = HashMap::new();
     for log in settings.logs {
         let latest = states.load(log.name())?;

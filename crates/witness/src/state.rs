@@ -38,10 +38,29 @@ pub(crate) struct StateDirectory {
 }
 
 impl StateDirectory {
-    /// Opens (creating if needed) the state directory.
-    pub(crate) fn open(dir: &Path) -> anyhow::Result<Self> {
+    /// Opens (creating if needed) the state directory of the witness whose verifier key is
+    /// `vkey`. The directory remembers that key (`witness.vkey`) and refuses any other: a
+    /// state belongs to one key, and a key to one state.
+    pub(crate) fn open(dir: &Path, vkey: &str) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the witness state directory {}", dir.display()))?;
+        let owner = dir.join("witness.vkey");
+        match std::fs::read_to_string(&owner) {
+            Ok(text) => anyhow::ensure!(
+                text.trim() == vkey,
+                "the witness state in {} belongs to the witness {}, not to {vkey}",
+                dir.display(),
+                text.trim()
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let states = Self {
+                    dir: dir.to_owned(),
+                };
+                states.write_atomically(&owner, format!("{vkey}\n").as_bytes())?;
+                return Ok(states);
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading {}", owner.display())),
+        }
         Ok(Self {
             dir: dir.to_owned(),
         })
@@ -86,7 +105,6 @@ impl StateDirectory {
     /// leaves exactly `state` on disk; a crash before leaves the previous state. Blocking.
     pub(crate) fn persist(&self, origin: &str, state: &Witnessed) -> anyhow::Result<()> {
         let path = self.file(origin);
-        let temporary = path.with_extension("json.tmp");
         let stored = StoredLog {
             origin: origin.to_owned(),
             size: state.size,
@@ -94,13 +112,19 @@ impl StateDirectory {
             note: state.note.clone(),
         };
         let bytes = serde_json::to_vec(&stored).context("encoding the witness state")?;
+        self.write_atomically(&path, &bytes)
+    }
+
+    /// Writes `path` through a temporary file: write, fsync, rename, fsync the directory.
+    fn write_atomically(&self, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+        let temporary = path.with_extension("tmp");
         let mut file = std::fs::File::create(&temporary)
             .with_context(|| format!("creating {}", temporary.display()))?;
-        file.write_all(&bytes)
+        file.write_all(bytes)
             .and_then(|()| file.sync_all())
             .with_context(|| format!("writing {}", temporary.display()))?;
         drop(file);
-        std::fs::rename(&temporary, &path)
+        std::fs::rename(&temporary, path)
             .with_context(|| format!("renaming {} into place", temporary.display()))?;
         std::fs::File::open(&self.dir)
             .and_then(|dir| dir.sync_all())
@@ -117,7 +141,7 @@ mod tests {
     #[test]
     fn state_survives_reopening_and_is_per_origin() {
         let dir = tempfile::tempdir().unwrap();
-        let states = StateDirectory::open(dir.path()).unwrap();
+        let states = StateDirectory::open(dir.path(), "w+1+a").unwrap();
         assert_eq!(states.load("a.example/log").unwrap(), None);
         let state = Witnessed {
             size: 5,
@@ -125,7 +149,7 @@ mod tests {
             note: "note\n".into(),
         };
         states.persist("a.example/log", &state).unwrap();
-        let reopened = StateDirectory::open(dir.path()).unwrap();
+        let reopened = StateDirectory::open(dir.path(), "w+1+a").unwrap();
         assert_eq!(reopened.load("a.example/log").unwrap(), Some(state));
         assert_eq!(reopened.load("b.example/log").unwrap(), None);
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
@@ -139,5 +163,7 @@ mod tests {
             })
             .collect();
         assert!(leftovers.is_empty());
+        // The state is the key's: another key is refused.
+        assert!(StateDirectory::open(dir.path(), "w+2+b").is_err());
     }
 }
