@@ -400,4 +400,37 @@ mod tests {
             .collect();
         assert_eq!(events, [first, second, third]);
     }
+
+    #[tokio::test]
+    async fn a_full_disk_is_an_outage_and_nothing_of_the_change_is_written() {
+        let directory = tempfile::tempdir().unwrap();
+        let database = database(&directory).await;
+        // The pool's one connection may not grow the file: as a full disk, SQLITE_FULL.
+        let (pages,): (i64,) = sqlx::query_as("PRAGMA page_count")
+            .fetch_one(database.pool())
+            .await
+            .unwrap();
+        sqlx::query(&format!("PRAGMA max_page_count = {pages}"))
+            .execute(database.pool())
+            .await
+            .unwrap();
+        let mut large = event(1);
+        large.payload = format!("\"{}\"", "x".repeat(256 * 1024));
+        let row = Row("r", 1);
+        let error = write(&database, &Change::new(INSERT, &row, &[&large]))
+            .await
+            .expect_err("no room for the change");
+        assert_eq!(
+            crate::outage(&error),
+            Some(crate::Outage::DiskFull),
+            "{error}"
+        );
+        assert!(crate::Outage::DiskFull.message().contains("disk is full"));
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rows")
+            .fetch_one(database.pool())
+            .await
+            .unwrap();
+        assert_eq!(rows, 0, "the change is written whole or not at all");
+        assert!(pending_at_audit(&database).await.is_empty());
+    }
 }
