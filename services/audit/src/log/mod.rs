@@ -49,18 +49,17 @@ pub use catch_up::TAIL_INTERVAL;
 
 /// Appends waiting for the sequencer before callers are pushed back.
 const QUEUE_DEPTH: usize = 1024;
-/// How long one of the log's steps on the database may take (a batch's transaction from asking
-/// for the lock to its commit, a checkpoint's, a catch-up) before it is abandoned and its
-/// connection closed. A batch takes milliseconds; this only ever ends one that has stalled.
-pub const DEFAULT_WRITE_DEADLINE: Duration = Duration::from_secs(10);
-
 /// What the log needs to sign and pace checkpoints.
 #[derive(Clone)]
 pub struct LogConfig {
     pub signer: Arc<CheckpointSigner>,
     /// How often, at most, a checkpoint is signed while the log grows (zero: after every batch).
     pub checkpoint_interval: Duration,
-    /// See [`DEFAULT_WRITE_DEADLINE`].
+    /// How long one of the log's steps on the database may take (a batch's transaction from
+    /// asking for the lock to its commit, a checkpoint's, a catch-up) before it is abandoned and
+    /// its connection closed, and how long a caller waits for its append. A batch takes
+    /// milliseconds; this only ever ends one that has stalled. The service runs with its
+    /// database deadline (`[database] deadline_ms`, [`tryggdel_storage::DEFAULT_DEADLINE`]).
     pub write_deadline: Duration,
 }
 
