@@ -1,7 +1,7 @@
 //! The log with three witnesses on 127.0.0.1 and a 2-of-3 policy: with one witness down its
 //! checkpoints are still cosigned and published; with two down they are not, and the last
 //! cosigned checkpoint is served; back up, the witnesses catch up and publishing resumes.
-//! Witnessing does not depend on the database backend, so this runs on SQLite only.
+//! On both backends (on PostgreSQL the checkpoints come through the log's lock and tail).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -18,7 +18,7 @@ use tryggdel_audit::witnessing::WitnessingSettings;
 use tryggdel_merkle::checkpoint::Cosigner;
 use tryggdel_proto::audit::v1::AppendRequest;
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
-use tryggdel_test_support::TestBackend;
+use tryggdel_test_support::{TestBackend, on_both_backends};
 use tryggdel_tls::CertificateAuthority;
 use tryggdel_witness::policy::Policy;
 use tryggdel_witness::server::{RunningWitness, WitnessSettings};
@@ -168,9 +168,10 @@ fn signed_size(service: &RunningService) -> u64 {
     service.api.log().latest_checkpoint().tree_size
 }
 
-#[tokio::test]
-async fn a_two_of_three_quorum_survives_one_witness_down_and_not_two() {
-    let deployment = Deployment::create(TestBackend::Sqlite).await.unwrap();
+async fn a_two_of_three_quorum_survives_one_witness_down_and_not_two(backend: TestBackend) {
+    let Some(deployment) = Deployment::create(backend).await else {
+        return;
+    };
     let mut witnesses = Witnesses::start(deployment.verifier()).await;
     let policy = witnesses.policy();
     let mut settings = deployment.settings();
@@ -237,3 +238,5 @@ async fn a_two_of_three_quorum_survives_one_witness_down_and_not_two() {
         witnesses.stop(i).await;
     }
 }
+
+on_both_backends!(a_two_of_three_quorum_survives_one_witness_down_and_not_two);
