@@ -261,6 +261,10 @@ pub struct AuditConfig {
     pub witness_timeout_ms: u64,
     /// How soon a checkpoint short of the quorum is submitted again.
     pub witness_retry_ms: u64,
+    /// The integrity scrub's pause between batches (once the pass begun at start is complete).
+    pub scrub_interval_ms: u64,
+    /// Entries the integrity scrub re-hashes per batch.
+    pub scrub_batch: u32,
 }
 
 impl Default for AuditConfig {
@@ -272,6 +276,8 @@ impl Default for AuditConfig {
             witness_ca: None,
             witness_timeout_ms: 5000,
             witness_retry_ms: 1000,
+            scrub_interval_ms: 10_000,
+            scrub_batch: 10_000,
         }
     }
 }

@@ -217,6 +217,10 @@ pub fn audit_settings(
             .map(|name| (*name).to_owned())
             .collect(),
         witnessing: witnessing_settings(config)?,
+        scrub: tryggdel_audit::scrub::ScrubSettings {
+            interval: Duration::from_millis(config.audit.scrub_interval_ms),
+            batch: config.audit.scrub_batch,
+        },
     })
 }
 

@@ -13,6 +13,8 @@
 //!   the stored leaves must reproduce the latest checkpoint, or the service does not start.
 //! - Identity numbers never enter the log: entries carry keyed hashes (HMAC) of them.
 //! - Every Query and Export is itself appended to the log before anything is returned.
+//! - The stored entries are re-hashed in the background (`scrub`); an entry found changed in
+//!   the database is quarantined and refused to every reader, naming its index.
 //! - With witnesses configured, the checkpoint served as the latest is the latest one whose
 //!   cosignatures meet the witness policy (`witnessing`), never one the witnesses did not
 //!   vouch for.
@@ -20,6 +22,7 @@
 
 pub mod entry;
 pub mod log;
+pub mod scrub;
 pub mod service;
 pub mod store;
 pub mod witnessing;
@@ -68,6 +71,8 @@ pub struct Settings {
     pub appenders: Vec<String>,
     /// The witnesses and their policy; None: checkpoints are published unwitnessed.
     pub witnessing: Option<witnessing::WitnessingSettings>,
+    /// How often, and how much at a time, the integrity scrub re-hashes stored entries.
+    pub scrub: scrub::ScrubSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -77,6 +82,7 @@ impl std::fmt::Debug for Settings {
             .field("checkpoint_interval", &self.checkpoint_interval)
             .field("appenders", &self.appenders)
             .field("witnessing", &self.witnessing.is_some())
+            .field("scrub", &self.scrub)
             .finish_non_exhaustive()
     }
 }
@@ -199,13 +205,15 @@ pub async fn spawn_on(
     listener: TcpListener,
 ) -> anyhow::Result<RunningService> {
     let api = build(settings).await?;
-    let host = ServiceHost::start(
+    let mut host = ServiceHost::start(
         "tryggdel.audit.v1.AuditService",
         routes(api.clone()),
         &settings.tls,
         listener,
         api.log().store().database().clone(),
     )?;
+    // The integrity scrub: a pass at once from where the last one ended, then in batches.
+    host.run(api.integrity().start(settings.scrub));
     Ok(RunningService {
         local_addr: host.local_addr,
         api,

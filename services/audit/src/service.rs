@@ -23,6 +23,7 @@ use tryggdel_service_kit::{
 
 use crate::entry::body_from_event;
 use crate::log::{AppendError, AuditLog};
+use crate::scrub::Integrity;
 use crate::store::{QueryFilter, StoreError, StoredCheckpoint, StoredEntry};
 use crate::witnessing::Witnessing;
 
@@ -47,6 +48,8 @@ pub struct AuditApi {
     person_key: PersonKey,
     appenders: Arc<Vec<String>>,
     witnessing: Option<Arc<Witnessing>>,
+    /// The integrity scrub's quarantine, which every read of entries consults.
+    integrity: Integrity,
 }
 
 impl From<StoreError> for ServiceError {
@@ -129,6 +132,7 @@ impl AuditApi {
         appenders: Vec<String>,
     ) -> AuditApi {
         AuditApi {
+            integrity: Integrity::new(log.clone()),
             log,
             authenticator,
             person_key,
@@ -145,6 +149,11 @@ impl AuditApi {
 
     pub fn log(&self) -> &AuditLog {
         &self.log
+    }
+
+    /// The integrity scrub of the log and its quarantine.
+    pub fn integrity(&self) -> &Integrity {
+        &self.integrity
     }
 
     /// The log's witnessing, when configured.
@@ -339,6 +348,7 @@ impl AuditApi {
                 format!("entry {index} is not in the tree of size {size}"),
             ));
         }
+        self.integrity.refuse_quarantined(index, index + 1).await?;
         let (leaf_hash, hashes) = self
             .log
             .inclusion_proof(index, size)
@@ -473,6 +483,7 @@ impl AuditApi {
             limit,
         };
         let entries = self.log.store().query(&filter, own_entry).await?;
+        self.integrity.refuse_any_quarantined(&entries).await?;
         let next_page_token = match entries.last() {
             Some(last) if entries.len() == limit as usize => encode_page_token(last.index),
             _ => String::new(),
@@ -501,6 +512,9 @@ impl AuditApi {
         let checkpoint = self
             .signed_checkpoint(request.into_inner().tree_size)
             .await?;
+        self.integrity
+            .refuse_quarantined(0, checkpoint.tree_size)
+            .await?;
         self.audit_read(
             &caller,
             "audit.exported",
@@ -510,6 +524,7 @@ impl AuditApi {
         .await?;
         let (sender, receiver) = mpsc::channel(4);
         let store = self.log.store().clone();
+        let integrity = self.integrity.clone();
         let origin = self.origin().to_owned();
         tokio::spawn(async move {
             let first = ExportChunk {
@@ -539,6 +554,11 @@ impl AuditApi {
                         return;
                     }
                 };
+                // An entry quarantined since the export began is not sent either.
+                if let Err(refused) = integrity.refuse_any_quarantined(&chunk).await {
+                    let _ = sender.send(Err(refused.into())).await;
+                    return;
+                }
                 next += chunk.len() as u64;
                 let part = ExportChunk {
                     part: Some(export_chunk::Part::Entries(EntryBatch {
