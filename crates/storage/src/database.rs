@@ -163,17 +163,20 @@ impl Database {
                 let options = AnyConnectOptions::from_str(&url).map_err(connect_error)?;
                 // SQLite allows one writer at a time; a single connection serialises every
                 // transaction in the process instead of failing them with SQLITE_BUSY.
+                // Another process holding the file's lock (a backup, `tryggdel migrate`) is
+                // waited for no longer than the deadline.
+                let pragmas = format!(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {};",
+                    deadline.as_millis()
+                );
                 AnyPoolOptions::new()
                     .max_connections(1)
                     .acquire_timeout(deadline)
-                    .after_connect(|connection, _meta| {
+                    .after_connect(move |connection, _meta| {
+                        let pragmas = pragmas.clone();
                         Box::pin(async move {
-                            connection
-                                .execute(
-                                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
-                                )
-                                .await?;
+                            connection.execute(pragmas.as_str()).await?;
                             Ok(())
                         })
                     })
