@@ -17,11 +17,17 @@ fn witness_smoke_run_prints_its_figures() {
             "add-checkpoint",
             "cosign (3 witnesses)",
             "cosigning adds ",
+            "audit service, 3 witnesses",
+            "through the service cosigning adds ",
             "RESULT bench=witness",
         ],
     );
     let result = result_line(&output);
-    for key in ["add_checkpoint_per_s", "cosign_p99_ms"] {
+    for key in [
+        "add_checkpoint_per_s",
+        "cosign_p99_ms",
+        "service_added_p99_ms",
+    ] {
         let figure: f64 = field(result, key).parse().unwrap();
         assert!(figure > 0.0, "{result}");
     }
