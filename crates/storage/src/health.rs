@@ -31,9 +31,11 @@ pub const PROBE_INTERVAL_UP: Duration = Duration::from_millis(500);
 pub const PROBE_INTERVAL_DOWN: Duration = Duration::from_millis(250);
 /// How long one probe (connecting if need be, and `SELECT 1`) may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Probes in a row that must time out before a database that refuses nothing counts as down:
-/// one slow answer under load is not an outage; a refused or broken connection is at once.
-const TIMEOUTS_BEFORE_DOWN: u32 = 2;
+/// Probes in a row that must fail without a sign of the server being gone (no answer in time,
+/// too many connections, any other refusal) before the database counts as down: a slow answer
+/// under load is not an outage. A refused, reset or closed connection, or a server shutting
+/// down or starting up, is at once.
+const DOUBTS_BEFORE_DOWN: u32 = 3;
 
 /// How a service uses its database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -320,7 +322,7 @@ pub(crate) async fn probe_postgres(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut connection: Option<PgConnection> = None;
-    let mut timeouts = 0;
+    let mut doubts = 0;
     loop {
         let interval = if health.is_up() {
             PROBE_INTERVAL_UP
@@ -336,37 +338,47 @@ pub(crate) async fn probe_postgres(
             }
         }
         let answered = tokio::time::timeout(PROBE_TIMEOUT, probe_once(&mut connection, &options));
-        let reason = match answered.await {
+        let (reason, gone) = match answered.await {
             Ok(Ok(())) => {
-                timeouts = 0;
+                doubts = 0;
                 if health.set(DatabaseState::Up) {
                     gate.open();
                 }
                 continue;
             }
-            Ok(Err(error)) => {
-                timeouts = 0;
-                describe(&error)
-            }
-            Err(_) => {
-                timeouts += 1;
-                if timeouts < TIMEOUTS_BEFORE_DOWN {
-                    connection = None;
-                    continue;
-                }
-                format!(
-                    "no answer within {} ms, {timeouts} times in a row",
-                    PROBE_TIMEOUT.as_millis()
-                )
-            }
+            Ok(Err(error)) => (describe(&error), is_gone(&error)),
+            Err(_) => (
+                format!("no answer within {} ms", PROBE_TIMEOUT.as_millis()),
+                false,
+            ),
         };
         connection = None;
+        doubts += 1;
+        if !gone && doubts < DOUBTS_BEFORE_DOWN {
+            continue;
+        }
+        let reason = if gone {
+            reason
+        } else {
+            format!("{reason}, {doubts} times in a row")
+        };
         if health.set(DatabaseState::Down { reason }) {
             gate.close();
         }
     }
     if let Some(connection) = connection {
         let _ = connection.close().await;
+    }
+}
+
+/// True when `error` shows the server gone: no connection, or one it is ending.
+fn is_gone(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(database) => database.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
     }
 }
 
@@ -421,6 +433,14 @@ mod tests {
             outage(&sqlx::Error::WorkerCrashed),
             Some(Outage::Unreachable)
         );
+    }
+
+    #[test]
+    fn only_a_lost_connection_takes_the_database_down_at_once() {
+        assert!(is_gone(&io(std::io::ErrorKind::ConnectionRefused)));
+        assert!(is_gone(&io(std::io::ErrorKind::UnexpectedEof)));
+        assert!(!is_gone(&sqlx::Error::PoolTimedOut));
+        assert!(!is_gone(&sqlx::Error::Protocol("odd".into())));
     }
 
     #[test]
