@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{BOLLNAS, Deployment, events};
@@ -152,10 +153,22 @@ async fn the_scrub_finds_a_row_changed_in_the_database_and_names_its_index(backe
     let mut officer = user(&deployment, &service, "granskare-bollnas", BOLLNAS).await;
     supervisor.get_inclusion_proof(inclusion(3)).await.unwrap();
 
-    // Entry 3 rewritten in the database: the next pass names it, and quarantines it.
+    // Entry 3 rewritten in the database: the next pass names it, and quarantines it, with an
+    // ERROR line naming its index (the scrub is driven from this thread, where it logs).
     rewrite_entry(&service, backend, 3).await;
-    let found = integrity.scrub_pass(5).await.unwrap();
+    let errors = ErrorLines::default();
+    let found = {
+        let _capture = tracing::subscriber::set_default(errors.clone());
+        integrity.scrub_pass(5).await.unwrap()
+    };
     assert_eq!(found, vec![(3, Finding::BytesChanged)]);
+    let lines = errors.lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("index=3 ") && lines[0].contains("entry 3 was changed in the database"),
+        "{}",
+        lines[0]
+    );
     assert_eq!(integrity.failures(), 1);
     let quarantined = integrity.quarantined().await.unwrap();
     assert_eq!(quarantined.len(), 1);
@@ -285,6 +298,65 @@ async fn the_background_scrub_goes_on_after_a_restart_from_where_it_ended(backen
     );
     service.stop().await.unwrap();
     deployment.database.remove().await;
+}
+
+/// The ERROR events logged while it is the thread's subscriber, each as one line of its
+/// fields (`name=value`, the message last).
+#[derive(Clone, Default)]
+struct ErrorLines(Arc<Mutex<Vec<String>>>);
+
+impl ErrorLines {
+    fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// The fields of one event.
+#[derive(Default)]
+struct Fields {
+    named: String,
+    message: String,
+}
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.message = format!("{value:?}");
+        } else {
+            self.named.push_str(&format!("{}={value:?} ", field.name()));
+        }
+    }
+
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.named.push_str(&format!("{}={value} ", field.name()));
+    }
+}
+
+impl tracing::Subscriber for ErrorLines {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        *metadata.level() == tracing::Level::ERROR
+    }
+
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{}{}", fields.named, fields.message));
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
 }
 
 /// Waits, a bounded number of times, for `condition`.
