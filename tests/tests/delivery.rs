@@ -285,6 +285,7 @@ async fn a_tampered_payload_is_refused(backend: TestBackend) {
             legal_basis_id: "OSL-10-18c".into(),
             registry_version: decision.registry_version,
             trace_id: String::new(),
+            person_refs: Vec::new(),
         })
         .await
         .unwrap_err();

@@ -103,10 +103,15 @@ fn runs_by_trace(events: Vec<TracedEvent>) -> Vec<(String, Vec<AuditEvent>)> {
 
 /// A connection to the audit service (connects on first use, reconnects as needed). Every
 /// call carries the trace context of its client span.
+///
+/// Clones share whether the audit log was reachable at the last append any of them made
+/// ([`AuditLink::is_reachable`]): the outbox relay's appends keep it current, so a read that
+/// is logged through the outbox can be refused while the log is known to be down.
 #[derive(Clone)]
 pub struct AuditLink {
     client: AuditServiceClient<TracedChannel>,
     timeout: Duration,
+    reachable: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AuditLink {
@@ -114,7 +119,30 @@ impl AuditLink {
         Ok(AuditLink {
             client: AuditServiceClient::new(endpoint.traced_channel()?),
             timeout: endpoint.timeout,
+            reachable: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
         })
+    }
+
+    /// False once an append failed because the audit log did not answer (a timeout, or the
+    /// service unavailable); true again after the next append it took. True until the first
+    /// append.
+    pub fn is_reachable(&self) -> bool {
+        self.reachable.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn set_reachable(&self, reachable: bool) {
+        let was = self
+            .reachable
+            .swap(reachable, std::sync::atomic::Ordering::AcqRel);
+        if was != reachable {
+            if reachable {
+                tracing::info!("the audit log answers again");
+            } else {
+                tracing::warn!(
+                    "the audit log does not answer; reads that must be logged are refused until it does"
+                );
+            }
+        }
     }
 
     /// Appends `events` in order, in the current trace; Ok once the audit log holds them
@@ -173,9 +201,24 @@ impl AuditLink {
                 &span,
                 &Err(tonic::Status::deadline_exceeded("no answer in time")),
             );
+            self.set_reachable(false);
             return Err(AuditLinkError::Timeout(self.timeout));
         };
         record_client_outcome(&span, &result);
+        match &result {
+            Ok(_) => self.set_reachable(true),
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unavailable
+                        | tonic::Code::DeadlineExceeded
+                        | tonic::Code::Cancelled
+                ) =>
+            {
+                self.set_reachable(false);
+            }
+            Err(_) => {}
+        }
         let response = result?;
         let entries = response.into_inner().entries;
         if entries.len() != sent {

@@ -35,6 +35,6 @@ pub use health::{
 pub use migrations::{InvalidMigration, MigrationFile};
 pub use outbox::{
     AnyQuery, Arguments, Change, Companion, OutboxDestination, OutboxEvent, PendingEvent, Written,
-    events_without_audit_event, placeholders, set_audit_event, write, write_in,
+    events_without_audit_event, placeholders, record_events, set_audit_event, write, write_in,
 };
 pub use sealing::{FieldCipher, FieldKey, SealingError};

@@ -248,6 +248,9 @@ impl DisclosureApi {
             legal_basis_id: record.legal_basis_id.clone(),
             registry_version: record.registry_version().to_owned(),
             trace_id: trace.trace_id.clone(),
+            person_refs: self
+                .person_refs(record)
+                .map_err(|error| anyhow::anyhow!("the persons the disclosure concerns: {error}"))?,
         })
     }
 

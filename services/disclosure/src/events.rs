@@ -15,6 +15,10 @@ use crate::content::ValidatedDraft;
 use crate::sealing;
 use crate::store::{DisclosureRecord, OutboxActor, OutboxEvent, OutboxPayload};
 
+/// The detail of a page's access event that lists the disclosures on it (comma-separated);
+/// the audit entry names each as an object.
+pub(crate) const ACCESSED_DISCLOSURES: &str = "disclosure_ids";
+
 /// The police's organisation code in the directory.
 const POLICE_ORGANISATION: &str = "polisen";
 
@@ -191,6 +195,76 @@ impl DisclosureApi {
         Ok(())
     }
 
+    /// Records that the caller read `record`'s personal data (`event_type`, e.g.
+    /// `disclosure.read`), durably in the outbox before anything is returned; the audit relay
+    /// takes it to the log exactly once. Refused while the audit log is known not to answer,
+    /// so a read is never served unlogged and never served while its record cannot reach the
+    /// log.
+    pub(crate) async fn log_access(
+        &self,
+        caller: &Caller,
+        records: &[&DisclosureRecord],
+        event_type: &str,
+    ) -> Result<(), ServiceError> {
+        self.require_audit_log()?;
+        let events = match records {
+            [] => return Ok(()),
+            [record] => vec![self.event(caller, record, event_type, &[])?],
+            many => {
+                // A page: one event naming every disclosure on it and every person concerned.
+                let mut person_refs: Vec<String> = Vec::new();
+                for record in many {
+                    for reference in self.person_refs(record)? {
+                        if !person_refs.contains(&reference) {
+                            person_refs.push(reference);
+                        }
+                    }
+                }
+                let ids: Vec<&str> = many.iter().map(|record| record.id.as_str()).collect();
+                let first = many[0];
+                let payload = OutboxPayload {
+                    disclosure_id: String::new(),
+                    police_region: String::new(),
+                    state: String::new(),
+                    version: 0,
+                    legal_basis_id: String::new(),
+                    urgent: false,
+                    person_refs,
+                    details: [
+                        (ACCESSED_DISCLOSURES.to_owned(), ids.join(",")),
+                        ("count".to_owned(), ids.len().to_string()),
+                    ]
+                    .into_iter()
+                    .collect(),
+                    ..self.payload_as(
+                        user_actor(caller),
+                        &Trace::of(caller),
+                        first,
+                        event_type,
+                        &[],
+                    )?
+                };
+                vec![outbox_event(payload)?]
+            }
+        };
+        self.store.record_events(&events).await?;
+        self.signal_outbox();
+        Ok(())
+    }
+
+    /// Refuses a read that must be logged while the audit log is known not to answer.
+    pub(crate) fn require_audit_log(&self) -> Result<(), ServiceError> {
+        if self.audit.is_reachable() {
+            Ok(())
+        } else {
+            Err(ServiceError::Unavailable(
+                "the audit log does not answer, so this read cannot be logged and nothing is \
+                 returned; retry later"
+                    .into(),
+            ))
+        }
+    }
+
     /// What an event about `record` by `actor` says, as it happens now (not a refusal); its
     /// outbox row is [`outbox_event`].
     pub(crate) fn payload_as(
@@ -230,7 +304,10 @@ impl DisclosureApi {
     }
 
     /// Keyed hashes of the identity numbers a disclosure concerns (subject and victim).
-    fn person_refs(&self, record: &DisclosureRecord) -> Result<Vec<String>, ServiceError> {
+    pub(crate) fn person_refs(
+        &self,
+        record: &DisclosureRecord,
+    ) -> Result<Vec<String>, ServiceError> {
         let content = sealing::open_content(&self.cipher, record)?;
         let mut references = Vec::new();
         for person in [&content.subject, &content.victim].into_iter().flatten() {

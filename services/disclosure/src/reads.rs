@@ -1,7 +1,9 @@
 //! The reading handlers: one disclosure (with its delivery record), and a page of summaries.
 //!
-//! Invariant: a reveal of protected details, and any read by a compliance officer, is in the
-//! audit log before anything is returned; summaries hold no personal data.
+//! Invariant: every read is logged before anything is returned: a reveal of protected details
+//! and any read by a compliance officer in the audit log itself, every other Get and every page
+//! of a List durably in the outbox (who, when, which disclosures, the persons concerned as
+//! keyed references), and none while the audit log is known not to answer.
 
 use tryggdel_auth::Role;
 use tryggdel_proto::disclosure::v1::{
@@ -12,7 +14,7 @@ use tryggdel_service_kit::{Caller, ServiceError, page_size, today_in_sweden};
 use crate::api::DisclosureApi;
 use crate::checks::parse_disclosure_id;
 use crate::policy::{self, READERS};
-use crate::store::{ListFilter, ListOrder as StoreOrder};
+use crate::store::{DisclosureRecord, ListFilter, ListOrder as StoreOrder};
 use crate::wire::{self, wire_delivery};
 
 const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -43,6 +45,9 @@ impl DisclosureApi {
         } else {
             if caller.has(Role::ComplianceOfficer) {
                 self.audit_read(caller, &record, "disclosure.read", &[])
+                    .await?;
+            } else {
+                self.log_access(caller, &[&record], "disclosure.read")
                     .await?;
             }
             self.masked_view(&record)?
@@ -104,6 +109,8 @@ impl DisclosureApi {
             Some(last) if records.len() > page.len() => wire::page_token_after(last, wire_order),
             _ => String::new(),
         };
+        let read: Vec<&DisclosureRecord> = page.iter().collect();
+        self.log_access(caller, &read, "disclosure.listed").await?;
         Ok(ListResponse {
             disclosures: page
                 .iter()

@@ -50,6 +50,10 @@ pub const EVENT_REFUSED: &str = "information_request.refused";
 pub const EVENT_ANSWERED: &str = "information_request.answered";
 /// The event of a deadline passed with the request still open.
 pub const EVENT_OVERDUE: &str = "information_request.overdue";
+/// The event of a read of one request (it names a person).
+pub const EVENT_READ: &str = "information_request.read";
+/// The event of a read of a page of requests.
+pub const EVENT_LISTED: &str = "information_request.listed";
 
 /// Longest free text of a request (what is sought, why, the refusal's reason and weighing).
 const MAX_REQUEST_TEXT_CHARS: usize = 4000;
@@ -241,7 +245,62 @@ impl DisclosureApi {
         let record = self
             .visible_request(caller, &request.information_request_id)
             .await?;
-        self.request_view(&record)
+        let view = self.request_view(&record)?;
+        self.log_request_access(caller, &[&record]).await?;
+        Ok(view)
+    }
+
+    /// Records that the caller read `records` (a request names a person), durably in the
+    /// outbox before anything is returned; refused while the audit log does not answer.
+    async fn log_request_access(
+        &self,
+        caller: &Caller,
+        records: &[&RequestRecord],
+    ) -> Result<(), ServiceError> {
+        self.require_audit_log()?;
+        let event = match records {
+            [] => return Ok(()),
+            [record] => request_payload(
+                user_actor(caller),
+                &Trace::of(caller),
+                record,
+                EVENT_READ,
+                &[],
+                self.registry.registry_version(),
+            ),
+            many => {
+                let mut person_refs: Vec<String> = Vec::new();
+                for record in many {
+                    if !record.subject_ref.is_empty() && !person_refs.contains(&record.subject_ref)
+                    {
+                        person_refs.push(record.subject_ref.clone());
+                    }
+                }
+                let ids: Vec<&str> = many.iter().map(|record| record.id.as_str()).collect();
+                let mut payload = request_payload(
+                    user_actor(caller),
+                    &Trace::of(caller),
+                    many[0],
+                    EVENT_LISTED,
+                    &[],
+                    self.registry.registry_version(),
+                );
+                payload.disclosure_id = String::new();
+                payload.police_region = String::new();
+                payload.state = String::new();
+                payload.person_refs = person_refs;
+                payload.details = [
+                    ("information_request_ids".to_owned(), ids.join(",")),
+                    ("count".to_owned(), ids.len().to_string()),
+                ]
+                .into_iter()
+                .collect();
+                payload
+            }
+        };
+        self.store.record_events(&[outbox_event(event)?]).await?;
+        self.signal_outbox();
+        Ok(())
     }
 
     pub(crate) async fn list_information_requests(
@@ -305,9 +364,10 @@ impl DisclosureApi {
             _ => String::new(),
         };
         let requests = page
-            .into_iter()
+            .iter()
             .map(|record| self.request_view(record))
             .collect::<Result<_, _>>()?;
+        self.log_request_access(caller, &page).await?;
         Ok(ListInformationRequestsResponse {
             requests,
             next_page_token,

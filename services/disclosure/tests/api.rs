@@ -393,11 +393,33 @@ fn ids_and_types(events: &[OutboxEvent]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The types of the events that record changes (a disclosure's or request's steps), in order:
+/// the access log's events of reads in between are left out (tested on their own).
 fn event_types(events: &[OutboxEvent]) -> Vec<&str> {
     events
         .iter()
+        .filter(|event| !is_access(event))
         .map(|event| event.event_type.as_str())
         .collect()
+}
+
+/// The events that record changes, without the access log's reads in between.
+fn changes(events: Vec<OutboxEvent>) -> Vec<OutboxEvent> {
+    events
+        .into_iter()
+        .filter(|event| !is_access(event))
+        .collect()
+}
+
+/// Whether `event` records a read of personal data (the access log), not a change.
+fn is_access(event: &OutboxEvent) -> bool {
+    [
+        "disclosure.read",
+        "disclosure.listed",
+        "information_request.read",
+        "information_request.listed",
+    ]
+    .contains(&event.event_type.as_str())
 }
 
 /// A dry-run assessment of content that is not stored, as of today.
@@ -1786,7 +1808,7 @@ async fn receipts_acknowledge_an_approval_once(backend: TestBackend) {
     assert!(!delivery.receipt_signature.is_empty());
 
     let store = harness.service.api.store();
-    let events = store.events_of(&approved.id).await.unwrap();
+    let events = changes(store.events_of(&approved.id).await.unwrap());
     assert_eq!(
         event_types(&events),
         [
@@ -1802,7 +1824,10 @@ async fn receipts_acknowledge_an_approval_once(backend: TestBackend) {
     // The hand-over, retrying against an unreachable notification service, finds the
     // disclosure acknowledged and settles the approval without delivering it.
     harness.wait_for_delivery().await;
-    assert_eq!(store.events_of(&approved.id).await.unwrap().len(), 5);
+    assert_eq!(
+        changes(store.events_of(&approved.id).await.unwrap()).len(),
+        5
+    );
     harness.stop().await;
 }
 
@@ -1993,7 +2018,7 @@ async fn approvals_are_handed_over_or_refused_once(backend: TestBackend) {
     assert_eq!(still_approved.state, DisclosureState::Approved as i32);
     assert_eq!(still_approved.version, refused.version);
     assert!(still_approved.delivery.is_none());
-    let events = store.events_of(&refused.id).await.unwrap();
+    let events = changes(store.events_of(&refused.id).await.unwrap());
     let last = events.last().unwrap();
     assert_eq!(last.event_type, "disclosure.delivery_refused");
     let payload: serde_json::Value = serde_json::from_str(&last.payload).unwrap();
@@ -2004,7 +2029,13 @@ async fn approvals_are_handed_over_or_refused_once(backend: TestBackend) {
     assert_eq!(payload["state"], "approved");
     harness.wait_for_relay().await;
     let logged = harness.audit_entries(&refused.id).await;
-    assert_eq!(logged.last().unwrap().1, "disclosure.delivery_refused");
+    let last_change = logged
+        .iter()
+        .rfind(|(_, action)| action != "disclosure.read")
+        .unwrap();
+    assert_eq!(last_change.1, "disclosure.delivery_refused");
+    // The caseworker's read of it is in the log too.
+    assert!(logged.iter().any(|(_, action)| action == "disclosure.read"));
     harness.stop().await;
 }
 
@@ -2062,7 +2093,7 @@ async fn a_withdrawal_after_delivery_is_a_recall(backend: TestBackend) {
     assert_eq!(read.delivery, delivered.delivery);
     let store = harness.service.api.store();
     let events = store.events_of(&recalled.id).await.unwrap();
-    let last = events.last().unwrap();
+    let last = events.iter().rfind(|event| !is_access(event)).unwrap();
     assert_eq!(last.event_type, "disclosure.recalled");
     let payload: serde_json::Value = serde_json::from_str(&last.payload).unwrap();
     assert_eq!(payload["state"], "withdrawn");
@@ -2359,7 +2390,7 @@ async fn untouched_disclosures_are_warned_then_expire(backend: TestBackend) {
         assert_eq!(expired.created_at_unix_ms, disclosure.created_at_unix_ms);
         let stored = api.store().get(&disclosure.id).await.unwrap().unwrap();
         assert_eq!(stored.legal_basis_id, "OSL-10-18c");
-        let events = api.store().events_of(&disclosure.id).await.unwrap();
+        let events = changes(api.store().events_of(&disclosure.id).await.unwrap());
         let types = event_types(&events);
         assert_eq!(
             &types[types.len() - 2..],
@@ -2515,6 +2546,7 @@ on_both_backends!(
     a_request_for_information_is_answered_by_an_approved_disclosure,
     a_request_for_information_is_refused_with_its_reason_and_weighing,
     an_open_request_past_its_deadline_escalates_until_it_is_settled,
+    every_read_is_logged_before_it_is_served_and_none_while_the_log_is_down,
 );
 
 // Delegations: granted, revoked and listed by an admin; decisions name the one they relied on.
@@ -3200,5 +3232,158 @@ async fn an_open_request_past_its_deadline_escalates_until_it_is_settled(backend
         .map(|event| detail(event, "escalation"))
         .collect();
     assert_eq!(overdue, vec!["1", "2", "3", "4"]);
+    harness.stop().await;
+}
+
+// The access log: every read of personal data is recorded before it is served.
+
+/// The access events of the outbox about `id` (a disclosure or a request), as (type, actor).
+async fn accesses(harness: &Harness, id: &str) -> Vec<(String, String)> {
+    harness
+        .service
+        .api
+        .store()
+        .events_of(id)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|event| is_access(event))
+        .map(|event| {
+            let payload: serde_json::Value = serde_json::from_str(&event.payload).unwrap();
+            (
+                event.event_type.clone(),
+                payload["actor"]["user_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn every_read_is_logged_before_it_is_served_and_none_while_the_log_is_down(
+    backend: TestBackend,
+) {
+    let Some(mut harness) = Harness::start(backend).await else {
+        return;
+    };
+    let mut caseworker = harness.caseworker(BOLLNAS).await;
+    let mut decider = harness.decision_maker(BOLLNAS).await;
+    let draft = create(&mut caseworker, "req-access-01", social_services_content()).await;
+    let other = create(&mut caseworker, "req-access-02", social_services_content()).await;
+    assert!(
+        accesses(&harness, &draft.id).await.is_empty(),
+        "a change is no read"
+    );
+
+    // A Get is in the outbox when its answer arrives: who, with the persons as keyed refs.
+    caseworker.get(get_request(&draft.id)).await.unwrap();
+    assert_eq!(
+        accesses(&harness, &draft.id).await,
+        vec![("disclosure.read".to_owned(), caseworker_of(BOLLNAS))]
+    );
+    decider.get(get_request(&draft.id)).await.unwrap();
+    let events = harness
+        .service
+        .api
+        .store()
+        .events_of(&draft.id)
+        .await
+        .unwrap();
+    let read: serde_json::Value = serde_json::from_str(&events.last().unwrap().payload).unwrap();
+    assert_eq!(read["event_type"], "disclosure.read");
+    assert_eq!(read["actor"]["roles"][0], "decision_maker");
+    assert_eq!(read["actor"]["unit"], "Enheten för våld i nära relationer");
+    assert_eq!(read["person_refs"].as_array().unwrap().len(), 2);
+    assert!(read["occurred_at_unix_ms"].as_i64().unwrap() > 0);
+
+    // A page of a List is one event naming every disclosure on it and every person.
+    let listed = caseworker
+        .list(ListRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.disclosures.len(), 2);
+    let page = harness
+        .service
+        .api
+        .store()
+        .events_of("")
+        .await
+        .unwrap()
+        .into_iter()
+        .rfind(|event| event.event_type == "disclosure.listed")
+        .unwrap();
+    let ids = detail(&page, "disclosure_ids");
+    assert!(ids.contains(&draft.id) && ids.contains(&other.id), "{ids}");
+    let payload: serde_json::Value = serde_json::from_str(&page.payload).unwrap();
+    assert_eq!(
+        payload["person_refs"].as_array().unwrap().len(),
+        2,
+        "the same two people"
+    );
+
+    // An officer's read of a request is logged too.
+    let mut syd = harness.police("syd").await;
+    let request = syd
+        .request_information(information_request("begaran-access-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    syd.get_information_request(get_information(&request.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        accesses(&harness, &request.id).await,
+        vec![(
+            "information_request.read".to_owned(),
+            "polis-syd-1".to_owned()
+        )]
+    );
+
+    // Every read reaches the audit log, each as an entry naming its objects.
+    harness.wait_for_relay().await;
+    assert_eq!(harness.audit_count(&draft.id, "disclosure.read").await, 2);
+
+    // The audit service goes down: reads go on only until the log is known not to answer
+    // (the next append of the relay), then every read is refused; none is served unlogged.
+    harness.audit.take().unwrap().stop().await.unwrap();
+    let mut served = 0;
+    let mut refused = None;
+    for _ in 0..400 {
+        match caseworker.get(get_request(&draft.id)).await {
+            Ok(_) => served += 1,
+            Err(status) => {
+                refused = Some(status);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let refused = refused.expect("reads were never refused while the audit log was down");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("audit log"), "{refused:?}");
+    assert_code(
+        caseworker.list(ListRequest::default()).await,
+        Code::Unavailable,
+        "audit log",
+    );
+    assert_code(
+        syd.get_information_request(get_information(&request.id))
+            .await,
+        Code::Unavailable,
+        "audit log",
+    );
+    assert_eq!(
+        accesses(&harness, &draft.id).await.len(),
+        2 + served,
+        "every read served was recorded"
+    );
+
+    // Back up: the recorded reads arrive exactly once, and reads are served again.
+    harness.restart_audit().await;
+    harness.wait_for_relay().await;
+    assert_eq!(
+        harness.audit_count(&draft.id, "disclosure.read").await,
+        2 + served
+    );
+    caseworker.get(get_request(&draft.id)).await.unwrap();
     harness.stop().await;
 }

@@ -11,7 +11,7 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::{broadcast, watch};
 use tryggdel_domain::receipt_key_id;
 use tryggdel_proto::notification::v1::Delivery;
-use tryggdel_service_kit::{Authenticator, ServiceError, now_unix_ms};
+use tryggdel_service_kit::{AuditLink, Authenticator, Caller, ServiceError, now_unix_ms};
 use tryggdel_storage::FieldCipher;
 
 use crate::store::{DeliveryRow, NotificationStore, StoreError, payload_context};
@@ -51,6 +51,9 @@ struct Inner {
     outbox_signal: watch::Sender<u64>,
     /// Set to true when the service stops: every subscription ends.
     stopping: watch::Sender<bool>,
+    /// Where the outbox relay appends the service's events; whether the audit log answers
+    /// decides whether a read may be served.
+    audit: AuditLink,
 }
 
 impl From<StoreError> for ServiceError {
@@ -73,6 +76,7 @@ impl NotificationApi {
         receipt_key: SigningKey,
         deadlines: Deadlines,
         senders: Vec<String>,
+        audit: AuditLink,
     ) -> NotificationApi {
         let receipt_key_id = receipt_key_id(&receipt_key.verifying_key());
         NotificationApi {
@@ -87,6 +91,7 @@ impl NotificationApi {
                 live: broadcast::Sender::new(LIVE_CAPACITY),
                 outbox_signal: watch::Sender::new(0),
                 stopping: watch::Sender::new(false),
+                audit,
             }),
         }
     }
@@ -104,6 +109,38 @@ impl NotificationApi {
 
     pub fn store(&self) -> &NotificationStore {
         &self.inner.store
+    }
+
+    /// The link the outbox relay appends to the audit log with.
+    pub fn audit_link(&self) -> &AuditLink {
+        &self.inner.audit
+    }
+
+    /// Records that `officer` read `rows` (`how`: the call), durably in the outbox before
+    /// anything is returned; the audit relay takes it to the log exactly once. Refused while
+    /// the audit log is known not to answer, so a read is never served unlogged.
+    pub(crate) async fn log_read(
+        &self,
+        officer: &Caller,
+        rows: &[&DeliveryRow],
+        how: &str,
+    ) -> Result<(), ServiceError> {
+        if !self.inner.audit.is_reachable() {
+            return Err(ServiceError::Unavailable(
+                "the audit log does not answer, so this read cannot be logged and nothing is \
+                 returned; retry later"
+                    .into(),
+            ));
+        }
+        let Some(payload) = crate::events::read(rows, officer, how, now_unix_ms()) else {
+            return Ok(());
+        };
+        let event = payload.to_event()?;
+        tryggdel_storage::record_events(self.inner.store.database(), &[event])
+            .await
+            .map_err(ServiceError::from)?;
+        self.signal_outbox();
+        Ok(())
     }
 
     pub fn deadlines(&self) -> Deadlines {

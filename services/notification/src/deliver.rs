@@ -31,6 +31,7 @@ impl NotificationApi {
             approved_by,
             approved_at_unix_ms,
             trace_id: named_trace_id,
+            person_refs,
         } = ValidDelivery::parse(request.into_inner(), self.authenticator().directory())?;
         let now = now_unix_ms();
         let due_in = if urgent {
@@ -55,6 +56,7 @@ impl NotificationApi {
             trace_id: named_trace_id.map_or(call_trace_id, TraceId::into_string),
             delivered_at: now,
             deadline: now.saturating_add(millis(due_in)),
+            person_refs,
         };
         let outcome = self
             .store()

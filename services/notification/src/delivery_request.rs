@@ -8,7 +8,10 @@
 //! request.
 
 use sha2::{Digest, Sha256};
-use tryggdel_domain::{Directory, Inbox, OrganisationCode, PolicePayload};
+use tryggdel_domain::{Directory, Inbox, OrganisationCode, PersonRef, PolicePayload};
+
+/// Most persons a delivery names (a disclosure concerns its subject and its victim).
+const MAX_PERSON_REFS: usize = 16;
 use tryggdel_proto::notification::v1::DeliverRequest;
 use tryggdel_service_kit::ServiceError;
 
@@ -34,6 +37,8 @@ pub struct ValidDelivery {
     pub approved_at_unix_ms: i64,
     /// The trace id the sender named; None when it named none (the call's own is used).
     pub trace_id: Option<TraceId>,
+    /// The persons the disclosure concerns, as keyed references (each parsed).
+    pub person_refs: Vec<String>,
 }
 
 /// Payload bytes with their verified SHA-256, parsed as the canonical police payload.
@@ -115,6 +120,21 @@ impl ValidDelivery {
             ));
         }
         let trace_id = TraceId::parse_optional(request.trace_id)?;
+        if request.person_refs.len() > MAX_PERSON_REFS {
+            return Err(ServiceError::invalid(
+                "person_refs",
+                format!("at most {MAX_PERSON_REFS}"),
+            ));
+        }
+        let person_refs = request
+            .person_refs
+            .iter()
+            .map(|text| {
+                PersonRef::parse(text)
+                    .map(|reference| reference.as_str().to_owned())
+                    .map_err(|error| ServiceError::invalid("person_refs", error))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(ValidDelivery {
             disclosure_id,
             organisation,
@@ -124,6 +144,7 @@ impl ValidDelivery {
             approved_by,
             approved_at_unix_ms: request.approved_at_unix_ms,
             trace_id,
+            person_refs,
         })
     }
 }
@@ -274,6 +295,7 @@ mod tests {
                 legal_basis_id: "OSL-10-18c".into(),
                 registry_version: self.registry.registry_version().to_owned(),
                 trace_id: String::new(),
+                person_refs: vec![format!("hmac-sha256:{}", "ab".repeat(32))],
             }
         }
 
@@ -418,6 +440,13 @@ mod tests {
                     ..fixture.approved()
                 },
                 invalid("approved_at_unix_ms"),
+            ),
+            (
+                DeliverRequest {
+                    person_refs: vec!["19800517-1111".into()],
+                    ..fixture.approved()
+                },
+                invalid("person_refs"),
             ),
             (
                 DeliverRequest {

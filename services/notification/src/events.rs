@@ -11,8 +11,8 @@ use tryggdel_service_kit::Caller;
 
 use crate::store::{
     DeliveryRow, EVENT_ACKNOWLEDGED, EVENT_DELIVERED, EVENT_ESCALATED, EVENT_FOLLOW_UP_ASKED,
-    EVENT_RECALL_ACKNOWLEDGED, EVENT_RECALLED, EscalationRow, NewDelivery, OutboxActor,
-    OutboxPayload, OutboxReceipt, StoredReceipt,
+    EVENT_READ, EVENT_RECALL_ACKNOWLEDGED, EVENT_RECALLED, EscalationRow, NewDelivery, OutboxActor,
+    OutboxPayload, OutboxReceipt, READ_DISCLOSURES, StoredReceipt,
 };
 
 /// `notification.delivered`: the service took `delivery` with `sequence` (no actor: the
@@ -145,6 +145,40 @@ pub fn escalated(
     payload
 }
 
+/// `notification.read`: `officer` read `rows` (their payloads) at `at`: about the one
+/// delivery, or for a page one event naming each disclosure on it; with every person the
+/// deliveries concern, as keyed references. `how` says which call (`list_pending`,
+/// `subscribe`).
+pub fn read(rows: &[&DeliveryRow], officer: &Caller, how: &str, at: i64) -> Option<OutboxPayload> {
+    let first = rows.first()?;
+    let mut payload = event_payload(first, EVENT_READ, at, Some(actor(officer)));
+    payload.trace_id = officer.trace_id.clone();
+    let mut person_refs: Vec<String> = Vec::new();
+    for row in rows {
+        for reference in &row.person_refs {
+            if !person_refs.contains(reference) {
+                person_refs.push(reference.clone());
+            }
+        }
+    }
+    payload.person_refs = person_refs;
+    add_details(&mut payload, [("call", how.to_owned())]);
+    if rows.len() > 1 {
+        let ids: Vec<&str> = rows.iter().map(|row| row.disclosure_id.as_str()).collect();
+        payload.disclosure_id = String::new();
+        payload.organisation = String::new();
+        payload.legal_basis_id = String::new();
+        add_details(
+            &mut payload,
+            [
+                (READ_DISCLOSURES, ids.join(",")),
+                ("count", ids.len().to_string()),
+            ],
+        );
+    }
+    Some(payload)
+}
+
 /// An outbox payload about `row` with no details yet; the trace id is the delivery's, the
 /// `traceparent` the current span's (the relays continue its trace).
 fn event_payload(
@@ -167,6 +201,7 @@ fn event_payload(
         traceparent: tryggdel_service_kit::current_traceparent().unwrap_or_default(),
         details: BTreeMap::new(),
         receipt: None,
+        person_refs: Vec::new(),
     }
 }
 

@@ -182,6 +182,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<NotificationApi> {
             escalation_repeat: settings.escalation_repeat,
         },
         settings.senders.clone(),
+        AuditLink::new(&settings.audit)?,
     ))
 }
 
@@ -279,7 +280,7 @@ pub async fn spawn_on(
     listener: TcpListener,
 ) -> anyhow::Result<RunningService> {
     let api = build(settings).await?;
-    let audit = AuditLink::new(&settings.audit)?;
+    let audit = api.audit_link().clone();
     let receipts = relay::ReceiptsToDisclosure::new(&settings.disclosure)?;
     let database = api.store().database().clone();
     let mut host = ServiceHost::start(

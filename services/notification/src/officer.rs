@@ -33,7 +33,7 @@ impl NotificationApi {
         &self,
         request: Request<ListPendingRequest>,
     ) -> Result<ListPendingResponse, ServiceError> {
-        let (_, region) = self.officer(&request, "listing pending deliveries").await?;
+        let (caller, region) = self.officer(&request, "listing pending deliveries").await?;
         let request = request.into_inner();
         if request.page_size > MAX_PAGE_SIZE {
             return Err(ServiceError::invalid(
@@ -56,6 +56,8 @@ impl NotificationApi {
             .iter()
             .map(|row| self.wire_delivery(row))
             .collect::<Result<_, _>>()?;
+        let read: Vec<&DeliveryRow> = rows.iter().collect();
+        self.log_read(&caller, &read, "list_pending").await?;
         Ok(ListPendingResponse {
             deliveries,
             next_page_token,

@@ -153,6 +153,7 @@ mod tests {
             trace_id: String::new(),
             delivered_at: 1,
             deadline: 2,
+            person_refs: Vec::new(),
         }
         .into_row(1)
     }

@@ -31,7 +31,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Status};
 use tryggdel_domain::Inbox;
 use tryggdel_proto::notification::v1::{Delivery, SubscribeRequest};
-use tryggdel_service_kit::ServiceError;
+use tryggdel_service_kit::{Caller, ServiceError};
 
 use crate::api::NotificationApi;
 use crate::store::{DeliveryRow, StoreError};
@@ -65,6 +65,8 @@ enum Ended {
 
 struct Subscription {
     api: NotificationApi,
+    /// The officer reading: each delivery sent is logged as their read before it is sent.
+    reader: Caller,
     region: Inbox,
     sender: mpsc::Sender<Result<Delivery, Status>>,
     stopping: watch::Receiver<bool>,
@@ -79,7 +81,9 @@ impl NotificationApi {
     ) -> Result<DeliveryStream, ServiceError> {
         let (caller, region) = self.officer(&request, "subscribing to deliveries").await?;
         let cursor = request.get_ref().cursor;
-        let stream = self.open_subscription(region, cursor).await?;
+        let stream = self
+            .open_subscription(caller.clone(), region, cursor)
+            .await?;
         tracing::info!(
             police_region = region.as_str(),
             user = caller.user(),
@@ -89,9 +93,11 @@ impl NotificationApi {
         Ok(stream)
     }
 
-    /// The deliveries of `region` from `cursor` on (0: the unacknowledged ones), then live.
+    /// The deliveries of `region` from `cursor` on (0: the unacknowledged ones), then live,
+    /// each logged as a read by `reader` before it is sent.
     pub(crate) async fn open_subscription(
         &self,
+        reader: Caller,
         region: Inbox,
         cursor: u64,
     ) -> Result<DeliveryStream, ServiceError> {
@@ -124,6 +130,7 @@ impl NotificationApi {
         let (sender, receiver) = mpsc::channel(SUBSCRIBER_BUFFER);
         let subscription = Subscription {
             api: self.clone(),
+            reader,
             region,
             sender,
             stopping,
@@ -189,12 +196,12 @@ impl Subscription {
                         if sequence <= self.last {
                             // A recall of a delivery sent before comes again, with its recall.
                             if delivery.recall.is_some() {
-                                self.send(delivery.as_ref().clone()).await?;
+                                self.send_live(delivery.as_ref().clone()).await?;
                             }
                             continue;
                         }
                         if sequence == self.last + 1 {
-                            self.send(delivery.as_ref().clone()).await?;
+                            self.send_live(delivery.as_ref().clone()).await?;
                             self.last = sequence;
                         } else {
                             // A gap: an earlier delivery was broadcast later, or elsewhere.
@@ -247,10 +254,38 @@ impl Subscription {
         let full = rows.len() >= PAGE as usize;
         for row in rows {
             let delivery = self.api.wire_delivery(&row).map_err(Ended::Failed)?;
+            self.log_read(&row).await?;
             self.send(delivery).await?;
             self.last = row.sequence;
         }
         Ok(full)
+    }
+
+    /// Sends a live delivery, logged as a read (with the persons its stored row names).
+    async fn send_live(&mut self, delivery: Delivery) -> Result<(), Ended> {
+        let row = self
+            .api
+            .store()
+            .get(&delivery.disclosure_id)
+            .await
+            .map_err(|error| Ended::Failed(error.into()))?
+            .ok_or_else(|| {
+                Ended::Failed(ServiceError::internal(anyhow::anyhow!(
+                    "a broadcast delivery {} is not stored",
+                    delivery.disclosure_id
+                )))
+            })?;
+        self.log_read(&row).await?;
+        self.send(delivery).await
+    }
+
+    /// Logs the subscriber's read of `row` before it is sent; an unlogged read ends the
+    /// subscription (UNAVAILABLE while the audit log does not answer).
+    async fn log_read(&self, row: &DeliveryRow) -> Result<(), Ended> {
+        self.api
+            .log_read(&self.reader, &[row], "subscribe")
+            .await
+            .map_err(Ended::Failed)
     }
 
     /// Waits for room in the client's channel (only this subscription waits).
@@ -307,6 +342,7 @@ mod tests {
             trace_id: String::new(),
             delivered_at: now,
             deadline: now + 60_000,
+            person_refs: Vec::new(),
         };
         let outcome = api
             .store()
@@ -355,10 +391,36 @@ mod tests {
                 escalation_repeat: Duration::from_secs(60),
             },
             vec!["disclosure".into()],
+            tryggdel_service_kit::AuditLink::new(&tryggdel_service_kit::ServiceEndpoint {
+                uri: "https://127.0.0.1:9".into(),
+                server_name: "localhost".into(),
+                tls: identity.client_tls("notification"),
+                timeout: Duration::from_secs(1),
+            })
+            .unwrap(),
         )
         .with_live_capacity(4);
+        let reader = Caller {
+            principal: tryggdel_auth::Principal {
+                user_id: "polis-mitt-1".into(),
+                organisation: "polisen".into(),
+                unit: None,
+                roles: vec![tryggdel_auth::Role::PoliceOfficer],
+                police_region: Some("mitt".into()),
+                display_name: None,
+                token_id: "jti-1".into(),
+            },
+            organisation: tryggdel_domain::Organisation::new(
+                OrganisationCode::parse("polisen").unwrap(),
+                "Polismyndigheten",
+                tryggdel_domain::OrganisationKind::Police,
+            )
+            .unwrap(),
+            trace_id: String::new(),
+            traceparent: String::new(),
+        };
         let mut stream = api
-            .open_subscription(Inbox::Police(PoliceRegion::Mitt), 0)
+            .open_subscription(reader, Inbox::Police(PoliceRegion::Mitt), 0)
             .await
             .unwrap();
         // Nobody reads: the subscriber's channel fills, then the broadcast (room for 4)

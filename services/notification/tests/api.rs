@@ -36,6 +36,12 @@ const MITT: &str = "mitt";
 /// Jönköping (0680, county 06) is served by region Öst.
 const OST: &str = "ost";
 
+/// The keyed references a delivery in these tests names (never identity numbers).
+const SUBJECT_REF: &str =
+    "hmac-sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const VICTIM_REF: &str =
+    "hmac-sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
 /// How fast deadlines pass in a test.
 #[derive(Clone, Copy)]
 struct Timing {
@@ -70,7 +76,9 @@ struct Harness {
     settings: Settings,
     /// None while a test has the service stopped.
     service: Option<RunningService>,
-    audit: tryggdel_audit::RunningService,
+    /// None while a test has the audit service stopped.
+    audit: Option<tryggdel_audit::RunningService>,
+    audit_address: std::net::SocketAddr,
     database: TestDatabase,
     audit_database: TestDatabase,
     /// The development data directory the settings were made from.
@@ -114,7 +122,8 @@ impl Harness {
             directory: system.notification.directory.clone(),
             settings: system.notification,
             service: Some(service),
-            audit,
+            audit_address: audit.local_addr,
+            audit: Some(audit),
             database,
             audit_database,
             _data: data,
@@ -228,6 +237,7 @@ impl Harness {
             legal_basis_id: "OSL-10-18c".into(),
             registry_version: self.registry.registry_version().to_owned(),
             trace_id: uuid::Uuid::new_v4().simple().to_string(),
+            person_refs: vec![SUBJECT_REF.to_owned(), VICTIM_REF.to_owned()],
         }
     }
 
@@ -257,7 +267,7 @@ impl Harness {
     /// officer.
     async fn audit_entries(&self, disclosure_id: &str) -> Vec<serde_json::Value> {
         self.identity
-            .audit_entries(self.audit.local_addr, disclosure_id)
+            .audit_entries(self.audit_address, disclosure_id)
             .await
     }
 
@@ -265,7 +275,9 @@ impl Harness {
         if let Some(service) = self.service {
             service.stop().await.unwrap();
         }
-        self.audit.stop().await.unwrap();
+        if let Some(audit) = self.audit {
+            audit.stop().await.unwrap();
+        }
         self.database.remove().await;
         self.audit_database.remove().await;
     }
@@ -1349,9 +1361,12 @@ async fn a_recall_reaches_the_region_and_is_acknowledged_once(backend: TestBacke
 
     harness.wait_for_relay().await;
     let entries = harness.audit_entries(&request.disclosure_id).await;
+    // The changes, in order (the officers' reads in between are the access log's, tested in
+    // every_officer_read_is_logged_with_the_persons_and_none_while_the_log_is_down).
     let actions: Vec<&str> = entries
         .iter()
         .map(|entry| entry["action"].as_str().unwrap())
+        .filter(|action| *action != "notification.read")
         .collect();
     assert_eq!(
         actions,
@@ -1366,7 +1381,86 @@ async fn a_recall_reaches_the_region_and_is_acknowledged_once(backend: TestBacke
     harness.stop().await;
 }
 
+async fn every_officer_read_is_logged_with_the_persons_and_none_while_the_log_is_down(
+    backend: TestBackend,
+) {
+    let Some(mut harness) = Harness::start(backend, Timing::relaxed()).await else {
+        return;
+    };
+    let (request, _) = harness.deliver(BOLLNAS, false).await;
+    let mut officer = harness.officer(Some(MITT)).await;
+    let reads = || async {
+        harness
+            .service()
+            .api
+            .store()
+            .events_of(&request.disclosure_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|(event_type, _)| event_type == "notification.read")
+            .map(|(_, payload)| serde_json::from_str::<serde_json::Value>(&payload).unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert!(reads().await.is_empty(), "a delivery is no read");
+
+    // ListPending: the read is in the outbox when the answer arrives, with the persons.
+    let pending = officer
+        .list_pending(ListPendingRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(pending.deliveries.len(), 1);
+    let logged = reads().await;
+    assert_eq!(logged.len(), 1);
+    assert_eq!(logged[0]["actor"]["user_id"], "polis-mitt-1");
+    assert_eq!(logged[0]["details"]["call"], "list_pending");
+    assert_eq!(
+        logged[0]["person_refs"],
+        serde_json::json!([SUBJECT_REF, VICTIM_REF])
+    );
+
+    // The stream: each delivery it sends is logged before it is sent.
+    let mut stream = subscribe(&mut officer, 0).await;
+    assert_eq!(next(&mut stream).await.disclosure_id, request.disclosure_id);
+    let (later, _) = harness.deliver(BOLLNAS, false).await;
+    assert_eq!(next(&mut stream).await.disclosure_id, later.disclosure_id);
+    let logged = reads().await;
+    assert_eq!(logged.len(), 2);
+    assert_eq!(logged[1]["details"]["call"], "subscribe");
+
+    // In the audit log: every read, with the keyed references of the persons.
+    harness.wait_for_relay().await;
+    let entries = harness.audit_entries(&request.disclosure_id).await;
+    let read_entries: Vec<_> = entries
+        .iter()
+        .filter(|entry| entry["action"] == "notification.read")
+        .collect();
+    assert_eq!(read_entries.len(), 2, "{entries:?}");
+    assert_eq!(
+        read_entries[0]["person_refs"],
+        serde_json::json!([SUBJECT_REF, VICTIM_REF])
+    );
+
+    // The audit log goes down: reads stop once it is known not to answer; none is served
+    // unlogged.
+    harness.audit.take().unwrap().stop().await.unwrap();
+    let mut refused = None;
+    for _ in 0..1200 {
+        if let Err(status) = officer.list_pending(ListPendingRequest::default()).await {
+            refused = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let refused = refused.expect("a read refused while the audit log is down");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("audit log"), "{refused:?}");
+    harness.stop().await;
+}
+
 tryggdel_test_support::on_both_backends!(
+    every_officer_read_is_logged_with_the_persons_and_none_while_the_log_is_down,
     a_delivery_reaches_only_its_region,
     a_reconnecting_subscriber_misses_nothing_and_gets_nothing_twice,
     concurrent_deliveries_reach_every_subscriber_in_order,

@@ -90,6 +90,26 @@ impl OutboxEvent {
     }
 }
 
+/// Stores `events` that report no change of a row (e.g. that someone read personal data), all
+/// or nothing: the relays take them like any other event.
+pub async fn record_events(
+    database: &crate::Database,
+    events: &[OutboxEvent],
+) -> Result<(), sqlx::Error> {
+    if let [event] = events {
+        event
+            .bind(sqlx::query(INSERT_EVENT.as_str()))
+            .execute(database.pool())
+            .await?;
+        return Ok(());
+    }
+    let mut transaction = database.pool().begin().await?;
+    for event in events {
+        event.insert(&mut transaction).await?;
+    }
+    transaction.commit().await
+}
+
 impl sqlx::FromRow<'_, AnyRow> for OutboxEvent {
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         Ok(Self {

@@ -447,6 +447,11 @@ impl DisclosureStore {
         TO_POLICE_RECALL.backlog(&self.database).await
     }
 
+    /// Stores events that change no row (reads of personal data), all or nothing.
+    pub async fn record_events(&self, events: &[OutboxEvent]) -> Result<(), sqlx::Error> {
+        tryggdel_storage::record_events(&self.database, events).await
+    }
+
     /// Outbox events of one disclosure, oldest first.
     pub async fn events_of(&self, disclosure_id: &str) -> Result<Vec<OutboxEvent>, sqlx::Error> {
         sqlx::query_as(&format!(

@@ -81,6 +81,8 @@ impl OutboxPayload {
             delegation_audit_event(event)
         } else if self.event_type.starts_with(REQUEST_EVENT_PREFIX) {
             request_audit_event(event)
+        } else if self.disclosure_id.is_empty() {
+            page_audit_event(event)
         } else {
             event
         };
@@ -132,6 +134,30 @@ fn delegation_audit_event(event: AuditEvent) -> AuditEvent {
     }
 }
 
+/// The audit event of a read of a page of disclosures: each disclosure on it (its
+/// `disclosure_ids` detail) as an object, none as the one disclosure, no recipient.
+fn page_audit_event(event: AuditEvent) -> AuditEvent {
+    let objects = event
+        .details
+        .get("disclosure_ids")
+        .map(|ids| {
+            ids.split(',')
+                .filter(|id| !id.is_empty())
+                .map(|id| ObjectRef {
+                    kind: "disclosure".into(),
+                    id: id.to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    AuditEvent {
+        objects,
+        disclosure_id: String::new(),
+        recipient: String::new(),
+        ..event
+    }
+}
+
 /// The event types of requests for information start so; their `disclosure_id` is the
 /// request's id.
 pub const REQUEST_EVENT_PREFIX: &str = "information_request.";
@@ -140,12 +166,23 @@ pub const REQUEST_EVENT_PREFIX: &str = "information_request.";
 /// `disclosure_id` of the payload), the organisation asked as the controller, the requesting
 /// authority's inbox as the recipient.
 fn request_audit_event(event: AuditEvent) -> AuditEvent {
-    let request_id = event.disclosure_id.clone();
+    // A page of requests names each (its `information_request_ids` detail), one request itself.
+    let ids: Vec<String> = match event.details.get("information_request_ids") {
+        Some(ids) => ids
+            .split(',')
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => vec![event.disclosure_id.clone()],
+    };
     AuditEvent {
-        objects: vec![ObjectRef {
-            kind: "information_request".into(),
-            id: request_id,
-        }],
+        objects: ids
+            .into_iter()
+            .map(|id| ObjectRef {
+                kind: "information_request".into(),
+                id,
+            })
+            .collect(),
         disclosure_id: String::new(),
         purpose: REQUEST_PURPOSE.into(),
         ..event

@@ -19,8 +19,9 @@ pub mod records;
 use tryggdel_storage::Migrations;
 
 pub use outbox::{
-    EVENT_ACKNOWLEDGED, EVENT_DELIVERED, EVENT_ESCALATED, EVENT_FOLLOW_UP_ASKED,
+    EVENT_ACKNOWLEDGED, EVENT_DELIVERED, EVENT_ESCALATED, EVENT_FOLLOW_UP_ASKED, EVENT_READ,
     EVENT_RECALL_ACKNOWLEDGED, EVENT_RECALLED, OutboxActor, OutboxPayload, OutboxReceipt,
+    READ_DISCLOSURES,
 };
 pub use queries::NotificationStore;
 pub use records::{
@@ -36,4 +37,5 @@ pub const MIGRATIONS: Migrations = tryggdel_storage::migrations!([
     "0002_outbox_audit_event.sql",
     "0003_outbox_without_audit_event.sql",
     "0004_recalls.sql",
+    "0005_delivery_person_refs.sql",
 ]);

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use tryggdel_proto::audit::v1::{Actor, AuditEvent};
+use tryggdel_proto::audit::v1::{Actor, AuditEvent, ObjectRef};
 use tryggdel_service_kit::audit_event::PoliceDisclosureEvent;
 use tryggdel_service_kit::{AuditDestination, TracedEvent};
 use tryggdel_storage::{OutboxDestination, OutboxEvent};
@@ -24,6 +24,10 @@ pub const EVENT_ESCALATED: &str = "notification.escalated";
 pub const EVENT_FOLLOW_UP_ASKED: &str = "notification.follow_up_asked";
 pub const EVENT_RECALLED: &str = "notification.recalled";
 pub const EVENT_RECALL_ACKNOWLEDGED: &str = "notification.recall_acknowledged";
+/// An officer read deliveries (their payloads hold personal data): the access log.
+pub const EVENT_READ: &str = "notification.read";
+/// The detail of a read of several deliveries that lists their disclosures (comma-separated).
+pub const READ_DISCLOSURES: &str = "disclosure_ids";
 
 /// Who acted, for the audit log.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +74,9 @@ pub struct OutboxPayload {
     pub traceparent: String,
     pub details: BTreeMap<String, String>,
     pub receipt: Option<OutboxReceipt>,
+    /// The persons the event concerns, as keyed references (reads of deliveries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub person_refs: Vec<String>,
 }
 
 impl OutboxPayload {
@@ -102,7 +109,7 @@ impl OutboxPayload {
                 receipt.acknowledged_at_unix_ms.to_string(),
             );
         }
-        PoliceDisclosureEvent {
+        let event = PoliceDisclosureEvent {
             event_id: &self.event_id,
             action: &self.event_type,
             occurred_at_unix_ms: self.occurred_at_unix_ms,
@@ -121,7 +128,26 @@ impl OutboxPayload {
                 unit: actor.unit.clone(),
             }),
             details,
-        )
+        );
+        let event = AuditEvent {
+            person_refs: self.person_refs.clone(),
+            ..event
+        };
+        // A read of a page of deliveries names each disclosure on it.
+        match self.details.get(READ_DISCLOSURES) {
+            Some(ids) if self.disclosure_id.is_empty() => AuditEvent {
+                objects: ids
+                    .split(',')
+                    .filter(|id| !id.is_empty())
+                    .map(|id| ObjectRef {
+                        kind: "disclosure".into(),
+                        id: id.to_owned(),
+                    })
+                    .collect(),
+                ..event
+            },
+            _ => event,
+        }
     }
 }
 
@@ -194,6 +220,7 @@ mod tests {
             traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
             details: BTreeMap::from([("escalation_round".into(), "1".into())]),
             receipt: None,
+            person_refs: Vec::new(),
         }
     }
 

@@ -365,12 +365,12 @@ pub(super) enum Value<'a> {
     Integer(i64),
 }
 
-/// A new delivery's row, `$1`–`$15` in [`Numbered`]'s order.
+/// A new delivery's row, `$1`–`$16` in [`Numbered`]'s order.
 const INSERT_DELIVERY: &str = "INSERT INTO deliveries (disclosure_id, police_region, sequence, \
     organisation, urgent, payload_sealed, payload_sha256, approved_by, approved_at, \
     legal_basis_id, registry_version, delivered_by, trace_id, delivered_at, deadline, overdue, \
-    escalations, next_escalation_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, 0, $15)";
+    escalations, next_escalation_at, person_refs) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, 0, $15, $16)";
 
 /// A delivery with the sequence its region gave it.
 struct Numbered<'a> {
@@ -397,6 +397,7 @@ impl Arguments for Numbered<'_> {
             .bind(&delivery.trace_id)
             .bind(delivery.delivered_at)
             .bind(delivery.deadline)
+            .bind(delivery.person_refs.join(","))
     }
 }
 

@@ -33,6 +33,8 @@ pub struct NewDelivery {
     pub trace_id: String,
     pub delivered_at: i64,
     pub deadline: i64,
+    /// The persons the disclosure concerns, as keyed references.
+    pub person_refs: Vec<String>,
 }
 
 /// The receipt of an acknowledged delivery, the statement and signature exactly as signed.
@@ -93,6 +95,9 @@ pub struct DeliveryRow {
     pub receipt: Option<StoredReceipt>,
     /// None unless the disclosure was withdrawn after delivery.
     pub recall: Option<StoredRecall>,
+    /// The persons the disclosure concerns, as keyed references (empty for deliveries stored
+    /// before they were kept).
+    pub person_refs: Vec<String>,
 }
 
 /// What [`NotificationStore::deliver`](super::NotificationStore::deliver) did.
@@ -165,6 +170,7 @@ impl NewDelivery {
             escalations: 0,
             receipt: None,
             recall: None,
+            person_refs: self.person_refs,
         }
     }
 }
@@ -192,7 +198,7 @@ pub(super) const DELIVERY_COLUMNS: &str = "disclosure_id, police_region, sequenc
      registry_version, delivered_by, trace_id, delivered_at, deadline, overdue, escalations, \
      next_escalation_at, acknowledged_at, acknowledged_by, police_reference, receipt_statement, \
      receipt_signature, receipt_key_id, recalled_at, recall_withdrawn_by, recall_withdrawn_at, \
-     recall_reason_sealed, recall_acknowledged_at, recall_acknowledged_by";
+     recall_reason_sealed, recall_acknowledged_at, recall_acknowledged_by, person_refs";
 
 pub(super) fn delivery_from_row(row: &AnyRow) -> Result<DeliveryRow, StoreError> {
     let disclosure_id: String = row.try_get("disclosure_id")?;
@@ -243,6 +249,12 @@ pub(super) fn delivery_from_row(row: &AnyRow) -> Result<DeliveryRow, StoreError>
         next_escalation_at: row.try_get("next_escalation_at")?,
         receipt,
         recall: recall_from_row(row, &disclosure_id)?,
+        person_refs: row
+            .try_get::<String, _>("person_refs")?
+            .split(',')
+            .filter(|reference| !reference.is_empty())
+            .map(str::to_owned)
+            .collect(),
         disclosure_id,
     })
 }
@@ -368,6 +380,7 @@ pub(crate) mod tests {
             trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
             delivered_at: 2_000,
             deadline: 3_000,
+            person_refs: Vec::new(),
         }
     }
 
