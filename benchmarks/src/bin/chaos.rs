@@ -51,6 +51,8 @@ const CALL_ALLOWANCE: Duration = Duration::from_secs(1);
 const PAUSE_AFTER_FAILURE: Duration = Duration::from_millis(100);
 /// How long the tokens are valid: longer than any run.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// Deliveries an officer lists at a time.
+const OFFICER_PAGE: u32 = 25;
 /// The legal basis every disclosure is made under.
 const LEGAL_BASIS: &str = tryggdel_test_support::draft::LEGAL_BASIS;
 
@@ -497,7 +499,7 @@ async fn officer(mut client: Notifications, record: Arc<Record>) {
             .call(
                 "ListPending",
                 client.list_pending(ListPendingRequest {
-                    page_size: 50,
+                    page_size: OFFICER_PAGE,
                     page_token: String::new(),
                 }),
             )
