@@ -19,6 +19,7 @@ use tryggdel_witness::bundle::{ProofBundle, VerifiedBundle};
 use tryggdel_witness::policy::{CosignedCheckpoint, Policy};
 use tryggdel_witness::{BundleError, PolicyError};
 
+use tryggdel_supervisor_export::{Converted, ExportError, Format};
 use tryggdel_system::read;
 
 pub use crate::client::Connection;
@@ -256,4 +257,54 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// Converts the export at `export` into `format` at `out` for a supervisor, after verifying it
+/// against the log's key (`<origin>+<key id>+<key>` or a file holding it). The output is
+/// written beside `out` and renamed into place only when the conversion succeeded, so a
+/// refused export leaves no file. `Ok(Err(_))`: the export does not verify (or changed while
+/// being converted); `Err(_)`: the conversion could not run.
+pub fn convert(
+    export: &Path,
+    key: &str,
+    format: Format,
+    out: &Path,
+) -> anyhow::Result<Result<Converted, ExportError>> {
+    let verifier = verifier_key(key)?;
+    let mut partial = out.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let file = std::fs::File::create(&partial)
+        .with_context(|| format!("creating {}", partial.display()))?;
+    let result = tryggdel_supervisor_export::convert(
+        || std::fs::File::open(export).map(BufReader::new),
+        &verifier,
+        format,
+        time::OffsetDateTime::now_utc(),
+        std::io::BufWriter::new(file),
+    );
+    let converted = match result {
+        Ok((converted, writer)) => {
+            writer
+                .into_inner()
+                .map_err(std::io::IntoInnerError::into_error)
+                .and_then(|file| file.sync_all())
+                .with_context(|| format!("writing {}", partial.display()))?;
+            converted
+        }
+        Err(error) => {
+            // Best effort: the partial output of a refused conversion must not stay behind.
+            let _ = std::fs::remove_file(&partial);
+            return match error {
+                ExportError::NotVerified { .. } | ExportError::ChangedSinceVerified { .. } => {
+                    Ok(Err(error))
+                }
+                other => Err(anyhow::Error::new(other)
+                    .context(format!("converting the export {}", export.display()))),
+            };
+        }
+    };
+    std::fs::rename(&partial, out)
+        .with_context(|| format!("renaming {} to {}", partial.display(), out.display()))?;
+    Ok(Ok(converted))
 }

@@ -581,6 +581,32 @@ enum AuditCommand {
         #[arg(long)]
         inclusion: Option<u64>,
     },
+    /// Convert an export for a supervisor: CSV, PDF/A-2b or a FHIR R4 Bundle of AuditEvents
+    /// (IHE BALP), each naming the signed checkpoint and every entry's index. The export is
+    /// verified against the log's key first; one that does not verify is not converted.
+    /// Exit code 0: converted; 2: the export does not verify; 1: the conversion could not run.
+    Convert {
+        /// The export file (from `tryggdel audit export`).
+        #[arg(long)]
+        export: PathBuf,
+        /// The log's public key: a verifier key `<origin>+<key id>+<key>` or a file holding it.
+        #[arg(long)]
+        key: String,
+        /// The output format.
+        #[arg(long, value_enum)]
+        format: ConvertFormat,
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// The formats of `audit convert`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ConvertFormat {
+    Csv,
+    Pdf,
+    Fhir,
 }
 
 /// Who asks the audit log, and at which size (`audit checkpoint`, `audit export`).
@@ -987,6 +1013,36 @@ fn audit_command(data: &DataDirectory, command: AuditCommand, json: bool) -> any
                 .with_context(|| format!("writing {}", out.display()))?;
             tryggdel::out!("proof of entry {index} written to {}", out.display());
             Ok(exit::OK)
+        }
+        AuditCommand::Convert {
+            export,
+            key,
+            format,
+            out,
+        } => {
+            let format = match format {
+                ConvertFormat::Csv => tryggdel_supervisor_export::Format::Csv,
+                ConvertFormat::Pdf => tryggdel_supervisor_export::Format::Pdf,
+                ConvertFormat::Fhir => tryggdel_supervisor_export::Format::Fhir,
+            };
+            match tryggdel::audit::convert(&export, &key, format, &out)? {
+                Ok(converted) => {
+                    tryggdel::out!(
+                        "{} entries of {} at the checkpoint of {} entries (root {}) written to {} as {}",
+                        converted.entries,
+                        converted.checkpoint.origin,
+                        converted.checkpoint.tree_size,
+                        converted.checkpoint.root_hash_hex,
+                        out.display(),
+                        format.name()
+                    );
+                    Ok(exit::OK)
+                }
+                Err(refusal) => {
+                    tryggdel::out!("NOT CONVERTED: {refusal}");
+                    Ok(exit::NOT_VERIFIED)
+                }
+            }
         }
         AuditCommand::Verify {
             export,

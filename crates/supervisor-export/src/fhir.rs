@@ -122,7 +122,7 @@ impl<W: Write> FhirExport<W> {
     }
 
     pub(crate) fn record(&mut self, record: &AuditRecord) -> Result<(), ExportError> {
-        let entry = bundle_entry(record, &self.checkpoint);
+        let entry = bundle_entry(record, &self.checkpoint, &self.generated_at);
         if !self.first {
             self.out
                 .write_all(b",")
@@ -163,17 +163,23 @@ impl<W: Write> FhirExport<W> {
     }
 }
 
-/// The Bundle entry of one log entry.
-pub fn bundle_entry(record: &AuditRecord, checkpoint: &CheckpointInfo) -> Value {
-    let resource = audit_event(record, checkpoint);
+/// The Bundle entry of one log entry; `converted_at` stands in for `recorded` (required) in
+/// an entry that states no time.
+pub fn bundle_entry(
+    record: &AuditRecord,
+    checkpoint: &CheckpointInfo,
+    converted_at: &str,
+) -> Value {
+    let resource = audit_event(record, checkpoint, converted_at);
     match uuid_of(&record.event_id) {
         Some(uuid) => json!({ "fullUrl": format!("urn:uuid:{uuid}"), "resource": resource }),
         None => json!({ "resource": resource }),
     }
 }
 
-/// The AuditEvent of one log entry.
-pub fn audit_event(record: &AuditRecord, checkpoint: &CheckpointInfo) -> Value {
+/// The AuditEvent of one log entry; `converted_at` stands in for `recorded` (required) in an
+/// entry that states no time.
+pub fn audit_event(record: &AuditRecord, checkpoint: &CheckpointInfo, converted_at: &str) -> Value {
     let kind = BalpKind::of_action(&record.action);
     let has_persons = !record.person_refs.is_empty();
     let (profile, type_coding, subtype, action) = match kind {
@@ -207,12 +213,21 @@ pub fn audit_event(record: &AuditRecord, checkpoint: &CheckpointInfo) -> Value {
             vec![coding(RESTFUL_INTERACTION, "search-type", "search type")],
             "E",
         ),
-        BalpKind::Other => (
-            None,
-            coding("urn:tryggdel:audit-action", &record.action, &record.action),
-            Vec::new(),
-            "E",
-        ),
+        BalpKind::Other => {
+            // FHIR allows no empty code: an entry without an action (not an entry object, or
+            // of a format this reader does not know) is named as such.
+            let code = if record.action.is_empty() {
+                "unknown"
+            } else {
+                &record.action
+            };
+            (
+                None,
+                coding("urn:tryggdel:audit-action", code, code),
+                Vec::new(),
+                "E",
+            )
+        }
     };
 
     let mut event = serde_json::Map::new();
@@ -235,14 +250,20 @@ pub fn audit_event(record: &AuditRecord, checkpoint: &CheckpointInfo) -> Value {
             json!({ "start": record.occurred_at, "end": record.occurred_at }),
         );
     }
-    // `recorded` is required: the log's recording time, else the event's own time.
-    let recorded = if record.recorded_at.is_empty() {
-        &record.occurred_at
-    } else {
-        &record.recorded_at
-    };
-    if !recorded.is_empty() {
-        event.insert("recorded".into(), json!(recorded));
+    // `recorded` is required: the log's recording time, else the event's own time, else (an
+    // entry that states neither) the conversion's time, said so in `outcomeDesc`.
+    let recorded = [&record.recorded_at, &record.occurred_at]
+        .into_iter()
+        .find(|time| !time.is_empty());
+    event.insert(
+        "recorded".into(),
+        json!(recorded.map_or(converted_at, String::as_str)),
+    );
+    if recorded.is_none() {
+        event.insert(
+            "outcomeDesc".into(),
+            json!("the entry states no time: recorded is the time of the conversion"),
+        );
     }
     if let Some(code) = outcome_code(&record.outcome) {
         event.insert("outcome".into(), json!(code));
@@ -302,16 +323,14 @@ fn agents(record: &AuditRecord, kind: BalpKind) -> Vec<Value> {
             },
             "requestor": true,
         });
-        if !record.actor_roles.is_empty() {
-            user["role"] = Value::Array(
-                record
-                    .actor_roles
-                    .iter()
-                    .map(|role| {
-                        json!({ "coding": [{ "system": "urn:tryggdel:role", "code": role }] })
-                    })
-                    .collect(),
-            );
+        let roles: Vec<Value> = record
+            .actor_roles
+            .iter()
+            .filter(|role| !role.is_empty())
+            .map(|role| json!({ "coding": [{ "system": "urn:tryggdel:role", "code": role }] }))
+            .collect();
+        if !roles.is_empty() {
+            user["role"] = Value::Array(roles);
         }
         if !record.actor_unit.is_empty() {
             user["name"] = json!(format!("{} ({})", record.actor_user_id, record.actor_unit));
@@ -379,7 +398,11 @@ fn entities(record: &AuditRecord, kind: BalpKind, checkpoint: &CheckpointInfo) -
         "name": format!("audit log entry {}", record.index),
         "detail": details,
     }));
-    for person in &record.person_refs {
+    for person in record
+        .person_refs
+        .iter()
+        .filter(|person| !person.is_empty())
+    {
         entities.push(json!({
             "what": { "identifier": { "system": PERSON_REF_SYSTEM, "value": person } },
             "type": coding(ENTITY_TYPE, "1", "Person"),
@@ -394,7 +417,12 @@ fn entities(record: &AuditRecord, kind: BalpKind, checkpoint: &CheckpointInfo) -
     {
         objects.push(("disclosure".to_owned(), record.disclosure_id.clone()));
     }
-    for (kind_of_object, id) in &objects {
+    for (kind_of_object, id) in objects.iter().filter(|(_, id)| !id.is_empty()) {
+        let kind_of_object = if kind_of_object.is_empty() {
+            "object"
+        } else {
+            kind_of_object
+        };
         entities.push(json!({
             "what": {
                 "identifier": { "system": format!("urn:tryggdel:{kind_of_object}"), "value": id },
