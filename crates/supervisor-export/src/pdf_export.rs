@@ -27,19 +27,17 @@ const PAGE_HEIGHT: f32 = 595.0;
 const MARGIN: f32 = 36.0;
 const TABLE_FONT_SIZE: f32 = 7.0;
 const ROW_HEIGHT: f32 = 10.5;
-/// A generous average glyph width of Noto Sans, in ems, to cut cells that would overflow.
-const AVERAGE_GLYPH_EM: f32 = 0.6;
 
 /// The table's columns: heading and width in points.
 const COLUMNS: [(&str, f32); 8] = [
-    ("index", 46.0),
+    ("index", 36.0),
     ("time (UTC)", 100.0),
-    ("action", 118.0),
-    ("actor", 140.0),
-    ("organisation", 72.0),
-    ("disclosure", 96.0),
-    ("recipient", 96.0),
-    ("legal basis", 102.0),
+    ("action", 116.0),
+    ("actor", 124.0),
+    ("organisation", 64.0),
+    ("disclosure", 146.0),
+    ("recipient", 84.0),
+    ("legal basis", 100.0),
 ];
 
 /// The document being built: one table row per entry, a new page when one is full.
@@ -191,8 +189,15 @@ impl PdfExport {
             &mut surface,
             10.0,
             &format!(
-                "Converted {} from an export that verified: the checkpoint's signature with the log's key {}, every entry's leaf hash and the root.",
+                "Converted {} from an export that verified: the checkpoint's signature with the log's key",
                 rfc3339(self.generated_at),
+            ),
+        );
+        line(
+            &mut surface,
+            10.0,
+            &format!(
+                "{}, every entry's leaf hash and the root.",
                 checkpoint.verified_with
             ),
         );
@@ -236,7 +241,7 @@ impl PdfExport {
         line(
             &mut surface,
             9.0,
-            "any entry can be proved included under this root with `tryggdel audit verify --inclusion INDEX`.",
+            "any entry can be proved included under this root with: tryggdel audit verify --inclusion INDEX",
         );
         self.footer(&mut surface, 1, total_pages);
         surface.finish();
@@ -332,21 +337,47 @@ fn rows_per_page() -> usize {
     rows.max(1)
 }
 
-/// `text` cut with an ellipsis to fit `width` points at `size`, by a generous average width.
+/// `text` cut with an ellipsis to fit `width` points at `size`, by a per-glyph width estimate
+/// on the wide side for Noto Sans (so cells never run into the next column).
 fn fit(text: &str, width: f32, size: f32) -> String {
     // Control characters (line breaks in a reason) become spaces: one line per cell.
     let text: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let max = (width / (size * AVERAGE_GLYPH_EM)).floor().max(1.0) as usize;
-    if text.chars().count() <= max {
+    let limit = width / size;
+    if estimated_em(&text) <= limit {
         return text;
     }
-    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    let mut cut = String::new();
+    let mut used = glyph_em('…');
+    for c in text.chars() {
+        used += glyph_em(c);
+        if used > limit {
+            break;
+        }
+        cut.push(c);
+    }
     cut.push('…');
     cut
+}
+
+/// The estimated width of `text` in ems.
+fn estimated_em(text: &str) -> f32 {
+    text.chars().map(glyph_em).sum()
+}
+
+/// A glyph's width in ems, rounded up from Noto Sans's advances.
+fn glyph_em(c: char) -> f32 {
+    match c {
+        'i' | 'j' | 'l' | '.' | ',' | ':' | ';' | '\'' | '|' | '!' | ' ' | '-' | '(' | ')'
+        | '[' | ']' => 0.34,
+        'f' | 't' | 'r' | 'I' | '/' => 0.42,
+        'm' | 'w' | 'M' | 'W' | '@' | '%' | '—' | '…' => 0.95,
+        c if c.is_ascii_uppercase() => 0.72,
+        c if c.is_ascii_digit() => 0.58,
+        _ => 0.6,
+    }
 }
 
 fn pdf_date(at: OffsetDateTime) -> DateTime {
@@ -361,8 +392,12 @@ fn pdf_date(at: OffsetDateTime) -> DateTime {
         .utc_offset_minute(0)
 }
 
+/// The time in RFC 3339, UTC, to the second.
 fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
+    let at = at.to_offset(time::UtcOffset::UTC);
+    at.replace_nanosecond(0)
+        .unwrap_or(at)
+        .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
 
@@ -375,8 +410,14 @@ mod tests {
         assert_eq!(fit("short", 100.0, 7.0), "short");
         let cut = fit(&"x".repeat(200), 40.0, 7.0);
         assert!(cut.ends_with('…'));
-        assert_eq!(cut.chars().count(), 9);
+        assert!(estimated_em(&cut) * 7.0 <= 40.0, "{cut}");
+        assert!(cut.chars().count() > 5, "{cut}");
         assert_eq!(fit("a\nb", 100.0, 7.0), "a b");
+        // A disclosure id and a time fit their columns whole.
+        let uuid = "0190a3b2-0000-7000-8000-000000000001";
+        assert_eq!(fit(uuid, COLUMNS[5].1 - 4.0, TABLE_FONT_SIZE), uuid);
+        let time = "2026-12-03T10:00:00.000Z";
+        assert_eq!(fit(time, COLUMNS[1].1 - 4.0, TABLE_FONT_SIZE), time);
     }
 
     #[test]
