@@ -131,6 +131,8 @@ const QUARANTINE: &str = "INSERT INTO audit_quarantine (idx, found_at, finding) 
      VALUES ($1, $2, $3) ON CONFLICT (idx) DO NOTHING";
 const FIRST_QUARANTINED: &str = "SELECT idx FROM audit_quarantine \
      WHERE idx >= $1 AND idx < $2 ORDER BY idx LIMIT 1";
+const QUARANTINED_BETWEEN: &str =
+    "SELECT idx FROM audit_quarantine WHERE idx >= $1 AND idx <= $2 ORDER BY idx";
 const ALL_QUARANTINED: &str = "SELECT idx, found_at, finding FROM audit_quarantine ORDER BY idx";
 
 impl std::fmt::Display for Finding {
@@ -293,7 +295,8 @@ impl Integrity {
         }
     }
 
-    /// Refuses a read of `entries` if any of them is quarantined.
+    /// Refuses a read of `entries` (in index order) if any of them is quarantined, naming the
+    /// first; a quarantined entry between them that is not one of them does not matter.
     pub async fn refuse_any_quarantined(
         &self,
         entries: &[StoredEntry],
@@ -301,8 +304,23 @@ impl Integrity {
         let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
             return Ok(());
         };
-        self.refuse_quarantined(first.index, last.index.saturating_add(1))
-            .await
+        let rows = sqlx::query(QUARANTINED_BETWEEN)
+            .bind(signed(first.index).map_err(ServiceError::internal)?)
+            .bind(signed(last.index).map_err(ServiceError::internal)?)
+            .fetch_all(self.pool())
+            .await?;
+        let mut quarantined = std::collections::BTreeSet::new();
+        for row in &rows {
+            let index: i64 = row.try_get("idx")?;
+            quarantined.insert(unsigned(index, "index").map_err(ServiceError::internal)?);
+        }
+        match entries
+            .iter()
+            .find(|entry| quarantined.contains(&entry.index))
+        {
+            Some(entry) => Err(quarantined_error(entry.index)),
+            None => Ok(()),
+        }
     }
 
     /// Scrubs the next batch of at most `batch` entries from where the scrub stands, and

@@ -7,13 +7,14 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{BOLLNAS, Deployment, events};
+use common::{BOLLNAS, Deployment, event, events};
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tryggdel_audit::scrub::{Finding, ScrubProgress};
 use tryggdel_audit::{RunningService, Settings};
 use tryggdel_auth::Role;
+use tryggdel_domain::IdentityNumber;
 use tryggdel_merkle::leaf_hash;
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::audit::v1::{
@@ -230,6 +231,52 @@ async fn the_scrub_finds_a_row_changed_in_the_database_and_names_its_index(backe
         .map(|entry| entry.index)
         .collect();
     assert_eq!(indices, vec![3, 6]);
+
+    // A query whose answer skips a quarantined entry is served: the first and third of three
+    // entries concern the person, the second does not and is quarantined.
+    let number =
+        tryggdel_domain::testing::personnummer_from(time::macros::date!(1988 - 04 - 12), 234);
+    let reference = deployment
+        .person_key
+        .reference(&IdentityNumber::parse(&number, time::macros::date!(2026 - 11 - 22)).unwrap())
+        .to_string();
+    let mut client = deployment.service_client(&service, "disclosure").await;
+    let appended = client
+        .append(AppendRequest {
+            events: vec![
+                event("disclosure.approved", Some(reference.clone())),
+                event("disclosure.approved", None),
+                event("disclosure.approved", Some(reference)),
+            ],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let [first, second, third] = [0, 1, 2].map(|i| appended[i].index);
+    assert_eq!((second, third), (first + 1, first + 2));
+    rewrite_entry(&service, backend, second).await;
+    integrity.scrub_pass(1000).await.unwrap();
+    let quarantined: Vec<u64> = integrity
+        .quarantined()
+        .await
+        .unwrap()
+        .iter()
+        .map(|entry| entry.index)
+        .collect();
+    assert_eq!(quarantined, vec![3, 6, second]);
+    let answer = officer
+        .query(QueryRequest {
+            organisation: BOLLNAS.into(),
+            person_identity_number: number,
+            page_size: 100,
+            ..QueryRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let served: Vec<u64> = answer.entries.iter().map(|entry| entry.index).collect();
+    assert_eq!(served, vec![first, third]);
     service.stop().await.unwrap();
     deployment.database.remove().await;
 }
