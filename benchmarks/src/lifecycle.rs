@@ -639,15 +639,26 @@ impl User {
         let mut pause = FIRST_POLL;
         loop {
             shared.polls.fetch_add(1, Ordering::Relaxed);
-            let disclosure = self
+            let read = self
                 .caseworker
                 .get(GetRequest {
                     disclosure_id: submitted.id.clone(),
                     reveal_protected: false,
                 })
-                .await
-                .map_err(|status| (Step::Acknowledged, describe(&status)))?
-                .into_inner();
+                .await;
+            // A read is refused while the audit log cannot take its access record (e.g. while
+            // an audit instance fails over): a client waiting for the receipt reads again.
+            let disclosure = match read {
+                Ok(answer) => answer.into_inner(),
+                Err(status)
+                    if status.code() == tonic::Code::Unavailable && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 3 / 2).min(LONGEST_POLL);
+                    continue;
+                }
+                Err(status) => return Err((Step::Acknowledged, describe(&status))),
+            };
             if disclosure.state == DisclosureState::Acknowledged as i32 {
                 shared.record(Step::Acknowledged, at, Instant::now());
                 return Ok(());

@@ -228,14 +228,25 @@ async fn start_command_serves_a_disclosure_from_draft_to_approval_and_keeps_it()
     // The log carried on: a later export is consistent with the checkpoint taken before.
     let officer = compliance_officer(&data, system.audit.local_addr);
     let export_file = directory.path().join("audit-2.jsonl");
-    tryggdel::audit::export(
-        &officer,
-        0,
-        std::fs::File::create(&export_file).unwrap(),
-        &mut |_, _| {},
-    )
-    .await
-    .unwrap();
+    // After the restart the first checkpoint is published once its witnesses cosigned it.
+    let mut attempts = 0;
+    loop {
+        let exported = tryggdel::audit::export(
+            &officer,
+            0,
+            std::fs::File::create(&export_file).unwrap(),
+            &mut |_, _| {},
+        )
+        .await;
+        match exported {
+            Ok(_) => break,
+            Err(error) if attempts < 200 && format!("{error:#}").contains("cosigned") => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("export: {error:#}"),
+        }
+    }
     let key = data.audit_log_vkey().display().to_string();
     let report =
         tryggdel::audit::verify(&export_file, &key, &[early_file], None, &mut |_, _| {}).unwrap();

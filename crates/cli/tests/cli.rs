@@ -100,10 +100,15 @@ fn start_then_demo_then_every_role_and_a_clean_stop() {
     let out = text(&output.stdout);
     assert!(output.status.success(), "{out}{}", text(&output.stderr));
     assert!(out.contains("ACKNOWLEDGED by polis-mitt-1"), "{out}");
-    assert!(
-        out.contains("inclusion verified for all 7 entries"),
-        "{out}"
-    );
+    // The disclosure's seven changes, and the reads of it the demo made (the access log; how
+    // many depends on how often it looked before the receipt came).
+    let verified: usize = out
+        .split("inclusion verified for all ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no verified inclusion in {out}"));
+    assert!(verified >= 7, "{out}");
 
     // A caseworker drafts from the template and submits; JSON output for scripts.
     let caseworker = token(&data, "caseworker", "handlaggare-bollnas", "bollnas-kommun");

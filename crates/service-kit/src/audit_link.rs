@@ -112,7 +112,14 @@ pub struct AuditLink {
     client: AuditServiceClient<TracedChannel>,
     timeout: Duration,
     reachable: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// When the audit log was last probed (Unix ms), shared by the clones.
+    last_probe: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
+
+/// How often, at most, an unreachable audit log is probed by [`AuditLink::check_reachable`].
+const PROBE_EVERY_MS: i64 = 500;
+/// How long a probe waits for an answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl AuditLink {
     pub fn new(endpoint: &ServiceEndpoint) -> anyhow::Result<AuditLink> {
@@ -120,7 +127,54 @@ impl AuditLink {
             client: AuditServiceClient::new(endpoint.traced_channel()?),
             timeout: endpoint.timeout,
             reachable: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            last_probe: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0)),
         })
+    }
+
+    /// [`AuditLink::is_reachable`], but while it is false the audit log is asked again (at
+    /// most every 500 ms, by one caller at a time; the others see false): an append of no
+    /// events, which a reachable audit service refuses as invalid. So reads are served again
+    /// as soon as the log answers, even when this instance's relay has nothing to send (another
+    /// instance relayed it) or is waiting out its backoff.
+    pub async fn check_reachable(&self) -> bool {
+        if self.is_reachable() {
+            return true;
+        }
+        let now = crate::now_unix_ms();
+        let last = self.last_probe.load(std::sync::atomic::Ordering::Acquire);
+        if now.saturating_sub(last) < PROBE_EVERY_MS
+            || self
+                .last_probe
+                .compare_exchange(
+                    last,
+                    now,
+                    std::sync::atomic::Ordering::AcqRel,
+                    std::sync::atomic::Ordering::Acquire,
+                )
+                .is_err()
+        {
+            return false;
+        }
+        let mut client = self.client.clone();
+        let probe = client.append(AppendRequest { events: Vec::new() });
+        match tokio::time::timeout(PROBE_TIMEOUT.min(self.timeout), probe).await {
+            // It answered: with a refusal of the empty append, or anything but a transport
+            // failure.
+            Ok(Ok(_)) => self.set_reachable(true),
+            Ok(Err(status))
+                if !matches!(
+                    status.code(),
+                    tonic::Code::Unavailable
+                        | tonic::Code::DeadlineExceeded
+                        | tonic::Code::Cancelled
+                        | tonic::Code::Unknown
+                ) =>
+            {
+                self.set_reachable(true);
+            }
+            Ok(Err(_)) | Err(_) => {}
+        }
+        self.is_reachable()
     }
 
     /// False once an append failed because the audit log did not answer (a timeout, or the

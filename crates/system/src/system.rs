@@ -431,12 +431,7 @@ impl RunningSystem {
                 "polisen",
                 " --region mitt",
             ),
-            (
-                "police_officer",
-                "aklagare-1",
-                "aklagarmyndigheten",
-                "",
-            ),
+            ("police_officer", "aklagare-1", "aklagarmyndigheten", ""),
             ("compliance_officer", "granskare-ivo", "ivo", ""),
         ] {
             println!(

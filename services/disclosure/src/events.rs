@@ -15,6 +15,10 @@ use crate::content::ValidatedDraft;
 use crate::sealing;
 use crate::store::{DisclosureRecord, OutboxActor, OutboxEvent, OutboxPayload};
 
+/// Most disclosures one access event names: the audit log takes at most 32 objects an entry,
+/// so a page of a List is recorded as one event per 32.
+pub(crate) const MAX_OBJECTS_PER_EVENT: usize = 32;
+
 /// The detail of a page's access event that lists the disclosures on it (comma-separated);
 /// the audit entry names each as an object.
 pub(crate) const ACCESSED_DISCLOSURES: &str = "disclosure_ids";
@@ -206,10 +210,35 @@ impl DisclosureApi {
         records: &[&DisclosureRecord],
         event_type: &str,
     ) -> Result<(), ServiceError> {
-        self.require_audit_log()?;
-        let events = match records {
-            [] => return Ok(()),
-            [record] => vec![self.event(caller, record, event_type, &[])?],
+        self.require_audit_log().await?;
+        let mut events = Vec::new();
+        for chunk in records.chunks(MAX_OBJECTS_PER_EVENT) {
+            events.push(self.access_event(caller, chunk, event_type)?);
+        }
+        if events.is_empty() {
+            return Ok(());
+        }
+        // Not signalled: the relay takes reads with its next batch (within its poll
+        // interval), so a busy read path does not wake every relay for each read.
+        self.store.record_events(&events).await?;
+        Ok(())
+    }
+
+    /// The access event of a read of `records` (at least one, at most
+    /// [`MAX_OBJECTS_PER_EVENT`]).
+    fn access_event(
+        &self,
+        caller: &Caller,
+        records: &[&DisclosureRecord],
+        event_type: &str,
+    ) -> Result<OutboxEvent, ServiceError> {
+        Ok(match records {
+            [] => {
+                return Err(ServiceError::internal(anyhow::anyhow!(
+                    "an access event about no disclosure"
+                )));
+            }
+            [record] => self.event(caller, record, event_type, &[])?,
             many => {
                 // A page: one event naming every disclosure on it and every person concerned.
                 let mut person_refs: Vec<String> = Vec::new();
@@ -221,7 +250,9 @@ impl DisclosureApi {
                     }
                 }
                 let ids: Vec<&str> = many.iter().map(|record| record.id.as_str()).collect();
-                let first = many[0];
+                let first = many.first().copied().ok_or_else(|| {
+                    ServiceError::internal(anyhow::anyhow!("an access event about no disclosure"))
+                })?;
                 let payload = OutboxPayload {
                     disclosure_id: String::new(),
                     police_region: String::new(),
@@ -244,17 +275,14 @@ impl DisclosureApi {
                         &[],
                     )?
                 };
-                vec![outbox_event(payload)?]
+                outbox_event(payload)?
             }
-        };
-        self.store.record_events(&events).await?;
-        self.signal_outbox();
-        Ok(())
+        })
     }
 
     /// Refuses a read that must be logged while the audit log is known not to answer.
-    pub(crate) fn require_audit_log(&self) -> Result<(), ServiceError> {
-        if self.audit.is_reachable() {
+    pub(crate) async fn require_audit_log(&self) -> Result<(), ServiceError> {
+        if self.audit.check_reachable().await {
             Ok(())
         } else {
             Err(ServiceError::Unavailable(

@@ -257,9 +257,26 @@ impl DisclosureApi {
         caller: &Caller,
         records: &[&RequestRecord],
     ) -> Result<(), ServiceError> {
-        self.require_audit_log()?;
-        let event = match records {
-            [] => return Ok(()),
+        self.require_audit_log().await?;
+        let mut events = Vec::new();
+        for chunk in records.chunks(crate::events::MAX_OBJECTS_PER_EVENT) {
+            if let Some(payload) = self.request_access_payload(caller, chunk) {
+                events.push(outbox_event(payload)?);
+            }
+        }
+        // Not signalled: the relay takes reads with its next batch.
+        self.store.record_events(&events).await?;
+        Ok(())
+    }
+
+    /// The access event's payload of a read of `records` (None for no records).
+    fn request_access_payload(
+        &self,
+        caller: &Caller,
+        records: &[&RequestRecord],
+    ) -> Option<OutboxPayload> {
+        let first = records.first()?;
+        Some(match records {
             [record] => request_payload(
                 user_actor(caller),
                 &Trace::of(caller),
@@ -280,7 +297,7 @@ impl DisclosureApi {
                 let mut payload = request_payload(
                     user_actor(caller),
                     &Trace::of(caller),
-                    many[0],
+                    first,
                     EVENT_LISTED,
                     &[],
                     self.registry.registry_version(),
@@ -297,10 +314,7 @@ impl DisclosureApi {
                 .collect();
                 payload
             }
-        };
-        self.store.record_events(&[outbox_event(event)?]).await?;
-        self.signal_outbox();
-        Ok(())
+        })
     }
 
     pub(crate) async fn list_information_requests(

@@ -17,6 +17,9 @@ use tryggdel_storage::FieldCipher;
 use crate::store::{DeliveryRow, NotificationStore, StoreError, payload_context};
 use crate::wire::{delivery_message, recall_message};
 
+/// Most deliveries one read event names (the audit log takes at most 32 objects an entry).
+const MAX_OBJECTS_PER_EVENT: usize = 32;
+
 /// Live deliveries a slow subscriber may fall behind by before it re-reads from the database.
 const LIVE_CAPACITY: usize = 1024;
 
@@ -125,21 +128,29 @@ impl NotificationApi {
         rows: &[&DeliveryRow],
         how: &str,
     ) -> Result<(), ServiceError> {
-        if !self.inner.audit.is_reachable() {
+        if !self.inner.audit.check_reachable().await {
             return Err(ServiceError::Unavailable(
                 "the audit log does not answer, so this read cannot be logged and nothing is \
                  returned; retry later"
                     .into(),
             ));
         }
-        let Some(payload) = crate::events::read(rows, officer, how, now_unix_ms()) else {
+        // The audit log takes at most 32 objects an entry: a page is one event per 32.
+        let now = now_unix_ms();
+        let mut events = Vec::new();
+        for chunk in rows.chunks(MAX_OBJECTS_PER_EVENT) {
+            if let Some(payload) = crate::events::read(chunk, officer, how, now) {
+                events.push(payload.to_event()?);
+            }
+        }
+        if events.is_empty() {
             return Ok(());
-        };
-        let event = payload.to_event()?;
-        tryggdel_storage::record_events(self.inner.store.database(), &[event])
+        }
+        tryggdel_storage::record_events(self.inner.store.database(), &events)
             .await
             .map_err(ServiceError::from)?;
-        self.signal_outbox();
+        // Not signalled: the relay takes reads with its next batch (within its poll
+        // interval), so a busy read path does not wake the relays for each read.
         Ok(())
     }
 
