@@ -2,7 +2,7 @@
 //! to CSV, FHIR and PDF/A, printing the time, the rate and the output size of each. The
 //! verification pass is included in every time, as it is in `tryggdel audit convert`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+#![allow(clippy::print_stdout)]
 
 use std::io::{BufReader, BufWriter};
 use std::time::Instant;
@@ -14,11 +14,14 @@ use tryggdel_supervisor_export::{Format, convert};
 
 const ORIGIN: &str = "tryggdel.example/audit";
 
-fn main() {
-    let size: u64 = std::env::args()
-        .nth(1)
-        .map_or(100_000, |n| n.parse().expect("a number of entries"));
-    let directory = tempfile::tempdir().unwrap();
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let size: u64 = match std::env::args().nth(1) {
+        Some(n) => n
+            .parse()
+            .map_err(|_| format!("{n:?} is not a number of entries"))?,
+        None => 100_000,
+    };
+    let directory = tempfile::tempdir()?;
     let export = directory.path().join("export.jsonl");
     let actions = [
         "disclosure.read",
@@ -37,33 +40,24 @@ fn main() {
         })
         .collect();
     let tree = MerkleTree::from_leaf_hashes(entries.iter().map(|e| leaf_hash(e)));
-    let signer =
-        CheckpointSigner::new(ed25519_dalek::SigningKey::from_bytes(&[7; 32]), ORIGIN).unwrap();
-    let note = signer
-        .sign(&Checkpoint::new(ORIGIN, size, tree.root()).unwrap())
-        .unwrap();
+    let signer = CheckpointSigner::new(ed25519_dalek::SigningKey::from_bytes(&[7; 32]), ORIGIN)?;
+    let note = signer.sign(&Checkpoint::new(ORIGIN, size, tree.root())?)?;
     let header = ExportHeader {
         origin: ORIGIN.to_owned(),
         tree_size: size,
         checkpoint_note: note,
     };
-    let mut writer = ExportWriter::new(
-        BufWriter::new(std::fs::File::create(&export).unwrap()),
-        &header,
-    )
-    .unwrap();
+    let mut writer = ExportWriter::new(BufWriter::new(std::fs::File::create(&export)?), &header)?;
     for (index, entry) in entries.iter().enumerate() {
-        writer
-            .write_entry(&ExportEntry {
-                index: index as u64,
-                entry: entry.clone(),
-                recorded_leaf_hash: leaf_hash(entry),
-            })
-            .unwrap();
+        writer.write_entry(&ExportEntry {
+            index: index as u64,
+            entry: entry.clone(),
+            recorded_leaf_hash: leaf_hash(entry),
+        })?;
     }
-    writer.finish().unwrap();
+    writer.finish()?;
     drop(entries);
-    let export_bytes = std::fs::metadata(&export).unwrap().len();
+    let export_bytes = std::fs::metadata(&export)?.len();
     println!(
         "export: {size} entries, {:.1} MB",
         export_bytes as f64 / 1e6
@@ -77,11 +71,10 @@ fn main() {
             &verifier,
             format,
             time::OffsetDateTime::now_utc(),
-            BufWriter::new(std::fs::File::create(&out).unwrap()),
-        )
-        .unwrap();
+            BufWriter::new(std::fs::File::create(&out)?),
+        )?;
         let seconds = started.elapsed().as_secs_f64();
-        let bytes = std::fs::metadata(&out).unwrap().len();
+        let bytes = std::fs::metadata(&out)?.len();
         println!(
             "{:>4}: {} entries in {seconds:.2} s ({:.0} entries/s, verification included), {:.1} MB",
             format.name(),
@@ -90,4 +83,5 @@ fn main() {
             bytes as f64 / 1e6
         );
     }
+    Ok(())
 }
