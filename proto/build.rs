@@ -9,6 +9,8 @@ const PROTOS: &[&str] = &[
     "tryggdel/common/v1/common.proto",
     "tryggdel/disclosure/v1/disclosure.proto",
     "tryggdel/audit/v1/audit.proto",
+    "tryggdel/audit/v1/review.proto",
+    "tryggdel/audit/v1/subject_report.proto",
     "tryggdel/notification/v1/notification.proto",
 ];
 
