@@ -3,6 +3,7 @@
 //!
 //! Modules:
 //! - [`calendar`]: the Swedish calendar day of an instant, the day whose law applies.
+//! - [`clearing`]: clearing decisions (gallringsbeslut) parsed from TOML.
 //! - [`identity`]: personnummer and samordningsnummer, validated and always masked when printed.
 //! - [`organisation`]: organisations, the secrecy they are under, and routing to the seven
 //!   police regions.
@@ -31,6 +32,7 @@
 
 pub mod assessment;
 pub mod calendar;
+pub mod clearing;
 pub mod directory;
 pub mod identity;
 pub mod inbox;
@@ -49,6 +51,7 @@ mod text_form;
 /// never a real person's. Enabled by the `testing` feature.
 #[cfg(any(test, feature = "testing"))]
 pub mod testing {
+    pub use crate::clearing::testing::*;
     pub use crate::identity::testing::*;
     pub use crate::receipt::testing::*;
 }
@@ -58,6 +61,9 @@ pub use assessment::{
     ConditionResult, ConsentRecord, CrimeTime, Relation, assess,
 };
 pub use calendar::{SWEDISH_TIME_ZONE, end_of_swedish_day_unix_ms, swedish_date, swedish_time};
+pub use clearing::{
+    CLEARING_DECISION_FORMAT, ClearingDataKind, ClearingDecision, ClearingDecisionError,
+};
 pub use directory::{
     DEVELOPMENT_DIRECTORY, Delegation, DelegationError, DelegationInput, Directory, DirectoryError,
     SEED_DELEGATION_FROM, delegation_on,
