@@ -364,6 +364,7 @@ exempt_birth_days = [5, 15, 25]
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::testing::CLEARING_DECISION_TOML;
     use super::*;
