@@ -12,6 +12,7 @@ use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
 use crate::health::{DatabaseHealth, DatabaseOptions, PoolGate, probe_postgres};
 use crate::migrations::{EmbeddedMigrations, MigrationFile};
+use crate::outbox::{GroupCommit, WriterPools};
 
 /// Connections of the native PostgreSQL pool: one service's writers take turns on a lock of
 /// their own, so they need few.
@@ -98,6 +99,8 @@ pub struct Database {
     options: DatabaseOptions,
     /// Ends the probe when the database is closed or its last handle dropped.
     probe: Option<Arc<ProbeTask>>,
+    /// The group-commit writer of events that record reads.
+    reads: GroupCommit,
 }
 
 /// The PostgreSQL probe's task, stopped when dropped.
@@ -276,7 +279,13 @@ impl Database {
             .connect_lazy_with(pool.connect_options().as_ref().clone());
         refusing.close().await;
         tracing::info!(backend = backend.as_str(), schema, "database ready");
+        let reads = GroupCommit::start(WriterPools {
+            pool: pool.clone(),
+            refusing: refusing.clone(),
+            health: health.clone(),
+        });
         Ok(Database {
+            reads,
             pool,
             backend,
             postgres,
@@ -295,6 +304,11 @@ impl Database {
         } else {
             &self.refusing
         }
+    }
+
+    /// The writer that commits the events of concurrent reads together.
+    pub(crate) fn reads(&self) -> &GroupCommit {
+        &self.reads
     }
 
     /// On PostgreSQL, a native pool (at most two connections, made on first use) on the same

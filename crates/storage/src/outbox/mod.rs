@@ -8,7 +8,10 @@
 //! knows how on each backend; [`OutboxDestination`] reads what a relay still has to send and
 //! records what it sent.
 
+mod group;
 mod write;
+
+pub(crate) use group::{GroupCommit, WriterPools};
 
 pub use write::{AnyQuery, Arguments, Change, Companion, Written, write, write_in};
 
@@ -91,23 +94,16 @@ impl OutboxEvent {
 }
 
 /// Stores `events` that report no change of a row (e.g. that someone read personal data), all
-/// or nothing: the relays take them like any other event.
+/// or nothing, and answers once they are committed: the relays take them like any other
+/// event. Concurrent calls are committed together (see the `group` module).
 pub async fn record_events(
     database: &crate::Database,
     events: &[OutboxEvent],
 ) -> Result<(), sqlx::Error> {
-    if let [event] = events {
-        event
-            .bind(sqlx::query(INSERT_EVENT.as_str()))
-            .execute(database.pool())
-            .await?;
+    if events.is_empty() {
         return Ok(());
     }
-    let mut transaction = database.pool().begin().await?;
-    for event in events {
-        event.insert(&mut transaction).await?;
-    }
-    transaction.commit().await
+    database.reads().record(events.to_vec()).await
 }
 
 impl sqlx::FromRow<'_, AnyRow> for OutboxEvent {
