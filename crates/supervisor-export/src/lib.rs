@@ -40,6 +40,7 @@ mod error;
 mod fhir;
 mod pdf_export;
 mod record;
+mod subject_report;
 mod verified;
 
 use std::io::{self, BufRead, Write};
@@ -54,6 +55,9 @@ pub use fhir::{
     bundle_entry,
 };
 pub use record::AuditRecord;
+pub use subject_report::{
+    ReportedAccess, ReportedDisclosure, SubjectReportDocument, subject_report_pdf,
+};
 pub use verified::{CheckpointInfo, VerifiedExport};
 
 /// An output format.

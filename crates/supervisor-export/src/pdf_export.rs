@@ -339,7 +339,7 @@ fn rows_per_page() -> usize {
 
 /// `text` cut with an ellipsis to fit `width` points at `size`, by a per-glyph width estimate
 /// on the wide side for Noto Sans (so cells never run into the next column).
-fn fit(text: &str, width: f32, size: f32) -> String {
+pub(crate) fn fit(text: &str, width: f32, size: f32) -> String {
     // Control characters (line breaks in a reason) become spaces: one line per cell.
     let text: String = text
         .chars()
@@ -368,7 +368,7 @@ fn estimated_em(text: &str) -> f32 {
 }
 
 /// A glyph's width in ems, rounded up from Noto Sans's advances.
-fn glyph_em(c: char) -> f32 {
+pub(crate) fn glyph_em(c: char) -> f32 {
     match c {
         'i' | 'j' | 'l' | '.' | ',' | ':' | ';' | '\'' | '|' | '!' | ' ' | '-' | '(' | ')'
         | '[' | ']' => 0.34,
@@ -380,7 +380,7 @@ fn glyph_em(c: char) -> f32 {
     }
 }
 
-fn pdf_date(at: OffsetDateTime) -> DateTime {
+pub(crate) fn pdf_date(at: OffsetDateTime) -> DateTime {
     let at = at.to_offset(time::UtcOffset::UTC);
     DateTime::new(u16::try_from(at.year()).unwrap_or(0))
         .month(u8::from(at.month()))
