@@ -300,6 +300,9 @@ pub struct DisclosureConfig {
     pub request_repeat_minutes: u64,
     /// How often open requests past their deadline are looked for.
     pub request_check_seconds: u64,
+    /// The longest a hold on a disclosure may last, in days from the day it is placed or
+    /// extended.
+    pub hold_max_days: u32,
 }
 
 impl Default for DisclosureConfig {
@@ -311,6 +314,7 @@ impl Default for DisclosureConfig {
             request_urgent_repeat_minutes: 60,
             request_repeat_minutes: 24 * 60,
             request_check_seconds: 60,
+            hold_max_days: tryggdel_disclosure::holds::DEFAULT_HOLD_MAX_DAYS,
         }
     }
 }

@@ -188,6 +188,7 @@ pub fn disclosure_settings(
         relay: RelayConfig::default(),
         expiry: config.disclosure.expiry()?,
         request_deadlines: config.disclosure.request_deadlines()?,
+        hold_max_days: config.disclosure.hold_max_days,
     })
 }
 

@@ -38,6 +38,8 @@ pub struct DisclosureApi {
     pub(crate) expiry: Expiry,
     /// When open requests for information past their deadline escalate again.
     pub(crate) request_deadlines: RequestDeadlines,
+    /// The longest a hold may last, in days from the day it is placed or extended.
+    pub(crate) hold_max_days: u32,
     /// Bumped after every committed outbox event, to wake the relays.
     outbox_signal: Arc<watch::Sender<u64>>,
 }
@@ -62,6 +64,7 @@ impl DisclosureApi {
             receipt_key,
             expiry: Expiry::default(),
             request_deadlines: RequestDeadlines::default(),
+            hold_max_days: crate::holds::DEFAULT_HOLD_MAX_DAYS,
             outbox_signal: Arc::new(watch::Sender::new(0)),
         }
     }
@@ -77,6 +80,15 @@ impl DisclosureApi {
     pub fn with_request_deadlines(self, request_deadlines: RequestDeadlines) -> DisclosureApi {
         DisclosureApi {
             request_deadlines,
+            ..self
+        }
+    }
+
+    /// The same handlers with holds lasting at most `hold_max_days` (by default
+    /// [`crate::holds::DEFAULT_HOLD_MAX_DAYS`]).
+    pub fn with_hold_max_days(self, hold_max_days: u32) -> DisclosureApi {
+        DisclosureApi {
+            hold_max_days,
             ..self
         }
     }

@@ -12,6 +12,9 @@ use tryggdel_proto::disclosure::v1::{
     RequestInformationRequest, RevokeDelegationRequest, SubmitRequest, UpdateDraftRequest,
     WithdrawRequest, disclosure_service_server::DisclosureService,
 };
+use tryggdel_proto::disclosure::v1::{
+    EndHoldRequest, ExtendHoldRequest, Hold, ListHoldsRequest, ListHoldsResponse, PlaceHoldRequest,
+};
 use tryggdel_service_kit::respond;
 
 use crate::api::DisclosureApi;
@@ -141,5 +144,30 @@ impl DisclosureService for DisclosureApi {
         request: Request<RefuseInformationRequestRequest>,
     ) -> Result<Response<InformationRequest>, Status> {
         handle!(self, request, refuse_information_request)
+    }
+
+    async fn place_hold(
+        &self,
+        request: Request<PlaceHoldRequest>,
+    ) -> Result<Response<Hold>, Status> {
+        handle!(self, request, place_hold)
+    }
+
+    async fn extend_hold(
+        &self,
+        request: Request<ExtendHoldRequest>,
+    ) -> Result<Response<Hold>, Status> {
+        handle!(self, request, extend_hold)
+    }
+
+    async fn end_hold(&self, request: Request<EndHoldRequest>) -> Result<Response<Hold>, Status> {
+        handle!(self, request, end_hold)
+    }
+
+    async fn list_holds(
+        &self,
+        request: Request<ListHoldsRequest>,
+    ) -> Result<Response<ListHoldsResponse>, Status> {
+        handle!(self, request, list_holds)
     }
 }

@@ -43,6 +43,7 @@ mod drafts;
 mod events;
 pub mod expiry;
 mod grpc;
+pub mod holds;
 mod policy;
 mod reads;
 pub mod recall;
@@ -100,6 +101,8 @@ pub struct Settings {
     /// How open requests for information past their deadline escalate
     /// ([`RequestDeadlines::default`]).
     pub request_deadlines: RequestDeadlines,
+    /// The longest a hold may last, in days (`[disclosure] hold_max_days`).
+    pub hold_max_days: u32,
 }
 
 /// Connects the database (running migrations, and giving outbox events written before the
@@ -145,7 +148,8 @@ pub async fn build(settings: &Settings) -> anyhow::Result<DisclosureApi> {
         settings.receipt_key,
     )
     .with_expiry(settings.expiry)
-    .with_request_deadlines(settings.request_deadlines))
+    .with_request_deadlines(settings.request_deadlines)
+    .with_hold_max_days(settings.hold_max_days))
 }
 
 /// The gRPC routes of the service.

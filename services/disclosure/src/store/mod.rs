@@ -4,6 +4,7 @@
 
 mod delegations;
 mod delivery;
+mod holds;
 mod payload;
 mod record;
 mod requests;
@@ -21,6 +22,7 @@ use tryggdel_storage::{
 
 pub use self::delegations::{GrantOutcome, stored_date};
 pub use self::delivery::DeliveryRow;
+pub use self::holds::{Hold, HoldEnd, PlaceOutcome};
 use self::delivery::{DELIVERY_COLUMN_COUNT, DELIVERY_COLUMNS, DELIVERY_UPSERT_TAIL};
 pub use self::payload::{
     DELEGATION_EVENT_PREFIX, OutboxActor, OutboxPayload, fill_in_audit_events,
@@ -45,6 +47,7 @@ pub const MIGRATIONS: Migrations = tryggdel_storage::migrations!([
     "0010_delegations.sql",
     "0011_outbox_recall_relay.sql",
     "0012_information_requests.sql",
+    "0013_holds.sql",
 ]);
 
 /// Approvals go to the notification service (the police's hand-over relay).
