@@ -344,6 +344,49 @@ impl DisclosureConfig {
     }
 }
 
+/// The audit service's log review (`[review]`); a missing key keeps its default.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReviewConfig {
+    /// Working hours on weekdays, Swedish time, e.g. "07:00-18:00": accesses outside are found.
+    pub working_hours: String,
+    /// One user accessing this many different persons within `burst_minutes` is found.
+    pub burst_persons: u32,
+    pub burst_minutes: u32,
+    /// Entries drawn at random when a run does not say how many.
+    pub sample_size: u32,
+    /// The most findings one rule keeps in a run (its count says how many it matched).
+    pub max_findings_per_rule: u32,
+}
+
+impl Default for ReviewConfig {
+    fn default() -> ReviewConfig {
+        let defaults = tryggdel_audit::review::ReviewSettings::default();
+        ReviewConfig {
+            working_hours: defaults.working_hours().to_string(),
+            burst_persons: defaults.burst_persons(),
+            burst_minutes: defaults.burst_minutes(),
+            sample_size: defaults.sample_size(),
+            max_findings_per_rule: defaults.max_findings_per_rule(),
+        }
+    }
+}
+
+impl ReviewConfig {
+    pub fn settings(&self) -> anyhow::Result<tryggdel_audit::review::ReviewSettings> {
+        let hours = tryggdel_audit::review::WorkingHours::parse(&self.working_hours)
+            .map_err(|error| anyhow::anyhow!("[review] {error}"))?;
+        tryggdel_audit::review::ReviewSettings::new(
+            hours,
+            self.burst_persons,
+            self.burst_minutes,
+            self.sample_size,
+            self.max_findings_per_rule,
+        )
+        .map_err(|error| anyhow::anyhow!("[review] {error}"))
+    }
+}
+
 /// The notification service's deadlines; a missing one keeps its default.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -398,6 +441,8 @@ pub struct Config {
     #[serde(default)]
     pub audit: AuditConfig,
     #[serde(default)]
+    pub review: ReviewConfig,
+    #[serde(default)]
     pub disclosure: DisclosureConfig,
     #[serde(default)]
     pub notification: NotificationConfig,
@@ -417,7 +462,7 @@ fn is_config_key(key: &str) -> bool {
     match first.as_str() {
         // Tables only through nested keys (TRYGGDEL_TOKEN is the CLI's user token).
         "tls" | "token" | "keys" | "listen" | "endpoints" | "audit" | "disclosure"
-        | "notification" | "telemetry" | "relay" | "console" | "database" => nested,
+        | "notification" | "telemetry" | "relay" | "console" | "database" | "review" => nested,
         other => SECTIONS.contains(&other) && !nested,
     }
 }

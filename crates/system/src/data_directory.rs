@@ -230,6 +230,7 @@ impl DataDirectory {
                 origin: Some(AUDIT_ORIGIN.to_owned()),
                 ..AuditConfig::default()
             },
+            review: crate::config::ReviewConfig::default(),
             disclosure: DisclosureConfig::default(),
             notification: NotificationConfig::default(),
             telemetry: TelemetryConfig::default(),

@@ -222,6 +222,7 @@ pub fn audit_settings(
             interval: Duration::from_millis(config.audit.scrub_interval_ms),
             batch: config.audit.scrub_batch,
         },
+        review: config.review.settings()?,
     })
 }
 

@@ -22,6 +22,7 @@
 
 pub mod entry;
 pub mod log;
+pub mod review;
 pub mod scrub;
 pub mod service;
 pub mod store;
@@ -38,6 +39,7 @@ use tokio::net::TcpListener;
 use tryggdel_domain::{Directory, PersonKey};
 use tryggdel_merkle::checkpoint::CheckpointSigner;
 use tryggdel_proto::audit::v1::audit_service_server::AuditServiceServer;
+use tryggdel_proto::audit::v1::log_review_service_server::LogReviewServiceServer;
 use tryggdel_service_kit::{
     Authenticator, ServerTls, ServiceHost, TokenKeys, TokenSettings, bind, now_unix_ms,
 };
@@ -73,6 +75,8 @@ pub struct Settings {
     pub witnessing: Option<witnessing::WitnessingSettings>,
     /// How often, and how much at a time, the integrity scrub re-hashes stored entries.
     pub scrub: scrub::ScrubSettings,
+    /// The log review's working hours, burst threshold, sample and findings limits.
+    pub review: review::ReviewSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -171,10 +175,15 @@ fn register_metrics(probe: log::LogProbe) {
 }
 
 /// The gRPC routes of the service.
-pub fn routes(api: AuditApi) -> tonic::service::Routes {
+pub fn routes(api: AuditApi, review: review::ReviewSettings) -> tonic::service::Routes {
     tonic::service::Routes::new(
-        AuditServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        AuditServiceServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES),
     )
+    .add_service(LogReviewServiceServer::new(review::ReviewApi::new(
+        api.log().clone(),
+        api.authenticator().clone(),
+        review,
+    )))
 }
 
 /// A service started in the background.
@@ -207,7 +216,7 @@ pub async fn spawn_on(
     let api = build(settings).await?;
     let mut host = ServiceHost::start(
         "tryggdel.audit.v1.AuditService",
-        routes(api.clone()),
+        routes(api.clone(), settings.review),
         &settings.tls,
         listener,
         api.log().store().database().clone(),

@@ -141,6 +141,10 @@ impl AuditApi {
         }
     }
 
+    pub(crate) fn authenticator(&self) -> &Authenticator {
+        &self.authenticator
+    }
+
     /// The same handlers publishing only checkpoints `witnessing` saw cosigned.
     pub fn with_witnessing(mut self, witnessing: Option<Arc<Witnessing>>) -> AuditApi {
         self.witnessing = witnessing;

@@ -32,8 +32,11 @@ use tryggdel_merkle::{Hash, hash_from_slice};
 use tryggdel_storage::{Database, Migrations};
 
 /// The audit service's migrations on both backends.
-pub const MIGRATIONS: Migrations =
-    tryggdel_storage::migrations!(["0001_audit_log.sql", "0002_audit_scrub.sql",]);
+pub const MIGRATIONS: Migrations = tryggdel_storage::migrations!([
+    "0001_audit_log.sql",
+    "0002_audit_scrub.sql",
+    "0004_log_review.sql",
+]);
 
 /// The log's lock on PostgreSQL: `pg_advisory_xact_lock(LOG_LOCK_CLASS, hashtext(schema))`, so
 /// logs in different schemas of one database do not wait for each other. The class is "TGAU"
