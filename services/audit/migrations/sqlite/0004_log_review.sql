@@ -52,4 +52,3 @@ CREATE TABLE review_findings (
 -- and the persons of an entry.
 CREATE INDEX audit_entries_by_organisation_time ON audit_entries (organisation, occurred_at);
 CREATE INDEX audit_entry_persons_by_entry ON audit_entry_persons (idx, person_ref);
-
