@@ -182,6 +182,18 @@ impl Connection {
     pub async fn audit(&self) -> anyhow::Result<AuditServiceClient<Authed>> {
         Ok(AuditServiceClient::new(self.channel().await?))
     }
+
+    pub async fn review(
+        &self,
+    ) -> anyhow::Result<
+        tryggdel_proto::audit::v1::log_review_service_client::LogReviewServiceClient<Authed>,
+    > {
+        Ok(
+            tryggdel_proto::audit::v1::log_review_service_client::LogReviewServiceClient::new(
+                self.channel().await?,
+            ),
+        )
+    }
 }
 
 #[cfg(test)]

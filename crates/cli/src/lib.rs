@@ -12,5 +12,6 @@ pub mod draft_file;
 pub mod ops;
 pub mod output;
 pub mod requests;
+pub mod review;
 pub mod token;
 pub mod witness;

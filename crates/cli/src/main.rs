@@ -16,6 +16,7 @@ use tryggdel::client::{Connection, exit, exit_code};
 use tryggdel::commands::{DisclosureAction, Endpoints, PoliceAction, Session};
 use tryggdel::delegation::DelegationAction;
 use tryggdel::requests::{NewRequest, RequestAction};
+use tryggdel::review::ReviewAction;
 use tryggdel_auth::{Role, SignerConfig, TokenRequest, TokenSigner};
 use tryggdel_proto::audit::v1::QueryRequest;
 use tryggdel_system::development::{AUDIENCE, ISSUER};
@@ -181,10 +182,87 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Compliance officers: systematic log review — written criteria, review runs (a seeded
+    /// sample and targeted rules), findings and their outcomes.
+    Review {
+        #[command(flatten)]
+        user: UserArgs,
+        #[command(subcommand)]
+        command: ReviewCommand,
+    },
     /// Another agency's witness of the audit log (C2SP tlog-witness and cosignature/v1).
     Witness {
         #[command(subcommand)]
         command: WitnessCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReviewCommand {
+    /// The organisation's written criteria for unauthorised access.
+    Criteria {
+        #[command(subcommand)]
+        command: CriteriaCommand,
+    },
+    /// Run a review of a period: a reproducible random sample and the targeted rules.
+    Run {
+        /// The organisation reviewed (default your own; supervisors: any).
+        #[arg(long)]
+        organisation: Option<String>,
+        /// First day, YYYY-MM-DD (Swedish time).
+        #[arg(long)]
+        from: String,
+        /// Last day, YYYY-MM-DD, included.
+        #[arg(long)]
+        until: String,
+        /// 64 hex digits; the same seed draws the same sample (default: a fresh one, printed).
+        #[arg(long)]
+        seed: Option<String>,
+        /// Entries drawn at random (default: the service's).
+        #[arg(long)]
+        sample: Option<u32>,
+    },
+    /// A run with its findings, their explanations and outcomes.
+    Show {
+        /// The run's id.
+        run: String,
+    },
+    /// The organisation's runs, newest first.
+    List {
+        #[arg(long)]
+        organisation: Option<String>,
+    },
+    /// Record the outcome of a finding.
+    Outcome {
+        /// The run's id.
+        run: String,
+        /// The finding's number in the run.
+        finding: u32,
+        /// no-remark, explained or unauthorised-escalated.
+        #[arg(long, value_parser = tryggdel::review::parse_outcome)]
+        outcome: tryggdel_proto::audit::v1::ReviewOutcome,
+        /// Required for explained and unauthorised-escalated.
+        #[arg(long)]
+        note: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CriteriaCommand {
+    /// Store a new version of the criteria, from a text file or the command line.
+    Set {
+        /// A UTF-8 text file with the criteria.
+        #[arg(long, conflicts_with = "text", required_unless_present = "text")]
+        file: Option<PathBuf>,
+        #[arg(long)]
+        text: Option<String>,
+    },
+    /// Show the latest criteria, or a version.
+    Show {
+        #[arg(long)]
+        organisation: Option<String>,
+        #[arg(long)]
+        version: Option<u32>,
     },
 }
 
@@ -901,6 +979,60 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
         Command::Audit { command } => audit_command(&data, command, json),
+        Command::Review { user, command } => {
+            let action = match command {
+                ReviewCommand::Criteria {
+                    command: CriteriaCommand::Set { file, text },
+                } => ReviewAction::SetCriteria {
+                    text: match (file, text) {
+                        (Some(file), _) => std::fs::read_to_string(&file)
+                            .with_context(|| format!("reading {}", file.display()))?,
+                        (None, text) => text.unwrap_or_default(),
+                    },
+                },
+                ReviewCommand::Criteria {
+                    command:
+                        CriteriaCommand::Show {
+                            organisation,
+                            version,
+                        },
+                } => ReviewAction::ShowCriteria {
+                    organisation,
+                    version,
+                },
+                ReviewCommand::Run {
+                    organisation,
+                    from,
+                    until,
+                    seed,
+                    sample,
+                } => ReviewAction::Run {
+                    organisation,
+                    from,
+                    until,
+                    seed,
+                    sample,
+                },
+                ReviewCommand::Show { run } => ReviewAction::Show { run_id: run },
+                ReviewCommand::List { organisation } => ReviewAction::List { organisation },
+                ReviewCommand::Outcome {
+                    run,
+                    finding,
+                    outcome,
+                    note,
+                } => ReviewAction::Outcome {
+                    run_id: run,
+                    finding,
+                    outcome,
+                    note,
+                },
+            };
+            runtime()?.block_on(tryggdel::review::review(
+                &user.session(&data, json)?,
+                action,
+            ))?;
+            Ok(exit::OK)
+        }
         Command::Witness { command } => witness_command(command, format),
     }
 }
