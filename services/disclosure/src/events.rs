@@ -23,6 +23,11 @@ pub(crate) const MAX_OBJECTS_PER_EVENT: usize = 32;
 /// the audit entry names each as an object.
 pub(crate) const ACCESSED_DISCLOSURES: &str = "disclosure_ids";
 
+/// The detail, set to "true", of every event (changes and accesses) of a disclosure whose
+/// protected details are not empty: the audit log's review finds accesses to a person with
+/// protected identity by it.
+pub(crate) const PROTECTED_IDENTITY: &str = "protected_identity";
+
 /// The police's organisation code in the directory.
 const POLICE_ORGANISATION: &str = "polisen";
 
@@ -250,6 +255,19 @@ impl DisclosureApi {
                     }
                 }
                 let ids: Vec<&str> = many.iter().map(|record| record.id.as_str()).collect();
+                let mut details: std::collections::BTreeMap<String, String> = [
+                    (ACCESSED_DISCLOSURES.to_owned(), ids.join(",")),
+                    ("count".to_owned(), ids.len().to_string()),
+                ]
+                .into_iter()
+                .collect();
+                let mut protected = false;
+                for record in many {
+                    protected = protected || self.has_protected_identity(record)?;
+                }
+                if protected {
+                    details.insert(PROTECTED_IDENTITY.to_owned(), "true".to_owned());
+                }
                 let first = many.first().copied().ok_or_else(|| {
                     ServiceError::internal(anyhow::anyhow!("an access event about no disclosure"))
                 })?;
@@ -261,12 +279,7 @@ impl DisclosureApi {
                     legal_basis_id: String::new(),
                     urgent: false,
                     person_refs,
-                    details: [
-                        (ACCESSED_DISCLOSURES.to_owned(), ids.join(",")),
-                        ("count".to_owned(), ids.len().to_string()),
-                    ]
-                    .into_iter()
-                    .collect(),
+                    details,
                     ..self.payload_as(
                         user_actor(caller),
                         &Trace::of(caller),
@@ -303,6 +316,13 @@ impl DisclosureApi {
         event_type: &str,
         details: &[(&str, String)],
     ) -> Result<OutboxPayload, ServiceError> {
+        let mut details: std::collections::BTreeMap<String, String> = details
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), value.clone()))
+            .collect();
+        if self.has_protected_identity(record)? {
+            details.insert(PROTECTED_IDENTITY.to_owned(), "true".to_owned());
+        }
         let registry_version = match record.registry_version() {
             "" => self.registry.registry_version().to_owned(),
             version => version.to_owned(),
@@ -324,11 +344,25 @@ impl DisclosureApi {
             trace_id: trace.trace_id.clone(),
             traceparent: trace.traceparent.clone(),
             refusal: None,
-            details: details
-                .iter()
-                .map(|(key, value)| ((*key).to_owned(), value.clone()))
-                .collect(),
+            details,
         })
+    }
+
+    /// Whether `record`'s protected details (address, workplace, school, shelter) are not
+    /// empty: the person has protected identity.
+    fn has_protected_identity(&self, record: &DisclosureRecord) -> Result<bool, ServiceError> {
+        if record.protected_sealed.is_empty() {
+            return Ok(false);
+        }
+        let protected = sealing::open_protected(&self.cipher, record)?;
+        Ok([
+            &protected.address,
+            &protected.workplace,
+            &protected.school,
+            &protected.shelter,
+        ]
+        .iter()
+        .any(|value| !value.trim().is_empty()))
     }
 
     /// Keyed hashes of the identity numbers a disclosure concerns (subject and victim).

@@ -1230,6 +1230,43 @@ async fn protected_details_masked_and_reveals_recorded(backend: TestBackend) {
         .unwrap();
     assert!(!row.protected_sealed.contains("Skyddad"));
     assert!(!row.content_sealed.contains("Testperson"));
+
+    // Every event of a disclosure with protected details says so (the log review finds
+    // accesses to a person with protected identity by it); one without does not.
+    let plain = create(
+        &mut caseworker,
+        "req-protect-02",
+        DraftContent {
+            victim_protected: None,
+            ..social_services_content()
+        },
+    )
+    .await;
+    caseworker.get(get_request(&plain.id)).await.unwrap();
+    harness.wait_for_relay().await;
+    for (id, expected) in [(&draft.id, Some("true")), (&plain.id, None)] {
+        let entries = harness
+            .audit_officer()
+            .await
+            .query(QueryRequest {
+                disclosure_id: id.clone(),
+                ..QueryRequest::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .entries;
+        assert!(entries.len() >= 2, "drafted and read: {}", entries.len());
+        for entry in &entries {
+            let json: serde_json::Value = serde_json::from_slice(&entry.entry).unwrap();
+            assert_eq!(
+                json["details"]["protected_identity"].as_str(),
+                expected,
+                "{} of {id}",
+                json["action"]
+            );
+        }
+    }
     harness.stop().await;
 }
 
