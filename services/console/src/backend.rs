@@ -41,6 +41,9 @@ impl tonic::service::Interceptor for OnBehalfOf {
 pub type Disclosures = DisclosureServiceClient<InterceptedService<Channel, OnBehalfOf>>;
 pub type Audit = AuditServiceClient<InterceptedService<Channel, OnBehalfOf>>;
 pub type Notifications = NotificationServiceClient<InterceptedService<Channel, OnBehalfOf>>;
+pub type Review = tryggdel_proto::audit::v1::log_review_service_client::LogReviewServiceClient<
+    InterceptedService<Channel, OnBehalfOf>,
+>;
 
 /// The channels to the three services (each connects on first use and reconnects).
 pub struct Backend {
@@ -81,6 +84,14 @@ impl Backend {
     pub fn audit(&self, user: &SignedInUser) -> Audit {
         AuditServiceClient::with_interceptor(self.audit.clone(), Self::on_behalf_of(user))
             .max_decoding_message_size(64 * 1024 * 1024)
+    }
+
+    /// The audit service's log review.
+    pub fn review(&self, user: &SignedInUser) -> Review {
+        tryggdel_proto::audit::v1::log_review_service_client::LogReviewServiceClient::with_interceptor(
+            self.audit.clone(),
+            Self::on_behalf_of(user),
+        )
     }
 
     pub fn notifications(&self, user: &SignedInUser) -> Notifications {

@@ -243,6 +243,19 @@ fn router(console: Shared) -> Router {
             get(compliance::search_form).post(compliance::search),
         )
         .route("/granskning/post/{index}", get(compliance::entry))
+        .route(
+            pages::review::PATH,
+            get(pages::review::start).post(pages::review::start_run),
+        )
+        .route(
+            "/granskning/logggranskning/kriterier",
+            post(pages::review::set_criteria),
+        )
+        .route("/granskning/logggranskning/{run}", get(pages::review::show))
+        .route(
+            "/granskning/logggranskning/{run}/fynd/{number}",
+            post(pages::review::record_outcome),
+        )
         .route("/granskning/kontrollpunkter", get(compliance::checkpoints))
         .route("/granskning/export", get(compliance::export))
         .route(

@@ -5,6 +5,7 @@ pub mod compliance;
 pub mod decide;
 pub mod police;
 pub mod requests;
+pub mod review;
 pub mod timeline;
 
 use axum::extract::State;
@@ -180,6 +181,7 @@ pub fn page(console: &Shared, session: &Session, title: &str, content: Markup) -
                             }
                             @if user.has(Role::ComplianceOfficer) {
                                 li { a href="/granskning" { "Granskning" } }
+                                li { a href="/granskning/logggranskning" { "Logggranskning" } }
                                 li { a href="/granskning/kontrollpunkter" { "Kontrollpunkter" } }
                                 li { a href="/granskning/verifiera" { "Verifiera export" } }
                             }
