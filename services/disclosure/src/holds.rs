@@ -3,7 +3,7 @@
 //! holds, the disclosure and the log entries about it are left out of subject reports and out
 //! of clearing. Each change is stored with its outbox event (`disclosure.hold_placed`,
 //! `disclosure.hold_extended`, `disclosure.hold_ended`, details `hold_id`, `until`,
-//! `legal_ground`, `issuer_organisation`), so the audit log learns every hold.
+//! `legal_ground`, `issuer`: the issuing organisation), so the audit log learns every hold.
 //!
 //! Invariants: a hold lasts at most `hold_max_days` from the day it is placed or extended; it
 //! ends on its last day by itself (it is evaluated against the date, no job ends it); it is
@@ -344,10 +344,7 @@ fn hold_details(hold: &Hold) -> Vec<(&'static str, String)> {
         ("hold_id", hold.id.clone()),
         ("until", content::format_date(hold.until)),
         ("legal_ground", hold.legal_ground.clone()),
-        (
-            "issuer_organisation",
-            hold.issuer_organisation.as_str().to_owned(),
-        ),
+        ("issuer", hold.issuer_organisation.as_str().to_owned()),
     ]
 }
 
