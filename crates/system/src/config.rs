@@ -387,6 +387,15 @@ impl ReviewConfig {
     }
 }
 
+/// How the audit service makes subject reports.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportConfig {
+    /// The organisations (codes) whose staff are named by user id in subject reports; the
+    /// accesses of the others' staff show their organisation and unit only.
+    pub user_names: Vec<String>,
+}
+
 /// The notification service's deadlines; a missing one keeps its default.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -440,6 +449,8 @@ pub struct Config {
     pub endpoints: Endpoints,
     #[serde(default)]
     pub audit: AuditConfig,
+    #[serde(default)]
+    pub report: ReportConfig,
     #[serde(default)]
     pub review: ReviewConfig,
     #[serde(default)]

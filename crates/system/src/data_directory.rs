@@ -231,6 +231,7 @@ impl DataDirectory {
                 ..AuditConfig::default()
             },
             review: crate::config::ReviewConfig::default(),
+            report: crate::config::ReportConfig::default(),
             disclosure: DisclosureConfig::default(),
             notification: NotificationConfig::default(),
             telemetry: TelemetryConfig::default(),

@@ -222,6 +222,10 @@ pub fn audit_settings(
             interval: Duration::from_millis(config.audit.scrub_interval_ms),
             batch: config.audit.scrub_batch,
         },
+        report: tryggdel_audit::report::ReportSettings {
+            named_organisations: config.report.user_names.iter().cloned().collect(),
+            ..tryggdel_audit::report::ReportSettings::default()
+        },
         review: config.review.settings()?,
     })
 }

@@ -22,6 +22,7 @@
 
 pub mod entry;
 pub mod log;
+pub mod report;
 pub mod review;
 pub mod scrub;
 pub mod service;
@@ -77,6 +78,8 @@ pub struct Settings {
     pub scrub: scrub::ScrubSettings,
     /// The log review's working hours, burst threshold, sample and findings limits.
     pub review: review::ReviewSettings,
+    /// How subject reports are made (`[report]`).
+    pub report: report::ReportSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -141,7 +144,8 @@ pub async fn build(settings: &Settings) -> anyhow::Result<AuditApi> {
         settings.person_key.clone(),
         settings.appenders.clone(),
     )
-    .with_witnessing(witnessing))
+    .with_witnessing(witnessing)
+    .with_report(settings.report.clone()))
 }
 
 /// `tryggdel.audit.tree_size` (durable entries) and `tryggdel.audit.checkpoint_age` (seconds
@@ -184,6 +188,7 @@ pub fn routes(api: AuditApi, review: review::ReviewSettings) -> tonic::service::
         api.authenticator().clone(),
         review,
     )))
+    .add_service(report::server(api))
 }
 
 /// A service started in the background.

@@ -33,7 +33,7 @@ const MAX_PAGE_SIZE: u32 = 500;
 const DEFAULT_PAGE_SIZE: u32 = 100;
 const EXPORT_BATCH: u32 = 1000;
 /// The name the service records its own events under.
-const SOURCE: &str = "audit";
+pub(crate) const SOURCE: &str = "audit";
 /// Append: only the Tryggdel services on the allow-list.
 const APPEND: ServiceOnly = ServiceOnly {
     without_service_certificate: "Append is for Tryggdel services and needs a service certificate",
@@ -50,6 +50,8 @@ pub struct AuditApi {
     witnessing: Option<Arc<Witnessing>>,
     /// The integrity scrub's quarantine, which every read of entries consults.
     integrity: Integrity,
+    /// How subject reports are made.
+    report: Arc<crate::report::ReportSettings>,
 }
 
 impl From<StoreError> for ServiceError {
@@ -62,7 +64,7 @@ impl From<StoreError> for ServiceError {
     }
 }
 
-fn append_error(error: AppendError) -> ServiceError {
+pub(crate) fn append_error(error: AppendError) -> ServiceError {
     match error {
         AppendError::Conflict { .. } => ServiceError::AlreadyExists(error.to_string()),
         AppendError::Unavailable(cause) => match database_outage(&cause) {
@@ -138,7 +140,22 @@ impl AuditApi {
             person_key,
             appenders: Arc::new(appenders),
             witnessing: None,
+            report: Arc::default(),
         }
+    }
+
+    /// The same handlers making subject reports as `report` says.
+    pub fn with_report(mut self, report: crate::report::ReportSettings) -> AuditApi {
+        self.report = Arc::new(report);
+        self
+    }
+
+    pub(crate) fn report_settings(&self) -> &crate::report::ReportSettings {
+        &self.report
+    }
+
+    pub(crate) fn person_key(&self) -> &PersonKey {
+        &self.person_key
     }
 
     pub(crate) fn authenticator(&self) -> &Authenticator {
