@@ -50,6 +50,28 @@ pub struct ExportEntry {
     pub recorded_leaf_hash: Hash,
 }
 
+/// One of an entry's openings (format `tryggdel.audit.entry/2`): a part of its personal data
+/// that has not been cleared. The leaf commits to it with `sha256(salt || data)` under `key`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ExportOpening {
+    /// The key id the leaf lists it under.
+    pub key: String,
+    /// The random salt of its commitment.
+    pub salt: Vec<u8>,
+    /// Its canonical JSON.
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for ExportOpening {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ExportOpening")
+            .field("key", &self.key)
+            .field("data_len", &self.data.len())
+            .finish()
+    }
+}
+
 /// One entry as [`ExportReader::next_entry_ref`] yields it: the bytes borrow
 /// the reader's decode buffer and are valid until the next read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +82,8 @@ pub struct EntryRef<'a> {
     pub entry: &'a [u8],
     /// The leaf hash recorded at append time.
     pub recorded_leaf_hash: Hash,
+    /// The openings exported beside it (format 2), empty when none.
+    pub openings: &'a [ExportOpening],
 }
 
 impl EntryRef<'_> {
@@ -106,6 +130,8 @@ pub struct ExportReader<R: BufRead> {
     next_index: u64,
     buf: Vec<u8>,
     decoded: Vec<u8>,
+    /// The openings of the entry read last.
+    openings: Vec<ExportOpening>,
     done: bool,
 }
 
@@ -134,6 +160,18 @@ struct EntryLineOut<'a> {
     index: u64,
     entry: &'a str,
     leaf_hash: &'a str,
+    /// Left out when empty, so that lines without openings keep the fast path's layout.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    openings: Vec<OpeningLine>,
+}
+
+/// An opening in an entry line: salt in hex, data in base64.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpeningLine {
+    key: String,
+    salt: String,
+    data: String,
 }
 
 /// An entry line as read: the strings borrow from the line buffer unless they hold JSON
@@ -146,6 +184,8 @@ struct EntryLineIn<'a> {
     entry: Cow<'a, str>,
     #[serde(borrow)]
     leaf_hash: Cow<'a, str>,
+    #[serde(default)]
+    openings: Vec<OpeningLine>,
 }
 
 /// Parses entry bytes as JSON, for display only: the verifier never hashes
@@ -188,6 +228,16 @@ impl<W: Write> ExportWriter<W> {
     /// Writes one entry line. Entries must come in index order 0, 1, 2, …
     /// and there may be no more than the header's `tree_size`.
     pub fn write_entry(&mut self, entry: &ExportEntry) -> Result<(), VerifyError> {
+        self.write_entry_with_openings(entry, &[])
+    }
+
+    /// As [`Self::write_entry`], with the entry's openings (its personal data that has not been
+    /// cleared) beside it, for the verifier to check against the leaf's commitments.
+    pub fn write_entry_with_openings(
+        &mut self,
+        entry: &ExportEntry,
+        openings: &[ExportOpening],
+    ) -> Result<(), VerifyError> {
         if self.failed {
             return Err(VerifyError::InvalidWrite(
                 "an earlier write failed, the output is incomplete".to_owned(),
@@ -212,6 +262,14 @@ impl<W: Write> ExportWriter<W> {
                 index: entry.index,
                 entry: &encoded,
                 leaf_hash: &leaf_hash,
+                openings: openings
+                    .iter()
+                    .map(|opening| OpeningLine {
+                        key: opening.key.clone(),
+                        salt: hex::encode(&opening.salt),
+                        data: STANDARD.encode(&opening.data),
+                    })
+                    .collect(),
             },
             "the entry",
         )?;
@@ -273,8 +331,15 @@ impl<R: BufRead> ExportReader<R> {
             next_index: 0,
             buf,
             decoded: Vec::new(),
+            openings: Vec::new(),
             done: false,
         })
+    }
+
+    /// The openings exported beside the entry read last (empty for an entry without any).
+    #[must_use]
+    pub fn openings(&self) -> &[ExportOpening] {
+        &self.openings
     }
 
     /// The header read by [`Self::new`].
@@ -307,6 +372,7 @@ impl<R: BufRead> ExportReader<R> {
                 index,
                 entry: &self.decoded,
                 recorded_leaf_hash,
+                openings: &self.openings,
             })),
             other => {
                 self.done = true;
@@ -344,6 +410,7 @@ impl<R: BufRead> ExportReader<R> {
             return Err(malformed(line, problem));
         }
 
+        self.openings.clear();
         if !got_line {
             return Err(malformed(
                 line,
@@ -395,6 +462,25 @@ impl<R: BufRead> ExportReader<R> {
                 ),
             )
         })?;
+        for (i, opening) in raw.openings.into_iter().enumerate() {
+            let salt = hex::decode(&opening.salt)
+                .ok()
+                .filter(|salt| salt.len() == 32);
+            let data = STANDARD.decode(opening.data.as_bytes()).ok();
+            let (Some(salt), Some(data)) = (salt, data) else {
+                return Err(malformed(
+                    line,
+                    format!(
+                        "entry with index {expected}: opening {i} needs a 32-byte \"salt\" in hex and \"data\" in standard padded base64"
+                    ),
+                ));
+            };
+            self.openings.push(ExportOpening {
+                key: opening.key,
+                salt,
+                data,
+            });
+        }
         self.next_index += 1;
         Ok(Some((expected, recorded_leaf_hash)))
     }

@@ -84,8 +84,8 @@ mod verify;
 
 pub use error::VerifyError;
 pub use export::{
-    EntryRef, ExportEntry, ExportHeader, ExportReader, ExportWriter, FORMAT, MAX_LINE_LEN,
-    entry_as_json,
+    EntryRef, ExportEntry, ExportHeader, ExportOpening, ExportReader, ExportWriter, FORMAT,
+    MAX_LINE_LEN, entry_as_json,
 };
 pub use report::{
     Check, EntryRange, Finding, InclusionDetails, MAX_FINDINGS_PER_STEP, Report, Status, Step,

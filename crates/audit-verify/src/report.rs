@@ -29,6 +29,11 @@ pub struct Report {
     pub computed_root: Hash,
     /// The checks, in the order they were made.
     pub steps: Vec<Step>,
+    /// Openings (personal data of format-2 entries) checked against their
+    /// commitments.
+    pub openings_checked: u64,
+    /// Committed openings absent from the export: cleared.
+    pub openings_cleared: u64,
     /// The entry and proof for [`crate::VerifyOptions::inclusion_of`], when
     /// it was asked for and the export's checkpoint verified.
     pub inclusion: Option<InclusionDetails>,
@@ -60,6 +65,10 @@ pub enum Check {
     /// Every entry's bytes hash to the leaf hash recorded when it was
     /// appended.
     LeafHashes,
+    /// Every opening exported beside a format-2 entry (its personal data
+    /// that has not been cleared) matches the leaf's commitment to it; a
+    /// committed opening that is absent was cleared.
+    Openings,
     /// The root recomputed from the entries equals the signed root.
     Root,
     /// An older checkpoint is consistent with the export's checkpoint.
@@ -232,6 +241,13 @@ impl fmt::Display for Report {
                 write!(f, "{details}")?;
             }
         }
+        if self.openings_checked > 0 || self.openings_cleared > 0 {
+            writeln!(
+                f,
+                "personal data: {} openings checked, {} parts cleared",
+                self.openings_checked, self.openings_cleared
+            )?;
+        }
         let count = |status| self.steps.iter().filter(|s| s.status == status).count();
         if self.is_ok() {
             writeln!(f, "result: VERIFIED ({} checks passed)", self.steps.len())
@@ -262,6 +278,7 @@ impl fmt::Display for Check {
         match self {
             Self::Checkpoint => write!(f, "export checkpoint"),
             Self::LeafHashes => write!(f, "entry leaf hashes"),
+            Self::Openings => write!(f, "personal data against commitments"),
             Self::Root => write!(f, "tree root"),
             Self::Consistency {
                 older_checkpoint,
@@ -362,6 +379,8 @@ mod tests {
 
     fn report(steps: Vec<Step>) -> Report {
         Report {
+            openings_checked: 0,
+            openings_cleared: 0,
             origin: "o".to_owned(),
             tree_size: 3,
             checkpoint_root: Some([1; 32]),

@@ -115,6 +115,7 @@ pub fn verify_export(
     // first entry that does not match; only from there is it kept apart.
     let mut recorded: Option<Frontier> = None;
     let mut mismatches = FindingList::default();
+    let mut openings = OpeningsTally::default();
     let mut included: Option<ExportEntry> = None;
     progress(Progress {
         entries_done: 0,
@@ -136,6 +137,7 @@ pub fn verify_export(
                 recorded = Some(Frontier::of_prefix(&tree));
             }
         }
+        openings.check(entry.index, entry.entry, entry.openings);
         tree.push(computed);
         if let Some(recorded) = recorded.as_mut() {
             recorded.push(entry.recorded_leaf_hash);
@@ -166,7 +168,13 @@ pub fn verify_export(
         &leaf_step,
         &older,
     );
-    let mut steps = vec![checkpoint_step, leaf_step, root];
+    let (openings_checked, openings_cleared) = (openings.checked, openings.cleared);
+    // The openings step is made for exports that hold format-2 entries with personal data.
+    let mut steps = vec![checkpoint_step, leaf_step];
+    if openings.checked > 0 || openings.cleared > 0 || openings.problems.count() > 0 {
+        steps.push(openings.step());
+    }
+    steps.push(root);
     for (position, result) in older.iter().enumerate() {
         steps.push(consistency_step(
             position + 1,
@@ -189,7 +197,124 @@ pub fn verify_export(
         computed_root,
         steps,
         inclusion,
+        openings_checked,
+        openings_cleared,
     })
+}
+
+/// The openings step: what was checked, what was cleared, and what does not match.
+#[derive(Debug, Default)]
+struct OpeningsTally {
+    checked: u64,
+    cleared: u64,
+    problems: FindingList,
+}
+
+/// The part of a format-2 leaf the openings step reads.
+#[derive(serde::Deserialize)]
+struct CommittedLeaf {
+    #[serde(default)]
+    format: String,
+    #[serde(default)]
+    openings: Option<Vec<CommittedOpening>>,
+}
+
+#[derive(serde::Deserialize)]
+struct CommittedOpening {
+    key: String,
+    commitment: String,
+}
+
+/// The format of entries whose personal data is in openings.
+const FORMAT_WITH_OPENINGS: &str = "tryggdel.audit.entry/2";
+
+impl OpeningsTally {
+    /// Checks the openings exported beside the entry at `index` against the commitments of
+    /// its leaf `bytes`.
+    fn check(&mut self, index: u64, bytes: &[u8], exported: &[crate::ExportOpening]) {
+        // Only a leaf that lists commitments is parsed.
+        if exported.is_empty() && memchr::memmem::find(bytes, b"\"commitment\"").is_none() {
+            return;
+        }
+        let leaf: CommittedLeaf = match serde_json::from_slice(bytes) {
+            Ok(leaf) => leaf,
+            Err(_) => {
+                if !exported.is_empty() {
+                    self.problems.push(Finding::at_index(
+                        index,
+                        format!("entry at index {index}: openings were exported beside an entry that is not a JSON log entry"),
+                    ));
+                }
+                return;
+            }
+        };
+        let committed = match leaf.openings {
+            Some(committed) if leaf.format == FORMAT_WITH_OPENINGS => committed,
+            _ => {
+                if !exported.is_empty() {
+                    self.problems.push(Finding::at_index(
+                        index,
+                        format!("entry at index {index}: openings were exported beside an entry of format {:?}, which commits to none", leaf.format),
+                    ));
+                }
+                return;
+            }
+        };
+        for opening in exported {
+            if !committed.iter().any(|c| c.key == opening.key) {
+                self.problems.push(Finding::at_index(
+                    index,
+                    format!("entry at index {index}: an opening under key {} was exported that the entry does not commit to", opening.key),
+                ));
+            }
+        }
+        for commitment in &committed {
+            let Some(opening) = exported.iter().find(|o| o.key == commitment.key) else {
+                self.cleared += 1;
+                continue;
+            };
+            self.checked += 1;
+            let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+            sha2::Digest::update(&mut hasher, &opening.salt);
+            sha2::Digest::update(&mut hasher, &opening.data);
+            let computed = hex::encode(sha2::Digest::finalize(hasher));
+            if computed != commitment.commitment {
+                self.problems.push(Finding::at_index(
+                    index,
+                    format!(
+                        "entry at index {index}: the personal data under key {} does not match the entry's commitment to it: it was changed",
+                        commitment.key
+                    ),
+                ));
+            }
+        }
+    }
+
+    fn step(self) -> Step {
+        let count = self.problems.count();
+        let mut step = if count == 0 {
+            Step::new(
+                Check::Openings,
+                Status::Passed,
+                format!(
+                    "{} openings of personal data match their commitments; {} cleared",
+                    self.checked, self.cleared
+                ),
+            )
+        } else {
+            Step::new(
+                Check::Openings,
+                Status::Failed,
+                format!(
+                    "{count} openings of personal data do not match the commitments of their entries ({} checked, {} cleared)",
+                    self.checked, self.cleared
+                ),
+            )
+        };
+        step.findings = self.problems.findings;
+        step.findings_omitted = self.problems.omitted;
+        step
+    }
 }
 
 /// Step 1. Returns the checkpoint only when the step passed.
@@ -603,6 +728,58 @@ mod tests {
             assert_eq!(frontier.root(), tree.root(), "size {}", i + 1);
             assert_eq!(frontier.peaks.len() as u32, (i + 1).count_ones());
         }
+    }
+
+    fn commitment(salt: &[u8], data: &[u8]) -> String {
+        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+        sha2::Digest::update(&mut hasher, salt);
+        sha2::Digest::update(&mut hasher, data);
+        hex::encode(sha2::Digest::finalize(hasher))
+    }
+
+    #[test]
+    fn openings_are_checked_against_their_commitments_and_absent_ones_are_cleared() {
+        let person = crate::ExportOpening {
+            key: "k-1".into(),
+            salt: vec![1; 32],
+            data: br#"{"person_refs":["hmac-sha256:ab"]}"#.to_vec(),
+        };
+        let leaf = format!(
+            r#"{{"format":"tryggdel.audit.entry/2","openings":[{{"key":"k-1","commitment":"{}"}},{{"key":"k-2","commitment":"{}"}}]}}"#,
+            commitment(&person.salt, &person.data),
+            "00".repeat(32)
+        );
+        let mut tally = OpeningsTally::default();
+        tally.check(4, leaf.as_bytes(), std::slice::from_ref(&person));
+        assert_eq!((tally.checked, tally.cleared), (1, 1));
+        assert!(tally.step().passed());
+
+        let mut changed = person.clone();
+        changed.data = br#"{"person_refs":["hmac-sha256:cd"]}"#.to_vec();
+        let mut tally = OpeningsTally::default();
+        tally.check(4, leaf.as_bytes(), &[changed]);
+        let step = tally.step();
+        assert!(!step.passed());
+        assert_eq!(step.findings[0].index, Some(4));
+        assert!(step.findings[0].message.contains("key k-1"), "{step}");
+
+        let mut stray = person.clone();
+        stray.key = "k-9".into();
+        let mut tally = OpeningsTally::default();
+        tally.check(5, br#"{"format":"tryggdel.audit.entry/1"}"#, &[stray]);
+        assert!(!tally.step().passed());
+
+        // Format-1 entries and entries without personal data are not this step's concern.
+        let mut tally = OpeningsTally::default();
+        tally.check(
+            6,
+            br#"{"format":"tryggdel.audit.entry/1","person_refs":["x"]}"#,
+            &[],
+        );
+        assert_eq!(
+            (tally.checked, tally.cleared, tally.problems.count()),
+            (0, 0, 0)
+        );
     }
 
     #[test]

@@ -231,7 +231,7 @@ fn entry_line_problems_name_the_line() {
         (
             2,
             format!(r#"{{"index":0,"entry":"e30=","leaf_hash":"{good_hash}","note":1}}"#),
-            "not a valid entry line (expected the entry with index 0): unknown field `note`, expected one of `index`, `entry`, `leaf_hash` (column 111)",
+            "not a valid entry line (expected the entry with index 0): unknown field `note`, expected one of `index`, `entry`, `leaf_hash`, `openings` (column 111)",
         ),
         (
             2,

@@ -1,6 +1,18 @@
 //! An audit entry: the event a service reported, validated, plus what the log adds (when it was
 //! recorded, which service reported it), serialised once into the exact bytes the leaf hash
 //! covers. Those bytes are stored and served as they are; nothing re-serialises them.
+//!
+//! Two formats, both verified the same way (the leaf hash covers the stored bytes):
+//! - `tryggdel.audit.entry/1`: everything in the leaf.
+//! - `tryggdel.audit.entry/2` (written from now on): the leaf keeps every non-personal field;
+//!   personal data (the person references, the outcome detail, and every detail whose key is
+//!   not in [`NON_PERSONAL_DETAILS`]) is split into openings, one per person (its reference)
+//!   and one holding the free text of the disclosure (or of the entry, when it names no
+//!   disclosure). The leaf lists `{"key": <key id>, "commitment": <hex>}` for each, the
+//!   commitment being `sha256(salt || data)` with a random 32-byte salt and `data` the
+//!   opening's canonical JSON. Openings are stored encrypted under their key (see
+//!   `store::personal`); clearing destroys keys, so a commitment whose opening is gone is a
+//!   cleared part, not a changed entry.
 
 use std::collections::BTreeMap;
 
@@ -11,10 +23,103 @@ use tryggdel_merkle::Hash;
 use tryggdel_proto::audit::v1::{AuditEvent, Outcome};
 use tryggdel_service_kit::{ServiceError, rfc3339};
 
-use crate::store::NewEntry;
+use crate::store::{NewEntry, SealedOpening};
 
-/// The format tag at the start of every entry.
-pub const ENTRY_FORMAT: &str = "tryggdel.audit.entry/1";
+/// The format tag at the start of every entry written now.
+pub const ENTRY_FORMAT: &str = "tryggdel.audit.entry/2";
+/// The format of entries written before personal data left the leaf.
+pub const ENTRY_FORMAT_V1: &str = "tryggdel.audit.entry/1";
+
+/// Detail keys whose values are not personal data (identifiers, times, versions, hashes,
+/// counts, flags) and so stay in the leaf of a format-2 entry. Every other detail (reasons,
+/// judgements, questions, notes, names, references a person could be found by) goes to an
+/// opening: a detail is personal unless it is listed here.
+pub const NON_PERSONAL_DETAILS: &[&str] = &[
+    "access_entries",
+    "acknowledged_at",
+    "as_of",
+    "compliance_read",
+    "data_items",
+    "entry_index",
+    "finding",
+    "findings",
+    "from",
+    "many_persons",
+    "no_relation",
+    "outside_hours",
+    "protected_revealed",
+    "sample",
+    "action",
+    "actor_user_id",
+    "catalogue_version",
+    "clearing_id",
+    "client_id",
+    "content_erased",
+    "count",
+    "crime_id",
+    "criteria_version",
+    "deadline_unix_ms",
+    "decision_id",
+    "decision_sha256",
+    "delegation_id",
+    "delivery_trace_id",
+    "disclosure_id",
+    "disclosure_ids_cleared",
+    "escalation_id",
+    "expected_version",
+    "expires_at_unix_ms",
+    "follow_up_id",
+    "hold_id",
+    "issuer",
+    "key_ids",
+    "keys_destroyed",
+    "legal_bases",
+    "legal_basis_id",
+    "legal_ground",
+    "next_escalation_at_unix_ms",
+    "occurred_from_unix_ms",
+    "occurred_until_unix_ms",
+    "openings_deleted",
+    "organisation",
+    "outcome",
+    "part",
+    "parts",
+    "payload_sha256",
+    "period_from",
+    "period_until",
+    "persons_cleared",
+    "person_index_rows_deleted",
+    "police_region",
+    "protected_identity",
+    "question_chars",
+    "receipt_key_id",
+    "recipient",
+    "registry_version",
+    "reply_by_unix_ms",
+    "round",
+    "rule",
+    "run_id",
+    "sample_size",
+    "scope",
+    "seed",
+    "sequence",
+    "traceparent",
+    "tree_size",
+    "until",
+    "untouched_since_unix_ms",
+    "urgent",
+    "urgent_deadline",
+    "valid_from",
+    "verifier",
+    "version",
+    "withdrawn_at_unix_ms",
+    "witnessing",
+];
+
+/// Whether a detail stays in the leaf (see [`NON_PERSONAL_DETAILS`]).
+pub fn is_non_personal_detail(key: &str) -> bool {
+    NON_PERSONAL_DETAILS.contains(&key)
+}
 
 const MAX_TEXT: usize = 256;
 /// The longest detail value: at least the longest free text a service accepts from a user (a
@@ -69,7 +174,8 @@ pub struct EntryBody {
     pub details: BTreeMap<String, String>,
 }
 
-/// The entry as stored: format tag, recording time, then the body.
+/// The entry as stored: format tag, recording time, then the body, and (format 2) the
+/// commitments to its openings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryRecord {
     pub format: String,
@@ -77,6 +183,110 @@ pub struct EntryRecord {
     pub recorded_at_unix_ms: i64,
     #[serde(flatten)]
     pub body: EntryBody,
+    /// Format 2: one commitment per opening; absent in format 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openings: Option<Vec<Commitment>>,
+}
+
+/// A format-2 leaf's commitment to one opening.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commitment {
+    /// The random id of the key the opening is stored under (never a person reference).
+    pub key: String,
+    /// `sha256(salt || data)`, lowercase hex.
+    pub commitment: String,
+}
+
+/// The personal data of one opening; serialised (compact JSON, fields in this order, empty
+/// ones left out) it is the `data` a commitment covers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpeningData {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub person_refs: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub outcome_detail: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, String>,
+}
+
+/// An opening in the clear: the key it belongs to, its salt and its canonical data.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Opening {
+    pub key: String,
+    pub salt: [u8; 32],
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for Opening {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Opening")
+            .field("key", &self.key)
+            .field("data_len", &self.data.len())
+            .finish()
+    }
+}
+
+impl Opening {
+    /// `sha256(salt || data)` as lowercase hex.
+    pub fn commitment(&self) -> String {
+        commitment_of(&self.salt, &self.data)
+    }
+
+    /// The opening's data, parsed.
+    pub fn parse(&self) -> Result<OpeningData, serde_json::Error> {
+        serde_json::from_slice(&self.data)
+    }
+}
+
+/// `sha256(salt || data)` as lowercase hex.
+pub fn commitment_of(salt: &[u8], data: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(salt);
+    hasher.update(data);
+    hex::encode(hasher.finalize())
+}
+
+/// Which key an opening is stored under: a person's, a disclosure's, or an entry's own.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeyScope {
+    /// A person, by their person reference.
+    Person(String),
+    /// A disclosure, by its id: the free text of its entries.
+    Disclosure(String),
+    /// One entry, by its event id: the free text of an entry that names no disclosure.
+    Entry(String),
+}
+
+impl KeyScope {
+    /// The scope's stored name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            KeyScope::Person(_) => "person",
+            KeyScope::Disclosure(_) => "disclosure",
+            KeyScope::Entry(_) => "entry",
+        }
+    }
+
+    /// What the scope is of: a person reference, a disclosure id or an event id.
+    pub fn reference(&self) -> &str {
+        match self {
+            KeyScope::Person(reference)
+            | KeyScope::Disclosure(reference)
+            | KeyScope::Entry(reference) => reference,
+        }
+    }
+
+    /// The scope of a stored kind and reference.
+    pub fn from_stored(kind: &str, reference: String) -> Option<KeyScope> {
+        match kind {
+            "person" => Some(KeyScope::Person(reference)),
+            "disclosure" => Some(KeyScope::Disclosure(reference)),
+            "entry" => Some(KeyScope::Entry(reference)),
+            _ => None,
+        }
+    }
 }
 
 impl EntryBody {
@@ -89,6 +299,7 @@ impl EntryBody {
         bytes: Vec<u8>,
         leaf_hash: Hash,
         recorded_at: i64,
+        openings: Vec<SealedOpening>,
     ) -> NewEntry {
         NewEntry {
             index,
@@ -105,6 +316,7 @@ impl EntryBody {
             legal_basis_id: self.purpose.legal_basis_id.clone(),
             disclosure_id: self.disclosure_id.clone(),
             person_refs: self.person_refs.clone(),
+            openings,
         }
     }
 
@@ -113,21 +325,221 @@ impl EntryBody {
         Ok(hex::encode(Sha256::digest(serde_json::to_vec(self)?)))
     }
 
-    /// The record as the log stores it, recorded at `recorded_at_unix_ms`.
+    /// The format-1 record of this body (everything in the leaf), recorded at
+    /// `recorded_at_unix_ms`. Only for tests of logs written before format 2.
+    pub fn record_v1(self, recorded_at_unix_ms: i64) -> EntryRecord {
+        EntryRecord {
+            format: ENTRY_FORMAT_V1.to_owned(),
+            recorded_at: rfc3339(recorded_at_unix_ms).unwrap_or_default(),
+            recorded_at_unix_ms,
+            body: self,
+            openings: None,
+        }
+    }
+
+    /// The key scopes this body's personal data needs: each person, and the disclosure (or
+    /// the entry) when it has free text.
+    pub fn key_scopes(&self) -> Vec<KeyScope> {
+        let mut scopes: Vec<KeyScope> = self
+            .person_refs
+            .iter()
+            .map(|reference| KeyScope::Person(reference.clone()))
+            .collect();
+        if self.has_free_text() {
+            scopes.push(self.free_text_scope());
+        }
+        scopes
+    }
+
+    fn has_free_text(&self) -> bool {
+        !self.outcome_detail.is_empty()
+            || self.details.keys().any(|key| !is_non_personal_detail(key))
+    }
+
+    fn free_text_scope(&self) -> KeyScope {
+        if self.disclosure_id.is_empty() {
+            KeyScope::Entry(self.event_id.clone())
+        } else {
+            KeyScope::Disclosure(self.disclosure_id.clone())
+        }
+    }
+
+    /// The record of this body as a reader sees a format-2 entry with every opening present
+    /// (the personal data merged in), recorded at `recorded_at_unix_ms`. For readers' tests;
+    /// the log writes [`Self::split_record`].
     pub fn record(self, recorded_at_unix_ms: i64) -> EntryRecord {
         EntryRecord {
             format: ENTRY_FORMAT.to_owned(),
             recorded_at: rfc3339(recorded_at_unix_ms).unwrap_or_default(),
             recorded_at_unix_ms,
             body: self,
+            openings: None,
         }
     }
+
+    /// The format-2 record of this body, recorded at `recorded_at_unix_ms`, and its openings
+    /// in the clear: `key_of` gives the key id of each of [`Self::key_scopes`]; `salt` makes
+    /// each opening's salt (random bytes, in the log).
+    pub fn split_record(
+        &self,
+        recorded_at_unix_ms: i64,
+        key_of: impl Fn(&KeyScope) -> Option<String>,
+        mut salt: impl FnMut() -> [u8; 32],
+    ) -> Result<(EntryRecord, Vec<Opening>), RecordError> {
+        let mut leaf = self.clone();
+        leaf.person_refs = Vec::new();
+        leaf.outcome_detail = String::new();
+        leaf.details = self
+            .details
+            .iter()
+            .filter(|(key, _)| is_non_personal_detail(key))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        let mut parts: Vec<(KeyScope, OpeningData)> = self
+            .person_refs
+            .iter()
+            .map(|reference| {
+                (
+                    KeyScope::Person(reference.clone()),
+                    OpeningData {
+                        person_refs: vec![reference.clone()],
+                        ..OpeningData::default()
+                    },
+                )
+            })
+            .collect();
+        if self.has_free_text() {
+            parts.push((
+                self.free_text_scope(),
+                OpeningData {
+                    person_refs: Vec::new(),
+                    outcome_detail: self.outcome_detail.clone(),
+                    details: self
+                        .details
+                        .iter()
+                        .filter(|(key, _)| !is_non_personal_detail(key))
+                        .map(|(key, value)| (key.clone(), value.clone()))
+                        .collect(),
+                },
+            ));
+        }
+        let mut commitments = Vec::with_capacity(parts.len());
+        let mut openings = Vec::with_capacity(parts.len());
+        for (scope, data) in parts {
+            let key = key_of(&scope).ok_or(RecordError::NoKey(scope.kind()))?;
+            let opening = Opening {
+                key: key.clone(),
+                salt: salt(),
+                data: serde_json::to_vec(&data)?,
+            };
+            commitments.push(Commitment {
+                key,
+                commitment: opening.commitment(),
+            });
+            openings.push(opening);
+        }
+        let record = EntryRecord {
+            format: ENTRY_FORMAT.to_owned(),
+            recorded_at: rfc3339(recorded_at_unix_ms).unwrap_or_default(),
+            recorded_at_unix_ms,
+            body: leaf,
+            openings: Some(commitments),
+        };
+        Ok((record, openings))
+    }
+}
+
+/// Why a record could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("no {0} key was provided for the entry's personal data")]
+    NoKey(&'static str),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+/// What became of one of an entry's openings when it was read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpeningState {
+    /// Present, and it matches its commitment.
+    Present(Opening),
+    /// Cleared: its key or its opening no longer exists.
+    Cleared { key: String },
+    /// Present, but it does not match its commitment (or does not open): changed.
+    Tampered { key: String },
+}
+
+/// An entry as every reader sees it: the leaf merged with the openings that still exist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FullEntry {
+    pub index: u64,
+    /// The exact leaf bytes.
+    pub bytes: Vec<u8>,
+    pub leaf_hash: Hash,
+    /// The leaf with the personal data of its present openings merged in.
+    pub record: EntryRecord,
+    /// Format 2: each committed opening, in the leaf's order.
+    pub openings: Vec<OpeningState>,
+}
+
+impl FullEntry {
+    /// The openings that exist and match their commitments.
+    pub fn present(&self) -> impl Iterator<Item = &Opening> {
+        self.openings.iter().filter_map(|state| match state {
+            OpeningState::Present(opening) => Some(opening),
+            _ => None,
+        })
+    }
+
+    /// How many committed openings have been cleared.
+    pub fn cleared(&self) -> usize {
+        self.openings
+            .iter()
+            .filter(|state| matches!(state, OpeningState::Cleared { .. }))
+            .count()
+    }
+
+    /// The key ids of openings that do not match their commitments.
+    pub fn tampered(&self) -> Vec<&str> {
+        self.openings
+            .iter()
+            .filter_map(|state| match state {
+                OpeningState::Tampered { key } => Some(key.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Merges `openings` (already checked) into `record`, the parsed leaf.
+pub fn merge(record: &mut EntryRecord, openings: &[OpeningState]) -> Result<(), serde_json::Error> {
+    for state in openings {
+        if let OpeningState::Present(opening) = state {
+            let data = opening.parse()?;
+            for reference in data.person_refs {
+                if !record.body.person_refs.contains(&reference) {
+                    record.body.person_refs.push(reference);
+                }
+            }
+            if !data.outcome_detail.is_empty() {
+                record.body.outcome_detail = data.outcome_detail;
+            }
+            record.body.details.extend(data.details);
+        }
+    }
+    Ok(())
 }
 
 impl EntryRecord {
     /// The exact bytes stored and hashed.
     pub fn to_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(self)
+    }
+
+    /// Parses stored leaf bytes of either format. A format-2 record holds no personal data:
+    /// readers get it merged through `AuditStore::full_entries`.
+    pub fn parse(bytes: &[u8]) -> Result<EntryRecord, serde_json::Error> {
+        serde_json::from_slice(bytes)
     }
 }
 
@@ -367,7 +779,7 @@ mod tests {
     #[test]
     fn records_are_json_with_the_format_first_and_times_readable() {
         let body = body_from_event("events[0]", &event(), "disclosure").unwrap();
-        let bytes = body.record(1_780_000_000_123).to_bytes().unwrap();
+        let bytes = body.record_v1(1_780_000_000_123).to_bytes().unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(
             text.starts_with(r#"{"format":"tryggdel.audit.entry/1","recorded_at":"2026-"#),
@@ -376,6 +788,99 @@ mod tests {
         assert!(text.contains(r#""occurred_at":"2026-05-28T"#), "{text}");
         let parsed: EntryRecord = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(parsed.to_bytes().unwrap(), bytes);
+    }
+
+    #[test]
+    fn format_2_keeps_personal_data_out_of_the_leaf_and_commits_to_it() {
+        let mut reported = event();
+        reported.disclosure_id = "d-1".into();
+        reported.outcome_detail = "Anna Andersson vägrade".into();
+        reported
+            .details
+            .insert("reason".into(), "Anna Andersson, Storgatan 1".into());
+        reported.details.insert("hold_id".into(), "h-1".into());
+        let body = body_from_event("events[0]", &reported, "disclosure").unwrap();
+        let scopes = body.key_scopes();
+        assert_eq!(
+            scopes,
+            vec![
+                KeyScope::Person(body.person_refs[0].clone()),
+                KeyScope::Disclosure("d-1".into())
+            ]
+        );
+        let key_of = |scope: &KeyScope| Some(format!("key-{}", scope.kind()));
+        let (record, openings) = body
+            .split_record(1_780_000_000_123, key_of, || [3; 32])
+            .unwrap();
+        let bytes = record.to_bytes().unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(
+            text.starts_with(r#"{"format":"tryggdel.audit.entry/2","#),
+            "{text}"
+        );
+        for personal in ["Anna", "Storgatan", "hmac-sha256", "vägrade"] {
+            assert!(!text.contains(personal), "{personal} in {text}");
+        }
+        assert!(text.contains(r#""hold_id":"h-1""#), "{text}");
+        assert!(text.contains(r#""payload_sha256""#), "{text}");
+        let committed = record.openings.clone().unwrap();
+        assert_eq!(committed.len(), 2);
+        assert_eq!(committed[0].key, "key-person");
+        for (commitment, opening) in committed.iter().zip(&openings) {
+            assert_eq!(
+                commitment.commitment,
+                commitment_of(&[3; 32], &opening.data)
+            );
+        }
+        // Read back and merged, the record is the body reported.
+        let mut read = EntryRecord::parse(&bytes).unwrap();
+        assert_eq!(read.to_bytes().unwrap(), bytes);
+        let states: Vec<OpeningState> = openings
+            .iter()
+            .cloned()
+            .map(OpeningState::Present)
+            .collect();
+        merge(&mut read, &states).unwrap();
+        assert_eq!(read.body, body);
+        // Without the person's opening, the reference is gone and the rest stays.
+        let mut partial = EntryRecord::parse(&bytes).unwrap();
+        merge(
+            &mut partial,
+            &[
+                OpeningState::Cleared {
+                    key: "key-person".into(),
+                },
+                states[1].clone(),
+            ],
+        )
+        .unwrap();
+        assert!(partial.body.person_refs.is_empty());
+        assert_eq!(partial.body.outcome_detail, "Anna Andersson vägrade");
+    }
+
+    #[test]
+    fn an_entry_without_a_disclosure_keeps_its_free_text_under_its_own_key() {
+        let mut reported = event();
+        reported.person_refs.clear();
+        reported.details.insert("question".into(), "Vem?".into());
+        let body = body_from_event("events[0]", &reported, "console").unwrap();
+        assert_eq!(
+            body.key_scopes(),
+            vec![KeyScope::Entry(body.event_id.clone())]
+        );
+        let quiet = body_from_event(
+            "events[0]",
+            &AuditEvent {
+                person_refs: Vec::new(),
+                ..event()
+            },
+            "console",
+        )
+        .unwrap();
+        assert!(quiet.key_scopes().is_empty());
+        let (record, openings) = quiet.split_record(1, |_| None, || [0; 32]).unwrap();
+        assert!(openings.is_empty());
+        assert_eq!(record.openings, Some(Vec::new()));
     }
 
     #[test]
@@ -448,7 +953,11 @@ mod tests {
         written.details.insert("reason".into(), reason.clone());
         let body = body_from_event("events[0]", &written, "disclosure").unwrap();
         assert_eq!(body.details.get("reason"), Some(&reason));
-        let bytes = body.record(1_700_000_000_000).to_bytes().unwrap();
+        let (record, openings) = body
+            .split_record(1_700_000_000_000, |_| Some("k".into()), || [7; 32])
+            .unwrap();
+        let bytes = record.to_bytes().unwrap();
+        assert!(!openings[1].data.contains(&b'\n'));
         assert!(!bytes.contains(&b'\n'), "an entry stays one line");
 
         let mut too_long = event();

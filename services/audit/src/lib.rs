@@ -20,6 +20,7 @@
 //!   vouch for.
 #![forbid(unsafe_code)]
 
+pub mod clearing;
 pub mod entry;
 pub mod log;
 pub mod report;

@@ -11,20 +11,20 @@ use tryggdel_auth::Role;
 use tryggdel_domain::{IdentityNumber, PersonKey};
 use tryggdel_proto::audit::v1::audit_service_server::AuditService;
 use tryggdel_proto::audit::v1::{
-    Actor, AppendRequest, AppendResponse, AppendedEntry, AuditEvent, ConsistencyProof, Entry,
-    EntryBatch, ExportChunk, ExportRequest, GetCheckpointRequest, GetConsistencyProofRequest,
-    GetInclusionProofRequest, InclusionProof, Outcome, QueryRequest, QueryResponse,
-    SignedCheckpoint, export_chunk, get_inclusion_proof_request,
+    Actor, AppendRequest, AppendResponse, AppendedEntry, AuditEvent, ClearRequest, ClearResponse,
+    ConsistencyProof, Entry, EntryBatch, ExportChunk, ExportRequest, GetCheckpointRequest,
+    GetConsistencyProofRequest, GetInclusionProofRequest, InclusionProof, Opening, Outcome,
+    QueryRequest, QueryResponse, SignedCheckpoint, export_chunk, get_inclusion_proof_request,
 };
 use tryggdel_service_kit::{
     Authenticator, Caller, ServiceError, ServiceOnly, invalid_page_token, now_unix_ms, page_size,
     respond, today_in_sweden,
 };
 
-use crate::entry::body_from_event;
+use crate::entry::{FullEntry, body_from_event};
 use crate::log::{AppendError, AuditLog};
 use crate::scrub::Integrity;
-use crate::store::{QueryFilter, StoreError, StoredCheckpoint, StoredEntry};
+use crate::store::{QueryFilter, StoreError, StoredCheckpoint};
 use crate::witnessing::Witnessing;
 
 /// The most events one Append takes.
@@ -112,11 +112,42 @@ fn wire_checkpoint(checkpoint: &StoredCheckpoint, origin: &str) -> SignedCheckpo
     }
 }
 
-fn wire_entry(entry: StoredEntry) -> Entry {
+/// An entry as sent: its leaf bytes, and beside them the openings that still exist so that
+/// the receiver can check them against the leaf's commitments.
+fn wire_entry(entry: FullEntry) -> Entry {
+    let cleared = u32::try_from(entry.cleared()).unwrap_or(u32::MAX);
+    let openings = entry
+        .present()
+        .map(|opening| Opening {
+            key: opening.key.clone(),
+            salt: opening.salt.to_vec(),
+            data: opening.data.clone(),
+        })
+        .collect();
     Entry {
         index: entry.index,
         entry: entry.bytes,
         leaf_hash: entry.leaf_hash.to_vec(),
+        openings,
+        cleared_openings: cleared,
+    }
+}
+
+/// Refuses entries whose openings were changed: none is served (the scrub raises the alarm).
+pub(crate) fn refuse_tampered(entries: &[FullEntry]) -> Result<(), ServiceError> {
+    match entries.iter().find(|entry| !entry.tampered().is_empty()) {
+        Some(entry) => {
+            tracing::error!(
+                index = entry.index,
+                "an opening of an audit entry does not match its commitment"
+            );
+            Err(ServiceError::FailedPrecondition(format!(
+                "audit entry {} has personal data that does not match its commitment; it is \
+                 withheld until an operator has investigated",
+                entry.index
+            )))
+        }
+        None => Ok(()),
     }
 }
 
@@ -154,12 +185,17 @@ impl AuditApi {
         &self.report
     }
 
-    pub(crate) fn person_key(&self) -> &PersonKey {
-        &self.person_key
-    }
-
     pub(crate) fn authenticator(&self) -> &Authenticator {
         &self.authenticator
+    }
+
+    /// Whether service `name` is on the append allow-list.
+    pub(crate) fn may_append(&self, name: &str) -> bool {
+        self.appenders.iter().any(|appender| appender == name)
+    }
+
+    pub(crate) fn person_key(&self) -> &PersonKey {
+        &self.person_key
     }
 
     /// The same handlers publishing only checkpoints `witnessing` saw cosigned.
@@ -505,6 +541,8 @@ impl AuditApi {
         };
         let entries = self.log.store().query(&filter, own_entry).await?;
         self.integrity.refuse_any_quarantined(&entries).await?;
+        let entries = self.log.store().full_entries(entries).await?;
+        refuse_tampered(&entries)?;
         let next_page_token = match entries.last() {
             Some(last) if entries.len() == limit as usize => encode_page_token(last.index),
             _ => String::new(),
@@ -581,6 +619,17 @@ impl AuditApi {
                     return;
                 }
                 next += chunk.len() as u64;
+                let chunk = match store.full_entries(chunk).await {
+                    Ok(chunk) => chunk,
+                    Err(error) => {
+                        let _ = sender.send(Err(ServiceError::from(error).into())).await;
+                        return;
+                    }
+                };
+                if let Err(refused) = refuse_tampered(&chunk) {
+                    let _ = sender.send(Err(refused.into())).await;
+                    return;
+                }
                 let part = ExportChunk {
                     part: Some(export_chunk::Part::Entries(EntryBatch {
                         entries: chunk.into_iter().map(wire_entry).collect(),
@@ -652,6 +701,13 @@ impl AuditService for AuditApi {
         request: Request<ExportRequest>,
     ) -> Result<Response<Self::ExportStream>, Status> {
         respond(AuditApi::export(self, request).await)
+    }
+
+    async fn clear(
+        &self,
+        request: Request<ClearRequest>,
+    ) -> Result<Response<ClearResponse>, Status> {
+        respond(crate::clearing::clear(self, request).await)
     }
 }
 

@@ -217,7 +217,11 @@ async fn append_prove_and_verify(backend: TestBackend) {
     assert_eq!(json["actor"]["user_id"], "beslut-bollnas");
     assert_eq!(json["purpose"]["legal_basis_id"], "OSL-10-18c");
     assert_eq!(json["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
-    assert_eq!(json["person_refs"][0], reference.as_str());
+    // Format 2: the person reference is not in the leaf, which commits to it.
+    assert_eq!(json["format"], "tryggdel.audit.entry/2");
+    assert_eq!(json["person_refs"], serde_json::json!([]));
+    assert_eq!(json["openings"].as_array().unwrap().len(), 1);
+    assert!(!text.contains(reference.as_str()));
     assert!(!text.contains(&personnummer()[..8]));
 
     // A service gets the proof but not the entry; a proof beyond the log is refused.
@@ -596,7 +600,11 @@ async fn only_services_append_and_only_compliance_officers_query(backend: TestBa
     let first: serde_json::Value = serde_json::from_slice(&queries.entries[0].entry).unwrap();
     assert_eq!(first["actor"]["user_id"], "granskare-ivo");
     assert_eq!(first["source"], "audit");
-    assert_eq!(first["person_refs"][0], reference.as_str());
+    // The person is in the entry's opening, sent beside its leaf.
+    assert_eq!(first["person_refs"], serde_json::json!([]));
+    let opening: serde_json::Value =
+        serde_json::from_slice(&queries.entries[0].openings[0].data).unwrap();
+    assert_eq!(opening["person_refs"][0], reference.as_str());
     let rest = officer
         .query(QueryRequest {
             action: "audit.queried".into(),

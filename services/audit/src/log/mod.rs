@@ -42,8 +42,10 @@ use tryggdel_merkle::{Hash, MerkleTree, empty_root, leaf_hash};
 use tryggdel_service_kit::now_unix_ms;
 use tryggdel_storage::Backend;
 
-use crate::entry::EntryBody;
-use crate::store::{AuditStore, LogConnection, StoredCheckpoint};
+use std::collections::HashMap;
+
+use crate::entry::{EntryBody, KeyScope};
+use crate::store::{AuditStore, LogConnection, PersonalKey, SealedOpening, StoredCheckpoint};
 
 pub use catch_up::TAIL_INTERVAL;
 
@@ -118,6 +120,8 @@ struct Prepared {
     fingerprint: String,
     bytes: Vec<u8>,
     leaf_hash: Hash,
+    /// Format 2: the record's openings, sealed.
+    openings: Vec<SealedOpening>,
 }
 
 /// What only the holder of [`Shared::writer`] touches.
@@ -231,14 +235,32 @@ impl AuditLog {
     /// Appends `bodies` in order; answers once they are durable.
     pub async fn append(&self, bodies: Vec<EntryBody>) -> Result<Vec<Appended>, AppendError> {
         let recorded_at = now_unix_ms();
-        let bodies = bodies
-            .into_iter()
-            .map(|body| Prepared::new(body, recorded_at))
-            .collect::<Result<Vec<_>, serde_json::Error>>()
-            .map_err(|error| AppendError::Unavailable(error.into()))?;
         if !self.store.database().health().is_up() {
             return Err(AppendError::DatabaseDown);
         }
+        // The keys of the bodies' personal data, created on first use (outside the log's lock).
+        let scopes: Vec<KeyScope> = bodies.iter().flat_map(EntryBody::key_scopes).collect();
+        let keys = if scopes.is_empty() {
+            HashMap::new()
+        } else {
+            within(
+                self.shared.write_deadline,
+                "reading the entries' keys",
+                async {
+                    self.store
+                        .personal_keys(&scopes)
+                        .await
+                        .context("reading the personal data's keys")
+                },
+            )
+            .await
+            .map_err(AppendError::Unavailable)?
+        };
+        let bodies = bodies
+            .into_iter()
+            .map(|body| Prepared::new(body, recorded_at, &keys))
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map_err(AppendError::Unavailable)?;
         let (reply, answer) = oneshot::channel();
         // The caller waits no longer than a step of the log may take: a batch still in flight
         // at that point may yet commit, and a retry of the same events finds them logged.
@@ -314,16 +336,39 @@ impl AuditLog {
 }
 
 impl Prepared {
-    fn new(body: EntryBody, recorded_at: i64) -> Result<Prepared, serde_json::Error> {
+    /// The format-2 record of `body`, its personal data sealed under `keys`.
+    fn new(
+        body: EntryBody,
+        recorded_at: i64,
+        keys: &HashMap<KeyScope, PersonalKey>,
+    ) -> anyhow::Result<Prepared> {
         let fingerprint = body.fingerprint()?;
-        let record = body.record(recorded_at);
+        let (record, openings) = body.split_record(
+            recorded_at,
+            |scope| keys.get(scope).map(|key| key.key_id.clone()),
+            || {
+                let mut salt = [0u8; 32];
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
+                salt
+            },
+        )?;
+        let sealed = openings
+            .iter()
+            .map(|opening| {
+                keys.values()
+                    .find(|key| key.key_id == opening.key)
+                    .ok_or_else(|| anyhow!("no key for an opening"))
+                    .and_then(|key| Ok(key.seal(&body.event_id, opening)?))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let bytes = record.to_bytes()?;
         let leaf_hash = leaf_hash(&bytes);
         Ok(Prepared {
-            body: record.body,
+            body,
             fingerprint,
             bytes,
             leaf_hash,
+            openings: sealed,
         })
     }
 }

@@ -353,6 +353,7 @@ impl Sequencer {
                         prepared.bytes.clone(),
                         leaf,
                         job.recorded_at,
+                        prepared.openings.clone(),
                     ));
                     appended.push(Appended {
                         event_id: body.event_id.clone(),

@@ -17,8 +17,11 @@
 //! holds the API, the types, the row decoding, and the statements that are the same on both,
 //! each written once over either driver's connection (`*_on`).
 
+mod personal;
 mod postgres;
 mod sqlite;
+
+pub use personal::{Destroyed, PersonalKey, SealedOpening};
 
 use std::collections::HashMap;
 
@@ -35,6 +38,7 @@ use tryggdel_storage::{Database, Migrations};
 pub const MIGRATIONS: Migrations = tryggdel_storage::migrations!([
     "0001_audit_log.sql",
     "0002_audit_scrub.sql",
+    "0003_personal_store.sql",
     "0004_log_review.sql",
 ]);
 
@@ -60,6 +64,8 @@ pub struct NewEntry {
     pub legal_basis_id: String,
     pub disclosure_id: String,
     pub person_refs: Vec<String>,
+    /// Format 2: the entry's openings, sealed under their keys.
+    pub openings: Vec<SealedOpening>,
 }
 
 /// An entry already in the log, as found by its event id.
@@ -577,6 +583,10 @@ mod tests {
             legal_basis_id: "osl-10-18c".into(),
             disclosure_id: format!("d-{index}"),
             person_refs: vec![format!("ref-{}", index % 7), format!("other-{index}")],
+            openings: vec![SealedOpening {
+                key_id: format!("k-{}", index % 5),
+                sealed: format!("sealed-{index}"),
+            }],
         }
     }
 

@@ -37,6 +37,9 @@ const COPY_ENTRIES: &str = "COPY audit_entries (idx, event_id, fingerprint, entr
 const COPY_ENTRY_FIELDS: i16 = 13;
 const INSERT_PERSONS: &str = "INSERT INTO audit_entry_persons (person_ref, idx) \
      SELECT * FROM unnest($1::text[], $2::int8[])";
+/// A batch's openings (format 2), as three arrays.
+const INSERT_OPENINGS: &str = "INSERT INTO audit_personal_openings (idx, key_id, sealed) \
+     SELECT * FROM unnest($1::int8[], $2::text[], $3::text[])";
 
 /// The dedupe lookup: one statement for any batch, the ids as one array.
 const EXISTING: &str = "SELECT event_id, idx, fingerprint, leaf_hash FROM audit_entries \
@@ -91,6 +94,25 @@ pub(super) async fn insert_entries(
         sqlx::query(INSERT_PERSONS)
             .bind(references)
             .bind(indices)
+            .execute(&mut *connection)
+            .await?;
+    }
+    let mut opening_indices: Vec<i64> = Vec::new();
+    let mut key_ids: Vec<&str> = Vec::new();
+    let mut sealed: Vec<&str> = Vec::new();
+    for entry in entries {
+        let index = to_i64(entry.index)?;
+        for opening in &entry.openings {
+            opening_indices.push(index);
+            key_ids.push(&opening.key_id);
+            sealed.push(&opening.sealed);
+        }
+    }
+    if !opening_indices.is_empty() {
+        sqlx::query(INSERT_OPENINGS)
+            .bind(opening_indices)
+            .bind(key_ids)
+            .bind(sealed)
             .execute(&mut *connection)
             .await?;
     }
@@ -191,6 +213,7 @@ mod tests {
             action: "a".into(),
             legal_basis_id: "l".into(),
             disclosure_id: "d".into(),
+            openings: Vec::new(),
             person_refs: person_refs.iter().map(|r| (*r).to_owned()).collect(),
         }
     }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use sqlx::{AnyConnection, QueryBuilder};
 use tryggdel_storage::placeholders;
 
-use super::{ExistingEntry, NewEntry, StoreError, existing_from_rows, to_i64};
+use super::{ExistingEntry, NewEntry, SealedOpening, StoreError, existing_from_rows, to_i64};
 
 /// Rows per multi-row INSERT (13 parameters each, well under SQLite's limit), and event ids per
 /// IN list of [`existing`].
@@ -62,6 +62,23 @@ pub(super) async fn insert_entries(
         let mut insert = QueryBuilder::new("INSERT INTO audit_entry_persons (person_ref, idx) ");
         insert.push_values(chunk, |mut row, (reference, index)| {
             row.push_bind(*reference).push_bind(*index);
+        });
+        insert.build().execute(&mut *connection).await?;
+    }
+    let mut openings: Vec<(i64, &SealedOpening)> = Vec::new();
+    for entry in entries {
+        let index = to_i64(entry.index)?;
+        for opening in &entry.openings {
+            openings.push((index, opening));
+        }
+    }
+    for chunk in openings.chunks(INSERT_CHUNK) {
+        let mut insert =
+            QueryBuilder::new("INSERT INTO audit_personal_openings (idx, key_id, sealed) ");
+        insert.push_values(chunk, |mut row, (index, opening)| {
+            row.push_bind(*index)
+                .push_bind(opening.key_id.as_str())
+                .push_bind(opening.sealed.as_str());
         });
         insert.build().execute(&mut *connection).await?;
     }
