@@ -5,7 +5,9 @@ use std::time::Duration;
 use anyhow::Context;
 use tonic::transport::Channel;
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
-use tryggdel_proto::audit::v1::{AppendRequest, AppendedEntry, AuditEvent};
+use tryggdel_proto::audit::v1::{
+    AppendRequest, AppendedEntry, AuditEvent, ClearRequest, ClearResponse,
+};
 
 use tracing::Instrument as _;
 
@@ -238,6 +240,24 @@ impl AuditLink {
         }
         let events = runs.into_iter().flat_map(|(_, run)| run).collect();
         self.send(span, events).await
+    }
+
+    /// Asks the audit log to clear the entries of disclosures and persons under a clearing
+    /// decision (a service's clearing run); Ok once it has cleared them and appended its
+    /// tombstone.
+    pub async fn clear(&self, request: ClearRequest) -> Result<ClearResponse, AuditLinkError> {
+        let span = client_span(AUDIT_SERVICE, "Clear");
+        let mut client = self.client.clone();
+        let call = client.clear(request).instrument(span.clone());
+        let Ok(result) = tokio::time::timeout(self.timeout, call).await else {
+            record_client_outcome::<()>(
+                &span,
+                &Err(tonic::Status::deadline_exceeded("no answer in time")),
+            );
+            return Err(AuditLinkError::Timeout(self.timeout));
+        };
+        record_client_outcome(&span, &result);
+        Ok(result?.into_inner())
     }
 
     async fn send(

@@ -13,6 +13,9 @@ use tryggdel_proto::disclosure::v1::{
     WithdrawRequest, disclosure_service_server::DisclosureService,
 };
 use tryggdel_proto::disclosure::v1::{
+    ClearingReport, GetStatisticsRequest, RunClearingRequest, Statistics,
+};
+use tryggdel_proto::disclosure::v1::{
     EndHoldRequest, ExtendHoldRequest, Hold, ListHoldsRequest, ListHoldsResponse, PlaceHoldRequest,
 };
 use tryggdel_service_kit::respond;
@@ -169,5 +172,19 @@ impl DisclosureService for DisclosureApi {
         request: Request<ListHoldsRequest>,
     ) -> Result<Response<ListHoldsResponse>, Status> {
         handle!(self, request, list_holds)
+    }
+
+    async fn get_statistics(
+        &self,
+        request: Request<GetStatisticsRequest>,
+    ) -> Result<Response<Statistics>, Status> {
+        handle!(self, request, get_statistics)
+    }
+
+    async fn run_clearing(
+        &self,
+        request: Request<RunClearingRequest>,
+    ) -> Result<Response<ClearingReport>, Status> {
+        handle!(self, request, run_clearing)
     }
 }

@@ -35,6 +35,7 @@
 
 mod api;
 mod checks;
+pub mod clearing;
 pub mod content;
 mod decisions;
 pub mod delegations;
@@ -50,6 +51,7 @@ pub mod recall;
 mod receipts;
 pub mod requests;
 mod sealing;
+mod statistics;
 pub mod store;
 mod wire;
 
@@ -72,6 +74,7 @@ pub use delivery::{NotificationLink, ToPolice};
 pub use expiry::{Expiry, ExpiryError, start_expiry_checker};
 pub use recall::RecallsToPolice;
 pub use requests::{RequestDeadlines, RequestDeadlinesError, start_request_deadline_checker};
+pub use statistics::SUPPRESSION_THRESHOLD;
 pub use store::{DisclosureStore, MIGRATIONS};
 pub use tryggdel_domain::{DEVELOPMENT_DIRECTORY, Directory};
 pub use tryggdel_service_kit::{ClientTls, Relay, RelayConfig, ServerTls};
@@ -138,7 +141,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<DisclosureApi> {
     let keys = TokenKeys::load(&settings.token)
         .await
         .context("token keys")?;
-    Ok(DisclosureApi::new(
+    let api = DisclosureApi::new(
         store,
         settings.registry.clone(),
         Authenticator::new(Arc::new(keys), settings.directory.clone()),
@@ -149,7 +152,9 @@ pub async fn build(settings: &Settings) -> anyhow::Result<DisclosureApi> {
     )
     .with_expiry(settings.expiry)
     .with_request_deadlines(settings.request_deadlines)
-    .with_hold_max_days(settings.hold_max_days))
+    .with_hold_max_days(settings.hold_max_days);
+    statistics::fill_clear_columns_at_start(&api).await?;
+    Ok(api)
 }
 
 /// The gRPC routes of the service.

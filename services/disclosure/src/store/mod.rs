@@ -2,12 +2,14 @@
 //! [`tryggdel_storage::write`]) that updates the row under its version and appends its outbox
 //! event, all or nothing. Rows become typed records ([`DisclosureRecord`]) as they are read.
 
+mod clearing;
 mod delegations;
 mod delivery;
 mod holds;
 mod payload;
 mod record;
 mod requests;
+mod statistics;
 
 use std::sync::LazyLock;
 
@@ -20,10 +22,11 @@ use tryggdel_storage::{
     placeholders, write,
 };
 
+pub use self::clearing::{ClearedDisclosure, StrippedOutboxRow};
 pub use self::delegations::{GrantOutcome, stored_date};
 pub use self::delivery::DeliveryRow;
-pub use self::holds::{Hold, HoldEnd, PlaceOutcome};
 use self::delivery::{DELIVERY_COLUMN_COUNT, DELIVERY_COLUMNS, DELIVERY_UPSERT_TAIL};
+pub use self::holds::{Hold, HoldEnd, PlaceOutcome};
 pub use self::payload::{
     DELEGATION_EVENT_PREFIX, OutboxActor, OutboxPayload, fill_in_audit_events,
 };
@@ -31,6 +34,9 @@ use self::record::COLUMNS;
 pub use self::record::{Decision, DecisionOutcome, DisclosureRecord, RecordError, Step};
 pub use self::requests::{
     Answer, Refusal, RequestFilter, RequestInsert, RequestRecord, RequestScope, RequestState,
+};
+pub use self::statistics::{
+    ClearColumns, Dimension, FILL_BATCH, Span, SpanFigures, StatisticsGroup, StatisticsQuery,
 };
 
 /// The disclosure service's migrations on both backends.
@@ -48,6 +54,7 @@ pub const MIGRATIONS: Migrations = tryggdel_storage::migrations!([
     "0011_outbox_recall_relay.sql",
     "0012_information_requests.sql",
     "0013_holds.sql",
+    "0014_statistics_and_clearing.sql",
 ]);
 
 /// Approvals go to the notification service (the police's hand-over relay).
