@@ -8,6 +8,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
+use tryggdel_proto::audit::v1::subject_report_service_client::SubjectReportServiceClient;
 use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
 use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
 
@@ -181,6 +182,11 @@ impl Connection {
 
     pub async fn audit(&self) -> anyhow::Result<AuditServiceClient<Authed>> {
         Ok(AuditServiceClient::new(self.channel().await?))
+    }
+
+    /// The audit service's subject reports.
+    pub async fn subject_reports(&self) -> anyhow::Result<SubjectReportServiceClient<Authed>> {
+        Ok(SubjectReportServiceClient::new(self.channel().await?))
     }
 
     pub async fn review(

@@ -15,6 +15,8 @@ use clap::{Args, Parser, Subcommand};
 use tryggdel::client::{Connection, exit, exit_code};
 use tryggdel::commands::{DisclosureAction, Endpoints, PoliceAction, Session};
 use tryggdel::delegation::DelegationAction;
+use tryggdel::holds::HoldAction;
+use tryggdel::report::{ReportFormat, SubjectReportRequest};
 use tryggdel::requests::{NewRequest, RequestAction};
 use tryggdel::review::ReviewAction;
 use tryggdel_auth::{Role, SignerConfig, TokenRequest, TokenSigner};
@@ -176,6 +178,19 @@ enum Command {
         user: UserArgs,
         #[command(subcommand)]
         command: PoliceCommand,
+    },
+    /// Holds on disclosures: the disclosing organisation's officers, or the receiving
+    /// authority's, keep a disclosure out of subject reports and clearing until a day.
+    Hold {
+        #[command(flatten)]
+        user: UserArgs,
+        #[command(subcommand)]
+        command: HoldCommand,
+    },
+    /// Compliance officers: reports from the audit log, e.g. a subject report (registerutdrag).
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
     },
     /// Compliance officers: the audit log — queries, checkpoints, exports, offline verification.
     Audit {
@@ -494,6 +509,76 @@ enum DelegationCommand {
         #[arg(long)]
         as_of: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum HoldCommand {
+    /// Place a hold on a disclosure: the legal ground and the last day it holds.
+    Place {
+        #[arg(long)]
+        disclosure_id: String,
+        /// The legal ground, e.g. a provision (nothing personal).
+        #[arg(long)]
+        ground: String,
+        /// The last day it holds, YYYY-MM-DD (at most [disclosure] hold_max_days ahead).
+        #[arg(long)]
+        until: String,
+        /// Makes a retry return the same hold (8-64 letters, digits, - and _).
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Move a hold's last day later.
+    Extend {
+        #[arg(long)]
+        id: String,
+        /// The hold's version you last saw.
+        #[arg(long)]
+        version: i64,
+        /// The new last day, YYYY-MM-DD.
+        #[arg(long)]
+        until: String,
+    },
+    /// End a hold now.
+    End {
+        #[arg(long)]
+        id: String,
+        /// The hold's version you last saw.
+        #[arg(long)]
+        version: i64,
+    },
+    /// Every hold placed on a disclosure.
+    List {
+        #[arg(long)]
+        disclosure_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// A subject report (registerutdrag): every disclosure about a person and every access to
+    /// their data, as JSON or as a PDF/A letter to the person. The report is itself logged.
+    Subject {
+        #[command(flatten)]
+        user: UserArgs,
+        /// The person's identity number.
+        #[arg(long)]
+        person: String,
+        /// Supervisors: only this organisation's part of the log.
+        #[arg(long)]
+        organisation: Option<String>,
+        #[arg(long, value_enum, default_value = "json")]
+        format: ReportFileFormat,
+        /// Where to write the report.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// The file format of `report subject`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReportFileFormat {
+    Json,
+    Pdf,
 }
 
 #[derive(Subcommand)]
@@ -979,6 +1064,54 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
         Command::Audit { command } => audit_command(&data, command, json),
+        Command::Hold { user, command } => {
+            let action = match command {
+                HoldCommand::Place {
+                    disclosure_id,
+                    ground,
+                    until,
+                    request_id,
+                } => HoldAction::Place {
+                    disclosure_id,
+                    legal_ground: ground,
+                    until,
+                    request_id,
+                },
+                HoldCommand::Extend { id, version, until } => {
+                    HoldAction::Extend { id, version, until }
+                }
+                HoldCommand::End { id, version } => HoldAction::End { id, version },
+                HoldCommand::List { disclosure_id } => HoldAction::List { disclosure_id },
+            };
+            runtime()?.block_on(tryggdel::holds::hold(&user.session(&data, json)?, action))?;
+            Ok(exit::OK)
+        }
+        Command::Report {
+            command:
+                ReportCommand::Subject {
+                    user,
+                    person,
+                    organisation,
+                    format,
+                    out,
+                },
+        } => {
+            let session = user.session(&data, json)?;
+            let request = SubjectReportRequest {
+                person,
+                organisation,
+                format: match format {
+                    ReportFileFormat::Json => ReportFormat::Json,
+                    ReportFileFormat::Pdf => ReportFormat::Pdf,
+                },
+                out,
+            };
+            let connection = session.connection.at(&session.endpoints.audit);
+            let report =
+                runtime()?.block_on(tryggdel::report::subject_report(&connection, &request))?;
+            tryggdel::out!("{}", tryggdel::report::summary(&report, &request.out));
+            Ok(exit::OK)
+        }
         Command::Review { user, command } => {
             let action = match command {
                 ReviewCommand::Criteria {

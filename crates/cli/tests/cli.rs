@@ -308,6 +308,104 @@ fn start_then_demo_then_every_role_and_a_clean_stop() {
     caseworker_query.extend(&endpoints);
     assert_eq!(tryggdel(&data, &caseworker_query).status.code(), Some(4));
 
+    // A subject report by Bollnäs's compliance officer lists the approved disclosure (JSON, and
+    // a PDF/A letter); while the police's hold holds it is left out, after its end it is back.
+    let dso = token(&data, "compliance_officer", "dso-bollnas", "bollnas-kommun");
+    let subject_report = |format: &str, out: &Path| {
+        let mut all = vec![
+            "report",
+            "subject",
+            "--org",
+            "bollnas-kommun",
+            "--token",
+            &dso,
+        ];
+        all.extend(&endpoints);
+        all.extend(["--person", &person, "--format", format]);
+        all.extend(["--out", out.to_str().unwrap()]);
+        tryggdel(&data, &all)
+    };
+    let report_file = directory.path().join("registerutdrag.json");
+    let reported_ids = || {
+        let output = subject_report("json", &report_file);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
+        report["disclosures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|disclosure| disclosure["disclosure_id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert!(reported_ids().contains(&id));
+    let letter = directory.path().join("registerutdrag.pdf");
+    let output = subject_report("pdf", &letter);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(std::fs::read(&letter).unwrap().starts_with(b"%PDF-"));
+    let as_police_hold = |args: &[&str]| {
+        let mut all = vec!["hold", "--org", "polisen", "--token", &officer_token];
+        all.extend(&endpoints);
+        all.extend(args);
+        tryggdel(&data, &all)
+    };
+    let until = (tryggdel_service_kit::today_in_sweden() + time::Duration::days(30)).to_string();
+    let placed = as_police_hold(&[
+        "--json",
+        "place",
+        "--disclosure-id",
+        &id,
+        "--ground",
+        "RB-23-18",
+        "--until",
+        &until,
+    ]);
+    assert!(placed.status.success(), "{}", text(&placed.stderr));
+    let placed: serde_json::Value = serde_json::from_slice(&placed.stdout).unwrap();
+    assert_eq!(placed["issuer_organisation"], "polisen");
+    let hold_id = placed["id"].as_str().unwrap().to_owned();
+    let too_long = as_police_hold(&[
+        "place",
+        "--disclosure-id",
+        &id,
+        "--ground",
+        "RB-23-18",
+        "--until",
+        "2099-01-01",
+    ]);
+    assert_eq!(too_long.status.code(), Some(5));
+    assert!(text(&too_long.stderr).contains("hold_max_days"));
+    // The outbox takes the hold to the log within its poll interval.
+    let mut hidden = false;
+    for _ in 0..100 {
+        if !reported_ids().contains(&id) {
+            hidden = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(hidden, "the held disclosure is still in the report");
+    let listed = as_police_hold(&["list", "--disclosure-id", &id]);
+    assert!(
+        text(&listed.stdout).contains("active"),
+        "{}",
+        text(&listed.stderr)
+    );
+    let ended = as_police_hold(&["end", "--id", &hold_id, "--version", "1"]);
+    assert!(ended.status.success(), "{}", text(&ended.stderr));
+    let mut shown = false;
+    for _ in 0..100 {
+        if reported_ids().contains(&id) {
+            shown = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        shown,
+        "the disclosure is not back in the report after its hold ended"
+    );
+
     // An admin grants, lists and revokes a delegation; a decision maker may not grant one.
     let admin = token(&data, "admin", "admin-bollnas", "bollnas-kommun");
     let as_admin = |token: &str, args: &[&str]| {
