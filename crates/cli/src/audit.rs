@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use tryggdel_audit_verify::{
-    CheckpointVerifier, ExportEntry, ExportHeader, ExportReader, ExportWriter, Report,
-    VerifyOptions, verify_export,
+    CheckpointVerifier, ExportEntry, ExportHeader, ExportOpening, ExportReader, ExportWriter,
+    Report, VerifyOptions, verify_export,
 };
 use tryggdel_merkle::hash_from_slice;
 use tryggdel_proto::audit::v1::{
@@ -74,18 +74,67 @@ pub async fn export(
             bail!("the export holds a second checkpoint");
         };
         for entry in batch.entries {
-            writer.write_entry(&ExportEntry {
-                index: entry.index,
-                recorded_leaf_hash: hash_from_slice(&entry.leaf_hash)
-                    .with_context(|| format!("entry {}: leaf hash", entry.index))?,
-                entry: entry.entry,
-            })?;
+            // Format-2 entries come with their openings (the personal data not cleared),
+            // which the verifier checks against the leaves' commitments.
+            let openings: Vec<ExportOpening> = entry
+                .openings
+                .into_iter()
+                .map(|opening| ExportOpening {
+                    key: opening.key,
+                    salt: opening.salt,
+                    data: opening.data,
+                })
+                .collect();
+            writer.write_entry_with_openings(
+                &ExportEntry {
+                    index: entry.index,
+                    recorded_leaf_hash: hash_from_slice(&entry.leaf_hash)
+                        .with_context(|| format!("entry {}: leaf hash", entry.index))?,
+                    entry: entry.entry,
+                },
+                &openings,
+            )?;
             written += 1;
         }
         progress(written, total);
     }
     writer.finish()?;
     Ok(written)
+}
+
+/// An entry as a reader sees it: its leaf's JSON with the personal data of its openings
+/// (format 2) merged in, and `cleared_openings` when parts of it were cleared.
+pub fn merged_entry(entry: &tryggdel_proto::audit::v1::Entry) -> serde_json::Value {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&entry.entry).unwrap_or(serde_json::Value::Null);
+    let Some(object) = value.as_object_mut() else {
+        return value;
+    };
+    for opening in &entry.openings {
+        let Ok(serde_json::Value::Object(data)) = serde_json::from_slice(&opening.data) else {
+            continue;
+        };
+        for (field, part) in data {
+            match (object.get_mut(&field), part) {
+                (Some(serde_json::Value::Array(list)), serde_json::Value::Array(more)) => {
+                    list.extend(more);
+                }
+                (Some(serde_json::Value::Object(map)), serde_json::Value::Object(more)) => {
+                    map.extend(more);
+                }
+                (_, part) => {
+                    object.insert(field, part);
+                }
+            }
+        }
+    }
+    if entry.cleared_openings > 0 {
+        object.insert(
+            "cleared_openings".into(),
+            serde_json::Value::from(entry.cleared_openings),
+        );
+    }
+    value
 }
 
 /// Reads a verifier key: the file's content if `key` names a file, else `key` itself

@@ -547,12 +547,7 @@ pub async fn audit_query(session: &Session, request: QueryRequest) -> anyhow::Re
     .await?;
     let parsed: Vec<(u64, serde_json::Value)> = entries
         .iter()
-        .map(|entry| {
-            (
-                entry.index,
-                serde_json::from_slice(&entry.entry).unwrap_or(serde_json::Value::Null),
-            )
-        })
+        .map(|entry| (entry.index, crate::audit::merged_entry(entry)))
         .collect();
     if json {
         return print_json(&json!(

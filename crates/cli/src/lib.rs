@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod clearing;
 pub mod client;
 pub mod commands;
 pub mod delegation;
