@@ -262,6 +262,12 @@ fn router(console: Shared) -> Router {
             "/granskning/verifiera",
             get(compliance::verify_form).post(compliance::verify_upload),
         )
+        .route("/statistik", get(pages::statistics::show))
+        .route("/statistik/export.csv", get(pages::statistics::export_csv))
+        .route(
+            "/statistik/export.json",
+            get(pages::statistics::export_json),
+        )
         .merge(sign_in::routes())
         .route("/health", get(pages::health))
         .fallback(pages::not_found)

@@ -6,6 +6,7 @@ pub mod decide;
 pub mod police;
 pub mod requests;
 pub mod review;
+pub mod statistics;
 pub mod timeline;
 
 use axum::extract::State;
@@ -184,6 +185,7 @@ pub fn page(console: &Shared, session: &Session, title: &str, content: Markup) -
                                 li { a href="/granskning/logggranskning" { "Logggranskning" } }
                                 li { a href="/granskning/kontrollpunkter" { "Kontrollpunkter" } }
                                 li { a href="/granskning/verifiera" { "Verifiera export" } }
+                                li { a href="/statistik" { "Statistik" } }
                             }
                         }
                     }
