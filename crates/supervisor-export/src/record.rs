@@ -80,6 +80,15 @@ struct EntryJson {
     details: BTreeMap<String, serde_json::Value>,
 }
 
+/// An opening's data: the personal parts of a format-2 entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct OpeningJson {
+    person_refs: Vec<String>,
+    outcome_detail: String,
+    details: BTreeMap<String, String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct ActorJson {
@@ -156,6 +165,36 @@ impl AuditRecord {
         }
     }
 
+    /// As [`Self::parse`], with the personal data of the entry's openings (format
+    /// `tryggdel.audit.entry/2`, exported beside it and checked by the verifier) merged in:
+    /// person references, the outcome detail and free-text details. Cleared parts stay empty.
+    pub fn parse_with_openings(
+        index: u64,
+        bytes: &[u8],
+        leaf_hash: Hash,
+        openings: &[tryggdel_audit_verify::ExportOpening],
+    ) -> Self {
+        let mut record = Self::parse(index, bytes, leaf_hash);
+        if !record.readable {
+            return record;
+        }
+        for opening in openings {
+            let Ok(data) = serde_json::from_slice::<OpeningJson>(&opening.data) else {
+                continue;
+            };
+            for reference in data.person_refs {
+                if !record.person_refs.contains(&reference) {
+                    record.person_refs.push(reference);
+                }
+            }
+            if !data.outcome_detail.is_empty() {
+                record.outcome_detail = data.outcome_detail;
+            }
+            record.details.extend(data.details);
+        }
+        record
+    }
+
     /// Who acted, for a table cell: `user (organisation/unit)`, or the reporting service.
     pub fn actor_label(&self) -> String {
         if self.actor_user_id.is_empty() {
@@ -177,6 +216,25 @@ impl AuditRecord {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn openings_are_merged_into_a_format_2_record() {
+        let leaf = br#"{"format":"tryggdel.audit.entry/2","action":"disclosure.approved","person_refs":[],"outcome_detail":"","details":{"hold_id":"h"},"openings":[{"key":"k1","commitment":"00"},{"key":"k2","commitment":"00"}]}"#;
+        let openings = [tryggdel_audit_verify::ExportOpening {
+            key: "k1".into(),
+            salt: vec![0; 32],
+            data: r#"{"person_refs":["hmac-sha256:ab"],"details":{"reason":"skäl"}}"#
+                .as_bytes()
+                .to_vec(),
+        }];
+        let record = AuditRecord::parse_with_openings(7, leaf, [0; 32], &openings);
+        assert_eq!(record.format, "tryggdel.audit.entry/2");
+        assert_eq!(record.person_refs, ["hmac-sha256:ab"]);
+        assert_eq!(record.details["reason"], "skäl");
+        assert_eq!(record.details["hold_id"], "h");
+        let cleared = AuditRecord::parse_with_openings(7, leaf, [0; 32], &[]);
+        assert!(cleared.person_refs.is_empty());
+    }
 
     #[test]
     fn missing_fields_are_empty_and_unreadable_bytes_keep_their_index() {

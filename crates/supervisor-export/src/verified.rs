@@ -141,7 +141,12 @@ where
         {
             let mut reader = ExportReader::new(&mut hashing)?;
             while let Some(entry) = reader.next_entry_ref()? {
-                let record = AuditRecord::parse(entry.index, entry.entry, entry.recorded_leaf_hash);
+                let record = AuditRecord::parse_with_openings(
+                    entry.index,
+                    entry.entry,
+                    entry.recorded_leaf_hash,
+                    entry.openings,
+                );
                 each(&record)?;
             }
         }
