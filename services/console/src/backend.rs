@@ -8,6 +8,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
+use tryggdel_proto::audit::v1::subject_report_service_client::SubjectReportServiceClient;
 use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
 use tryggdel_proto::notification::v1::notification_service_client::NotificationServiceClient;
 use tryggdel_service_kit::ServiceEndpoint;
@@ -40,6 +41,7 @@ impl tonic::service::Interceptor for OnBehalfOf {
 
 pub type Disclosures = DisclosureServiceClient<InterceptedService<Channel, OnBehalfOf>>;
 pub type Audit = AuditServiceClient<InterceptedService<Channel, OnBehalfOf>>;
+pub type SubjectReports = SubjectReportServiceClient<InterceptedService<Channel, OnBehalfOf>>;
 pub type Notifications = NotificationServiceClient<InterceptedService<Channel, OnBehalfOf>>;
 pub type Review = tryggdel_proto::audit::v1::log_review_service_client::LogReviewServiceClient<
     InterceptedService<Channel, OnBehalfOf>,
@@ -92,6 +94,10 @@ impl Backend {
             self.audit.clone(),
             Self::on_behalf_of(user),
         )
+    }
+
+    pub fn subject_reports(&self, user: &SignedInUser) -> SubjectReports {
+        SubjectReportServiceClient::with_interceptor(self.audit.clone(), Self::on_behalf_of(user))
     }
 
     pub fn notifications(&self, user: &SignedInUser) -> Notifications {

@@ -256,6 +256,22 @@ fn router(console: Shared) -> Router {
             "/granskning/logggranskning/{run}/fynd/{number}",
             post(pages::review::record_outcome),
         )
+        .route(
+            pages::report::REPORT_PATH,
+            get(pages::report::report_form).post(pages::report::report),
+        )
+        .route(
+            "/granskning/registerutdrag/pdf",
+            post(pages::report::report_pdf),
+        )
+        .route(
+            "/granskning/registerutdrag/json",
+            post(pages::report::report_json),
+        )
+        .route(pages::report::HOLDS_PATH, get(pages::report::holds))
+        .route("/sparrar/placera", post(pages::report::place))
+        .route("/sparrar/forlang", post(pages::report::extend))
+        .route("/sparrar/avsluta", post(pages::report::end))
         .route("/granskning/kontrollpunkter", get(compliance::checkpoints))
         .route("/granskning/export", get(compliance::export))
         .route(

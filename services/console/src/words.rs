@@ -146,6 +146,8 @@ pub fn field_label(field: &str) -> String {
         "legal_ground" => "Rättslig grund som åberopas",
         "reply_by" => "Svar senast",
         "weighing" => "Intresseavvägning",
+        "until" => "Sista dag",
+        "person_identity_number" => "Personnummer",
         other => return other.replace('_', " "),
     };
     label.to_owned()

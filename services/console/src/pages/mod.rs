@@ -4,6 +4,7 @@ pub mod cases;
 pub mod compliance;
 pub mod decide;
 pub mod police;
+pub mod report;
 pub mod requests;
 pub mod review;
 pub mod statistics;
@@ -180,9 +181,13 @@ pub fn page(console: &Shared, session: &Session, title: &str, content: Markup) -
                             @if user.has(Role::PoliceOfficer) {
                                 li { a href="/inkommande" { "Inkommande" } }
                             }
+                            @if user.has(Role::Caseworker) || user.has(Role::DecisionMaker) || user.has(Role::ComplianceOfficer) || user.has(Role::PoliceOfficer) {
+                                li { a href=(report::HOLDS_PATH) { "Spärrar" } }
+                            }
                             @if user.has(Role::ComplianceOfficer) {
                                 li { a href="/granskning" { "Granskning" } }
                                 li { a href="/granskning/logggranskning" { "Logggranskning" } }
+                                li { a href=(report::REPORT_PATH) { "Registerutdrag" } }
                                 li { a href="/granskning/kontrollpunkter" { "Kontrollpunkter" } }
                                 li { a href="/granskning/verifiera" { "Verifiera export" } }
                                 li { a href="/statistik" { "Statistik" } }
