@@ -17,7 +17,7 @@ use tonic::transport::Channel;
 use tryggdel_audit::entry::{EntryRecord, body_from_event};
 use tryggdel_audit::scrub::Finding;
 use tryggdel_audit::store::NewEntry;
-use tryggdel_audit::{AuditStore, MIGRATIONS, RunningService};
+use tryggdel_audit::{AuditStore, RunningService};
 use tryggdel_audit_verify::{
     ExportEntry, ExportHeader, ExportOpening, ExportWriter, VerifyOptions, verify_export,
 };
@@ -29,7 +29,7 @@ use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::audit::v1::{
     AppendRequest, AuditEvent, ClearRequest, ExportChunk, ExportRequest, QueryRequest, export_chunk,
 };
-use tryggdel_storage::Database;
+use tryggdel_storage::{Database, Migrations};
 use tryggdel_test_support::{BearerInterceptor, TestBackend, on_both_backends};
 
 type UserClient = AuditServiceClient<InterceptedService<Channel, BearerInterceptor>>;
@@ -214,11 +214,15 @@ async fn key_material(store: &AuditStore, scope_ref: &str) -> String {
         .unwrap()
 }
 
-/// Entries of the log as it was before format 2: written directly, as a service of that time
-/// did, before the service starts on the database.
+/// The migrations of the log before format 2.
+const BEFORE_FORMAT_2: Migrations =
+    tryggdel_storage::migrations!(["0001_audit_log.sql", "0002_audit_scrub.sql"]);
+
+/// Entries of the log as it was before format 2: the database migrated as it was then and the
+/// entries written directly, as a service of that time did; the service then upgrades it.
 async fn write_format_1_entries(deployment: &Deployment, person_ref: &str) {
     let store = AuditStore::new(
-        Database::connect(&deployment.database.url, "audit", &MIGRATIONS)
+        Database::connect(&deployment.database.url, "audit", &BEFORE_FORMAT_2)
             .await
             .unwrap(),
     );
