@@ -367,7 +367,71 @@ async fn statistics_follow_changes(backend: TestBackend) {
     harness.stop().await;
 }
 
+/// Opt-in (`TRYGGDEL_BENCH_STATISTICS=1`, PostgreSQL only): 100,000 disclosures of one
+/// organisation over a year, a quarter of them delivered and acknowledged, counted by month and
+/// legal basis with all three times; the answer through the RPC must come in under 2 s.
+async fn statistics_over_100000_disclosures(backend: TestBackend) {
+    if backend != TestBackend::Postgres || std::env::var("TRYGGDEL_BENCH_STATISTICS").is_err() {
+        eprintln!("skipped: set TRYGGDEL_BENCH_STATISTICS=1 (and a PostgreSQL URL) to run it");
+        return;
+    }
+    let Some(harness) = Harness::start(backend).await else {
+        return;
+    };
+    let pool = harness.service.api.store().database().pool();
+    sqlx::query(
+        "INSERT INTO disclosures (id, organisation, police_region, state, version, urgent, \
+         legal_basis_id, drafted_by, client_request_id, request_fingerprint, content_sealed, \
+         protected_sealed, created_at, updated_at, submitted_by, submitted_at, \
+         decision_outcome, decided_by, decided_at, decision_reason, payload_sha256, \
+         payload_sealed, registry_version, catalogue_version, stat_crime_id, stat_recipient, \
+         stat_month, clear_version) \
+         SELECT 'bench-' || g, 'bollnas-kommun', 'mitt', \
+         (ARRAY['acknowledged', 'rejected', 'withdrawn', 'draft'])[1 + g % 4], 1, \
+         CAST(g % 7 = 0 AS INT), (ARRAY['OSL-10-18c', 'OSL-10-21', 'OSL-10-23'])[1 + g % 3], \
+         'u', 'c' || g, '', '', '', $1 + g * 300000, $1 + g * 300000, '', 0, \
+         (ARRAY['approved', 'rejected', 'withdrawn', ''])[1 + g % 4], 'd', \
+         $1 + g * 300000 + (g % 97) * 60000, '', '', '', '', '', \
+         (ARRAY['grov-misshandel', 'grov-kvinnofridskrankning'])[1 + g % 2], \
+         'polismyndigheten', \
+         '2026-' || lpad(CAST(1 + (g * 300000 / 2678400000) % 12 AS TEXT), 2, '0'), 1 \
+         FROM generate_series(CAST(1 AS BIGINT), 100000) AS g",
+    )
+    .bind(MARCH - 60 * 24 * 3600 * SECOND)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO deliveries (disclosure_id, police_region, delivered_at, police_reference, \
+         acknowledged_by, acknowledged_at, receipt_key_id) \
+         SELECT id, 'mitt', decided_at + 45000, 'P', 'polis', \
+         decided_at + 45000 + (created_at % 3600) * 1000, 'k' \
+         FROM disclosures WHERE state = 'acknowledged'",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE").execute(pool).await.unwrap();
+    let mut officer = harness
+        .client("dataskydd-bollnas", BOLLNAS, &[Role::ComplianceOfficer])
+        .await;
+    let mut slowest = std::time::Duration::ZERO;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let answer = statistics(&mut officer, by(&["month", "legal_basis"])).await;
+        slowest = slowest.max(started.elapsed());
+        assert_eq!(
+            answer.rows.iter().map(|row| row.count).sum::<u64>(),
+            100_000
+        );
+    }
+    eprintln!("statistics over 100,000 disclosures: slowest of 3 answers {slowest:?}");
+    assert!(slowest < std::time::Duration::from_secs(2), "{slowest:?}");
+    harness.stop().await;
+}
+
 on_both_backends!(
     statistics_group_suppress_and_time,
-    statistics_follow_changes
+    statistics_follow_changes,
+    statistics_over_100000_disclosures
 );
