@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod clearing;
+pub mod clearing_run;
 pub mod client;
 pub mod commands;
 pub mod delegation;
@@ -16,5 +17,6 @@ pub mod output;
 pub mod report;
 pub mod requests;
 pub mod review;
+pub mod statistics;
 pub mod token;
 pub mod witness;

@@ -205,6 +205,38 @@ enum Command {
         #[command(subcommand)]
         command: ReviewCommand,
     },
+    /// Compliance officers and supervisors: disclosure statistics for a period, as CSV or
+    /// JSON (counts under 5 are always suppressed in an export).
+    Statistics {
+        #[command(flatten)]
+        user: UserArgs,
+        /// First day, YYYY-MM-DD (Swedish time).
+        #[arg(long, value_parser = tryggdel::statistics::parse_day)]
+        from: time::Date,
+        /// Last day, YYYY-MM-DD, included.
+        #[arg(long, value_parser = tryggdel::statistics::parse_day)]
+        until: time::Date,
+        /// Group by, comma-separated: organisation, basis (legal_basis), crime
+        /// (crime_category), recipient, region (police_region), outcome, urgency, month.
+        #[arg(long, default_value = "")]
+        by: String,
+        /// The organisation (supervisors; default your own, a supervisor's: every one).
+        #[arg(long)]
+        organisation: Option<String>,
+        /// csv or json.
+        #[arg(long, default_value = "csv")]
+        format: tryggdel::statistics::ExportFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Administrators and compliance officers: clearing (gallring) under a clearing decision.
+    Clearing {
+        #[command(flatten)]
+        user: UserArgs,
+        #[command(subcommand)]
+        command: ClearingCommand,
+    },
     /// Another agency's witness of the audit log (C2SP tlog-witness and cosignature/v1).
     Witness {
         #[command(subcommand)]
@@ -278,6 +310,21 @@ enum CriteriaCommand {
         organisation: Option<String>,
         #[arg(long)]
         version: Option<u32>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClearingCommand {
+    /// Clear the personal data of the organisation's disclosures that the decision makes due
+    /// (held ones and persons born on an exempt day are kept), and have the audit log clear
+    /// theirs.
+    Run {
+        /// The clearing decision, a TOML file.
+        #[arg(long)]
+        decision: PathBuf,
+        /// Only show what would be cleared and kept.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -1180,6 +1227,45 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             runtime()?.block_on(tryggdel::review::review(
                 &user.session(&data, json)?,
                 action,
+            ))?;
+            Ok(exit::OK)
+        }
+        Command::Statistics {
+            user,
+            from,
+            until,
+            by,
+            organisation,
+            format,
+            out,
+        } => {
+            let export = tryggdel::statistics::StatisticsExport {
+                organisation,
+                from,
+                until,
+                group_by: tryggdel::statistics::parse_dimensions(&by),
+                format,
+                out,
+            };
+            runtime()?.block_on(tryggdel::statistics::export(
+                &user.session(&data, json)?,
+                export,
+            ))?;
+            Ok(exit::OK)
+        }
+        Command::Clearing {
+            user,
+            command: ClearingCommand::Run { decision, dry_run },
+        } => {
+            let mode = if dry_run {
+                tryggdel::clearing_run::ClearingMode::DryRun
+            } else {
+                tryggdel::clearing_run::ClearingMode::Clear
+            };
+            runtime()?.block_on(tryggdel::clearing_run::run(
+                &user.session(&data, json)?,
+                &decision,
+                mode,
             ))?;
             Ok(exit::OK)
         }
