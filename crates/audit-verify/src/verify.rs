@@ -208,6 +208,18 @@ struct OpeningsTally {
     checked: u64,
     cleared: u64,
     problems: FindingList,
+    /// The key of each absent opening, with the first entry missing one under it.
+    absent: std::collections::BTreeMap<String, u64>,
+    /// The keys the export's `audit.cleared` tombstones name.
+    destroyed: std::collections::HashSet<String>,
+}
+
+/// The part of an `audit.cleared` tombstone the openings step reads.
+#[derive(serde::Deserialize)]
+struct Tombstone {
+    action: String,
+    #[serde(default)]
+    details: std::collections::BTreeMap<String, String>,
 }
 
 /// The part of a format-2 leaf the openings step reads.
@@ -232,6 +244,17 @@ impl OpeningsTally {
     /// Checks the openings exported beside the entry at `index` against the commitments of
     /// its leaf `bytes`.
     fn check(&mut self, index: u64, bytes: &[u8], exported: &[crate::ExportOpening]) {
+        if memchr::memmem::find(bytes, b"\"audit.cleared\"").is_some()
+            && let Ok(tombstone) = serde_json::from_slice::<Tombstone>(bytes)
+            && tombstone.action == "audit.cleared"
+            && let Some(keys) = tombstone.details.get("key_ids")
+        {
+            self.destroyed.extend(
+                keys.split(',')
+                    .filter(|key| !key.is_empty())
+                    .map(str::to_owned),
+            );
+        }
         // Only a leaf that lists commitments is parsed.
         if exported.is_empty() && memchr::memmem::find(bytes, b"\"commitment\"").is_none() {
             return;
@@ -271,6 +294,7 @@ impl OpeningsTally {
         for commitment in &committed {
             let Some(opening) = exported.iter().find(|o| o.key == commitment.key) else {
                 self.cleared += 1;
+                self.absent.entry(commitment.key.clone()).or_insert(index);
                 continue;
             };
             self.checked += 1;
@@ -290,7 +314,23 @@ impl OpeningsTally {
         }
     }
 
-    fn step(self) -> Step {
+    fn step(mut self) -> Step {
+        // A part may be absent only because a clearing destroyed its key, which a tombstone
+        // names (tombstones follow what they clear, so this is checked at the end).
+        let unexplained: Vec<(String, u64)> = self
+            .absent
+            .iter()
+            .filter(|(key, _)| !self.destroyed.contains(*key))
+            .map(|(key, index)| (key.clone(), *index))
+            .collect();
+        for (key, index) in unexplained {
+            self.problems.push(Finding::at_index(
+                index,
+                format!(
+                    "entry at index {index}: the personal data under key {key} is missing, and no audit.cleared entry names that key: it was removed without a clearing"
+                ),
+            ));
+        }
         let count = self.problems.count();
         let mut step = if count == 0 {
             Step::new(
@@ -751,6 +791,20 @@ mod tests {
         );
         let mut tally = OpeningsTally::default();
         tally.check(4, leaf.as_bytes(), std::slice::from_ref(&person));
+        assert_eq!((tally.checked, tally.cleared), (1, 1));
+        // Absent, and no tombstone names its key: removed without a clearing.
+        let step = tally.step();
+        assert!(!step.passed());
+        assert_eq!(step.findings[0].index, Some(4));
+        assert!(step.findings[0].message.contains("key k-2"), "{step}");
+        // With the clearing's tombstone (later in the log) it is a cleared part.
+        let mut tally = OpeningsTally::default();
+        tally.check(4, leaf.as_bytes(), std::slice::from_ref(&person));
+        tally.check(
+            9,
+            br#"{"format":"tryggdel.audit.entry/2","action":"audit.cleared","details":{"key_ids":"k-0,k-2"},"openings":[]}"#,
+            &[],
+        );
         assert_eq!((tally.checked, tally.cleared), (1, 1));
         assert!(tally.step().passed());
 

@@ -499,6 +499,39 @@ async fn clearing_leaves_nothing_and_the_log_verifies(backend: TestBackend) {
         .collect();
     assert_eq!(indices, vec![kept_index], "{report}");
 
+    // An opening deleted without a clearing (no tombstone names its key) is found too.
+    let pool = store.database().pool();
+    let unprotect = match backend {
+        TestBackend::Postgres => {
+            "ALTER TABLE audit_personal_openings \
+             DISABLE TRIGGER audit_personal_openings_delete_after_key"
+        }
+        TestBackend::Sqlite => "DROP TRIGGER audit_personal_openings_delete_after_key",
+    };
+    sqlx::query(unprotect).execute(pool).await.unwrap();
+    let deleted = sqlx::query(
+        "DELETE FROM audit_personal_openings WHERE idx = $1 AND key_id = \
+         (SELECT key_id FROM audit_personal_keys WHERE scope_ref = $2)",
+    )
+    .bind(kept_index as i64)
+    .bind(&kept_disclosure)
+    .execute(pool)
+    .await
+    .unwrap();
+    assert_eq!(deleted.rows_affected(), 1);
+    let removed = export_file(&mut supervisor).await;
+    let report = verify_export(removed.as_slice(), &options, &mut |_| {}).unwrap();
+    assert!(!report.is_ok());
+    let findings: Vec<&str> = report
+        .findings()
+        .filter(|finding| finding.index == Some(kept_index))
+        .map(|finding| finding.message.as_str())
+        .collect();
+    assert!(
+        findings.len() == 1 && findings[0].contains("without a clearing"),
+        "{report}"
+    );
+
     // An opening changed in the database is refused to readers and found by the scrub.
     let unprotect = match backend {
         TestBackend::Postgres => {
@@ -506,11 +539,10 @@ async fn clearing_leaves_nothing_and_the_log_verifies(backend: TestBackend) {
         }
         TestBackend::Sqlite => "DROP TRIGGER audit_personal_openings_no_update",
     };
-    let pool = store.database().pool();
     sqlx::query(unprotect).execute(pool).await.unwrap();
-    // The kept entry's two openings, the second replaced by the first (sealed for another key).
+    // The kept entry's remaining opening replaced by another entry's (sealed for another key).
     let first: String = sqlx::query_scalar(
-        "SELECT sealed FROM audit_personal_openings WHERE idx = $1 ORDER BY key_id LIMIT 1",
+        "SELECT sealed FROM audit_personal_openings WHERE idx <> $1 ORDER BY idx DESC LIMIT 1",
     )
     .bind(kept_index as i64)
     .fetch_one(pool)
