@@ -213,9 +213,30 @@ impl TestIdentity {
             .into_inner()
             .entries
             .iter()
-            .map(|entry| serde_json::from_slice(&entry.entry).unwrap())
+            .map(merged_entry)
             .collect()
     }
+}
+
+/// An entry's JSON as a reader sees it: the leaf with the personal data of its openings
+/// (entry format 2: person references, outcome detail, free-text details) merged in.
+pub fn merged_entry(entry: &tryggdel_proto::audit::v1::Entry) -> serde_json::Value {
+    let mut value: serde_json::Value = serde_json::from_slice(&entry.entry).unwrap();
+    for opening in &entry.openings {
+        let data: serde_json::Value = serde_json::from_slice(&opening.data).unwrap();
+        for (field, part) in data.as_object().into_iter().flatten() {
+            match (&mut value[field], part) {
+                (serde_json::Value::Array(list), serde_json::Value::Array(more)) => {
+                    list.extend(more.iter().cloned());
+                }
+                (serde_json::Value::Object(map), serde_json::Value::Object(more)) => {
+                    map.extend(more.clone());
+                }
+                (slot, part) => *slot = part.clone(),
+            }
+        }
+    }
+    value
 }
 
 /// A certificate of the Tryggdel service `name` (server and client use) for localhost and
