@@ -77,6 +77,28 @@ pub struct Burst {
     pub last_at: i64,
 }
 
+/// Most values one IN list binds.
+const CHUNK: usize = 500;
+
+/// `$first, $first+1, ...`, `count` of them.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A hit from a row with the columns idx, occurred_at, actor_user_id, disclosure_id, action.
+fn hit_from_row(row: &sqlx::any::AnyRow) -> Result<Hit, StoreError> {
+    Ok(Hit {
+        index: row.try_get("idx")?,
+        occurred_at: row.try_get("occurred_at")?,
+        actor_user_id: row.try_get("actor_user_id")?,
+        disclosure_id: row.try_get("disclosure_id")?,
+        action: row.try_get("action")?,
+    })
+}
+
 enum Arg {
     Int(i64),
     Bytes(&'static [u8]),
@@ -107,10 +129,34 @@ impl<'a> Rules<'a> {
         }
     }
 
-    /// The indices of the period's accesses, in index order: the sample's population.
-    pub async fn accesses(&self) -> Result<Vec<i64>, StoreError> {
-        let sql =
-            format!("SELECT e.idx FROM audit_entries e WHERE {PERIOD} AND {ACCESS} ORDER BY e.idx");
+    /// How many accesses the period has: the sample's population, positions 0..n in index
+    /// order.
+    pub async fn access_count(&self) -> Result<u64, StoreError> {
+        let sql = format!("SELECT COUNT(*) AS n FROM audit_entries e WHERE {PERIOD} AND {ACCESS}");
+        let row = sqlx::query(&sql)
+            .bind(self.scope.organisation)
+            .bind(self.scope.from_ms)
+            .bind(self.scope.until_ms)
+            .fetch_one(self.database.pool())
+            .await?;
+        let count: i64 = row.try_get("n")?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
+    /// The indices of the accesses at `positions` of the population (in index order), numbered
+    /// by the database so that only the drawn entries leave it.
+    pub async fn accesses_at(&self, positions: &[usize]) -> Result<Vec<i64>, StoreError> {
+        if positions.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Positions are numbers this service computed, written into the statement as such.
+        let list: Vec<String> = positions.iter().map(usize::to_string).collect();
+        let sql = format!(
+            "SELECT idx FROM (SELECT e.idx AS idx, ROW_NUMBER() OVER (ORDER BY e.idx) - 1 AS position \
+             FROM audit_entries e WHERE {PERIOD} AND {ACCESS}) numbered \
+             WHERE position IN ({}) ORDER BY idx",
+            list.join(", ")
+        );
         let rows = sqlx::query(&sql)
             .bind(self.scope.organisation)
             .bind(self.scope.from_ms)
@@ -124,10 +170,13 @@ impl<'a> Rules<'a> {
 
     /// The period's entries matching `condition` (over `e`; parameters from $4 on are `args`).
     async fn matching(&self, condition: &str, args: &[Arg]) -> Result<Matches, StoreError> {
+        // Materialised, so that the limit does not steer the plan of the matching itself
+        // towards row-at-a-time lookups: every match is counted anyway.
         let sql = format!(
-            "SELECT e.idx, e.occurred_at, e.actor_user_id, e.disclosure_id, e.action, \
-             COUNT(*) OVER () AS matched FROM audit_entries e \
-             WHERE {PERIOD} AND ({condition}) ORDER BY e.idx LIMIT {}",
+            "WITH m AS MATERIALIZED (SELECT e.idx, e.occurred_at, e.actor_user_id, \
+             e.disclosure_id, e.action FROM audit_entries e WHERE {PERIOD} AND ({condition})) \
+             SELECT m.idx, m.occurred_at, m.actor_user_id, m.disclosure_id, m.action, \
+             (SELECT COUNT(*) FROM m) AS matched FROM m ORDER BY m.idx LIMIT {}",
             self.limit
         );
         let mut query = sqlx::query(&sql)
@@ -145,30 +194,77 @@ impl<'a> Rules<'a> {
         for row in &rows {
             let matched: i64 = row.try_get("matched")?;
             matches.matched = u64::try_from(matched).unwrap_or_default();
-            matches.hits.push(Hit {
-                index: row.try_get("idx")?,
-                occurred_at: row.try_get("occurred_at")?,
-                actor_user_id: row.try_get("actor_user_id")?,
-                disclosure_id: row.try_get("disclosure_id")?,
-                action: row.try_get("action")?,
-            });
+            matches.hits.push(hit_from_row(row)?);
         }
         Ok(matches)
     }
 
     /// (a) Accesses to a person with protected identity: accesses marked so, and accesses to
-    /// the persons of any entry of the period marked so.
+    /// the persons of any entry of the period marked so. In steps whose plans do not depend on
+    /// estimates: the period's marked entries (one scan of the period), their persons and the
+    /// accesses to those persons (both by index, a few hundred at a time).
     pub async fn protected_identity(&self) -> Result<Matches, StoreError> {
-        let marked_e = self.contains("e.entry", "$4");
-        let marked_f = self.contains("f.entry", "$4");
-        let condition = format!(
-            "{ACCESS} AND ({marked_e} OR e.idx IN (SELECT p.idx FROM audit_entry_persons p \
-             WHERE p.person_ref IN (SELECT q.person_ref FROM audit_entry_persons q \
-             JOIN audit_entries f ON f.idx = q.idx WHERE f.organisation = $1 \
-             AND f.occurred_at >= $2 AND f.occurred_at < $3 AND {marked_f})))"
+        let marked_sql = format!(
+            "SELECT e.idx, e.occurred_at, e.actor_user_id, e.disclosure_id, e.action, \
+             CASE WHEN {ACCESS} THEN 1 ELSE 0 END AS access \
+             FROM audit_entries e WHERE {PERIOD} AND {}",
+            self.contains("e.entry", "$4")
         );
-        self.matching(&condition, &[Arg::Bytes(PROTECTED_MARK)])
-            .await
+        let rows = sqlx::query(&marked_sql)
+            .bind(self.scope.organisation)
+            .bind(self.scope.from_ms)
+            .bind(self.scope.until_ms)
+            .bind(PROTECTED_MARK)
+            .fetch_all(self.database.pool())
+            .await?;
+        let mut found: std::collections::BTreeMap<i64, Hit> = std::collections::BTreeMap::new();
+        let mut marked = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let hit = hit_from_row(row)?;
+            marked.push(hit.index);
+            let access: i32 = row.try_get("access")?;
+            if access == 1 {
+                found.insert(hit.index, hit);
+            }
+        }
+        let mut persons: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        for chunk in marked.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT DISTINCT person_ref FROM audit_entry_persons WHERE idx IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for index in chunk {
+                query = query.bind(*index);
+            }
+            for row in query.fetch_all(self.database.pool()).await? {
+                persons.insert(row.try_get("person_ref")?);
+            }
+        }
+        let persons: Vec<String> = persons.into_iter().collect();
+        for chunk in persons.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT e.idx, e.occurred_at, e.actor_user_id, e.disclosure_id, e.action \
+                 FROM audit_entry_persons p JOIN audit_entries e ON e.idx = p.idx \
+                 WHERE p.person_ref IN ({}) AND {PERIOD} AND {ACCESS}",
+                placeholders(4, chunk.len())
+            );
+            let mut query = sqlx::query(&sql)
+                .bind(self.scope.organisation)
+                .bind(self.scope.from_ms)
+                .bind(self.scope.until_ms);
+            for person in chunk {
+                query = query.bind(person.as_str());
+            }
+            for row in query.fetch_all(self.database.pool()).await? {
+                let hit = hit_from_row(&row)?;
+                found.insert(hit.index, hit);
+            }
+        }
+        Ok(Matches {
+            matched: found.len() as u64,
+            hits: found.into_values().take(self.limit as usize).collect(),
+        })
     }
 
     /// (b) Accesses of one case by a user with no relation to it: not its drafter, submitter
@@ -274,11 +370,10 @@ impl<'a> Rules<'a> {
         indices: &[i64],
     ) -> Result<std::collections::HashMap<i64, Vec<u8>>, StoreError> {
         let mut found = std::collections::HashMap::with_capacity(indices.len());
-        for chunk in indices.chunks(500) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        for chunk in indices.chunks(CHUNK) {
             let sql = format!(
                 "SELECT idx, entry FROM audit_entries WHERE idx IN ({})",
-                placeholders.join(", ")
+                placeholders(1, chunk.len())
             );
             let mut query = sqlx::query(&sql);
             for index in chunk {

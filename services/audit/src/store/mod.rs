@@ -40,6 +40,7 @@ pub const MIGRATIONS: Migrations = tryggdel_storage::migrations!([
     "0002_audit_scrub.sql",
     "0003_personal_store.sql",
     "0004_log_review.sql",
+    "0005_log_review_relations.sql",
 ]);
 
 /// The log's lock on PostgreSQL: `pg_advisory_xact_lock(LOG_LOCK_CLASS, hashtext(schema))`, so
