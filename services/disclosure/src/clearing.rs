@@ -10,8 +10,8 @@
 //! hold holds on it that day, when its subject or victim is born on an exempt day of the month,
 //! or when some event of it has not yet reached the audit log or the police (the next run
 //! takes it). Otherwise its personal data is destroyed in one write: the sealed content and
-//! protected details are sealed empty, the approved payload, the free-text reason and
-//! judgement and the person references are emptied, its outbox rows lose their person
+//! protected details are sealed empty, the approved payload keeps its items with their values
+//! cleared, the free-text reason and judgement and the person references are emptied, its outbox rows lose their person
 //! references and free text, and a `disclosure.cleared` tombstone event names the decision and
 //! its SHA-256 and nothing personal. What statistics count (legal basis, crime category,
 //! recipient, region, outcome, times) stays.
@@ -29,7 +29,9 @@
 use prost::Message as _;
 use time::Date;
 use tryggdel_auth::Role;
-use tryggdel_domain::{ClearingDecision, IdentityNumber, end_of_swedish_day_unix_ms};
+use tryggdel_domain::{
+    ClearingDecision, IdentityNumber, PolicePayload, PolicePayloadInput, end_of_swedish_day_unix_ms,
+};
 use tryggdel_proto::audit::v1::ClearRequest;
 use tryggdel_proto::disclosure::v1::{
     ClearedDisclosure as WireCleared, ClearingReport, KeptDisclosure, RunClearingRequest,
@@ -39,6 +41,9 @@ use tryggdel_service_kit::{Caller, ServiceError, now_unix_ms, today_in_sweden};
 use crate::api::DisclosureApi;
 use crate::sealing;
 use crate::store::{ClearedDisclosure, DisclosureRecord, OutboxPayload, StrippedOutboxRow};
+
+/// What a cleared disclosure's payload holds in place of each value.
+pub const CLEARED_VALUE: &str = "[gallrad]";
 
 /// The event recording that a disclosure's personal data was cleared.
 pub const CLEARED_EVENT: &str = "disclosure.cleared";
@@ -295,6 +300,47 @@ impl DisclosureApi {
         Ok(people)
     }
 
+    /// The approved payload of `record` with every item's value replaced by
+    /// [`CLEARED_VALUE`], sealed: what was disclosed (which items, the basis, the recipient,
+    /// the crime, the versions) stays readable, whose data it was does not. Empty when
+    /// nothing was approved.
+    fn cleared_payload(&self, record: &DisclosureRecord) -> Result<String, ServiceError> {
+        let approved = record
+            .decision
+            .as_ref()
+            .is_some_and(|decision| !decision.payload_sealed.is_empty());
+        if !approved {
+            return Ok(String::new());
+        }
+        let unreadable = |error: tryggdel_domain::PayloadError| {
+            ServiceError::internal(anyhow::anyhow!(
+                "disclosure {}: the sealed payload: {error}",
+                record.id
+            ))
+        };
+        let bytes = sealing::open_payload(&self.cipher, record)?;
+        let payload = PolicePayload::from_canonical_bytes(&bytes).map_err(unreadable)?;
+        let cleared = PolicePayload::new(PolicePayloadInput {
+            disclosure_id: payload.disclosure_id().to_owned(),
+            organisation_code: payload.organisation_code().clone(),
+            organisation_name: payload.organisation_name().to_owned(),
+            unit: payload.unit().to_owned(),
+            inbox: payload.inbox(),
+            legal_basis: payload.legal_basis().clone(),
+            registry_version: payload.registry_version().to_owned(),
+            crime: payload.crime().cloned(),
+            catalogue_version: payload.catalogue_version().to_owned(),
+            urgent: payload.urgent(),
+            items: payload
+                .data_items()
+                .into_iter()
+                .map(|item| (item, CLEARED_VALUE.to_owned()))
+                .collect(),
+        })
+        .map_err(unreadable)?;
+        Ok(sealing::seal_payload(&self.cipher, &record.id, &cleared)?)
+    }
+
     /// Destroys the personal data of `record` with its tombstone. False when it changed
     /// since it was read.
     async fn clear_one(
@@ -305,8 +351,9 @@ impl DisclosureApi {
     ) -> Result<bool, ServiceError> {
         let mut emptied = record.clone();
         sealing::seal_empty(&self.cipher, &mut emptied)?;
+        let payload_sealed = self.cleared_payload(record)?;
         if let Some(decided) = emptied.decision.as_mut() {
-            decided.payload_sealed.clear();
+            decided.payload_sealed.clone_from(&payload_sealed);
             decided.reason.clear();
             decided.judgement.clear();
         }
@@ -340,6 +387,7 @@ impl DisclosureApi {
             expected_version: record.version,
             content_sealed: emptied.content_sealed,
             protected_sealed: emptied.protected_sealed,
+            payload_sealed,
             cleared_at: now_unix_ms(),
             decision_id: decision.id().to_owned(),
         };

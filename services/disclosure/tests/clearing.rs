@@ -276,6 +276,49 @@ async fn rejected(
     draft.id
 }
 
+/// A disclosure about the two persons, drafted, submitted, approved and (in the database)
+/// handed over to the police. Returns its id.
+async fn approved(
+    harness: &Harness,
+    caseworker: &mut Client,
+    decision_maker: &mut Client,
+    request_id: &str,
+    subject: &Person,
+    victim: &Person,
+) -> String {
+    let draft = caseworker
+        .create_draft(CreateDraftRequest {
+            client_request_id: request_id.into(),
+            content: Some(content(subject, victim)),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let submitted = caseworker
+        .submit(SubmitRequest {
+            disclosure_id: draft.id.clone(),
+            expected_version: draft.version,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    decision_maker
+        .approve(ApproveRequest {
+            disclosure_id: submitted.id.clone(),
+            expected_version: submitted.version,
+            comment: "Beslutat enligt delegation".into(),
+            close_relative_judgement: String::new(),
+        })
+        .await
+        .unwrap();
+    sqlx::query("UPDATE outbox SET delivery_relayed_at = 1 WHERE disclosure_id = $1")
+        .bind(draft.id.clone())
+        .execute(harness.pool())
+        .await
+        .unwrap();
+    draft.id
+}
+
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
@@ -344,6 +387,17 @@ async fn clearing_clears_only_what_is_due(backend: TestBackend) {
         &young_victim,
     )
     .await;
+    let approved_subject = person("Godkänd Gammalsson", personnummer(1970, 1, 9, 299));
+    let approved_victim = person("Godkänd Offer", personnummer(1977, 11, 3, 381));
+    let approved = approved(
+        &harness,
+        &mut caseworker,
+        &mut decision_maker,
+        "clear-approved-0001",
+        &approved_subject,
+        &approved_victim,
+    )
+    .await;
     let until = tryggdel_domain::swedish_date(time::OffsetDateTime::now_utc())
         .saturating_add(time::Duration::days(7))
         .to_string();
@@ -357,7 +411,7 @@ async fn clearing_clears_only_what_is_due(backend: TestBackend) {
         .await
         .unwrap();
     harness.wait_for_relay().await;
-    for id in [&old, &held, &exempt] {
+    for id in [&old, &held, &exempt, &approved] {
         harness.age(id, 6 * 366).await;
     }
     harness.age(&young, 365).await;
@@ -389,15 +443,18 @@ async fn clearing_clears_only_what_is_due(backend: TestBackend) {
 
     // A dry run says what it would do and changes nothing.
     let dry = officer.run_clearing(run(true)).await.unwrap().into_inner();
+    let mut due = vec![old.as_str(), approved.as_str()];
+    due.sort();
     assert!(dry.dry_run);
     assert_eq!(dry.decision_id, "GB-2026-03");
     assert_eq!(dry.decision_sha256.len(), 64);
-    let cleared: Vec<&str> = dry
+    let mut cleared: Vec<&str> = dry
         .cleared
         .iter()
         .map(|c| c.disclosure_id.as_str())
         .collect();
-    assert_eq!(cleared, [old.as_str()]);
+    cleared.sort();
+    assert_eq!(cleared, due);
     let mut kept: Vec<(&str, &str)> = dry
         .kept
         .iter()
@@ -410,7 +467,7 @@ async fn clearing_clears_only_what_is_due(backend: TestBackend) {
     ];
     expected.sort();
     assert_eq!(kept, expected);
-    assert_eq!(dry.persons_cleared, 2);
+    assert_eq!(dry.persons_cleared, 4);
     assert!(contains(
         &harness.everything_stored().await,
         &old_subject.name
@@ -419,18 +476,24 @@ async fn clearing_clears_only_what_is_due(backend: TestBackend) {
     // The real run clears the old one only.
     let report = officer.run_clearing(run(false)).await.unwrap().into_inner();
     assert!(!report.dry_run);
-    let cleared: Vec<&str> = report
+    let mut cleared: Vec<&str> = report
         .cleared
         .iter()
         .map(|c| c.disclosure_id.as_str())
         .collect();
-    assert_eq!(cleared, [old.as_str()]);
+    cleared.sort();
+    assert_eq!(cleared, due);
     assert_eq!(report.kept.len(), 2);
-    assert_eq!(report.persons_cleared, 2);
+    assert_eq!(report.persons_cleared, 4);
     assert!(report.audit_log_cleared);
 
     let after = harness.everything_stored().await;
-    for gone in [&old_subject, &old_victim] {
+    for gone in [
+        &old_subject,
+        &old_victim,
+        &approved_subject,
+        &approved_victim,
+    ] {
         assert!(!contains(&after, &gone.name), "{} is left", gone.name);
         assert!(
             !contains(&after, &gone.identity_number),
@@ -464,6 +527,30 @@ async fn clearing_clears_only_what_is_due(backend: TestBackend) {
             format!("{} bedöms inte utgöra en fara.", subject.name)
         );
     }
+    // The cleared approval still reads: what was disclosed, not whose data it was.
+    let cleared_approval = officer
+        .get(GetRequest {
+            disclosure_id: approved.clone(),
+            ..GetRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let preview = cleared_approval.payload_preview.expect("the payload");
+    assert!(preview.items.iter().any(|item| item.item == "subject_name"));
+    assert!(
+        preview
+            .items
+            .iter()
+            .all(|item| item.value.is_empty() || item.value == "[gallrad]"),
+        "{preview:?}"
+    );
+    assert!(
+        cleared_approval
+            .content
+            .and_then(|content| content.subject)
+            .is_none_or(|subject| subject.name.is_empty())
+    );
     // The cleared one: a tombstone naming the decision, nothing personal in its events.
     let events = harness.service.api.store().events_of(&old).await.unwrap();
     let tombstone = events
@@ -487,17 +574,25 @@ async fn clearing_clears_only_what_is_due(backend: TestBackend) {
     let statistics = officer
         .get_statistics(GetStatisticsRequest {
             group_by: vec!["crime_category".into(), "outcome".into()],
+            internal: true,
             ..GetStatisticsRequest::default()
         })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(statistics.rows.len(), 1);
+    let counts: Vec<(Vec<String>, u64)> = statistics
+        .rows
+        .iter()
+        .map(|row| (row.keys.clone(), row.count))
+        .collect();
+    let category = "grov-kvinnofridskrankning".to_owned();
     assert_eq!(
-        statistics.rows[0].keys,
-        ["grov-kvinnofridskrankning", "rejected"]
+        counts,
+        [
+            (vec![category.clone(), "approved".to_owned()], 1),
+            (vec![category, "rejected".to_owned()], 4),
+        ]
     );
-    assert!(statistics.rows[0].suppressed, "4 disclosures are under 5");
     harness.stop().await;
 }
 

@@ -21,6 +21,9 @@ pub struct ClearedDisclosure {
     /// in it).
     pub content_sealed: String,
     pub protected_sealed: String,
+    /// The approved payload with its values cleared, sealed (empty when nothing was
+    /// approved).
+    pub payload_sealed: String,
     pub cleared_at: i64,
     pub decision_id: String,
 }
@@ -34,11 +37,11 @@ pub struct StrippedOutboxRow {
 }
 
 /// Overwrites the personal data of a disclosure still at its version and not yet cleared: the
-/// sealed content and protected details (sealed empty), the payload, the free-text reason and
-/// judgement, the person references. The version moves on, and the clear columns are marked
+/// sealed content and protected details (sealed empty), the payload (its values cleared), the
+/// free-text reason and judgement, the person references. The version moves on, and the clear columns are marked
 /// current, so the crime category and recipient stay counted.
 const CLEAR_STATEMENT: &str = "UPDATE disclosures SET content_sealed = $1, protected_sealed = $2, \
-     payload_sealed = '', decision_reason = '', decision_judgement = '', subject_ref = '', \
+     payload_sealed = $7, decision_reason = '', decision_judgement = '', subject_ref = '', \
      victim_ref = '', cleared_at = $3, cleared_by_decision = $4, version = $6 + 1, \
      clear_version = $6 + 1 \
      WHERE id = $5 AND version = $6 AND cleared_at = 0";
@@ -52,6 +55,7 @@ impl Arguments for ClearedDisclosure {
             .bind(&self.decision_id)
             .bind(&self.id)
             .bind(self.expected_version)
+            .bind(&self.payload_sealed)
     }
 }
 
