@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tryggdel_audit_verify::{
-    ExportEntry, ExportHeader, ExportWriter, VerifyOptions, verify_export,
+    ExportEntry, ExportHeader, ExportOpening, ExportWriter, VerifyOptions, verify_export,
 };
 use tryggdel_auth::Role;
 use tryggdel_bench::audit::{bulk_load, relay_event};
@@ -595,13 +595,25 @@ async fn verification(
             bail!("a second checkpoint in the export");
         };
         for entry in batch.entries {
-            writer
-                .write_entry(&ExportEntry {
-                    index: entry.index,
-                    entry: entry.entry,
-                    recorded_leaf_hash: hash_from_slice(&entry.leaf_hash)
-                        .context("leaf hash of 32 bytes")?,
+            let openings: Vec<ExportOpening> = entry
+                .openings
+                .into_iter()
+                .map(|opening| ExportOpening {
+                    key: opening.key,
+                    salt: opening.salt,
+                    data: opening.data,
                 })
+                .collect();
+            writer
+                .write_entry_with_openings(
+                    &ExportEntry {
+                        index: entry.index,
+                        entry: entry.entry,
+                        recorded_leaf_hash: hash_from_slice(&entry.leaf_hash)
+                            .context("leaf hash of 32 bytes")?,
+                    },
+                    &openings,
+                )
                 .context("writing the export")?;
         }
     }

@@ -925,12 +925,24 @@ async fn export_verifies(
             bail!("the export holds a second checkpoint");
         };
         for entry in batch.entries {
-            writer.write_entry(&ExportEntry {
-                index: entry.index,
-                recorded_leaf_hash: hash_from_slice(&entry.leaf_hash)
-                    .with_context(|| format!("entry {}: leaf hash", entry.index))?,
-                entry: entry.entry,
-            })?;
+            let openings: Vec<tryggdel_audit_verify::ExportOpening> = entry
+                .openings
+                .into_iter()
+                .map(|opening| tryggdel_audit_verify::ExportOpening {
+                    key: opening.key,
+                    salt: opening.salt,
+                    data: opening.data,
+                })
+                .collect();
+            writer.write_entry_with_openings(
+                &ExportEntry {
+                    index: entry.index,
+                    recorded_leaf_hash: hash_from_slice(&entry.leaf_hash)
+                        .with_context(|| format!("entry {}: leaf hash", entry.index))?,
+                    entry: entry.entry,
+                },
+                &openings,
+            )?;
         }
     }
     writer.finish()?;

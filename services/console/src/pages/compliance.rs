@@ -369,15 +369,29 @@ pub async fn export(State(console): State<Shared>, session: Session) -> Result<R
                 return;
             };
             for entry in batch.entries {
+                // Each entry's openings (its personal data not cleared) go beside it, for the
+                // verifier to check against the leaf's commitments.
+                let openings: Vec<tryggdel_audit_verify::ExportOpening> = entry
+                    .openings
+                    .into_iter()
+                    .map(|opening| tryggdel_audit_verify::ExportOpening {
+                        key: opening.key,
+                        salt: opening.salt,
+                        data: opening.data,
+                    })
+                    .collect();
                 let written = hash_from_slice(&entry.leaf_hash)
                     .map_err(|_| std::io::Error::other("a bad leaf hash"))
                     .and_then(|recorded_leaf_hash| {
                         writer
-                            .write_entry(&ExportEntry {
-                                index: entry.index,
-                                recorded_leaf_hash,
-                                entry: entry.entry,
-                            })
+                            .write_entry_with_openings(
+                                &ExportEntry {
+                                    index: entry.index,
+                                    recorded_leaf_hash,
+                                    entry: entry.entry,
+                                },
+                                &openings,
+                            )
                             .map_err(std::io::Error::other)
                     });
                 if let Err(error) = written {
