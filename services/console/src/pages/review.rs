@@ -359,38 +359,49 @@ pub async fn record_outcome(
     };
     let htmx = headers.contains_key("hx-request");
     let mut review = console.backend.review(&session.user);
-    let result = review
-        .record_review_outcome(RecordReviewOutcomeRequest {
-            run_id: run_id.clone(),
-            finding: number,
-            outcome: outcome as i32,
-            note: posted.text("note"),
-        })
-        .await;
-    match result {
-        Ok(finding) if htmx => {
-            Ok(finding_row(&session, &finding.into_inner(), None).into_response())
+    let note = posted.text("note");
+    let refusal = if note.trim().is_empty() && outcome != ReviewOutcome::NoRemark {
+        Refusal {
+            sentence: "Skriv en anteckning: den krävs för Förklarad och Obehörig – eskalerad."
+                .into(),
+            field: None,
+            code: tonic::Code::InvalidArgument,
         }
-        Ok(_) => Ok(Redirect::to(&format!("{PATH}/{run_id}#fynd-{number}")).into_response()),
-        Err(status) => {
-            let refusal = refused(status)?;
-            if refusal.is_not_found() {
-                return Err(Failure::NotFound);
+    } else {
+        let result = review
+            .record_review_outcome(RecordReviewOutcomeRequest {
+                run_id: run_id.clone(),
+                finding: number,
+                outcome: outcome as i32,
+                note,
+            })
+            .await;
+        match result {
+            Ok(finding) if htmx => {
+                return Ok(finding_row(&session, &finding.into_inner(), None).into_response());
             }
-            let run = review
-                .get_review_run(GetReviewRunRequest { run_id })
-                .await?
-                .into_inner();
-            let Some(finding) = run.findings.iter().find(|finding| finding.number == number) else {
-                return Err(Failure::NotFound);
-            };
-            if htmx {
-                Ok(finding_row(&session, finding, Some(&refusal)).into_response())
-            } else {
-                Ok(Failure::Refused(refusal).into_response())
+            Ok(_) => {
+                return Ok(Redirect::to(&format!("{PATH}/{run_id}#fynd-{number}")).into_response());
             }
+            Err(status) => refused(status)?,
         }
+    };
+    if refusal.is_not_found() {
+        return Err(Failure::NotFound);
     }
+    if !htmx {
+        return Err(Failure::Refused(refusal));
+    }
+    let run = review
+        .get_review_run(GetReviewRunRequest { run_id })
+        .await?
+        .into_inner();
+    let finding = run
+        .findings
+        .iter()
+        .find(|finding| finding.number == number)
+        .ok_or(Failure::NotFound)?;
+    Ok(finding_row(&session, finding, Some(&refusal)).into_response())
 }
 
 #[cfg(test)]
