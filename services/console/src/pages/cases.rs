@@ -937,6 +937,7 @@ pub async fn case_page(
             div.actions {
                 a href={"/arenden/" (disclosure.id) "/tidslinje"} { "Tidslinje" }
                 a href={"/arenden/" (disclosure.id) "/utskrift"} { "Utskrift av beslutet" }
+                a href={(super::report::HOLDS_PATH) "?arende=" (disclosure.id)} { "Spärrar" }
                 @if state == DisclosureState::Submitted && session.user.has(Role::DecisionMaker) {
                     a href={"/att-besluta/" (disclosure.id)} { "Till beslut" }
                 }
