@@ -1,9 +1,16 @@
-//! The review's set-based reads of the log: each targeted rule is one statement over the
-//! indexed columns (organisation, occurred_at, action, actor, disclosure) that counts what it
-//! matches and returns the first matches in index order; the sample's population is one
-//! statement of indices. Entry bytes are searched by the database only where a rule needs a
-//! detail (the protected identity mark, a compliance officer's role) and parsed by the service
-//! only for the entries that become findings.
+//! The review's set-based reads of the log: each targeted rule is a statement over the indexed
+//! columns (organisation, occurred_at, action, actor, disclosure) that counts what it matches
+//! and returns the first matches in index order (protected identity: three steps, each by
+//! index); the sample's population is counted, and the drawn positions numbered, by the
+//! database. Entry bytes are searched by the database only where a rule needs a detail (the
+//! protected identity mark, a compliance officer's role) and parsed by the service only for the
+//! entries that become findings.
+//!
+//! Measured on PostgreSQL 15 (2 cores, dev profile) with 1,000,000 accesses in the month among
+//! 2,050,000 entries: count 0.6 s, protected identity 1.6 s, no relation 2.1 s, outside hours
+//! 1.0 s, many persons 7.0 s (the join with the person index and the distinct count per user
+//! and window, twice), reveals 0.2 s, compliance reads 0.6 s, the sample of 1,000 with its
+//! entries 1.8 s: 15 s in all, over the 5 s wanted; many persons is what needs a cheaper form.
 
 use sqlx::Row;
 use tryggdel_storage::{Backend, Database};
