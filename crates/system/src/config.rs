@@ -303,6 +303,38 @@ pub struct DisclosureConfig {
     /// The longest a hold on a disclosure may last, in days from the day it is placed or
     /// extended.
     pub hold_max_days: u32,
+    /// How long organisations keep disclosures before clearing (`[disclosure.clearing]`).
+    pub clearing: ClearingConfig,
+}
+
+/// `[disclosure.clearing]`: the years after its last entry an organisation keeps a disclosure
+/// at least (`retention_years`, default 5), and per organisation code under
+/// `[disclosure.clearing.organisations]`. A clearing decision never clears earlier.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClearingConfig {
+    pub retention_years: u16,
+    pub organisations: std::collections::BTreeMap<String, u16>,
+}
+
+impl Default for ClearingConfig {
+    fn default() -> ClearingConfig {
+        ClearingConfig {
+            retention_years: tryggdel_disclosure::clearing::DEFAULT_RETENTION_YEARS,
+            organisations: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl ClearingConfig {
+    /// The retention, or why it cannot be.
+    pub fn retention(&self) -> anyhow::Result<tryggdel_disclosure::clearing::ClearingRetention> {
+        tryggdel_disclosure::clearing::ClearingRetention::new(
+            self.retention_years,
+            self.organisations.clone(),
+        )
+        .context("disclosure.clearing")
+    }
 }
 
 impl Default for DisclosureConfig {
@@ -315,6 +347,7 @@ impl Default for DisclosureConfig {
             request_repeat_minutes: 24 * 60,
             request_check_seconds: 60,
             hold_max_days: tryggdel_disclosure::holds::DEFAULT_HOLD_MAX_DAYS,
+            clearing: ClearingConfig::default(),
         }
     }
 }

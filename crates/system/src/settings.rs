@@ -189,6 +189,7 @@ pub fn disclosure_settings(
         expiry: config.disclosure.expiry()?,
         request_deadlines: config.disclosure.request_deadlines()?,
         hold_max_days: config.disclosure.hold_max_days,
+        clearing_retention: config.disclosure.clearing.retention()?,
     })
 }
 

@@ -40,6 +40,8 @@ pub struct DisclosureApi {
     pub(crate) request_deadlines: RequestDeadlines,
     /// The longest a hold may last, in days from the day it is placed or extended.
     pub(crate) hold_max_days: u32,
+    /// How long each organisation keeps a disclosure at least before clearing.
+    pub(crate) clearing_retention: crate::clearing::ClearingRetention,
     /// Bumped after every committed outbox event, to wake the relays.
     outbox_signal: Arc<watch::Sender<u64>>,
 }
@@ -65,6 +67,7 @@ impl DisclosureApi {
             expiry: Expiry::default(),
             request_deadlines: RequestDeadlines::default(),
             hold_max_days: crate::holds::DEFAULT_HOLD_MAX_DAYS,
+            clearing_retention: crate::clearing::ClearingRetention::default(),
             outbox_signal: Arc::new(watch::Sender::new(0)),
         }
     }
@@ -89,6 +92,18 @@ impl DisclosureApi {
     pub fn with_hold_max_days(self, hold_max_days: u32) -> DisclosureApi {
         DisclosureApi {
             hold_max_days,
+            ..self
+        }
+    }
+
+    /// The same handlers with organisations keeping disclosures as `retention` says (by
+    /// default five years after the last entry).
+    pub fn with_clearing_retention(
+        self,
+        clearing_retention: crate::clearing::ClearingRetention,
+    ) -> DisclosureApi {
+        DisclosureApi {
+            clearing_retention,
             ..self
         }
     }

@@ -5,8 +5,8 @@
 //! only (a supervisor oversees clearing, and does not run it).
 //!
 //! What: every disclosure of the organisation past drafting and decision whose last entry
-//! (its last change, `updated_at`; reads are not entries) is at least the decision's
-//! retention years old on the Swedish date of the run is due. A due disclosure is kept when a
+//! (its last change, `updated_at`; reads are not entries) is at least the retention's
+//! years old on the Swedish date of the run is due. A due disclosure is kept when a
 //! hold holds on it that day, when its subject or victim is born on an exempt day of the month,
 //! or when some event of it has not yet reached the audit log or the police (the next run
 //! takes it). Otherwise its personal data is destroyed in one write: the sealed content and
@@ -23,8 +23,12 @@
 //! failure of the audit log leaves everything for the next run. A dry run plans and reports
 //! the same way and changes nothing anywhere.
 //!
-//! The retention is the decision's (`retention_years`); a disclosure's crime category and
-//! recipient stay in the clear columns, so the statistics still count it.
+//! The retention is the decision's `retention_years`, or the organisation's configured one
+//! ([`ClearingRetention`], `[disclosure.clearing]`, default 5 years) when that is longer. A
+//! disclosure's crime category and recipient stay in the clear columns, so the statistics
+//! still count it.
+
+use std::collections::BTreeMap;
 
 use prost::Message as _;
 use time::Date;
@@ -41,6 +45,74 @@ use tryggdel_service_kit::{Caller, ServiceError, now_unix_ms, today_in_sweden};
 use crate::api::DisclosureApi;
 use crate::sealing;
 use crate::store::{ClearedDisclosure, DisclosureRecord, OutboxPayload, StrippedOutboxRow};
+
+/// The retention when the configuration names none: social-services records are cleared five
+/// years after the last entry.
+pub const DEFAULT_RETENTION_YEARS: u16 = 5;
+
+/// The longest retention the configuration may name.
+const MAX_RETENTION_YEARS: u16 = 100;
+
+/// How many years after its last entry an organisation keeps a disclosure at least
+/// (`[disclosure.clearing]`: `retention_years` for every organisation, and per organisation
+/// under `organisations`). A clearing decision with a shorter retention clears nothing
+/// earlier than this; one with a longer retention waits longer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClearingRetention {
+    default_years: u16,
+    organisations: BTreeMap<String, u16>,
+}
+
+/// A retention the configuration may not name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("retention of {years} years for {scope} is not between 1 and {MAX_RETENTION_YEARS} years")]
+pub struct ClearingRetentionError {
+    scope: String,
+    years: u16,
+}
+
+impl Default for ClearingRetention {
+    fn default() -> ClearingRetention {
+        ClearingRetention {
+            default_years: DEFAULT_RETENTION_YEARS,
+            organisations: BTreeMap::new(),
+        }
+    }
+}
+
+impl ClearingRetention {
+    /// `default_years` for every organisation but those in `organisations` (by code).
+    pub fn new(
+        default_years: u16,
+        organisations: BTreeMap<String, u16>,
+    ) -> Result<ClearingRetention, ClearingRetentionError> {
+        let valid = |years: u16| (1..=MAX_RETENTION_YEARS).contains(&years);
+        if !valid(default_years) {
+            return Err(ClearingRetentionError {
+                scope: "every organisation".into(),
+                years: default_years,
+            });
+        }
+        if let Some((code, years)) = organisations.iter().find(|(_, years)| !valid(**years)) {
+            return Err(ClearingRetentionError {
+                scope: code.clone(),
+                years: *years,
+            });
+        }
+        Ok(ClearingRetention {
+            default_years,
+            organisations,
+        })
+    }
+
+    /// The configured retention of `organisation`.
+    pub fn years_for(&self, organisation: &str) -> u16 {
+        self.organisations
+            .get(organisation)
+            .copied()
+            .unwrap_or(self.default_years)
+    }
+}
 
 /// What a cleared disclosure's payload holds in place of each value.
 pub const CLEARED_VALUE: &str = "[gallrad]";
@@ -75,6 +147,8 @@ pub enum KeptBecause {
 /// What a clearing run clears and keeps.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClearingPlan {
+    /// The decision's retention, or the organisation's configured one when longer.
+    pub retention_years: u16,
     pub cutoff_unix_ms: i64,
     /// The disclosures to clear.
     pub due: Vec<DisclosureRecord>,
@@ -137,6 +211,7 @@ impl DisclosureApi {
             decision_sha256: decision.sha256_hex(),
             dry_run: request.dry_run,
             cutoff_unix_ms: plan.cutoff_unix_ms,
+            retention_years: u32::from(plan.retention_years),
             cleared: cleared
                 .iter()
                 .map(|record| WireCleared {
@@ -167,10 +242,14 @@ impl DisclosureApi {
         today: Date,
     ) -> Result<ClearingPlan, ServiceError> {
         self.fill_clear_columns().await?;
-        let cutoff = cutoff_unix_ms(decision, today);
         let organisation = caller.organisation.code().as_str();
+        let years = decision
+            .retention_years()
+            .max(self.clearing_retention.years_for(organisation));
+        let cutoff = cutoff_unix_ms(years, today);
         let candidates = self.store.clearing_candidates(organisation, cutoff).await?;
         let mut plan = ClearingPlan {
+            retention_years: years,
             cutoff_unix_ms: cutoff,
             due: Vec::new(),
             kept: Vec::new(),
@@ -179,7 +258,11 @@ impl DisclosureApi {
         // Each person of a due disclosure, with how many due disclosures name them.
         let mut persons: Vec<(String, IdentityNumber, i64)> = Vec::new();
         for record in candidates {
-            if !decision.is_due(tryggdel_domain::swedish_date(at(record.updated_at)), today) {
+            if !is_due(
+                tryggdel_domain::swedish_date(at(record.updated_at)),
+                years,
+                today,
+            ) {
                 continue;
             }
             let people = self.people(&record)?;
@@ -422,11 +505,22 @@ fn strip(seq: i64, payload: &str) -> Result<StrippedOutboxRow, ServiceError> {
     })
 }
 
-/// Disclosures last changed before this (Unix milliseconds) may be due on `today`: the end
-/// of the Swedish day `retention_years` before, plus a day for 29 February; each candidate is
-/// then checked exactly with [`ClearingDecision::is_due`].
-fn cutoff_unix_ms(decision: &ClearingDecision, today: Date) -> i64 {
-    let years = i32::from(decision.retention_years());
+/// Whether a disclosure whose last entry was on `last_entry` is due on `today` after `years`:
+/// from the same day `years` later (28 February for 29 February in a common year), as
+/// [`ClearingDecision::clearable_from`] counts.
+fn is_due(last_entry: Date, years: u16, today: Date) -> bool {
+    let year = last_entry.year() + i32::from(years);
+    let clearable_from = Date::from_calendar_date(year, last_entry.month(), last_entry.day())
+        .or_else(|_| Date::from_calendar_date(year, last_entry.month(), 28))
+        .unwrap_or(Date::MAX);
+    today >= clearable_from
+}
+
+/// Disclosures last changed before this (Unix milliseconds) may be due on `today` after
+/// `years`: the end of the Swedish day `years` before, plus a day for 29 February; each
+/// candidate is then checked exactly with [`is_due`].
+fn cutoff_unix_ms(years: u16, today: Date) -> i64 {
+    let years = i32::from(years);
     let back = Date::from_calendar_date(today.year() - years, today.month(), 1)
         .ok()
         .and_then(|first| first.replace_day(today.day()).ok())
@@ -459,17 +553,36 @@ mod tests {
     fn the_cutoff_lets_through_every_due_day_and_no_later_one() {
         let decision = decision();
         let today = time::macros::date!(2026 - 12 - 03);
-        let cutoff = cutoff_unix_ms(&decision, today);
+        let cutoff = cutoff_unix_ms(5, today);
         // Due: last entry on 3 December 2021 (Swedish day).
         let due = end_of_swedish_day_unix_ms(time::macros::date!(2021 - 12 - 03)).unwrap() - 1;
         assert!(due < cutoff);
+        assert!(is_due(tryggdel_domain::swedish_date(at(due)), 5, today));
         assert!(decision.is_due(tryggdel_domain::swedish_date(at(due)), today));
         // Not due: 4 December 2021, filtered by is_due though within the cutoff's margin.
         let next = end_of_swedish_day_unix_ms(time::macros::date!(2021 - 12 - 04)).unwrap() - 1;
-        assert!(!decision.is_due(tryggdel_domain::swedish_date(at(next)), today));
+        assert!(!is_due(tryggdel_domain::swedish_date(at(next)), 5, today));
         // Far from due: after the cutoff.
         let later = end_of_swedish_day_unix_ms(time::macros::date!(2021 - 12 - 06)).unwrap();
         assert!(later > cutoff);
+    }
+
+    #[test]
+    fn leap_days_and_configured_retentions() {
+        let leap = time::macros::date!(2020 - 02 - 29);
+        assert!(!is_due(leap, 5, time::macros::date!(2025 - 02 - 27)));
+        assert!(is_due(leap, 5, time::macros::date!(2025 - 02 - 28)));
+        let retention =
+            ClearingRetention::new(5, BTreeMap::from([("bollnas-kommun".to_owned(), 7)])).unwrap();
+        assert_eq!(retention.years_for("bollnas-kommun"), 7);
+        assert_eq!(retention.years_for("region-gavleborg"), 5);
+        assert!(ClearingRetention::new(0, BTreeMap::new()).is_err());
+        assert!(
+            ClearingRetention::new(5, BTreeMap::from([("x".to_owned(), 101)]))
+                .unwrap_err()
+                .to_string()
+                .contains("for x")
+        );
     }
 
     #[test]

@@ -106,6 +106,8 @@ pub struct Settings {
     pub request_deadlines: RequestDeadlines,
     /// The longest a hold may last, in days (`[disclosure] hold_max_days`).
     pub hold_max_days: u32,
+    /// How long organisations keep disclosures before clearing (`[disclosure.clearing]`).
+    pub clearing_retention: clearing::ClearingRetention,
 }
 
 /// Connects the database (running migrations, and giving outbox events written before the
@@ -152,7 +154,8 @@ pub async fn build(settings: &Settings) -> anyhow::Result<DisclosureApi> {
     )
     .with_expiry(settings.expiry)
     .with_request_deadlines(settings.request_deadlines)
-    .with_hold_max_days(settings.hold_max_days);
+    .with_hold_max_days(settings.hold_max_days)
+    .with_clearing_retention(settings.clearing_retention.clone());
     statistics::fill_clear_columns_at_start(&api).await?;
     Ok(api)
 }

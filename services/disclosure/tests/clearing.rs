@@ -14,6 +14,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tryggdel_auth::Role;
 use tryggdel_disclosure::RunningService;
+use tryggdel_disclosure::clearing::ClearingRetention;
 use tryggdel_proto::common::v1::Person;
 use tryggdel_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
 use tryggdel_proto::disclosure::v1::*;
@@ -50,6 +51,11 @@ struct Harness {
 
 impl Harness {
     async fn start(backend: TestBackend) -> Option<Harness> {
+        Harness::keeping(backend, ClearingRetention::default()).await
+    }
+
+    /// With organisations keeping disclosures as `retention` says.
+    async fn keeping(backend: TestBackend, retention: ClearingRetention) -> Option<Harness> {
         let database = TestDatabase::create(backend).await?;
         let audit_database = TestDatabase::create(backend).await?;
         let data = tempfile::tempdir().unwrap();
@@ -57,7 +63,10 @@ impl Harness {
             .database(Service::Audit, audit_database.url.clone())
             .database(Service::Disclosure, database.url.clone())
             .audit(|settings| settings.appenders = vec!["disclosure".into()])
-            .disclosure(|settings| settings.relay = fast_relay());
+            .disclosure(move |settings| {
+                settings.relay = fast_relay();
+                settings.clearing_retention = retention;
+            });
         let (identity, bound) = bind_with_identity(builder).await.unwrap();
         let BoundSystem {
             listeners,
@@ -596,4 +605,53 @@ async fn clearing_clears_only_what_is_due(backend: TestBackend) {
     harness.stop().await;
 }
 
-on_both_backends!(clearing_clears_only_what_is_due);
+/// Bollnäs keeps its disclosures seven years: a six-year-old one is not due under a
+/// five-year decision there, and the report names the seven years it applied.
+async fn a_longer_configured_retention_wins(backend: TestBackend) {
+    let retention = ClearingRetention::new(
+        5,
+        std::collections::BTreeMap::from([(BOLLNAS.to_owned(), 7)]),
+    )
+    .unwrap();
+    let Some(harness) = Harness::keeping(backend, retention).await else {
+        return;
+    };
+    let mut caseworker = harness
+        .client("handlaggare-bollnas", BOLLNAS, &[Role::Caseworker])
+        .await;
+    let token = harness.identity.role_token(BOLLNAS, Role::DecisionMaker);
+    let mut decision_maker = {
+        let channel = harness
+            .identity
+            .channel(harness.service.local_addr, BOLLNAS)
+            .await;
+        DisclosureServiceClient::with_interceptor(channel, BearerInterceptor::new(&token))
+    };
+    let subject = person("Sju Årsson", personnummer(1971, 2, 14, 311));
+    let victim = person("Sju Offer", personnummer(1974, 6, 2, 422));
+    let id = rejected(
+        &mut caseworker,
+        &mut decision_maker,
+        "clear-seven-0001",
+        &subject,
+        &victim,
+    )
+    .await;
+    harness.wait_for_relay().await;
+    harness.age(&id, 6 * 366).await;
+    let mut admin = harness
+        .client("admin-bollnas", BOLLNAS, &[Role::Admin])
+        .await;
+    let report = admin.run_clearing(run(false)).await.unwrap().into_inner();
+    assert_eq!(report.retention_years, 7);
+    assert!(report.cleared.is_empty(), "{report:?}");
+    harness.age(&id, 7 * 366).await;
+    let report = admin.run_clearing(run(false)).await.unwrap().into_inner();
+    assert_eq!(report.cleared.len(), 1, "{report:?}");
+    harness.stop().await;
+}
+
+on_both_backends!(
+    clearing_clears_only_what_is_due,
+    a_longer_configured_retention_wins
+);
