@@ -16,6 +16,7 @@ import {
   fillCompleteDraft,
   launchChromium,
   main,
+  personnummer,
   saveDraft,
   shortSession,
 } from './lib.mjs';
@@ -351,6 +352,59 @@ test('a forged request without the CSRF token, or from another origin, is refuse
   await caseworker.goto(`/arenden/${id}`);
   assert.equal(await fact(caseworker.page, 'Status').innerText(), 'Utkast', 'neither request submitted the draft');
   await caseworker.done();
+});
+
+test('a subject report (registerutdrag) leaves out a case while a hold holds on it', async () => {
+  // The caseworker drafts a case about the subject every scenario uses.
+  const caseworker = await User.signIn(browser, main, 'handlaggare-bollnas');
+  const id = await draftCase(caseworker, { reference: caseReference('sparr') });
+  const short = id.slice(-8);
+
+  // Bollnäs's compliance officer finds it in the person's report.
+  const officer = await User.signIn(browser, main, 'granskare-bollnas');
+  const page = officer.page;
+  await page.getByRole('navigation', { name: 'Huvudmeny' }).getByRole('link', { name: 'Registerutdrag' }).click();
+  await page.waitForURL(/\/granskning\/registerutdrag$/);
+  await checkAccessibility(page, 'subject report form');
+  const disclosures = page.getByRole('table', { name: 'Utlämnanden' });
+  const report = async () => {
+    await page.getByLabel('Personnummer').fill(personnummer(1980, 5, 17, 111));
+    await page.getByRole('button', { name: 'Visa registerutdrag' }).click();
+    await disclosures.waitFor();
+    return disclosures.locator('tbody td:first-child').allInnerTexts();
+  };
+  assert.ok((await report()).includes(short), 'the draft is in the report');
+  assert.equal(await page.getByRole('table', { name: 'Åtkomster till uppgifterna' }).count(), 1);
+  await checkAccessibility(page, 'subject report');
+
+  // The caseworker places a hold from the case page.
+  await caseworker.goto(`/arenden/${id}`);
+  await caseworker.page.locator('main').getByRole('link', { name: 'Spärrar' }).click();
+  await caseworker.page.waitForURL(new RegExp(`/sparrar\\?arende=${id}$`));
+  await checkAccessibility(caseworker.page, 'holds page');
+  const until = new Date(Date.now() + 30 * 24 * 3600 * 1000).toISOString().slice(0, 10);
+  await caseworker.page.getByLabel('Rättslig grund').fill('RB-23-18');
+  await caseworker.page.getByLabel('Sista dag').fill(until);
+  await caseworker.page.getByRole('button', { name: 'Lägg spärr' }).click();
+  const holds = caseworker.page.getByRole('table', { name: 'Spärrar på ärendet' });
+  await holds.getByText('Gäller', { exact: true }).waitFor();
+  await checkAccessibility(caseworker.page, 'holds page with an active hold');
+
+  // While it holds, the case is not in the report; once ended, it is again.
+  for (let attempt = 0; ; attempt += 1) {
+    if (!(await report()).includes(short)) break;
+    assert.ok(attempt < 50, 'the held case stayed in the report');
+    await page.waitForTimeout(200);
+  }
+  await caseworker.page.getByRole('button', { name: 'Avsluta spärren' }).click();
+  await holds.getByText('Avslutad', { exact: false }).waitFor();
+  for (let attempt = 0; ; attempt += 1) {
+    if ((await report()).includes(short)) break;
+    assert.ok(attempt < 50, 'the case did not come back after its hold ended');
+    await page.waitForTimeout(200);
+  }
+  await caseworker.done();
+  await officer.done();
 });
 
 test('after the idle timeout the next page says the session has expired', async () => {
