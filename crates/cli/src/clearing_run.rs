@@ -50,6 +50,7 @@ pub fn report_json(report: &ClearingReport) -> Value {
         "decision_id": report.decision_id,
         "decision_sha256": report.decision_sha256,
         "dry_run": report.dry_run,
+        "retention_years": report.retention_years,
         "cutoff": output::time(report.cutoff_unix_ms),
         "cleared": report.cleared.iter().map(|cleared| json!({
             "disclosure_id": cleared.disclosure_id,
@@ -89,11 +90,12 @@ pub fn report_text(report: &ClearingReport) -> String {
         ]
     }));
     let heading = format!(
-        "{}decision {} (sha256 {}): last entries before {} are due; {} cleared, {} kept, \
-         {} persons with nothing left{}",
+        "{}decision {} (sha256 {}), retention {} years: last entries before {} are due; \
+         {} cleared, {} kept, {} persons with nothing left{}",
         if report.dry_run { "DRY RUN — " } else { "" },
         report.decision_id,
         report.decision_sha256,
+        report.retention_years,
         output::time(report.cutoff_unix_ms),
         report.cleared.len(),
         report.kept.len(),
@@ -137,8 +139,10 @@ mod tests {
             }],
             persons_cleared: 2,
             audit_log_cleared: true,
+            retention_years: 5,
         };
         let text = report_text(&report);
+        assert!(text.contains("retention 5 years"));
         assert!(text.contains("1 cleared, 1 kept, 2 persons"));
         assert!(text.contains("kept: exempt birth day"));
         let value = report_json(&report);
