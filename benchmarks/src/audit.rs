@@ -3,14 +3,17 @@
 //! does, written with the store's own batch inserts — COPY on PostgreSQL —, closed by a
 //! checkpoint signed with the log's key) for the service to open, verify and prove from.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rand::RngCore as _;
-use tryggdel_audit::entry::body_from_event;
-use tryggdel_audit::store::{AuditStore, NewEntry, StoredCheckpoint};
+use tryggdel_audit::entry::{EntryBody, KeyScope, body_from_event};
+use tryggdel_audit::log::sealed_entry;
+use tryggdel_audit::store::{AuditStore, NewEntry, PersonalKey, StoredCheckpoint};
+use tryggdel_merkle::MerkleTree;
 use tryggdel_merkle::checkpoint::{Checkpoint, CheckpointSigner};
-use tryggdel_merkle::{MerkleTree, leaf_hash};
 use tryggdel_proto::audit::v1::{Actor, AuditEvent, ObjectRef, Outcome};
 use tryggdel_storage::Database;
 
@@ -84,6 +87,19 @@ pub async fn bulk_load(
     signer: &CheckpointSigner,
     count: u64,
 ) -> anyhow::Result<BulkLoad> {
+    bulk_load_with(database_url, signer, count, Arc::new(|_| relay_event())).await
+}
+
+/// Makes the event at an index of a bulk-loaded log.
+pub type EventMaker = Arc<dyn Fn(u64) -> AuditEvent + Send + Sync>;
+
+/// [`bulk_load`] of the events `make` gives for indices `0..count`.
+pub async fn bulk_load_with(
+    database_url: &str,
+    signer: &CheckpointSigner,
+    count: u64,
+    make: EventMaker,
+) -> anyhow::Result<BulkLoad> {
     let started = Instant::now();
     let database = Database::connect(database_url, "audit", &tryggdel_audit::MIGRATIONS)
         .await
@@ -91,21 +107,43 @@ pub async fn bulk_load(
     let store = AuditStore::new(database.clone());
     let mut tree = MerkleTree::new();
     let mut bytes_written = 0u64;
-    // The next chunk is generated (serialised and hashed, on a blocking thread) while the
-    // database takes the previous one.
+    let mut timings = [Duration::ZERO; 3];
+    // The next chunk's bodies are generated (on a blocking thread) while the database takes
+    // the previous one; then their persons' and disclosures' keys are made as the log makes
+    // them, and the entries sealed and hashed.
     let generate = |first: u64| {
         let chunk = (count - first).min(LOAD_CHUNK as u64);
+        let make = make.clone();
         (
             first + chunk,
-            tokio::task::spawn_blocking(move || entries(first, chunk)),
+            tokio::task::spawn_blocking(move || bodies(first, chunk, &make)),
         )
     };
     let mut pending = (count > 0).then(|| generate(0));
     while let Some((next, generating)) = pending.take() {
-        let entries = generating.await.context("generating entries")??;
+        let bodies = generating.await.context("generating entries")??;
         if next < count {
             pending = Some(generate(next));
         }
+        let first = next - bodies.len() as u64;
+        let phase = Instant::now();
+        let scopes: Vec<KeyScope> = bodies.iter().flat_map(EntryBody::key_scopes).collect();
+        let keys = tokio::time::timeout(CHUNK_DEADLINE, store.personal_keys(&scopes))
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "bulk load: making keys took over {} s",
+                    CHUNK_DEADLINE.as_secs()
+                )
+            })?
+            .context("bulk load: personal keys")?;
+        timings[0] += phase.elapsed();
+        let phase = Instant::now();
+        let entries = tokio::task::spawn_blocking(move || seal(first, bodies, &keys))
+            .await
+            .context("sealing entries")??;
+        timings[1] += phase.elapsed();
+        let phase = Instant::now();
         for entry in &entries {
             tree.push(entry.leaf_hash);
             bytes_written += entry.bytes.len() as u64;
@@ -123,12 +161,18 @@ pub async fn bulk_load(
         .await
         .map_err(|_| {
             anyhow::anyhow!(
-                "bulk load: writing entries {}..{next} took over {} s",
-                next - entries.len() as u64,
+                "bulk load: writing entries {first}..{next} took over {} s",
                 CHUNK_DEADLINE.as_secs()
             )
         })??;
+        timings[2] += phase.elapsed();
     }
+    println!(
+        "bulk load: {:.1} s making keys, {:.1} s sealing and hashing, {:.1} s writing",
+        timings[0].as_secs_f64(),
+        timings[1].as_secs_f64(),
+        timings[2].as_secs_f64()
+    );
     let root = tree.root();
     let note = signer
         .sign(&Checkpoint::new(signer.name(), count, root).context("checkpoint")?)
@@ -161,24 +205,29 @@ pub async fn bulk_load(
     })
 }
 
-/// Entries `first..first + count`, serialised and hashed as the sequencer does.
-fn entries(first: u64, count: u64) -> anyhow::Result<Vec<NewEntry>> {
+/// The bodies of entries `first..first + count` of `make`, validated as the log does.
+fn bodies(first: u64, count: u64, make: &EventMaker) -> anyhow::Result<Vec<EntryBody>> {
+    (first..first + count)
+        .map(|index| {
+            body_from_event("event", &make(index), "disclosure")
+                .map_err(|error| anyhow::anyhow!("benchmark event refused: {error}"))
+        })
+        .collect()
+}
+
+/// `bodies` as the entries from index `first` on, sealed under `keys` and hashed exactly as
+/// the sequencer writes them.
+fn seal(
+    first: u64,
+    bodies: Vec<EntryBody>,
+    keys: &HashMap<KeyScope, PersonalKey>,
+) -> anyhow::Result<Vec<NewEntry>> {
     let recorded_at =
         i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
             .unwrap_or(i64::MAX);
-    (0..count)
-        .map(|offset| {
-            let event = relay_event();
-            let body = body_from_event("event", &event, "disclosure")
-                .map_err(|error| anyhow::anyhow!("benchmark event refused: {error}"))?;
-            let fingerprint = body.fingerprint().context("fingerprint")?;
-            let bytes = body
-                .clone()
-                .record(recorded_at)
-                .to_bytes()
-                .context("serialising")?;
-            let leaf = leaf_hash(&bytes);
-            Ok(body.new_entry(first + offset, fingerprint, bytes, leaf, recorded_at))
-        })
+    bodies
+        .into_iter()
+        .zip(first..)
+        .map(|(body, index)| sealed_entry(body, index, recorded_at, keys))
         .collect()
 }

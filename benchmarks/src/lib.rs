@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod cluster;
+pub mod compliance;
 pub mod consistency;
 pub mod database;
 pub mod identity;

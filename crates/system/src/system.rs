@@ -216,6 +216,20 @@ impl SystemBuilder {
         Ok(changed(audit_settings, self.audit))
     }
 
+    /// The disclosure service's settings alone, on `database_url`, as [`SystemBuilder::start`]
+    /// would make them (default endpoints): its keys, for writing its database directly.
+    pub fn disclosure_settings(
+        self,
+        database_url: String,
+    ) -> anyhow::Result<tryggdel_disclosure::Settings> {
+        self.prepare()?;
+        let config = self
+            .data
+            .development_config(Service::Disclosure.as_str(), self.directory.clone());
+        let common = settings::common(&config)?;
+        settings::disclosure_settings(&config, &common, database_url)
+    }
+
     /// Creates the development data directory if needed (certificates and keys, reused when
     /// present) and starts every service, each with the configuration `tryggdel serve` would
     /// give it in development mode, changed only by the overrides.

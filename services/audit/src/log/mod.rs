@@ -335,6 +335,27 @@ impl AuditLog {
     }
 }
 
+/// The stored row of `body` at `index`, recorded at `recorded_at`, exactly as the sequencer
+/// writes it: format 2, its personal data sealed under `keys`, which must hold a key for each
+/// of [`EntryBody::key_scopes`] ([`AuditStore::personal_keys`] makes them). For loading a log
+/// in bulk.
+pub fn sealed_entry(
+    body: EntryBody,
+    index: u64,
+    recorded_at: i64,
+    keys: &HashMap<KeyScope, PersonalKey>,
+) -> anyhow::Result<crate::store::NewEntry> {
+    let prepared = Prepared::new(body, recorded_at, keys)?;
+    Ok(prepared.body.new_entry(
+        index,
+        prepared.fingerprint,
+        prepared.bytes,
+        prepared.leaf_hash,
+        recorded_at,
+        prepared.openings,
+    ))
+}
+
 impl Prepared {
     /// The format-2 record of `body`, its personal data sealed under `keys`.
     fn new(
@@ -352,11 +373,17 @@ impl Prepared {
                 salt
             },
         )?;
+        // This entry's own keys by id (a batch's `keys` may hold many thousands).
+        let own: HashMap<&str, &PersonalKey> = body
+            .key_scopes()
+            .iter()
+            .filter_map(|scope| keys.get(scope))
+            .map(|key| (key.key_id.as_str(), key))
+            .collect();
         let sealed = openings
             .iter()
             .map(|opening| {
-                keys.values()
-                    .find(|key| key.key_id == opening.key)
+                own.get(opening.key.as_str())
                     .ok_or_else(|| anyhow!("no key for an opening"))
                     .and_then(|key| Ok(key.seal(&body.event_id, opening)?))
             })

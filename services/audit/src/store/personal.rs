@@ -119,20 +119,31 @@ impl AuditStore {
         if missing.is_empty() {
             return Ok(found);
         }
+        // New keys in one transaction, a few hundred rows per statement: a log that meets
+        // many new persons at once makes their keys in one commit, not one each.
         let now = tryggdel_service_kit::now_unix_ms();
-        for scope in &missing {
-            sqlx::query(
+        let mut transaction = self.database.pool().begin().await?;
+        for chunk in missing.chunks(CHUNK / 5) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|row| format!("({})", placeholders(row * 5 + 1, 5)))
+                .collect();
+            let sql = format!(
                 "INSERT INTO audit_personal_keys (key_id, scope, scope_ref, key_material, \
-                 created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, scope_ref) DO NOTHING",
-            )
-            .bind(format!("k-{}", uuid::Uuid::new_v4().simple()))
-            .bind(scope.kind())
-            .bind(scope.reference())
-            .bind(FieldKey::generate_base64())
-            .bind(now)
-            .execute(self.database.pool())
-            .await?;
+                 created_at) VALUES {} ON CONFLICT (scope, scope_ref) DO NOTHING",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for scope in chunk {
+                query = query
+                    .bind(format!("k-{}", uuid::Uuid::new_v4().simple()))
+                    .bind(scope.kind())
+                    .bind(scope.reference())
+                    .bind(FieldKey::generate_base64())
+                    .bind(now);
+            }
+            query.execute(&mut *transaction).await?;
         }
+        transaction.commit().await?;
         found.extend(self.existing_keys(&missing).await?);
         if let Some(scope) = missing.iter().find(|scope| !found.contains_key(**scope)) {
             return Err(StoreError::Corrupt(format!(
@@ -148,26 +159,33 @@ impl AuditStore {
         scopes: &[&KeyScope],
     ) -> Result<HashMap<KeyScope, PersonalKey>, StoreError> {
         let mut found = HashMap::new();
-        for chunk in scopes.chunks(CHUNK) {
-            let sql = format!(
-                "SELECT key_id, scope, scope_ref, key_material FROM audit_personal_keys \
-                 WHERE scope_ref IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let mut query = sqlx::query(&sql);
-            for scope in chunk {
-                query = query.bind(scope.reference());
-            }
-            for row in query.fetch_all(self.database.pool()).await? {
-                let kind: String = row.try_get("scope")?;
-                let reference: String = row.try_get("scope_ref")?;
-                let Some(scope) = KeyScope::from_stored(&kind, reference) else {
-                    continue;
-                };
-                if chunk.contains(&&scope) {
-                    let material: String = row.try_get("key_material")?;
-                    let key = PersonalKey::from_stored(row.try_get("key_id")?, &material)?;
-                    found.insert(scope, key);
+        // By kind, so that the lookup is on the (scope, scope_ref) index.
+        for kind in ["person", "disclosure", "entry"] {
+            let of_kind: Vec<&KeyScope> = scopes
+                .iter()
+                .copied()
+                .filter(|scope| scope.kind() == kind)
+                .collect();
+            for chunk in of_kind.chunks(CHUNK) {
+                let sql = format!(
+                    "SELECT key_id, scope, scope_ref, key_material FROM audit_personal_keys \
+                     WHERE scope = $1 AND scope_ref IN ({})",
+                    placeholders(2, chunk.len())
+                );
+                let mut query = sqlx::query(&sql).bind(kind);
+                for scope in chunk {
+                    query = query.bind(scope.reference());
+                }
+                for row in query.fetch_all(self.database.pool()).await? {
+                    let reference: String = row.try_get("scope_ref")?;
+                    let Some(scope) = KeyScope::from_stored(kind, reference) else {
+                        continue;
+                    };
+                    if chunk.contains(&&scope) {
+                        let material: String = row.try_get("key_material")?;
+                        let key = PersonalKey::from_stored(row.try_get("key_id")?, &material)?;
+                        found.insert(scope, key);
+                    }
                 }
             }
         }
