@@ -14,7 +14,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tryggdel_audit::RunningService;
 use tryggdel_audit_verify::{
-    ExportEntry, ExportHeader, ExportWriter, VerifyOptions, verify_export,
+    ExportEntry, ExportHeader, ExportOpening, ExportWriter, VerifyOptions, verify_export,
 };
 use tryggdel_auth::Role;
 use tryggdel_domain::IdentityNumber;
@@ -129,12 +129,25 @@ async fn export_file(client: &mut UserClient, tree_size: u64) -> Vec<u8> {
             panic!("a second checkpoint in the export");
         };
         for entry in batch.entries {
-            writer
-                .write_entry(&ExportEntry {
-                    index: entry.index,
-                    entry: entry.entry,
-                    recorded_leaf_hash: hash_from_slice(&entry.leaf_hash).unwrap(),
+            // Each entry with its personal data, as the export gives it.
+            let openings: Vec<ExportOpening> = entry
+                .openings
+                .into_iter()
+                .map(|opening| ExportOpening {
+                    key: opening.key,
+                    salt: opening.salt,
+                    data: opening.data,
                 })
+                .collect();
+            writer
+                .write_entry_with_openings(
+                    &ExportEntry {
+                        index: entry.index,
+                        entry: entry.entry,
+                        recorded_leaf_hash: hash_from_slice(&entry.leaf_hash).unwrap(),
+                    },
+                    &openings,
+                )
                 .unwrap();
         }
     }
