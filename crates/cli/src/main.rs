@@ -791,6 +791,23 @@ enum AuditCommand {
         #[arg(long)]
         inclusion: Option<u64>,
     },
+    /// Clear personal data from the log under a clearing decision (gallringsbeslut, TOML):
+    /// the free text of disclosures, and persons' references with the free text of their
+    /// entries outside any disclosure (access logs). Refused for a disclosure with an active
+    /// hold and a person born on one of the decision's exempt days. Prints what was cleared.
+    Clear {
+        #[command(flatten)]
+        user: UserArgs,
+        /// The clearing decision (TOML).
+        #[arg(long)]
+        decision: PathBuf,
+        /// A disclosure to clear (repeatable).
+        #[arg(long = "disclosure")]
+        disclosures: Vec<String>,
+        /// A person to clear, by identity number (repeatable).
+        #[arg(long = "person")]
+        persons: Vec<String>,
+    },
     /// Convert an export for a supervisor: CSV, PDF/A-2b or a FHIR R4 Bundle of AuditEvents
     /// (IHE BALP), each naming the signed checkpoint and every entry's index. The export is
     /// verified against the log's key first; one that does not verify is not converted.
@@ -838,23 +855,6 @@ impl LogArgs {
 fn main() -> std::process::ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-    /// Clear personal data from the log under a clearing decision (gallringsbeslut, TOML):
-    /// the free text of disclosures, and persons' references with the free text of their
-    /// entries outside any disclosure (access logs). Refused for a disclosure with an active
-    /// hold and a person born on one of the decision's exempt days. Prints what was cleared.
-    Clear {
-        #[command(flatten)]
-        user: UserArgs,
-        /// The clearing decision (TOML).
-        #[arg(long)]
-        decision: PathBuf,
-        /// A disclosure to clear (repeatable).
-        #[arg(long = "disclosure")]
-        disclosures: Vec<String>,
-        /// A person to clear, by identity number (repeatable).
-        #[arg(long = "person")]
-        persons: Vec<String>,
-    },
         Err(error) => {
             // Usage errors exit 1 (2 means "the audit log does not verify").
             let code = if error.use_stderr() {
@@ -1346,6 +1346,26 @@ fn audit_command(data: &DataDirectory, command: AuditCommand, json: bool) -> any
             runtime()?.block_on(tryggdel::commands::audit_query(&session, request))?;
             Ok(exit::OK)
         }
+        AuditCommand::Clear {
+            user,
+            decision,
+            disclosures,
+            persons,
+        } => {
+            let connection = user.connection(data)?.at(&user.endpoints.audit);
+            let response = runtime()?.block_on(tryggdel::clearing::clear(
+                &connection,
+                &decision,
+                disclosures,
+                persons,
+            ))?;
+            if json {
+                tryggdel::out!("{}", tryggdel::clearing::report_json(&response));
+            } else {
+                tryggdel::out!("{}", tryggdel::clearing::report_text(&response));
+            }
+            Ok(exit::OK)
+        }
         AuditCommand::Checkpoint { log, out } => {
             let connection = log.connection(data)?;
             let checkpoint =
@@ -1432,26 +1452,6 @@ fn audit_command(data: &DataDirectory, command: AuditCommand, json: bool) -> any
                         tryggdel::out!(
                             "verified: entry {} is in the log {} of {} entries, cosigned by {}",
                             verified.index,
-        AuditCommand::Clear {
-            user,
-            decision,
-            disclosures,
-            persons,
-        } => {
-            let connection = user.connection(data)?.at(&user.endpoints.audit);
-            let response = runtime()?.block_on(tryggdel::clearing::clear(
-                &connection,
-                &decision,
-                disclosures,
-                persons,
-            ))?;
-            if json {
-                tryggdel::out!("{}", tryggdel::clearing::report_json(&response));
-            } else {
-                tryggdel::out!("{}", tryggdel::clearing::report_text(&response));
-            }
-            Ok(exit::OK)
-        }
                             verified.checkpoint.checkpoint.origin(),
                             verified.checkpoint.checkpoint.size(),
                             verified
