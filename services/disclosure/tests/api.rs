@@ -1597,9 +1597,10 @@ async fn relation_other_needs_the_decision_makers_judgement(backend: TestBackend
         .unwrap()
         .into_inner()
         .entries;
+    // Entries with their personal data (the judgement is free text, kept beside the leaf).
     let logged: Vec<serde_json::Value> = entries
         .iter()
-        .map(|entry| serde_json::from_slice(&entry.entry).unwrap())
+        .map(tryggdel_test_support::merged_entry)
         .collect();
     let approval = logged
         .iter()
@@ -1637,7 +1638,7 @@ async fn relation_other_needs_the_decision_makers_judgement(backend: TestBackend
         .into_inner()
         .entries;
     for entry in &plain_entries {
-        let json: serde_json::Value = serde_json::from_slice(&entry.entry).unwrap();
+        let json = tryggdel_test_support::merged_entry(entry);
         assert!(json["details"].get("close_relative_judgement").is_none());
     }
 
