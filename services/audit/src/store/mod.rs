@@ -263,30 +263,73 @@ impl AuditStore {
             Some(index) => to_i64(index)?,
             None => -1,
         };
-        let rows = sqlx::query(
-            "SELECT idx, entry, leaf_hash FROM audit_entries \
-             WHERE idx > $1 AND idx < $2 AND occurred_at >= $3 AND occurred_at < $4 \
-             AND ($5 = '' OR organisation = $5 OR actor_organisation = $5) \
-             AND ($6 = '' OR actor_user_id = $6) \
-             AND ($7 = '' OR action = $7) \
-             AND ($8 = '' OR legal_basis_id = $8) \
-             AND ($9 = '' OR disclosure_id = $9) \
-             AND ($10 = '' OR idx IN (SELECT idx FROM audit_entry_persons WHERE person_ref = $10)) \
-             ORDER BY idx LIMIT $11",
-        )
-        .bind(after)
-        .bind(to_i64(below)?)
-        .bind(filter.occurred_from)
-        .bind(until)
-        .bind(&filter.organisation)
-        .bind(&filter.actor_user_id)
-        .bind(&filter.action)
-        .bind(&filter.legal_basis_id)
-        .bind(&filter.disclosure_id)
-        .bind(&filter.person_ref)
-        .bind(i64::from(filter.limit))
-        .fetch_all(self.database.pool())
-        .await?;
+        // Only the filters given, so that each shape gets its own plan: a person's entries
+        // are found through the person index, a disclosure's through its index, instead of
+        // one generic plan walking the whole log in index order.
+        enum Value<'a> {
+            Number(i64),
+            Text(&'a str),
+        }
+        let mut values = vec![Value::Number(after), Value::Number(to_i64(below)?)];
+        let mut conditions = vec!["e.idx > $1".to_owned(), "e.idx < $2".to_owned()];
+        let mut condition = |values: &mut Vec<Value<'_>>, make: &dyn Fn(usize) -> String| {
+            conditions.push(make(values.len()));
+        };
+        if filter.occurred_from > 0 {
+            values.push(Value::Number(filter.occurred_from));
+            condition(&mut values, &|n| format!("e.occurred_at >= ${n}"));
+        }
+        if until < i64::MAX {
+            values.push(Value::Number(until));
+            condition(&mut values, &|n| format!("e.occurred_at < ${n}"));
+        }
+        for (column, value) in [
+            ("organisation", filter.organisation.as_str()),
+            ("actor_user_id", filter.actor_user_id.as_str()),
+            ("action", filter.action.as_str()),
+            ("legal_basis_id", filter.legal_basis_id.as_str()),
+            ("disclosure_id", filter.disclosure_id.as_str()),
+        ] {
+            if value.is_empty() {
+                continue;
+            }
+            values.push(Value::Text(value));
+            if column == "organisation" {
+                condition(&mut values, &|n| {
+                    format!("(e.organisation = ${n} OR e.actor_organisation = ${n})")
+                });
+            } else {
+                condition(&mut values, &|n| format!("e.{column} = ${n}"));
+            }
+        }
+        let by_person = !filter.person_ref.is_empty();
+        if by_person {
+            values.push(Value::Text(filter.person_ref.as_str()));
+            condition(&mut values, &|n| format!("p.person_ref = ${n}"));
+        }
+        values.push(Value::Number(i64::from(filter.limit)));
+        let limit = values.len();
+        let (from, order) = if by_person {
+            (
+                "audit_entry_persons p JOIN audit_entries e ON e.idx = p.idx",
+                "p.idx",
+            )
+        } else {
+            ("audit_entries e", "e.idx")
+        };
+        let statement = format!(
+            "SELECT e.idx AS idx, e.entry AS entry, e.leaf_hash AS leaf_hash FROM {from} \
+             WHERE {} ORDER BY {order} LIMIT ${limit}",
+            conditions.join(" AND ")
+        );
+        let mut query = sqlx::query(&statement);
+        for value in values {
+            query = match value {
+                Value::Number(number) => query.bind(number),
+                Value::Text(text) => query.bind(text),
+            };
+        }
+        let rows = query.fetch_all(self.database.pool()).await?;
         rows.iter().map(entry_from_row).collect()
     }
 }

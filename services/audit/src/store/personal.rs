@@ -11,7 +11,7 @@
 //!   clears with `secure_delete` on and truncates the WAL afterwards; PostgreSQL vacuums the
 //!   three tables.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::Row;
 use tryggdel_storage::{Backend, FieldCipher, FieldKey, placeholders};
@@ -161,31 +161,49 @@ impl AuditStore {
         let mut found = HashMap::new();
         // By kind, so that the lookup is on the (scope, scope_ref) index.
         for kind in ["person", "disclosure", "entry"] {
-            let of_kind: Vec<&KeyScope> = scopes
+            let wanted: HashSet<&str> = scopes
                 .iter()
-                .copied()
                 .filter(|scope| scope.kind() == kind)
+                .map(|scope| scope.reference())
                 .collect();
-            for chunk in of_kind.chunks(CHUNK) {
-                let sql = format!(
-                    "SELECT key_id, scope, scope_ref, key_material FROM audit_personal_keys \
-                     WHERE scope = $1 AND scope_ref IN ({})",
-                    placeholders(2, chunk.len())
-                );
-                let mut query = sqlx::query(&sql).bind(kind);
-                for scope in chunk {
-                    query = query.bind(scope.reference());
-                }
-                for row in query.fetch_all(self.database.pool()).await? {
-                    let reference: String = row.try_get("scope_ref")?;
+            let references: Vec<&str> = wanted.iter().copied().collect();
+            for chunk in references.chunks(CHUNK) {
+                // (key id, scope reference, key material) of each key found.
+                let rows: Vec<(String, String, String)> = match self.database.postgres_pool() {
+                    // One array parameter: the plan stays an index lookup however often the
+                    // statement runs (a generic plan over a long IN list scans the table).
+                    Some(native) => {
+                        sqlx::query_as(
+                            "SELECT key_id, scope_ref, key_material FROM audit_personal_keys \
+                         WHERE scope = $1 AND scope_ref = ANY($2)",
+                        )
+                        .bind(kind)
+                        .bind(chunk)
+                        .fetch_all(native)
+                        .await?
+                    }
+                    None => {
+                        let sql = format!(
+                            "SELECT key_id, scope_ref, key_material FROM audit_personal_keys \
+                             WHERE scope = $1 AND scope_ref IN ({})",
+                            placeholders(2, chunk.len())
+                        );
+                        let mut query = sqlx::query_as(&sql).bind(kind);
+                        for reference in chunk {
+                            query = query.bind(*reference);
+                        }
+                        query.fetch_all(self.database.pool()).await?
+                    }
+                };
+                for (key_id, reference, material) in rows {
+                    if !wanted.contains(reference.as_str()) {
+                        continue;
+                    }
                     let Some(scope) = KeyScope::from_stored(kind, reference) else {
                         continue;
                     };
-                    if chunk.contains(&&scope) {
-                        let material: String = row.try_get("key_material")?;
-                        let key = PersonalKey::from_stored(row.try_get("key_id")?, &material)?;
-                        found.insert(scope, key);
-                    }
+                    let key = PersonalKey::from_stored(key_id, &material)?;
+                    found.insert(scope, key);
                 }
             }
         }
