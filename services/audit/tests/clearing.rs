@@ -18,17 +18,13 @@ use tryggdel_audit::entry::{EntryRecord, body_from_event};
 use tryggdel_audit::scrub::Finding;
 use tryggdel_audit::store::NewEntry;
 use tryggdel_audit::{AuditStore, RunningService};
-use tryggdel_audit_verify::{
-    ExportEntry, ExportHeader, ExportOpening, ExportWriter, VerifyOptions, verify_export,
-};
+use tryggdel_audit_verify::{VerifyOptions, verify_export};
 use tryggdel_auth::Role;
 use tryggdel_domain::IdentityNumber;
 use tryggdel_domain::testing::{CLEARING_DECISION_TOML, personnummer_from};
-use tryggdel_merkle::{hash_from_slice, leaf_hash};
+use tryggdel_merkle::leaf_hash;
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
-use tryggdel_proto::audit::v1::{
-    AppendRequest, AuditEvent, ClearRequest, ExportChunk, ExportRequest, QueryRequest, export_chunk,
-};
+use tryggdel_proto::audit::v1::{AppendRequest, AuditEvent, ClearRequest, QueryRequest};
 use tryggdel_storage::{Database, Migrations};
 use tryggdel_test_support::{BearerInterceptor, TestBackend, on_both_backends};
 
@@ -69,57 +65,6 @@ fn on_disclosure(
         .map(|(key, value)| ((*key).to_owned(), value.clone()))
         .collect();
     event
-}
-
-/// The export stream written to an export file in memory, each entry with its openings.
-async fn export_file(client: &mut UserClient) -> Vec<u8> {
-    let mut stream = client
-        .export(ExportRequest { tree_size: 0 })
-        .await
-        .unwrap()
-        .into_inner();
-    let Some(ExportChunk {
-        part: Some(export_chunk::Part::Checkpoint(checkpoint)),
-    }) = stream.message().await.unwrap()
-    else {
-        panic!("the export does not start with its checkpoint");
-    };
-    let mut writer = ExportWriter::new(
-        Vec::new(),
-        &ExportHeader {
-            origin: checkpoint.origin.clone(),
-            tree_size: checkpoint.tree_size,
-            checkpoint_note: checkpoint.note.clone(),
-        },
-    )
-    .unwrap();
-    while let Some(chunk) = stream.message().await.unwrap() {
-        let Some(export_chunk::Part::Entries(batch)) = chunk.part else {
-            panic!("a second checkpoint in the export");
-        };
-        for entry in batch.entries {
-            let openings: Vec<ExportOpening> = entry
-                .openings
-                .into_iter()
-                .map(|opening| ExportOpening {
-                    key: opening.key,
-                    salt: opening.salt,
-                    data: opening.data,
-                })
-                .collect();
-            writer
-                .write_entry_with_openings(
-                    &ExportEntry {
-                        index: entry.index,
-                        entry: entry.entry,
-                        recorded_leaf_hash: hash_from_slice(&entry.leaf_hash).unwrap(),
-                    },
-                    &openings,
-                )
-                .unwrap();
-        }
-    }
-    writer.finish().unwrap()
 }
 
 /// Every row of every table of the log's database as text (blobs as hex).
@@ -469,7 +414,7 @@ async fn clearing_leaves_nothing_and_the_log_verifies(backend: TestBackend) {
     // The export verifies end to end, format-1 entries included, the cleared parts accepted.
     let mut supervisor = user(&deployment, &service, "granskare-ivo", IVO).await;
     let options = VerifyOptions::new(deployment.verifier());
-    let honest = export_file(&mut supervisor).await;
+    let honest = common::export_file(&mut supervisor, 0).await;
     let report = verify_export(honest.as_slice(), &options, &mut |_| {}).unwrap();
     assert!(report.is_ok(), "{report}");
     assert!(report.openings_cleared >= 5, "{report}");
@@ -519,7 +464,7 @@ async fn clearing_leaves_nothing_and_the_log_verifies(backend: TestBackend) {
     .await
     .unwrap();
     assert_eq!(deleted.rows_affected(), 1);
-    let removed = export_file(&mut supervisor).await;
+    let removed = common::export_file(&mut supervisor, 0).await;
     let report = verify_export(removed.as_slice(), &options, &mut |_| {}).unwrap();
     assert!(!report.is_ok());
     let findings: Vec<&str> = report

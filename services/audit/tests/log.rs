@@ -13,13 +13,11 @@ use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tryggdel_audit::RunningService;
-use tryggdel_audit_verify::{
-    ExportEntry, ExportHeader, ExportOpening, ExportWriter, VerifyOptions, verify_export,
-};
+use tryggdel_audit_verify::{VerifyOptions, verify_export};
 use tryggdel_auth::Role;
 use tryggdel_domain::IdentityNumber;
 use tryggdel_merkle::checkpoint::CheckpointVerifier;
-use tryggdel_merkle::{hash_from_slice, leaf_hash, verify_consistency, verify_inclusion};
+use tryggdel_merkle::{leaf_hash, verify_consistency, verify_inclusion};
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::audit::v1::*;
 use tryggdel_test_support::{BearerInterceptor, TestBackend, on_both_backends};
@@ -100,58 +98,6 @@ async fn append(
         .unwrap()
         .into_inner()
         .entries
-}
-
-/// Writes the export stream to an export file in memory, as the CLI does.
-async fn export_file(client: &mut UserClient, tree_size: u64) -> Vec<u8> {
-    let mut stream = client
-        .export(ExportRequest { tree_size })
-        .await
-        .unwrap()
-        .into_inner();
-    let Some(ExportChunk {
-        part: Some(export_chunk::Part::Checkpoint(checkpoint)),
-    }) = stream.message().await.unwrap()
-    else {
-        panic!("the export does not start with its checkpoint");
-    };
-    let mut writer = ExportWriter::new(
-        Vec::new(),
-        &ExportHeader {
-            origin: checkpoint.origin.clone(),
-            tree_size: checkpoint.tree_size,
-            checkpoint_note: checkpoint.note.clone(),
-        },
-    )
-    .unwrap();
-    while let Some(chunk) = stream.message().await.unwrap() {
-        let Some(export_chunk::Part::Entries(batch)) = chunk.part else {
-            panic!("a second checkpoint in the export");
-        };
-        for entry in batch.entries {
-            // Each entry with its personal data, as the export gives it.
-            let openings: Vec<ExportOpening> = entry
-                .openings
-                .into_iter()
-                .map(|opening| ExportOpening {
-                    key: opening.key,
-                    salt: opening.salt,
-                    data: opening.data,
-                })
-                .collect();
-            writer
-                .write_entry_with_openings(
-                    &ExportEntry {
-                        index: entry.index,
-                        entry: entry.entry,
-                        recorded_leaf_hash: hash_from_slice(&entry.leaf_hash).unwrap(),
-                    },
-                    &openings,
-                )
-                .unwrap();
-        }
-    }
-    writer.finish().unwrap()
 }
 
 async fn append_prove_and_verify(backend: TestBackend) {
@@ -420,7 +366,7 @@ async fn tampering_is_refused_and_detected(backend: TestBackend) {
     append(&mut service, events(1)).await;
     let mut officer = harness.supervisor().await;
     let options = VerifyOptions::new(harness.verifier());
-    let honest = export_file(&mut officer, 0).await;
+    let honest = common::export_file(&mut officer, 0).await;
     let report = verify_export(honest.as_slice(), &options, &mut |_| {}).unwrap();
     assert!(report.is_ok(), "{report}");
     assert_eq!(report.tree_size, 8);
@@ -471,7 +417,7 @@ async fn tampering_is_refused_and_detected(backend: TestBackend) {
         }
     };
     sql(&harness, rewritten).await.unwrap();
-    let tampered = export_file(&mut officer, 0).await;
+    let tampered = common::export_file(&mut officer, 0).await;
     assert_ne!(tampered, honest);
     let report = verify_export(tampered.as_slice(), &options, &mut |_| {}).unwrap();
     assert!(!report.is_ok());
@@ -677,7 +623,7 @@ async fn concurrent_appends_are_sequenced_without_gaps(backend: TestBackend) {
         .unwrap();
     assert_eq!(after, before);
     let mut officer = harness.supervisor().await;
-    let export = export_file(&mut officer, 0).await;
+    let export = common::export_file(&mut officer, 0).await;
     let report = verify_export(
         export.as_slice(),
         &VerifyOptions::new(harness.verifier()),

@@ -7,21 +7,23 @@
 
 use std::time::Duration;
 
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tryggdel_audit::{AuditStore, MIGRATIONS, RunningService, Settings};
+use tryggdel_audit_verify::{ExportEntry, ExportHeader, ExportOpening, ExportWriter};
 use tryggdel_domain::PersonKey;
 use tryggdel_merkle::checkpoint::{CheckpointSigner, CheckpointVerifier};
 use tryggdel_merkle::{Hash, hash_from_slice};
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::audit::v1::{
-    Actor, AuditEvent, GetCheckpointRequest, GetConsistencyProofRequest, ObjectRef, Outcome,
-    SignedCheckpoint,
+    Actor, AuditEvent, ExportChunk, ExportRequest, GetCheckpointRequest,
+    GetConsistencyProofRequest, ObjectRef, Outcome, SignedCheckpoint, export_chunk,
 };
 use tryggdel_storage::Database;
 use tryggdel_system::development::AUDIT_ORIGIN;
 use tryggdel_system::testing::development_identity;
 use tryggdel_system::{DataDirectory, SystemBuilder};
-use tryggdel_test_support::{TestBackend, TestDatabase, TestIdentity};
+use tryggdel_test_support::{BearerInterceptor, TestBackend, TestDatabase, TestIdentity};
 
 pub const ORIGIN: &str = AUDIT_ORIGIN;
 pub const BOLLNAS: &str = "bollnas-kommun";
@@ -170,4 +172,60 @@ pub fn proof_hashes(hashes: &[Vec<u8>]) -> Vec<Hash> {
         .iter()
         .map(|hash| hash_from_slice(hash).unwrap())
         .collect()
+}
+
+/// A client calling as a user (a token on every call).
+pub type UserClient = AuditServiceClient<InterceptedService<Channel, BearerInterceptor>>;
+
+/// Writes the export stream to an export file in memory, as the CLI does: each entry with
+/// the personal data beside it.
+pub async fn export_file(client: &mut UserClient, tree_size: u64) -> Vec<u8> {
+    let mut stream = client
+        .export(ExportRequest { tree_size })
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(ExportChunk {
+        part: Some(export_chunk::Part::Checkpoint(checkpoint)),
+    }) = stream.message().await.unwrap()
+    else {
+        panic!("the export does not start with its checkpoint");
+    };
+    let mut writer = ExportWriter::new(
+        Vec::new(),
+        &ExportHeader {
+            origin: checkpoint.origin.clone(),
+            tree_size: checkpoint.tree_size,
+            checkpoint_note: checkpoint.note.clone(),
+        },
+    )
+    .unwrap();
+    while let Some(chunk) = stream.message().await.unwrap() {
+        let Some(export_chunk::Part::Entries(batch)) = chunk.part else {
+            panic!("a second checkpoint in the export");
+        };
+        for entry in batch.entries {
+            // Each entry with its personal data, as the export gives it.
+            let openings: Vec<ExportOpening> = entry
+                .openings
+                .into_iter()
+                .map(|opening| ExportOpening {
+                    key: opening.key,
+                    salt: opening.salt,
+                    data: opening.data,
+                })
+                .collect();
+            writer
+                .write_entry_with_openings(
+                    &ExportEntry {
+                        index: entry.index,
+                        entry: entry.entry,
+                        recorded_leaf_hash: hash_from_slice(&entry.leaf_hash).unwrap(),
+                    },
+                    &openings,
+                )
+                .unwrap();
+        }
+    }
+    writer.finish().unwrap()
 }
