@@ -101,9 +101,17 @@ pub async fn bulk_load_with(
     make: EventMaker,
 ) -> anyhow::Result<BulkLoad> {
     let started = Instant::now();
-    let database = Database::connect(database_url, "audit", &tryggdel_audit::MIGRATIONS)
-        .await
-        .context("audit database")?;
+    // A chunk's statements may take longer than a call may (the services' deadline).
+    let database = Database::connect_with(
+        database_url,
+        "audit",
+        &tryggdel_audit::MIGRATIONS,
+        tryggdel_storage::DatabaseOptions {
+            deadline: CHUNK_DEADLINE,
+        },
+    )
+    .await
+    .context("audit database")?;
     let store = AuditStore::new(database.clone());
     let mut tree = MerkleTree::new();
     let mut bytes_written = 0u64;
