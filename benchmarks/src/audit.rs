@@ -198,11 +198,14 @@ pub async fn bulk_load_with(
         .context("bulk load: checkpoint")?;
     writer.commit().await.context("bulk load: commit")?;
     if database.backend() == tryggdel_storage::Backend::Postgres {
-        // Fresh statistics, as a log that grew slowly would have.
-        sqlx::query("ANALYZE")
+        // Fresh statistics and visibility map, as a log that grew slowly would have them from
+        // autovacuum (which vacuums a table after inserts too): index-only scans, such as the
+        // review's lookups of a case's relations, then read the index alone. The connection
+        // has the bulk loader's deadline, not a call's.
+        sqlx::query("VACUUM ANALYZE")
             .execute(database.pool())
             .await
-            .context("analysing the audit tables")?;
+            .context("vacuuming and analysing the audit tables")?;
     }
     database.close().await;
     Ok(BulkLoad {

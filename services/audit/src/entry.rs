@@ -23,6 +23,7 @@ use tryggdel_merkle::Hash;
 use tryggdel_proto::audit::v1::{AuditEvent, Outcome};
 use tryggdel_service_kit::{ServiceError, rfc3339};
 
+use crate::review::access::AccessRow;
 use crate::store::{NewEntry, SealedOpening};
 
 /// The format tag at the start of every entry written now.
@@ -317,6 +318,7 @@ impl EntryBody {
             disclosure_id: self.disclosure_id.clone(),
             person_refs: self.person_refs.clone(),
             openings,
+            access: AccessRow::of(self),
         }
     }
 

@@ -34,29 +34,41 @@ impl DisclosureApi {
             .filter(|(record, _)| policy::may_see(caller, record))
             .ok_or(ServiceError::NotFound("disclosure"))?;
         let revealed = request.reveal_protected;
-        let mut disclosure = if revealed {
+        let answer = || -> Result<Disclosure, ServiceError> {
+            let mut disclosure = if revealed {
+                self.revealed_view(&record)?
+            } else {
+                self.masked_view(&record)?
+            };
+            disclosure.delivery = delivery.clone().map(wire_delivery);
+            if !caller.has(Role::PoliceOfficer) {
+                disclosure.payload_preview = self.payload_preview(&record, revealed)?;
+            }
+            Ok(disclosure)
+        };
+        if revealed {
             let delegations = self.delegations_for(&record).await?;
             policy::require_revealer(&delegations, today_in_sweden(), caller, &record)?;
             let fields = [("fields", "address,workplace,school,shelter".into())];
             self.audit_read(caller, &record, "disclosure.protected_revealed", &fields)
                 .await?;
             tracing::info!(disclosure_id = %record.id, user = %caller.user(), "protected details revealed");
-            self.revealed_view(&record)?
-        } else {
+            return answer();
+        }
+        // The masked answer is built while its read is being logged (the log's write waits
+        // for a commit, the answer is work on this core); it is returned only once the read
+        // is logged, and dropped if that fails.
+        let logged = async {
             if caller.has(Role::ComplianceOfficer) {
                 self.audit_read(caller, &record, "disclosure.read", &[])
-                    .await?;
+                    .await
             } else {
-                self.log_access(caller, &[&record], "disclosure.read")
-                    .await?;
+                self.log_access(caller, &[&record], "disclosure.read").await
             }
-            self.masked_view(&record)?
         };
-        disclosure.delivery = delivery.map(wire_delivery);
-        if !caller.has(Role::PoliceOfficer) {
-            disclosure.payload_preview = self.payload_preview(&record, revealed)?;
-        }
-        Ok(disclosure)
+        let (logged, disclosure) = tokio::join!(logged, async { answer() });
+        logged?;
+        disclosure
     }
 
     pub(crate) async fn list(

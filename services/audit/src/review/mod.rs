@@ -19,6 +19,7 @@
 //!   only for findings, in one function ([`read_entry`]).
 //! - The same seed, organisation and period draw the same sample from the same log.
 
+pub mod access;
 pub mod explain;
 pub mod period;
 pub mod rules;
@@ -374,26 +375,35 @@ impl ReviewApi {
         );
         let windows = period.working_windows(self.settings.working_hours());
         let window_ms = i64::from(self.settings.burst_minutes()) * 60_000;
-        // One statement at a time: each scans the period, and side by side they would only
-        // compete for the same cores and the statement deadline.
-        let population = rules.access_count().await?;
-        let protected = rules.protected_identity().await?;
-        let unrelated = rules.no_relation().await?;
-        let outside = rules.outside(&windows).await?;
-        let bursts = rules
-            .bursts(self.settings.burst_persons(), window_ms)
-            .await?;
-        let revealed = rules.protected_revealed().await?;
-        let compliance = rules.compliance_reads().await?;
-        let positions = sample_positions(
-            &seed,
-            &organisation,
-            &from,
-            &until,
-            usize::try_from(population).unwrap_or(usize::MAX),
-            sample_size as usize,
-        );
-        let sampled = rules.accesses_at(&positions).await?;
+        // Two statements at a time, each on its own connection (PostgreSQL; SQLite's one
+        // connection takes them in turn): the sample and the rules that look cases and persons
+        // up, beside the rules that count the period's rows.
+        let sample_and_lookups = async {
+            let population = rules.access_count().await?;
+            let positions = sample_positions(
+                &seed,
+                &organisation,
+                &from,
+                &until,
+                usize::try_from(population).unwrap_or(usize::MAX),
+                sample_size as usize,
+            );
+            let sampled = rules.accesses_at(&positions).await?;
+            let unrelated = rules.no_relation().await?;
+            let protected = rules.protected_identity().await?;
+            Ok::<_, crate::store::StoreError>((population, sampled, unrelated, protected))
+        };
+        let counts = async {
+            let bursts = rules
+                .bursts(self.settings.burst_persons(), window_ms)
+                .await?;
+            let outside = rules.outside(&windows).await?;
+            let revealed = rules.protected_revealed().await?;
+            let compliance = rules.compliance_reads().await?;
+            Ok::<_, crate::store::StoreError>((bursts, outside, revealed, compliance))
+        };
+        let ((population, sampled, unrelated, protected), (bursts, outside, revealed, compliance)) =
+            tokio::try_join!(sample_and_lookups, counts)?;
 
         // The bytes of every entry that becomes a finding, parsed once each.
         let mut wanted: Vec<i64> = sampled.clone();

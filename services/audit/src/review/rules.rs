@@ -1,32 +1,25 @@
-//! The review's set-based reads of the log: each targeted rule is a statement over the indexed
-//! columns (organisation, occurred_at, action, actor, disclosure) that counts what it matches
-//! and returns the first matches in index order (protected identity: three steps, each by
-//! index); the sample's population is counted, and the drawn positions numbered, by the
-//! database. Entry bytes are searched by the database only where a rule needs a detail (the
-//! protected identity mark, a compliance officer's role) and parsed by the service only for the
-//! entries that become findings.
-//!
-//! Measured on PostgreSQL 15 (2 cores, dev profile) with 1,000,000 accesses in the month among
-//! 2,050,000 entries: count 0.6 s, protected identity 1.6 s, no relation 2.1 s, outside hours
-//! 1.0 s, many persons 7.0 s (the join with the person index and the distinct count per user
-//! and window, twice), reveals 0.2 s, compliance reads 0.6 s, the sample of 1,000 with its
-//! entries 1.8 s: 15 s in all, over the 5 s wanted; many persons is what needs a cheaper form.
+//! The review's set-based reads: each targeted rule is a statement over the review's access
+//! index ([`super::access`]: `audit_accesses`, a narrow row per access or marked entry, and
+//! `audit_access_persons`, a row per person of an access, both by organisation and time) that
+//! counts what it matches and returns the first matches in index order; the sample's
+//! population is counted, and the drawn positions numbered, by the database. Entry bytes are
+//! read only for the entries that become findings.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::Row;
 use tryggdel_storage::{Backend, Database};
 
+use super::access::AccessKind;
 use crate::store::StoreError;
 
-/// The entries that count as accesses to personal data: reads, list pages, reveals of
-/// protected details, and the compliance reads of the log (`audit.*`, except what the review
-/// and clearing themselves write).
-const ACCESS: &str = "(e.action LIKE '%.read' OR e.action LIKE '%.listed' \
-     OR e.action LIKE '%.protected_revealed' OR (e.action LIKE 'audit.%' AND e.action NOT IN \
-     ('audit.review_criteria_set', 'audit.review_outcome', 'audit.cleared')))";
-
-/// The organisation's entries of the period: $1 organisation, $2 first millisecond, $3 the
+/// The organisation's rows of the period: $1 organisation, $2 first millisecond, $3 the
 /// millisecond after.
-const PERIOD: &str = "e.organisation = $1 AND e.occurred_at >= $2 AND e.occurred_at < $3";
+const PERIOD: &str = "a.organisation = $1 AND a.occurred_at >= $2 AND a.occurred_at < $3";
+
+/// The rows that are accesses to personal data (`access` > 0: reads, list pages, reveals of
+/// protected details, compliance reads of the log).
+const ACCESS: &str = "a.access > 0";
 
 /// What a user did that relates them to a case: drafting, submitting, deciding it, or answering
 /// for it (a request's answer or refusal, an acknowledgement).
@@ -34,11 +27,6 @@ const RELATING_ACTIONS: &str = "('disclosure.drafted', 'disclosure.draft_created
      'disclosure.draft_updated', 'disclosure.submitted', 'disclosure.approved', \
      'disclosure.rejected', 'disclosure.withdrawn', 'disclosure.recalled', \
      'disclosure.acknowledged', 'information_request.answered', 'information_request.refused')";
-
-/// The mark the disclosure service puts in every event of a disclosure with protected details.
-pub const PROTECTED_MARK: &[u8] = br#""protected_identity":"true""#;
-/// A compliance officer's role as an entry's JSON spells it.
-const COMPLIANCE_ROLE: &[u8] = br#""compliance_officer""#;
 
 /// The rules, by the id each finding carries.
 pub const RULE_SAMPLE: &str = "sample";
@@ -84,6 +72,10 @@ pub struct Burst {
     pub last_at: i64,
 }
 
+/// The memory of one review statement's sorts and hash tables on PostgreSQL: a month's
+/// accesses of a large organisation, grouped by user and window or by case and user.
+const WORK_MEM: &str = "SET LOCAL work_mem = '64MB'";
+
 /// Most values one IN list binds.
 const CHUNK: usize = 500;
 
@@ -106,9 +98,24 @@ fn hit_from_row(row: &sqlx::any::AnyRow) -> Result<Hit, StoreError> {
     })
 }
 
-enum Arg {
-    Int(i64),
-    Bytes(&'static [u8]),
+/// A burst from a row with the columns actor_user_id, persons, first_index, first_at, last_at.
+fn burst_from_row(row: &sqlx::any::AnyRow) -> Result<Burst, StoreError> {
+    Ok(Burst {
+        actor_user_id: row.try_get("actor_user_id")?,
+        persons: row.try_get("persons")?,
+        first_index: row.try_get("first_index")?,
+        first_at: row.try_get("first_at")?,
+        last_at: row.try_get("last_at")?,
+    })
+}
+
+/// The kinds of [`AccessKind`] a case's reads are: a read or list page, a reveal.
+fn case_access() -> String {
+    format!(
+        "a.access IN ({}, {})",
+        AccessKind::Read.code(),
+        AccessKind::ProtectedRevealed.code()
+    )
 }
 
 /// The reads of the review over one database.
@@ -128,18 +135,27 @@ impl<'a> Rules<'a> {
         }
     }
 
-    /// SQL true where `column` contains the bytes of parameter `param`.
-    fn contains(&self, column: &str, param: &str) -> String {
-        match self.database.backend() {
-            Backend::Postgres => format!("position({param} IN {column}) > 0"),
-            Backend::Sqlite => format!("instr({column}, {param}) > 0"),
+    /// The rows of `query`: on PostgreSQL in a transaction of its own with [`WORK_MEM`], so
+    /// that its hash tables stay in memory (the default spills them to disk); on SQLite as it
+    /// is.
+    async fn rows<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+        if self.database.backend() != Backend::Postgres {
+            return Ok(query.fetch_all(self.database.pool()).await?);
         }
+        let mut transaction = self.database.pool().begin().await?;
+        sqlx::query(WORK_MEM).execute(&mut *transaction).await?;
+        let rows = query.fetch_all(&mut *transaction).await?;
+        transaction.commit().await?;
+        Ok(rows)
     }
 
     /// How many accesses the period has: the sample's population, positions 0..n in index
     /// order.
     pub async fn access_count(&self) -> Result<u64, StoreError> {
-        let sql = format!("SELECT COUNT(*) AS n FROM audit_entries e WHERE {PERIOD} AND {ACCESS}");
+        let sql = format!("SELECT COUNT(*) AS n FROM audit_accesses a WHERE {PERIOD} AND {ACCESS}");
         let row = sqlx::query(&sql)
             .bind(self.scope.organisation)
             .bind(self.scope.from_ms)
@@ -159,29 +175,30 @@ impl<'a> Rules<'a> {
         // Positions are numbers this service computed, written into the statement as such.
         let list: Vec<String> = positions.iter().map(usize::to_string).collect();
         let sql = format!(
-            "SELECT idx FROM (SELECT e.idx AS idx, ROW_NUMBER() OVER (ORDER BY e.idx) - 1 AS position \
-             FROM audit_entries e WHERE {PERIOD} AND {ACCESS}) numbered \
+            "SELECT idx FROM (SELECT a.idx AS idx, ROW_NUMBER() OVER (ORDER BY a.idx) - 1 AS position \
+             FROM audit_accesses a WHERE {PERIOD} AND {ACCESS}) numbered \
              WHERE position IN ({}) ORDER BY idx",
             list.join(", ")
         );
-        let rows = sqlx::query(&sql)
+        let query = sqlx::query(&sql)
             .bind(self.scope.organisation)
             .bind(self.scope.from_ms)
-            .bind(self.scope.until_ms)
-            .fetch_all(self.database.pool())
-            .await?;
+            .bind(self.scope.until_ms);
+        let rows = self.rows(query).await?;
         rows.iter()
             .map(|row| row.try_get::<i64, _>("idx").map_err(StoreError::from))
             .collect()
     }
 
-    /// The period's entries matching `condition` (over `e`; parameters from $4 on are `args`).
-    async fn matching(&self, condition: &str, args: &[Arg]) -> Result<Matches, StoreError> {
+    /// The period's accesses matching `condition` (over `a`; parameters from $4 on are
+    /// `args`).
+    async fn matching(&self, condition: &str, args: &[i64]) -> Result<Matches, StoreError> {
         // Materialised, so that the limit does not steer the plan of the matching itself
         // towards row-at-a-time lookups: every match is counted anyway.
         let sql = format!(
-            "WITH m AS MATERIALIZED (SELECT e.idx, e.occurred_at, e.actor_user_id, \
-             e.disclosure_id, e.action FROM audit_entries e WHERE {PERIOD} AND ({condition})) \
+            "WITH m AS MATERIALIZED (SELECT a.idx, a.occurred_at, a.actor_user_id, \
+             a.disclosure_id, a.action FROM audit_accesses a WHERE {PERIOD} AND {ACCESS} \
+             AND ({condition})) \
              SELECT m.idx, m.occurred_at, m.actor_user_id, m.disclosure_id, m.action, \
              (SELECT COUNT(*) FROM m) AS matched FROM m ORDER BY m.idx LIMIT {}",
             self.limit
@@ -191,12 +208,9 @@ impl<'a> Rules<'a> {
             .bind(self.scope.from_ms)
             .bind(self.scope.until_ms);
         for arg in args {
-            query = match arg {
-                Arg::Int(value) => query.bind(*value),
-                Arg::Bytes(value) => query.bind(*value),
-            };
+            query = query.bind(*arg);
         }
-        let rows = query.fetch_all(self.database.pool()).await?;
+        let rows = self.rows(query).await?;
         let mut matches = Matches::default();
         for row in &rows {
             let matched: i64 = row.try_get("matched")?;
@@ -208,23 +222,21 @@ impl<'a> Rules<'a> {
 
     /// (a) Accesses to a person with protected identity: accesses marked so, and accesses to
     /// the persons of any entry of the period marked so. In steps whose plans do not depend on
-    /// estimates: the period's marked entries (one scan of the period), their persons and the
-    /// accesses to those persons (both by index, a few hundred at a time).
+    /// estimates: the period's marked rows, their persons and the accesses to those persons
+    /// (both by index, a few hundred at a time).
     pub async fn protected_identity(&self) -> Result<Matches, StoreError> {
         let marked_sql = format!(
-            "SELECT e.idx, e.occurred_at, e.actor_user_id, e.disclosure_id, e.action, \
+            "SELECT a.idx, a.occurred_at, a.actor_user_id, a.disclosure_id, a.action, \
              CASE WHEN {ACCESS} THEN 1 ELSE 0 END AS access \
-             FROM audit_entries e WHERE {PERIOD} AND {}",
-            self.contains("e.entry", "$4")
+             FROM audit_accesses a WHERE {PERIOD} AND a.protected_identity = 1"
         );
         let rows = sqlx::query(&marked_sql)
             .bind(self.scope.organisation)
             .bind(self.scope.from_ms)
             .bind(self.scope.until_ms)
-            .bind(PROTECTED_MARK)
             .fetch_all(self.database.pool())
             .await?;
-        let mut found: std::collections::BTreeMap<i64, Hit> = std::collections::BTreeMap::new();
+        let mut found: BTreeMap<i64, Hit> = BTreeMap::new();
         let mut marked = Vec::with_capacity(rows.len());
         for row in &rows {
             let hit = hit_from_row(row)?;
@@ -234,7 +246,7 @@ impl<'a> Rules<'a> {
                 found.insert(hit.index, hit);
             }
         }
-        let mut persons: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        let mut persons: BTreeSet<String> = BTreeSet::new();
         for chunk in marked.chunks(CHUNK) {
             let sql = format!(
                 "SELECT DISTINCT person_ref FROM audit_entry_persons WHERE idx IN ({})",
@@ -251,9 +263,10 @@ impl<'a> Rules<'a> {
         let persons: Vec<String> = persons.into_iter().collect();
         for chunk in persons.chunks(CHUNK) {
             let sql = format!(
-                "SELECT e.idx, e.occurred_at, e.actor_user_id, e.disclosure_id, e.action \
-                 FROM audit_entry_persons p JOIN audit_entries e ON e.idx = p.idx \
-                 WHERE p.person_ref IN ({}) AND {PERIOD} AND {ACCESS}",
+                "SELECT a.idx, a.occurred_at, a.actor_user_id, a.disclosure_id, a.action \
+                 FROM audit_access_persons p JOIN audit_accesses a ON a.idx = p.idx \
+                 WHERE p.person_ref IN ({}) AND p.organisation = $1 AND p.occurred_at >= $2 \
+                 AND p.occurred_at < $3",
                 placeholders(4, chunk.len())
             );
             let mut query = sqlx::query(&sql)
@@ -277,17 +290,40 @@ impl<'a> Rules<'a> {
     /// (b) Accesses of one case by a user with no relation to it: not its drafter, submitter
     /// or decision maker (no relating change of the case by them in the log), not an officer
     /// of the receiving inbox (the notification service serves a delivery only to those, so
-    /// its reads are related), not a compliance officer (the entry's roles).
+    /// its reads are related), not a compliance officer. Each pair of case and user is looked
+    /// up once, however often the user read the case: the count is of accesses, the hits are
+    /// each pair's first access.
     pub async fn no_relation(&self) -> Result<Matches, StoreError> {
-        let compliance = self.contains("e.entry", "$4");
-        let condition = format!(
-            "{ACCESS} AND e.disclosure_id <> '' AND e.action NOT LIKE 'audit.%' \
-             AND e.action NOT LIKE 'notification.%' AND NOT ({compliance}) \
-             AND NOT EXISTS (SELECT 1 FROM audit_entries c WHERE c.disclosure_id = e.disclosure_id \
-             AND c.actor_user_id = e.actor_user_id AND c.action IN {RELATING_ACTIONS})"
+        // The relation's lookup stays a probe of `audit_entries_by_relation` per pair (OFFSET 0
+        // keeps PostgreSQL from turning it into a join over the whole log).
+        let sql = format!(
+            "WITH pairs AS MATERIALIZED (SELECT a.disclosure_id, a.actor_user_id, \
+             COUNT(*) AS accesses, MIN(a.idx) AS idx FROM audit_accesses a \
+             WHERE {PERIOD} AND {} AND a.disclosure_id <> '' \
+             AND a.action NOT LIKE 'notification.%' AND a.compliance_actor = 0 \
+             GROUP BY a.disclosure_id, a.actor_user_id), \
+             m AS MATERIALIZED (SELECT p.idx, p.accesses FROM pairs p WHERE NOT EXISTS \
+             (SELECT 1 FROM audit_entries c WHERE c.disclosure_id = p.disclosure_id \
+             AND c.actor_user_id = p.actor_user_id AND c.action IN {RELATING_ACTIONS} \
+             LIMIT 1 OFFSET 0)) \
+             SELECT a.idx, a.occurred_at, a.actor_user_id, a.disclosure_id, a.action, \
+             CAST((SELECT SUM(accesses) FROM m) AS BIGINT) AS matched \
+             FROM m JOIN audit_accesses a ON a.idx = m.idx ORDER BY a.idx LIMIT {}",
+            case_access(),
+            self.limit
         );
-        self.matching(&condition, &[Arg::Bytes(COMPLIANCE_ROLE)])
-            .await
+        let query = sqlx::query(&sql)
+            .bind(self.scope.organisation)
+            .bind(self.scope.from_ms)
+            .bind(self.scope.until_ms);
+        let rows = self.rows(query).await?;
+        let mut matches = Matches::default();
+        for row in &rows {
+            let matched: i64 = row.try_get("matched")?;
+            matches.matched = u64::try_from(matched).unwrap_or_default();
+            matches.hits.push(hit_from_row(row)?);
+        }
+        Ok(matches)
     }
 
     /// (c) Accesses outside every window of `windows` (the working hours).
@@ -296,74 +332,120 @@ impl<'a> Rules<'a> {
         let mut inside = Vec::with_capacity(windows.len());
         for (i, (start, end)) in windows.iter().enumerate() {
             inside.push(format!(
-                "(e.occurred_at >= ${} AND e.occurred_at < ${})",
+                "(a.occurred_at >= ${} AND a.occurred_at < ${})",
                 4 + 2 * i,
                 5 + 2 * i
             ));
-            args.push(Arg::Int(*start));
-            args.push(Arg::Int(*end));
+            args.push(*start);
+            args.push(*end);
         }
         let condition = if inside.is_empty() {
-            ACCESS.to_owned()
+            "1 = 1".to_owned()
         } else {
-            format!("{ACCESS} AND NOT ({})", inside.join(" OR "))
+            format!("NOT ({})", inside.join(" OR "))
         };
         self.matching(&condition, &args).await
     }
 
     /// (e) Reveals of protected details.
     pub async fn protected_revealed(&self) -> Result<Matches, StoreError> {
-        self.matching("e.action = 'disclosure.protected_revealed'", &[])
-            .await
+        self.matching(
+            &format!(
+                "a.access = {} AND a.action = 'disclosure.protected_revealed'",
+                AccessKind::ProtectedRevealed.code()
+            ),
+            &[],
+        )
+        .await
     }
 
     /// (f) Compliance reads of the log.
     pub async fn compliance_reads(&self) -> Result<Matches, StoreError> {
-        self.matching(&format!("{ACCESS} AND e.action LIKE 'audit.%'"), &[])
-            .await
+        self.matching(
+            &format!("a.access = {}", AccessKind::ComplianceRead.code()),
+            &[],
+        )
+        .await
     }
 
     /// (d) Users who accessed at least `persons` distinct persons within one window of
     /// `window_ms`: windows aligned to the period's start, and again shifted by half a window
     /// (so a burst across a boundary is still found); overlapping finds of one user are one.
+    /// A user's distinct persons in a window are their accesses whose `prev_at` (their last
+    /// access of the same person) is before the window's start, so each window is a count.
     pub async fn bursts(&self, persons: u32, window_ms: i64) -> Result<Vec<Burst>, StoreError> {
-        let mut found = Vec::new();
-        for origin in [self.scope.from_ms, self.scope.from_ms - window_ms / 2] {
-            let sql = format!(
-                "SELECT e.actor_user_id AS actor_user_id, COUNT(DISTINCT p.person_ref) AS persons, \
-                 MIN(e.idx) AS first_index, MIN(e.occurred_at) AS first_at, \
-                 MAX(e.occurred_at) AS last_at FROM audit_entries e \
-                 JOIN audit_entry_persons p ON p.idx = e.idx \
-                 WHERE {PERIOD} AND {ACCESS} AND e.actor_user_id <> '' \
-                 GROUP BY e.actor_user_id, (e.occurred_at - $4) / $5 \
-                 HAVING COUNT(DISTINCT p.person_ref) >= $6 ORDER BY first_index LIMIT {}",
-                self.limit
-            );
-            let rows = sqlx::query(&sql)
-                .bind(self.scope.organisation)
-                .bind(self.scope.from_ms)
-                .bind(self.scope.until_ms)
-                .bind(origin)
-                .bind(window_ms)
-                .bind(i64::from(persons))
-                .fetch_all(self.database.pool())
-                .await?;
-            for row in &rows {
-                let burst = Burst {
-                    actor_user_id: row.try_get("actor_user_id")?,
-                    persons: row.try_get("persons")?,
-                    first_index: row.try_get("first_index")?,
-                    first_at: row.try_get("first_at")?,
-                    last_at: row.try_get("last_at")?,
-                };
-                let overlaps = found.iter().any(|kept: &Burst| {
-                    kept.actor_user_id == burst.actor_user_id
-                        && kept.first_at <= burst.last_at
-                        && burst.first_at <= kept.last_at
-                });
-                if !overlaps {
-                    found.push(burst);
+        let origins = [self.scope.from_ms, self.scope.from_ms - window_ms / 2];
+        let mut candidates = Vec::new();
+        match self.database.backend() {
+            // Both alignments in one scan of the period (one hash table each).
+            Backend::Postgres => {
+                let sql = format!(
+                    "SELECT actor_user_id, persons, first_index, first_at, last_at FROM \
+                     (SELECT g.*, ROW_NUMBER() OVER (PARTITION BY alignment \
+                     ORDER BY first_index) AS n FROM (SELECT p.actor_user_id, \
+                     GROUPING(p.w1) AS alignment, COALESCE(p.w1, p.w2) AS w, \
+                     COUNT(*) AS persons, MIN(p.idx) AS first_index, \
+                     MIN(p.occurred_at) AS first_at, MAX(p.occurred_at) AS last_at \
+                     FROM (SELECT actor_user_id, idx, occurred_at, \
+                     CASE WHEN prev_at IS NULL OR prev_at < $4 + ((occurred_at - $4) / $6) * $6 \
+                     THEN (occurred_at - $4) / $6 END AS w1, \
+                     CASE WHEN prev_at IS NULL OR prev_at < $5 + ((occurred_at - $5) / $6) * $6 \
+                     THEN (occurred_at - $5) / $6 END AS w2 \
+                     FROM audit_access_persons WHERE organisation = $1 AND occurred_at >= $2 \
+                     AND occurred_at < $3 AND actor_user_id <> '') p \
+                     GROUP BY GROUPING SETS ((p.actor_user_id, p.w1), (p.actor_user_id, p.w2)) \
+                     HAVING COUNT(*) >= $7) g WHERE g.w IS NOT NULL) r \
+                     WHERE n <= {} ORDER BY alignment, first_index",
+                    self.limit
+                );
+                let query = sqlx::query(&sql)
+                    .bind(self.scope.organisation)
+                    .bind(self.scope.from_ms)
+                    .bind(self.scope.until_ms)
+                    .bind(origins[0])
+                    .bind(origins[1])
+                    .bind(window_ms)
+                    .bind(i64::from(persons));
+                for row in self.rows(query).await? {
+                    candidates.push(burst_from_row(&row)?);
                 }
+            }
+            Backend::Sqlite => {
+                for origin in origins {
+                    let sql = format!(
+                        "SELECT p.actor_user_id AS actor_user_id, COUNT(*) AS persons, \
+                         MIN(p.idx) AS first_index, MIN(p.occurred_at) AS first_at, \
+                         MAX(p.occurred_at) AS last_at FROM audit_access_persons p \
+                         WHERE p.organisation = $1 AND p.occurred_at >= $2 \
+                         AND p.occurred_at < $3 AND p.actor_user_id <> '' \
+                         AND (p.prev_at IS NULL OR p.prev_at < $4 + ((p.occurred_at - $4) / $5) * $5) \
+                         GROUP BY p.actor_user_id, (p.occurred_at - $4) / $5 \
+                         HAVING COUNT(*) >= $6 ORDER BY first_index LIMIT {}",
+                        self.limit
+                    );
+                    let query = sqlx::query(&sql)
+                        .bind(self.scope.organisation)
+                        .bind(self.scope.from_ms)
+                        .bind(self.scope.until_ms)
+                        .bind(origin)
+                        .bind(window_ms)
+                        .bind(i64::from(persons));
+                    for row in self.rows(query).await? {
+                        candidates.push(burst_from_row(&row)?);
+                    }
+                }
+            }
+        }
+        // The aligned windows' finds first, then the shifted ones that overlap none of them.
+        let mut found: Vec<Burst> = Vec::new();
+        for burst in candidates {
+            let overlaps = found.iter().any(|kept| {
+                kept.actor_user_id == burst.actor_user_id
+                    && kept.first_at <= burst.last_at
+                    && burst.first_at <= kept.last_at
+            });
+            if !overlaps {
+                found.push(burst);
             }
         }
         found.sort_by_key(|burst| burst.first_index);

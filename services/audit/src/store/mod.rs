@@ -34,6 +34,8 @@ use sqlx::{
 use tryggdel_merkle::{Hash, hash_from_slice};
 use tryggdel_storage::{Database, Migrations};
 
+use crate::review::access::AccessRow;
+
 /// The audit service's migrations on both backends.
 pub const MIGRATIONS: Migrations = tryggdel_storage::migrations!([
     "0001_audit_log.sql",
@@ -41,6 +43,7 @@ pub const MIGRATIONS: Migrations = tryggdel_storage::migrations!([
     "0003_personal_store.sql",
     "0004_log_review.sql",
     "0005_log_review_relations.sql",
+    "0006_review_index.sql",
 ]);
 
 /// The log's lock on PostgreSQL: `pg_advisory_xact_lock(LOG_LOCK_CLASS, hashtext(schema))`, so
@@ -67,6 +70,8 @@ pub struct NewEntry {
     pub person_refs: Vec<String>,
     /// Format 2: the entry's openings, sealed under their keys.
     pub openings: Vec<SealedOpening>,
+    /// The entry's row of the review's access index, if it is an access or marked.
+    pub access: Option<AccessRow>,
 }
 
 /// An entry already in the log, as found by its event id.
@@ -506,6 +511,55 @@ where
         .transpose()
 }
 
+/// A row of `audit_access_persons` that a batch writes: a person of an access.
+pub(crate) struct AccessPerson<'a> {
+    pub entry: &'a NewEntry,
+    pub person_ref: &'a str,
+    pub index: i64,
+    /// The latest earlier access of the same person by the same user in the same
+    /// organisation within this batch (by time, then index); the insert takes the later of
+    /// this and what the table already holds.
+    pub batch_prev: Option<i64>,
+}
+
+/// The person rows of the batch's accesses, in the batch's order.
+pub(crate) fn access_persons(entries: &[NewEntry]) -> Result<Vec<AccessPerson<'_>>, StoreError> {
+    let mut rows = Vec::new();
+    for entry in entries {
+        if !entry.access.is_some_and(|access| access.is_access()) {
+            continue;
+        }
+        let index = to_i64(entry.index)?;
+        for person_ref in &entry.person_refs {
+            rows.push(AccessPerson {
+                entry,
+                person_ref,
+                index,
+                batch_prev: None,
+            });
+        }
+    }
+    let mut by_key: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
+    for (position, row) in rows.iter().enumerate() {
+        by_key
+            .entry((
+                &row.entry.organisation,
+                &row.entry.actor_user_id,
+                row.person_ref,
+            ))
+            .or_default()
+            .push(position);
+    }
+    for positions in by_key.into_values().filter(|positions| positions.len() > 1) {
+        let mut ordered = positions;
+        ordered.sort_by_key(|position| (rows[*position].entry.occurred_at, rows[*position].index));
+        for pair in ordered.windows(2) {
+            rows[pair[1]].batch_prev = Some(rows[pair[0]].entry.occurred_at);
+        }
+    }
+    Ok(rows)
+}
+
 fn to_i64(value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::Corrupt(format!("index {value} out of range")))
 }
@@ -604,9 +658,11 @@ fn entry_from_row(row: &impl Columns) -> Result<StoredEntry, StoreError> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use sqlx::Row as _;
     use tryggdel_test_support::{TestBackend, TestDatabase, on_both_backends};
 
     use super::*;
+    use crate::review::access::AccessKind;
 
     /// More entries, and person references, than one multi-row INSERT of the SQLite path takes.
     const ENTRIES: u64 = 450;
@@ -631,6 +687,16 @@ mod tests {
                 key_id: format!("k-{}", index % 5),
                 sealed: format!("sealed-{index}"),
             }],
+            // Every third entry a read, every fifth marked.
+            access: (index % 3 == 0 || index % 5 == 0).then(|| AccessRow {
+                kind: if index % 3 == 0 {
+                    AccessKind::Read
+                } else {
+                    AccessKind::None
+                },
+                protected_identity: index % 5 == 0,
+                compliance_actor: index % 2 == 0,
+            }),
         }
     }
 
@@ -712,8 +778,122 @@ mod tests {
         );
         assert_eq!(existing(&mut reads, &ids).await.unwrap(), found);
         connection.release();
+
+        // The review's access index: a row per read or marked entry, a row per read's person.
+        let pool = store.database().pool();
+        let rows = sqlx::query(
+            "SELECT idx, CAST(access AS BIGINT) AS access, \
+             CAST(protected_identity AS BIGINT) AS protected_identity, \
+             CAST(compliance_actor AS BIGINT) AS compliance_actor, actor_user_id \
+             FROM audit_accesses ORDER BY idx",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let expected: Vec<u64> = (0..ENTRIES).filter(|i| i % 3 == 0 || i % 5 == 0).collect();
+        assert_eq!(rows.len(), expected.len());
+        for (row, index) in rows.iter().zip(&expected) {
+            assert_eq!(row.try_get::<i64, _>("idx").unwrap(), *index as i64);
+            let access: i64 = row.try_get("access").unwrap();
+            assert_eq!(access, i64::from(index % 3 == 0));
+            let marked: i64 = row.try_get("protected_identity").unwrap();
+            assert_eq!(marked, i64::from(index % 5 == 0));
+            let compliance: i64 = row.try_get("compliance_actor").unwrap();
+            assert_eq!(compliance, i64::from(index % 2 == 0));
+            assert_eq!(
+                row.try_get::<String, _>("actor_user_id").unwrap(),
+                format!("user-{}", index % 3)
+            );
+        }
+        let persons: i64 = sqlx::query("SELECT COUNT(*) AS n FROM audit_access_persons")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .try_get("n")
+            .unwrap();
+        assert_eq!(
+            persons as u64,
+            2 * (0..ENTRIES).filter(|i| i % 3 == 0).count() as u64
+        );
         database.remove().await;
     }
 
-    on_both_backends!(a_batch_reads_back_on_every_path);
+    /// A read of one person by one user at `occurred_at`, entry `index`.
+    fn read(index: u64, occurred_at: i64, user: &str, person: &str) -> NewEntry {
+        NewEntry {
+            occurred_at,
+            actor_user_id: user.into(),
+            action: "disclosure.read".into(),
+            person_refs: vec![person.into()],
+            openings: Vec::new(),
+            access: Some(AccessRow {
+                kind: AccessKind::Read,
+                protected_identity: false,
+                compliance_actor: false,
+            }),
+            ..entry(index)
+        }
+    }
+
+    /// Each access's `prev_at` is the user's latest access of the person at or before it, from
+    /// the same batch (whatever its order there) or from the table; another user's or
+    /// person's accesses do not count.
+    async fn an_access_knows_the_users_previous_access_of_the_person(backend: TestBackend) {
+        let Some(database) = TestDatabase::create(backend).await else {
+            return;
+        };
+        let store = AuditStore::new(
+            Database::connect(&database.url, "audit", &MIGRATIONS)
+                .await
+                .unwrap(),
+        );
+        let mut writer = store.begin_write().await.unwrap();
+        writer
+            .insert_entries(&[
+                read(0, 100, "anna", "p1"),
+                read(1, 50, "anna", "p1"),
+                read(2, 60, "bo", "p1"),
+                read(3, 70, "anna", "p2"),
+            ])
+            .await
+            .unwrap();
+        writer.commit().await.unwrap();
+        let mut writer = store.begin_write().await.unwrap();
+        writer
+            .insert_entries(&[
+                read(4, 200, "anna", "p1"),
+                // Late: it happened before the latest access already in the table.
+                read(5, 75, "anna", "p1"),
+                read(6, 200, "anna", "p1"),
+            ])
+            .await
+            .unwrap();
+        writer.commit().await.unwrap();
+        let rows = sqlx::query("SELECT idx, prev_at FROM audit_access_persons ORDER BY idx")
+            .fetch_all(store.database().pool())
+            .await
+            .unwrap();
+        let found: Vec<(i64, Option<i64>)> = rows
+            .iter()
+            .map(|row| (row.try_get("idx").unwrap(), row.try_get("prev_at").unwrap()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (0, Some(50)),
+                (1, None),
+                (2, None),
+                (3, None),
+                (4, Some(100)),
+                (5, Some(50)),
+                (6, Some(200)),
+            ]
+        );
+        database.remove().await;
+    }
+
+    on_both_backends!(
+        a_batch_reads_back_on_every_path,
+        an_access_knows_the_users_previous_access_of_the_person
+    );
 }

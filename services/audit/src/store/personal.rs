@@ -337,7 +337,7 @@ impl AuditStore {
     }
 
     /// Clearing: destroys the keys `key_ids`, then their openings and the person index rows of
-    /// `person_refs`, in one transaction; then makes sure no freed page keeps them (SQLite:
+    /// `person_refs` (the log's and the review's), in one transaction; then makes sure no freed page keeps them (SQLite:
     /// `secure_delete` during the deletes and the WAL truncated after; PostgreSQL: the tables
     /// vacuumed).
     pub async fn destroy_personal(
@@ -358,6 +358,7 @@ impl AuditStore {
             ("audit_personal_keys", "key_id", key_ids, 0),
             ("audit_personal_openings", "key_id", key_ids, 1),
             ("audit_entry_persons", "person_ref", person_refs, 2),
+            ("audit_access_persons", "person_ref", person_refs, 2),
         ] {
             for chunk in values.chunks(CHUNK) {
                 let sql = format!(
@@ -388,7 +389,8 @@ impl AuditStore {
             }
             Backend::Postgres => {
                 sqlx::query(
-                    "VACUUM audit_personal_keys, audit_personal_openings, audit_entry_persons",
+                    "VACUUM audit_personal_keys, audit_personal_openings, audit_entry_persons, \
+                     audit_access_persons",
                 )
                 .execute(&mut *connection)
                 .await?;

@@ -10,7 +10,12 @@ use sqlx::postgres::PgPool;
 use sqlx::{Executor, PgConnection, Postgres};
 use tryggdel_storage::copy::{BinaryCopy, FieldTooLong};
 
-use super::{ClosingConnection, ExistingEntry, NewEntry, StoreError, existing_from_rows, to_i64};
+use crate::review::access::AccessRow;
+
+use super::{
+    AccessPerson, ClosingConnection, ExistingEntry, NewEntry, StoreError, access_persons,
+    existing_from_rows, to_i64,
+};
 
 /// A writer's first round trip: the transaction, its planner setting and the log's lock
 /// ([`super::LOG_LOCK_CLASS`]).
@@ -35,8 +40,24 @@ const COPY_ENTRIES: &str = "COPY audit_entries (idx, event_id, fingerprint, entr
      legal_basis_id, disclosure_id) FROM STDIN (FORMAT BINARY)";
 /// The columns of [`COPY_ENTRIES`].
 const COPY_ENTRY_FIELDS: i16 = 13;
+/// The person index of a batch with no access (as two arrays).
 const INSERT_PERSONS: &str = "INSERT INTO audit_entry_persons (person_ref, idx) \
      SELECT * FROM unnest($1::text[], $2::int8[])";
+/// The person index and the review's access index ([`crate::review::access`]) of a batch, in
+/// one statement: each table's rows as arrays. An access's `prev_at` is the later of the
+/// batch's own (`$17`) and the table's latest access of the person by the user at or before
+/// it, found by `audit_access_persons_by_person`.
+const INSERT_INDICES: &str = "WITH accesses AS (INSERT INTO audit_accesses (idx, organisation, \
+     occurred_at, actor_user_id, disclosure_id, action, access, protected_identity, \
+     compliance_actor) SELECT * FROM unnest($3::int8[], $4::text[], $5::int8[], $6::text[], \
+     $7::text[], $8::text[], $9::int2[], $10::int2[], $11::int2[])), \
+     access_persons AS (INSERT INTO audit_access_persons (organisation, occurred_at, \
+     actor_user_id, person_ref, idx, prev_at) SELECT u.o, u.t, u.a, u.p, u.i, GREATEST(u.b, \
+     (SELECT MAX(x.occurred_at) FROM audit_access_persons x WHERE x.person_ref = u.p \
+     AND x.actor_user_id = u.a AND x.organisation = u.o AND x.occurred_at <= u.t)) \
+     FROM unnest($12::text[], $13::int8[], $14::text[], $15::text[], $16::int8[], \
+     $17::int8[]) AS u (o, t, a, p, i, b)) \
+     INSERT INTO audit_entry_persons (person_ref, idx) SELECT * FROM unnest($1::text[], $2::int8[])";
 /// A batch's openings (format 2), as three arrays.
 const INSERT_OPENINGS: &str = "INSERT INTO audit_personal_openings (idx, key_id, sealed) \
      SELECT * FROM unnest($1::int8[], $2::text[], $3::text[])";
@@ -83,17 +104,49 @@ pub(super) async fn insert_entries(
     copy_in(connection, COPY_ENTRIES, copy_rows(entries)?).await?;
     let mut references: Vec<&str> = Vec::new();
     let mut indices: Vec<i64> = Vec::new();
+    let mut accesses = AccessRows::default();
     for entry in entries {
         let index = to_i64(entry.index)?;
         for reference in &entry.person_refs {
             references.push(reference);
             indices.push(index);
         }
+        if let Some(access) = &entry.access {
+            accesses.push(entry, access, index);
+        }
     }
-    if !references.is_empty() {
-        sqlx::query(INSERT_PERSONS)
+    if accesses.indices.is_empty() {
+        if !indices.is_empty() {
+            sqlx::query(INSERT_PERSONS)
+                .bind(references)
+                .bind(indices)
+                .execute(&mut *connection)
+                .await?;
+        }
+    } else {
+        let access_persons = access_persons(entries)?;
+        sqlx::query(INSERT_INDICES)
             .bind(references)
             .bind(indices)
+            .bind(accesses.indices)
+            .bind(accesses.organisations)
+            .bind(accesses.occurred_at)
+            .bind(accesses.actors)
+            .bind(accesses.disclosures)
+            .bind(accesses.actions)
+            .bind(accesses.kinds)
+            .bind(accesses.protected_identity)
+            .bind(accesses.compliance_actor)
+            .bind(column(&access_persons, |row| {
+                row.entry.organisation.as_str()
+            }))
+            .bind(column(&access_persons, |row| row.entry.occurred_at))
+            .bind(column(&access_persons, |row| {
+                row.entry.actor_user_id.as_str()
+            }))
+            .bind(column(&access_persons, |row| row.person_ref))
+            .bind(column(&access_persons, |row| row.index))
+            .bind(column(&access_persons, |row| row.batch_prev))
             .execute(&mut *connection)
             .await?;
     }
@@ -117,6 +170,41 @@ pub(super) async fn insert_entries(
             .await?;
     }
     Ok(())
+}
+
+/// One column of `rows`, as an array parameter.
+fn column<'a, T>(rows: &[AccessPerson<'a>], value: impl Fn(&AccessPerson<'a>) -> T) -> Vec<T> {
+    rows.iter().map(value).collect()
+}
+
+/// Rows of `audit_accesses`, column by column.
+#[derive(Default)]
+struct AccessRows<'a> {
+    indices: Vec<i64>,
+    organisations: Vec<&'a str>,
+    occurred_at: Vec<i64>,
+    actors: Vec<&'a str>,
+    disclosures: Vec<&'a str>,
+    actions: Vec<&'a str>,
+    kinds: Vec<i16>,
+    protected_identity: Vec<i16>,
+    compliance_actor: Vec<i16>,
+}
+
+impl<'a> AccessRows<'a> {
+    fn push(&mut self, entry: &'a NewEntry, access: &AccessRow, index: i64) {
+        self.indices.push(index);
+        self.organisations.push(&entry.organisation);
+        self.occurred_at.push(entry.occurred_at);
+        self.actors.push(&entry.actor_user_id);
+        self.disclosures.push(&entry.disclosure_id);
+        self.actions.push(&entry.action);
+        self.kinds.push(access.kind.code());
+        self.protected_identity
+            .push(i16::from(access.protected_identity));
+        self.compliance_actor
+            .push(i16::from(access.compliance_actor));
+    }
 }
 
 /// See [`super::existing`]: [`EXISTING`], with the ids as one array.
@@ -215,6 +303,7 @@ mod tests {
             disclosure_id: "d".into(),
             openings: Vec::new(),
             person_refs: person_refs.iter().map(|r| (*r).to_owned()).collect(),
+            access: None,
         }
     }
 

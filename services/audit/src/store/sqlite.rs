@@ -9,7 +9,11 @@ use std::collections::HashMap;
 use sqlx::{AnyConnection, QueryBuilder};
 use tryggdel_storage::placeholders;
 
-use super::{ExistingEntry, NewEntry, SealedOpening, StoreError, existing_from_rows, to_i64};
+use crate::review::access::AccessRow;
+
+use super::{
+    ExistingEntry, NewEntry, SealedOpening, StoreError, access_persons, existing_from_rows, to_i64,
+};
 
 /// Rows per multi-row INSERT (13 parameters each, well under SQLite's limit), and event ids per
 /// IN list of [`existing`].
@@ -63,6 +67,53 @@ pub(super) async fn insert_entries(
         insert.push_values(chunk, |mut row, (reference, index)| {
             row.push_bind(*reference).push_bind(*index);
         });
+        insert.build().execute(&mut *connection).await?;
+    }
+    let mut accesses: Vec<(&NewEntry, &AccessRow, i64)> = Vec::new();
+    for entry in entries {
+        if let Some(access) = &entry.access {
+            accesses.push((entry, access, to_i64(entry.index)?));
+        }
+    }
+    for chunk in accesses.chunks(INSERT_CHUNK) {
+        let mut insert = QueryBuilder::new(
+            "INSERT INTO audit_accesses (idx, organisation, occurred_at, actor_user_id, \
+             disclosure_id, action, access, protected_identity, compliance_actor) ",
+        );
+        insert.push_values(chunk, |mut row, (entry, access, index)| {
+            row.push_bind(*index)
+                .push_bind(&entry.organisation)
+                .push_bind(entry.occurred_at)
+                .push_bind(&entry.actor_user_id)
+                .push_bind(&entry.disclosure_id)
+                .push_bind(&entry.action)
+                .push_bind(access.kind.code())
+                .push_bind(i16::from(access.protected_identity))
+                .push_bind(i16::from(access.compliance_actor));
+        });
+        insert.build().execute(&mut *connection).await?;
+    }
+    // Each row's `prev_at`: the later of the batch's own and the table's latest access of the
+    // person by the user (which holds the earlier chunks of this batch).
+    let access_persons = access_persons(entries)?;
+    for chunk in access_persons.chunks(INSERT_CHUNK) {
+        let mut insert = QueryBuilder::new("WITH u (o, t, a, p, i, b) AS (");
+        insert.push_values(chunk, |mut row, person| {
+            row.push_bind(&person.entry.organisation)
+                .push_bind(person.entry.occurred_at)
+                .push_bind(&person.entry.actor_user_id)
+                .push_bind(person.person_ref)
+                .push_bind(person.index)
+                .push_bind(person.batch_prev);
+        });
+        insert.push(
+            ") INSERT INTO audit_access_persons (organisation, occurred_at, actor_user_id, \
+             person_ref, idx, prev_at) SELECT o, t, a, p, i, CASE WHEN s IS NULL THEN b \
+             WHEN b IS NULL OR s > b THEN s ELSE b END FROM (SELECT u.*, \
+             (SELECT MAX(x.occurred_at) FROM audit_access_persons x WHERE x.person_ref = u.p \
+             AND x.actor_user_id = u.a AND x.organisation = u.o AND x.occurred_at <= u.t) AS s \
+             FROM u)",
+        );
         insert.build().execute(&mut *connection).await?;
     }
     let mut openings: Vec<(i64, &SealedOpening)> = Vec::new();
