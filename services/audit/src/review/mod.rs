@@ -376,8 +376,8 @@ impl ReviewApi {
         let windows = period.working_windows(self.settings.working_hours());
         let window_ms = i64::from(self.settings.burst_minutes()) * 60_000;
         // Two statements at a time, each on its own connection (PostgreSQL; SQLite's one
-        // connection takes them in turn): the sample and the rules that look cases and persons
-        // up, beside the rules that count the period's rows.
+        // connection takes them in turn): the sample and the cases' relations, beside the
+        // other rules.
         let sample_and_lookups = async {
             let population = rules.access_count().await?;
             let positions = sample_positions(
@@ -390,8 +390,7 @@ impl ReviewApi {
             );
             let sampled = rules.accesses_at(&positions).await?;
             let unrelated = rules.no_relation().await?;
-            let protected = rules.protected_identity().await?;
-            Ok::<_, crate::store::StoreError>((population, sampled, unrelated, protected))
+            Ok::<_, crate::store::StoreError>((population, sampled, unrelated))
         };
         let counts = async {
             let bursts = rules
@@ -400,10 +399,13 @@ impl ReviewApi {
             let outside = rules.outside(&windows).await?;
             let revealed = rules.protected_revealed().await?;
             let compliance = rules.compliance_reads().await?;
-            Ok::<_, crate::store::StoreError>((bursts, outside, revealed, compliance))
+            let protected = rules.protected_identity().await?;
+            Ok::<_, crate::store::StoreError>((bursts, outside, revealed, compliance, protected))
         };
-        let ((population, sampled, unrelated, protected), (bursts, outside, revealed, compliance)) =
-            tokio::try_join!(sample_and_lookups, counts)?;
+        let (
+            (population, sampled, unrelated),
+            (bursts, outside, revealed, compliance, protected),
+        ) = tokio::try_join!(sample_and_lookups, counts)?;
 
         // The bytes of every entry that becomes a finding, parsed once each.
         let mut wanted: Vec<i64> = sampled.clone();

@@ -72,9 +72,11 @@ pub struct Burst {
     pub last_at: i64,
 }
 
-/// The memory of one review statement's sorts and hash tables on PostgreSQL: a month's
-/// accesses of a large organisation, grouped by user and window or by case and user.
-const WORK_MEM: &str = "SET LOCAL work_mem = '64MB'";
+/// A review statement's settings on PostgreSQL: memory for its sorts and hash tables (a
+/// month's accesses of a large organisation, grouped by user and window or by case and user),
+/// and no parallel workers (the run's two statements at a time already use the cores).
+const WORK_MEM: &str = "SELECT set_config('work_mem', '64MB', true), \
+     set_config('max_parallel_workers_per_gather', '0', true)";
 
 /// Most values one IN list binds.
 const CHUNK: usize = 500;
@@ -135,9 +137,8 @@ impl<'a> Rules<'a> {
         }
     }
 
-    /// The rows of `query`: on PostgreSQL in a transaction of its own with [`WORK_MEM`], so
-    /// that its hash tables stay in memory (the default spills them to disk); on SQLite as it
-    /// is.
+    /// The rows of `query`: on PostgreSQL in a transaction of its own with [`WORK_MEM`] (the
+    /// default memory spills the hash tables to disk); on SQLite as it is.
     async fn rows<'q>(
         &self,
         query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
@@ -203,7 +204,13 @@ impl<'a> Rules<'a> {
              (SELECT COUNT(*) FROM m) AS matched FROM m ORDER BY m.idx LIMIT {}",
             self.limit
         );
-        let mut query = sqlx::query(&sql)
+        self.matches(&sql, args).await
+    }
+
+    /// The hits of `sql` (parameters: the scope, then `args`), which returns the columns of a
+    /// hit and `matched`, the count of every match.
+    async fn matches(&self, sql: &str, args: &[i64]) -> Result<Matches, StoreError> {
+        let mut query = sqlx::query(sql)
             .bind(self.scope.organisation)
             .bind(self.scope.from_ms)
             .bind(self.scope.until_ms);
@@ -312,18 +319,7 @@ impl<'a> Rules<'a> {
             case_access(),
             self.limit
         );
-        let query = sqlx::query(&sql)
-            .bind(self.scope.organisation)
-            .bind(self.scope.from_ms)
-            .bind(self.scope.until_ms);
-        let rows = self.rows(query).await?;
-        let mut matches = Matches::default();
-        for row in &rows {
-            let matched: i64 = row.try_get("matched")?;
-            matches.matched = u64::try_from(matched).unwrap_or_default();
-            matches.hits.push(hit_from_row(row)?);
-        }
-        Ok(matches)
+        self.matches(&sql, &[]).await
     }
 
     /// (c) Accesses outside every window of `windows` (the working hours).

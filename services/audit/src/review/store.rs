@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use tryggdel_storage::Database;
+use tryggdel_storage::{Database, placeholders};
 
 use crate::store::StoreError;
 
@@ -57,6 +57,10 @@ pub struct StoredFinding {
     pub outcome_by: String,
     pub outcome_at: i64,
 }
+
+/// The columns of [`FINDING_COLUMNS`], and the findings one INSERT writes.
+const FINDING_FIELDS: usize = 14;
+const FINDINGS_PER_INSERT: usize = 50;
 
 const FINDING_COLUMNS: &str = "run_id, number, rule, entry_index, actor_user_id, disclosure_id, \
      action, occurred_at, explanation, explanation_sv, outcome, note, outcome_by, outcome_at";
@@ -168,28 +172,34 @@ impl ReviewStore {
         .bind(run.access_entries)
         .execute(&mut *transaction)
         .await?;
-        let insert = format!(
-            "INSERT INTO review_findings ({FINDING_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-        );
-        for finding in findings {
-            sqlx::query(&insert)
-                .bind(&finding.run_id)
-                .bind(finding.number)
-                .bind(&finding.rule)
-                .bind(finding.entry_index)
-                .bind(&finding.actor_user_id)
-                .bind(&finding.disclosure_id)
-                .bind(&finding.action)
-                .bind(finding.occurred_at)
-                .bind(&finding.explanation)
-                .bind(&finding.explanation_sv)
-                .bind(&finding.outcome)
-                .bind(&finding.note)
-                .bind(&finding.outcome_by)
-                .bind(finding.outcome_at)
-                .execute(&mut *transaction)
-                .await?;
+        // Many rows per statement: a run of every rule may have a thousand findings.
+        for chunk in findings.chunks(FINDINGS_PER_INSERT) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|row| format!("({})", placeholders(1 + row * FINDING_FIELDS, FINDING_FIELDS)))
+                .collect();
+            let insert = format!(
+                "INSERT INTO review_findings ({FINDING_COLUMNS}) VALUES {}",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(&insert);
+            for finding in chunk {
+                query = query
+                    .bind(&finding.run_id)
+                    .bind(finding.number)
+                    .bind(&finding.rule)
+                    .bind(finding.entry_index)
+                    .bind(&finding.actor_user_id)
+                    .bind(&finding.disclosure_id)
+                    .bind(&finding.action)
+                    .bind(finding.occurred_at)
+                    .bind(&finding.explanation)
+                    .bind(&finding.explanation_sv)
+                    .bind(&finding.outcome)
+                    .bind(&finding.note)
+                    .bind(&finding.outcome_by)
+                    .bind(finding.outcome_at);
+            }
+            query.execute(&mut *transaction).await?;
         }
         transaction.commit().await?;
         Ok(())

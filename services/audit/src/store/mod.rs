@@ -847,28 +847,25 @@ mod tests {
                 .await
                 .unwrap(),
         );
-        let mut writer = store.begin_write().await.unwrap();
-        writer
-            .insert_entries(&[
+        let batches = [
+            vec![
                 read(0, 100, "anna", "p1"),
                 read(1, 50, "anna", "p1"),
                 read(2, 60, "bo", "p1"),
                 read(3, 70, "anna", "p2"),
-            ])
-            .await
-            .unwrap();
-        writer.commit().await.unwrap();
-        let mut writer = store.begin_write().await.unwrap();
-        writer
-            .insert_entries(&[
+            ],
+            vec![
                 read(4, 200, "anna", "p1"),
                 // Late: it happened before the latest access already in the table.
                 read(5, 75, "anna", "p1"),
                 read(6, 200, "anna", "p1"),
-            ])
-            .await
-            .unwrap();
-        writer.commit().await.unwrap();
+            ],
+        ];
+        for batch in &batches {
+            let mut writer = store.begin_write().await.unwrap();
+            writer.insert_entries(batch).await.unwrap();
+            writer.commit().await.unwrap();
+        }
         let rows = sqlx::query("SELECT idx, prev_at FROM audit_access_persons ORDER BY idx")
             .fetch_all(store.database().pool())
             .await
