@@ -402,10 +402,8 @@ impl ReviewApi {
             let protected = rules.protected_identity().await?;
             Ok::<_, crate::store::StoreError>((bursts, outside, revealed, compliance, protected))
         };
-        let (
-            (population, sampled, unrelated),
-            (bursts, outside, revealed, compliance, protected),
-        ) = tokio::try_join!(sample_and_lookups, counts)?;
+        let ((population, sampled, unrelated), (bursts, outside, revealed, compliance, protected)) =
+            tokio::try_join!(sample_and_lookups, counts)?;
 
         // The bytes of every entry that becomes a finding, parsed once each.
         let mut wanted: Vec<i64> = sampled.clone();

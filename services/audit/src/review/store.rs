@@ -175,7 +175,12 @@ impl ReviewStore {
         // Many rows per statement: a run of every rule may have a thousand findings.
         for chunk in findings.chunks(FINDINGS_PER_INSERT) {
             let rows: Vec<String> = (0..chunk.len())
-                .map(|row| format!("({})", placeholders(1 + row * FINDING_FIELDS, FINDING_FIELDS)))
+                .map(|row| {
+                    format!(
+                        "({})",
+                        placeholders(1 + row * FINDING_FIELDS, FINDING_FIELDS)
+                    )
+                })
                 .collect();
             let insert = format!(
                 "INSERT INTO review_findings ({FINDING_COLUMNS}) VALUES {}",
