@@ -336,3 +336,65 @@ fn finding_from_row(row: &AnyRow) -> Result<StoredFinding, StoreError> {
         outcome_at: row.try_get("outcome_at")?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use tryggdel_storage::Database;
+    use tryggdel_test_support::{TestBackend, TestDatabase, on_both_backends};
+
+    use super::*;
+    use crate::store::MIGRATIONS;
+
+    /// A run with more findings than one INSERT writes stores and reads back every one, in order.
+    async fn a_run_keeps_every_finding(backend: TestBackend) {
+        let Some(database) = TestDatabase::create(backend).await else {
+            return;
+        };
+        let store = ReviewStore::new(
+            Database::connect(&database.url, "audit", &MIGRATIONS)
+                .await
+                .unwrap(),
+        );
+        let run = StoredRun {
+            run_id: "run-1".into(),
+            organisation: "bollnas-kommun".into(),
+            period_from: "2026-10-01".into(),
+            period_until: "2026-10-31".into(),
+            from_ms: 1,
+            until_ms: 2,
+            seed: "00".repeat(32),
+            sample_size: 50,
+            sample_algorithm: "chacha20-fisher-yates/1".into(),
+            criteria_version: 0,
+            rules: "sample".into(),
+            rule_counts: "sample 120 120".into(),
+            started_by: "granskare".into(),
+            started_at: 3,
+            access_entries: 120,
+        };
+        let findings: Vec<StoredFinding> = (0..2 * FINDINGS_PER_INSERT as i64 + 7)
+            .map(|number| StoredFinding {
+                run_id: run.run_id.clone(),
+                number,
+                rule: "sample".into(),
+                entry_index: 1000 + number,
+                actor_user_id: format!("user-{number}"),
+                disclosure_id: format!("d-{number}"),
+                action: "disclosure.read".into(),
+                occurred_at: 10 * number,
+                explanation: format!("finding {number}"),
+                explanation_sv: format!("fynd {number}"),
+                outcome: String::new(),
+                note: String::new(),
+                outcome_by: String::new(),
+                outcome_at: 0,
+            })
+            .collect();
+        store.insert_run(&run, &findings).await.unwrap();
+        assert_eq!(store.run("run-1").await.unwrap(), Some(run));
+        assert_eq!(store.findings("run-1").await.unwrap(), findings);
+        database.remove().await;
+    }
+
+    on_both_backends!(a_run_keeps_every_finding);
+}
