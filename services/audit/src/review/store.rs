@@ -338,6 +338,7 @@ fn finding_from_row(row: &AnyRow) -> Result<StoredFinding, StoreError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use tryggdel_storage::Database;
     use tryggdel_test_support::{TestBackend, TestDatabase, on_both_backends};

@@ -688,14 +688,14 @@ mod tests {
                 sealed: format!("sealed-{index}"),
             }],
             // Every third entry a read, every fifth marked.
-            access: (index % 3 == 0 || index % 5 == 0).then(|| AccessRow {
-                kind: if index % 3 == 0 {
+            access: (index.is_multiple_of(3) || index.is_multiple_of(5)).then_some(AccessRow {
+                kind: if index.is_multiple_of(3) {
                     AccessKind::Read
                 } else {
                     AccessKind::None
                 },
-                protected_identity: index % 5 == 0,
-                compliance_actor: index % 2 == 0,
+                protected_identity: index.is_multiple_of(5),
+                compliance_actor: index.is_multiple_of(2),
             }),
         }
     }
