@@ -46,15 +46,19 @@ const INSERT_PERSONS: &str = "INSERT INTO audit_entry_persons (person_ref, idx) 
 /// The person index and the review's access index ([`crate::review::access`]) of a batch, in
 /// one statement: each table's rows as arrays. An access's `prev_at` is the later of the
 /// batch's own (`$17`) and the table's latest access of the person by the user at or before
-/// it, found by `audit_access_persons_by_person`.
+/// it, read from `audit_access_persons_by_person` (ordered as that index is, so that the
+/// planner cannot prefer walking the organisation's accesses by time instead: for a person
+/// the user never accessed, that walk reads all of them).
 const INSERT_INDICES: &str = "WITH accesses AS (INSERT INTO audit_accesses (idx, organisation, \
      occurred_at, actor_user_id, disclosure_id, action, access, protected_identity, \
      compliance_actor) SELECT * FROM unnest($3::int8[], $4::text[], $5::int8[], $6::text[], \
      $7::text[], $8::text[], $9::int2[], $10::int2[], $11::int2[])), \
      access_persons AS (INSERT INTO audit_access_persons (organisation, occurred_at, \
      actor_user_id, person_ref, idx, prev_at) SELECT u.o, u.t, u.a, u.p, u.i, GREATEST(u.b, \
-     (SELECT MAX(x.occurred_at) FROM audit_access_persons x WHERE x.person_ref = u.p \
-     AND x.actor_user_id = u.a AND x.organisation = u.o AND x.occurred_at <= u.t)) \
+     (SELECT x.occurred_at FROM audit_access_persons x WHERE x.person_ref = u.p \
+     AND x.actor_user_id = u.a AND x.organisation = u.o AND x.occurred_at <= u.t \
+     ORDER BY x.person_ref DESC, x.actor_user_id DESC, x.organisation DESC, \
+     x.occurred_at DESC LIMIT 1)) \
      FROM unnest($12::text[], $13::int8[], $14::text[], $15::text[], $16::int8[], \
      $17::int8[]) AS u (o, t, a, p, i, b)) \
      INSERT INTO audit_entry_persons (person_ref, idx) SELECT * FROM unnest($1::text[], $2::int8[])";

@@ -110,8 +110,10 @@ pub(super) async fn insert_entries(
             ") INSERT INTO audit_access_persons (organisation, occurred_at, actor_user_id, \
              person_ref, idx, prev_at) SELECT o, t, a, p, i, CASE WHEN s IS NULL THEN b \
              WHEN b IS NULL OR s > b THEN s ELSE b END FROM (SELECT u.*, \
-             (SELECT MAX(x.occurred_at) FROM audit_access_persons x WHERE x.person_ref = u.p \
-             AND x.actor_user_id = u.a AND x.organisation = u.o AND x.occurred_at <= u.t) AS s \
+             (SELECT x.occurred_at FROM audit_access_persons x WHERE x.person_ref = u.p \
+             AND x.actor_user_id = u.a AND x.organisation = u.o AND x.occurred_at <= u.t \
+             ORDER BY x.person_ref DESC, x.actor_user_id DESC, x.organisation DESC, \
+             x.occurred_at DESC LIMIT 1) AS s \
              FROM u)",
         );
         insert.build().execute(&mut *connection).await?;
