@@ -9,11 +9,16 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::{BOLLNAS, Deployment};
+use sqlx::Row as _;
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use tryggdel_audit::AuditStore;
 use tryggdel_audit::RunningService;
+use tryggdel_audit::entry::body_from_event;
+use tryggdel_audit::store::NewEntry;
 use tryggdel_auth::Role;
+use tryggdel_merkle::leaf_hash;
 use tryggdel_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tryggdel_proto::audit::v1::log_review_service_client::LogReviewServiceClient;
 use tryggdel_proto::audit::v1::{
@@ -21,7 +26,8 @@ use tryggdel_proto::audit::v1::{
     ListReviewRunsRequest, ObjectRef, Outcome, QueryRequest, RecordReviewOutcomeRequest,
     ReviewOutcome, ReviewRun, SetReviewCriteriaRequest, StartReviewRunRequest,
 };
-use tryggdel_test_support::{BearerInterceptor, TestBackend, on_both_backends};
+use tryggdel_storage::{Database, Migrations};
+use tryggdel_test_support::{BearerInterceptor, TestBackend, TestDatabase, on_both_backends};
 
 type ReviewClient = LogReviewServiceClient<InterceptedService<Channel, BearerInterceptor>>;
 type AuditClient = AuditServiceClient<InterceptedService<Channel, BearerInterceptor>>;
@@ -735,7 +741,240 @@ async fn only_compliance_officers_review_and_only_their_own(backend: TestBackend
     deployment.database.remove().await;
 }
 
+/// The migrations of the log before the review's access index.
+const BEFORE_ACCESS_INDEX: Migrations = tryggdel_storage::migrations!([
+    "0001_audit_log.sql",
+    "0002_audit_scrub.sql",
+    "0003_personal_store.sql",
+    "0004_log_review.sql",
+    "0005_log_review_relations.sql",
+]);
+
+/// The rows of the access index, in a comparable order.
+async fn access_index(store: &AuditStore) -> (Vec<String>, Vec<String>) {
+    let pool = store.database().pool();
+    let accesses = sqlx::query(
+        "SELECT idx, organisation, occurred_at, actor_user_id, disclosure_id, action, access, \
+         protected_identity, compliance_actor FROM audit_accesses ORDER BY idx",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| {
+        format!(
+            "{} {} {} {} {} {} access={} protected={} compliance={}",
+            row.get::<i64, _>("idx"),
+            row.get::<String, _>("organisation"),
+            row.get::<i64, _>("occurred_at"),
+            row.get::<String, _>("actor_user_id"),
+            row.get::<String, _>("disclosure_id"),
+            row.get::<String, _>("action"),
+            row.get::<i16, _>("access"),
+            row.get::<i16, _>("protected_identity"),
+            row.get::<i16, _>("compliance_actor"),
+        )
+    })
+    .collect();
+    let persons = sqlx::query(
+        "SELECT idx, organisation, occurred_at, actor_user_id, person_ref, prev_at \
+         FROM audit_access_persons ORDER BY idx, person_ref",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| {
+        format!(
+            "{} {} {} {} {} prev={:?}",
+            row.get::<i64, _>("idx"),
+            row.get::<String, _>("organisation"),
+            row.get::<i64, _>("occurred_at"),
+            row.get::<String, _>("actor_user_id"),
+            row.get::<String, _>("person_ref"),
+            row.get::<Option<i64>, _>("prev_at"),
+        )
+    })
+    .collect();
+    (accesses, persons)
+}
+
+/// `user`'s read of disclosure d-1 and `persons` at `at`.
+fn read<'a>(user: &'a str, roles: &'a [&'a str], at: i64, persons: &[u32]) -> Event<'a> {
+    Event {
+        action: "disclosure.read",
+        user,
+        roles,
+        disclosure: "d-1",
+        at,
+        persons: persons.iter().map(|n| person(*n)).collect(),
+        protected: false,
+    }
+}
+
+/// A log written before the access index (reads, list pages, a reveal, compliance reads, a
+/// marked change and plain changes) is indexed by the upgrade exactly as the sequencer indexes
+/// the same entries when it writes them.
+async fn the_upgrade_indexes_the_accesses_already_in_the_log(backend: TestBackend) {
+    let Some(upgraded) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let Some(written) = TestDatabase::create(backend).await else {
+        upgraded.remove().await;
+        return;
+    };
+    let caseworker: &[&str] = &["caseworker"];
+    let officer: &[&str] = &["compliance_officer"];
+    let events = [
+        read("anna", caseworker, MONDAY + 9 * HOUR, &[1, 2]),
+        Event {
+            action: "disclosure.approved",
+            ..read("beslut", caseworker, MONDAY + 10 * HOUR, &[1])
+        },
+        read("anna", caseworker, MONDAY + 11 * HOUR, &[1]),
+        read("anna", caseworker, MONDAY + 12 * HOUR, &[1]),
+        read("bo", caseworker, MONDAY + 12 * HOUR, &[1]),
+        Event {
+            action: "disclosure.listed",
+            ..read("anna", caseworker, MONDAY + 13 * HOUR, &[1, 3])
+        },
+        Event {
+            action: "disclosure.protected_revealed",
+            protected: true,
+            ..read("anna", caseworker, MONDAY + 14 * HOUR, &[3])
+        },
+        Event {
+            action: "disclosure.submitted",
+            protected: true,
+            ..read("anna", caseworker, MONDAY + 15 * HOUR, &[3])
+        },
+        Event {
+            action: "audit.query",
+            disclosure: "",
+            ..read("granskare", officer, MONDAY + 16 * HOUR, &[1])
+        },
+        Event {
+            action: "disclosure.read",
+            ..read("granskare", officer, MONDAY + 17 * HOUR, &[2])
+        },
+        Event {
+            action: "audit.review_outcome",
+            disclosure: "",
+            ..read("granskare", officer, MONDAY + 18 * HOUR, &[])
+        },
+    ];
+    let entries: Vec<NewEntry> = events
+        .iter()
+        .zip(0u64..)
+        .map(|(event, index)| {
+            let body = body_from_event("event", &event.audit_event(BOLLNAS), "disclosure").unwrap();
+            let bytes = body.clone().record_v1(MONDAY).to_bytes().unwrap();
+            let leaf = leaf_hash(&bytes);
+            body.new_entry(
+                index,
+                body.fingerprint().unwrap(),
+                bytes,
+                leaf,
+                MONDAY,
+                Vec::new(),
+            )
+        })
+        .collect();
+
+    // The log as a service before the index wrote it: entries and person index only.
+    let before = AuditStore::new(
+        Database::connect(&upgraded.url, "audit", &BEFORE_ACCESS_INDEX)
+            .await
+            .unwrap(),
+    );
+    let unindexed: Vec<NewEntry> = entries
+        .iter()
+        .cloned()
+        .map(|entry| NewEntry {
+            access: None,
+            ..entry
+        })
+        .collect();
+    let mut writer = before.begin_write().await.unwrap();
+    writer.insert_entries(&unindexed).await.unwrap();
+    writer.commit().await.unwrap();
+    before.database().close().await;
+    let after = AuditStore::new(
+        Database::connect(&upgraded.url, "audit", &tryggdel_audit::store::MIGRATIONS)
+            .await
+            .unwrap(),
+    );
+
+    // The same entries written by today's writer, one at a time as they arrived.
+    let live = AuditStore::new(
+        Database::connect(&written.url, "audit", &tryggdel_audit::store::MIGRATIONS)
+            .await
+            .unwrap(),
+    );
+    for entry in &entries {
+        let mut writer = live.begin_write().await.unwrap();
+        writer
+            .insert_entries(std::slice::from_ref(entry))
+            .await
+            .unwrap();
+        writer.commit().await.unwrap();
+    }
+
+    let (accesses, persons) = access_index(&after).await;
+    assert_eq!(
+        (accesses.clone(), persons.clone()),
+        access_index(&live).await
+    );
+    let kinds: Vec<(&str, &str)> = accesses
+        .iter()
+        .map(|row| {
+            let fields: Vec<&str> = row.split(' ').collect();
+            (fields[0], fields[6])
+        })
+        .collect();
+    // Every access and the marked change; not the approval, nor the review's own outcome.
+    assert_eq!(
+        kinds,
+        vec![
+            ("0", "access=1"),
+            ("2", "access=1"),
+            ("3", "access=1"),
+            ("4", "access=1"),
+            ("5", "access=1"),
+            ("6", "access=2"),
+            ("7", "access=0"),
+            ("8", "access=3"),
+            ("9", "access=1"),
+        ]
+    );
+    assert!(
+        accesses[5].ends_with("protected=1 compliance=0"),
+        "{}",
+        accesses[5]
+    );
+    assert!(
+        accesses[7].ends_with("protected=0 compliance=1"),
+        "{}",
+        accesses[7]
+    );
+    // Anna's accesses of person 1 each know her one before (the list page's is 12:00).
+    let anna_1: Vec<&String> = persons
+        .iter()
+        .filter(|row| row.contains(" anna ") && row.contains(&person(1)))
+        .collect();
+    assert_eq!(anna_1.len(), 4, "{persons:#?}");
+    assert!(anna_1[0].ends_with("prev=None"), "{}", anna_1[0]);
+    assert!(anna_1[1].ends_with(&format!("prev=Some({})", MONDAY + 9 * HOUR)));
+    assert!(anna_1[2].ends_with(&format!("prev=Some({})", MONDAY + 11 * HOUR)));
+    assert!(anna_1[3].ends_with(&format!("prev=Some({})", MONDAY + 12 * HOUR)));
+    after.database().close().await;
+    live.database().close().await;
+    upgraded.remove().await;
+    written.remove().await;
+}
+
 on_both_backends!(
     a_run_finds_each_targeted_case_and_samples_from_its_seed,
-    only_compliance_officers_review_and_only_their_own
+    only_compliance_officers_review_and_only_their_own,
+    the_upgrade_indexes_the_accesses_already_in_the_log
 );
