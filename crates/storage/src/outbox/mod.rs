@@ -17,11 +17,50 @@ pub use write::{AnyQuery, Arguments, Change, Companion, Written, write, write_in
 
 use std::sync::LazyLock;
 
-use sqlx::Row;
 use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::pool::PoolConnection;
 use sqlx::query::Query;
+use sqlx::{Executor as _, Row};
 
-use crate::Database;
+use crate::{Backend, Database};
+
+/// A SQLite connection whose commits do not wait for the disk (`synchronous = NORMAL`; in WAL
+/// mode they still reach it in order, with the next synchronous commit at the latest).
+/// Invariant: it goes back to the pool only as it came (`synchronous = FULL`), through
+/// [`Unsynced::restore`]; dropped otherwise (an error, a cancelled call), it is closed instead.
+struct Unsynced(Option<PoolConnection<sqlx::Any>>);
+
+impl Unsynced {
+    async fn acquire(pool: &sqlx::AnyPool) -> Result<Unsynced, sqlx::Error> {
+        let mut connection = Unsynced(Some(pool.acquire().await?));
+        connection
+            .get()?
+            .execute("PRAGMA synchronous = NORMAL")
+            .await?;
+        Ok(connection)
+    }
+
+    fn get(&mut self) -> Result<&mut sqlx::AnyConnection, sqlx::Error> {
+        self.0.as_deref_mut().ok_or(sqlx::Error::PoolClosed)
+    }
+
+    /// Makes the connection synchronous again and gives it back to the pool.
+    async fn restore(mut self) -> Result<(), sqlx::Error> {
+        self.get()?.execute("PRAGMA synchronous = FULL").await?;
+        self.0.take();
+        Ok(())
+    }
+}
+
+impl Drop for Unsynced {
+    fn drop(&mut self) {
+        if let Some(connection) = self.0.take() {
+            // Not back into the pool unsynchronised: the pool opens a fresh connection, with
+            // the pragmas every connection starts with, when it needs one.
+            drop(connection.detach());
+        }
+    }
+}
 
 /// `$first, $first+1, …`: `count` numbered placeholders.
 pub fn placeholders(first: usize, count: usize) -> String {
@@ -229,6 +268,11 @@ impl OutboxDestination {
     }
 
     /// Records that the destination holds the events `seqs`.
+    ///
+    /// The record is atomic and ordered with every other commit, but its commit does not wait
+    /// for the disk: destinations take a repeat as a no-op, so a mark lost in a crash only
+    /// sends those events again, which a crash between sending and marking does anyway. The
+    /// flush it skips is one the reads' group commit would otherwise queue behind.
     pub async fn mark(
         &self,
         database: &Database,
@@ -256,8 +300,22 @@ impl OutboxDestination {
         {
             query = query.bind(seq);
         }
-        query.execute(database.pool()).await?;
-        Ok(())
+        match database.backend() {
+            Backend::Postgres => {
+                let mut transaction = database.pool().begin().await?;
+                transaction
+                    .execute("SET LOCAL synchronous_commit = off")
+                    .await?;
+                query.execute(&mut *transaction).await?;
+                transaction.commit().await
+            }
+            Backend::Sqlite => {
+                let mut connection = Unsynced::acquire(database.pool()).await?;
+                let updated = query.execute(connection.get()?).await;
+                connection.restore().await?;
+                updated.map(drop)
+            }
+        }
     }
 
     /// How many events the destination does not hold yet.
@@ -352,6 +410,31 @@ mod tests {
             .collect();
         assert_eq!(pending, [1, 3, 5, 7, 9, 11, 12, 14, 18, 19, 20]);
         assert_eq!(audit.backlog(&database).await.unwrap(), 11);
+    }
+
+    /// The one connection every SQLite call shares is synchronous again after a mark, also
+    /// after one that failed; one dropped halfway is closed, not given back unsynchronised.
+    #[tokio::test]
+    async fn a_mark_leaves_every_later_commit_synchronous() {
+        let directory = tempfile::tempdir().unwrap();
+        let database = database(&directory).await;
+        let synchronous = || async {
+            sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
+                .fetch_one(database.pool())
+                .await
+                .unwrap()
+        };
+        // 2 is FULL.
+        assert_eq!(synchronous().await, 2);
+        let audit = OutboxDestination::all("audit_relayed_at");
+        audit.mark(&database, &[1], 100).await.unwrap();
+        assert_eq!(synchronous().await, 2);
+        let missing = OutboxDestination::all("no_such_column");
+        assert!(missing.mark(&database, &[1], 100).await.is_err());
+        assert_eq!(synchronous().await, 2);
+        let unsynced = Unsynced::acquire(database.pool()).await.unwrap();
+        drop(unsynced);
+        assert_eq!(synchronous().await, 2);
     }
 
     #[tokio::test]
