@@ -156,23 +156,7 @@ pub async fn bulk_load_with(
             tree.push(entry.leaf_hash);
             bytes_written += entry.bytes.len() as u64;
         }
-        // A stalled connection fails the load instead of hanging it (the writer's connection
-        // is closed when the write is dropped).
-        tokio::time::timeout(CHUNK_DEADLINE, async {
-            let mut writer = store.begin_write().await.context("bulk load")?;
-            writer
-                .insert_entries(&entries)
-                .await
-                .context("bulk load: inserting entries")?;
-            writer.commit().await.context("bulk load: commit")
-        })
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "bulk load: writing entries {first}..{next} took over {} s",
-                CHUNK_DEADLINE.as_secs()
-            )
-        })??;
+        write_chunk(&store, &entries, first, next).await?;
         timings[2] += phase.elapsed();
     }
     println!(
@@ -214,6 +198,47 @@ pub async fn bulk_load_with(
         elapsed: started.elapsed(),
         checkpoint,
     })
+}
+
+/// Times a chunk's write is tried before the load fails.
+const WRITE_ATTEMPTS: u32 = 3;
+
+/// Writes the chunk `entries` (indices `first..next`) in one transaction. A write that stalls
+/// is given up after [`CHUNK_DEADLINE`] (its connection closed, its transaction rolled back) and
+/// tried again, unless it committed after all. Stalls happen: sqlx 0.8's TLS socket can wait
+/// for the server to send while the server waits for the rest of a COPY, when the socket's
+/// send buffer fills (sqlx issue 4248, fixed in sqlx 0.9.1).
+async fn write_chunk(
+    store: &AuditStore,
+    entries: &[NewEntry],
+    first: u64,
+    next: u64,
+) -> anyhow::Result<()> {
+    for attempt in 1..=WRITE_ATTEMPTS {
+        let written = tokio::time::timeout(CHUNK_DEADLINE, async {
+            let mut writer = store.begin_write().await.context("bulk load")?;
+            writer
+                .insert_entries(entries)
+                .await
+                .context("bulk load: inserting entries")?;
+            writer.commit().await.context("bulk load: commit")
+        })
+        .await;
+        match written {
+            Ok(result) => return result,
+            Err(_) if store.entry(next - 1).await.context("bulk load")?.is_some() => {
+                return Ok(());
+            }
+            Err(_) => eprintln!(
+                "bulk load: writing entries {first}..{next} stalled for {} s (attempt                  {attempt} of {WRITE_ATTEMPTS}); nothing of it was committed",
+                CHUNK_DEADLINE.as_secs()
+            ),
+        }
+    }
+    anyhow::bail!(
+        "bulk load: writing entries {first}..{next} stalled {WRITE_ATTEMPTS} times, {} s each",
+        CHUNK_DEADLINE.as_secs()
+    )
 }
 
 /// The bodies of entries `first..first + count` of `make`, validated as the log does.
