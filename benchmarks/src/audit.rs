@@ -230,7 +230,8 @@ async fn write_chunk(
                 return Ok(());
             }
             Err(_) => eprintln!(
-                "bulk load: writing entries {first}..{next} stalled for {} s (attempt                  {attempt} of {WRITE_ATTEMPTS}); nothing of it was committed",
+                "bulk load: writing entries {first}..{next} stalled for {} s (attempt \
+                 {attempt} of {WRITE_ATTEMPTS}); nothing of it was committed",
                 CHUNK_DEADLINE.as_secs()
             ),
         }
