@@ -106,6 +106,20 @@ impl BenchDatabase {
         }
     }
 
+    /// The PostgreSQL database `name` an earlier run kept (`--keep-databases`), used as it is
+    /// and never dropped by this run.
+    pub fn existing(backend: &Backend, name: &str) -> anyhow::Result<Self> {
+        let Backend::Postgres { admin_url } = backend else {
+            anyhow::bail!("only PostgreSQL databases can be reused (a SQLite run's files are temporary)");
+        };
+        Ok(BenchDatabase {
+            url: with_database(admin_url, name),
+            name: Some(name.to_owned()),
+            admin_url: None,
+            _directory: None,
+        })
+    }
+
     /// Drops a PostgreSQL database (a SQLite file goes with its directory).
     pub async fn remove(self) -> anyhow::Result<()> {
         if let (Some(admin_url), Some(name)) = (&self.admin_url, &self.name) {

@@ -58,10 +58,58 @@ struct Args {
     /// Times each call is measured.
     #[arg(long, default_value_t = 5)]
     repeat: usize,
+    /// Where the run's keys and certificates live (a temporary directory if not given). A
+    /// loaded log is signed with its audit key, so `--reuse` needs the same directory.
+    #[arg(long)]
+    data_directory: Option<std::path::PathBuf>,
+    /// Measure on the loaded databases of an earlier `--keep-databases --data-directory`
+    /// run instead of loading new ones: their names as that run printed them (audit,
+    /// notification, disclosure). The shape options must be the ones that run had.
+    #[arg(long, requires = "data_directory", value_delimiter = ',', num_args = 3)]
+    reuse: Option<Vec<String>>,
 }
 
 /// The reported person (a test personnummer of Skatteverket's series).
 const PERSON: &str = "19121212-1212";
+
+/// Loads the log of `shape` and the disclosures into fresh databases.
+async fn load(
+    args: &Args,
+    audit_url: &str,
+    disclosure_url: &str,
+    data_path: &std::path::Path,
+    shape: &LogShape,
+    audit_settings: &tryggdel_audit::Settings,
+) -> anyhow::Result<()> {
+    let signer = CheckpointSigner::new(audit_settings.signing_key.clone(), &audit_settings.origin)
+        .context("checkpoint signer")?;
+    let make_shape = shape.clone();
+    let loaded = bulk_load_with(
+        audit_url,
+        &signer,
+        args.entries,
+        Arc::new(move |index| make_shape.event(index)),
+    )
+    .await?;
+    println!(
+        "log loaded: {} entries in {:.1} s ({:.0} entries/s, {:.0} bytes each)",
+        loaded.entries,
+        loaded.elapsed.as_secs_f64(),
+        loaded.entries as f64 / loaded.elapsed.as_secs_f64().max(1e-9),
+        loaded.bytes as f64 / loaded.entries.max(1) as f64
+    );
+    let started = Instant::now();
+    let loaded_disclosures = tryggdel_bench::compliance::load_disclosures(
+        &SystemBuilder::development(data_path).disclosure_settings(disclosure_url.to_owned())?,
+        args.disclosures,
+    )
+    .await?;
+    println!(
+        "disclosures loaded: {loaded_disclosures} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
 
 type Reports = SubjectReportServiceClient<InterceptedService<Channel, tryggdel_bench::Bearer>>;
 type Reviews = LogReviewServiceClient<InterceptedService<Channel, tryggdel_bench::Bearer>>;
@@ -80,13 +128,24 @@ async fn main() -> anyhow::Result<()> {
     tryggdel_tls::install_crypto_provider();
     tryggdel_bench::init_telemetry();
     let backend = Backend::parse(&args.backend, &args.databases.postgres_url)?;
+    let prefix = &args.databases.database_prefix;
     let mut databases = Vec::new();
-    for label in ["audit", "notification", "disclosure"] {
-        databases
-            .push(BenchDatabase::create(&backend, &args.databases.database_prefix, label).await?);
+    for (position, label) in ["audit", "notification", "disclosure"].into_iter().enumerate() {
+        databases.push(match args.reuse.as_ref().and_then(|names| names.get(position)) {
+            Some(name) => BenchDatabase::existing(&backend, name.trim())?,
+            None => BenchDatabase::create(&backend, prefix, label).await?,
+        });
+    }
+    if args.databases.keep_databases || args.reuse.is_some() {
+        let names: Vec<&str> = databases.iter().filter_map(|d| d.name.as_deref()).collect();
+        println!("databases kept: {}", names.join(", "));
     }
     let outcome = run(&args, &databases).await;
-    tryggdel_bench::system::remove_databases(databases, args.databases.keep_databases).await?;
+    tryggdel_bench::system::remove_databases(
+        databases,
+        args.databases.keep_databases || args.reuse.is_some(),
+    )
+    .await?;
     outcome
 }
 
@@ -97,8 +156,16 @@ async fn run(args: &Args, databases: &[BenchDatabase]) -> anyhow::Result<()> {
             .map(|database| database.url.clone())
             .context("three databases")
     };
-    let data = tempfile::tempdir().context("a data directory")?;
-    let audit_settings = SystemBuilder::development(data.path()).audit_settings(url(0)?)?;
+    let temporary = tempfile::tempdir().context("a data directory")?;
+    let data_path = match &args.data_directory {
+        Some(path) => {
+            std::fs::create_dir_all(path)
+                .with_context(|| format!("the data directory {}", path.display()))?;
+            path.clone()
+        }
+        None => temporary.path().to_owned(),
+    };
+    let audit_settings = SystemBuilder::development(&data_path).audit_settings(url(0)?)?;
     let person = IdentityNumber::parse(PERSON, time::OffsetDateTime::now_utc().date())
         .map_err(|error| anyhow::anyhow!("the benchmark's person: {error}"))?;
     let shape = LogShape {
@@ -115,36 +182,14 @@ async fn run(args: &Args, databases: &[BenchDatabase]) -> anyhow::Result<()> {
         "compliance benchmark: backend {}, a log of {} entries ({} reads in {REVIEWED_ORGANISATION}'s October 2026, {} about the reported person), {} disclosures",
         args.backend, args.entries, args.review_accesses, args.person_entries, args.disclosures
     );
-    let signer = CheckpointSigner::new(audit_settings.signing_key.clone(), &audit_settings.origin)
-        .context("checkpoint signer")?;
-    let make_shape = shape.clone();
-    let loaded = bulk_load_with(
-        &url(0)?,
-        &signer,
-        args.entries,
-        Arc::new(move |index| make_shape.event(index)),
-    )
-    .await?;
-    println!(
-        "log loaded: {} entries in {:.1} s ({:.0} entries/s, {:.0} bytes each)",
-        loaded.entries,
-        loaded.elapsed.as_secs_f64(),
-        loaded.entries as f64 / loaded.elapsed.as_secs_f64().max(1e-9),
-        loaded.bytes as f64 / loaded.entries.max(1) as f64
-    );
-    let started = Instant::now();
-    let loaded_disclosures = tryggdel_bench::compliance::load_disclosures(
-        &SystemBuilder::development(data.path()).disclosure_settings(url(2)?)?,
-        args.disclosures,
-    )
-    .await?;
-    println!(
-        "disclosures loaded: {loaded_disclosures} in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    if args.reuse.is_some() {
+        println!("log and disclosures: reused as loaded");
+    } else {
+        load(args, &url(0)?, &url(2)?, &data_path, &shape, &audit_settings).await?;
+    }
 
     let started = Instant::now();
-    let system = SystemBuilder::development(data.path())
+    let system = SystemBuilder::development(&data_path)
         .on_free_ports()
         .database(Service::Audit, url(0)?)
         .database(Service::Notification, url(1)?)
@@ -156,7 +201,7 @@ async fn run(args: &Args, databases: &[BenchDatabase]) -> anyhow::Result<()> {
         "system started on them in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let identity = BenchIdentity::from_development_pki(&DataDirectory::new(data.path()))?;
+    let identity = BenchIdentity::from_development_pki(&DataDirectory::new(&data_path))?;
     let officer = identity.token(
         "dataskydd-bollnas",
         REVIEWED_ORGANISATION,

@@ -18,6 +18,9 @@ use crate::outbox::{GroupCommit, WriterPools};
 /// their own, so they need few.
 const POSTGRES_NATIVE_CONNECTIONS: u32 = 2;
 
+/// Connections of SQLite's pool of readers (see [`Database::read_pool`]).
+const SQLITE_READERS: u32 = 4;
+
 /// How long a connection of the native pool is reused. The audit log writes through it at up
 /// to ~50 MB/s, and over TLS a connection that had carried about 9 GB has stalled (see
 /// BENCHMARKS.md, section 3); a fresh connection each minute keeps each one far below that,
@@ -89,6 +92,8 @@ impl Migrations {
 #[derive(Clone, Debug)]
 pub struct Database {
     pool: AnyPool,
+    /// On SQLite, read-only connections beside the one that writes; on PostgreSQL, `pool`.
+    readers: AnyPool,
     backend: Backend,
     /// On PostgreSQL, a native pool on the same schema (see [`Database::postgres_pool`]).
     postgres: Option<PgPool>,
@@ -274,19 +279,44 @@ impl Database {
                 .await
                 .map_err(migrate_error)?;
         }
+        let readers = match backend {
+            // In WAL mode readers see every committed transaction and wait for no writer, so
+            // a read does not queue behind the one connection's commits. Made on first use.
+            Backend::Sqlite => {
+                let pragmas = format!(
+                    "PRAGMA query_only = ON; PRAGMA busy_timeout = {};",
+                    deadline.as_millis()
+                );
+                AnyPoolOptions::new()
+                    .max_connections(SQLITE_READERS)
+                    .acquire_timeout(deadline)
+                    .after_connect(move |connection, _meta| {
+                        let pragmas = pragmas.clone();
+                        Box::pin(async move {
+                            connection.execute(pragmas.as_str()).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_lazy_with(pool.connect_options().as_ref().clone())
+            }
+            Backend::Postgres => pool.clone(),
+        };
         let refusing = AnyPoolOptions::new()
             .max_connections(1)
             .connect_lazy_with(pool.connect_options().as_ref().clone());
         refusing.close().await;
         tracing::info!(backend = backend.as_str(), schema, "database ready");
         let reads = GroupCommit::start(WriterPools {
+            backend,
             pool: pool.clone(),
+            readers: readers.clone(),
             refusing: refusing.clone(),
             health: health.clone(),
         });
         Ok(Database {
             reads,
             pool,
+            readers,
             backend,
             postgres,
             refusing,
@@ -303,6 +333,16 @@ impl Database {
             &self.pool
         } else {
             &self.refusing
+        }
+    }
+
+    /// The pool for reads that write nothing and need no transaction with a write: on SQLite
+    /// read-only connections that do not wait for the writing one (each sees every transaction
+    /// committed before it began); on PostgreSQL the same as [`Database::pool`].
+    pub fn read_pool(&self) -> &AnyPool {
+        match self.backend {
+            Backend::Sqlite if self.health.is_up() => &self.readers,
+            _ => self.pool(),
         }
     }
 
@@ -346,6 +386,7 @@ impl Database {
             let _ = probe.stop.send(true);
         }
         self.pool.close().await;
+        self.readers.close().await;
         if let Some(postgres) = &self.postgres {
             postgres.close().await;
         }
@@ -442,6 +483,50 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(value, 2);
+    }
+
+    /// A SQLite read does not wait for the one writing connection, sees only what is
+    /// committed, and cannot write.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_readers_do_not_wait_for_the_writer_and_cannot_write() {
+        const TABLE: &[MigrationFile] = &[MigrationFile {
+            name: "0001_t.sql",
+            sql: "CREATE TABLE t (n INTEGER NOT NULL);",
+        }];
+        let directory = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", directory.path().join("r.db").display());
+        let migrations = Migrations {
+            sqlite: TABLE,
+            postgres: EMPTY,
+        };
+        let database = Database::connect(&url, "r", &migrations).await.unwrap();
+        let count = || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM t")
+                .fetch_one(database.read_pool())
+                .await
+                .unwrap()
+        };
+        // The writer holds the only writing connection in an open transaction.
+        let mut writing = database.pool().begin().await.unwrap();
+        sqlx::query("INSERT INTO t (n) VALUES (1)")
+            .execute(&mut *writing)
+            .await
+            .unwrap();
+        let during = tokio::time::timeout(Duration::from_secs(5), count())
+            .await
+            .expect("a read waited for the open write transaction");
+        assert_eq!(during, 0, "a read saw an uncommitted row");
+        writing.commit().await.unwrap();
+        assert_eq!(count().await, 1);
+        let refused = sqlx::query("INSERT INTO t (n) VALUES (2)")
+            .execute(database.read_pool())
+            .await
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("readonly"),
+            "unexpected error: {refused}"
+        );
+        assert_eq!(count().await, 1);
     }
 
     #[tokio::test]

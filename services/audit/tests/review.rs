@@ -752,51 +752,36 @@ const BEFORE_ACCESS_INDEX: Migrations = tryggdel_storage::migrations!([
 
 /// The rows of the access index, in a comparable order.
 async fn access_index(store: &AuditStore) -> (Vec<String>, Vec<String>) {
-    let pool = store.database().pool();
-    let accesses = sqlx::query(
-        "SELECT idx, organisation, occurred_at, actor_user_id, disclosure_id, action, access, \
-         protected_identity, compliance_actor FROM audit_accesses ORDER BY idx",
+    let accesses = lines(
+        store,
+        "SELECT CAST(idx AS TEXT) || ' ' || organisation || ' ' || CAST(occurred_at AS TEXT) \
+         || ' ' || actor_user_id || ' ' || disclosure_id || ' ' || action \
+         || ' access=' || CAST(access AS TEXT) \
+         || ' protected=' || CAST(protected_identity AS TEXT) \
+         || ' compliance=' || CAST(compliance_actor AS TEXT) AS line \
+         FROM audit_accesses ORDER BY idx",
     )
-    .fetch_all(pool)
-    .await
-    .unwrap()
-    .iter()
-    .map(|row| {
-        format!(
-            "{} {} {} {} {} {} access={} protected={} compliance={}",
-            row.get::<i64, _>("idx"),
-            row.get::<String, _>("organisation"),
-            row.get::<i64, _>("occurred_at"),
-            row.get::<String, _>("actor_user_id"),
-            row.get::<String, _>("disclosure_id"),
-            row.get::<String, _>("action"),
-            row.get::<i16, _>("access"),
-            row.get::<i16, _>("protected_identity"),
-            row.get::<i16, _>("compliance_actor"),
-        )
-    })
-    .collect();
-    let persons = sqlx::query(
-        "SELECT idx, organisation, occurred_at, actor_user_id, person_ref, prev_at \
+    .await;
+    let persons = lines(
+        store,
+        "SELECT CAST(idx AS TEXT) || ' ' || organisation || ' ' || CAST(occurred_at AS TEXT) \
+         || ' ' || actor_user_id || ' ' || person_ref \
+         || ' prev=' || COALESCE(CAST(prev_at AS TEXT), 'none') AS line \
          FROM audit_access_persons ORDER BY idx, person_ref",
     )
-    .fetch_all(pool)
-    .await
-    .unwrap()
-    .iter()
-    .map(|row| {
-        format!(
-            "{} {} {} {} {} prev={:?}",
-            row.get::<i64, _>("idx"),
-            row.get::<String, _>("organisation"),
-            row.get::<i64, _>("occurred_at"),
-            row.get::<String, _>("actor_user_id"),
-            row.get::<String, _>("person_ref"),
-            row.get::<Option<i64>, _>("prev_at"),
-        )
-    })
-    .collect();
+    .await;
     (accesses, persons)
+}
+
+/// The one text column `line` of each row of `sql`.
+async fn lines(store: &AuditStore, sql: &str) -> Vec<String> {
+    sqlx::query(sql)
+        .fetch_all(store.database().pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get::<String, _>("line"))
+        .collect()
 }
 
 /// `user`'s read of disclosure d-1 and `persons` at `at`.

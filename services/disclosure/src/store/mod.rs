@@ -368,7 +368,7 @@ impl DisclosureStore {
         });
         let row = sqlx::query(STATEMENT.as_str())
             .bind(id)
-            .fetch_optional(self.database.pool())
+            .fetch_optional(self.database.read_pool())
             .await?;
         let Some(row) = row else { return Ok(None) };
         let delivered: Option<String> = row.try_get("delivery_disclosure_id")?;
@@ -406,7 +406,7 @@ impl DisclosureStore {
         .bind(after_time)
         .bind(after_id)
         .bind(filter.limit)
-        .fetch_all(self.database.pool())
+        .fetch_all(self.database.read_pool())
         .await
     }
 
