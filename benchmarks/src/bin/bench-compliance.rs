@@ -65,7 +65,7 @@ struct Args {
     /// Measure on the loaded databases of an earlier `--keep-databases --data-directory`
     /// run instead of loading new ones: their names as that run printed them (audit,
     /// notification, disclosure). The shape options must be the ones that run had.
-    #[arg(long, requires = "data_directory", value_delimiter = ',', num_args = 3)]
+    #[arg(long, requires = "data_directory", value_delimiter = ',')]
     reuse: Option<Vec<String>>,
 }
 
@@ -128,6 +128,13 @@ async fn main() -> anyhow::Result<()> {
     tryggdel_tls::install_crypto_provider();
     tryggdel_bench::init_telemetry();
     let backend = Backend::parse(&args.backend, &args.databases.postgres_url)?;
+    if let Some(names) = &args.reuse {
+        anyhow::ensure!(
+            names.len() == 3,
+            "--reuse takes three database names (audit, notification, disclosure), not {}",
+            names.len()
+        );
+    }
     let prefix = &args.databases.database_prefix;
     let mut databases = Vec::new();
     for (position, label) in ["audit", "notification", "disclosure"].into_iter().enumerate() {

@@ -419,9 +419,12 @@ enum Session {
 }
 
 /// The statements run on every new PostgreSQL connection of `schema`'s pools (one round trip).
+/// JIT compilation is off: the services' statements are short, or run once over many rows,
+/// and compiling one of the log review's took half a second of its five (BENCHMARKS.md,
+/// section 7).
 fn session_settings(schema: &str, session: Session) -> String {
     let mut settings = format!(
-        "SET search_path TO {schema}; \
+        "SET search_path TO {schema}; SET jit = off; \
          SELECT set_config('client_connection_check_interval', '{CLIENT_CHECK_INTERVAL_MS}', false) \
          WHERE current_setting('server_version_num')::int >= 140000;"
     );

@@ -948,10 +948,10 @@ async fn the_upgrade_indexes_the_accesses_already_in_the_log(backend: TestBacken
         .filter(|row| row.contains(" anna ") && row.contains(&person(1)))
         .collect();
     assert_eq!(anna_1.len(), 4, "{persons:#?}");
-    assert!(anna_1[0].ends_with("prev=None"), "{}", anna_1[0]);
-    assert!(anna_1[1].ends_with(&format!("prev=Some({})", MONDAY + 9 * HOUR)));
-    assert!(anna_1[2].ends_with(&format!("prev=Some({})", MONDAY + 11 * HOUR)));
-    assert!(anna_1[3].ends_with(&format!("prev=Some({})", MONDAY + 12 * HOUR)));
+    assert!(anna_1[0].ends_with("prev=none"), "{}", anna_1[0]);
+    assert!(anna_1[1].ends_with(&format!("prev={}", MONDAY + 9 * HOUR)));
+    assert!(anna_1[2].ends_with(&format!("prev={}", MONDAY + 11 * HOUR)));
+    assert!(anna_1[3].ends_with(&format!("prev={}", MONDAY + 12 * HOUR)));
     after.database().close().await;
     live.database().close().await;
     upgraded.remove().await;

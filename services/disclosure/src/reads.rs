@@ -2,8 +2,9 @@
 //!
 //! Invariant: every read is logged before anything is returned: a reveal of protected details
 //! and any read by a compliance officer in the audit log itself, every other Get and every page
-//! of a List durably in the outbox (who, when, which disclosures, the persons concerned as
-//! keyed references), and none while the audit log is known not to answer.
+//! of a List committed in the outbox (who, when, which disclosures, the persons concerned as
+//! keyed references; on the disk within about 200 ms, see `tryggdel_storage`'s group commit),
+//! and none while the audit log is known not to answer.
 
 use tryggdel_auth::Role;
 use tryggdel_proto::disclosure::v1::{

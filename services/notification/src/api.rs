@@ -119,7 +119,7 @@ impl NotificationApi {
         &self.inner.audit
     }
 
-    /// Records that `officer` read `rows` (`how`: the call), durably in the outbox before
+    /// Records that `officer` read `rows` (`how`: the call), committed in the outbox before
     /// anything is returned; the audit relay takes it to the log exactly once. Refused while
     /// the audit log is known not to answer, so a read is never served unlogged.
     pub(crate) async fn log_read(
