@@ -256,7 +256,8 @@ impl OutboxDestination {
         if let Some(event_type) = self.event_type {
             query = query.bind(event_type);
         }
-        let rows = query.fetch_all(database.pool()).await?;
+        // On a reader's connection (SQLite): a relay's read does not hold up the writes.
+        let rows = query.fetch_all(database.read_pool()).await?;
         rows.iter()
             .map(|row| {
                 Ok(PendingEvent {
