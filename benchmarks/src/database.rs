@@ -110,7 +110,9 @@ impl BenchDatabase {
     /// and never dropped by this run.
     pub fn existing(backend: &Backend, name: &str) -> anyhow::Result<Self> {
         let Backend::Postgres { admin_url } = backend else {
-            anyhow::bail!("only PostgreSQL databases can be reused (a SQLite run's files are temporary)");
+            anyhow::bail!(
+                "only PostgreSQL databases can be reused (a SQLite run's files are temporary)"
+            );
         };
         Ok(BenchDatabase {
             url: with_database(admin_url, name),

@@ -137,11 +137,16 @@ async fn main() -> anyhow::Result<()> {
     }
     let prefix = &args.databases.database_prefix;
     let mut databases = Vec::new();
-    for (position, label) in ["audit", "notification", "disclosure"].into_iter().enumerate() {
-        databases.push(match args.reuse.as_ref().and_then(|names| names.get(position)) {
-            Some(name) => BenchDatabase::existing(&backend, name.trim())?,
-            None => BenchDatabase::create(&backend, prefix, label).await?,
-        });
+    for (position, label) in ["audit", "notification", "disclosure"]
+        .into_iter()
+        .enumerate()
+    {
+        databases.push(
+            match args.reuse.as_ref().and_then(|names| names.get(position)) {
+                Some(name) => BenchDatabase::existing(&backend, name.trim())?,
+                None => BenchDatabase::create(&backend, prefix, label).await?,
+            },
+        );
     }
     if args.databases.keep_databases || args.reuse.is_some() {
         let names: Vec<&str> = databases.iter().filter_map(|d| d.name.as_deref()).collect();
@@ -192,7 +197,15 @@ async fn run(args: &Args, databases: &[BenchDatabase]) -> anyhow::Result<()> {
     if args.reuse.is_some() {
         println!("log and disclosures: reused as loaded");
     } else {
-        load(args, &url(0)?, &url(2)?, &data_path, &shape, &audit_settings).await?;
+        load(
+            args,
+            &url(0)?,
+            &url(2)?,
+            &data_path,
+            &shape,
+            &audit_settings,
+        )
+        .await?;
     }
 
     let started = Instant::now();

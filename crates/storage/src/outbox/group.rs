@@ -119,8 +119,7 @@ async fn run(pools: WriterPools, mut queue: mpsc::Receiver<Request>) {
                 let _ = request.done.send(result);
             }
         } else {
-            let all: Vec<&OutboxEvent> =
-                batch.iter().flat_map(|request| &request.events).collect();
+            let all: Vec<&OutboxEvent> = batch.iter().flat_map(|request| &request.events).collect();
             match insert_refs(backend, &pool, &all).await {
                 Ok(()) => {
                     wrote = true;
@@ -313,7 +312,10 @@ mod tests {
             .fetch_one(database.pool())
             .await
             .unwrap();
-        assert_eq!(synchronous, 2, "the writing connection was left unsynchronised");
+        assert_eq!(
+            synchronous, 2,
+            "the writing connection was left unsynchronised"
+        );
         let waited = std::time::Instant::now();
         while std::fs::read(&file).unwrap() == before {
             assert!(

@@ -392,7 +392,10 @@ impl<'a> Rules<'a> {
         &self,
         windows: &[(i64, i64)],
     ) -> Result<(Matches, Matches, Matches), StoreError> {
-        let args: Vec<i64> = windows.iter().flat_map(|(start, end)| [*start, *end]).collect();
+        let args: Vec<i64> = windows
+            .iter()
+            .flat_map(|(start, end)| [*start, *end])
+            .collect();
         let outside = if windows.is_empty() {
             "1 = 1".to_owned()
         } else if args.is_sorted() {
@@ -557,7 +560,15 @@ mod tests {
             &[(10, 20)],
             &[(10, 20), (30, 40)],
             &[(10, 20), (20, 30), (45, 45), (50, 60)],
-            &[(0, 5), (7, 8), (9, 13), (21, 22), (30, 31), (33, 40), (41, 50)],
+            &[
+                (0, 5),
+                (7, 8),
+                (9, 13),
+                (21, 22),
+                (30, 31),
+                (33, 40),
+                (41, 50),
+            ],
             &[(5, 6), (6, 7), (7, 8)],
         ];
         for windows in cases {
