@@ -178,16 +178,7 @@ impl Database {
                      PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {};",
                     deadline.as_millis()
                 );
-                AnyPoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(deadline)
-                    .after_connect(move |connection, _meta| {
-                        let pragmas = pragmas.clone();
-                        Box::pin(async move {
-                            connection.execute(pragmas.as_str()).await?;
-                            Ok(())
-                        })
-                    })
+                any_pool_options(1, deadline, pragmas)
                     .connect_with(options)
                     .await
                     .map_err(connect_error)?
@@ -235,16 +226,7 @@ impl Database {
                         .connect_lazy_with(native_options.clone()),
                 );
                 refusing_postgres = Some(refusing_postgres_pool(native_options.clone()).await);
-                let any = AnyPoolOptions::new()
-                    .max_connections(16)
-                    .acquire_timeout(deadline)
-                    .after_connect(move |connection, _meta| {
-                        let session = session.clone();
-                        Box::pin(async move {
-                            connection.execute(session.as_str()).await?;
-                            Ok(())
-                        })
-                    })
+                let any = any_pool_options(16, deadline, session)
                     .connect_with(options.clone())
                     .await
                     .map_err(connect_error)?;
@@ -287,16 +269,7 @@ impl Database {
                     "PRAGMA query_only = ON; PRAGMA busy_timeout = {};",
                     deadline.as_millis()
                 );
-                AnyPoolOptions::new()
-                    .max_connections(SQLITE_READERS)
-                    .acquire_timeout(deadline)
-                    .after_connect(move |connection, _meta| {
-                        let pragmas = pragmas.clone();
-                        Box::pin(async move {
-                            connection.execute(pragmas.as_str()).await?;
-                            Ok(())
-                        })
-                    })
+                any_pool_options(SQLITE_READERS, deadline, pragmas)
                     .connect_lazy_with(pool.connect_options().as_ref().clone())
             }
             Backend::Postgres => pool.clone(),
@@ -391,6 +364,21 @@ impl Database {
             postgres.close().await;
         }
     }
+}
+
+/// An `Any` pool of at most `connections`, each of which runs `statements` when it is made
+/// (one round trip), waiting no longer than `deadline` for a connection.
+fn any_pool_options(connections: u32, deadline: Duration, statements: String) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(deadline)
+        .after_connect(move |connection, _meta| {
+            let statements = statements.clone();
+            Box::pin(async move {
+                connection.execute(statements.as_str()).await?;
+                Ok(())
+            })
+        })
 }
 
 /// How often the server checks, while a statement runs (or waits for a lock), that the client is
