@@ -168,14 +168,18 @@ async fn run(args: &Args, databases: &[BenchDatabase]) -> anyhow::Result<()> {
             .map(|database| database.url.clone())
             .context("three databases")
     };
-    let temporary = tempfile::tempdir().context("a data directory")?;
+    // Kept until the run ends when no directory is given.
+    let mut temporary = None;
     let data_path = match &args.data_directory {
         Some(path) => {
             std::fs::create_dir_all(path)
                 .with_context(|| format!("the data directory {}", path.display()))?;
             path.clone()
         }
-        None => temporary.path().to_owned(),
+        None => temporary
+            .insert(tempfile::tempdir().context("a data directory")?)
+            .path()
+            .to_owned(),
     };
     let audit_settings = SystemBuilder::development(&data_path).audit_settings(url(0)?)?;
     let person = IdentityNumber::parse(PERSON, time::OffsetDateTime::now_utc().date())

@@ -178,7 +178,7 @@ impl Database {
                      PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {};",
                     deadline.as_millis()
                 );
-                any_pool_options(1, deadline, pragmas)
+                pool_options::<sqlx::Any>(1, deadline, pragmas)
                     .connect_with(options)
                     .await
                     .map_err(connect_error)?
@@ -212,21 +212,16 @@ impl Database {
                 let native_options = PgConnectOptions::from_str(url).map_err(connect_error)?;
                 // Connects on first use: most services never ask for it.
                 postgres = Some(
-                    PgPoolOptions::new()
-                        .max_connections(POSTGRES_NATIVE_CONNECTIONS)
-                        .acquire_timeout(deadline)
-                        .max_lifetime(NATIVE_CONNECTION_LIFETIME)
-                        .after_connect(move |connection, _meta| {
-                            let session = native_session.clone();
-                            Box::pin(async move {
-                                connection.execute(session.as_str()).await?;
-                                Ok(())
-                            })
-                        })
-                        .connect_lazy_with(native_options.clone()),
+                    pool_options::<sqlx::Postgres>(
+                        POSTGRES_NATIVE_CONNECTIONS,
+                        deadline,
+                        native_session,
+                    )
+                    .max_lifetime(NATIVE_CONNECTION_LIFETIME)
+                    .connect_lazy_with(native_options.clone()),
                 );
                 refusing_postgres = Some(refusing_postgres_pool(native_options.clone()).await);
-                let any = any_pool_options(16, deadline, session)
+                let any = pool_options::<sqlx::Any>(16, deadline, session)
                     .connect_with(options.clone())
                     .await
                     .map_err(connect_error)?;
@@ -269,7 +264,7 @@ impl Database {
                     "PRAGMA query_only = ON; PRAGMA busy_timeout = {};",
                     deadline.as_millis()
                 );
-                any_pool_options(SQLITE_READERS, deadline, pragmas)
+                pool_options::<sqlx::Any>(SQLITE_READERS, deadline, pragmas)
                     .connect_lazy_with(pool.connect_options().as_ref().clone())
             }
             Backend::Postgres => pool.clone(),
@@ -366,13 +361,20 @@ impl Database {
     }
 }
 
-/// An `Any` pool of at most `connections`, each of which runs `statements` when it is made
-/// (one round trip), waiting no longer than `deadline` for a connection.
-fn any_pool_options(connections: u32, deadline: Duration, statements: String) -> AnyPoolOptions {
-    AnyPoolOptions::new()
+/// A pool of at most `connections`, each of which runs `statements` when it is made (one
+/// round trip), waiting no longer than `deadline` for a connection.
+fn pool_options<DB: sqlx::Database>(
+    connections: u32,
+    deadline: Duration,
+    statements: String,
+) -> sqlx::pool::PoolOptions<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
+    sqlx::pool::PoolOptions::new()
         .max_connections(connections)
         .acquire_timeout(deadline)
-        .after_connect(move |connection, _meta| {
+        .after_connect(move |connection: &mut DB::Connection, _meta| {
             let statements = statements.clone();
             Box::pin(async move {
                 connection.execute(statements.as_str()).await?;
@@ -459,15 +461,27 @@ mod tests {
 
     const EMPTY: &[MigrationFile] = &[];
 
+    /// A SQLite database `name` in `directory` with the SQLite migrations `sqlite`.
+    async fn sqlite(
+        directory: &tempfile::TempDir,
+        name: &str,
+        sqlite: &'static [MigrationFile],
+    ) -> Database {
+        let url = format!(
+            "sqlite://{}",
+            directory.path().join(format!("{name}.db")).display()
+        );
+        let migrations = Migrations {
+            sqlite,
+            postgres: EMPTY,
+        };
+        Database::connect(&url, name, &migrations).await.unwrap()
+    }
+
     #[tokio::test]
     async fn sqlite_file_is_created_and_reachable() {
         let directory = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", directory.path().join("x.db").display());
-        let migrations = Migrations {
-            sqlite: EMPTY,
-            postgres: EMPTY,
-        };
-        let database = Database::connect(&url, "x", &migrations).await.unwrap();
+        let database = sqlite(&directory, "x", EMPTY).await;
         assert_eq!(database.backend(), Backend::Sqlite);
         let (value,): (i64,) = sqlx::query_as("SELECT 1 + 1")
             .fetch_one(database.pool())
@@ -485,12 +499,7 @@ mod tests {
             sql: "CREATE TABLE t (n INTEGER NOT NULL);",
         }];
         let directory = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", directory.path().join("r.db").display());
-        let migrations = Migrations {
-            sqlite: TABLE,
-            postgres: EMPTY,
-        };
-        let database = Database::connect(&url, "r", &migrations).await.unwrap();
+        let database = sqlite(&directory, "r", TABLE).await;
         let count = || async {
             sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM t")
                 .fetch_one(database.read_pool())

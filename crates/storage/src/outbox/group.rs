@@ -28,7 +28,7 @@ use crate::Backend;
 use crate::health::DatabaseHealth;
 
 /// How long a committed record may stay off the disk on SQLite.
-pub(crate) const FLUSHED_WITHIN: Duration = Duration::from_millis(200);
+const FLUSHED_WITHIN: Duration = Duration::from_millis(200);
 
 /// The most events one transaction takes; more waiting requests go in the next.
 const MAX_BATCH_EVENTS: usize = 512;
