@@ -18,8 +18,23 @@ use crate::outbox::{GroupCommit, WriterPools};
 /// their own, so they need few.
 const POSTGRES_NATIVE_CONNECTIONS: u32 = 2;
 
+/// Connections on which PostgreSQL's access records are written (see the `group` module):
+/// one per batch it commits at once.
+const POSTGRES_RECORD_CONNECTIONS: u32 = crate::outbox::POSTGRES_BATCHES_IN_FLIGHT as u32;
+
 /// Connections of SQLite's pool of readers (see [`Database::read_pool`]).
 const SQLITE_READERS: u32 = 4;
+
+/// WAL pages after which SQLite's writing connection checkpoints in its commit (SQLite's
+/// default is 1,000). A checkpoint syncs the WAL and the database file, and the commit that
+/// runs it answers only afterwards; at the default a steady flow of reads, each recorded in
+/// the access log, runs one every few hundred records and it alone added about 10 ms to
+/// Get's 99th percentile (BENCHMARKS.md, section 8). Between these checkpoints the access
+/// log's flusher copies pages back without waiting for the writer, so the one that runs in a
+/// commit has little left to copy. The WAL file stays below twice this many pages (80 MB at
+/// 4 KiB): after the checkpoint the next write starts it over unless a reader still reads
+/// from it.
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
 /// How long a connection of the native pool is reused. The audit log writes through it at up
 /// to ~50 MB/s, and over TLS a connection that had carried about 9 GB has stalled (see
@@ -106,6 +121,9 @@ pub struct Database {
     probe: Option<Arc<ProbeTask>>,
     /// The group-commit writer of events that record reads.
     reads: GroupCommit,
+    /// The pool it writes on: on PostgreSQL connections whose commits do not wait for the
+    /// disk; on SQLite, `pool`.
+    records: AnyPool,
 }
 
 /// The PostgreSQL probe's task, stopped when dropped.
@@ -160,6 +178,7 @@ impl Database {
         let health = DatabaseHealth::up();
         let mut postgres = None;
         let mut refusing_postgres = None;
+        let mut records = None;
         let mut probe = None;
         let pool = match backend {
             Backend::Sqlite => {
@@ -175,7 +194,8 @@ impl Database {
                 // waited for no longer than the deadline.
                 let pragmas = format!(
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {};",
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {}; \
+                     PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};",
                     deadline.as_millis()
                 );
                 pool_options::<sqlx::Any>(1, deadline, pragmas)
@@ -208,6 +228,7 @@ impl Database {
                     .map_err(migrate_error)?;
                 first.close().await.map_err(connect_error)?;
                 let session = session_settings(schema, Session::Calls(deadline));
+                let records_session = session_settings(schema, Session::Records(deadline));
                 let native_session = session_settings(schema, Session::Native(deadline));
                 let native_options = PgConnectOptions::from_str(url).map_err(connect_error)?;
                 // Connects on first use: most services never ask for it.
@@ -225,10 +246,18 @@ impl Database {
                     .connect_with(options.clone())
                     .await
                     .map_err(connect_error)?;
+                let unsynced = pool_options::<sqlx::Any>(
+                    POSTGRES_RECORD_CONNECTIONS,
+                    deadline,
+                    records_session,
+                )
+                .connect_lazy_with(options.clone());
+                records = Some(unsynced.clone());
                 if let Some(native) = &postgres {
                     let (stop, stopped) = tokio::sync::watch::channel(false);
                     let gate = PoolGate {
                         any: any.clone(),
+                        records: unsynced,
                         any_options: options,
                         native: native.clone(),
                         native_options: native_options.clone(),
@@ -274,15 +303,18 @@ impl Database {
             .connect_lazy_with(pool.connect_options().as_ref().clone());
         refusing.close().await;
         tracing::info!(backend = backend.as_str(), schema, "database ready");
+        // SQLite's one writing connection writes the records too.
+        let records = records.unwrap_or_else(|| pool.clone());
         let reads = GroupCommit::start(WriterPools {
             backend,
-            pool: pool.clone(),
+            pool: records.clone(),
             readers: readers.clone(),
             refusing: refusing.clone(),
             health: health.clone(),
         });
         Ok(Database {
             reads,
+            records,
             pool,
             readers,
             backend,
@@ -355,6 +387,7 @@ impl Database {
         }
         self.pool.close().await;
         self.readers.close().await;
+        self.records.close().await;
         if let Some(postgres) = &self.postgres {
             postgres.close().await;
         }
@@ -403,6 +436,8 @@ enum Session {
     Migrations,
     /// The `Any` pool's calls: every statement within the deadline.
     Calls(Duration),
+    /// The access records' writers: as `Calls`, and commits that do not wait for the disk.
+    Records(Duration),
     /// The native pool's (the audit log's writers): within the deadline, and a transaction
     /// left idle is ended.
     Native(Duration),
@@ -423,6 +458,12 @@ fn session_settings(schema: &str, session: Session) -> String {
         Session::Calls(deadline) => {
             settings.push_str(&format!(
                 " SET statement_timeout = {};",
+                deadline.as_millis()
+            ));
+        }
+        Session::Records(deadline) => {
+            settings.push_str(&format!(
+                " SET statement_timeout = {}; SET synchronous_commit = off;",
                 deadline.as_millis()
             ));
         }
@@ -527,6 +568,66 @@ mod tests {
             "unexpected error: {refused}"
         );
         assert_eq!(count().await, 1);
+    }
+
+    /// Under a steady stream of commits, with readers reading all the while, the WAL is
+    /// checkpointed and started over: it does not grow with what was written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_wal_stays_bounded_while_readers_keep_reading() {
+        const TABLE: &[MigrationFile] = &[MigrationFile {
+            name: "0001_t.sql",
+            sql: "CREATE TABLE t (n INTEGER NOT NULL, payload BLOB NOT NULL);",
+        }];
+        let directory = tempfile::tempdir().unwrap();
+        let database = sqlite(&directory, "w", TABLE).await;
+        let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+            .fetch_one(database.pool())
+            .await
+            .unwrap();
+        let bound = 2 * i64::from(WAL_AUTOCHECKPOINT_PAGES) * page_size;
+        let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let mut readers = Vec::new();
+        for _ in 0..SQLITE_READERS {
+            let pool = database.read_pool().clone();
+            let writing = writing.clone();
+            readers.push(tokio::spawn(async move {
+                let mut reads = 0_u64;
+                while writing.load(std::sync::atomic::Ordering::Relaxed) {
+                    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM t")
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap();
+                    reads += 1;
+                }
+                reads
+            }));
+        }
+        // Half as much again as the bound, in commits of 16 pages each.
+        let payload = vec![7_u8; 16 * usize::try_from(page_size).unwrap()];
+        let commits = 3 * bound / 2 / (16 * page_size);
+        let wal = directory.path().join("w.db-wal");
+        let mut largest = 0;
+        for n in 0..commits {
+            sqlx::query("INSERT INTO t (n, payload) VALUES ($1, $2)")
+                .bind(n)
+                .bind(payload.as_slice())
+                .execute(database.pool())
+                .await
+                .unwrap();
+            let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+            largest = largest.max(i64::try_from(size).unwrap());
+        }
+        writing.store(false, std::sync::atomic::Ordering::Relaxed);
+        let mut reads = 0;
+        for reader in readers {
+            reads += reader.await.unwrap();
+        }
+        assert!(reads > commits as u64, "the readers hardly read ({reads})");
+        assert!(
+            largest < bound,
+            "the WAL grew to {largest} bytes, past {bound}, over {} bytes written",
+            commits * 16 * page_size
+        );
     }
 
     #[tokio::test]

@@ -291,6 +291,8 @@ const NOWHERE: &str = "/nonexistent/tryggdel-database-down";
 /// (within a fifth of the deadline) fails instead.
 pub(crate) struct PoolGate {
     pub any: AnyPool,
+    /// The access records' pool, on the same server as `any`.
+    pub records: AnyPool,
     pub any_options: AnyConnectOptions,
     pub native: PgPool,
     pub native_options: PgConnectOptions,
@@ -301,6 +303,7 @@ impl PoolGate {
         if let Ok(nowhere) = format!("postgres://tryggdel@localhost/down?host={NOWHERE}")
             .parse::<AnyConnectOptions>()
         {
+            self.records.set_connect_options(nowhere.clone());
             self.any.set_connect_options(nowhere);
         }
         self.native
@@ -309,6 +312,7 @@ impl PoolGate {
 
     fn open(&self) {
         self.any.set_connect_options(self.any_options.clone());
+        self.records.set_connect_options(self.any_options.clone());
         self.native.set_connect_options(self.native_options.clone());
     }
 }

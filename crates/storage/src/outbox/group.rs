@@ -2,7 +2,9 @@
 //! writes its event durably before it is answered, and many concurrent reads would otherwise
 //! each wait for a commit of their own (and, on SQLite, for the one connection in turn). One
 //! writer per database takes every request waiting at that moment, writes them in one
-//! transaction and answers each only after that commit.
+//! transaction (one INSERT) and answers each only after that commit. On SQLite the next batch
+//! waits for that commit; on PostgreSQL up to [`POSTGRES_BATCHES_IN_FLIGHT`] are committed at
+//! once.
 //!
 //! The commits do not wait for the disk: a caller is answered once its events are in the
 //! database (PostgreSQL's WAL buffers, SQLite's WAL file), and they reach the disk within
@@ -18,10 +20,11 @@
 //! fails is written again request by request, so one bad request fails alone and every other
 //! caller still gets its own answer; a caller's events stay together and in order.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::{Connection as _, Executor as _};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{OutboxEvent, Unsynced};
 use crate::Backend;
@@ -32,6 +35,11 @@ const FLUSHED_WITHIN: Duration = Duration::from_millis(200);
 
 /// The most events one transaction takes; more waiting requests go in the next.
 const MAX_BATCH_EVENTS: usize = 512;
+
+/// Batches committed at once on PostgreSQL, each on a connection of its own. Its commits do
+/// not wait for the disk, so there is no flush for batches to share, and a request would
+/// otherwise wait for the batch before its own. SQLite has one writing connection: one batch.
+pub(crate) const POSTGRES_BATCHES_IN_FLIGHT: usize = 4;
 
 /// Requests queued for the writer before callers wait for room.
 const QUEUE: usize = 1024;
@@ -97,7 +105,18 @@ async fn run(pools: WriterPools, mut queue: mpsc::Receiver<Request>) {
         tokio::spawn(flusher(pools.readers.clone(), told));
         tell
     });
-    while let Some(first) = queue.recv().await {
+    let in_flight = Arc::new(Semaphore::new(match pools.backend {
+        Backend::Sqlite => 1,
+        Backend::Postgres => POSTGRES_BATCHES_IN_FLIGHT,
+    }));
+    loop {
+        // Requests gather while every batch slot is busy; the next batch takes them all.
+        let Ok(slot) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = queue.recv().await else {
+            return;
+        };
         let mut count = first.events.len();
         let mut batch = vec![first];
         while count < MAX_BATCH_EVENTS {
@@ -111,35 +130,53 @@ async fn run(pools: WriterPools, mut queue: mpsc::Receiver<Request>) {
         }
         let pool = pools.current().clone();
         let backend = pools.backend;
+        let unflushed = unflushed.clone();
+        let commit = async move {
+            let wrote = commit(backend, &pool, batch).await;
+            if let (true, Some(tell)) = (wrote, &unflushed) {
+                // Full: a flush is already due, and it takes this commit too.
+                let _ = tell.try_send(());
+            }
+            drop(slot);
+        };
+        match backend {
+            Backend::Sqlite => commit.await,
+            Backend::Postgres => {
+                tokio::spawn(commit);
+            }
+        }
+    }
+}
+
+/// Writes `batch` in one transaction and answers each request; if that fails, each request
+/// alone. Whether anything was written.
+async fn commit(backend: Backend, pool: &sqlx::AnyPool, batch: Vec<Request>) -> bool {
+    if batch.len() == 1 {
         let mut wrote = false;
-        if batch.len() == 1 {
+        for request in batch {
+            let result = insert(backend, pool, &request.events).await;
+            wrote = result.is_ok();
+            let _ = request.done.send(result);
+        }
+        return wrote;
+    }
+    let all: Vec<&OutboxEvent> = batch.iter().flat_map(|request| &request.events).collect();
+    match insert_refs(backend, pool, &all).await {
+        Ok(()) => {
             for request in batch {
-                let result = insert(backend, &pool, &request.events).await;
+                let _ = request.done.send(Ok(()));
+            }
+            true
+        }
+        Err(error) => {
+            tracing::debug!(%error, requests = batch.len(), "group commit failed; writing each request alone");
+            let mut wrote = false;
+            for request in batch {
+                let result = insert(backend, pool, &request.events).await;
                 wrote |= result.is_ok();
                 let _ = request.done.send(result);
             }
-        } else {
-            let all: Vec<&OutboxEvent> = batch.iter().flat_map(|request| &request.events).collect();
-            match insert_refs(backend, &pool, &all).await {
-                Ok(()) => {
-                    wrote = true;
-                    for request in batch {
-                        let _ = request.done.send(Ok(()));
-                    }
-                }
-                Err(error) => {
-                    tracing::debug!(%error, requests = batch.len(), "group commit failed; writing each request alone");
-                    for request in batch {
-                        let result = insert(backend, &pool, &request.events).await;
-                        wrote |= result.is_ok();
-                        let _ = request.done.send(result);
-                    }
-                }
-            }
-        }
-        if let (true, Some(tell)) = (wrote, &unflushed) {
-            // Full: a flush is already due, and it takes this commit too.
-            let _ = tell.try_send(());
+            wrote
         }
     }
 }
@@ -176,23 +213,21 @@ async fn insert_refs(
     events: &[&OutboxEvent],
 ) -> Result<(), sqlx::Error> {
     match backend {
+        // The pool's sessions do not wait for the disk (`synchronous_commit = off`).
+        Backend::Postgres if events.len() <= OutboxEvent::ROWS_PER_INSERT => {
+            // One statement: its own transaction, one round trip.
+            OutboxEvent::insert_all(events, &mut *pool.acquire().await?).await
+        }
         Backend::Postgres => {
             let mut transaction = pool.begin().await?;
-            transaction
-                .execute("SET LOCAL synchronous_commit = off")
-                .await?;
-            for event in events {
-                event.insert(&mut transaction).await?;
-            }
+            OutboxEvent::insert_all(events, &mut transaction).await?;
             transaction.commit().await
         }
         Backend::Sqlite => {
             let mut connection = Unsynced::acquire(pool).await?;
             let written = async {
                 let mut transaction = connection.get()?.begin().await?;
-                for event in events {
-                    event.insert(&mut transaction).await?;
-                }
+                OutboxEvent::insert_all(events, &mut *transaction).await?;
                 transaction.commit().await
             }
             .await;

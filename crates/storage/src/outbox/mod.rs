@@ -11,7 +11,7 @@
 mod group;
 mod write;
 
-pub(crate) use group::{GroupCommit, WriterPools};
+pub(crate) use group::{GroupCommit, POSTGRES_BATCHES_IN_FLIGHT, WriterPools};
 
 pub use write::{AnyQuery, Arguments, Change, Companion, Written, write, write_in};
 
@@ -118,6 +118,39 @@ impl OutboxEvent {
             .bind(self.created_at)
             .bind(self.audit_event.as_slice())
             .bind(&self.traceparent)
+    }
+
+    /// Rows one INSERT of [`OutboxEvent::insert_all`] writes: 8,000 placeholders, well within
+    /// what both databases take in one statement.
+    pub(crate) const ROWS_PER_INSERT: usize = 1_000;
+
+    /// Writes `events` with one multi-row INSERT per [`Self::ROWS_PER_INSERT`] of them: one
+    /// round trip for the usual handful instead of one per event.
+    pub async fn insert_all(
+        events: &[&OutboxEvent],
+        connection: &mut sqlx::AnyConnection,
+    ) -> Result<(), sqlx::Error> {
+        for chunk in events.chunks(Self::ROWS_PER_INSERT) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|row| {
+                    format!(
+                        "({})",
+                        placeholders(1 + row * Self::COLUMN_COUNT, Self::COLUMN_COUNT)
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO outbox ({}) VALUES {}",
+                Self::COLUMNS,
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for event in chunk {
+                query = event.bind(query);
+            }
+            query.execute(&mut *connection).await?;
+        }
+        Ok(())
     }
 
     /// Writes the event in `transaction`.
@@ -411,6 +444,36 @@ mod tests {
             .collect();
         assert_eq!(pending, [1, 3, 5, 7, 9, 11, 12, 14, 18, 19, 20]);
         assert_eq!(audit.backlog(&database).await.unwrap(), 11);
+    }
+
+    /// Events written together, more than one statement takes, are all stored, each with
+    /// its own columns, in the order given.
+    #[tokio::test]
+    async fn insert_all_writes_every_event_in_order_over_several_statements() {
+        let directory = tempfile::tempdir().unwrap();
+        let database = database(&directory).await;
+        let count = OutboxEvent::ROWS_PER_INSERT * 2 + 37;
+        let events: Vec<OutboxEvent> = (0..i64::try_from(count).unwrap())
+            .map(|n| OutboxEvent {
+                event_id: format!("all-{n}"),
+                audit_event: n.to_be_bytes().to_vec(),
+                ..event(n % 200)
+            })
+            .collect();
+        let refs: Vec<&OutboxEvent> = events.iter().collect();
+        let mut transaction = database.pool().begin().await.unwrap();
+        OutboxEvent::insert_all(&refs, &mut transaction)
+            .await
+            .unwrap();
+        transaction.commit().await.unwrap();
+        let stored: Vec<OutboxEvent> = OutboxDestination::all("audit_relayed_at")
+            .pending(&database, i64::try_from(count).unwrap() + 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|pending| pending.event)
+            .collect();
+        assert_eq!(stored, events);
     }
 
     /// The one connection every SQLite call shares is synchronous again after a mark, also
