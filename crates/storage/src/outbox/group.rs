@@ -227,7 +227,7 @@ async fn insert_refs(
             let mut connection = Unsynced::acquire(pool).await?;
             let written = async {
                 let mut transaction = connection.get()?.begin().await?;
-                OutboxEvent::insert_all(events, &mut *transaction).await?;
+                OutboxEvent::insert_all(events, &mut transaction).await?;
                 transaction.commit().await
             }
             .await;
