@@ -381,7 +381,8 @@ impl DisclosureConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReviewConfig {
-    /// Working hours on weekdays, Swedish time, e.g. "07:00-18:00": accesses outside are found.
+    /// Working hours on weekdays, Swedish time, e.g. "07:00-18:00": accesses outside are found
+    /// (public holidays and midsummer, Christmas and New Year's Eve have none).
     pub working_hours: String,
     /// One user accessing this many different persons within `burst_minutes` is found.
     pub burst_persons: u32,

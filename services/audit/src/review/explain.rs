@@ -2,7 +2,8 @@
 
 use crate::entry::EntryRecord;
 
-use super::period::local_text;
+use super::holidays::day_off;
+use super::period::{local_date, local_text};
 use super::rules::{
     RULE_COMPLIANCE_READ, RULE_NO_RELATION, RULE_OUTSIDE_HOURS, RULE_PROTECTED_IDENTITY,
     RULE_PROTECTED_REVEALED, RULE_SAMPLE,
@@ -97,16 +98,22 @@ fn reason(rule: &str, settings: &ReviewSettings, record: &EntryRecord) -> (Strin
              myndighet"
                 .into(),
         ),
-        RULE_OUTSIDE_HOURS => (
-            format!(
-                "outside working hours (weekdays {}, Swedish time)",
-                settings.working_hours()
+        RULE_OUTSIDE_HOURS => match local_date(record.body.occurred_at_unix_ms).and_then(day_off) {
+            Some(day) => (
+                format!("on a day off ({day}), when there are no working hours"),
+                format!("på en ledig dag ({day}), som saknar arbetstid"),
             ),
-            format!(
-                "utanför arbetstid (vardagar {}, svensk tid)",
-                settings.working_hours()
+            None => (
+                format!(
+                    "outside working hours (weekdays {}, Swedish time)",
+                    settings.working_hours()
+                ),
+                format!(
+                    "utanför arbetstid (vardagar {}, svensk tid)",
+                    settings.working_hours()
+                ),
             ),
-        ),
+        },
         RULE_PROTECTED_REVEALED => (
             "protected details (address, workplace, school, shelter) were revealed".into(),
             "skyddade uppgifter (adress, arbetsplats, skola, skyddat boende) visades".into(),
@@ -241,6 +248,24 @@ mod tests {
              outside working hours (weekdays 07:00-18:00, Swedish time)."
         );
         assert!(sv.starts_with("handlaggare-bollnas (IFO, bollnas-kommun) läste utlämnande d-1 2026-03-27 20:15: utanför arbetstid"), "{sv}");
+        // Christmas Eve 2026, 10:30: within the hours, but a day off.
+        let mut on_christmas_eve = record("disclosure.read");
+        on_christmas_eve.body.occurred_at_unix_ms = 1_798_104_600_000;
+        let (en, sv) = entry_explanation(
+            RULE_OUTSIDE_HOURS,
+            &ReviewSettings::default(),
+            &on_christmas_eve,
+        );
+        assert!(
+            en.ends_with(
+                "on 2026-12-24 10:30: on a day off (julafton), when there are no working hours."
+            ),
+            "{en}"
+        );
+        assert!(
+            sv.ends_with("på en ledig dag (julafton), som saknar arbetstid."),
+            "{sv}"
+        );
         let (en, _) = burst_explanation(
             &ReviewSettings::default(),
             "u",

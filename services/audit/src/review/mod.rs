@@ -21,6 +21,7 @@
 
 pub mod access;
 pub mod explain;
+pub mod holidays;
 pub mod period;
 pub mod rules;
 pub mod sample;
@@ -571,7 +572,8 @@ impl ReviewApi {
                 rules::RULE_NO_RELATION
             ),
             format!(
-                "{}: accesses outside weekdays {} (Europe/Stockholm)",
+                "{}: accesses outside {} on weekdays that are no public holiday, midsummer, \
+                 Christmas or New Year's Eve (Europe/Stockholm)",
                 rules::RULE_OUTSIDE_HOURS,
                 settings.working_hours()
             ),

@@ -1,9 +1,10 @@
 //! A review's period: whole Swedish calendar days, as the instants the log's entries are
 //! filtered by, and the working hours within it.
 
-use time::{Date, OffsetDateTime, Weekday, format_description::well_known::Iso8601};
+use time::{Date, OffsetDateTime, format_description::well_known::Iso8601};
 use tryggdel_domain::{end_of_swedish_day_unix_ms, swedish_time};
 
+use super::holidays::is_working_day;
 use super::settings::WorkingHours;
 
 /// The longest period one run covers.
@@ -81,12 +82,13 @@ impl Period {
         self.until_ms
     }
 
-    /// The working hours of each weekday of the period as instants `[start, end)`.
+    /// The working hours of each working day of the period (a weekday that is no public
+    /// holiday or eve off, see the `holidays` module) as instants `[start, end)`.
     pub fn working_windows(&self, hours: WorkingHours) -> Vec<(i64, i64)> {
         let mut windows = Vec::new();
         let mut day = self.from;
         loop {
-            if !matches!(day.weekday(), Weekday::Saturday | Weekday::Sunday)
+            if is_working_day(day)
                 && let (Some(start), Some(end)) = (
                     local_instant(day, hours.start_minute()),
                     local_instant(day, hours.end_minute()),
@@ -121,6 +123,12 @@ fn local_instant(date: Date, minute: u32) -> Option<i64> {
         shown + 24 * 60
     };
     Some(guess - (shown - i64::from(minute)) * MINUTE_MS)
+}
+
+/// The Swedish calendar day of `unix_ms`.
+pub fn local_date(unix_ms: i64) -> Option<Date> {
+    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000).ok()?;
+    Some(swedish_time(at).date())
 }
 
 /// `unix_ms` as Swedish local time, `YYYY-MM-DD HH:MM`.
@@ -167,5 +175,32 @@ mod tests {
         assert_eq!(local_text(windows[1].0), "2026-03-30 07:00");
         assert_eq!(windows[1].1 - windows[1].0, 11 * 3_600_000);
         assert_eq!(windows[0].0, 1_774_591_200_000);
+    }
+
+    #[test]
+    fn public_holidays_and_eves_off_have_no_working_window() {
+        // Christmas week 2026: Monday 21 to Thursday 31 December; 24, 25 and 31 are off,
+        // 26 and 27 a weekend.
+        let period = Period::parse("2026-12-21", "2026-12-31").unwrap();
+        let days: Vec<String> = period
+            .working_windows(WorkingHours::parse("07:00-18:00").unwrap())
+            .iter()
+            .map(|(start, _)| local_text(*start))
+            .collect();
+        assert_eq!(
+            days,
+            [
+                "2026-12-21 07:00",
+                "2026-12-22 07:00",
+                "2026-12-23 07:00",
+                "2026-12-28 07:00",
+                "2026-12-29 07:00",
+                "2026-12-30 07:00",
+            ]
+        );
+        assert_eq!(
+            local_date(1_798_153_200_000),
+            Some(time::macros::date!(2026 - 12 - 25))
+        );
     }
 }
