@@ -148,37 +148,33 @@ async fn run(pools: WriterPools, mut queue: mpsc::Receiver<Request>) {
     }
 }
 
-/// Writes `batch` in one transaction and answers each request; if that fails, each request
-/// alone. Whether anything was written.
-async fn commit(backend: Backend, pool: &sqlx::AnyPool, batch: Vec<Request>) -> bool {
-    if batch.len() == 1 {
-        let mut wrote = false;
-        for request in batch {
-            let result = insert(backend, pool, &request.events).await;
-            wrote = result.is_ok();
-            let _ = request.done.send(result);
-        }
-        return wrote;
-    }
+/// Writes `batch` in one transaction and answers each request; if that fails and the batch
+/// holds several requests, each request alone. Whether anything was written.
+async fn commit(backend: Backend, pool: &sqlx::AnyPool, mut batch: Vec<Request>) -> bool {
     let all: Vec<&OutboxEvent> = batch.iter().flat_map(|request| &request.events).collect();
-    match insert_refs(backend, pool, &all).await {
+    let error = match insert_refs(backend, pool, &all).await {
         Ok(()) => {
             for request in batch {
                 let _ = request.done.send(Ok(()));
             }
-            true
+            return true;
         }
-        Err(error) => {
-            tracing::debug!(%error, requests = batch.len(), "group commit failed; writing each request alone");
-            let mut wrote = false;
-            for request in batch {
-                let result = insert(backend, pool, &request.events).await;
-                wrote |= result.is_ok();
-                let _ = request.done.send(result);
-            }
-            wrote
-        }
+        Err(error) => error,
+    };
+    if batch.len() == 1
+        && let Some(request) = batch.pop()
+    {
+        let _ = request.done.send(Err(error));
+        return false;
     }
+    tracing::debug!(%error, requests = batch.len(), "group commit failed; writing each request alone");
+    let mut wrote = false;
+    for request in batch {
+        let result = insert(backend, pool, &request.events).await;
+        wrote |= result.is_ok();
+        let _ = request.done.send(result);
+    }
+    wrote
 }
 
 /// Puts SQLite's WAL on the disk within [`FLUSHED_WITHIN`] of each commit it is told of: a

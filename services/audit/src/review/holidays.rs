@@ -24,8 +24,8 @@ pub fn day_off(date: Date) -> Option<&'static str> {
     if fixed.is_some() {
         return fixed;
     }
-    // Midsummer Eve is the Friday between 19 and 25 June (midsummer day the Saturday after);
-    // All Saints' Day is a Saturday.
+    // Midsummer Eve is the Friday between 19 and 25 June. Easter Day, Whit Sunday, Midsummer
+    // Day and All Saints' Day always fall on a weekend.
     if month == Month::June && (19..=25).contains(&day) && date.weekday() == Weekday::Friday {
         return Some("midsommarafton");
     }
